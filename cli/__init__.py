@@ -1,0 +1,1 @@
+"""The ``custodia`` command line: thin typer wrappers; nothing imports this package."""

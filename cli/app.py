@@ -1,0 +1,24 @@
+"""The ``custodia`` typer application: one sub-app per area, each command a thin wrapper.
+
+Heavy libraries (hvac, nats, eventsourcing, cryptography, structlog) are imported inside the
+commands, never at module level, so ``custodia --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+from cli import stack_cmds
+from cli.spanish import App
+
+app = App(
+    name="custodia",
+    help=(
+        "[bold]Custodia[/bold]: custodia de las credenciales de las cuentas de redes sociales "
+        "de las 33 Direcciones Distritales del IECM y bitácora a prueba de alteraciones de todo lo que "
+        "les ocurre (Lineamientos UTCSyD/LI/03).\n\n"
+        "Ejemplo: [cyan]custodia demo[/cyan] recorre un escenario completo en un directorio "
+        "desechable."
+    ),
+    add_completion=True,
+)
+
+stack_cmds.register(app)

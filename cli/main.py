@@ -1,0 +1,63 @@
+"""Entry point of the ``custodia`` console script: run the app, speak Spanish on every error."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+from cli.messages import EXIT_USAGE, describe
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run ``custodia``; any Custodia error becomes a Spanish message and a non-zero exit."""
+    sys.exit(run(list(sys.argv[1:] if argv is None else argv)))
+
+
+def run(args: list[str]) -> int:
+    """Run the command line with ``args``; return the exit code."""
+    import typer.main  # imported here so the error handling below stays cheap
+    from typer._click import exceptions as click_exceptions
+    from typer.exceptions import Abort, Exit
+
+    from cli.app import app
+    from events.errors import CustodiaError
+
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=args, prog_name="custodia", standalone_mode=False)
+    except click_exceptions.NoArgsIsHelpError as exc:
+        if exc.ctx is not None:
+            print(exc.ctx.get_help())
+        return 0
+    except click_exceptions.UsageError as exc:
+        from cli.spanish import translate_usage_error
+
+        path = exc.ctx.command_path if exc.ctx is not None else "custodia"
+        _error(
+            f"{translate_usage_error(exc.format_message())}\n"
+            f"Consulte «{path} --help» para ver la ayuda."
+        )
+        return EXIT_USAGE
+    except click_exceptions.ClickException as exc:
+        _error(exc.format_message())
+        return exc.exit_code
+    except (Abort, KeyboardInterrupt, EOFError):
+        _error("Operación cancelada.")
+        return 130
+    except Exit as exc:
+        return int(exc.exit_code or 0)
+    except CustodiaError as exc:
+        code, message = describe(exc)
+        _error(message)
+        return code
+    if isinstance(result, int):
+        return result
+    return 0
+
+
+def _error(message: str) -> None:
+    print(f"Error: {message}", file=sys.stderr)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,25 @@
+"""Rendering helpers: JSON for scripts, rich tables and panels for people."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+
+def print_json(data: Any) -> None:
+    """Machine-readable output: UTF-8 JSON on stdout, keys as documented in CLI.md."""
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def console() -> Any:
+    """A rich console on stdout that fits an 80-column terminal when the width is unknown."""
+    from rich.console import Console
+
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 100)
+
+
+def error_console() -> Any:
+    from rich.console import Console
+
+    return Console(stderr=True)

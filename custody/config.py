@@ -1,0 +1,77 @@
+"""Custodia's configuration: an environment mapping with the ``CUSTODIA_`` prefix.
+
+Every setting has a documented default (see README). Reading the environment happens once, in
+:func:`Settings.from_env`; everything else receives a ``Settings`` value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from events.errors import ConfigurationError
+
+PREFIX = "CUSTODIA_"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where Custodia keeps its data and which servers it talks to."""
+
+    home: Path
+    nats_url: str | None = None
+    nats_creds: Path | None = None
+    vault_addr: str | None = None
+    vault_token: str | None = None
+    policy_file: Path | None = None
+
+    def __repr__(self) -> str:  # the admin token never reaches a log line
+        return (
+            f"Settings(home={self.home!s}, nats_url={self.nats_url}, vault_addr={self.vault_addr},"
+            f" policy_file={self.policy_file})"
+        )
+
+    @property
+    def embedded_nats(self) -> bool:
+        return self.nats_url is None
+
+    @property
+    def embedded_vault(self) -> bool:
+        return self.vault_addr is None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        source = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = source.get(PREFIX + name, "").strip()
+            return value or None
+
+        home_text = get("HOME")
+        home = (
+            Path(home_text).expanduser()
+            if home_text
+            else (Path(source.get("HOME", str(Path.home()))) / ".local" / "share" / "custodia")
+        )
+        nats_url = get("NATS_URL")
+        if nats_url and not nats_url.startswith(("nats://", "tls://", "ws://", "wss://")):
+            raise ConfigurationError(PREFIX + "NATS_URL", "must start with nats:// or tls://")
+        vault_addr = get("VAULT_ADDR")
+        if vault_addr and not vault_addr.startswith(("http://", "https://")):
+            raise ConfigurationError(PREFIX + "VAULT_ADDR", "must start with http:// or https://")
+        creds = get("NATS_CREDS")
+        if creds and not Path(creds).expanduser().is_file():
+            raise ConfigurationError(PREFIX + "NATS_CREDS", "file not found")
+        policy = get("POLITICA")
+        if policy and not Path(policy).expanduser().is_file():
+            raise ConfigurationError(PREFIX + "POLITICA", "file not found")
+        return cls(
+            home=home,
+            nats_url=nats_url,
+            nats_creds=Path(creds).expanduser() if creds else None,
+            vault_addr=vault_addr.rstrip("/") if vault_addr else None,
+            vault_token=get("VAULT_TOKEN"),
+            policy_file=Path(policy).expanduser() if policy else None,
+        )

@@ -1,0 +1,71 @@
+"""The command line speaks Spanish, starts light, and never shows a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from cli import messages
+from cli.main import run
+from custody.embedded import CorruptKeyFileError, HomeNotWritableError
+from custody.servers import PortInUseError
+from events.errors import ConfigurationError, CustodiaError, EventStoreError, VaultError
+
+
+def test_help_is_spanish(capsys: pytest.CaptureFixture[str]) -> None:
+    """``custodia --help`` shows Spanish panel titles, usage and help-option text."""
+    assert run(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert "Uso: custodia" in out
+    assert "Opciones" in out
+    assert "Comandos" in out
+    assert "Muestra esta ayuda y termina." in out
+    for english in ("Usage:", "Show this message", "Options ", "Commands "):
+        assert english not in out
+
+
+def test_help_does_not_import_heavy_libraries() -> None:
+    """``--help`` keeps hvac, nats, eventsourcing, cryptography and structlog out of the process."""
+    code = (
+        "import sys\n"
+        "from cli.main import run\n"
+        "import contextlib, io\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        "    run(['--help'])\n"
+        "heavy = ('hvac', 'nats', 'eventsourcing', 'cryptography', 'structlog')\n"
+        "print(','.join(m for m in heavy if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == ""
+
+
+def test_usage_error_is_spanish_with_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    """An unknown option is reported in Spanish with exit code 2 and a pointer to --help."""
+    assert run(["estado", "--no-existe"]) == 2
+    err = capsys.readouterr().err
+    assert "No existe la opción --no-existe." in err
+    assert "custodia estado --help" in err
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "fragment"),
+    [
+        (HomeNotWritableError(__import__("pathlib").Path("/x"), "Permission denied"), 7, "/x"),
+        (CorruptKeyFileError(__import__("pathlib").Path("/k"), "missing"), 7, "no existe"),
+        (PortInUseError(4222, "NATS"), 7, "El puerto 4222 para NATS"),
+        (ConfigurationError("CUSTODIA_NATS_URL", "bad"), 7, "CUSTODIA_NATS_URL"),
+        (EventStoreError("boom"), 6, "bitácora"),
+        (VaultError("boom"), 6, "OpenBao"),
+        (CustodiaError("boom"), 1, "no se pudo completar"),
+    ],
+)
+def test_every_error_has_a_spanish_message(error: Exception, code: int, fragment: str) -> None:
+    """Each error class maps to its exit code and a Spanish message naming the facts."""
+    got_code, text = messages.describe(error)
+    assert got_code == code
+    assert fragment in text
+    assert "boom" not in text  # internal English detail is not shown to users

@@ -13,8 +13,8 @@ app = App(
     name="custodia",
     help=(
         "[bold]Custodia[/bold]: custodia de las credenciales de las cuentas de redes sociales "
-        "de las 33 Direcciones Distritales del IECM y bitácora a prueba de alteraciones de todo lo que "
-        "les ocurre (Lineamientos UTCSyD/LI/03).\n\n"
+        "de las 33 Direcciones Distritales del IECM y bitácora a prueba de alteraciones de "
+        "todo lo que les ocurre (Lineamientos UTCSyD/LI/03).\n\n"
         "Ejemplo: [cyan]custodia demo[/cyan] recorre un escenario completo en un directorio "
         "desechable."
     ),

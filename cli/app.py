@@ -6,7 +6,7 @@ commands, never at module level, so ``custodia --help`` stays fast.
 
 from __future__ import annotations
 
-from cli import stack_cmds
+from cli import demo_cmd, stack_cmds
 from cli.spanish import App
 
 app = App(
@@ -21,4 +21,5 @@ app = App(
     add_completion=True,
 )
 
+demo_cmd.register(app)
 stack_cmds.register(app)

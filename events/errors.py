@@ -13,6 +13,10 @@ the command line from the error's class and attributes (``cli.messages``).
     ├── InfrastructureError         a server we depend on misbehaved
     │   ├── EventStoreError         NATS JetStream (events.jetstream)
     │   └── VaultError              OpenBao / Vault (custody.vault)
+    ├── LedgerError                 tamper-evident ledger (events.merkle/checkpoint/ledger_verify)
+    │   └── ...                     InvalidProofError, CheckpointError (MalformedCheckpointError,
+    │                               WrongOriginError, UnknownKeyError, BadSignatureError),
+    │                               WitnessConflictError, BundleError
     └── StackError                  the embedded server supervisor (custody.embedded)
 
 Subclasses are declared next to the code that raises them and documented here when added.

@@ -1,0 +1,285 @@
+"""Designation is access (6.IX, 6.X): people, their identities, and group membership.
+
+Each person is one identity *entity* named by their user name, with one *alias* per login
+method (userpass by default; an OIDC/JWT alias when the institute's identity provider is used).
+Access comes only from identity groups (``custody.layout``): the 3 role groups and one group per
+district whose single member is the district's designated account administrator. OpenBao/Vault
+evaluates a token's identity policies on every request, so a membership change applies to
+existing tokens at once — no token has to be revoked (verified by the integration tests).
+
+All of this runs with the service token (policy ``custodia-servicio``), which may replace a
+group's members but not its policies, and may not give any login or entity a policy.
+
+Order of writes for a designation (``designate``), so that Vault never grants what the ledger
+does not (see ``custody.reconcile``):
+
+1. Vault: the district's group is emptied — the outgoing person loses access first (6.X);
+2. ledger: the designation is recorded (the ``record`` callback);
+3. Vault: the incoming person joins the group.
+
+A crash after 1 leaves nobody with access and the ledger naming the outgoing person; after 2,
+nobody with access and the ledger naming the incoming one. Either way reconciliation sees a
+group that differs from the ledger and sets it from the ledger. If recording fails, the previous
+members are put back before the error propagates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal, TypeVar
+
+import structlog
+
+from custody.errors import (
+    IdentityConflictError,
+    UnknownPersonError,
+    UnknownRoleError,
+    VaultNotFoundError,
+)
+from custody.layout import ROLE_GROUPS, district_group, district_id
+from custody.vault import VaultClient, check_username
+
+log = structlog.get_logger()
+
+Role = Literal["coadministrador", "titular", "administrador", "secretaria"]
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Person:
+    """A person's identity in OpenBao/Vault."""
+
+    username: str
+    entity_id: str
+    alias_id: str | None
+
+
+@dataclass(frozen=True)
+class MembershipChange:
+    """A group's members (user names) before and after a change."""
+
+    group: str
+    previous: tuple[str, ...]
+    current: tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        return set(self.previous) != set(self.current)
+
+
+class Access:
+    """People and group membership, acting with the service token."""
+
+    def __init__(self, client: VaultClient, *, auth_mount: str | None = None) -> None:
+        self._client = client
+        self._auth_mount = auth_mount or client.mounts.userpass
+        self._accessor: str | None = None
+
+    # -- people ------------------------------------------------------------------------------
+
+    def ensure_person(
+        self, username: str, password: str | None = None, role: Role | None = None
+    ) -> Person:
+        """Create or complete a person's login, entity and alias; safe to call again.
+
+        ``password`` sets (or resets) the userpass password; None leaves the login as it is
+        (with OIDC/JWT there is no password here). ``role`` adds the person to that role's group
+        (coadministrador, titular, secretaria); an administrador gets access only through a
+        designation. Call it after the person's registration is recorded in the ledger.
+        """
+        check_username(username)
+        if password is not None:
+            self._client.write(
+                f"auth/{self._auth_mount}/users/{username}",
+                {"password": password},
+                operation="ensure-person",
+                secret_body=True,
+            )
+        entity_id = self.entity_id(username)
+        if entity_id is None:
+            body = self._client.write(
+                "identity/entity",
+                {"name": username, "metadata": {"custodia": "persona"}},
+                operation="ensure-person",
+            )
+            entity_id = ((body or {}).get("data") or {}).get("id") or self.entity_id(username)
+            if entity_id is None:  # pragma: no cover - the server answered without an id
+                raise UnknownPersonError(username)
+        alias_id = self._ensure_alias(username, entity_id)
+        if role is not None and role in ROLE_GROUPS:
+            self.add_role_member(role, username)
+        log.info("custody.person.ensured", username=username, role=role)
+        return Person(username, entity_id, alias_id)
+
+    def entity_id(self, username: str) -> str | None:
+        """The entity id of ``username``, or None if the person has no identity yet."""
+        check_username(username)
+        try:
+            body = self._client.read(f"identity/entity/name/{username}", operation="lookup-person")
+        except VaultNotFoundError:
+            return None
+        entity = body.get("data") or {}
+        return str(entity["id"]) if entity.get("id") else None
+
+    def require_entity_id(self, username: str) -> str:
+        entity_id = self.entity_id(username)
+        if entity_id is None:
+            raise UnknownPersonError(username)
+        return entity_id
+
+    def _mount_accessor(self) -> str:
+        if self._accessor is None:
+            body = self._client.read("sys/auth", operation="ensure-person")
+            mounts = body.get("data") or body
+            entry = mounts.get(self._auth_mount + "/") or {}
+            if not entry.get("accessor"):
+                raise VaultNotFoundError("ensure-person", f"sys/auth/{self._auth_mount}")
+            self._accessor = str(entry["accessor"])
+        return self._accessor
+
+    def _ensure_alias(self, username: str, entity_id: str) -> str | None:
+        accessor = self._mount_accessor()
+        try:
+            body = self._client.write(
+                "identity/lookup/entity",
+                {"alias_name": username, "alias_mount_accessor": accessor},
+                operation="ensure-person",
+            )
+        except VaultNotFoundError:
+            body = None
+        found = (body or {}).get("data") or {}
+        if found:
+            if found.get("id") != entity_id:
+                raise IdentityConflictError(username, self._auth_mount)
+            for alias in found.get("aliases") or []:
+                if alias.get("mount_accessor") == accessor and alias.get("name") == username:
+                    return str(alias.get("id"))
+            return None
+        created = self._client.write(
+            "identity/entity-alias",
+            {"name": username, "mount_accessor": accessor, "canonical_id": entity_id},
+            operation="ensure-person",
+        )
+        return str(((created or {}).get("data") or {}).get("id") or "") or None
+
+    def delete_login(self, username: str) -> None:
+        """Remove a person's userpass login (baja); their entity stays for the audit trail."""
+        check_username(username)
+        self._client.delete(f"auth/{self._auth_mount}/users/{username}", operation="delete-login")
+
+    # -- groups ------------------------------------------------------------------------------
+
+    def members(self, group: str) -> tuple[str, ...]:
+        """The user names (entity names) of a group's members, sorted."""
+        ids = self._member_ids(group)
+        return tuple(sorted(self._names_of(ids)))
+
+    def _member_ids(self, group: str) -> list[str]:
+        body = self._client.read(f"identity/group/name/{group}", operation="read-group")
+        return [str(i) for i in ((body.get("data") or {}).get("member_entity_ids") or [])]
+
+    def _names_of(self, entity_ids: Iterable[str]) -> list[str]:
+        names = []
+        for entity_id in entity_ids:
+            try:
+                body = self._client.read(f"identity/entity/id/{entity_id}", operation="read-group")
+                names.append(str((body.get("data") or {}).get("name") or entity_id))
+            except VaultNotFoundError:
+                names.append(entity_id)  # a deleted entity still listed: show its id
+        return names
+
+    def set_members(self, group: str, usernames: Iterable[str]) -> MembershipChange:
+        """Replace a group's members in ONE write: leavers and joiners change together."""
+        wanted = sorted(set(usernames))
+        ids = [self.require_entity_id(u) for u in wanted]
+        previous = self.members(group)
+        self._client.write(
+            f"identity/group/name/{group}",
+            {"member_entity_ids": ids},
+            operation="set-members",
+        )
+        change = MembershipChange(group, previous, tuple(wanted))
+        if change.changed:
+            log.info(
+                "custody.group.members_set", group=group, previous=previous, current=tuple(wanted)
+            )
+        return change
+
+    def set_district_holder(self, district: str, username: str | None) -> MembershipChange:
+        """Make ``username`` the only member of the district's administrator group (None: nobody).
+
+        One write replaces the membership, so the outgoing person leaves and the incoming one
+        joins together; the outgoing person's existing tokens are refused from the next request.
+        """
+        return self.set_members(district_group(district), [username] if username else [])
+
+    def district_holders(self, district: str) -> tuple[str, ...]:
+        return self.members(district_group(district))
+
+    def designate(
+        self, district: str, incoming: str | None, record: Callable[[], T] | None = None
+    ) -> T | None:
+        """Change a district's administrator: revoke, record in the ledger, grant (6.X).
+
+        ``record`` writes the designation to the ledger. If it raises, the previous members are
+        restored and the error propagates; if the final grant fails, the ledger already holds
+        the designation and reconciliation completes the grant.
+        """
+        district = district_id(district)
+        if incoming is not None:
+            self.require_entity_id(incoming)  # fail before anyone loses access
+        revoked = self.set_district_holder(district, None)
+        result: T | None = None
+        if record is not None:
+            try:
+                result = record()
+            except BaseException:
+                try:
+                    self.set_members(district_group(district), revoked.previous)
+                except Exception:
+                    log.warning("custody.designation.restore_failed", district=district)
+                raise
+        if incoming is not None:
+            self.set_district_holder(district, incoming)
+        log.info(
+            "custody.designation.applied",
+            district=district,
+            previous=revoked.previous,
+            current=incoming,
+        )
+        return result
+
+    def role_group(self, role: Role) -> str:
+        group = ROLE_GROUPS.get(role)
+        if group is None:
+            raise UnknownRoleError(role)
+        return group
+
+    def set_role_members(self, role: Role, usernames: Iterable[str]) -> MembershipChange:
+        """Replace the members of a role's group (coadministradores, titulares, secretaria)."""
+        return self.set_members(self.role_group(role), usernames)
+
+    def add_role_member(self, role: Role, username: str) -> MembershipChange:
+        """Add one member (read-modify-write: identity groups have no check-and-set, so two
+        concurrent changes can lose one; reconciliation against the ledger restores it)."""
+        group = self.role_group(role)
+        return self.set_members(group, {*self.members(group), username})
+
+    def remove_role_member(self, role: Role, username: str) -> MembershipChange:
+        group = self.role_group(role)
+        return self.set_members(group, set(self.members(group)) - {username})
+
+    def groups_of(self, username: str) -> tuple[str, ...]:
+        """The names of the groups a person belongs to (for the service's role mapping)."""
+        entity_id = self.require_entity_id(username)
+        body = self._client.read(f"identity/entity/id/{entity_id}", operation="read-person")
+        group_ids = (body.get("data") or {}).get("group_ids") or []
+        names = []
+        for group_id in group_ids:
+            try:
+                group = self._client.read(f"identity/group/id/{group_id}", operation="read-person")
+                names.append(str((group.get("data") or {}).get("name") or group_id))
+            except VaultNotFoundError:
+                continue
+        return tuple(sorted(names))

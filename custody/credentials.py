@@ -1,0 +1,778 @@
+"""Account credentials in OpenBao/Vault: staged rotation, audited reveals, 2FA (6.IX, 6.X).
+
+**Whose token.** Every operation on a secret is made with the CALLER's own token, so the server
+decides (R1) and its audit log names the person. The service's own token (this object's client,
+policy ``custodia-servicio``) reads only versions and metadata and may revoke a wrapping token;
+it cannot read a credential, a staged credential or a 2FA code.
+
+**Reveal, fail-closed** (:meth:`Credentials.reveal`). The caller's read is made with response
+wrapping (``X-Vault-Wrap-TTL``): the server keeps the answer and returns a single-use wrapping
+token. The service records the read in the ledger and only then hands the wrapping token to the
+caller, who unwraps it (:meth:`Credentials.unwrap`). If the ledger write fails, the wrapping token
+is revoked and nothing is shown. Whoever holds a wrapping token can unwrap it — but only once: if
+the caller finds it already used, someone intercepted it (:class:`WrappingTokenInvalidError`).
+The unwrap checks the token's creation path first, so a forged token wrapping something else is
+refused (:class:`WrappingPathMismatchError`).
+
+**Rotation, and the order of the writes** (reconciled by ``custody.reconcile``):
+
+- stage:   Vault (staged version, check-and-set 0 = no rotation open) → ledger. A crash leaves a
+           staged credential no open rotation explains: reconciliation deletes it.
+- confirm: Vault (current ← staged, check-and-set on the base version) → ledger → Vault (staged
+           deleted). Vault first because the platform already uses the new password. A crash
+           before the ledger leaves Vault's current version ahead, tagged with the open
+           rotation's event id: reconciliation asks for the confirmation to be recorded.
+- abandon: ledger → Vault (staged deleted). A crash leaves a staged leftover: deleted.
+
+Nothing here returns or logs a secret except :class:`Credential` and :class:`TotpCode`, whose
+``repr`` hides it. Events get versions and keyed fingerprints (transit HMAC), never the secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import time
+import urllib.parse
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import structlog
+
+from custody.errors import (
+    InvalidOtpauthUriError,
+    NoStagedRotationError,
+    RotationMismatchError,
+    VaultCasConflictError,
+    VaultInvalidRequestError,
+    VaultNotFoundError,
+    VaultPermissionDeniedError,
+    VaultServerError,
+    VaultTokenInvalidError,
+    WrappingPathMismatchError,
+    WrappingTokenInvalidError,
+)
+from custody.layout import FINGERPRINT_KEY, AccountRef
+from custody.vault import VaultClient, parse_time
+from events.errors import VaultError
+
+log = structlog.get_logger()
+
+DEFAULT_WRAP_TTL = 60
+MAX_WRAP_TTL = 300
+DEFAULT_TOTP_PERIOD = 30
+
+# -- values ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credential:
+    """An account's credential at one version. ``repr`` never shows the password."""
+
+    account: str
+    version: int
+    password: str = field(repr=False)
+    created_time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class WrappedSecret:
+    """A single-use wrapping token for one read. ``repr`` never shows the token."""
+
+    token: str = field(repr=False)
+    accessor: str
+    ttl: int
+    creation_time: datetime | None
+    creation_path: str
+    account: str
+    kind: Literal["password", "totp"]
+    version: int | None = None
+
+    def facts(self) -> dict[str, str | int | None]:
+        """What the ledger records about this read — never the token (use this, not asdict)."""
+        return {
+            "account": self.account,
+            "kind": self.kind,
+            "version": self.version,
+            "accessor": self.accessor,
+            "creation_time": self.creation_time.isoformat() if self.creation_time else None,
+            "ttl": self.ttl,
+        }
+
+
+@dataclass(frozen=True)
+class WrappingInfo:
+    """What the server says about a wrapping token, without unwrapping it."""
+
+    creation_path: str
+    creation_time: datetime | None
+    ttl: int
+
+
+@dataclass(frozen=True)
+class StagedRotation:
+    """A staged credential: facts for the ledger's "rotation started" event."""
+
+    account: str
+    rotation_event_id: str
+    base_version: int
+    version: int
+    fingerprint: str
+    staged_by: str
+
+
+@dataclass(frozen=True)
+class ConfirmedRotation:
+    """A staged credential made current: facts for the "rotation confirmed" event."""
+
+    account: str
+    rotation_event_id: str
+    version: int
+    previous_version: int
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class AbandonedRotation:
+    """A staged credential discarded: facts for the "rotation abandoned" event."""
+
+    account: str
+    rotation_event_id: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class TotpCode:
+    """A 2FA code and the instant it stops being valid. ``repr`` never shows the code."""
+
+    account: str
+    code: str = field(repr=False)
+    valid_until: datetime
+
+
+@dataclass(frozen=True)
+class TotpRegistration:
+    """Facts about an imported 2FA seed, for the ledger (never the seed)."""
+
+    account: str
+    issuer: str
+    label: str
+    algorithm: str
+    digits: int
+    period: int
+    seed_fingerprint: str
+
+
+@dataclass(frozen=True)
+class OtpauthKey:
+    """A parsed ``otpauth://totp/`` URI. ``repr`` never shows the seed."""
+
+    secret_b32: str = field(repr=False)
+    issuer: str
+    label: str
+    algorithm: str
+    digits: int
+    period: int
+
+
+# -- otpauth ---------------------------------------------------------------------------------
+
+_B32_ALPHABET = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
+
+
+def parse_otpauth(account: str, uri: str) -> OtpauthKey:
+    """Validate an ``otpauth://totp/`` URI; :class:`InvalidOtpauthUriError` names the bad part.
+
+    The seed must be base32 of at least 80 bits (RFC 4226 recommends 160); SHA1/SHA256/SHA512,
+    6 or 8 digits, a period of 15–300 s. HOTP (counter based) is refused.
+    """
+
+    def bad(problem: str) -> InvalidOtpauthUriError:
+        return InvalidOtpauthUriError(account, problem)
+
+    if not isinstance(uri, str) or len(uri) > 2048:
+        raise bad("too-long")
+    parts = urllib.parse.urlsplit(uri.strip())
+    if parts.scheme.lower() != "otpauth":
+        raise bad("scheme")
+    if parts.netloc.lower() != "totp":
+        raise bad("type")
+    pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+    params: dict[str, str] = {}
+    for key, value in pairs:
+        key = key.lower()
+        if key in params:
+            raise bad("duplicate-parameter")
+        params[key] = value
+    label = urllib.parse.unquote(parts.path.lstrip("/"))
+    label_issuer, _, label_account = label.rpartition(":")
+    secret = "".join(params.get("secret", "").split()).upper().rstrip("=")
+    if not secret:
+        raise bad("secret-missing")
+    if not set(secret) <= _B32_ALPHABET:
+        raise bad("secret-encoding")
+    padded = secret + "=" * (-len(secret) % 8)
+    try:
+        seed = base64.b32decode(padded)
+    except (binascii.Error, ValueError):
+        raise bad("secret-encoding") from None
+    if len(seed) < 10:
+        raise bad("secret-too-short")
+    if len(seed) > 128:
+        raise bad("secret-too-long")
+    algorithm = params.get("algorithm", "SHA1").upper()
+    if algorithm not in ("SHA1", "SHA256", "SHA512"):
+        raise bad("algorithm")
+    try:
+        digits = int(params.get("digits", "6"))
+        period = int(params.get("period", str(DEFAULT_TOTP_PERIOD)))
+    except ValueError:
+        raise bad("digits-or-period") from None
+    if digits not in (6, 8):
+        raise bad("digits")
+    if not 15 <= period <= 300:
+        raise bad("period")
+    issuer = params.get("issuer") or label_issuer
+    return OtpauthKey(padded, issuer[:128], label_account[:128], algorithm, digits, period)
+
+
+def _valid_until(data: dict[str, Any], generated_at: float, period: int | None) -> datetime:
+    """When a code stops being valid: the server's ``expire_time`` (OpenBao), else the end of
+    the period window the code was generated in."""
+    expire = data.get("expire_time")
+    if isinstance(expire, int | float) and expire > 0:
+        return datetime.fromtimestamp(float(expire), UTC)
+    if period is None:
+        raw = str(data.get("period") or "").rstrip("s")
+        period = int(raw) if raw.isdigit() else DEFAULT_TOTP_PERIOD
+    generated = data.get("generated")
+    at = float(generated) if isinstance(generated, int | float) and generated > 0 else generated_at
+    return datetime.fromtimestamp((int(at) // period + 1) * period, UTC)
+
+
+def _check_ttl(ttl: int) -> int:
+    if not 1 <= int(ttl) <= MAX_WRAP_TTL:
+        raise ValueError(f"wrap TTL must be 1..{MAX_WRAP_TTL} s")
+    return int(ttl)
+
+
+def _custom(values: dict[str, str | None]) -> dict[str, str]:
+    """``custom_metadata`` without empty values (KV v2 refuses them)."""
+    return {k: v for k, v in values.items() if v}
+
+
+def _b64(data: str | bytes) -> str:
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    return base64.b64encode(raw).decode("ascii")
+
+
+# -- the service -----------------------------------------------------------------------------
+
+
+class Credentials:
+    """Credentials and 2FA, with callers' tokens; ``client`` carries the service token."""
+
+    def __init__(self, client: VaultClient) -> None:
+        self._client = client
+        self._mounts = client.mounts
+        self._periods: dict[str, int] = {}
+
+    def _as(self, caller_token: str) -> VaultClient:
+        return self._client.with_token(caller_token)
+
+    def fingerprint(self, caller_token: str, secret: str | bytes) -> str:
+        """A keyed fingerprint (transit HMAC-SHA256, key ``custodia-fingerprint``) of a secret.
+
+        Comparable across events without revealing the secret; useless without the server.
+        """
+        body = self._as(caller_token).write(
+            f"{self._mounts.transit}/hmac/{FINGERPRINT_KEY}/sha2-256",
+            {"input": _b64(secret)},
+            operation="fingerprint",
+            secret_body=True,
+        )
+        value = ((body or {}).get("data") or {}).get("hmac")
+        if not value:
+            raise VaultServerError("fingerprint", f"{self._mounts.transit}/hmac", None)
+        return str(value)
+
+    # -- versions (service token) ----------------------------------------------------------
+
+    def current_version(self, account: str | AccountRef) -> int:
+        """The account's current credential version (0: none yet). Service token, metadata."""
+        ref = AccountRef.parse(account)
+        meta = self._metadata(self._client, ref, staged=False)
+        return int(meta.get("current_version") or 0) if meta else 0
+
+    def staged_metadata(self, account: str | AccountRef) -> dict[str, str] | None:
+        """The staged credential's ``custom_metadata`` (None: nothing staged). Service token."""
+        ref = AccountRef.parse(account)
+        meta = self._metadata(self._client, ref, staged=True)
+        if meta is None:
+            return None
+        return {str(k): str(v) for k, v in (meta.get("custom_metadata") or {}).items()}
+
+    def _metadata(
+        self, client: VaultClient, ref: AccountRef, staged: bool
+    ) -> dict[str, Any] | None:
+        try:
+            body = client.read(
+                ref.metadata_path(self._mounts, staged), operation="read-metadata", account=ref.name
+            )
+        except VaultNotFoundError:
+            return None
+        data: dict[str, Any] = body.get("data") or {}
+        return data
+
+    # -- reveal ------------------------------------------------------------------------------
+
+    def read_current_wrapped(
+        self, caller_token: str, account: str | AccountRef, ttl: int = DEFAULT_WRAP_TTL
+    ) -> WrappedSecret:
+        """The current credential, read with the CALLER's token and wrapped for ``ttl`` seconds.
+
+        The version is pinned first (service token, metadata), so the ledger can record exactly
+        which version the caller will see. Permission is decided by the server on the caller's
+        read: a refused caller gets :class:`VaultPermissionDeniedError` and no wrapping token.
+        """
+        ref = AccountRef.parse(account)
+        ttl = _check_ttl(ttl)
+        meta = self._metadata(self._client, ref, staged=False)
+        version = int((meta or {}).get("current_version") or 0)
+        path = ref.data_path(self._mounts)
+        if version <= 0:
+            raise VaultNotFoundError("reveal", path, ref.name)
+        body = self._as(caller_token).read(
+            path,
+            operation="reveal",
+            account=ref.name,
+            params={"version": version},
+            wrap_ttl=ttl,
+        )
+        wrapped = self._wrapped(body, ref, "password", version, "reveal", path)
+        log.info(
+            "custody.reveal.wrapped",
+            account=ref.name,
+            version=version,
+            accessor=wrapped.accessor,
+            ttl=wrapped.ttl,
+        )
+        return wrapped
+
+    def reveal(
+        self,
+        caller_token: str,
+        account: str | AccountRef,
+        record: Callable[[WrappedSecret], object],
+        ttl: int = DEFAULT_WRAP_TTL,
+    ) -> WrappedSecret:
+        """Fail-closed reveal (R5, R6): wrap, ``record`` the read in the ledger, then hand over.
+
+        If ``record`` raises, the wrapping token is revoked before the error propagates, so the
+        credential can no longer be obtained with it: nothing is shown unless it was recorded.
+        """
+        wrapped = self.read_current_wrapped(caller_token, account, ttl)
+        self._record_or_revoke(wrapped, record)
+        return wrapped
+
+    def _record_or_revoke(
+        self, wrapped: WrappedSecret, record: Callable[[WrappedSecret], object]
+    ) -> None:
+        try:
+            record(wrapped)
+        except BaseException:
+            try:
+                self.revoke_wrapped(wrapped)
+            except VaultError:
+                # Could not revoke: the token still expires after its short TTL, and it is
+                # single use. Nobody but this process holds it; it is dropped here.
+                log.error("custody.reveal.revoke_failed", account=wrapped.account)
+            log.warning(
+                "custody.reveal.not_recorded", account=wrapped.account, accessor=wrapped.accessor
+            )
+            raise
+
+    def _wrapped(
+        self,
+        body: dict[str, Any],
+        ref: AccountRef,
+        kind: Literal["password", "totp"],
+        version: int | None,
+        operation: str,
+        path: str,
+    ) -> WrappedSecret:
+        info = body.get("wrap_info") or {}
+        if not info.get("token"):
+            # The server ignored the wrap request: never pass an unwrapped secret along.
+            raise VaultServerError(operation, path, None)
+        return WrappedSecret(
+            token=str(info["token"]),
+            accessor=str(info.get("accessor") or ""),
+            ttl=int(info.get("ttl") or 0),
+            creation_time=parse_time(info.get("creation_time")),
+            creation_path=str(info.get("creation_path") or ""),
+            account=ref.name,
+            kind=kind,
+            version=version,
+        )
+
+    def lookup_wrapping(self, wrapping_token: str) -> WrappingInfo:
+        """Inspect a wrapping token without using it up (no token needed)."""
+        body = self._client.with_token(None).write(
+            "sys/wrapping/lookup",
+            {"token": wrapping_token},
+            operation="lookup-wrapping",
+            secret_body=True,
+        )
+        data = (body or {}).get("data") or {}
+        return WrappingInfo(
+            creation_path=str(data.get("creation_path") or ""),
+            creation_time=parse_time(data.get("creation_time")),
+            ttl=int(data.get("creation_ttl") or 0),
+        )
+
+    def _unwrap(
+        self, wrapping_token: str, expected_path: str, account: str
+    ) -> tuple[dict[str, Any], WrappingInfo]:
+        info = self.lookup_wrapping(wrapping_token)
+        if info.creation_path != expected_path:
+            raise WrappingPathMismatchError(expected_path, info.creation_path)
+        body = self._client.with_token(wrapping_token).write(
+            "sys/wrapping/unwrap", operation="unwrap", account=account, secret_body=True
+        )
+        data: dict[str, Any] = (body or {}).get("data") or {}
+        return data, info
+
+    def unwrap(self, wrapping_token: str, expected_account: str | AccountRef) -> Credential:
+        """Unwrap a reveal (the caller does this, once); checks it wraps ``expected_account``."""
+        ref = AccountRef.parse(expected_account)
+        data, _ = self._unwrap(wrapping_token, ref.data_path(self._mounts), ref.name)
+        secret = data.get("data") or {}
+        meta = data.get("metadata") or {}
+        password = secret.get("password")
+        if not isinstance(password, str):
+            raise VaultServerError("unwrap", ref.data_path(self._mounts), None)
+        return Credential(
+            account=ref.name,
+            version=int(meta.get("version") or 0),
+            password=password,
+            created_time=parse_time(meta.get("created_time")),
+        )
+
+    def revoke_wrapped(self, wrapped: WrappedSecret | str) -> bool:
+        """Revoke a wrapping token so it can never be unwrapped (fail closed).
+
+        Given a :class:`WrappedSecret` (or the token itself): False if the token was already
+        used, revoked or expired, True if it was revoked now — by itself (a wrapping token may
+        revoke itself, no policy needed) or, failing that, by accessor with the service token.
+        Given a bare accessor: revoked by accessor; True once the server accepted it.
+        """
+        token = wrapped.token if isinstance(wrapped, WrappedSecret) else wrapped
+        accessor = wrapped.accessor if isinstance(wrapped, WrappedSecret) else None
+        try:
+            self.lookup_wrapping(token)
+            is_token = True
+        except WrappingTokenInvalidError:
+            is_token = False
+        if not is_token and accessor is not None:
+            return False  # already used, revoked or expired
+        if is_token:
+            try:
+                self._client.with_token(token).write(
+                    "auth/token/revoke-self", operation="revoke-wrapped"
+                )
+                log.info("custody.wrapping.revoked", accessor=accessor)
+                return True
+            except (VaultPermissionDeniedError, VaultTokenInvalidError):
+                if accessor is None:
+                    raise
+        try:
+            self._client.write(
+                "auth/token/revoke-accessor",
+                {"accessor": accessor or token},
+                operation="revoke-wrapped",
+                secret_body=accessor is None,  # might be a (used) token: keep it out of errors
+            )
+        except VaultInvalidRequestError:
+            return False  # not a known accessor: nothing left to revoke
+        # A bare string is not logged: it might be a token, not an accessor.
+        log.info("custody.wrapping.revoked", accessor=accessor)
+        return True
+
+    # -- rotation ----------------------------------------------------------------------------
+
+    def stage(
+        self,
+        caller_token: str,
+        account: str | AccountRef,
+        password: str,
+        ledger_event_id: str,
+        base_version: int,
+        *,
+        staged_by: str,
+        record: Callable[[StagedRotation], object] | None = None,
+    ) -> StagedRotation:
+        """Stage ``password`` as the account's pending credential (coadministrators, 6.X).
+
+        ``base_version`` is the current version this rotation replaces, as the ledger knows it
+        (0: the account has none yet): checked now, and enforced with check-and-set when the
+        rotation is confirmed. The staged path is written with check-and-set 0, so only one
+        rotation per account can be open: a concurrent one gets :class:`VaultCasConflictError`.
+        ``custom_metadata`` ties the staged version to ``ledger_event_id`` (the ledger's
+        "rotation started" event). With ``record``, the event is written after Vault; if it
+        fails, the staged credential is deleted again.
+        """
+        ref = AccountRef.parse(account)
+        caller = self._as(caller_token)
+        current = self._metadata(caller, ref, staged=False)
+        current_version = int((current or {}).get("current_version") or 0)
+        if current_version != base_version:
+            raise VaultCasConflictError(
+                "stage", ref.data_path(self._mounts), ref.name, base_version, current_version
+            )
+        fingerprint = self.fingerprint(caller_token, password)
+        staged_path = ref.data_path(self._mounts, staged=True)
+        caller.write(
+            staged_path,
+            {"data": {"password": password}, "options": {"cas": 0}},
+            operation="stage",
+            account=ref.name,
+            secret_body=True,
+        )
+        staged = StagedRotation(
+            account=ref.name,
+            rotation_event_id=ledger_event_id,
+            base_version=base_version,
+            version=base_version + 1,
+            fingerprint=fingerprint,
+            staged_by=staged_by,
+        )
+        # After the data write (which won the check-and-set), so a losing concurrent rotation
+        # never overwrites the winner's tag. A crash in between leaves an untagged staged
+        # credential, which reconciliation deletes after a grace period.
+        caller.write(
+            ref.metadata_path(self._mounts, staged=True),
+            {
+                "custom_metadata": _custom(
+                    {
+                        "ledger_event_id": ledger_event_id,
+                        "staged_by": staged_by,
+                        "base_version": str(base_version),
+                        "version": str(base_version + 1),
+                        "fingerprint": fingerprint,
+                    }
+                )
+            },
+            operation="stage",
+            account=ref.name,
+        )
+        log.info(
+            "custody.rotation.staged",
+            account=ref.name,
+            rotation=ledger_event_id,
+            version=staged.version,
+            fingerprint=fingerprint,
+        )
+        if record is not None:
+            try:
+                record(staged)
+            except BaseException:
+                try:
+                    self._delete_staged(caller, ref)
+                except VaultError:
+                    log.warning("custody.rotation.compensation_failed", account=ref.name)
+                raise
+        return staged
+
+    def confirm(
+        self,
+        caller_token: str,
+        account: str | AccountRef,
+        rotation_event_id: str,
+        *,
+        confirmed_by: str | None = None,
+        record: Callable[[ConfirmedRotation], object] | None = None,
+    ) -> ConfirmedRotation:
+        """Make the staged credential current (check-and-set on the base version), then delete
+        the staged one. With ``record``, the ledger's "rotation confirmed" event is written in
+        between; if it fails the new current version stays (the platform already uses it) and
+        reconciliation reports the confirmation to record.
+        """
+        ref = AccountRef.parse(account)
+        caller = self._as(caller_token)
+        try:
+            body = caller.read(
+                ref.data_path(self._mounts, staged=True), operation="confirm", account=ref.name
+            )
+        except VaultNotFoundError:
+            raise NoStagedRotationError(ref.name) from None
+        data = body.get("data") or {}
+        custom = (data.get("metadata") or {}).get("custom_metadata") or {}
+        if custom.get("ledger_event_id") != rotation_event_id:
+            raise RotationMismatchError(ref.name, rotation_event_id, custom.get("ledger_event_id"))
+        password = (data.get("data") or {}).get("password")
+        if not isinstance(password, str):
+            raise NoStagedRotationError(ref.name)
+        base_version = int(custom.get("base_version") or 0)
+        fingerprint = str(custom.get("fingerprint") or "")
+        # Tag first, then write: a crash in between leaves the tag on an unchanged version,
+        # which reconciliation ignores; the tag is there whenever the new version is.
+        caller.write(
+            ref.metadata_path(self._mounts),
+            {
+                "custom_metadata": _custom(
+                    {
+                        "ledger_event_id": rotation_event_id,
+                        "version": str(base_version + 1),
+                        "fingerprint": fingerprint,
+                        "confirmed_by": confirmed_by,
+                    }
+                )
+            },
+            operation="confirm",
+            account=ref.name,
+        )
+        written = caller.write(
+            ref.data_path(self._mounts),
+            {"data": {"password": password}, "options": {"cas": base_version}},
+            operation="confirm",
+            account=ref.name,
+            secret_body=True,
+        )
+        version = int(((written or {}).get("data") or {}).get("version") or base_version + 1)
+        confirmed = ConfirmedRotation(
+            ref.name, rotation_event_id, version, base_version, fingerprint
+        )
+        log.info(
+            "custody.rotation.confirmed",
+            account=ref.name,
+            rotation=rotation_event_id,
+            version=version,
+            fingerprint=fingerprint,
+        )
+        if record is not None:
+            record(confirmed)
+        self._delete_staged(caller, ref)
+        return confirmed
+
+    def abandon(
+        self,
+        caller_token: str,
+        account: str | AccountRef,
+        rotation_event_id: str,
+        *,
+        record: Callable[[AbandonedRotation], object] | None = None,
+    ) -> AbandonedRotation:
+        """Discard the staged credential: ``record`` (ledger) first, then delete it in Vault."""
+        ref = AccountRef.parse(account)
+        caller = self._as(caller_token)
+        meta = self._metadata(caller, ref, staged=True)
+        if meta is None or not meta.get("current_version"):
+            raise NoStagedRotationError(ref.name)
+        custom = meta.get("custom_metadata") or {}
+        if custom.get("ledger_event_id") != rotation_event_id:
+            raise RotationMismatchError(ref.name, rotation_event_id, custom.get("ledger_event_id"))
+        abandoned = AbandonedRotation(
+            ref.name, rotation_event_id, str(custom.get("fingerprint") or "")
+        )
+        if record is not None:
+            record(abandoned)
+        self._delete_staged(caller, ref)
+        log.info("custody.rotation.abandoned", account=ref.name, rotation=rotation_event_id)
+        return abandoned
+
+    def _delete_staged(self, client: VaultClient, ref: AccountRef) -> None:
+        # Deleting the metadata destroys every version: the staged secret is gone for good.
+        client.delete(
+            ref.metadata_path(self._mounts, staged=True),
+            operation="delete-staged",
+            account=ref.name,
+        )
+
+    # -- 2FA ---------------------------------------------------------------------------------
+
+    def register_totp(
+        self, caller_token: str, account: str | AccountRef, otpauth_uri: str
+    ) -> TotpRegistration:
+        """Import a 2FA seed from an ``otpauth://totp/`` URI (coadministrators). Write-only: the
+        TOTP engine never returns an imported seed, and no policy lets anyone read a key."""
+        ref = AccountRef.parse(account)
+        key = parse_otpauth(ref.name, otpauth_uri)
+        fingerprint = self.fingerprint(caller_token, key.secret_b32.rstrip("="))
+        self._as(caller_token).write(
+            ref.totp_key_path(self._mounts),
+            {
+                "key": key.secret_b32,
+                "issuer": key.issuer,
+                "account_name": key.label or ref.name,
+                "algorithm": key.algorithm,
+                "digits": key.digits,
+                "period": key.period,
+                "exported": False,
+            },
+            operation="register-totp",
+            account=ref.name,
+            secret_body=True,
+        )
+        self._periods[ref.name] = key.period
+        log.info("custody.totp.registered", account=ref.name, seed_fingerprint=fingerprint)
+        return TotpRegistration(
+            ref.name, key.issuer, key.label, key.algorithm, key.digits, key.period, fingerprint
+        )
+
+    def _period(self, ref: AccountRef) -> int | None:
+        if ref.name not in self._periods:
+            try:  # service token: key parameters only, the engine never returns the seed
+                body = self._client.read(
+                    ref.totp_key_path(self._mounts), operation="totp-period", account=ref.name
+                )
+                self._periods[ref.name] = int((body.get("data") or {}).get("period") or 0) or 30
+            except VaultError:
+                return None
+        return self._periods[ref.name]
+
+    def totp_code(self, caller_token: str, account: str | AccountRef) -> TotpCode:
+        """A current 2FA code, with the caller's token (administrator of the district or
+        coadministrator), and when it stops being valid."""
+        ref = AccountRef.parse(account)
+        started = time.time()
+        body = self._as(caller_token).read(
+            ref.totp_code_path(self._mounts), operation="totp-code", account=ref.name
+        )
+        data = body.get("data") or {}
+        period = None if data.get("expire_time") or data.get("period") else self._period(ref)
+        return TotpCode(ref.name, str(data.get("code") or ""), _valid_until(data, started, period))
+
+    def totp_code_wrapped(
+        self, caller_token: str, account: str | AccountRef, ttl: int = DEFAULT_WRAP_TTL
+    ) -> WrappedSecret:
+        """A 2FA code read with the caller's token and wrapped, for a fail-closed reveal."""
+        ref = AccountRef.parse(account)
+        path = ref.totp_code_path(self._mounts)
+        body = self._as(caller_token).read(
+            path, operation="totp-code", account=ref.name, wrap_ttl=_check_ttl(ttl)
+        )
+        wrapped = self._wrapped(body, ref, "totp", None, "totp-code", path)
+        log.info("custody.totp.wrapped", account=ref.name, accessor=wrapped.accessor)
+        return wrapped
+
+    def reveal_totp(
+        self,
+        caller_token: str,
+        account: str | AccountRef,
+        record: Callable[[WrappedSecret], object],
+        ttl: int = DEFAULT_WRAP_TTL,
+    ) -> WrappedSecret:
+        """Fail-closed 2FA code: wrap, record, hand over; revoke if recording fails."""
+        wrapped = self.totp_code_wrapped(caller_token, account, ttl)
+        self._record_or_revoke(wrapped, record)
+        return wrapped
+
+    def unwrap_totp(self, wrapping_token: str, expected_account: str | AccountRef) -> TotpCode:
+        """Unwrap a wrapped 2FA code (once), checking it is ``expected_account``'s."""
+        ref = AccountRef.parse(expected_account)
+        data, info = self._unwrap(wrapping_token, ref.totp_code_path(self._mounts), ref.name)
+        created = info.creation_time.timestamp() if info.creation_time else time.time()
+        return TotpCode(ref.name, str(data.get("code") or ""), _valid_until(data, created, None))

@@ -1,0 +1,46 @@
+# custodia-coadministrador — attached to the identity group "coadministradores".
+# UTCSyD coadministrators (6.VI, 6.IX): read every district's credentials, stage, confirm and
+# abandon rotations (6.X), register 2FA seeds. They can never read a seed back: no capability
+# below allows reading ${totp}/keys/*, and the TOTP engine never returns an imported seed.
+# Rendered by custody.layout from this template: ${kv}, ${totp}, ${transit} are mount paths.
+
+# Current credentials: read (revelar) and write a new version at confirmation (check-and-set).
+path "${kv}/data/cuentas/*" {
+  capabilities = ["create", "read", "update"]
+}
+
+# Versions and provenance (custom_metadata: ledger event, fingerprint), listing, account closure.
+path "${kv}/metadata/cuentas/*" {
+  capabilities = ["create", "read", "update", "delete", "list"]
+}
+
+# Staged (pending) credentials: only coadministrators ever see them (6.IX, 6.X).
+path "${kv}/data/preparadas/*" {
+  capabilities = ["create", "read", "update"]
+}
+
+path "${kv}/metadata/preparadas/*" {
+  capabilities = ["create", "read", "update", "delete", "list"]
+}
+
+# 2FA: import a seed (write-only) and get codes. Generating a key is refused, so no seed can
+# ever come back in a response, not even the coadministrator's own.
+path "${totp}/keys/*" {
+  capabilities = ["create", "update", "delete"]
+  denied_parameters = {
+    "generate" = []
+  }
+}
+
+path "${totp}/code/*" {
+  capabilities = ["read"]
+}
+
+# Keyed fingerprints of staged passwords and seeds for the ledger (never the secret itself).
+path "${transit}/hmac/custodia-fingerprint" {
+  capabilities = ["update"]
+}
+
+path "${transit}/hmac/custodia-fingerprint/*" {
+  capabilities = ["update"]
+}

@@ -1,0 +1,17 @@
+# custodia-secretaria — attached to the identity group "secretaria".
+# The Secretaría Ejecutiva is notified of incidents and reviews the ledger (8.C, 9.XVIII), and
+# never reads a credential, a staged credential, a 2FA code or a seed (6.IX). The explicit deny
+# wins over any grant from another group.
+# Rendered by custody.layout from this template: ${kv}, ${totp}, ${transit} are mount paths.
+
+path "${kv}/*" {
+  capabilities = ["deny"]
+}
+
+path "${totp}/*" {
+  capabilities = ["deny"]
+}
+
+path "${transit}/*" {
+  capabilities = ["deny"]
+}

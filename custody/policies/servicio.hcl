@@ -1,0 +1,139 @@
+# custodia-servicio — the token of "custodia servicio", the command service (issue 6).
+# Least privilege: it manages people, entities and group MEMBERSHIP, reads versions and metadata,
+# signs the ledger and seals personal data — but it can NOT read a credential, a staged
+# credential or a 2FA code itself. Reveals are requested with the CALLER's own token and response
+# wrapping; the service only ever holds a single-use wrapping token (custody.credentials).
+# It cannot change which policies a group or an entity carries, nor give a login any policy.
+# Rendered by custody.layout from this template: ${kv}, ${totp}, ${transit}, ${userpass}.
+
+# Never a secret value (explicit deny: wins over anything granted elsewhere).
+path "${kv}/data/*" {
+  capabilities = ["deny"]
+}
+
+path "${totp}/code/*" {
+  capabilities = ["deny"]
+}
+
+# Versions and custom_metadata (ledger event ids, fingerprints) for reveals and reconciliation.
+path "${kv}/metadata/*" {
+  capabilities = ["read", "list"]
+}
+
+# Reconciliation removes staged leftovers without reading them; erasure tombstones (9.IV).
+path "${kv}/metadata/preparadas/*" {
+  capabilities = ["read", "list", "delete"]
+}
+
+path "${kv}/metadata/pii-borrados/*" {
+  capabilities = ["create", "read", "update"]
+}
+
+# TOTP key parameters (period, digits) for a code's validity. An imported seed is never returned.
+path "${totp}/keys/*" {
+  capabilities = ["read"]
+}
+
+# People: logins (password only: no policies through the user), entities and aliases.
+path "auth/${userpass}/users/*" {
+  capabilities = ["create", "update", "delete"]
+  allowed_parameters = {
+    "password" = []
+  }
+}
+
+path "sys/auth" {
+  capabilities = ["read"]
+}
+
+path "identity/entity" {
+  capabilities = ["create", "update"]
+  allowed_parameters = {
+    "name"     = []
+    "metadata" = []
+  }
+}
+
+path "identity/entity/id" {
+  capabilities = ["list"]
+}
+
+path "identity/entity/id/*" {
+  capabilities = ["read", "update", "delete"]
+  allowed_parameters = {
+    "name"     = []
+    "metadata" = []
+    "disabled" = []
+  }
+}
+
+path "identity/entity/name/*" {
+  capabilities = ["read"]
+}
+
+path "identity/entity-alias" {
+  capabilities = ["create", "update"]
+}
+
+path "identity/entity-alias/id/*" {
+  capabilities = ["read", "delete"]
+}
+
+path "identity/lookup/entity" {
+  capabilities = ["update"]
+}
+
+# Designation is access: the service replaces a group's members, and nothing else about it.
+path "identity/group/name/*" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/id/*" {
+  capabilities = ["read"]
+}
+
+path "identity/group/name" {
+  capabilities = ["list"]
+}
+
+# Fail closed (R5/R7): revoke a wrapping token whose read could not be recorded in the ledger.
+path "auth/token/revoke-accessor" {
+  capabilities = ["update"]
+}
+
+# The ledger's signing key: ed25519, its private part never leaves the server (R8).
+path "${transit}/sign/custodia-ledger" {
+  capabilities = ["update"]
+}
+
+path "${transit}/sign/custodia-ledger/*" {
+  capabilities = ["update"]
+}
+
+path "${transit}/verify/custodia-ledger" {
+  capabilities = ["update"]
+}
+
+path "${transit}/verify/custodia-ledger/*" {
+  capabilities = ["update"]
+}
+
+path "${transit}/keys/custodia-ledger" {
+  capabilities = ["read"]
+}
+
+# Personal data (R7, 9.IV): one key per person, deletable, so erasing the key erases the data.
+path "${transit}/keys/pii-*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+
+path "${transit}/encrypt/pii-*" {
+  capabilities = ["update"]
+}
+
+path "${transit}/decrypt/pii-*" {
+  capabilities = ["update"]
+}

@@ -1,0 +1,386 @@
+"""The one door to OpenBao/Vault: an hvac client whose every request is translated at the boundary.
+
+Everything in ``custody`` that talks to the secrets server goes through :class:`VaultClient`, and
+every failure leaves it as a Custodia error (:mod:`custody.errors`), built *outside* the ``except``
+block so that no hvac or requests exception (with its URL, body or server text) travels along as
+``__context__`` (STYLE 6: translate foreign errors once, at the adapter; R7: no secret in an error).
+
+One client holds one token. :meth:`VaultClient.with_token` makes a sibling for another token
+(a caller's own token, a wrapping token) sharing the same HTTP session, which is cheap (~25 µs).
+The session does not consult the environment (``trust_env=False``): no proxy or netrc lookups on
+every call; a CA bundle must be passed explicitly as ``verify``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import hvac
+import requests
+import structlog
+from hvac import exceptions as hvac_exceptions
+
+from custody.errors import (
+    InvalidUsernameError,
+    VaultCasConflictError,
+    VaultInvalidRequestError,
+    VaultNotFoundError,
+    VaultPermissionDeniedError,
+    VaultSealedError,
+    VaultServerError,
+    VaultTokenInvalidError,
+    VaultUnavailableError,
+    VaultUnreachableError,
+    WrappingTokenInvalidError,
+)
+from events.errors import VaultError
+
+log = structlog.get_logger()
+
+DEFAULT_TIMEOUT = 5.0
+USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+_MAX_REASON = 300
+
+
+@dataclass(frozen=True)
+class Mounts:
+    """Where Custodia's engines live. The policy templates are rendered with these names."""
+
+    kv: str = "custodia"
+    totp: str = "custodia-totp"
+    transit: str = "custodia-transit"
+    userpass: str = "userpass"
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """What the server says about a token (``auth/token/lookup-self``); never the token itself."""
+
+    entity_id: str | None
+    display_name: str
+    username: str | None
+    policies: tuple[str, ...]
+    identity_policies: tuple[str, ...]
+    expire_time: datetime | None
+    ttl: int
+    renewable: bool
+    accessor: str = field(repr=False, default="")
+
+
+def new_session(*, trust_env: bool = False) -> requests.Session:
+    """An HTTP session for hvac; ``trust_env=False`` skips per-call proxy/netrc lookups."""
+    session = requests.Session()
+    session.trust_env = trust_env
+    return session
+
+
+def parse_time(value: object) -> datetime | None:
+    """An RFC 3339 time from OpenBao/Vault (nanoseconds allowed), or None if empty/absent."""
+    if not isinstance(value, str) or not value or value.startswith("0001-01-01"):
+        return None
+    text = value.replace("Z", "+00:00")
+    match = re.match(r"^(.*T\d\d:\d\d:\d\d)(\.\d+)?(.*)$", text)
+    if match is not None and match.group(2):  # Python keeps microseconds only
+        text = match.group(1) + match.group(2)[:7] + match.group(3)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def check_username(username: str) -> str:
+    """A user name safe to put in a Vault path, or :class:`InvalidUsernameError`."""
+    if not isinstance(username, str) or not USERNAME_RE.match(username):
+        raise InvalidUsernameError(str(username))
+    return username
+
+
+class VaultClient:
+    """An OpenBao/Vault address and one token; all requests go through :meth:`request`."""
+
+    def __init__(
+        self,
+        addr: str,
+        token: str | None = None,
+        *,
+        mounts: Mounts | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        verify: bool | str = True,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.addr = addr.rstrip("/")
+        self.mounts = mounts or Mounts()
+        self.timeout = timeout
+        self.verify = verify
+        self._token = token
+        self._session = session if session is not None else new_session()
+        self._hvac = hvac.Client(
+            url=self.addr, token=token, timeout=timeout, verify=verify, session=self._session
+        )
+
+    def __repr__(self) -> str:  # the token never reaches a log line
+        return f"VaultClient(addr={self.addr!r}, token={'set' if self._token else 'none'})"
+
+    @property
+    def token(self) -> str | None:
+        return self._token
+
+    @property
+    def session(self) -> requests.Session:
+        return self._session
+
+    @property
+    def hvac(self) -> Any:
+        """The underlying ``hvac.Client``, for benchmarks and tests; errors are NOT translated."""
+        return self._hvac
+
+    def with_token(self, token: str | None) -> VaultClient:
+        """A client for the same server and session, acting as ``token`` (None: anonymous)."""
+        return VaultClient(
+            self.addr,
+            token,
+            mounts=self.mounts,
+            timeout=self.timeout,
+            verify=self.verify,
+            session=self._session,
+        )
+
+    # -- the boundary ----------------------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        account: str | None = None,
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        wrap_ttl: int | str | None = None,
+        secret_body: bool = False,
+    ) -> dict[str, Any] | None:
+        """One HTTP request to ``/v1/<path>``; the decoded JSON body, or None when empty.
+
+        ``operation`` and ``account`` name what is being done, for the error a failure becomes.
+        ``secret_body=True`` marks a request carrying secret material: the server's error text is
+        then left out of the error, in case it echoes the input.
+        """
+        kwargs: dict[str, Any] = {}
+        if json is not None:
+            kwargs["json"] = dict(json)
+        if params:
+            kwargs["params"] = dict(params)
+        if wrap_ttl is not None:
+            kwargs["wrap_ttl"] = f"{wrap_ttl}s" if isinstance(wrap_ttl, int) else wrap_ttl
+        error: VaultError | None = None
+        response: Any = None
+        try:
+            response = self._hvac.adapter.request(method, f"/v1/{path.lstrip('/')}", **kwargs)
+        except hvac_exceptions.VaultError as exc:
+            error = self._translate(exc, method, path, operation, account, json, secret_body)
+        except requests.RequestException as exc:
+            error = VaultUnreachableError(self.addr, operation, type(exc).__name__)
+        if error is not None:
+            # Raised here, outside the except block: no foreign exception rides along (R7).
+            if not isinstance(error, VaultNotFoundError):  # absence is an answer, not a failure
+                log.info(
+                    "vault.request.refused",
+                    operation=operation,
+                    path=path,
+                    account=account,
+                    error=type(error).__name__,
+                )
+            raise error
+        if isinstance(response, dict):
+            return response
+        if response is None or response.status_code == 204 or not response.content:
+            return None
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise VaultServerError(operation, path, response.status_code)
+        return body
+
+    def _translate(
+        self,
+        exc: Any,
+        method: str,
+        path: str,
+        operation: str,
+        account: str | None,
+        body: Mapping[str, Any] | None,
+        secret_body: bool,
+    ) -> VaultError:
+        errors = [str(e) for e in (getattr(exc, "errors", None) or []) if e]
+        text = " ".join(errors).lower()
+        if isinstance(exc, hvac_exceptions.Forbidden | hvac_exceptions.Unauthorized):
+            if "invalid token" in text or "token is expired" in text:
+                return VaultTokenInvalidError(operation)
+            return VaultPermissionDeniedError(operation, path, account)
+        if isinstance(exc, hvac_exceptions.InvalidPath):
+            return VaultNotFoundError(operation, path, account)
+        if isinstance(exc, hvac_exceptions.VaultDown):
+            if "sealed" in text:
+                return VaultSealedError(self.addr, operation)
+            return VaultUnavailableError(self.addr, operation, 503)
+        if isinstance(exc, hvac_exceptions.VaultNotInitialized):
+            return VaultUnavailableError(self.addr, operation, 501)
+        if isinstance(exc, hvac_exceptions.RateLimitExceeded):
+            return VaultUnavailableError(self.addr, operation, 429)
+        if isinstance(exc, hvac_exceptions.BadGateway):
+            return VaultUnavailableError(self.addr, operation, 502)
+        if isinstance(exc, hvac_exceptions.PreconditionFailed):
+            return VaultUnavailableError(self.addr, operation, 412)
+        if isinstance(exc, hvac_exceptions.InvalidRequest):
+            if "check-and-set" in text:
+                expected = None
+                options = (body or {}).get("options")
+                if isinstance(options, Mapping) and isinstance(options.get("cas"), int):
+                    expected = int(options["cas"])
+                return VaultCasConflictError(operation, path, account, expected)
+            if "wrapping token is not valid" in text:
+                return WrappingTokenInvalidError(operation, account)
+            reason = None if secret_body else ("; ".join(errors)[:_MAX_REASON] or None)
+            return VaultInvalidRequestError(operation, path, reason)
+        if isinstance(exc, hvac_exceptions.InternalServerError):
+            return VaultServerError(operation, path, 500)
+        return VaultServerError(operation, path, None)
+
+    # -- conveniences ----------------------------------------------------------------------
+
+    def read(
+        self,
+        path: str,
+        *,
+        operation: str,
+        account: str | None = None,
+        params: Mapping[str, Any] | None = None,
+        wrap_ttl: int | str | None = None,
+    ) -> dict[str, Any]:
+        """GET; :class:`VaultNotFoundError` when nothing is there."""
+        body = self.request(
+            "GET", path, operation=operation, account=account, params=params, wrap_ttl=wrap_ttl
+        )
+        if body is None:
+            raise VaultNotFoundError(operation, path, account)
+        return body
+
+    def write(
+        self,
+        path: str,
+        data: Mapping[str, Any] | None = None,
+        *,
+        operation: str,
+        account: str | None = None,
+        secret_body: bool = False,
+        wrap_ttl: int | str | None = None,
+    ) -> dict[str, Any] | None:
+        """POST ``data`` as JSON."""
+        return self.request(
+            "POST",
+            path,
+            operation=operation,
+            account=account,
+            json=data or {},
+            secret_body=secret_body,
+            wrap_ttl=wrap_ttl,
+        )
+
+    def delete(self, path: str, *, operation: str, account: str | None = None) -> None:
+        """DELETE; a missing path is not an error (deleting is idempotent)."""
+        try:
+            self.request("DELETE", path, operation=operation, account=account)
+        except VaultNotFoundError:
+            return
+
+    def list(self, path: str, *, operation: str) -> list[str]:
+        """LIST (GET ``?list=true``); the keys, or an empty list when nothing is there."""
+        try:
+            body = self.request("GET", path, operation=operation, params={"list": "true"})
+        except VaultNotFoundError:
+            return []
+        keys = ((body or {}).get("data") or {}).get("keys") or []
+        return [str(k) for k in keys]
+
+    # -- tokens ----------------------------------------------------------------------------
+
+    def lookup_self(self, caller_token: str | None = None) -> TokenInfo:
+        """Who a token belongs to — ``caller_token``, else this client's own; revoked, expired or
+        unknown tokens raise :class:`VaultTokenInvalidError`.
+
+        The command service calls this with each caller's own token (issue 6), so a revoked token
+        is refused by the server itself, not by a cache.
+        """
+        if caller_token is not None:
+            return self.with_token(caller_token).lookup_self()
+        if not self._token:
+            raise VaultTokenInvalidError("lookup-self")
+        try:
+            body = self.read("auth/token/lookup-self", operation="lookup-self")
+        except VaultPermissionDeniedError:
+            # OpenBao answers 403 "permission denied" for revoked, expired and unknown tokens.
+            body = None
+        if body is None:
+            raise VaultTokenInvalidError("lookup-self")
+        data = body.get("data") or {}
+        meta = data.get("meta") or {}
+        entity_id = data.get("entity_id") or None
+        username = meta.get("username") if isinstance(meta, dict) else None
+        if username is None and entity_id:
+            # Not userpass (OIDC/JWT): the entity's name is the user name (custody.access).
+            # The default policy lets a token read its own entity.
+            try:
+                entity = self.read(f"identity/entity/id/{entity_id}", operation="lookup-self")
+                username = (entity.get("data") or {}).get("name")
+            except VaultError:
+                username = None
+        return TokenInfo(
+            entity_id=entity_id,
+            display_name=str(data.get("display_name") or ""),
+            username=str(username) if username else None,
+            policies=tuple(sorted(data.get("policies") or ())),
+            identity_policies=tuple(sorted(data.get("identity_policies") or ())),
+            expire_time=parse_time(data.get("expire_time")),
+            ttl=int(data.get("ttl") or 0),
+            renewable=bool(data.get("renewable")),
+            accessor=str(data.get("accessor") or ""),
+        )
+
+    def renew_self(self, increment: str | None = None) -> int:
+        """Renew this client's token; the new TTL in seconds."""
+        body = self.write(
+            "auth/token/renew-self",
+            {"increment": increment} if increment else {},
+            operation="renew-self",
+        )
+        return int(((body or {}).get("auth") or {}).get("lease_duration") or 0)
+
+    def revoke_self(self) -> None:
+        """Revoke this client's token (``custodia sesion cerrar``)."""
+        self.write("auth/token/revoke-self", operation="revoke-self")
+
+    def login_userpass(self, username: str, password: str, *, mount: str | None = None) -> str:
+        """Log in with userpass; the new token. Wrong credentials: permission denied."""
+        check_username(username)
+        mount = mount or self.mounts.userpass
+        try:
+            body = self.write(
+                f"auth/{mount}/login/{username}",
+                {"password": password},
+                operation="login",
+                secret_body=True,
+            )
+        except VaultInvalidRequestError:
+            # userpass answers 400 "invalid username or password" in some versions.
+            body = None
+        token = ((body or {}).get("auth") or {}).get("client_token")
+        if not token:
+            raise VaultPermissionDeniedError("login", f"auth/{mount}/login/{username}")
+        return str(token)

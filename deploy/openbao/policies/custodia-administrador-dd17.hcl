@@ -1,0 +1,16 @@
+# custodia-administrador-dd17 — attached to the identity group
+# "dd17-administracion", whose only member is the account administrator (enlace)
+# currently designated for DD17 (5.VII, 6.IX). Group membership IS the access: when the
+# titular designates someone else the membership is replaced and the outgoing person's existing
+# tokens lose these paths on their very next request (6.X).
+# Rendered by custody.layout from one template for each of DD01 … DD33.
+
+# Current credentials of this district only (revelar). Never the staged ones.
+path "custodia/data/cuentas/DD17/*" {
+  capabilities = ["read"]
+}
+
+# 2FA codes of this district's accounts (key names are "DD17-<platform>").
+path "custodia-totp/code/DD17-*" {
+  capabilities = ["read"]
+}

@@ -1,0 +1,16 @@
+# custodia-administrador-dd21 — attached to the identity group
+# "dd21-administracion", whose only member is the account administrator (enlace)
+# currently designated for DD21 (5.VII, 6.IX). Group membership IS the access: when the
+# titular designates someone else the membership is replaced and the outgoing person's existing
+# tokens lose these paths on their very next request (6.X).
+# Rendered by custody.layout from one template for each of DD01 … DD33.
+
+# Current credentials of this district only (revelar). Never the staged ones.
+path "custodia/data/cuentas/DD21/*" {
+  capabilities = ["read"]
+}
+
+# 2FA codes of this district's accounts (key names are "DD21-<platform>").
+path "custodia-totp/code/DD21-*" {
+  capabilities = ["read"]
+}

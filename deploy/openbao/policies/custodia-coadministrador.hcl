@@ -1,0 +1,46 @@
+# custodia-coadministrador — attached to the identity group "coadministradores".
+# UTCSyD coadministrators (6.VI, 6.IX): read every district's credentials, stage, confirm and
+# abandon rotations (6.X), register 2FA seeds. They can never read a seed back: no capability
+# below allows reading custodia-totp/keys/*, and the TOTP engine never returns an imported seed.
+# Rendered by custody.layout from this template: custodia, custodia-totp, custodia-transit are mount paths.
+
+# Current credentials: read (revelar) and write a new version at confirmation (check-and-set).
+path "custodia/data/cuentas/*" {
+  capabilities = ["create", "read", "update"]
+}
+
+# Versions and provenance (custom_metadata: ledger event, fingerprint), listing, account closure.
+path "custodia/metadata/cuentas/*" {
+  capabilities = ["create", "read", "update", "delete", "list"]
+}
+
+# Staged (pending) credentials: only coadministrators ever see them (6.IX, 6.X).
+path "custodia/data/preparadas/*" {
+  capabilities = ["create", "read", "update"]
+}
+
+path "custodia/metadata/preparadas/*" {
+  capabilities = ["create", "read", "update", "delete", "list"]
+}
+
+# 2FA: import a seed (write-only) and get codes. Generating a key is refused, so no seed can
+# ever come back in a response, not even the coadministrator's own.
+path "custodia-totp/keys/*" {
+  capabilities = ["create", "update", "delete"]
+  denied_parameters = {
+    "generate" = []
+  }
+}
+
+path "custodia-totp/code/*" {
+  capabilities = ["read"]
+}
+
+# Keyed fingerprints of staged passwords and seeds for the ledger (never the secret itself).
+path "custodia-transit/hmac/custodia-fingerprint" {
+  capabilities = ["update"]
+}
+
+path "custodia-transit/hmac/custodia-fingerprint/*" {
+  capabilities = ["update"]
+}

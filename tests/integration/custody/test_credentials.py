@@ -1,0 +1,308 @@
+"""Staged rotation, fail-closed wrapped reveals and 2FA against the real server.
+Districts used: DD10, DD11, DD12.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import struct
+import threading
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from custody.access import Access
+from custody.credentials import Credentials, StagedRotation, WrappedSecret
+from custody.errors import (
+    InvalidOtpauthUriError,
+    NoStagedRotationError,
+    RotationMismatchError,
+    VaultCasConflictError,
+    VaultPermissionDeniedError,
+    WrappingPathMismatchError,
+    WrappingTokenInvalidError,
+)
+from custody.passwords import check_password, generate_password, rules_for
+from custody.vault import VaultClient
+from tests.integration.custody.helpers import MakeUser, User, new_event_id, set_credential
+
+pytestmark = pytest.mark.integration
+
+SEED = "GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"  # b"12345678901234567890", RFC 6238's test seed
+
+
+def rfc6238(seed_b32: str, at: float, period: int = 30, digits: int = 6) -> str:
+    """An independent TOTP (SHA1) computation to check what OpenBao answers."""
+    key = base64.b32decode(seed_b32)
+    mac = hmac.new(key, struct.pack(">Q", int(at) // period), hashlib.sha1).digest()
+    offset = mac[-1] & 0x0F
+    value = (struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF) % 10**digits
+    return f"{value:0{digits}d}"
+
+
+@pytest.fixture(scope="module")
+def admin10(access: Access, make_user: MakeUser) -> User:
+    user = make_user("cred-adm10")
+    access.set_district_holder("DD10", user.username)
+    return user
+
+
+def test_rotation_stage_confirm(credentials: Credentials, coadmin: User, admin10: User) -> None:
+    """A generated password is staged (invisible to the administrator), confirmed as the next
+    version with the same fingerprint, and the staged copy is destroyed."""
+    account = "DD10-tiktok"
+    password = generate_password("tiktok")
+    assert check_password(password, rules_for("tiktok")) == []
+    base = credentials.current_version(account)
+    event = new_event_id()
+    staged = credentials.stage(
+        coadmin.token, account, password, event, base, staged_by=coadmin.username
+    )
+    assert staged.version == base + 1
+    assert staged.fingerprint.startswith("vault:v1:")
+    assert password not in staged.fingerprint
+    meta = credentials.staged_metadata(account)
+    assert meta is not None
+    assert meta["ledger_event_id"] == event
+    assert meta["staged_by"] == coadmin.username
+    assert password not in str(meta)
+
+    confirmed = credentials.confirm(coadmin.token, account, event, confirmed_by=coadmin.username)
+    assert (confirmed.version, confirmed.previous_version) == (base + 1, base)
+    assert confirmed.fingerprint == staged.fingerprint
+    assert credentials.staged_metadata(account) is None
+    assert credentials.current_version(account) == base + 1
+    revealed = credentials.unwrap(
+        credentials.read_current_wrapped(admin10.token, account).token, account
+    )
+    assert (revealed.password, revealed.version) == (password, base + 1)
+
+
+def test_fingerprint_is_keyed_and_stable(credentials: Credentials, coadmin: User) -> None:
+    """The same secret gives the same fingerprint; another secret a different one."""
+    one = credentials.fingerprint(coadmin.token, "same-secret-value")
+    assert one == credentials.fingerprint(coadmin.token, "same-secret-value")
+    assert one != credentials.fingerprint(coadmin.token, "other-secret-value")
+    assert one != "sha256:" + hashlib.sha256(b"same-secret-value").hexdigest()
+
+
+def test_one_rotation_at_a_time(credentials: Credentials, coadmin: User) -> None:
+    """Two coadministrators staging the same account at once: exactly one wins (CAS 0)."""
+    account = "DD10-x"
+    base = credentials.current_version(account)
+    barrier = threading.Barrier(2)
+    outcomes: list[object] = []
+
+    def attempt(n: int) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(
+                credentials.stage(
+                    coadmin.token, account, f"Concurrent-{n}-pw", f"ev-{n}", base, staged_by="t"
+                )
+            )
+        except VaultCasConflictError as conflict:
+            outcomes.append(conflict)
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    wins = [o for o in outcomes if isinstance(o, StagedRotation)]
+    conflicts = [o for o in outcomes if isinstance(o, VaultCasConflictError)]
+    assert len(wins) == 1
+    assert len(conflicts) == 1
+    meta = credentials.staged_metadata(account)
+    assert meta is not None
+    assert meta["ledger_event_id"] == wins[0].rotation_event_id
+    credentials.abandon(coadmin.token, account, wins[0].rotation_event_id)
+
+
+def test_stale_base_version_is_a_conflict(
+    credentials: Credentials, coadmin: User, service_client: VaultClient
+) -> None:
+    """Staging from a stale ledger view, or confirming after the current version moved, is
+    refused."""
+    account = "DD10-facebook"
+    set_credential(credentials, coadmin.token, account, "First-version-pw")
+    base = credentials.current_version(account)
+    with pytest.raises(VaultCasConflictError) as stale:
+        credentials.stage(
+            coadmin.token, account, "Stale-pw-xx", new_event_id(), base - 1, staged_by="t"
+        )
+    assert (stale.value.expected_version, stale.value.actual_version) == (base - 1, base)
+
+    event = new_event_id()
+    credentials.stage(coadmin.token, account, "Pending-pw-xx", event, base, staged_by="t")
+    # Someone writes a new current version behind the rotation's back.
+    service_client.with_token(coadmin.token).write(
+        "custodia/data/cuentas/DD10/facebook",
+        {"data": {"password": "Out-of-band"}, "options": {"cas": base}},
+        operation="test",
+    )
+    with pytest.raises(VaultCasConflictError) as moved:
+        credentials.confirm(coadmin.token, account, event)
+    assert moved.value.expected_version == base
+    credentials.abandon(coadmin.token, account, event)
+
+
+def test_confirm_and_abandon_check_the_rotation(credentials: Credentials, coadmin: User) -> None:
+    """Confirming or abandoning names the rotation: another id, or nothing staged, is refused."""
+    account = "DD10-youtube"
+    with pytest.raises(NoStagedRotationError):
+        credentials.confirm(coadmin.token, account, new_event_id())
+    with pytest.raises(NoStagedRotationError):
+        credentials.abandon(coadmin.token, account, new_event_id())
+    event = new_event_id()
+    credentials.stage(
+        coadmin.token,
+        account,
+        "Youtube-pw-1",
+        event,
+        credentials.current_version(account),
+        staged_by="t",
+    )
+    with pytest.raises(RotationMismatchError):
+        credentials.confirm(coadmin.token, account, "another-rotation")
+    with pytest.raises(RotationMismatchError):
+        credentials.abandon(coadmin.token, account, "another-rotation")
+    abandoned = credentials.abandon(coadmin.token, account, event)
+    assert abandoned.rotation_event_id == event
+    assert credentials.staged_metadata(account) is None
+
+
+def test_stage_with_failing_record_deletes_staged(credentials: Credentials, coadmin: User) -> None:
+    """If the "rotation started" event cannot be written, the staged credential is removed."""
+    account = "DD10-instagram"
+
+    def fail(_: StagedRotation) -> None:
+        raise RuntimeError("ledger down")
+
+    with pytest.raises(RuntimeError):
+        credentials.stage(
+            coadmin.token,
+            account,
+            "Never-shown-pw",
+            new_event_id(),
+            credentials.current_version(account),
+            staged_by="t",
+            record=fail,
+        )
+    assert credentials.staged_metadata(account) is None
+
+
+def test_reveal_records_before_handing_over(
+    credentials: Credentials, coadmin: User, admin10: User
+) -> None:
+    """The record callback sees the read (account, version, accessor) before the caller can
+    unwrap; the wrapping token is single use."""
+    set_credential(credentials, coadmin.token, "DD10-x", "Reveal-me-once")
+    recorded: list[tuple[str, int | None, str]] = []
+    wrapped = credentials.reveal(
+        admin10.token, "DD10-x", lambda w: recorded.append((w.account, w.version, w.accessor))
+    )
+    assert recorded == [("DD10-x", wrapped.version, wrapped.accessor)]
+    assert wrapped.ttl == 60
+    assert wrapped.creation_path == "custodia/data/cuentas/DD10/x"
+    assert credentials.lookup_wrapping(wrapped.token).creation_path == wrapped.creation_path
+    assert credentials.unwrap(wrapped.token, "DD10-x").password == "Reveal-me-once"
+    with pytest.raises(WrappingTokenInvalidError):
+        credentials.unwrap(wrapped.token, "DD10-x")
+
+
+def test_reveal_fails_closed(credentials: Credentials, coadmin: User, admin10: User) -> None:
+    """If the read cannot be recorded, the wrapping token is revoked: nobody can unwrap it."""
+    set_credential(credentials, coadmin.token, "DD10-x", "Not-recorded-pw")
+    seen: list[WrappedSecret] = []
+
+    def ledger_down(w: WrappedSecret) -> None:
+        seen.append(w)
+        raise ConnectionError("ledger unavailable")
+
+    with pytest.raises(ConnectionError):
+        credentials.reveal(admin10.token, "DD10-x", ledger_down)
+    assert len(seen) == 1
+    with pytest.raises(WrappingTokenInvalidError):
+        credentials.unwrap(seen[0].token, "DD10-x")
+
+
+def test_wrapping_token_for_something_else_is_refused(
+    credentials: Credentials, coadmin: User, admin10: User, service_client: VaultClient
+) -> None:
+    """A token wrapping another path (or forged with sys/wrapping/wrap) is refused unused."""
+    set_credential(credentials, coadmin.token, "DD10-x", "Right-account-pw")
+    other = credentials.read_current_wrapped(coadmin.token, "DD10-x")
+    with pytest.raises(WrappingPathMismatchError):
+        credentials.unwrap(other.token, "DD10-facebook")
+    assert credentials.unwrap(other.token, "DD10-x").password == "Right-account-pw"  # not used up
+
+    forged = service_client.write(
+        "sys/wrapping/wrap", {"password": "Phishing"}, operation="test", wrap_ttl=60
+    )
+    assert forged is not None
+    with pytest.raises(WrappingPathMismatchError):
+        credentials.unwrap(forged["wrap_info"]["token"], "DD10-x")
+
+
+def test_revoke_wrapped_by_accessor(credentials: Credentials, coadmin: User, admin10: User) -> None:
+    """The service can revoke a wrapping token by its accessor; a second revoke reports False."""
+    set_credential(credentials, coadmin.token, "DD10-x", "Revoked-pw-xx")
+    wrapped = credentials.read_current_wrapped(admin10.token, "DD10-x")
+    assert credentials.revoke_wrapped(wrapped.accessor) is True
+    with pytest.raises(WrappingTokenInvalidError):
+        credentials.unwrap(wrapped.token, "DD10-x")
+    assert credentials.revoke_wrapped(wrapped) is False
+
+
+def test_totp_register_and_codes(credentials: Credentials, coadmin: User, admin10: User) -> None:
+    """An imported seed yields RFC 6238 codes; valid_until is the end of the current window;
+    a wrapped code unwraps once to the same kind of answer."""
+    account = "DD10-x"
+    registration = credentials.register_totp(
+        coadmin.token, account, f"otpauth://totp/X:DD10IECM?secret={SEED}&issuer=X"
+    )
+    assert (registration.issuer, registration.period, registration.digits) == ("X", 30, 6)
+    assert SEED not in registration.seed_fingerprint
+    before = time.time()
+    code = credentials.totp_code(admin10.token, account)
+    after = time.time()
+    assert code.code in {rfc6238(SEED, before), rfc6238(SEED, after)}
+    assert datetime.fromtimestamp(before, UTC) < code.valid_until
+    assert code.valid_until.timestamp() % 30 == 0
+    assert code.valid_until.timestamp() - before <= 30
+
+    recorded: list[str] = []
+    wrapped = credentials.reveal_totp(admin10.token, account, lambda w: recorded.append(w.accessor))
+    assert recorded == [wrapped.accessor]
+    assert wrapped.kind == "totp"
+    unwrapped = credentials.unwrap_totp(wrapped.token, account)
+    assert unwrapped.code in {rfc6238(SEED, before), rfc6238(SEED, time.time())}
+    with pytest.raises(WrappingTokenInvalidError):
+        credentials.unwrap_totp(wrapped.token, account)
+
+
+def test_totp_rejects_bad_uri_before_any_request(credentials: Credentials, coadmin: User) -> None:
+    """A HOTP URI or a short seed is refused by validation; the error never holds the seed."""
+    with pytest.raises(InvalidOtpauthUriError) as hotp:
+        credentials.register_totp(coadmin.token, "DD10-x", f"otpauth://hotp/X:a?secret={SEED}")
+    assert hotp.value.problem == "type"
+    with pytest.raises(InvalidOtpauthUriError) as short:
+        credentials.register_totp(coadmin.token, "DD10-x", "otpauth://totp/X:a?secret=GEZDGNBV")
+    assert short.value.problem == "secret-too-short"
+    assert "GEZDGNBV" not in str(short.value)
+
+
+def test_coadministrator_cannot_generate_a_readable_seed(
+    coadmin: User, service_client: VaultClient
+) -> None:
+    """Asking the TOTP engine to generate (and so return) a seed is refused by policy."""
+    with pytest.raises(VaultPermissionDeniedError):
+        service_client.with_token(coadmin.token).write(
+            "custodia-totp/keys/DD10-generated",
+            {"generate": True, "exported": True, "issuer": "X", "account_name": "a"},
+            operation="test",
+        )

@@ -1,0 +1,146 @@
+"""hvac and requests failures leave ``custody.vault`` as Custodia errors carrying facts only.
+District used: DD13. The sealed case runs on a server of its own, started and sealed here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from custody.credentials import Credentials
+from custody.errors import (
+    VaultCasConflictError,
+    VaultInvalidRequestError,
+    VaultNotFoundError,
+    VaultPermissionDeniedError,
+    VaultSealedError,
+    VaultTokenInvalidError,
+    VaultUnreachableError,
+)
+from custody.servers import free_port, start_bao_dev
+from custody.vault import VaultClient
+from tests.integration.custody.helpers import MakeUser, User, new_event_id
+
+pytestmark = pytest.mark.integration
+
+
+def test_permission_denied(service_client: VaultClient, make_user: MakeUser) -> None:
+    """A 403 becomes VaultPermissionDeniedError naming the operation, path and account."""
+    nobody = make_user("err-nobody")
+    with pytest.raises(VaultPermissionDeniedError) as denied:
+        service_client.with_token(nobody.token).read(
+            "custodia/data/cuentas/DD13/x", operation="reveal", account="DD13-x"
+        )
+    error = denied.value
+    assert (error.operation, error.path, error.account, error.status) == (
+        "reveal",
+        "custodia/data/cuentas/DD13/x",
+        "DD13-x",
+        403,
+    )
+    assert error.__context__ is None
+    assert error.__cause__ is None
+    assert nobody.token not in str(error)
+    assert nobody.token not in repr(error)
+
+
+def test_unreachable() -> None:
+    """Nothing listening: VaultUnreachableError with the address, not a requests exception."""
+    addr = f"http://127.0.0.1:{free_port()}"
+    with pytest.raises(VaultUnreachableError) as unreachable:
+        VaultClient(addr, "any-token", timeout=2).read("sys/health", operation="health")
+    assert unreachable.value.addr == addr
+    assert unreachable.value.reason == "ConnectionError"
+    assert unreachable.value.__context__ is None
+
+
+def test_revoked_and_unknown_tokens(service_client: VaultClient, make_user: MakeUser) -> None:
+    """lookup_self refuses a revoked token, an unknown one and no token (VaultTokenInvalidError)."""
+    user = make_user("err-revoked")
+    token = user.login()
+    client = service_client.with_token(token)
+    assert client.lookup_self().username == user.username
+    client.revoke_self()
+    for bad in (
+        client,
+        service_client.with_token("s.not-a-token"),
+        service_client.with_token(None),
+    ):
+        with pytest.raises(VaultTokenInvalidError):
+            bad.lookup_self()
+
+
+def test_wrong_password_login(service_client: VaultClient, make_user: MakeUser) -> None:
+    """A wrong userpass password is a permission error that never contains the password."""
+    user = make_user("err-login")
+    with pytest.raises(VaultPermissionDeniedError) as denied:
+        service_client.with_token(None).login_userpass(user.username, "Wrong-password-123")
+    assert "Wrong-password-123" not in str(denied.value)
+
+
+def test_cas_conflict(credentials: Credentials, coadmin: User) -> None:
+    """A second staging while one is open is a CAS conflict on the staged path, expecting 0."""
+    event = new_event_id()
+    base = credentials.current_version("DD13-x")
+    credentials.stage(coadmin.token, "DD13-x", "First-staged-pw", event, base, staged_by="t")
+    with pytest.raises(VaultCasConflictError) as conflict:
+        credentials.stage(coadmin.token, "DD13-x", "Second-staged-pw", "other", base, staged_by="t")
+    assert conflict.value.path == "custodia/data/preparadas/DD13/x"
+    assert conflict.value.expected_version == 0
+    assert "Second-staged-pw" not in str(conflict.value)
+    credentials.abandon(coadmin.token, "DD13-x", event)
+
+
+def test_not_found(credentials: Credentials, coadmin: User) -> None:
+    """Revealing an account with no credential is VaultNotFoundError with the account."""
+    with pytest.raises(VaultNotFoundError) as missing:
+        credentials.read_current_wrapped(coadmin.token, "DD13-mastodon")
+    assert missing.value.account == "DD13-mastodon"
+
+
+def test_invalid_request_reason_only_without_secret_body(service_client: VaultClient) -> None:
+    """A 400 carries the server's reason, unless the request body held a secret."""
+    with pytest.raises(VaultInvalidRequestError) as plain:
+        service_client.write(
+            "custodia-transit/decrypt/pii-nobody-x",
+            {"ciphertext": "vault:v1:bm90LWEtY2lwaGVydGV4dA=="},
+            operation="open",
+        )
+    assert plain.value.reason
+    with pytest.raises(VaultInvalidRequestError) as secret:
+        service_client.write(
+            "custodia-transit/decrypt/pii-nobody-x",
+            {"ciphertext": "vault:v1:bm90LWEtY2lwaGVydGV4dA=="},
+            operation="open",
+            secret_body=True,
+        )
+    assert secret.value.reason is None
+
+
+def test_sealed(tmp_path: Path) -> None:
+    """A sealed server answers every request with VaultSealedError (own server, sealed here)."""
+    server = start_bao_dev(tmp_path / "sealed")
+    try:
+        assert server.root_token
+        root = VaultClient(server.addr, server.root_token)
+        assert root.lookup_self().policies == ("root",)
+        root.request("PUT", "sys/seal", operation="seal")
+        with pytest.raises(VaultSealedError) as sealed:
+            root.read("secret/data/anything", operation="reveal")
+        assert sealed.value.addr == server.addr
+        with pytest.raises(VaultSealedError):
+            root.lookup_self()
+    finally:
+        server.stop()
+
+
+def test_lookup_of_a_caller_token(service_client: VaultClient, make_user: MakeUser) -> None:
+    """The service looks up a caller's token with its own client: user name, entity, expiry."""
+    user = make_user("err-lookup")
+    info = service_client.lookup_self(user.token)
+    assert info.username == user.username
+    assert info.entity_id
+    assert info.expire_time is not None
+    assert info.ttl > 0
+    assert user.token not in repr(info)

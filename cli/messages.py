@@ -124,9 +124,14 @@ def register(name: str, code: int, render: Render) -> None:
 
 
 def describe(error: BaseException) -> tuple[int, str]:
-    """The exit code and the Spanish message for ``error``."""
-    for cls in type(error).__mro__:
-        entry = MESSAGES.get(cls.__name__)
+    """The exit code and the Spanish message for ``error``.
+
+    An error that came back from the service carries the names of its class and ancestors
+    (``remote_chain``); they are looked up the same way as a local error's MRO.
+    """
+    names = getattr(error, "remote_chain", None) or [cls.__name__ for cls in type(error).__mro__]
+    for name in names:
+        entry = MESSAGES.get(name)
         if entry is not None:
             code, render = entry
             try:

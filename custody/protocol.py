@@ -52,9 +52,12 @@ class ProtocolError(CustodiaError):
 class RemoteError(CustodiaError):
     """An error raised in the service, carried back to the client by type name and facts."""
 
-    def __init__(self, remote_type: str, attrs: dict[str, Any]) -> None:
+    def __init__(
+        self, remote_type: str, attrs: dict[str, Any], chain: list[str] | None = None
+    ) -> None:
         super().__init__(remote_type)
         self.remote_type = remote_type
+        self.remote_chain = chain or [remote_type]
         self.attrs = attrs
         for key, value in attrs.items():
             if not hasattr(CustodiaError, key) and key.isidentifier():
@@ -102,8 +105,15 @@ def ok_reply(data: Any) -> bytes:
     return encode({"ok": True, "data": data})
 
 
-def error_reply(error_type: str, attrs: dict[str, Any]) -> bytes:
-    return encode({"ok": False, "error": {"type": error_type, "attrs": attrs}})
+def error_reply(error_type: str, attrs: dict[str, Any], chain: list[str] | None = None) -> bytes:
+    """An error reply: the class name, its ancestors' names (for the client's message lookup)
+    and the error's public facts."""
+    body = {"type": error_type, "chain": chain or [error_type], "attrs": attrs}
+    return encode({"ok": False, "error": body})
+
+
+def error_chain(error: BaseException) -> list[str]:
+    return [cls.__name__ for cls in type(error).__mro__ if issubclass(cls, CustodiaError)]
 
 
 def error_attrs(error: BaseException) -> dict[str, Any]:
@@ -132,7 +142,10 @@ def decode_reply(data: bytes) -> Any:
     if reply["ok"]:
         return reply.get("data")
     error = reply.get("error") or {}
-    raise RemoteError(str(error.get("type", "CustodiaError")), dict(error.get("attrs") or {}))
+    chain = [str(name) for name in error.get("chain") or []]
+    raise RemoteError(
+        str(error.get("type", "CustodiaError")), dict(error.get("attrs") or {}), chain
+    )
 
 
 # -- sealing sensitive reply fields --------------------------------------------------------

@@ -1,0 +1,225 @@
+"""``custodia servicio``: the command service, the only writer of the ledger.
+
+A NATS micro service (discovery, stats and the standard error headers come with it). Every
+request on ``custodia.cmd.<command>`` is authenticated by the caller's own OpenBao/Vault token
+(checked with the server, cached for at most ``TOKEN_CACHE_SECONDS``), mapped to a person and
+roles, handed to the command's handler (synchronous application code, run on a worker thread),
+and answered. Several instances may run at once: they share a queue group, and optimistic
+concurrency in the event store keeps them correct.
+
+Every request produces exactly one canonical log line: who, command, district/account, outcome,
+duration. Never a secret: arguments are not logged, only the facts named below.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import structlog
+
+from events.errors import CustodiaError
+
+from . import protocol
+
+TOKEN_CACHE_SECONDS = 5.0
+LOGGED_ARGS = ("distrito", "cuenta", "solicitud", "incidente", "persona", "usuario")
+
+
+class NotAuthenticatedError(CustodiaError):
+    """The request carries no token, or the token is unknown, expired or revoked."""
+
+    def __init__(self, reason: str = "missing") -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UnknownCommandError(CustodiaError):
+    """No handler for the requested command."""
+
+    def __init__(self, command: str) -> None:
+        super().__init__(command)
+        self.command = command
+
+
+class InternalError(CustodiaError):
+    """An unexpected failure in the service; details are in the service's log only."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """An authenticated person, as the service sees them for one request."""
+
+    username: str
+    entity_id: str
+    policies: tuple[str, ...]
+    token: str = field(repr=False)
+    expires_at: datetime | None = None
+
+
+class Authenticator(Protocol):
+    """Checks a token with the server; raises :class:`NotAuthenticatedError` if it is not valid."""
+
+    def authenticate(self, token: str) -> Caller: ...
+
+
+class CachedAuthenticator:
+    """Caches successful authentications for at most ``ttl`` seconds (revocation bound)."""
+
+    def __init__(self, inner: Authenticator, ttl: float = TOKEN_CACHE_SECONDS) -> None:
+        if ttl > TOKEN_CACHE_SECONDS:
+            raise ValueError("the token cache bound is 5 seconds")
+        self.inner = inner
+        self.ttl = ttl
+        self._cache: dict[str, tuple[float, Caller]] = {}
+        self._lock = threading.Lock()
+
+    def authenticate(self, token: str) -> Caller:
+        now = time.monotonic()
+        with self._lock:
+            hit = self._cache.get(token)
+            if hit and now - hit[0] < self.ttl:
+                return hit[1]
+        caller = self.inner.authenticate(token)
+        with self._lock:
+            if len(self._cache) > 10_000:
+                self._cache.clear()
+            self._cache[token] = (now, caller)
+        return caller
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request as a handler sees it."""
+
+    command: str
+    caller: Caller
+    args: Mapping[str, Any]
+    request_id: str
+    reply_key: str | None
+    received_at: datetime
+
+    def seal(self, value: Any) -> dict[str, str]:
+        """Seal a sensitive value for the caller (see :mod:`custody.protocol`)."""
+        if not self.reply_key:
+            raise protocol.ProtocolError("this command needs a reply key")
+        return protocol.seal(value, self.reply_key)
+
+
+Handler = Callable[[Call], Any]
+
+
+class CommandService:
+    """Serves ``handlers`` on NATS until :meth:`stop` is called."""
+
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler],
+        authenticator: Authenticator,
+        *,
+        public: frozenset[str] = frozenset(),
+        workers: int = 8,
+        version: str = "0.1.0",
+    ) -> None:
+        self.handlers = dict(handlers)
+        self.authenticator = authenticator
+        self.public = public
+        self.version = version
+        self.log = structlog.get_logger("custodia.servicio")
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="custodia-cmd")
+        self._service: Any = None
+
+    async def start(self, nc: Any) -> None:
+        """Register the micro service and one endpoint per command on connection ``nc``."""
+        from nats.micro import add_service
+
+        self._service = await add_service(
+            nc,
+            name=protocol.SERVICE_NAME,
+            version=self.version,
+            description="Custodia: órdenes autenticadas sobre la bitácora",
+            queue_group=protocol.QUEUE_GROUP,
+        )
+        for command in sorted(self.handlers):
+            await self._service.add_endpoint(
+                name=command.replace(".", "-"),
+                subject=protocol.subject_for(command),
+                handler=self._make_endpoint(command),
+            )
+
+    async def stop(self) -> None:
+        if self._service is not None:
+            await self._service.stop()
+        self._pool.shutdown(wait=True, cancel_futures=False)
+
+    def _make_endpoint(self, command: str) -> Callable[[Any], Any]:
+        async def endpoint(request: Any) -> None:
+            started = time.perf_counter()
+            headers = request.headers or {}
+            outcome, data, error_type, attrs = "ok", None, None, {}
+            chain: list[str] = []
+            username = None
+            args: Mapping[str, Any] = {}
+            try:
+                args = protocol.decode_args(request.data)
+                request_id = headers.get(protocol.REQUEST_ID_HEADER)
+                if not protocol.valid_request_id(request_id):
+                    raise protocol.ProtocolError("missing or invalid request id")
+                caller = await self._authenticate(command, headers.get(protocol.TOKEN_HEADER))
+                username = caller.username
+                call = Call(
+                    command=command,
+                    caller=caller,
+                    args=args,
+                    request_id=str(request_id),
+                    reply_key=headers.get(protocol.REPLY_KEY_HEADER),
+                    received_at=datetime.now(UTC),
+                )
+                loop = asyncio.get_running_loop()
+                data = await loop.run_in_executor(self._pool, self.handlers[command], call)
+            except CustodiaError as exc:
+                outcome, error_type, attrs = (
+                    "rechazada",
+                    type(exc).__name__,
+                    protocol.error_attrs(exc),
+                )
+            except Exception:
+                outcome, error_type, attrs = "error", "InternalError", {}
+                self.log.exception("fallo_interno", comando=command)
+            if error_type is None:
+                await request.respond(protocol.ok_reply(data))
+            else:
+                await request.respond_error(
+                    "403" if error_type == "NotAuthenticatedError" else "400",
+                    error_type,
+                    data=protocol.error_reply(error_type, attrs, chain),
+                )
+            self.log.info(
+                "solicitud",
+                comando=command,
+                usuario=username,
+                resultado=outcome,
+                error=error_type,
+                duracion_ms=round((time.perf_counter() - started) * 1000, 2),
+                **{
+                    k: str(args[k])[:64]
+                    for k in LOGGED_ARGS
+                    if isinstance(args, Mapping) and k in args
+                },
+            )
+
+        return endpoint
+
+    async def _authenticate(self, command: str, token: str | None) -> Caller:
+        if command in self.public:
+            return Caller("anónimo", "", (), token="")
+        if not token:
+            raise NotAuthenticatedError("missing")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, self.authenticator.authenticate, token)

@@ -31,7 +31,7 @@ from typing import Any
 
 from events.errors import StackError
 
-from . import servers
+from . import nats_auth, servers
 from .servers import (
     BaoProcess,
     NatsConfig,
@@ -373,8 +373,33 @@ class EmbeddedStack:
             probe = self.run_dir / ".write-probe"
             probe.write_text("")
             probe.unlink()
+            self._ensure_nats_auth()
         except OSError as exc:
             raise HomeNotWritableError(self.home, exc.strerror or str(exc)) from None
+
+    @property
+    def nats_users_file(self) -> Path:
+        return self.secrets_dir / "nats-users.json"
+
+    def nats_users(self) -> dict[str, nats_auth.NatsUser]:
+        """The embedded NATS users and their passwords (generated on first start)."""
+        try:
+            return nats_auth.load_users(self.nats_users_file)
+        except (OSError, ValueError, KeyError):
+            raise CorruptKeyFileError(self.nats_users_file, "unreadable") from None
+
+    def _ensure_nats_auth(self) -> None:
+        # The trust boundary (custody.nats_auth) applies to the embedded server too.
+        if not self.nats_users_file.exists():
+            nats_auth.save_users(self.nats_users_file, nats_auth.generate_users())
+        conf = nats_auth.render_accounts(
+            self.nats_users(), nats_auth.LEDGER_STREAMS, nats_auth.EVENT_SUBJECTS
+        )
+        target = self.nats_dir / "auth.conf"
+        if not target.exists() or target.read_text() != conf:
+            fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(conf)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

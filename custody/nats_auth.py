@@ -26,6 +26,14 @@ from .protocol import SUBJECT_PREFIX
 
 ACCOUNT = "CUSTODIA"
 USERS = ("servicio", "cliente", "verificador")
+# The application's streams and subjects (events.jetstream naming for the app ``custodia``).
+LEDGER_STREAMS = ["custodia-events", "custodia-checkpoints"]
+EVENT_SUBJECTS = [
+    "custodia.events.>",
+    "custodia.tracking.>",
+    "custodia.snapshots.>",
+    "custodia.checkpoints.>",
+]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,124 @@
+"""Where the servers are and with which credentials: one place that wires it for every process.
+
+Embedded default (no ``CUSTODIA_NATS_URL`` / ``CUSTODIA_VAULT_ADDR``): addresses come from the
+supervisor's ``stack.json``; NATS passwords from ``secrets/nats-users.json``; the administrative
+OpenBao token is the embedded root token (``init`` only) and the service token is kept in
+``secrets/servicio-token`` (both 0600). External servers: ``CUSTODIA_NATS_URL`` (+
+``CUSTODIA_NATS_CREDS``), ``CUSTODIA_VAULT_ADDR`` (+ ``CUSTODIA_VAULT_TOKEN`` for ``init`` and
+``servicio`` only).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from events.errors import ConfigurationError
+
+from .config import Settings
+from .embedded import EmbeddedStack, StackInfo, StackNotRunningError
+
+NatsRole = Literal["servicio", "cliente", "verificador"]
+SERVICE_TOKEN_FILE = "servicio-token"  # noqa: S105  # a file name
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    """How to reach NATS and OpenBao, as one of the NATS users."""
+
+    nats_url: str
+    vault_addr: str
+    nats_user: str | None = None
+    nats_password: str | None = field(default=None, repr=False)
+    nats_creds: Path | None = None
+    embedded_nats: bool = False
+    embedded_vault: bool = False
+
+    def nats_options(self) -> dict[str, object]:
+        """Keyword arguments for ``nats.connect`` (credentials included)."""
+        options: dict[str, object] = {"servers": [self.nats_url]}
+        if self.nats_creds is not None:
+            options["user_credentials"] = str(self.nats_creds)
+        elif self.nats_user is not None:
+            options["user"] = self.nats_user
+            options["password"] = self.nats_password
+        return options
+
+    def nats_env(self) -> dict[str, str]:
+        """Environment for ``eventsourcing``'s JetStream persistence module."""
+        env = {"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": self.nats_url}
+        if self.nats_creds is not None:
+            env["NATS_CREDS"] = str(self.nats_creds)
+        elif self.nats_user is not None and self.nats_password is not None:
+            env["NATS_USER"] = self.nats_user
+            env["NATS_PASSWORD"] = self.nats_password
+        return env
+
+
+def resolve(settings: Settings, role: NatsRole, *, start: bool = False) -> Endpoints:
+    """The endpoints for ``role``; with ``start`` the embedded servers are started if needed."""
+    info: StackInfo | None = None
+    stack = EmbeddedStack(settings.home)
+    if settings.embedded_nats or settings.embedded_vault:
+        info = stack.start() if start else stack.info()
+        if info is None:
+            raise StackNotRunningError(settings.home)
+    if settings.nats_url:
+        nats_url, user, password, creds = settings.nats_url, None, None, settings.nats_creds
+    else:
+        assert info is not None
+        users = stack.nats_users()
+        nats_url, user, password, creds = info.nats_url, role, users[role].password, None
+    vault_addr = settings.vault_addr or (info.vault_addr if info else "")
+    return Endpoints(
+        nats_url=nats_url,
+        vault_addr=vault_addr,
+        nats_user=user,
+        nats_password=password,
+        nats_creds=creds,
+        embedded_nats=settings.embedded_nats,
+        embedded_vault=settings.embedded_vault,
+    )
+
+
+def admin_token(settings: Settings) -> str:
+    """The administrative OpenBao token for ``init``: the embedded root token, or
+    CUSTODIA_VAULT_TOKEN."""
+    if settings.vault_token:
+        return settings.vault_token
+    if settings.embedded_vault:
+        return EmbeddedStack(settings.home).vault_keys().root_token
+    raise ConfigurationError("CUSTODIA_VAULT_TOKEN", "required with an external OpenBao/Vault")
+
+
+def service_token(settings: Settings) -> str:
+    """The token ``custodia servicio`` acts with (least privilege, created by ``init``)."""
+    path = settings.home / "secrets" / SERVICE_TOKEN_FILE
+    try:
+        token = path.read_text().strip()
+    except FileNotFoundError:
+        if settings.vault_token:
+            return settings.vault_token
+        raise ConfigurationError(str(path), "missing: run «custodia init» first") from None
+    if not token:
+        raise ConfigurationError(str(path), "empty")
+    return token
+
+
+def save_service_token(settings: Settings, token: str) -> None:
+    write_secret(settings.home / "secrets" / SERVICE_TOKEN_FILE, token)
+
+
+def write_secret(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` with mode 0600, atomically (the directory is made 0700)."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)

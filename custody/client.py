@@ -1,0 +1,95 @@
+"""The client side of the command protocol: one request to ``custodia servicio`` over NATS.
+
+A request whose reply is lost is retried with the same request id (the service makes retries
+safe); sensitive reply fields are opened with the request's ephemeral key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from events.errors import InfrastructureError
+
+from . import protocol
+from .bootstrap import Endpoints
+
+
+class ServiceUnavailableError(InfrastructureError):
+    """``custodia servicio`` did not answer (not running, or NATS unreachable)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class CommandClient:
+    """Sends commands as the person holding ``token``."""
+
+    def __init__(self, endpoints: Endpoints, token: str | None, *, timeout: float = 15.0) -> None:
+        self.endpoints = endpoints
+        self._token = token
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"CommandClient({self.endpoints.nats_url!r})"
+
+    def call(self, command: str, args: dict[str, Any] | None = None, *, retries: int = 2) -> Any:
+        """Send ``command`` and return its reply data (sealed fields opened)."""
+        return asyncio.run(self._call(command, dict(args or {}), retries))
+
+    async def _call(self, command: str, args: dict[str, Any], retries: int) -> Any:
+        import nats
+        from nats.errors import Error as NatsError
+        from nats.errors import NoRespondersError
+        from nats.errors import TimeoutError as NatsTimeoutError
+
+        key = protocol.ReplyKey.generate()
+        headers = {
+            protocol.REQUEST_ID_HEADER: str(uuid.uuid4()),
+            protocol.REPLY_KEY_HEADER: key.public_b64(),
+        }
+        if self._token:
+            headers[protocol.TOKEN_HEADER] = self._token
+        payload = protocol.encode(args)
+        try:
+            nc = await nats.connect(
+                **self.endpoints.nats_options(),  # type: ignore[arg-type]
+                allow_reconnect=False,
+                connect_timeout=3,
+                max_reconnect_attempts=0,
+            )
+        except (TimeoutError, OSError, NatsError) as exc:
+            raise ServiceUnavailableError(f"nats: {type(exc).__name__}") from None
+        try:
+            for attempt in range(retries + 1):
+                try:
+                    msg = await nc.request(
+                        protocol.subject_for(command),
+                        payload,
+                        timeout=self.timeout,
+                        headers=headers,
+                    )
+                    break
+                except NoRespondersError:
+                    if attempt == retries:
+                        raise ServiceUnavailableError("no responders") from None
+                    await asyncio.sleep(0.5 * (attempt + 1))
+                except (TimeoutError, NatsTimeoutError):
+                    # The same request id again: the service answers a retry without redoing it.
+                    if attempt == retries:
+                        raise ServiceUnavailableError("timeout") from None
+        finally:
+            await nc.close()
+        return _open_sealed(protocol.decode_reply(msg.data), key)
+
+
+def _open_sealed(value: Any, key: protocol.ReplyKey) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"sealed"}:
+            return key.open(value)
+        return {k: _open_sealed(v, key) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_open_sealed(v, key) for v in value]
+    return value

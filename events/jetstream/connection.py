@@ -1,0 +1,594 @@
+"""One NATS connection and the private event-loop thread that owns it (the sync/async seam).
+
+``eventsourcing`` is synchronous and nats-py is asyncio. Each :class:`Connection` runs its own
+event loop in a daemon thread; a recorder operation is one coroutine submitted to that loop
+(:meth:`Connection.run`), so it can be called from any thread except the loop's own (which is
+refused rather than left to deadlock).
+
+Reads use JetStream *direct get* (batched). nats-py parses every header of every message it
+delivers, which dominates read time; the replies to direct gets arrive on one private wildcard
+inbox whose messages are handed over raw (subject, headers and body as bytes) by a thin wrapper
+around ``Client._process_msg``. That wrapper depends on a private method of nats-py (pinned at
+2.16); if its signature differs, the ordinary parsed-message path is used instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import inspect
+import json
+import logging
+import ssl
+import threading
+import time
+import weakref
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import nats
+import nats.errors
+import nats.js.errors
+from eventsourcing.persistence import ProgrammingError
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js.api import StreamConfig
+
+from events.jetstream.errors import (
+    ConnectionClosedError,
+    EventStoreUnavailableError,
+    StreamConfigError,
+    StreamNotFoundError,
+)
+
+logger = logging.getLogger("events.jetstream")
+
+T = TypeVar("T")
+
+# One raw message from a direct get: (stream sequence, subject, body).
+RawMessage = tuple[int, bytes, bytes]
+
+
+@dataclass(frozen=True)
+class NatsSettings:
+    """How to reach NATS. Built from the environment by :class:`events.jetstream.Factory`."""
+
+    servers: tuple[str, ...]
+    creds_file: str | None = None
+    nkey_seed_file: str | None = None
+    token: str | None = field(default=None, repr=False)
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
+    tls_hostname: str | None = None
+    connect_timeout: float = 5.0
+    timeout: float = 10.0
+    name: str = "custodia-eventstore"
+
+    def redacted_servers(self) -> str:
+        """The server URLs without any user information (safe to show and log)."""
+        shown = []
+        for url in self.servers:
+            parts = urlsplit(url)
+            netloc = parts.hostname or ""
+            if parts.port:
+                netloc += f":{parts.port}"
+            shown.append(urlunsplit((parts.scheme, netloc, parts.path, "", "")))
+        return ", ".join(shown)
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        if not (self.tls_ca_file or self.tls_cert_file):
+            return None
+        context = ssl.create_default_context(cafile=self.tls_ca_file)
+        if self.tls_cert_file:
+            context.load_cert_chain(self.tls_cert_file, self.tls_key_file)
+        return context
+
+
+class NotSentError(Exception):
+    """The message never left the client (not connected; nothing is buffered)."""
+
+
+class NoAnswerError(Exception):
+    """The request was sent but no reply came in time: its outcome is unknown."""
+
+
+class NoRespondersError(Exception):
+    """The server answered that nobody serves the subject (no stream, or JetStream down)."""
+
+
+class DeadlineError(Exception):
+    """The operation's deadline passed while waiting."""
+
+
+@dataclass
+class DirectReply:
+    """The messages of one direct get, and how many more match after them."""
+
+    messages: list[RawMessage]
+    pending: int
+
+
+class _Collector:
+    __slots__ = ("batch", "future", "messages")
+
+    def __init__(self, batch: bool, future: asyncio.Future[DirectReply]) -> None:
+        self.batch = batch
+        self.future = future
+        self.messages: list[RawMessage] = []
+
+    def finish(self, pending: int) -> None:
+        if not self.future.done():
+            self.future.set_result(DirectReply(self.messages, pending))
+
+    def fail(self, error: BaseException) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+def _header(headers: bytes, key: bytes) -> bytes | None:
+    # Server-added headers come last: search from the end, so that a header of the same name
+    # smuggled in by a publisher cannot shadow them.
+    i = headers.rfind(key)
+    if i < 0:
+        return None
+    start = i + len(key)
+    return headers[start : headers.find(b"\r\n", start)]
+
+
+class _DirectError(Exception):
+    def __init__(self, status: int, description: str) -> None:
+        super().__init__(f"direct get failed: {status} {description}")
+        self.status = status
+
+
+class Connection:
+    """A NATS connection with its private event loop. Thread-safe; close with :meth:`close`."""
+
+    def __init__(self, settings: NatsSettings) -> None:
+        self.settings = settings
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="custodia-nats-loop", daemon=True
+        )
+        self._thread.start()
+        self._closed = False
+        self._closing = False
+        self._close_lock = threading.Lock()
+        self._nc = Client()
+        self._connected: asyncio.Event | None = None
+        self._last_error: Exception | None = None
+        self._collectors: dict[bytes, _Collector] = {}
+        self._next_token = 0
+        self._inbox_prefix = b""
+        self._direct_sid = -1
+        self._reconnect_listeners: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._closables: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._shared: dict[str, Any] = {}
+        self._shared_lock = threading.Lock()
+        self._ensured_streams: set[str] = set()
+        try:
+            self.run(self._connect())
+        except BaseException:
+            self._stop_loop()
+            raise
+
+    # -- the seam ---------------------------------------------------------------------------
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._loop
+
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Schedule ``coro`` on the connection's loop; returns a thread-safe future."""
+        if self._closed:
+            coro.close()
+            raise ConnectionClosedError
+        if threading.get_ident() == self._thread.ident:
+            coro.close()
+            raise ProgrammingError("a recorder was called from its own event-loop thread")
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the connection's loop and wait for its result (one hop).
+
+        Leaner than ``run_coroutine_threadsafe(...).result()``: a plain lock released by the
+        task's done-callback (on this VM every thread wake-up costs tens of microseconds).
+        """
+        if self._closed:
+            coro.close()
+            raise ConnectionClosedError
+        if threading.get_ident() == self._thread.ident:
+            coro.close()
+            raise ProgrammingError("a recorder was called from its own event-loop thread")
+        done = threading.Lock()
+        done.acquire()
+        outcome: list[Any] = []
+
+        async def run_and_release() -> None:
+            try:
+                outcome.append((True, await coro))
+            except BaseException as e:
+                outcome.append((False, e))
+                if not isinstance(e, Exception):
+                    raise
+            finally:
+                done.release()  # at once: no extra loop iteration for a done-callback
+
+        try:
+            self._loop.call_soon_threadsafe(self._loop.create_task, run_and_release())
+        except RuntimeError:  # the loop is closed
+            coro.close()
+            raise ConnectionClosedError from None
+        while not done.acquire(timeout=1.0):
+            if self._closed and not self._thread.is_alive():
+                raise ConnectionClosedError
+        ok, value = outcome[0]
+        if ok:
+            return value  # type: ignore[no-any-return]
+        if isinstance(value, asyncio.CancelledError):
+            raise ConnectionClosedError from None
+        raise value
+
+    def shared(self, key: str, create: Callable[[], T]) -> T:
+        """A per-connection singleton (e.g. the writer state of one stream)."""
+        with self._shared_lock:
+            value = self._shared.get(key)
+            if value is None:
+                value = self._shared[key] = create()
+            return value
+
+    def mark_ensured(self, stream: str) -> bool:
+        """Whether ``stream`` still has to be checked/created on this connection (marks it)."""
+        with self._shared_lock:
+            if stream in self._ensured_streams:
+                return False
+            self._ensured_streams.add(stream)
+            return True
+
+    def unmark_ensured(self, stream: str) -> None:
+        with self._shared_lock:
+            self._ensured_streams.discard(stream)
+
+    def on_reconnect(self, listener: Any) -> None:
+        """``listener.reconnected()`` is called (in the loop) after each reconnection."""
+        self._reconnect_listeners.add(listener)
+
+    def on_close(self, closable: Any) -> None:
+        """``closable.connection_closing()`` is called (from the closing thread) on close."""
+        self._closables.add(closable)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    @property
+    def client(self) -> Client:
+        return self._nc
+
+    # -- connecting and closing ---------------------------------------------------------------
+
+    async def _connect(self) -> None:
+        settings = self.settings
+        self._connected = asyncio.Event()
+        options: dict[str, Any] = {
+            "servers": list(settings.servers),
+            "name": settings.name,
+            # No publish is ever buffered while disconnected: it fails at once instead of being
+            # delivered later, after its caller was told it failed (a ghost write).
+            "pending_size": 0,
+            "allow_reconnect": True,
+            "max_reconnect_attempts": -1,
+            "reconnect_time_wait": 0.25,
+            "connect_timeout": min(2.0, settings.connect_timeout),
+            "error_cb": self._on_error,
+            "disconnected_cb": self._on_disconnected,
+            "reconnected_cb": self._on_reconnected,
+        }
+        if settings.creds_file:
+            options["user_credentials"] = settings.creds_file
+        if settings.nkey_seed_file:
+            options["nkeys_seed"] = settings.nkey_seed_file
+        if settings.token:
+            options["token"] = settings.token
+        if settings.user:
+            options["user"] = settings.user
+            options["password"] = settings.password
+        context = settings.ssl_context()
+        if context is not None:
+            options["tls"] = context
+            if settings.tls_hostname:
+                options["tls_hostname"] = settings.tls_hostname
+        try:
+            await asyncio.wait_for(self._nc.connect(**options), settings.connect_timeout)
+        except (TimeoutError, OSError, nats.errors.Error) as e:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._nc.close(), 2)
+            cause = self._last_error if isinstance(e, TimeoutError) else e
+            detail = f"{type(cause).__name__}: {cause}".strip(": ") if cause else "no answer"
+            raise EventStoreUnavailableError(
+                f"cannot connect to NATS at {settings.redacted_servers()} within "
+                f"{settings.connect_timeout:g} s ({detail})"
+            ) from None
+        self._connected.set()
+        await self._subscribe_direct_inbox()
+
+    async def _subscribe_direct_inbox(self) -> None:
+        prefix = self._nc.new_inbox() + "."
+        self._inbox_prefix = prefix.encode()
+        original = self._nc._process_msg
+        params = list(inspect.signature(original).parameters)
+        if params == ["sid", "subject", "reply", "data", "headers"]:
+            subscription = await self._nc.subscribe(prefix + "*")
+            self._direct_sid = subscription._id
+
+            async def process_msg(
+                sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
+            ) -> None:
+                if sid == self._direct_sid:
+                    self._on_direct_raw(subject, data, headers)
+                else:
+                    # nats-py annotates ``headers`` as bytes but passes None when absent.
+                    await original(sid, subject, reply, data, headers)  # type: ignore[arg-type]
+
+            self._nc._process_msg = process_msg  # type: ignore[method-assign]
+        else:  # pragma: no cover - only with a nats-py whose internals changed
+            logger.warning("nats-py internals changed: direct gets use the slower parsed path")
+            await self._nc.subscribe(prefix + "*", cb=self._on_direct_msg)
+
+    async def _on_error(self, error: Exception) -> None:
+        # What the server said (say, an authorization violation) explains more than the
+        # connection reset that follows it.
+        if isinstance(error, nats.errors.Error) or not isinstance(
+            self._last_error, nats.errors.Error
+        ):
+            self._last_error = error
+        logger.debug("NATS client error: %s: %s", type(error).__name__, error)
+
+    async def _on_disconnected(self) -> None:
+        if self._connected is not None:
+            self._connected.clear()
+        if not self._closing:
+            logger.warning("disconnected from NATS; reconnecting")
+
+    async def _on_reconnected(self) -> None:
+        if self._connected is not None:
+            self._connected.set()
+        logger.warning("reconnected to NATS")
+        for listener in list(self._reconnect_listeners):
+            listener.reconnected()
+
+    def close(self) -> None:
+        """Drain the connection, stop the loop and join its thread. Idempotent."""
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closing = True
+            for closable in list(self._closables):
+                closable.connection_closing()
+            if threading.get_ident() == self._thread.ident:
+                # Called from the loop itself (say, by the garbage collector): finish there.
+                self._closed = True
+                self._loop.create_task(self._drain_and_stop())
+                return
+            try:
+                future = asyncio.run_coroutine_threadsafe(self._drain(), self._loop)
+                future.result(timeout=10)
+            except Exception as e:  # closing must not raise
+                logger.debug("NATS drain failed: %s", e)
+            self._closed = True
+            self._stop_loop()
+
+    async def _drain_and_stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._drain()
+        self._loop.stop()
+
+    async def _drain(self) -> None:
+        for collector in list(self._collectors.values()):
+            collector.fail(ConnectionClosedError())
+        try:
+            await asyncio.wait_for(self._nc.drain(), 5)
+        except Exception:
+            await asyncio.wait_for(self._nc.close(), 5)
+
+    def _stop_loop(self) -> None:
+        async def cancel_all() -> None:
+            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        with contextlib.suppress(Exception):
+            asyncio.run_coroutine_threadsafe(cancel_all(), self._loop).result(timeout=5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        if threading.get_ident() != self._thread.ident:
+            self._thread.join(timeout=10)
+            if not self._thread.is_alive() and not self._loop.is_running():
+                self._loop.close()
+
+    # -- waiting for the connection -------------------------------------------------------------
+
+    async def wait_connected(self, deadline: float) -> None:
+        """Return once connected; raise :class:`DeadlineError` at ``deadline`` (monotonic)."""
+        if self._closed or self._nc.is_closed:
+            raise ConnectionClosedError
+        assert self._connected is not None
+        if self._connected.is_set() and self._nc.is_connected:
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise DeadlineError
+        try:
+            await asyncio.wait_for(self._connected.wait(), remaining)
+        except TimeoutError:
+            raise DeadlineError from None
+
+    # -- publishing ---------------------------------------------------------------------------
+
+    async def request(
+        self, subject: str, payload: bytes, headers: dict[str, str], wait: float
+    ) -> dict[str, Any]:
+        """Publish ``payload`` as a request and return the JSON reply (an ack or an error)."""
+        if self._closed or self._nc.is_closed:
+            raise ConnectionClosedError
+        try:
+            msg = await self._nc.request(subject, payload, timeout=wait, headers=headers)
+        except nats.errors.NoRespondersError:
+            raise NoRespondersError from None
+        except nats.errors.TimeoutError:
+            raise NoAnswerError from None
+        except (
+            nats.errors.OutboundBufferLimitError,
+            nats.errors.ConnectionReconnectingError,
+            nats.errors.ConnectionDrainingError,
+            nats.errors.ConnectionClosedError,
+            nats.errors.StaleConnectionError,
+        ):
+            raise NotSentError from None
+        if not msg.data:
+            return {}
+        reply: dict[str, Any] = json.loads(msg.data)
+        return reply
+
+    async def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> None:
+        """Publish without waiting for a reply (the middle messages of an atomic batch)."""
+        try:
+            await self._nc.publish(subject, payload, headers=headers)
+        except (
+            nats.errors.OutboundBufferLimitError,
+            nats.errors.ConnectionReconnectingError,
+            nats.errors.ConnectionDrainingError,
+            nats.errors.ConnectionClosedError,
+            nats.errors.StaleConnectionError,
+        ):
+            raise NotSentError from None
+
+    # -- direct get ------------------------------------------------------------------------------
+
+    async def direct_get(self, stream: str, query: dict[str, Any], deadline: float) -> DirectReply:
+        """One direct get (``batch`` in ``query`` makes it a batch), retried until ``deadline``.
+
+        A missing message is an empty reply. Reads are idempotent, so any failure to get a
+        complete answer is retried while time remains.
+        """
+        payload = json.dumps(query).encode()
+        batch = "batch" in query
+        subject = f"$JS.API.DIRECT.GET.{stream}"
+        while True:
+            await self.wait_connected(deadline)
+            self._next_token += 1
+            token = str(self._next_token).encode()
+            future: asyncio.Future[DirectReply] = self._loop.create_future()
+            self._collectors[token] = _Collector(batch, future)
+            try:
+                reply = (self._inbox_prefix + token).decode()
+                await self._nc.publish(subject, payload, reply=reply)
+                remaining = deadline - time.monotonic()
+                return await asyncio.wait_for(future, max(0.01, min(remaining, 5.0)))
+            except (
+                nats.errors.OutboundBufferLimitError,
+                nats.errors.ConnectionReconnectingError,
+                nats.errors.StaleConnectionError,
+                TimeoutError,
+            ):
+                if time.monotonic() >= deadline:
+                    raise DeadlineError from None
+                await asyncio.sleep(0.05)
+            except _DirectError as e:
+                if e.status != 503:
+                    raise
+                await self.check_stream(stream, deadline)
+                if time.monotonic() >= deadline:
+                    raise DeadlineError from None
+                await asyncio.sleep(0.1)
+            finally:
+                self._collectors.pop(token, None)
+
+    def _on_direct_raw(self, subject: bytes, data: bytes, headers: bytes | None) -> None:
+        collector = self._collectors.get(subject[len(self._inbox_prefix) :])
+        if collector is None:
+            return
+        if headers is None:
+            collector.fail(_DirectError(0, "reply without headers"))
+            return
+        if headers[8:9] == b" ":
+            status = int(headers[9:12])
+            if status == 204:
+                collector.finish(int(_header(headers, b"Nats-Num-Pending: ") or 0))
+            elif status == 404:
+                collector.finish(0)
+            else:
+                description = headers[13 : headers.find(b"\r\n")].decode(errors="replace")
+                collector.fail(_DirectError(status, description))
+            return
+        seq = _header(headers, b"\r\nNats-Sequence: ")
+        msg_subject = _header(headers, b"\r\nNats-Subject: ")
+        if seq is None or msg_subject is None:
+            collector.fail(_DirectError(0, "reply without sequence or subject"))
+            return
+        collector.messages.append((int(seq), msg_subject, data))
+        if not collector.batch:
+            collector.finish(0)
+
+    async def _on_direct_msg(self, msg: Msg) -> None:  # pragma: no cover - fallback path
+        collector = self._collectors.get(msg.subject.encode()[len(self._inbox_prefix) :])
+        if collector is None:
+            return
+        headers = msg.headers or {}
+        status = headers.get("Status")
+        if status == "204":
+            collector.finish(int(headers.get("Nats-Num-Pending", "0")))
+        elif status == "404":
+            collector.finish(0)
+        elif status:
+            collector.fail(_DirectError(int(status), headers.get("Description", "")))
+        else:
+            seq = int(headers["Nats-Sequence"])
+            collector.messages.append((seq, headers["Nats-Subject"].encode(), msg.data))
+            if not collector.batch:
+                collector.finish(0)
+
+    # -- streams -----------------------------------------------------------------------------------
+
+    async def check_stream(self, stream: str, deadline: float) -> None:
+        """Raise :class:`StreamNotFoundError` if ``stream`` does not exist."""
+        js = self._nc.jetstream(timeout=max(0.5, min(5.0, deadline - time.monotonic())))
+        try:
+            await js.stream_info(stream)
+        except nats.js.errors.NotFoundError:
+            raise StreamNotFoundError(stream) from None
+        except (nats.errors.Error, TimeoutError):
+            return  # JetStream unavailable: the caller retries until its deadline
+
+    async def ensure_stream(self, config: StreamConfig, create: bool) -> StreamConfig:
+        """Create ``config`` unless a stream of that name exists; return the actual config."""
+        assert config.name is not None
+        js = self._nc.jetstream(timeout=self.settings.timeout)
+        try:
+            info = await js.stream_info(config.name)
+        except (nats.errors.TimeoutError, nats.errors.NoRespondersError):
+            raise EventStoreUnavailableError(
+                f"JetStream does not answer at {self.settings.redacted_servers()}"
+            ) from None
+        except nats.js.errors.NotFoundError:
+            if not create:
+                raise StreamNotFoundError(config.name) from None
+            try:
+                info = await js.add_stream(config)
+            except nats.js.errors.BadRequestError as e:
+                if e.err_code != 10058:  # 10058: created concurrently by another process
+                    raise StreamConfigError(
+                        f"cannot create stream {config.name}: {e.description} ({e.err_code})"
+                    ) from None
+                info = await js.stream_info(config.name)
+            except nats.js.errors.APIError as e:
+                raise StreamConfigError(
+                    f"cannot create stream {config.name}: {e.description} ({e.err_code})"
+                ) from None
+        return info.config

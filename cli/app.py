@@ -6,7 +6,7 @@ commands, never at module level, so ``custodia --help`` stays fast.
 
 from __future__ import annotations
 
-from cli import demo_cmd, stack_cmds
+from cli import demo_cmd, ordenes, stack_cmds
 from cli.spanish import App
 
 app = App(
@@ -23,3 +23,12 @@ app = App(
 
 demo_cmd.register(app)
 stack_cmds.register(app)
+ordenes.register(app)
+
+
+@app.callback()
+def _configure() -> None:
+    # Runs before every command (not for --help): structlog is configured once, here.
+    from cli.logging import configure
+
+    configure()

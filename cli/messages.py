@@ -139,3 +139,414 @@ def describe(error: BaseException) -> tuple[int, str]:
             except Exception:  # a broken template must not hide the error
                 break
     return EXIT_DOMAIN, "La operación no se pudo completar."
+
+
+# -- the domain's refusals (events.domain.errors) ----------------------------------------------
+
+_FIELDS = {
+    "contrasena": "la contraseña",
+    "correo": "el correo",
+    "telefono": "el teléfono",
+    "usuario": "el usuario",
+    "distrito": "el distrito",
+    "cuenta": "la cuenta",
+    "via_oficial": "la vía oficial",
+    "fingerprint": "la huella",
+    "role": "el rol",
+    "district": "el distrito",
+    "account": "la cuenta",
+    "platform": "la plataforma",
+    "email": "el correo",
+    "phone": "el teléfono",
+    "handle": "el usuario de la red",
+    "reason": "el motivo",
+    "incident_type": "el tipo de incidente",
+    "field": "el campo",
+}
+
+
+def _field(e: Any, name: str = "field") -> str:
+    value = _attr(e, name)
+    return _FIELDS.get(value, value or "un dato")
+
+
+def _violations(e: Any) -> str:
+    names = {
+        "correo_no_institucional": "correo fuera de iecm.mx (10.VIII)",
+        "usuario_x_sin_sufijo_iecm": "usuario de X sin el sufijo IECM (10.VIII)",
+        "cuenta_privada": "cuenta privada (10.VI)",
+        "mensajes_privados_desactivados": "mensajes directos desactivados (10.V)",
+    }
+    items = getattr(e, "violations", None) or []
+    return "; ".join(names.get(str(v), str(v)) for v in items) or "incumple los lineamientos"
+
+
+_DOMAIN: dict[str, tuple[int, Render]] = {
+    "ValidationError": (EXIT_USAGE, lambda e: f"Dato no válido: {_field(e)}."),
+    "InvalidIdentifierError": (
+        EXIT_USAGE,
+        lambda e: (
+            f"Identificador no válido para {_field(e, 'kind')}: «{_attr(e, 'value')}». "
+            "Los distritos son DD01 … DD33 y las cuentas DD05-x, DD05-facebook, …"
+        ),
+    ),
+    "InvalidChoiceError": (
+        EXIT_USAGE,
+        lambda e: (
+            f"Valor no válido para {_field(e)}: «{_attr(e, 'value')}». "
+            f"Use uno de: {', '.join(str(v) for v in getattr(e, 'allowed', []) or [])}."
+        ),
+    ),
+    "InvalidTextError": (EXIT_USAGE, lambda e: f"Texto no válido en {_field(e)}."),
+    "InvalidEmailError": (
+        EXIT_USAGE,
+        lambda e: f"{_field(e).capitalize()} no es un correo válido.",
+    ),
+    "InvalidPhoneError": (
+        EXIT_USAGE,
+        lambda e: f"{_field(e).capitalize()} no es un teléfono válido.",
+    ),
+    "InvalidHandleError": (
+        EXIT_USAGE,
+        lambda e: f"«{_attr(e, 'handle')}» no es un usuario válido en {_attr(e, 'platform')}.",
+    ),
+    "InvalidOfficialChannelError": (
+        EXIT_USAGE,
+        lambda e: (
+            "Se requiere una vía oficial (5.XXIII): --oficio REF, --memorandum REF o "
+            "--correo-oficial remitente@iecm.mx (una sola)."
+            + (" El remitente debe ser del dominio iecm.mx." if _attr(e, "domain") else "")
+        ),
+    ),
+    "InvalidPeriodError": (EXIT_USAGE, lambda e: "El periodo de ausencia no es posible."),
+    "TimeOrderError": (
+        EXIT_CONFLICT,
+        lambda e: "La fecha de la operación es anterior a la última registrada.",
+    ),
+    "PermissionDeniedError": (EXIT_DENIED, lambda e: "No tiene permiso para esta operación."),
+    "NotCoadministratorError": (
+        EXIT_DENIED,
+        lambda e: (
+            "Solo una persona coadministradora de la UTCSyD puede hacer esto (6.VI, 10.I, 11.1)."
+        ),
+    ),
+    "NotDistrictAuthorityError": (
+        EXIT_DENIED,
+        lambda e: (
+            f"Solo la persona titular de {_attr(e, 'district')} puede hacer esto (6.VII, 6.X)."
+        ),
+    ),
+    "NotEntitledToReadError": (
+        EXIT_DENIED,
+        lambda e: (
+            f"No tiene acceso a las credenciales de {_attr(e, 'account')}: solo la persona "
+            "administradora designada del distrito y la coadministración (6.IX)."
+        ),
+    ),
+    "NotAllowedToReportError": (
+        EXIT_DENIED,
+        lambda e: (
+            f"Solo la persona titular, la administradora de {_attr(e, 'district')} o la "
+            "UTCSyD pueden hacer esto."
+        ),
+    ),
+    "SelfRevocationError": (
+        EXIT_DENIED,
+        lambda e: "No puede revocar su propio rol de coadministración.",
+    ),
+    "RoleConflictError": (
+        EXIT_DOMAIN,
+        lambda e: (
+            f"El rol {_attr(e, 'role')} no se puede combinar con {_attr(e, 'held')}: "
+            "titulares y Secretaría Ejecutiva nunca leen credenciales (6.IX)."
+        ),
+    ),
+    "NotDesignatableError": (
+        EXIT_DOMAIN,
+        lambda e: (
+            f"Esa persona no puede ser administradora de {_attr(e, 'district')} "
+            "(debe estar registrada con el rol administrador para ese distrito)."
+        ),
+    ),
+    "DistrictMismatchError": (EXIT_DOMAIN, lambda e: "La operación mezcla distritos distintos."),
+    "DistrictStateError": (
+        EXIT_DOMAIN,
+        lambda e: f"El estado de {_attr(e, 'district')} no lo permite.",
+    ),
+    "NoAdministratorError": (
+        EXIT_DOMAIN,
+        lambda e: f"{_attr(e, 'district')} no tiene persona administradora designada.",
+    ),
+    "AlreadyAdministratorError": (
+        EXIT_DOMAIN,
+        lambda e: f"Esa persona ya es la administradora designada de {_attr(e, 'district')}.",
+    ),
+    "AbsenceAlreadyReportedError": (
+        EXIT_DOMAIN,
+        lambda e: f"{_attr(e, 'district')} ya tiene una ausencia registrada.",
+    ),
+    "NoAbsenceError": (
+        EXIT_DOMAIN,
+        lambda e: f"{_attr(e, 'district')} no tiene ausencia registrada.",
+    ),
+    "AccountStateError": (
+        EXIT_DOMAIN,
+        lambda e: f"El estado de {_attr(e, 'account')} no lo permite.",
+    ),
+    "AccountNotFoundError": (
+        EXIT_NOT_FOUND,
+        lambda e: f"La cuenta {_attr(e, 'account')} no está registrada.",
+    ),
+    "AccountAlreadyRegisteredError": (
+        EXIT_CONFLICT,
+        lambda e: f"La cuenta {_attr(e, 'account')} ya está registrada.",
+    ),
+    "AccountClosedError": (
+        EXIT_DOMAIN,
+        lambda e: f"La cuenta {_attr(e, 'account')} está dada de baja.",
+    ),
+    "AccountPolicyViolationError": (
+        EXIT_DOMAIN,
+        lambda e: (
+            f"La cuenta {_attr(e, 'account')} incumple los lineamientos: {_violations(e)}. "
+            "Corrija los datos o, si la cuenta ya existe así, regístrela con --existente."
+        ),
+    ),
+    "RotationInProgressError": (
+        EXIT_CONFLICT,
+        lambda e: (
+            f"Ya hay una rotación en curso para {_attr(e, 'account')} (versión "
+            f"{_attr(e, 'staged_version')}): confírmela o abandónela."
+        ),
+    ),
+    "NoRotationInProgressError": (
+        EXIT_DOMAIN,
+        lambda e: (
+            f"No hay rotación en curso para {_attr(e, 'account')}: inicie una con "
+            "«custodia rotar iniciar»."
+        ),
+    ),
+    "RotationVersionError": (
+        EXIT_CONFLICT,
+        lambda e: f"La versión no corresponde para {_attr(e, 'account')}.",
+    ),
+    "NoCurrentCredentialError": (
+        EXIT_DOMAIN,
+        lambda e: f"{_attr(e, 'account')} todavía no tiene una contraseña confirmada.",
+    ),
+    "CredentialVersionError": (
+        EXIT_CONFLICT,
+        lambda e: f"La versión no es la vigente de {_attr(e, 'account')}.",
+    ),
+    "TotpNotRegisteredError": (
+        EXIT_DOMAIN,
+        lambda e: f"{_attr(e, 'account')} no tiene 2FA registrado.",
+    ),
+    "TotpAlreadyRegisteredError": (
+        EXIT_CONFLICT,
+        lambda e: f"{_attr(e, 'account')} ya tiene 2FA registrado.",
+    ),
+    "PersonStateError": (EXIT_DOMAIN, lambda e: "El estado de la persona no lo permite."),
+    "PersonalDataErasedError": (
+        EXIT_DOMAIN,
+        lambda e: "Los datos personales de esa persona fueron borrados.",
+    ),
+    "PersonStillActiveError": (
+        EXIT_DOMAIN,
+        lambda e: "Esa persona aún tiene roles; revóquelos primero.",
+    ),
+    "RoleAlreadyGrantedError": (
+        EXIT_CONFLICT,
+        lambda e: f"Esa persona ya tiene el rol {_attr(e, 'role')}.",
+    ),
+    "RoleNotGrantedError": (
+        EXIT_DOMAIN,
+        lambda e: f"Esa persona no tiene el rol {_attr(e, 'role')}.",
+    ),
+    "DeviceAlreadyRegisteredError": (EXIT_CONFLICT, lambda e: "El dispositivo ya está registrado."),
+    "DeviceNotRegisteredError": (EXIT_NOT_FOUND, lambda e: "El dispositivo no está registrado."),
+    "InvalidTransitionError": (
+        EXIT_DOMAIN,
+        lambda e: f"No se puede {_attr(e, 'action')} en estado «{_attr(e, 'state')}».",
+    ),
+    "ChangeRequestMismatchError": (
+        EXIT_DOMAIN,
+        lambda e: "La solicitud no ampara este cambio (6.XI).",
+    ),
+    "ChangeNotRecordedError": (
+        EXIT_DOMAIN,
+        lambda e: "La solicitud no se puede marcar como aplicada: el cambio no está registrado.",
+    ),
+    "ContainmentWithoutRotationError": (
+        EXIT_DOMAIN,
+        lambda e: (
+            f"Para contener el incidente hay que rotar y confirmar la contraseña de "
+            f"{_attr(e, 'account')} después del reporte (8.C)."
+        ),
+    ),
+}
+
+# -- OpenBao and the event store ---------------------------------------------------------------
+
+_INFRA: dict[str, tuple[int, Render]] = {
+    "VaultUnreachableError": (
+        EXIT_UNAVAILABLE,
+        lambda e: f"OpenBao no responde en {_attr(e, 'addr')}. Revise con «custodia estado».",
+    ),
+    "VaultSealedError": (
+        EXIT_UNAVAILABLE,
+        lambda e: (
+            "OpenBao está sellado: no se puede leer ni escribir ningún secreto hasta abrirlo."
+        ),
+    ),
+    "VaultUnavailableError": (
+        EXIT_UNAVAILABLE,
+        lambda e: "OpenBao no puede atender ahora; intente de nuevo.",
+    ),
+    "VaultServerError": (EXIT_UNAVAILABLE, lambda e: "OpenBao falló al atender la operación."),
+    "VaultPermissionDeniedError": (
+        EXIT_DENIED,
+        lambda e: (
+            "OpenBao negó el acceso: su sesión no tiene permiso para esta operación"
+            + (f" sobre {_attr(e, 'account')}" if _attr(e, "account") else "")
+            + " (6.IX). Si acaba de iniciar sesión, revise su usuario y contraseña."
+        ),
+    ),
+    "VaultTokenInvalidError": (
+        EXIT_DENIED,
+        lambda e: (
+            "Su sesión ya no es válida (venció o fue revocada). Inicie otra con "
+            "«custodia sesion iniciar»."
+        ),
+    ),
+    "VaultNotFoundError": (
+        EXIT_NOT_FOUND,
+        lambda e: (
+            "No hay credencial guardada"
+            + (f" para {_attr(e, 'account')}" if _attr(e, "account") else "")
+            + ": rótela primero con «custodia rotar iniciar»."
+        ),
+    ),
+    "VaultCasConflictError": (
+        EXIT_CONFLICT,
+        lambda e: (
+            f"Otra persona cambió la credencial de {_attr(e, 'account')} al mismo tiempo; "
+            "la suya no se aplicó. Consulte el estado y vuelva a intentarlo."
+        ),
+    ),
+    "VaultInvalidRequestError": (
+        EXIT_USAGE,
+        lambda e: "OpenBao rechazó los datos de la operación.",
+    ),
+    "VaultLayoutError": (
+        EXIT_CONFIG,
+        lambda e: "OpenBao no tiene la configuración que Custodia espera; ejecute «custodia init».",
+    ),
+    "WrappingTokenInvalidError": (
+        EXIT_DENIED,
+        lambda e: (
+            "La entrega de un solo uso ya fue usada o venció: nadie más debería haberla "
+            "abierto; si no fue usted, repórtelo como incidente."
+        ),
+    ),
+    "WrappingPathMismatchError": (
+        EXIT_DENIED,
+        lambda e: "La entrega recibida no corresponde a lo pedido; no se muestra.",
+    ),
+    "CustodyInputError": (EXIT_USAGE, lambda e: "Dato no válido."),
+    "InvalidAccountError": (
+        EXIT_USAGE,
+        lambda e: f"«{_attr(e, 'value')}» no es una cuenta (p. ej. DD05-x).",
+    ),
+    "InvalidDistrictError": (
+        EXIT_USAGE,
+        lambda e: f"«{_attr(e, 'value')}» no es un distrito (DD01 … DD33).",
+    ),
+    "InvalidUsernameError": (
+        EXIT_USAGE,
+        lambda e: f"«{_attr(e, 'value')}» no es un usuario válido (minúsculas, dígitos, ., _ y -).",
+    ),
+    "UnknownRoleError": (EXIT_USAGE, lambda e: f"Rol desconocido: {_attr(e, 'role')}."),
+    "InvalidOtpauthUriError": (
+        EXIT_USAGE,
+        lambda e: "El URI de 2FA no es un otpauth://totp/ válido (se lee de la entrada estándar).",
+    ),
+    "CustodyStateError": (
+        EXIT_DOMAIN,
+        lambda e: "El estado del resguardo no permite la operación.",
+    ),
+    "NoStagedRotationError": (
+        EXIT_DOMAIN,
+        lambda e: f"No hay contraseña preparada para {_attr(e, 'account')}.",
+    ),
+    "UnknownPersonError": (
+        EXIT_NOT_FOUND,
+        lambda e: f"La persona {_attr(e, 'username')} no existe en OpenBao.",
+    ),
+    "AggregateVersionConflictError": (
+        EXIT_CONFLICT,
+        lambda e: (
+            "Otra persona registró un cambio sobre los mismos datos al mismo tiempo; "
+            "el suyo no se aplicó. Vuelva a intentarlo."
+        ),
+    ),
+    "EventStoreUnavailableError": (
+        EXIT_UNAVAILABLE,
+        lambda e: "La bitácora (NATS) no respondió a tiempo; no se registró nada.",
+    ),
+    "OutcomeUnknownError": (
+        EXIT_UNAVAILABLE,
+        lambda e: "No se supo si la bitácora registró la operación; consulte antes de repetirla.",
+    ),
+    # custody.app / service / client / session
+    "PersonNotRegisteredError": (
+        EXIT_DENIED,
+        lambda e: f"El usuario {_attr(e, 'username')} no está registrado en Custodia.",
+    ),
+    "NotFoundError": (
+        EXIT_NOT_FOUND,
+        lambda e: f"No existe {_attr(e, 'kind')} {_attr(e, 'identifier')}.",
+    ),
+    "ConflictError": (
+        EXIT_CONFLICT,
+        lambda e: (
+            "Otra persona cambió los mismos datos al mismo tiempo; su operación no se "
+            "aplicó. Consulte el estado y vuelva a intentarlo."
+        ),
+    ),
+    "ScopeError": (
+        EXIT_DENIED,
+        lambda e: f"No tiene acceso a la información de {_attr(e, 'district')}.",
+    ),
+    "NotAuthenticatedError": (
+        EXIT_DENIED,
+        lambda e: (
+            "Su sesión no es válida (vencida o revocada). "
+            "Inicie otra con «custodia sesion iniciar»."
+        ),
+    ),
+    "UnknownCommandError": (EXIT_USAGE, lambda e: "El servicio no conoce esa orden."),
+    "InternalError": (EXIT_DOMAIN, lambda e: "Falla interna del servicio; quedó en su registro."),
+    "ProtocolError": (EXIT_USAGE, lambda e: "Solicitud mal formada."),
+    "ServiceUnavailableError": (
+        EXIT_UNAVAILABLE,
+        lambda e: (
+            "El servicio de Custodia no responde. ¿Está en ejecución «custodia servicio»? "
+            "Revise con «custodia estado»."
+        ),
+    ),
+    "NoSessionError": (
+        EXIT_DENIED,
+        lambda e: "No hay sesión abierta. Inicie una con «custodia sesion iniciar --usuario U».",
+    ),
+    "SessionExpiredError": (
+        EXIT_DENIED,
+        lambda e: (
+            f"La sesión de {_attr(e, 'username')} venció. "
+            "Inicie otra con «custodia sesion iniciar»."
+        ),
+    ),
+}
+
+MESSAGES.update(_DOMAIN)
+MESSAGES.update(_INFRA)

@@ -6,8 +6,10 @@ panel titles, the help option, ``Usage:`` and the usage errors a user can meet.
 
 from __future__ import annotations
 
+import inspect
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import typer
 import typer.core
@@ -75,6 +77,15 @@ class SpanishGroup(typer.core.TyperGroup):
         return _spanish_usage(super().get_usage(ctx))
 
 
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def reflow(doc: str) -> str:
+    """A docstring as help text: paragraphs joined into single lines (the terminal wraps)."""
+    paragraphs = re.split(r"\n\s*\n", inspect.cleandoc(doc))
+    return "\n\n".join(" ".join(line.strip() for line in p.splitlines()) for p in paragraphs)
+
+
 class App(typer.Typer):
     """``typer.Typer`` whose groups and commands produce Spanish help."""
 
@@ -85,9 +96,17 @@ class App(typer.Typer):
         kwargs.setdefault("context_settings", {"help_option_names": ["-h", "--help"]})
         super().__init__(**kwargs)
 
-    def command(self, *args: Any, **kwargs: Any) -> Any:
+    def command(self, *args: Any, **kwargs: Any) -> Callable[[F], F]:
         kwargs.setdefault("cls", SpanishCommand)
-        return super().command(*args, **kwargs)
+
+        def decorate(function: F) -> F:
+            options = dict(kwargs)
+            if "help" not in options and function.__doc__:
+                options["help"] = reflow(function.__doc__)
+            registered: F = super(App, self).command(*args, **options)(function)
+            return registered
+
+        return decorate
 
 
 _USAGE_PATTERNS: list[tuple[re.Pattern[str], str]] = [

@@ -15,6 +15,8 @@ JsonOption = Annotated[
 
 def register(app: App) -> None:
     """Add the stack commands to the root app."""
+    app.command("init")(init)
+    app.command("servicio")(servicio)
     app.command("estado")(estado)
     app.command("detener")(detener)
     app.command("arrancar", hidden=True)(arrancar)
@@ -136,3 +138,75 @@ def detener() -> None:
         typer.echo("Servidores embebidos detenidos.")
     else:
         typer.echo("No había servidores embebidos en ejecución.")
+
+
+def init(
+    usuario: Annotated[
+        str, typer.Option("--usuario", help="Usuario de la primera persona coadministradora.")
+    ] = "coadmin",
+    nombre: Annotated[str, typer.Option("--nombre", help="Su nombre (dato protegido).")] = "",
+    correo: Annotated[str, typer.Option("--correo", help="Su correo institucional.")] = "",
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Lee la contraseña de la entrada estándar.")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Inicializa Custodia: directorio de datos, servidores embebidos (si no hay externos),
+    motores y políticas de OpenBao, los 33 distritos y la primera persona coadministradora.
+
+    Se puede repetir sin efectos duplicados.
+
+    Ejemplo: [cyan]echo "$CLAVE" | custodia init --usuario ana --password-stdin[/cyan]
+    """
+    import sys
+
+    from custody.config import Settings
+    from custody.runner import initialize
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = typer.prompt(
+            "Contraseña de la persona coadministradora", hide_input=True, confirmation_prompt=True
+        )
+    if len(password) < 12:
+        from events.domain import ValidationError
+
+        raise ValidationError("contrasena", "at least 12 characters")
+    settings = Settings.from_env()
+    result = initialize(
+        settings, usuario, password, nombre or usuario, correo or f"{usuario}@iecm.mx"
+    )
+    data = {
+        "nats": {"url": result.nats_url},
+        "vault": {"addr": result.vault_addr},
+        "coadministrador": result.first_user,
+        "bitacora_creada": result.ledger_created,
+    }
+    if json_output:
+        from cli.output import print_json
+
+        print_json(data)
+        return
+    typer.echo(f"Custodia inicializada en {settings.home}")
+    typer.echo(f"  NATS JetStream: {result.nats_url}")
+    typer.echo(f"  OpenBao:        {result.vault_addr}")
+    typer.echo(f"  Coadministración: {result.first_user}")
+
+
+def servicio() -> None:
+    """Ejecuta en primer plano el servicio de órdenes (el único que escribe la bitácora) y las
+    proyecciones; arranca los servidores embebidos si no hay externos. Ctrl-C lo detiene.
+
+    Ejemplo: [cyan]custodia servicio[/cyan]
+    """
+    import asyncio
+
+    from cli.logging import configure
+    from custody.config import Settings
+    from custody.runner import serve
+
+    configure(level="INFO")
+    settings = Settings.from_env()
+    typer.echo("Servicio de Custodia en ejecución (Ctrl-C para detener).", err=True)
+    asyncio.run(serve(settings))

@@ -286,6 +286,7 @@ class Credentials:
         """A keyed fingerprint (transit HMAC-SHA256, key ``custodia-fingerprint``) of a secret.
 
         Comparable across events without revealing the secret; useless without the server.
+        Returned as lowercase hex (the ledger's format); the HMAC key version is not part of it.
         """
         body = self._as(caller_token).write(
             f"{self._mounts.transit}/hmac/{FINGERPRINT_KEY}/sha2-256",
@@ -296,7 +297,10 @@ class Credentials:
         value = ((body or {}).get("data") or {}).get("hmac")
         if not value:
             raise VaultServerError("fingerprint", f"{self._mounts.transit}/hmac", None)
-        return str(value)
+        try:
+            return base64.b64decode(str(value).rsplit(":", 1)[-1], validate=True).hex()
+        except ValueError:
+            raise VaultServerError("fingerprint", f"{self._mounts.transit}/hmac", None) from None
 
     # -- versions (service token) ----------------------------------------------------------
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import re
 import struct
 import threading
 import time
@@ -62,7 +63,7 @@ def test_rotation_stage_confirm(credentials: Credentials, coadmin: User, admin10
         coadmin.token, account, password, event, base, staged_by=coadmin.username
     )
     assert staged.version == base + 1
-    assert staged.fingerprint.startswith("vault:v1:")
+    assert re.fullmatch(r"[0-9a-f]{64}", staged.fingerprint)
     assert password not in staged.fingerprint
     meta = credentials.staged_metadata(account)
     assert meta is not None

@@ -6,6 +6,7 @@ ledger's view as plain data. Districts used: DD20 … DD28.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -155,7 +156,7 @@ def test_crash_after_confirm_before_ledger(
     ]
     facts = report.pending[0].facts
     assert (facts["rotation_event_id"], facts["version"]) == (event, str(version + 1))
-    assert facts["fingerprint"].startswith("vault:v1:")
+    assert re.fullmatch(r"[0-9a-f]{64}", facts["fingerprint"])
     assert report.repaired == []
 
     # The service records the confirmation from those facts; the next pass cleans up.

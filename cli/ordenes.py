@@ -1,0 +1,655 @@
+"""The user commands of CLI.md: thin wrappers that send a request to ``custodia servicio``."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from cli.remote import call, channel_args, show
+from cli.spanish import App
+
+Json = Annotated[bool, typer.Option("--json", help="Salida JSON para scripts.")]
+Distrito = Annotated[str, typer.Option("--distrito", help="Distrito: DD05, 5, 05 o dd05.")]
+DistritoOpc = Annotated[
+    str | None, typer.Option("--distrito", help="Limita a un distrito (DD05, 5, 05, dd05).")
+]
+Cuenta = Annotated[str, typer.Option("--cuenta", help="Cuenta: distrito y plataforma (DD05-x).")]
+Oficio = Annotated[str | None, typer.Option("--oficio", help="Vía oficial: número de oficio.")]
+Memo = Annotated[
+    str | None, typer.Option("--memorandum", help="Vía oficial: número de memorándum.")
+]
+Correo = Annotated[
+    str | None,
+    typer.Option("--correo-oficial", help="Vía oficial: remitente con dominio iecm.mx."),
+]
+Fecha = Annotated[
+    str | None, typer.Option("--fecha", help="Fecha del documento oficial (AAAA-MM-DD).")
+]
+
+
+def _read_secret_stdin(flag: bool, prompt: str) -> str:
+    value = sys.stdin.readline().rstrip("\n") if flag else typer.prompt(prompt, hide_input=True)
+    if not value:
+        from events.domain import ValidationError
+
+        raise ValidationError("contrasena", "empty")
+    return value
+
+
+# -- sesion -----------------------------------------------------------------------------------
+
+sesion = App(name="sesion", help="Iniciar, cerrar y consultar la sesión (token de OpenBao).")
+
+
+@sesion.command("iniciar")
+def sesion_iniciar(
+    usuario: Annotated[str, typer.Option("--usuario", help="Su usuario de OpenBao/Vault.")],
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Lee la contraseña de la entrada estándar.")
+    ] = False,
+) -> None:
+    """Se autentica contra OpenBao y guarda el token (modo 0600) en CUSTODIA_HOME.
+
+    Ejemplo: [cyan]echo "$CLAVE" | custodia sesion iniciar --usuario ana --password-stdin[/cyan]
+    """
+    from cli.remote import settings
+    from custody import session as sessions
+    from custody.bootstrap import resolve
+
+    current = settings()
+    password = _read_secret_stdin(password_stdin, "Contraseña")
+    endpoints = resolve(current, "cliente")
+    opened = sessions.login(endpoints.vault_addr, usuario, password, sessions.session_path(current))
+    typer.echo(f"Sesión iniciada como {opened.username}.")
+
+
+@sesion.command("cerrar")
+def sesion_cerrar() -> None:
+    """Revoca el token de la sesión en OpenBao y lo olvida.
+
+    Ejemplo: [cyan]custodia sesion cerrar[/cyan]
+    """
+    from cli.remote import settings
+    from custody import session as sessions
+
+    who = sessions.logout(sessions.session_path(settings()))
+    typer.echo(f"Sesión de {who} cerrada." if who else "No había sesión abierta.")
+
+
+@sesion.command("quien")
+def sesion_quien(json_output: Json = False) -> None:
+    """Muestra quién es usted y sus roles según la bitácora.
+
+    Ejemplo: [cyan]custodia sesion quien --json[/cyan]
+    """
+    show(call("sesion.quien"), json_output, "Sesión")
+
+
+# -- personas ---------------------------------------------------------------------------------
+
+personas = App(name="personas", help="Personas y sus roles (solo coadministración registra).")
+
+
+@personas.command("alta")
+def personas_alta(
+    usuario: Annotated[str, typer.Option("--usuario", help="Usuario de OpenBao/Vault.")],
+    nombre: Annotated[str, typer.Option("--nombre", help="Nombre completo (dato protegido).")],
+    correo: Annotated[str, typer.Option("--correo", help="Correo institucional.")],
+    rol: Annotated[
+        str,
+        typer.Option("--rol", help="coadministrador, titular, administrador o secretaria."),
+    ],
+    distrito: DistritoOpc = None,
+    telefono: Annotated[str | None, typer.Option("--telefono", help="Teléfono.")] = None,
+    password_stdin: Annotated[
+        bool, typer.Option("--password-stdin", help="Contraseña inicial por la entrada estándar.")
+    ] = False,
+    json_output: Json = False,
+) -> None:
+    """Registra a una persona, su rol y su acceso (userpass) en OpenBao.
+
+    Ejemplo: [cyan]echo "$CLAVE" | custodia personas alta --usuario luis --nombre "Luis P."
+    --correo luis@iecm.mx --rol titular --distrito DD05 --password-stdin[/cyan]
+    """
+    password = _read_secret_stdin(password_stdin, "Contraseña inicial")
+    data = call(
+        "personas.alta",
+        {
+            "usuario": usuario,
+            "nombre": nombre,
+            "correo": correo,
+            "rol": rol,
+            "distrito": distrito,
+            "telefono": telefono,
+            "contrasena": password,
+        },
+    )
+    show(data, json_output, "Persona registrada")
+
+
+@personas.command("lista")
+def personas_lista(json_output: Json = False) -> None:
+    """Personas y sus roles (coadministración y Secretaría Ejecutiva).
+
+    Ejemplo: [cyan]custodia personas lista[/cyan]
+    """
+    show(call("personas.lista"), json_output, "Personas")
+
+
+# -- cuentas ----------------------------------------------------------------------------------
+
+cuentas = App(name="cuentas", help="Cuentas institucionales de redes sociales (10.I–VIII).")
+
+
+@cuentas.command("alta")
+def cuentas_alta(
+    distrito: Distrito,
+    plataforma: Annotated[str, typer.Option("--plataforma", help="facebook, x, tiktok, …")],
+    usuario: Annotated[str, typer.Option("--usuario", help="Nombre de usuario en la red.")],
+    correo: Annotated[str, typer.Option("--correo", help="Correo @iecm.mx de la cuenta.")],
+    telefono: Annotated[
+        str | None, typer.Option("--telefono", help="Teléfono institucional.")
+    ] = None,
+    privada: Annotated[bool, typer.Option("--privada", help="La cuenta no es pública.")] = False,
+    sin_mensajes: Annotated[
+        bool, typer.Option("--sin-mensajes", help="Mensajes directos desactivados.")
+    ] = False,
+    existente: Annotated[
+        bool,
+        typer.Option("--existente", help="Registra una cuenta ya existente aunque incumpla."),
+    ] = False,
+    json_output: Json = False,
+) -> None:
+    """Registra una cuenta institucional; rechaza correos fuera de iecm.mx y cuentas de X sin el
+    sufijo IECM, salvo que se registre como existente (queda como incumplimiento).
+
+    Ejemplo: [cyan]custodia cuentas alta --distrito DD05 --plataforma x --usuario DD05IECM
+    --correo dd05.x@iecm.mx[/cyan]
+    """
+    from events.domain import parse_district_id
+
+    account = f"{parse_district_id(distrito)}-{plataforma.strip().lower()}"
+    data = call(
+        "cuentas.alta",
+        {
+            "cuenta": account,
+            "usuario": usuario,
+            "correo": correo,
+            "telefono": telefono,
+            "privada": privada,
+            "sin_mensajes": sin_mensajes,
+            "existente": existente,
+        },
+    )
+    show(data, json_output, "Cuenta registrada")
+
+
+@cuentas.command("lista")
+def cuentas_lista(distrito: DistritoOpc = None, json_output: Json = False) -> None:
+    """Cuentas y su estado (cumplimiento de 10.V–VIII, versión de credencial, obligaciones).
+
+    Ejemplo: [cyan]custodia cuentas lista --distrito DD05[/cyan]
+    """
+    rows = call("cuentas.lista", {"distrito": distrito})
+    if not json_output:
+        keep = (
+            "cuenta",
+            "usuario",
+            "publica",
+            "mensajes",
+            "violaciones",
+            "version",
+            "obligaciones_abiertas",
+        )
+        rows = [{k: r.get(k) for k in keep} for r in rows]
+    show(rows, json_output, "Cuentas")
+
+
+@cuentas.command("baja")
+def cuentas_baja(
+    cuenta: Cuenta,
+    oficio: Oficio = None,
+    memorandum: Memo = None,
+    correo_oficial: Correo = None,
+    fecha: Fecha = None,
+    json_output: Json = False,
+) -> None:
+    """Da de baja una cuenta, con vía oficial.
+
+    Ejemplo: [cyan]custodia cuentas baja --cuenta DD05-tiktok --oficio IECM/UTCSyD/101/2026[/cyan]
+    """
+    data = call(
+        "cuentas.baja",
+        {"cuenta": cuenta, **channel_args(oficio, memorandum, correo_oficial, fecha)},
+    )
+    show(data, json_output, "Cuenta cerrada")
+
+
+# -- designaciones ----------------------------------------------------------------------------
+
+
+def designar(
+    distrito: Distrito,
+    persona: Annotated[str, typer.Option("--persona", help="Usuario de la persona designada.")],
+    oficio: Oficio = None,
+    memorandum: Memo = None,
+    correo_oficial: Correo = None,
+    fecha: Fecha = None,
+    json_output: Json = False,
+) -> None:
+    """Designa a la persona administradora de cuenta (enlace) del distrito (6.VII, 6.X); quien
+    la tenía pierde el acceso de inmediato y se abren obligaciones de rotación.
+
+    Ejemplo: [cyan]custodia designar --distrito DD05 --persona ana --oficio DD05/045/2026[/cyan]
+    """
+    data = call(
+        "designar",
+        {
+            "distrito": distrito,
+            "persona": persona,
+            **channel_args(oficio, memorandum, correo_oficial, fecha),
+        },
+    )
+    show(data, json_output, "Designación registrada")
+
+
+def titular(
+    distrito: Distrito,
+    persona: Annotated[str, typer.Option("--persona", help="Usuario de la persona titular.")],
+    oficio: Oficio = None,
+    memorandum: Memo = None,
+    correo_oficial: Correo = None,
+    fecha: Fecha = None,
+    json_output: Json = False,
+) -> None:
+    """Registra a la persona titular de la Dirección Distrital (coadministración).
+
+    Ejemplo: [cyan]custodia titular --distrito DD05 --persona luis[/cyan]
+    """
+    data = call(
+        "titular",
+        {
+            "distrito": distrito,
+            "persona": persona,
+            **channel_args(oficio, memorandum, correo_oficial, fecha),
+        },
+    )
+    show(data, json_output, "Titular registrada")
+
+
+def ausencia(
+    distrito: Distrito,
+    motivo: Annotated[
+        str,
+        typer.Option(
+            "--motivo", help="vacaciones, salud, promocion, baja, cambio-adscripcion u otro."
+        ),
+    ],
+    desde: Annotated[str, typer.Option("--desde", help="Primer día de ausencia (AAAA-MM-DD).")],
+    sustituto: Annotated[str, typer.Option("--sustituto", help="Usuario de quien sustituye.")],
+    hasta: Annotated[
+        str | None, typer.Option("--hasta", help="Día en que regresa (AAAA-MM-DD).")
+    ] = None,
+    oficio: Oficio = None,
+    memorandum: Memo = None,
+    correo_oficial: Correo = None,
+    fecha: Fecha = None,
+    json_output: Json = False,
+) -> None:
+    """Registra la ausencia de la persona administradora y su sustitución (6.X); al regresar
+    (--hasta) recupera el acceso, lo que es otro cambio de designación.
+
+    Ejemplo: [cyan]custodia ausencia --distrito DD05 --motivo vacaciones --desde 2026-12-01
+    --hasta 2026-12-15 --sustituto beto --oficio DD05/050/2026[/cyan]
+    """
+    data = call(
+        "ausencia",
+        {
+            "distrito": distrito,
+            "motivo": motivo,
+            "desde": desde,
+            "hasta": hasta,
+            "sustituto": sustituto,
+            **channel_args(oficio, memorandum, correo_oficial, fecha),
+        },
+    )
+    show(data, json_output, "Ausencia registrada")
+
+
+# -- credenciales -----------------------------------------------------------------------------
+
+rotar = App(name="rotar", help="Rotación de contraseñas (coadministración).")
+
+
+@rotar.command("iniciar")
+def rotar_iniciar(cuenta: Cuenta, json_output: Json = False) -> None:
+    """Genera y prepara una contraseña nueva y robusta; se muestra una sola vez para aplicarla
+    en la plataforma. Después: [cyan]custodia rotar confirmar[/cyan].
+
+    Ejemplo: [cyan]custodia rotar iniciar --cuenta DD05-x[/cyan]
+    """
+    data = call("rotar.iniciar", {"cuenta": cuenta})
+    if json_output:
+        show(
+            {
+                "cuenta": data["cuenta"],
+                "version": data["version"],
+                "contrasena": data["contrasena"],
+            },
+            True,
+        )
+        return
+    typer.echo(f"Contraseña preparada para {data['cuenta']} (versión {data['version']}):")
+    typer.echo(f"  {data['contrasena']}")
+    typer.echo("Aplíquela en la plataforma y confirme con «custodia rotar confirmar».")
+
+
+@rotar.command("confirmar")
+def rotar_confirmar(
+    cuenta: Cuenta,
+    solicitud: Annotated[
+        str | None, typer.Option("--solicitud", help="Solicitud de cambio aprobada que aplica.")
+    ] = None,
+    json_output: Json = False,
+) -> None:
+    """La contraseña preparada pasa a ser la vigente; cierra las obligaciones de rotación.
+
+    Ejemplo: [cyan]custodia rotar confirmar --cuenta DD05-x[/cyan]
+    """
+    show(
+        call("rotar.confirmar", {"cuenta": cuenta, "solicitud": solicitud}),
+        json_output,
+        "Rotación confirmada",
+    )
+
+
+@rotar.command("abandonar")
+def rotar_abandonar(cuenta: Cuenta, json_output: Json = False) -> None:
+    """Descarta la contraseña preparada; la vigente no cambia.
+
+    Ejemplo: [cyan]custodia rotar abandonar --cuenta DD05-x[/cyan]
+    """
+    show(call("rotar.abandonar", {"cuenta": cuenta}), json_output, "Rotación abandonada")
+
+
+def revelar(
+    cuenta: Cuenta,
+    motivo: Annotated[
+        str, typer.Option("--motivo", help="Para qué se necesita (queda en bitácora).")
+    ],
+    dispositivo: Annotated[
+        str | None,
+        typer.Option("--dispositivo", help="Equipo institucional desde el que lee (8.B)."),
+    ] = None,
+    json_output: Json = False,
+) -> None:
+    """Muestra la contraseña vigente. La lectura se registra en la bitácora antes; si no se
+    puede registrar, no se muestra nada (6.IX).
+
+    Ejemplo: [cyan]custodia revelar --cuenta DD05-x --motivo "publicar la parrilla"[/cyan]
+    """
+    from cli.remote import session
+    from custody.credentials import Credentials
+    from custody.vault import VaultClient
+
+    data = call("revelar", {"cuenta": cuenta, "motivo": motivo, "dispositivo": dispositivo})
+    credential = Credentials(VaultClient(session().vault_addr)).unwrap(
+        data["envoltorio"], data["cuenta"]
+    )
+    out = {"cuenta": data["cuenta"], "version": data["version"], "contrasena": credential.password}
+    if json_output:
+        show(out, True)
+        return
+    typer.echo(f"{out['cuenta']} (versión {out['version']}): {out['contrasena']}")
+    if data.get("fuera_de_horario"):
+        typer.echo("Aviso: lectura fuera del horario laboral (8.A); queda señalada.", err=True)
+
+
+totp = App(name="totp", help="Segundo factor (TOTP) en el motor de OpenBao.")
+
+
+@totp.command("registrar")
+def totp_registrar(cuenta: Cuenta, json_output: Json = False) -> None:
+    """Guarda la semilla 2FA (URI otpauth:// por la entrada estándar) en el motor TOTP de
+    OpenBao; nadie puede volver a leerla.
+
+    Ejemplo: [cyan]custodia totp registrar --cuenta DD05-x < uri.txt[/cyan]
+    """
+    uri = sys.stdin.readline().strip()
+    show(call("totp.registrar", {"cuenta": cuenta, "uri": uri}), json_output, "2FA registrado")
+
+
+def codigo(
+    cuenta: Cuenta,
+    motivo: Annotated[str | None, typer.Option("--motivo", help="Para qué se necesita.")] = None,
+    dispositivo: Annotated[str | None, typer.Option("--dispositivo", help="Equipo (8.B).")] = None,
+    json_output: Json = False,
+) -> None:
+    """Muestra un código 2FA vigente (queda registrado en la bitácora).
+
+    Ejemplo: [cyan]custodia codigo --cuenta DD05-x[/cyan]
+    """
+    from cli.remote import session
+    from custody.credentials import Credentials
+    from custody.vault import VaultClient
+
+    data = call("codigo", {"cuenta": cuenta, "motivo": motivo, "dispositivo": dispositivo})
+    code = Credentials(VaultClient(session().vault_addr)).unwrap_totp(
+        data["envoltorio"], data["cuenta"]
+    )
+    out: dict[str, Any] = {
+        "cuenta": data["cuenta"],
+        "codigo": code.code,
+        "valido_hasta": code.valid_until.isoformat(),
+    }
+    if json_output:
+        show(out, True)
+        return
+    typer.echo(f"{out['cuenta']}: {out['codigo']} (válido hasta {out['valido_hasta']})")
+
+
+# -- cambios ----------------------------------------------------------------------------------
+
+cambios = App(name="cambios", help="Solicitudes de cambio de configuración (6.XI, 11.1).")
+
+
+@cambios.command("solicitar")
+def cambios_solicitar(
+    cuenta: Cuenta,
+    campo: Annotated[
+        str, typer.Option("--campo", help="correo, telefono, usuario, contrasena u otro.")
+    ],
+    detalle: Annotated[str, typer.Option("--detalle", help="Qué se pide y por qué.")],
+    oficio: Oficio = None,
+    memorandum: Memo = None,
+    correo_oficial: Correo = None,
+    fecha: Fecha = None,
+    json_output: Json = False,
+) -> None:
+    """Presenta una solicitud de cambio de configuración con su vía oficial.
+
+    Ejemplo: [cyan]custodia cambios solicitar --cuenta DD05-x --campo telefono --detalle
+    "nuevo conmutador" --memorandum DD05/077/2026[/cyan]
+    """
+    data = call(
+        "cambios.solicitar",
+        {
+            "cuenta": cuenta,
+            "campo": campo,
+            "detalle": detalle,
+            **channel_args(oficio, memorandum, correo_oficial, fecha),
+        },
+    )
+    show(data, json_output, "Solicitud presentada")
+
+
+def _decide(
+    command: str, solicitud: str, motivo: str | None, json_output: bool, title: str
+) -> None:
+    show(call(command, {"solicitud": solicitud, "motivo": motivo}), json_output, title)
+
+
+Solicitud = Annotated[str, typer.Option("--solicitud", help="Identificador de la solicitud.")]
+Motivo = Annotated[str | None, typer.Option("--motivo", help="Motivo de la decisión.")]
+
+
+@cambios.command("aprobar")
+def cambios_aprobar(solicitud: Solicitud, motivo: Motivo = None, json_output: Json = False) -> None:
+    """Aprueba una solicitud (coadministración).
+
+    Ejemplo: [cyan]custodia cambios aprobar --solicitud 3f2c…[/cyan]
+    """
+    _decide("cambios.aprobar", solicitud, motivo, json_output, "Solicitud aprobada")
+
+
+@cambios.command("rechazar")
+def cambios_rechazar(
+    solicitud: Solicitud, motivo: Motivo = None, json_output: Json = False
+) -> None:
+    """Rechaza una solicitud (coadministración).
+
+    Ejemplo: [cyan]custodia cambios rechazar --solicitud 3f2c… --motivo "sin oficio"[/cyan]
+    """
+    _decide("cambios.rechazar", solicitud, motivo, json_output, "Solicitud rechazada")
+
+
+@cambios.command("aplicar")
+def cambios_aplicar(
+    solicitud: Solicitud,
+    valor: Annotated[str | None, typer.Option("--valor", help="El valor nuevo aplicado.")] = None,
+    json_output: Json = False,
+) -> None:
+    """Registra como aplicada una solicitud aprobada (una contraseña: confirma la rotación).
+
+    Ejemplo: [cyan]custodia cambios aplicar --solicitud 3f2c… --valor 5555555555[/cyan]
+    """
+    show(
+        call("cambios.aplicar", {"solicitud": solicitud, "valor": valor}),
+        json_output,
+        "Solicitud aplicada",
+    )
+
+
+@cambios.command("lista")
+def cambios_lista(
+    estado: Annotated[
+        str | None, typer.Option("--estado", help="solicitada, aprobada, rechazada o aplicada.")
+    ] = None,
+    json_output: Json = False,
+) -> None:
+    """Solicitudes y su estado.
+
+    Ejemplo: [cyan]custodia cambios lista --estado solicitada[/cyan]
+    """
+    rows = call("cambios.lista", {"estado": estado})
+    if not json_output:
+        rows = [
+            {k: r.get(k) for k in ("solicitud", "cuenta", "campo", "estado", "via_oficial")}
+            for r in rows
+        ]
+    show(rows, json_output, "Solicitudes de cambio")
+
+
+# -- incidentes -------------------------------------------------------------------------------
+
+incidentes = App(
+    name="incidentes", help="Incidentes: cuentas intervenidas u operadas sin autorización."
+)
+Incidente = Annotated[str, typer.Option("--incidente", help="Identificador del incidente.")]
+Detalle = Annotated[str, typer.Option("--detalle", help="Qué se hizo.")]
+
+
+@incidentes.command("reportar")
+def incidentes_reportar(
+    cuenta: Cuenta,
+    tipo: Annotated[str, typer.Option("--tipo", help="intervencion u operacion-no-autorizada.")],
+    descripcion: Annotated[str, typer.Option("--descripcion", help="Qué ocurrió.")],
+    json_output: Json = False,
+) -> None:
+    """Reporta un incidente (8.C, 9.XVIII); corre el plazo para notificar a la Secretaría
+    Ejecutiva.
+
+    Ejemplo: [cyan]custodia incidentes reportar --cuenta DD05-x --tipo intervencion
+    --descripcion "publicaciones ajenas"[/cyan]
+    """
+    data = call("incidentes.reportar", {"cuenta": cuenta, "tipo": tipo, "descripcion": descripcion})
+    show(data, json_output, "Incidente reportado")
+
+
+@incidentes.command("notificar")
+def incidentes_notificar(
+    incidente: Incidente,
+    oficio: Oficio = None,
+    memorandum: Memo = None,
+    correo_oficial: Correo = None,
+    fecha: Fecha = None,
+    json_output: Json = False,
+) -> None:
+    """Registra la notificación a la Secretaría Ejecutiva, con su vía oficial.
+
+    Ejemplo: [cyan]custodia incidentes notificar --incidente 9a1b… --oficio UTCSyD/200/2026[/cyan]
+    """
+    data = call(
+        "incidentes.notificar",
+        {"incidente": incidente, **channel_args(oficio, memorandum, correo_oficial, fecha)},
+    )
+    show(data, json_output, "Notificación registrada")
+
+
+@incidentes.command("contener")
+def incidentes_contener(incidente: Incidente, detalle: Detalle, json_output: Json = False) -> None:
+    """Registra la contención (requiere una rotación confirmada después del reporte).
+
+    Ejemplo: [cyan]custodia incidentes contener --incidente 9a1b… --detalle "rotada"[/cyan]
+    """
+    show(
+        call("incidentes.contener", {"incidente": incidente, "detalle": detalle}),
+        json_output,
+        "Incidente contenido",
+    )
+
+
+@incidentes.command("cerrar")
+def incidentes_cerrar(incidente: Incidente, detalle: Detalle, json_output: Json = False) -> None:
+    """Cierra un incidente contenido.
+
+    Ejemplo: [cyan]custodia incidentes cerrar --incidente 9a1b… --detalle "sin más actividad"[/cyan]
+    """
+    show(
+        call("incidentes.cerrar", {"incidente": incidente, "detalle": detalle}),
+        json_output,
+        "Incidente cerrado",
+    )
+
+
+@incidentes.command("bitacora")
+def incidentes_bitacora(distrito: DistritoOpc = None, json_output: Json = False) -> None:
+    """La bitácora de incidentes con sus tiempos (Secretaría Ejecutiva, coadministración).
+
+    Ejemplo: [cyan]custodia incidentes bitacora --json[/cyan]
+    """
+    rows = call("incidentes.bitacora", {"distrito": distrito})
+    if not json_output:
+        rows = [
+            {k: r.get(k) for k in ("incidente", "cuenta", "tipo", "estado", "notificado_a_tiempo")}
+            for r in rows
+        ]
+    show(rows, json_output, "Incidentes")
+
+
+def register(app: App) -> None:
+    """Add the user commands to the root app."""
+    app.add_typer(sesion, name="sesion")
+    app.add_typer(personas, name="personas")
+    app.add_typer(cuentas, name="cuentas")
+    app.command("titular")(titular)
+    app.command("designar")(designar)
+    app.command("ausencia")(ausencia)
+    app.add_typer(rotar, name="rotar")
+    app.command("revelar")(revelar)
+    app.add_typer(totp, name="totp")
+    app.command("codigo")(codigo)
+    app.add_typer(cambios, name="cambios")
+    app.add_typer(incidentes, name="incidentes")

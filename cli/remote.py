@@ -1,0 +1,88 @@
+"""Calling ``custodia servicio`` from a command: session, endpoints, one request."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+
+def settings() -> Any:
+    from custody.config import Settings
+
+    return Settings.from_env()
+
+
+def session() -> Any:
+    from custody import session as sessions
+
+    current = settings()
+    return sessions.load(sessions.session_path(current))
+
+
+def call(command: str, args: dict[str, Any] | None = None, *, anonymous: bool = False) -> Any:
+    """Send ``command`` with the current session's token; the reply data."""
+    from custody.bootstrap import resolve
+    from custody.client import CommandClient
+
+    current = settings()
+    token = None if anonymous else session().token
+    endpoints = resolve(current, "cliente")
+    clean = {k: v for k, v in (args or {}).items() if v is not None}
+    return CommandClient(endpoints, token).call(command, clean)
+
+
+def channel_args(
+    oficio: str | None, memorandum: str | None, correo_oficial: str | None, fecha: str | None
+) -> dict[str, Any]:
+    return {
+        "oficio": oficio,
+        "memorandum": memorandum,
+        "correo_oficial": correo_oficial,
+        "fecha": fecha,
+    }
+
+
+def show(data: Any, json_output: bool, title: str | None = None) -> None:
+    """``--json``: the data as is; otherwise a rich table (lists) or key: value lines."""
+    from cli.output import console, print_json
+
+    if json_output:
+        print_json(data)
+        return
+    out = console()
+    if isinstance(data, list):
+        if not data:
+            out.print("[dim]Sin resultados.[/dim]")
+            return
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left")
+        keys = list(data[0].keys())
+        for key in keys:
+            table.add_column(key.replace("_", " "), overflow="fold")
+        for row in data:
+            table.add_row(*(_cell(row.get(k)) for k in keys))
+        out.print(table)
+        return
+    if isinstance(data, dict):
+        if title:
+            out.print(f"[bold]{title}[/bold]")
+        for key, value in data.items():
+            out.print(f"  {key.replace('_', ' ')}: {_cell(value)}")
+        return
+    typer.echo(str(data))
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "—"
+    if value is True:
+        return "sí"
+    if value is False:
+        return "no"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value) or "—"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items()) or "—"
+    return str(value)

@@ -1,0 +1,813 @@
+"""The ``custodia`` eventsourcing application and the application services on top of it.
+
+:class:`CustodiaApplication` is a plain ``eventsourcing`` ``Application`` (named ``custodia``:
+stream ``custodia-events``) holding the domain aggregates. :class:`Custodia` is the service
+layer: each method is one use case, taking plain values and the acting user name, loading the
+aggregates, calling the domain, and keeping OpenBao in step with the ledger in the order defined
+in :mod:`custody.credentials` and :mod:`custody.access` (revoke before recording, grant after).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from functools import partial
+from typing import Any, TypeVar
+from uuid import NAMESPACE_URL, UUID, uuid5
+
+import structlog
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError
+
+from events.domain import (
+    ChangeRequest,
+    District,
+    DistrictId,
+    Incident,
+    Person,
+    Policy,
+    parse_account_id,
+    parse_district_id,
+    person_id,
+)
+from events.domain.official_channel import OfficialChannel
+from events.errors import CustodiaError
+
+from .access import Access
+from .credentials import Credentials
+from .passwords import generate_password
+from .pii import PersonalDataVault
+
+log = structlog.get_logger("custodia.app")
+
+REQUEST_NAMESPACE = uuid5(NAMESPACE_URL, "https://custodia.iecm.mx/solicitudes")
+T = TypeVar("T")
+
+
+class CustodiaApplication(Application[UUID]):
+    """Custodia's ledger: districts, people, change requests and incidents."""
+
+    name = "custodia"
+    # A district accumulates every credential read; snapshots keep loading it cheap.
+    snapshotting_intervals = {District: 200, Person: 100}  # noqa: RUF012  # library convention
+
+
+class PersonNotRegisteredError(CustodiaError):
+    """The user name has no registration in the ledger."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(username)
+        self.username = username
+
+
+class NotFoundError(CustodiaError):
+    """A change request or incident does not exist."""
+
+    def __init__(self, kind: str, identifier: str) -> None:
+        super().__init__(f"{kind} {identifier}")
+        self.kind = kind
+        self.identifier = identifier
+
+
+class ConflictError(CustodiaError):
+    """Someone else changed the same data first; the command was not applied."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+class ScopeError(CustodiaError):
+    """The caller may not see or act on this district."""
+
+    def __init__(self, username: str, district: str) -> None:
+        super().__init__(f"{username} {district}")
+        self.username = username
+        self.district = district
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The authenticated person acting, as the application services see them."""
+
+    username: str
+    token: str
+
+
+def channel_from(args: Mapping[str, Any]) -> OfficialChannel:
+    """A *vía oficial* from request arguments ``oficio`` | ``memorandum`` | ``correo_oficial``
+    (+ ``fecha``). Validation (iecm.mx, exactly one) is the domain's."""
+    dated = args.get("fecha")
+    when = date.fromisoformat(dated) if isinstance(dated, str) and dated else None
+    given = [(k, args.get(k)) for k in ("oficio", "memorandum", "correo_oficial") if args.get(k)]
+    if len(given) != 1:
+        from events.domain import InvalidOfficialChannelError
+
+        raise InvalidOfficialChannelError("via_oficial", "exactly one is required")
+    kind, value = given[0]
+    if kind == "oficio":
+        return OfficialChannel.oficio(str(value), when)
+    if kind == "memorandum":
+        return OfficialChannel.memorandum(str(value), when)
+    return OfficialChannel.email(str(value), when)
+
+
+class Custodia:
+    """Custodia's use cases (see CLI.md), on one application and one OpenBao."""
+
+    def __init__(
+        self,
+        app: CustodiaApplication,
+        access: Access,
+        credentials: Credentials,
+        pii: PersonalDataVault,
+        policy: Policy,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.app = app
+        self.access = access
+        self.credentials = credentials
+        self.pii = pii
+        self.policy = policy
+        self.clock = clock or (lambda: datetime.now(UTC))
+        # Commands on one district are serialized in this process (the ledger's optimistic
+        # concurrency still protects against other processes).
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    # -- loading ----------------------------------------------------------------------------
+
+    def person(self, username: str) -> Person:
+        try:
+            person: Any = self.app.repository.get(person_id(username))
+        except AggregateNotFoundError:
+            raise PersonNotRegisteredError(username) from None
+        assert isinstance(person, Person)
+        return person
+
+    def district(self, code: str | DistrictId) -> District:
+        district: Any = self.app.repository.get(
+            District.create_id(str(parse_district_id(str(code))))
+        )
+        assert isinstance(district, District)
+        return district
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _save(self, *aggregates: Any) -> None:
+        try:
+            self.app.save(*aggregates)
+        except IntegrityError:
+            raise ConflictError("ledger") from None
+
+    def username_of(self, pid: UUID | None) -> str | None:
+        if pid is None:
+            return None
+        try:
+            person: Any = self.app.repository.get(pid)
+        except AggregateNotFoundError:
+            return None
+        return getattr(person, "username", None)
+
+    # -- holder changes: designation is access (R1, R2) --------------------------------------
+
+    def _change_holder(self, district: District, save: Callable[[], T], at: datetime) -> T:
+        """Save a district change; if it changes who holds the credentials, revoke the
+        outgoing person in OpenBao before the ledger write and grant the incoming one after."""
+        before = self.access.district_holders(district.code)
+        incoming = self.username_of(district.holder_at(at))
+        wanted = (incoming,) if incoming else ()
+        if tuple(sorted(before)) == wanted:
+            return save()
+        return self.access.designate(district.code, incoming, save)  # type: ignore[return-value]
+
+    def advance_all(self) -> list[str]:
+        """Record due absence starts and returns for every district and sync OpenBao; the
+        codes of districts whose holder changed (the service runs this periodically)."""
+        changed = []
+        for code in DistrictId.all():
+            with self._lock(str(code)):
+                district = self.district(code)
+                now = self.clock()
+                holder_before = district.holder_id
+                district.advance(policy=self.policy, at=now)
+                if district.pending_events or self.access.district_holders(str(code)) != (
+                    (self.username_of(district.holder_at(now)),) if district.holder_at(now) else ()
+                ):
+                    self._change_holder(district, partial(self._save, district), now)
+                    if district.holder_id != holder_before:
+                        changed.append(str(code))
+        return changed
+
+    # -- people -----------------------------------------------------------------------------
+
+    def register_person(
+        self,
+        actor: Actor,
+        username: str,
+        *,
+        name: str,
+        email: str,
+        phone: str | None,
+        role: str,
+        district: str | None,
+        password: str | None,
+    ) -> dict[str, Any]:
+        by = self.person(actor.username)
+        now = self.clock()
+        pid = person_id(username)
+        sealed = self.pii.seal(str(pid), {"nombre": name, "correo": email, "telefono": phone or ""})
+        person = Person.register(
+            username, personal_data=sealed, personal_data_key=f"pii-{pid}", by=by, at=now
+        )
+        code = str(parse_district_id(district)) if district else None
+        person.grant_role(role, district=code, by=by, at=now)
+        self._save(person)
+        vault_role = role if role in ("coadministrador", "titular", "secretaria") else None
+        self.access.ensure_person(username, password, vault_role)  # type: ignore[arg-type]
+        return {"usuario": username, "rol": role, "distrito": code}
+
+    def whoami(self, actor: Actor) -> dict[str, Any]:
+        person = self.person(actor.username)
+        return {"usuario": actor.username, "roles": dict(person.roles)}
+
+    def list_people(self, actor: Actor) -> list[dict[str, Any]]:
+        by = self.person(actor.username)
+        if not (by.is_coadministrator or by.has_role("secretaria")):
+            raise ScopeError(actor.username, "*")
+        people = []
+        for item in self._all(Person):
+            people.append(
+                {
+                    "usuario": getattr(item, "username", None),
+                    "roles": dict(item.roles),
+                    "borrado": item.erased,
+                }
+            )
+        return sorted(people, key=lambda p: str(p["usuario"]))
+
+    def _all(self, cls: type[T]) -> list[T]:
+        """Every aggregate of ``cls``, from the ledger's notification log (small collections:
+        people, change requests, incidents; reports use the projections)."""
+        ids: list[UUID] = []
+        seen: set[UUID | str] = set()
+        topic_suffix = f"{cls.__name__}.Registered"
+        start = 1
+        while True:
+            page = self.app.recorder.select_notifications(start=start, limit=500)
+            for n in page:
+                if (
+                    n.originator_version == 1
+                    and n.originator_id not in seen
+                    and (
+                        n.topic.endswith(topic_suffix)
+                        or n.topic.endswith(f"{cls.__name__}.Filed")
+                        or n.topic.endswith(f"{cls.__name__}.Reported")
+                    )
+                ):
+                    seen.add(UUID(str(n.originator_id)))
+                    ids.append(UUID(str(n.originator_id)))
+            if len(page) < 500:
+                break
+            start = page[-1].id + 1
+        result = []
+        for aggregate_id in ids:
+            item: Any = self.app.repository.get(aggregate_id)
+            if isinstance(item, cls):
+                result.append(item)
+        return result
+
+    # -- accounts (10.I–VIII) ---------------------------------------------------------------
+
+    def register_account(
+        self,
+        actor: Actor,
+        account: str,
+        *,
+        handle: str,
+        email: str,
+        phone: str | None,
+        public: bool,
+        direct_messages: bool,
+        existing: bool,
+    ) -> dict[str, Any]:
+        account_id = parse_account_id(account)
+        by = self.person(actor.username)
+        with self._lock(str(account_id.district)):
+            district = self.district(account_id.district)
+            violations = district.register_account(
+                str(account_id),
+                handle=handle,
+                email=email,
+                phone=phone,
+                public=public,
+                direct_messages=direct_messages,
+                existing=existing,
+                by=by,
+                at=self.clock(),
+            )
+            self._save(district)
+        return {"cuenta": str(account_id), "violaciones": [str(v) for v in violations]}
+
+    def list_accounts(self, actor: Actor, district: str | None) -> list[dict[str, Any]]:
+        by = self.person(actor.username)
+        codes = [parse_district_id(district)] if district else DistrictId.all()
+        rows = []
+        for code in codes:
+            if not self._may_see_district(by, str(code)):
+                if district:
+                    raise ScopeError(actor.username, str(code))
+                continue
+            item = self.district(code)
+            for acc in item.accounts.values():
+                rows.append(
+                    {
+                        "cuenta": acc.account_id,
+                        "distrito": item.code,
+                        "plataforma": acc.platform,
+                        "usuario": acc.handle,
+                        "correo": acc.email,
+                        "publica": acc.public,
+                        "mensajes": acc.direct_messages,
+                        "violaciones": list(acc.violations),
+                        "abierta": acc.is_open,
+                        "version": acc.current_version,
+                        "version_preparada": acc.staged_version,
+                        "totp": acc.totp_registered,
+                        "obligaciones_abiertas": len(item.open_obligations(acc.account_id)),
+                    }
+                )
+        return rows
+
+    def _may_see_district(self, person: Person, code: str) -> bool:
+        if person.is_coadministrator or person.has_role("secretaria"):
+            return True
+        if person.is_titular_of(code):
+            return True
+        return person.has_role("administrador", code) or person.has_role("administrador", None)
+
+    def close_account(self, actor: Actor, account: str, channel: OfficialChannel) -> dict[str, Any]:
+        account_id = parse_account_id(account)
+        by = self.person(actor.username)
+        with self._lock(str(account_id.district)):
+            district = self.district(account_id.district)
+            district.close_account(str(account_id), by=by, channel=channel, at=self.clock())
+            self._save(district)
+        return {"cuenta": str(account_id), "cerrada": True}
+
+    # -- designations and absences (6.VII, 6.X) ---------------------------------------------
+
+    def appoint_titular(
+        self, actor: Actor, district: str, username: str, channel: OfficialChannel | None
+    ) -> dict[str, Any]:
+        by = self.person(actor.username)
+        person = self.person(username)
+        code = str(parse_district_id(district))
+        with self._lock(code):
+            item = self.district(code)
+            item.appoint_titular(person, by=by, channel=channel, at=self.clock())
+            self._save(item)
+        return {"distrito": code, "titular": username}
+
+    def designate(
+        self, actor: Actor, district: str, username: str, channel: OfficialChannel
+    ) -> dict[str, Any]:
+        by = self.person(actor.username)
+        person = self.person(username)
+        code = str(parse_district_id(district))
+        with self._lock(code):
+            item = self.district(code)
+            now = self.clock()
+            outgoing = self.username_of(item.holder_at(now))
+            item.designate(person, by=by, channel=channel, policy=self.policy, at=now)
+            self._change_holder(item, lambda: self._save(item), now)
+            obligations = item.open_obligations()
+        return {
+            "distrito": code,
+            "administrador": username,
+            "saliente": outgoing,
+            "obligaciones_abiertas": len(obligations),
+        }
+
+    def report_absence(
+        self,
+        actor: Actor,
+        district: str,
+        *,
+        reason: str,
+        starts_on: date,
+        ends_on: date | None,
+        substitute: str,
+        channel: OfficialChannel,
+    ) -> dict[str, Any]:
+        by = self.person(actor.username)
+        sub = self.person(substitute)
+        code = str(parse_district_id(district))
+        with self._lock(code):
+            item = self.district(code)
+            now = self.clock()
+            item.report_absence(
+                reason,
+                substitute=sub,
+                starts_on=starts_on,
+                ends_on=ends_on,
+                by=by,
+                channel=channel,
+                policy=self.policy,
+                at=now,
+            )
+            self._change_holder(item, lambda: self._save(item), now)
+            holder = self.username_of(item.holder_at(now))
+        return {
+            "distrito": code,
+            "sustituto": substitute,
+            "titular_de_credenciales": holder,
+            "obligaciones_abiertas": len(item.open_obligations()),
+        }
+
+    def end_absence(
+        self, actor: Actor, district: str, channel: OfficialChannel | None
+    ) -> dict[str, Any]:
+        by = self.person(actor.username)
+        code = str(parse_district_id(district))
+        with self._lock(code):
+            item = self.district(code)
+            now = self.clock()
+            item.end_absence(by=by, channel=channel, policy=self.policy, at=now)
+            self._change_holder(item, lambda: self._save(item), now)
+        return {"distrito": code, "administrador": self.username_of(item.holder_at(now))}
+
+    # -- credentials ------------------------------------------------------------------------
+
+    def start_rotation(self, actor: Actor, account: str) -> dict[str, Any]:
+        """6.X: stage a new strong password; the password is returned to seal for the caller."""
+        account_id = parse_account_id(account)
+        by = self.person(actor.username)
+        with self._lock(str(account_id.district)):
+            district = self.district(account_id.district)
+            acc = district.open_account(str(account_id))
+            base = acc.current_version or 0
+            password = generate_password(acc.platform, self.policy_password_rules())
+            event_id = str(uuid5(REQUEST_NAMESPACE, f"{account_id}:{acc.highest_version + 1}"))
+            now = self.clock()
+
+            def record(staged: Any) -> None:
+                district.start_rotation(
+                    str(account_id),
+                    version=staged.version,
+                    fingerprint=staged.fingerprint,
+                    by=by,
+                    at=now,
+                )
+                self._save(district)
+
+            staged = self.credentials.stage(
+                actor.token,
+                str(account_id),
+                password,
+                event_id,
+                base,
+                staged_by=actor.username,
+                record=record,
+            )
+        return {"cuenta": str(account_id), "version": staged.version, "contrasena": password}
+
+    def policy_password_rules(self) -> Any:
+        return None
+
+    def confirm_rotation(
+        self, actor: Actor, account: str, change_request: str | None = None
+    ) -> dict[str, Any]:
+        account_id = parse_account_id(account)
+        by = self.person(actor.username)
+        request = self._change_request(change_request) if change_request else None
+        with self._lock(str(account_id.district)):
+            district = self.district(account_id.district)
+            acc = district.open_account(str(account_id))
+            if acc.staged_version is None:
+                from events.domain import NoRotationInProgressError
+
+                raise NoRotationInProgressError(str(account_id))
+            now = self.clock()
+            closed: list[UUID] = []
+
+            def record(confirmed: Any) -> None:
+                closed.extend(
+                    district.confirm_rotation(
+                        str(account_id),
+                        version=confirmed.version,
+                        by=by,
+                        at=now,
+                        change_request=request,
+                    )
+                )
+                if request is not None:
+                    request.apply(district, by=by, at=now)
+                    self._save(district, request)
+                else:
+                    self._save(district)
+
+            event_id = self.credentials.staged_metadata(str(account_id)) or {}
+            confirmed = self.credentials.confirm(
+                actor.token,
+                str(account_id),
+                str(event_id.get("ledger_event_id", "")),
+                confirmed_by=actor.username,
+                record=record,
+            )
+        return {
+            "cuenta": str(account_id),
+            "version": confirmed.version,
+            "obligaciones_cerradas": len(closed),
+        }
+
+    def abandon_rotation(self, actor: Actor, account: str) -> dict[str, Any]:
+        account_id = parse_account_id(account)
+        by = self.person(actor.username)
+        with self._lock(str(account_id.district)):
+            district = self.district(account_id.district)
+            acc = district.open_account(str(account_id))
+            version = acc.staged_version
+            if version is None:
+                from events.domain import NoRotationInProgressError
+
+                raise NoRotationInProgressError(str(account_id))
+            now = self.clock()
+
+            def record(_: Any) -> None:
+                district.abandon_rotation(str(account_id), version=version, by=by, at=now)
+                self._save(district)
+
+            meta = self.credentials.staged_metadata(str(account_id)) or {}
+            self.credentials.abandon(
+                actor.token, str(account_id), str(meta.get("ledger_event_id", "")), record=record
+            )
+        return {"cuenta": str(account_id), "version_descartada": version}
+
+    def reveal(
+        self, actor: Actor, account: str, purpose: str, device: str | None
+    ) -> dict[str, Any]:
+        """R1/R6: the read is recorded in the ledger first; only then the single-use wrapping
+        token (sealed for the caller) leaves the service. The server decides access."""
+        account_id = parse_account_id(account)
+        reader = self.person(actor.username)
+        with self._lock(str(account_id.district)):
+            district = self.district(account_id.district)
+            now = self.clock()
+            role: list[str] = []
+
+            def record(wrapped: Any) -> None:
+                role.append(
+                    district.record_read(
+                        str(account_id),
+                        reader=reader,
+                        version=int(wrapped.version),
+                        purpose=purpose,
+                        device_id=device,
+                        policy=self.policy,
+                        at=now,
+                    )
+                )
+                self._save(district)
+
+            wrapped = self.credentials.reveal(actor.token, str(account_id), record)
+        return {
+            "cuenta": str(account_id),
+            "version": wrapped.version,
+            "envoltorio": wrapped.token,
+            "fuera_de_horario": self.policy.is_outside_working_hours(now),
+            "en_calidad_de": role[0] if role else None,
+        }
+
+    def register_totp(self, actor: Actor, account: str, uri: str) -> dict[str, Any]:
+        account_id = parse_account_id(account)
+        by = self.person(actor.username)
+        with self._lock(str(account_id.district)):
+            district = self.district(account_id.district)
+            district.open_account(str(account_id))
+            now = self.clock()
+            district.register_totp(str(account_id), by=by, at=now)  # refuses non-coadmins first
+            registration = self.credentials.register_totp(actor.token, str(account_id), uri)
+            self._save(district)
+        return {
+            "cuenta": str(account_id),
+            "digitos": registration.digits,
+            "periodo": registration.period,
+        }
+
+    def totp_code(
+        self, actor: Actor, account: str, purpose: str, device: str | None
+    ) -> dict[str, Any]:
+        account_id = parse_account_id(account)
+        reader = self.person(actor.username)
+        with self._lock(str(account_id.district)):
+            district = self.district(account_id.district)
+            now = self.clock()
+
+            def record(_: Any) -> None:
+                district.record_code_read(
+                    str(account_id),
+                    reader=reader,
+                    purpose=purpose,
+                    device_id=device,
+                    policy=self.policy,
+                    at=now,
+                )
+                self._save(district)
+
+            wrapped = self.credentials.reveal_totp(actor.token, str(account_id), record)
+        return {"cuenta": str(account_id), "envoltorio": wrapped.token}
+
+    # -- change requests (6.XI, 11.1) -------------------------------------------------------
+
+    def _change_request(self, identifier: str) -> ChangeRequest:
+        try:
+            item: Any = self.app.repository.get(UUID(identifier))
+        except (ValueError, AggregateNotFoundError):
+            raise NotFoundError("solicitud", identifier) from None
+        if not isinstance(item, ChangeRequest):
+            raise NotFoundError("solicitud", identifier)
+        return item
+
+    def file_change_request(
+        self,
+        actor: Actor,
+        account: str,
+        field_name: str,
+        detail: str,
+        channel: OfficialChannel,
+        request_id: str,
+    ) -> dict[str, Any]:
+        account_id = parse_account_id(account)
+        by = self.person(actor.username)
+        district = self.district(account_id.district)
+        request = ChangeRequest.file(
+            district,
+            str(account_id),
+            field_name,
+            detail,
+            channel=channel,
+            by=by,
+            at=self.clock(),
+            request_id=uuid5(REQUEST_NAMESPACE, request_id),
+        )
+        self._save(request)
+        return self._change_request_row(request)
+
+    def _change_request_row(self, request: ChangeRequest) -> dict[str, Any]:
+        return {
+            "solicitud": str(request.id),
+            "cuenta": request.account,
+            "distrito": request.district,
+            "campo": request.field,
+            "detalle": request.detail,
+            "via_oficial": str(request.channel),
+            "estado": request.status,
+            "motivo": request.decision_reason,
+        }
+
+    def decide_change_request(
+        self, actor: Actor, identifier: str, approve: bool, reason: str | None
+    ) -> dict[str, Any]:
+        by = self.person(actor.username)
+        request = self._change_request(identifier)
+        if approve:
+            request.approve(by=by, at=self.clock(), reason=reason)
+        else:
+            request.reject(by=by, at=self.clock(), reason=reason)
+        self._save(request)
+        return self._change_request_row(request)
+
+    def apply_change_request(
+        self, actor: Actor, identifier: str, value: str | None
+    ) -> dict[str, Any]:
+        """Only an approved request is applied; a password change is a rotation (confirm the
+        staged credential of the account with ``rotar confirmar --solicitud``)."""
+        by = self.person(actor.username)
+        request = self._change_request(identifier)
+        if request.field == "contrasena":
+            self.confirm_rotation(actor, request.account, identifier)
+            return self._change_request_row(self._change_request(identifier))
+        account_id = parse_account_id(request.account)
+        with self._lock(str(account_id.district)):
+            district = self.district(account_id.district)
+            now = self.clock()
+            district.change_account_setting(request, value or request.detail, by=by, at=now)
+            request.apply(district, by=by, at=now)
+            self._save(district, request)
+        return self._change_request_row(request)
+
+    def list_change_requests(self, actor: Actor, state: str | None) -> list[dict[str, Any]]:
+        by = self.person(actor.username)
+        rows = []
+        for request in self._all(ChangeRequest):
+            if not self._may_see_district(by, request.district):
+                continue
+            if state and request.status != state:
+                continue
+            rows.append(self._change_request_row(request))
+        return rows
+
+    # -- incidents (8.C, 9.XVIII) -----------------------------------------------------------
+
+    def _incident(self, identifier: str) -> Incident:
+        try:
+            item: Any = self.app.repository.get(UUID(identifier))
+        except (ValueError, AggregateNotFoundError):
+            raise NotFoundError("incidente", identifier) from None
+        if not isinstance(item, Incident):
+            raise NotFoundError("incidente", identifier)
+        return item
+
+    def _incident_row(self, incident: Incident) -> dict[str, Any]:
+        def iso(value: datetime | None) -> str | None:
+            return value.isoformat() if value else None
+
+        return {
+            "incidente": str(incident.id),
+            "cuenta": incident.account,
+            "distrito": incident.district,
+            "tipo": incident.incident_type,
+            "estado": incident.status,
+            "reportado": iso(incident.reported_at),
+            "notificar_antes_de": iso(incident.notify_by),
+            "notificado": iso(incident.notified_at),
+            "contenido": iso(incident.contained_at),
+            "cerrado": iso(getattr(incident, "closed_at", None)),
+            "notificado_a_tiempo": incident.notified_on_time,
+        }
+
+    def report_incident(
+        self, actor: Actor, account: str, kind: str, description: str, request_id: str
+    ) -> dict[str, Any]:
+        account_id = parse_account_id(account)
+        by = self.person(actor.username)
+        district = self.district(account_id.district)
+        incident = Incident.report(
+            district,
+            str(account_id),
+            kind,
+            description,
+            by=by,
+            policy=self.policy,
+            at=self.clock(),
+            incident_id=uuid5(REQUEST_NAMESPACE, request_id),
+        )
+        self._save(incident)
+        return self._incident_row(incident)
+
+    def notify_incident(
+        self, actor: Actor, identifier: str, channel: OfficialChannel
+    ) -> dict[str, Any]:
+        by = self.person(actor.username)
+        incident = self._incident(identifier)
+        incident.notify(channel=channel, by=by, at=self.clock())
+        self._save(incident)
+        return self._incident_row(incident)
+
+    def contain_incident(self, actor: Actor, identifier: str, detail: str) -> dict[str, Any]:
+        by = self.person(actor.username)
+        incident = self._incident(identifier)
+        district = self.district(incident.district)
+        incident.contain(district, detail, by=by, at=self.clock())
+        self._save(incident)
+        return self._incident_row(incident)
+
+    def close_incident(self, actor: Actor, identifier: str, detail: str) -> dict[str, Any]:
+        by = self.person(actor.username)
+        incident = self._incident(identifier)
+        incident.close(detail, by=by, at=self.clock())
+        self._save(incident)
+        return self._incident_row(incident)
+
+    def list_incidents(self, actor: Actor, district: str | None) -> list[dict[str, Any]]:
+        by = self.person(actor.username)
+        if not (by.is_coadministrator or by.has_role("secretaria")):
+            raise ScopeError(actor.username, district or "*")
+        code = str(parse_district_id(district)) if district else None
+        return [
+            self._incident_row(i) for i in self._all(Incident) if code is None or i.district == code
+        ]
+
+
+def bootstrap_ledger(
+    app: CustodiaApplication, username: str, sealed: str, key: str, at: datetime
+) -> bool:
+    """``custodia init`` on an empty ledger: the first coadministrator and the 33 districts,
+    in one atomic save. False if the ledger already has them (idempotent)."""
+    try:
+        app.repository.get(person_id(username))
+        return False
+    except AggregateNotFoundError:
+        pass
+    first = Person.bootstrap(username, personal_data=sealed, personal_data_key=key, at=at)
+    districts = [District.register(str(code), by=first, at=at) for code in DistrictId.all()]
+    try:
+        app.save(first, *districts)
+    except IntegrityError:
+        return False
+    return True

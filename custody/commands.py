@@ -1,0 +1,226 @@
+"""The command table: each command of CLI.md, as the service runs it.
+
+A handler takes the :class:`~custody.service.Call` (authenticated caller, arguments, request id)
+and returns plain JSON-able data. Arguments are validated here (types, lengths); the rules are
+the domain's. Sensitive results (a staged password, a wrapping token) are sealed for the caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import date
+from typing import Any
+
+from events.domain import ValidationError
+
+from .app import Actor, Custodia, channel_from
+from .protocol import MAX_TEXT
+from .service import Call, Caller, Handler
+from .vault import VaultClient
+
+
+class VaultAuthenticator:
+    """Authenticates a caller's token with OpenBao itself (``auth/token/lookup-self``)."""
+
+    def __init__(self, client: VaultClient) -> None:
+        self.client = client
+
+    def authenticate(self, token: str) -> Caller:
+        from .service import NotAuthenticatedError
+
+        try:
+            info = self.client.lookup_self(token)
+        except Exception:  # any refusal means: not authenticated
+            raise NotAuthenticatedError("invalid") from None
+        if not info.username:
+            raise NotAuthenticatedError("no-identity")
+        return Caller(
+            username=info.username,
+            entity_id=info.entity_id or "",
+            policies=info.policies + info.identity_policies,
+            token=token,
+            expires_at=info.expire_time,
+        )
+
+
+def _text(
+    args: Mapping[str, Any], name: str, *, required: bool = True, limit: int = MAX_TEXT
+) -> str:
+    value = args.get(name)
+    if value is None or value == "":
+        if required:
+            raise ValidationError(name, "required")
+        return ""
+    if not isinstance(value, str):
+        raise ValidationError(name, "must be text")
+    if len(value) > limit:
+        raise ValidationError(name, f"longer than {limit} characters")
+    if any(ord(ch) < 32 and ch not in "\n\t" for ch in value):
+        raise ValidationError(name, "control characters")
+    return value
+
+
+def _opt(args: Mapping[str, Any], name: str, limit: int = MAX_TEXT) -> str | None:
+    return _text(args, name, required=False, limit=limit) or None
+
+
+def _flag(args: Mapping[str, Any], name: str, default: bool) -> bool:
+    value = args.get(name, default)
+    if not isinstance(value, bool):
+        raise ValidationError(name, "must be true or false")
+    return value
+
+
+def _date(args: Mapping[str, Any], name: str, *, required: bool) -> date | None:
+    text = _text(args, name, required=required, limit=10)
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValidationError(name, "expected AAAA-MM-DD") from None
+
+
+def build_handlers(custodia: Custodia) -> dict[str, Handler]:
+    """Every command the service answers."""
+
+    def actor(call: Call) -> Actor:
+        return Actor(call.caller.username, call.caller.token)
+
+    def sealed(call: Call, data: dict[str, Any], *secret_keys: str) -> dict[str, Any]:
+        out = dict(data)
+        for key in secret_keys:
+            if key in out:
+                out[key] = call.seal(out[key])
+        return out
+
+    table: dict[str, Callable[[Call], Any]] = {
+        "sesion.quien": lambda c: custodia.whoami(actor(c)),
+        "personas.alta": lambda c: custodia.register_person(
+            actor(c),
+            _text(c.args, "usuario", limit=64),
+            name=_text(c.args, "nombre", limit=200),
+            email=_text(c.args, "correo", limit=200),
+            phone=_opt(c.args, "telefono", 40),
+            role=_text(c.args, "rol", limit=20),
+            district=_opt(c.args, "distrito", 8),
+            password=_opt(c.args, "contrasena", 256),
+        ),
+        "personas.lista": lambda c: custodia.list_people(actor(c)),
+        "cuentas.alta": lambda c: custodia.register_account(
+            actor(c),
+            _text(c.args, "cuenta", limit=64),
+            handle=_text(c.args, "usuario", limit=100),
+            email=_text(c.args, "correo", limit=200),
+            phone=_opt(c.args, "telefono", 40),
+            public=not _flag(c.args, "privada", False),
+            direct_messages=not _flag(c.args, "sin_mensajes", False),
+            existing=_flag(c.args, "existente", False),
+        ),
+        "cuentas.lista": lambda c: custodia.list_accounts(actor(c), _opt(c.args, "distrito", 8)),
+        "cuentas.baja": lambda c: custodia.close_account(
+            actor(c), _text(c.args, "cuenta", limit=64), channel_from(c.args)
+        ),
+        "titular": lambda c: custodia.appoint_titular(
+            actor(c),
+            _text(c.args, "distrito", limit=8),
+            _text(c.args, "persona", limit=64),
+            channel_from(c.args) if _has_channel(c.args) else None,
+        ),
+        "designar": lambda c: custodia.designate(
+            actor(c),
+            _text(c.args, "distrito", limit=8),
+            _text(c.args, "persona", limit=64),
+            channel_from(c.args),
+        ),
+        "ausencia": lambda c: custodia.report_absence(
+            actor(c),
+            _text(c.args, "distrito", limit=8),
+            reason=_text(c.args, "motivo", limit=40).replace("-", "_"),
+            starts_on=_date(c.args, "desde", required=True),  # type: ignore[arg-type]
+            ends_on=_date(c.args, "hasta", required=False),
+            substitute=_text(c.args, "sustituto", limit=64),
+            channel=channel_from(c.args),
+        ),
+        "ausencia.terminar": lambda c: custodia.end_absence(
+            actor(c),
+            _text(c.args, "distrito", limit=8),
+            channel_from(c.args) if _has_channel(c.args) else None,
+        ),
+        "rotar.iniciar": lambda c: sealed(
+            c, custodia.start_rotation(actor(c), _text(c.args, "cuenta", limit=64)), "contrasena"
+        ),
+        "rotar.confirmar": lambda c: custodia.confirm_rotation(
+            actor(c), _text(c.args, "cuenta", limit=64), _opt(c.args, "solicitud", 64)
+        ),
+        "rotar.abandonar": lambda c: custodia.abandon_rotation(
+            actor(c), _text(c.args, "cuenta", limit=64)
+        ),
+        "revelar": lambda c: sealed(
+            c,
+            custodia.reveal(
+                actor(c),
+                _text(c.args, "cuenta", limit=64),
+                _text(c.args, "motivo", limit=500),
+                _opt(c.args, "dispositivo", 100),
+            ),
+            "envoltorio",
+        ),
+        "totp.registrar": lambda c: custodia.register_totp(
+            actor(c), _text(c.args, "cuenta", limit=64), _text(c.args, "uri", limit=2048)
+        ),
+        "codigo": lambda c: sealed(
+            c,
+            custodia.totp_code(
+                actor(c),
+                _text(c.args, "cuenta", limit=64),
+                _opt(c.args, "motivo", 500) or "código de verificación",
+                _opt(c.args, "dispositivo", 100),
+            ),
+            "envoltorio",
+        ),
+        "cambios.solicitar": lambda c: custodia.file_change_request(
+            actor(c),
+            _text(c.args, "cuenta", limit=64),
+            _text(c.args, "campo", limit=20),
+            _text(c.args, "detalle", limit=2000),
+            channel_from(c.args),
+            c.request_id,
+        ),
+        "cambios.aprobar": lambda c: custodia.decide_change_request(
+            actor(c), _text(c.args, "solicitud", limit=64), True, _opt(c.args, "motivo", 2000)
+        ),
+        "cambios.rechazar": lambda c: custodia.decide_change_request(
+            actor(c), _text(c.args, "solicitud", limit=64), False, _opt(c.args, "motivo", 2000)
+        ),
+        "cambios.aplicar": lambda c: custodia.apply_change_request(
+            actor(c), _text(c.args, "solicitud", limit=64), _opt(c.args, "valor", 200)
+        ),
+        "cambios.lista": lambda c: custodia.list_change_requests(
+            actor(c), _opt(c.args, "estado", 20)
+        ),
+        "incidentes.reportar": lambda c: custodia.report_incident(
+            actor(c),
+            _text(c.args, "cuenta", limit=64),
+            _text(c.args, "tipo", limit=40).replace("-", "_"),
+            _text(c.args, "descripcion", limit=4000),
+            c.request_id,
+        ),
+        "incidentes.notificar": lambda c: custodia.notify_incident(
+            actor(c), _text(c.args, "incidente", limit=64), channel_from(c.args)
+        ),
+        "incidentes.contener": lambda c: custodia.contain_incident(
+            actor(c), _text(c.args, "incidente", limit=64), _text(c.args, "detalle", limit=4000)
+        ),
+        "incidentes.cerrar": lambda c: custodia.close_incident(
+            actor(c), _text(c.args, "incidente", limit=64), _text(c.args, "detalle", limit=4000)
+        ),
+        "incidentes.bitacora": lambda c: custodia.list_incidents(
+            actor(c), _opt(c.args, "distrito", 8)
+        ),
+    }
+    return dict(table)
+
+
+def _has_channel(args: Mapping[str, Any]) -> bool:
+    return any(args.get(k) for k in ("oficio", "memorandum", "correo_oficial"))

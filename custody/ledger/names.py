@@ -1,0 +1,56 @@
+"""Names of the ledger's streams and subjects (see the package docstring for the layout)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+DEFAULT_APP = "custodia"
+DEFAULT_ORIGIN = "custodia.iecm.mx/bitacora"
+"""The checkpoint origin line: names the log (C2SP tlog-checkpoint)."""
+
+FRONTIER_HEADER = "Custodia-Frontier"
+
+_TOKEN = re.compile(r"[A-Za-z0-9_\-]+")
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerNames:
+    """Where the ledger of one application lives; :meth:`for_app` derives them all."""
+
+    events_stream: str
+    events_prefix: str
+    checkpoints_stream: str
+    checkpoints_prefix: str
+    origin: str
+
+    @classmethod
+    def for_app(cls, app: str = DEFAULT_APP, namespace: str = "") -> LedgerNames:
+        """The names ``events.jetstream`` uses for ``app`` (behind ``namespace``, if any)."""
+        for value in (app, namespace) if namespace else (app,):
+            if not _TOKEN.fullmatch(value):
+                raise ValueError(f"{value!r}: letters, digits, '_' and '-' only")
+        stream = f"{namespace}-{app}" if namespace else app
+        prefix = f"{namespace}.{app}" if namespace else app
+        origin = f"{DEFAULT_ORIGIN}/{namespace}" if namespace else DEFAULT_ORIGIN
+        return cls(
+            events_stream=f"{stream}-events",
+            events_prefix=prefix,
+            checkpoints_stream=f"{stream}-checkpoints",
+            checkpoints_prefix=f"{prefix}.checkpoints",
+            origin=origin,
+        )
+
+    @property
+    def notes_subject(self) -> str:
+        """Signed checkpoints, one per message."""
+        return f"{self.checkpoints_prefix}.notes"
+
+    @property
+    def keyring_subject(self) -> str:
+        """The public keyring (JSON), latest last."""
+        return f"{self.checkpoints_prefix}.keyring"
+
+    @property
+    def checkpoints_subjects(self) -> list[str]:
+        return [f"{self.checkpoints_prefix}.>"]

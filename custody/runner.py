@@ -1,0 +1,152 @@
+"""Wiring: one bootstrap that builds the application, OpenBao adapters and the command service,
+for ``custodia init`` and ``custodia servicio`` (STYLE: ports injected, built in one place)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+
+from events.domain import Policy
+
+from . import bootstrap
+from .access import Access
+from .app import Custodia, CustodiaApplication, bootstrap_ledger
+from .commands import VaultAuthenticator, build_handlers
+from .config import Settings
+from .credentials import Credentials
+from .layout import create_service_token, ensure_layout
+from .pii import PersonalDataVault
+from .service import CachedAuthenticator, CommandService
+from .vault import VaultClient
+
+log = structlog.get_logger("custodia.runner")
+
+ADVANCE_SECONDS = 30.0
+
+
+def load_policy(settings: Settings) -> Policy:
+    return Policy.from_toml(settings.policy_file) if settings.policy_file else Policy()
+
+
+def make_application(endpoints: bootstrap.Endpoints) -> CustodiaApplication:
+    env = endpoints.nats_env()
+    return CustodiaApplication(env=env)
+
+
+@dataclass
+class Services:
+    """Everything the service process holds."""
+
+    app: CustodiaApplication
+    vault: VaultClient
+    custodia: Custodia
+    endpoints: bootstrap.Endpoints
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def build(settings: Settings, *, start: bool = False) -> Services:
+    endpoints = bootstrap.resolve(settings, "servicio", start=start)
+    vault = VaultClient(endpoints.vault_addr, bootstrap.service_token(settings))
+    app = make_application(endpoints)
+    custodia = Custodia(
+        app,
+        Access(vault),
+        Credentials(vault),
+        PersonalDataVault(vault),
+        load_policy(settings),
+    )
+    return Services(app, vault, custodia, endpoints)
+
+
+@dataclass(frozen=True)
+class InitResult:
+    nats_url: str
+    vault_addr: str
+    first_user: str
+    ledger_created: bool
+    layout_changes: int
+
+
+def initialize(
+    settings: Settings, username: str, password: str, name: str, email: str
+) -> InitResult:
+    """``custodia init``: servers (embedded), OpenBao layout, service token, NATS streams, the
+    first coadministrator and the 33 districts. Idempotent."""
+    endpoints = bootstrap.resolve(settings, "servicio", start=True)
+    admin = VaultClient(endpoints.vault_addr, bootstrap.admin_token(settings))
+    report = ensure_layout(admin)
+    token_file = settings.home / "secrets" / bootstrap.SERVICE_TOKEN_FILE
+    if not token_file.exists():
+        bootstrap.save_service_token(settings, create_service_token(admin))
+    access = Access(admin)
+    pii = PersonalDataVault(admin)
+    app = make_application(endpoints)
+    try:
+        from events.domain import person_id
+
+        pid = person_id(username)
+        sealed = pii.seal(str(pid), {"nombre": name, "correo": email, "telefono": ""})
+        created = bootstrap_ledger(app, username, sealed, f"pii-{pid}", datetime.now(UTC))
+    finally:
+        app.close()
+    access.ensure_person(username, password, "coadministrador")
+    changes = len(getattr(report, "created", [])) + len(getattr(report, "updated", []))
+    return InitResult(endpoints.nats_url, endpoints.vault_addr, username, created, changes)
+
+
+async def serve(settings: Settings, *, ready: Any = None) -> None:
+    """Run the command service until SIGINT/SIGTERM."""
+    import nats
+
+    services = build(settings, start=settings.embedded_nats or settings.embedded_vault)
+    handlers = build_handlers(services.custodia)
+    service = CommandService(handlers, CachedAuthenticator(VaultAuthenticator(services.vault)))
+    nc = await nats.connect(
+        **services.endpoints.nats_options(),  # type: ignore[arg-type]
+        name="custodia-servicio",
+        max_reconnect_attempts=-1,
+    )
+    await service.start(nc)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    from .embedded import EmbeddedStack
+
+    stack = EmbeddedStack(settings.home)
+    stack.record_service(os.getpid())
+    log.info("servicio_listo", nats=services.endpoints.nats_url)
+    if ready is not None:
+        ready()
+    advance = asyncio.create_task(_advance_loop(services, stop))
+    try:
+        await stop.wait()
+    finally:
+        advance.cancel()
+        await service.stop()
+        await nc.drain()
+        services.close()
+        stack.record_service(None)
+
+
+async def _advance_loop(services: Services, stop: asyncio.Event) -> None:
+    """Absences that start or end by the calendar change the holder: record and sync."""
+    while not stop.is_set():
+        try:
+            await asyncio.to_thread(services.custodia.advance_all)
+        except Exception:
+            log.exception("avance_fallido")
+        try:
+            await asyncio.wait_for(stop.wait(), ADVANCE_SECONDS)
+        except TimeoutError:
+            continue

@@ -1,0 +1,246 @@
+"""The flows of CLI.md, run as users run them: the real ``custodia`` executable, one process per
+command, different people with their own sessions, against a running ``custodia servicio`` on
+the embedded NATS and OpenBao."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from .conftest import CUSTODIA, run_custodia
+
+pytestmark = pytest.mark.e2e
+
+PASSWORDS = {
+    "ana": "ana-clave-segura-1",
+    "luis": "luis-clave-segura-1",
+    "bety": "bety-clave-segura-1",
+    "carlos": "carlos-clave-segura-1",
+    "sofia": "sofia-clave-segura-1",
+    "mario": "mario-clave-segura-1",
+}
+
+
+@dataclass
+class World:
+    home: Path
+    service: subprocess.Popen[bytes]
+
+    def run(self, user: str | None, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        env = {"CUSTODIA_SESION": str(self.home / f"sesion-{user}.json")} if user else {}
+        return run_custodia(*args, home=self.home, env=env, stdin=stdin)
+
+    def ok(self, user: str | None, *args: str, stdin: str | None = None) -> object:
+        result = self.run(user, *args, "--json", stdin=stdin)
+        assert result.returncode == 0, f"{args}: {result.stderr}"
+        assert "Traceback" not in result.stderr
+        return json.loads(result.stdout)
+
+    def refused(self, user: str | None, code: int, *args: str) -> str:
+        result = self.run(user, *args)
+        assert result.returncode == code, f"{args}: rc={result.returncode} {result.stderr}"
+        assert "Traceback" not in result.stderr
+        assert result.stderr.startswith("Error: ")
+        return result.stderr
+
+    def login(self, user: str) -> None:
+        result = self.run(user, "sesion", "iniciar", "--usuario", user, "--password-stdin",
+                          stdin=PASSWORDS[user] + "\n")
+        assert result.returncode == 0, result.stderr
+        assert (self.home / f"sesion-{user}.json").stat().st_mode & 0o777 == 0o600
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    home = tmp_path_factory.mktemp("custodia-e2e")
+    init = run_custodia("init", "--usuario", "ana", "--password-stdin", "--json", home=home,
+                        stdin=PASSWORDS["ana"] + "\n", timeout=180)
+    assert init.returncode == 0, init.stderr
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODIA_")}
+    env["CUSTODIA_HOME"] = str(home)
+    log = (home / "servicio.log").open("wb")
+    service = subprocess.Popen([CUSTODIA, "servicio"], env=env, stdout=log, stderr=log)
+    world = World(home, service)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if b"servicio_listo" in (home / "servicio.log").read_bytes():
+                break
+            assert service.poll() is None, (home / "servicio.log").read_text()
+            time.sleep(0.1)
+        world.login("ana")
+        for user, role, district in (
+            ("luis", "titular", "DD05"),
+            ("bety", "administrador", "DD05"),
+            ("carlos", "administrador", "DD05"),
+            ("sofia", "secretaria", None),
+            ("mario", "administrador", "DD07"),
+        ):
+            args = ["personas", "alta", "--usuario", user, "--nombre", user.title(),
+                    "--correo", f"{user}@iecm.mx", "--rol", role, "--password-stdin"]
+            if district:
+                args += ["--distrito", district]
+            world.ok("ana", *args, stdin=PASSWORDS[user] + "\n")
+            world.login(user)
+        world.ok("ana", "titular", "--distrito", "DD05", "--persona", "luis")
+        world.ok("ana", "cuentas", "alta", "--distrito", "5", "--plataforma", "x",
+                 "--usuario", "DD05IECM", "--correo", "dd05.x@iecm.mx")
+        yield world
+    finally:
+        service.send_signal(signal.SIGTERM)
+        try:
+            service.wait(20)
+        except subprocess.TimeoutExpired:
+            service.kill()
+        log.close()
+        run_custodia("detener", home=home)
+
+
+def test_roles_are_what_the_ledger_says(world: World) -> None:
+    """``sesion quien`` answers from the ledger: user name and roles."""
+    me = world.ok("luis", "sesion", "quien")
+    assert me == {"usuario": "luis", "roles": {"titular": "DD05"}}
+
+
+def test_account_policy_is_enforced_in_spanish(world: World) -> None:
+    """10.VIII: an account outside iecm.mx is refused with a Spanish reason; recorded only
+    when registered explicitly as existing, and then it shows its violations."""
+    err = world.refused("ana", 1, "cuentas", "alta", "--distrito", "5", "--plataforma",
+                        "facebook", "--usuario", "dd05fb", "--correo", "dd05@gmail.com")
+    assert "incumple los lineamientos" in err
+    assert "iecm.mx" in err
+    world.ok("ana", "cuentas", "alta", "--distrito", "5", "--plataforma", "facebook",
+             "--usuario", "dd05fb", "--correo", "dd05@gmail.com", "--existente")
+    accounts = world.ok("ana", "cuentas", "lista", "--distrito", "DD05")
+    assert isinstance(accounts, list)
+    fb = next(a for a in accounts if a["cuenta"] == "DD05-facebook")
+    assert fb["violaciones"]
+    # A titular cannot register accounts (10.II).
+    world.refused("luis", 3, "cuentas", "alta", "--distrito", "5", "--plataforma", "tiktok",
+                  "--usuario", "dd05tt", "--correo", "dd05.tt@iecm.mx")
+
+
+def test_designation_rotation_reveal_and_substitution(world: World) -> None:
+    """6.X and 6.IX end to end: designate, rotate, reveal by the administrator; a vacation
+    substitution hands access over at once; the former holder is refused by the server."""
+    staged = world.ok("ana", "rotar", "iniciar", "--cuenta", "DD05-x")
+    assert isinstance(staged, dict)
+    assert staged["cuenta"] == "DD05-x" and staged["version"] == 1
+    password = staged["contrasena"]
+    assert len(password) >= 20
+    world.ok("ana", "rotar", "confirmar", "--cuenta", "DD05-x")
+
+    # Only the titular designates; the administrator then reads the current password.
+    world.refused("bety", 3, "designar", "--distrito", "DD05", "--persona", "bety",
+                  "--oficio", "DD05/001/2026")
+    designated = world.ok("luis", "designar", "--distrito", "DD05", "--persona", "bety",
+                          "--oficio", "DD05/001/2026")
+    assert isinstance(designated, dict) and designated["administrador"] == "bety"
+    revealed = world.ok("bety", "revelar", "--cuenta", "DD05-x", "--motivo", "publicar")
+    assert revealed == {"cuenta": "DD05-x", "version": 1, "contrasena": password}
+
+    # Nobody else: titular, secretaria, the administrator of another district.
+    for user in ("luis", "sofia", "mario"):
+        err = world.refused(user, 3, "revelar", "--cuenta", "DD05-x", "--motivo", "curiosidad")
+        assert "6.IX" in err
+        assert password not in err
+
+    # Vacation: carlos substitutes from today; bety is refused at once.
+    today = datetime.now(ZoneInfo("America/Mexico_City")).date().isoformat()
+    world.ok("luis", "ausencia", "--distrito", "DD05", "--motivo", "vacaciones", "--desde", today,
+             "--sustituto", "carlos", "--memorandum", "DD05/002/2026")
+    world.refused("bety", 3, "revelar", "--cuenta", "DD05-x", "--motivo", "sigo aquí")
+    seen = world.ok("carlos", "revelar", "--cuenta", "DD05-x", "--motivo", "cubrir vacaciones")
+    assert isinstance(seen, dict) and seen["contrasena"] == password
+    accounts = world.ok("ana", "cuentas", "lista", "--distrito", "DD05")
+    assert isinstance(accounts, list)
+    x = next(a for a in accounts if a["cuenta"] == "DD05-x")
+    assert x["obligaciones_abiertas"] >= 1
+
+    # The obligation closes with a confirmed rotation.
+    world.ok("ana", "rotar", "iniciar", "--cuenta", "DD05-x")
+    world.ok("ana", "rotar", "confirmar", "--cuenta", "DD05-x")
+    accounts = world.ok("ana", "cuentas", "lista", "--distrito", "DD05")
+    assert isinstance(accounts, list)
+    x = next(a for a in accounts if a["cuenta"] == "DD05-x")
+    assert x["obligaciones_abiertas"] == 0
+    assert x["version"] == 2
+
+
+def test_change_request_and_incident(world: World) -> None:
+    """6.XI: a request needs a vía oficial in iecm.mx, is approved by UTCSyD and applied.
+    8.C: an incident is reported, notified to the Secretaría Ejecutiva, contained after a
+    rotation, closed; the secretaria reads the incident ledger."""
+    err = world.refused("luis", 2, "cambios", "solicitar", "--cuenta", "DD05-x", "--campo",
+                        "telefono", "--detalle", "conmutador", "--correo-oficial", "x@gmail.com")
+    assert "iecm.mx" in err
+    filed = world.ok("luis", "cambios", "solicitar", "--cuenta", "DD05-x", "--campo", "telefono",
+                     "--detalle", "5555555555", "--correo-oficial", "titular.dd05@iecm.mx")
+    assert isinstance(filed, dict)
+    request = filed["solicitud"]
+    world.refused("ana", 1, "cambios", "aplicar", "--solicitud", request)
+    world.refused("luis", 3, "cambios", "aprobar", "--solicitud", request)
+    world.ok("ana", "cambios", "aprobar", "--solicitud", request)
+    applied = world.ok("ana", "cambios", "aplicar", "--solicitud", request, "--valor", "5555555555")
+    assert isinstance(applied, dict) and applied["estado"] == "aplicada"
+    listed = world.ok("luis", "cambios", "lista")
+    assert isinstance(listed, list)
+    assert {"solicitud", "cuenta", "campo", "via_oficial", "estado"} <= set(listed[0])
+
+    reported = world.ok("carlos", "incidentes", "reportar", "--cuenta", "DD05-x", "--tipo",
+                        "intervencion", "--descripcion", "publicaciones ajenas")
+    assert isinstance(reported, dict)
+    incident = reported["incidente"]
+    world.ok("ana", "incidentes", "notificar", "--incidente", incident,
+             "--oficio", "UTCSyD/300/2026")
+    world.refused("ana", 1, "incidentes", "contener", "--incidente", incident,
+                  "--detalle", "sin rotar")
+    world.ok("ana", "rotar", "iniciar", "--cuenta", "DD05-x")
+    world.ok("ana", "rotar", "confirmar", "--cuenta", "DD05-x")
+    world.ok("ana", "incidentes", "contener", "--incidente", incident, "--detalle", "rotada")
+    world.ok("ana", "incidentes", "cerrar", "--incidente", incident, "--detalle", "resuelto")
+    ledger = world.ok("sofia", "incidentes", "bitacora")
+    assert isinstance(ledger, list)
+    row = next(r for r in ledger if r["incidente"] == incident)
+    assert row["notificado_a_tiempo"] is True
+    assert row["cerrado"] is not None
+    world.refused("luis", 3, "incidentes", "bitacora")
+
+
+def test_concurrent_rotations_exactly_one_wins(world: World) -> None:
+    """Two coadministrator commands rotating the same account at once: exactly one stages."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODIA_")}
+    env.update(CUSTODIA_HOME=str(world.home), CUSTODIA_SESION=str(world.home / "sesion-ana.json"))
+    procs = [
+        subprocess.Popen([CUSTODIA, "rotar", "iniciar", "--cuenta", "DD05-x", "--json"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    results = [(p.wait(60), p.stderr.read() if p.stderr else "") for p in procs]
+    codes = sorted(code for code, _ in results)
+    assert codes == [0, 5], results
+    loser = next(err for code, err in results if code == 5)
+    assert "al mismo tiempo" in loser or "rotación en curso" in loser
+    world.ok("ana", "rotar", "abandonar", "--cuenta", "DD05-x")
+
+
+def test_errors_without_session_or_service(world: World, tmp_path: Path) -> None:
+    """No session: a Spanish pointer to ``sesion iniciar``; no service: a clear message."""
+    result = run_custodia("revelar", "--cuenta", "DD05-x", "--motivo", "x", home=world.home,
+                          env={"CUSTODIA_SESION": str(tmp_path / "none.json")})
+    assert result.returncode == 3
+    assert "sesion iniciar" in result.stderr
+    empty = run_custodia("sesion", "quien", home=tmp_path / "other",
+                         env={"CUSTODIA_SESION": str(world.home / "sesion-ana.json")})
+    assert empty.returncode in (6, 7)
+    assert "Traceback" not in empty.stderr

@@ -6,7 +6,7 @@ commands, never at module level, so ``custodia --help`` stays fast.
 
 from __future__ import annotations
 
-from cli import demo_cmd, ordenes, stack_cmds
+from cli import bitacora_cmds, demo_cmd, ordenes, stack_cmds
 from cli.spanish import App
 
 app = App(
@@ -24,11 +24,17 @@ app = App(
 demo_cmd.register(app)
 stack_cmds.register(app)
 ordenes.register(app)
+bitacora_cmds.register(app)
 
 
 @app.callback()
 def _configure() -> None:
-    # Runs before every command (not for --help): structlog is configured once, here.
+    # Runs before every command: structlog is configured once, here (not for --help, which
+    # must stay light).
+    import sys
+
+    if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
+        return
     from cli.logging import configure
 
     configure()

@@ -74,14 +74,18 @@ def register(app: App) -> None:
 
 
 def nats_target() -> tuple[str, str | None, str | None]:
-    """``(url, user, password)`` of the NATS server (to be replaced by ``custody.bootstrap``)."""
-    from events.errors import ConfigurationError
+    """``(url, user, password)`` of the NATS server, as the read-only ``verificador`` user.
 
+    External NATS: ``CUSTODIA_NATS_URL`` with ``CUSTODIA_NATS_USER``/``CUSTODIA_NATS_PASSWORD``;
+    embedded: the addresses and credentials of this ``CUSTODIA_HOME`` (custody.bootstrap).
+    """
     url = os.environ.get("CUSTODIA_NATS_URL", "").strip()
     if not url:
-        raise ConfigurationError(
-            "CUSTODIA_NATS_URL", "no está definida: indique la dirección del servidor NATS"
-        )
+        from custody.bootstrap import resolve
+        from custody.config import Settings
+
+        endpoints = resolve(Settings.from_env(), "verificador")
+        return endpoints.nats_url, endpoints.nats_user, endpoints.nats_password
     user = os.environ.get("CUSTODIA_NATS_USER", "").strip() or None
     password = os.environ.get("CUSTODIA_NATS_PASSWORD") or None
     return url, user, password

@@ -129,14 +129,30 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
     if ready is not None:
         ready()
     advance = asyncio.create_task(_advance_loop(services, stop))
+    follower = start_follower(services)
     try:
         await stop.wait()
     finally:
         advance.cancel()
+        await asyncio.to_thread(follower.stop)
         await service.stop()
         await nc.drain()
         services.close()
         stack.record_service(None)
+
+
+def start_follower(services: Services) -> Any:
+    """The ledger's Merkle follower: signed checkpoints with the transit key (issue 7)."""
+    from .ledger.follower import LedgerFollower
+    from .ledger.names import LedgerNames
+    from .transit_signer import TransitSigner
+
+    factory: Any = services.app.factory
+    follower = LedgerFollower(
+        factory.connection, TransitSigner(services.vault), LedgerNames.for_app("custodia", "")
+    )
+    follower.start()
+    return follower
 
 
 async def _advance_loop(services: Services, stop: asyncio.Event) -> None:

@@ -16,10 +16,17 @@ PASSWORD = "Xy7!pass-Word_2026"
 OTPAUTH = "otpauth://totp/IECM:dd05?secret=JBSWY3DPEHPK3PXP&issuer=IECM"
 
 
+@pytest.fixture(autouse=True)
+def _fresh_structlog() -> None:
+    structlog.reset_defaults()
+
+
 def _render(**event: object) -> str:
     stream = io.StringIO()
     logger = structlog.wrap_logger(
-        structlog.PrintLogger(stream), processors=custodia_logging.processors(json_output=True)
+        structlog.PrintLogger(stream),
+        processors=custodia_logging.processors(json_output=True),
+        wrapper_class=structlog.BoundLogger,
     )
     logger.info("evento", **event)
     return stream.getvalue()

@@ -1,0 +1,64 @@
+"""Fixtures for the ledger: the session's NATS and OpenBao, a fresh namespace per test."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from uuid import uuid4
+
+import pytest
+
+from custody.layout import create_service_token, ensure_layout
+from custody.servers import BaoProcess
+from custody.transit_signer import TransitSigner, fetch_public_keyring
+from custody.vault import VaultClient
+from tests.integration.ledger import insider
+from tests.integration.ledger.world import LedgerWorld
+
+
+@pytest.fixture(scope="session")
+def vault_root(openbao: BaoProcess) -> VaultClient:
+    """An administrator (root token) on a server with Custodia's layout."""
+    assert openbao.root_token
+    client = VaultClient(openbao.addr, openbao.root_token)
+    ensure_layout(client)
+    return client
+
+
+@pytest.fixture(scope="session")
+def vault_service(vault_root: VaultClient) -> VaultClient:
+    """The service's own token: policy ``custodia-servicio`` only."""
+    return vault_root.with_token(create_service_token(vault_root))
+
+
+@pytest.fixture(scope="session")
+def transit_signer(vault_service: VaultClient) -> TransitSigner:
+    return TransitSigner(vault_service)
+
+
+@pytest.fixture
+def make_world(
+    nats_url: str, transit_signer: TransitSigner, vault_service: VaultClient
+) -> Iterator[Callable[[], LedgerWorld]]:
+    """``make_world()``: a ledger in a namespace of its own, signed by OpenBao transit; the
+    auditor's keyring is read from transit (an independent copy, not the ledger's)."""
+    worlds: list[LedgerWorld] = []
+
+    def make() -> LedgerWorld:
+        world = LedgerWorld(
+            nats_url,
+            "t" + uuid4().hex[:10],
+            transit_signer,
+            lambda: fetch_public_keyring(vault_service),
+        )
+        worlds.append(world)
+        return world
+
+    yield make
+    for world in worlds:
+        world.close()
+        insider.delete_streams(nats_url, world.namespace + "-")
+
+
+@pytest.fixture
+def world(make_world: Callable[[], LedgerWorld]) -> LedgerWorld:
+    return make_world()

@@ -1,0 +1,166 @@
+"""Leaf bytes of a ledger entry, and the record checks that name reordered or inserted entries."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import pytest
+from eventsourcing.persistence import StoredEvent
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from custody.ledger.leaves import (
+    MalformedLeafError,
+    RecordChecker,
+    RecordProblemKind,
+    leaf_bytes,
+    parse_leaf,
+)
+from events.jetstream import records
+from events.jetstream.errors import InvalidRecordError
+
+PREFIX = b"custodia.events."
+
+
+def events_record(first_id: int, aggregate: UUID | str, versions: list[int]) -> tuple[bytes, bytes]:
+    """``(subject, data)`` of an events record as the event store writes it."""
+    events = [StoredEvent(aggregate, v, "custodia:cuenta.Rotada", b'{"m":1}') for v in versions]
+    data = records.head(records.KIND_EVENTS, first_id) + records.encode_events_body(
+        aggregate, events
+    )
+    return PREFIX + records.subject_token(aggregate).encode(), data
+
+
+def tracking_record(first_id: int, upstream: str, notification: int) -> tuple[bytes, bytes]:
+    data = records.head(records.KIND_TRACKING, first_id) + records.encode_tracking_body(
+        upstream, notification, b""
+    )
+    return b"custodia.tracking." + upstream.encode(), data
+
+
+A = UUID(int=1, version=4)
+B = UUID(int=2, version=4)
+
+
+@given(st.binary(max_size=300), st.binary(max_size=2000))
+def test_leaf_bytes_round_trip(subject: bytes, data: bytes) -> None:
+    """Every (subject, data) pair has one leaf encoding, and it parses back to the same pair."""
+    assert parse_leaf(leaf_bytes(subject, data)) == (subject, data)
+
+
+@given(st.binary(max_size=60), st.binary(max_size=60), st.integers(0, 100))
+def test_leaf_encoding_is_injective_and_strict(subject: bytes, data: bytes, cut: int) -> None:
+    """Moving a byte from the subject to the data changes the leaf; a cut or extended leaf is
+    refused."""
+    leaf = leaf_bytes(subject, data)
+    if subject:
+        assert leaf_bytes(subject[:-1], subject[-1:] + data) != leaf
+    if cut < len(leaf):
+        with pytest.raises(MalformedLeafError):
+            parse_leaf(leaf[:cut])
+    with pytest.raises(MalformedLeafError):
+        parse_leaf(leaf + b"x")
+
+
+def check(entries: list[tuple[int, tuple[bytes, bytes]]]) -> RecordChecker:
+    checker = RecordChecker()
+    for seq, (subject, data) in entries:
+        checker.check(seq, subject, data)
+    return checker
+
+
+def honest() -> list[tuple[bytes, bytes]]:
+    return [
+        events_record(1, A, [1, 2]),
+        events_record(3, B, [1]),
+        tracking_record(4, "otra", 9),
+        events_record(4, A, [3]),
+        events_record(5, "DD05-x", [1]),
+        events_record(6, B, [2, 3]),
+    ]
+
+
+def test_an_honest_ledger_has_no_record_problem() -> None:
+    """Ids chain across multi-event and tracking records; versions follow per aggregate."""
+    assert check(list(enumerate(honest(), 1))).problems == []
+
+
+def test_swapped_entries_are_both_named_and_nothing_after() -> None:
+    """Entries 4 and 5 swapped: the numbering breaks at 4 and 5 only."""
+    entries = honest()
+    entries[3], entries[4] = entries[4], entries[3]
+    problems = check(list(enumerate(entries, 1))).problems
+    assert [(p.kind, p.sequence) for p in problems] == [
+        (RecordProblemKind.NUMBERING, 4),
+        (RecordProblemKind.NUMBERING, 5),
+    ]
+
+
+def test_a_hole_is_left_to_the_merkle_verifier() -> None:
+    """A missing entry (the Merkle verifier reports the hole) resynchronises the numbering and
+    excuses the versions it held, instead of being reported again."""
+    entries = list(enumerate([*honest(), events_record(8, A, [4])], 1))
+    del entries[3]  # A's version 3
+    assert check(entries).problems == []
+    entries[-1] = (7, events_record(8, A, [2]))  # going back is still wrong
+    assert [(p.kind, p.sequence) for p in check(entries).problems] == [
+        (RecordProblemKind.VERSION_ORDER, 7)
+    ]
+
+
+def test_versions_must_follow_per_aggregate() -> None:
+    """An aggregate's next record must start at its last version + 1."""
+    entries = honest()
+    entries[3] = events_record(4, A, [4])
+    problems = check(list(enumerate(entries, 1))).problems
+    assert [(p.kind, p.sequence, p.expected, p.found) for p in problems] == [
+        (RecordProblemKind.VERSION_ORDER, 4, 3, 4)
+    ]
+
+
+def test_subject_must_name_the_aggregate_and_stay_in_the_ledger() -> None:
+    """A record under another aggregate's subject, or outside the application, is invalid."""
+    entries = honest()
+    entries[1] = (entries[0][0], entries[1][1])
+    entries[4] = (b"otra.events.DD05-x", entries[4][1])
+    problems = check(list(enumerate(entries, 1))).problems
+    assert [(p.kind, p.sequence) for p in problems] == [
+        (RecordProblemKind.INVALID_RECORD, 2),
+        (RecordProblemKind.INVALID_RECORD, 5),
+    ]
+
+
+def reader_accepts(subject: bytes, data: bytes) -> bool:
+    try:
+        records.decode_notifications(data, subject, PREFIX)
+    except InvalidRecordError:
+        return False
+    return True
+
+
+@settings(max_examples=400)
+@given(
+    st.lists(st.integers(1, 5), min_size=1, max_size=3, unique=True),
+    st.booleans(),
+    st.integers(0, 10_000),
+    st.integers(0, 7),
+    st.sampled_from(["flip", "cut", "extend"]),
+)
+def test_the_checker_refuses_exactly_what_the_reader_refuses(
+    versions: list[int], uuid_id: bool, position: int, bit: int, how: str
+) -> None:
+    """The checker's lean parser and the event store's reader (``decode_notifications``) agree
+    on every damaged events record: one refuses it if and only if the other does."""
+    subject, data = events_record(2, A if uuid_id else "DD05-x", sorted(versions))
+    at = position % len(data)
+    if how == "flip":
+        damaged = data[:at] + bytes([data[at] ^ (1 << bit)]) + data[at + 1 :]
+    elif how == "cut":
+        damaged = data[:at]
+    else:
+        damaged = data + bytes([bit])
+    checker = RecordChecker()
+    checker.check(1, *events_record(1, B, [1]))
+    checker.check(2, subject, damaged)
+    invalid = any(p.kind is RecordProblemKind.INVALID_RECORD for p in checker.problems)
+    assert invalid == (not reader_accepts(subject, damaged))

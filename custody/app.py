@@ -53,6 +53,13 @@ class CustodiaApplication(Application[UUID]):
     # A district accumulates every credential read; snapshots keep loading it cheap.
     snapshotting_intervals = {District: 200, Person: 100}  # noqa: RUF012  # library convention
 
+    def register_transcodings(self, transcoder: Any) -> None:
+        # Snapshots hold domain value types the default transcoder does not know.
+        super().register_transcodings(transcoder)
+        from events.domain import register_transcodings
+
+        register_transcodings(transcoder)
+
 
 class PersonNotRegisteredError(CustodiaError):
     """The user name has no registration in the ledger."""

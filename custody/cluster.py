@@ -755,27 +755,35 @@ class NatsCluster:
         return found[-1]
 
     def wait_replicas_current(self, stream: str, wait: float = 30.0) -> dict[str, Any]:
-        """Wait until every member holds ``stream`` with the same last sequence and no replica
-        lags; return the stream state (messages, first/last sequence)."""
+        """Wait until every member holds ``stream`` up to the same last sequence and the leader
+        sees no replica lagging; return the stream state (messages, first/last sequence)."""
         states: list[dict[str, Any]] = []
 
         def check() -> bool:
-            seen = []
-            for node in self.nodes:
-                if not node.running:
-                    return False
-                try:
-                    info = self.stream_info(node.index, stream)
-                except OSError:
-                    return False
-                if info is None:
-                    return False
-                state = info.get("state") or {}
-                replicas = (info.get("cluster") or {}).get("replicas") or []
-                if any(not r.get("current") for r in replicas):
-                    return False
-                seen.append((state.get("messages"), state.get("last_seq")))
-            if len(set(seen)) != 1:
+            if len(self.running()) != len(self.nodes):
+                return False
+            try:
+                infos = [self.stream_info(node.index, stream) for node in self.nodes]
+            except OSError:
+                return False
+            if any(info is None for info in infos):
+                return False
+            leader = self.stream_leader(stream)
+            if leader is None:
+                return False
+            info = infos[leader]
+            assert info is not None
+            # Only the leader knows how far the others are; followers report each other as not
+            # current.
+            replicas = (info.get("cluster") or {}).get("replicas") or []
+            if len(replicas) != len(self.nodes) - 1:
+                return False
+            if any(not r.get("current") or r.get("lag") for r in replicas):
+                return False
+            state = dict(info.get("state") or {})
+            if any(
+                (i or {}).get("state", {}).get("last_seq") != state.get("last_seq") for i in infos
+            ):
                 return False
             states.append(state)
             return True
@@ -1016,6 +1024,8 @@ class BaoCluster:
         keys = self.keys
         if keys is None:
             raise ClusterError("the OpenBao cluster is not initialised")
+        if not indexes:
+            return
         pending = set(indexes)
 
         def is_unsealed(index: int) -> bool:

@@ -143,13 +143,20 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
 
 def start_follower(services: Services) -> Any:
     """The ledger's Merkle follower: signed checkpoints with the transit key (issue 7)."""
-    from .ledger.follower import LedgerFollower
+    from .ledger.follower import FollowerSettings, LedgerFollower
     from .ledger.names import LedgerNames
     from .transit_signer import TransitSigner
 
     factory: Any = services.app.factory
+    settings = FollowerSettings(
+        every_events=int(os.environ.get("CUSTODIA_CHECKPOINT_EVENTS", "1000")),
+        every_seconds=float(os.environ.get("CUSTODIA_CHECKPOINT_SECONDS", "10")),
+    )
     follower = LedgerFollower(
-        factory.connection, TransitSigner(services.vault), LedgerNames.for_app("custodia", "")
+        factory.connection,
+        TransitSigner(services.vault),
+        LedgerNames.for_app("custodia", ""),
+        settings=settings,
     )
     follower.start()
     return follower

@@ -9,7 +9,23 @@ the command line from the error's class and attributes (``cli.messages``).
     CustodiaError
     ├── ConfigurationError          bad or missing configuration (environment, policy file)
     ├── DomainError                 a command refused by the domain model (events/)
-    │   └── ...                     one subclass per rule; see events.domain
+    │   ├── ValidationError         malformed input: identifiers, choices, text, e-mail, phone,
+    │   │                           handle, vía oficial, naive datetime, absence period
+    │   ├── TimeOrderError          a command dated before its aggregate's last event
+    │   ├── PermissionDeniedError   NotCoadministratorError, NotDistrictAuthorityError,
+    │   │                           NotEntitledToReadError (R1), NotAllowedToReportError,
+    │   │                           SelfRevocationError
+    │   ├── RoleConflictError, NotDesignatableError, DistrictMismatchError
+    │   ├── DistrictStateError      NoAdministratorError, AlreadyAdministratorError,
+    │   │                           AbsenceAlreadyReportedError, NoAbsenceError
+    │   ├── AccountStateError       AccountNotFound/AlreadyRegistered/Closed/PolicyViolation,
+    │   │                           RotationInProgress, NoRotationInProgress, RotationVersion,
+    │   │                           NoCurrentCredential, CredentialVersion, TotpNotRegistered
+    │   ├── PersonStateError        PersonalDataErased, PersonStillActive, RoleAlreadyGranted,
+    │   │                           RoleNotGranted, DeviceAlreadyRegistered, DeviceNotRegistered
+    │   ├── InvalidTransitionError  a change request or incident in the wrong state
+    │   └── ChangeRequestMismatchError, ChangeNotRecordedError, ContainmentWithoutRotationError
+    │                               (the full tree with docs: events.domain.errors)
     ├── InfrastructureError         a server we depend on misbehaved
     │   ├── EventStoreError         NATS JetStream (events.jetstream)
     │   └── VaultError              OpenBao / Vault (custody.vault)

@@ -92,9 +92,22 @@ def processors(json_output: bool) -> list[Any]:
     return chain
 
 
+class _Stderr:
+    """``sys.stderr`` looked up at every write (it may be replaced after configuration)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+    def isatty(self) -> bool:
+        return sys.stderr.isatty()
+
+
 def configure(stream: TextIO | None = None, level: str | None = None) -> None:
     """Configure structlog once: pretty on a terminal, JSON lines otherwise."""
-    out = stream if stream is not None else sys.stderr
+    out: Any = stream if stream is not None else _Stderr()
     name = (level or os.environ.get("CUSTODIA_LOG_LEVEL") or "WARNING").upper()
     numeric = logging.getLevelName(name)
     if not isinstance(numeric, int):

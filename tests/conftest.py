@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import structlog
 
 from custody.servers import (
     BaoProcess,
@@ -52,3 +53,10 @@ def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaoProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(autouse=True)
+def _structlog_defaults() -> Iterator[None]:
+    """Commands run in-process configure structlog; every test starts from the defaults."""
+    yield
+    structlog.reset_defaults()

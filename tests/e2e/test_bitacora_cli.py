@@ -263,5 +263,6 @@ def test_errors_are_spanish(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
     assert (code, "no es un archivo de clave pública" in err) == (2, True)
     with pytest.MonkeyPatch.context() as env:
         env.delenv("CUSTODIA_NATS_URL", raising=False)
+        env.setenv("CUSTODIA_HOME", str(tmp_path / "sin-servidores"))
         code, _, err = custodia(capsys, "bitacora", "exportar", "--salida", str(tmp_path / "x"))
-    assert (code, "CUSTODIA_NATS_URL" in err) == (7, True)
+    assert (code, "no están en ejecución" in err) == (6, True), err

@@ -36,7 +36,9 @@ class World:
     home: Path
     service: subprocess.Popen[bytes]
 
-    def run(self, user: str | None, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    def run(
+        self, user: str | None, *args: str, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
         env = {"CUSTODIA_SESION": str(self.home / f"sesion-{user}.json")} if user else {}
         return run_custodia(*args, home=self.home, env=env, stdin=stdin)
 
@@ -54,8 +56,15 @@ class World:
         return result.stderr
 
     def login(self, user: str) -> None:
-        result = self.run(user, "sesion", "iniciar", "--usuario", user, "--password-stdin",
-                          stdin=PASSWORDS[user] + "\n")
+        result = self.run(
+            user,
+            "sesion",
+            "iniciar",
+            "--usuario",
+            user,
+            "--password-stdin",
+            stdin=PASSWORDS[user] + "\n",
+        )
         assert result.returncode == 0, result.stderr
         assert (self.home / f"sesion-{user}.json").stat().st_mode & 0o777 == 0o600
 
@@ -63,8 +72,16 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     home = tmp_path_factory.mktemp("custodia-e2e")
-    init = run_custodia("init", "--usuario", "ana", "--password-stdin", "--json", home=home,
-                        stdin=PASSWORDS["ana"] + "\n", timeout=180)
+    init = run_custodia(
+        "init",
+        "--usuario",
+        "ana",
+        "--password-stdin",
+        "--json",
+        home=home,
+        stdin=PASSWORDS["ana"] + "\n",
+        timeout=180,
+    )
     assert init.returncode == 0, init.stderr
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODIA_")}
     env["CUSTODIA_HOME"] = str(home)
@@ -86,15 +103,37 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             ("sofia", "secretaria", None),
             ("mario", "administrador", "DD07"),
         ):
-            args = ["personas", "alta", "--usuario", user, "--nombre", user.title(),
-                    "--correo", f"{user}@iecm.mx", "--rol", role, "--password-stdin"]
+            args = [
+                "personas",
+                "alta",
+                "--usuario",
+                user,
+                "--nombre",
+                user.title(),
+                "--correo",
+                f"{user}@iecm.mx",
+                "--rol",
+                role,
+                "--password-stdin",
+            ]
             if district:
                 args += ["--distrito", district]
             world.ok("ana", *args, stdin=PASSWORDS[user] + "\n")
             world.login(user)
         world.ok("ana", "titular", "--distrito", "DD05", "--persona", "luis")
-        world.ok("ana", "cuentas", "alta", "--distrito", "5", "--plataforma", "x",
-                 "--usuario", "DD05IECM", "--correo", "dd05.x@iecm.mx")
+        world.ok(
+            "ana",
+            "cuentas",
+            "alta",
+            "--distrito",
+            "5",
+            "--plataforma",
+            "x",
+            "--usuario",
+            "DD05IECM",
+            "--correo",
+            "dd05.x@iecm.mx",
+        )
         yield world
     finally:
         service.send_signal(signal.SIGTERM)
@@ -115,19 +154,55 @@ def test_roles_are_what_the_ledger_says(world: World) -> None:
 def test_account_policy_is_enforced_in_spanish(world: World) -> None:
     """10.VIII: an account outside iecm.mx is refused with a Spanish reason; recorded only
     when registered explicitly as existing, and then it shows its violations."""
-    err = world.refused("ana", 1, "cuentas", "alta", "--distrito", "5", "--plataforma",
-                        "facebook", "--usuario", "dd05fb", "--correo", "dd05@gmail.com")
+    err = world.refused(
+        "ana",
+        1,
+        "cuentas",
+        "alta",
+        "--distrito",
+        "5",
+        "--plataforma",
+        "facebook",
+        "--usuario",
+        "dd05fb",
+        "--correo",
+        "dd05@gmail.com",
+    )
     assert "incumple los lineamientos" in err
     assert "iecm.mx" in err
-    world.ok("ana", "cuentas", "alta", "--distrito", "5", "--plataforma", "facebook",
-             "--usuario", "dd05fb", "--correo", "dd05@gmail.com", "--existente")
+    world.ok(
+        "ana",
+        "cuentas",
+        "alta",
+        "--distrito",
+        "5",
+        "--plataforma",
+        "facebook",
+        "--usuario",
+        "dd05fb",
+        "--correo",
+        "dd05@gmail.com",
+        "--existente",
+    )
     accounts = world.ok("ana", "cuentas", "lista", "--distrito", "DD05")
     assert isinstance(accounts, list)
     fb = next(a for a in accounts if a["cuenta"] == "DD05-facebook")
     assert fb["violaciones"]
     # A titular cannot register accounts (10.II).
-    world.refused("luis", 3, "cuentas", "alta", "--distrito", "5", "--plataforma", "tiktok",
-                  "--usuario", "dd05tt", "--correo", "dd05.tt@iecm.mx")
+    world.refused(
+        "luis",
+        3,
+        "cuentas",
+        "alta",
+        "--distrito",
+        "5",
+        "--plataforma",
+        "tiktok",
+        "--usuario",
+        "dd05tt",
+        "--correo",
+        "dd05.tt@iecm.mx",
+    )
 
 
 def test_designation_rotation_reveal_and_substitution(world: World) -> None:
@@ -135,17 +210,29 @@ def test_designation_rotation_reveal_and_substitution(world: World) -> None:
     substitution hands access over at once; the former holder is refused by the server."""
     staged = world.ok("ana", "rotar", "iniciar", "--cuenta", "DD05-x")
     assert isinstance(staged, dict)
-    assert staged["cuenta"] == "DD05-x" and staged["version"] == 1
+    assert staged["cuenta"] == "DD05-x"
+    assert staged["version"] == 1
     password = staged["contrasena"]
     assert len(password) >= 20
     world.ok("ana", "rotar", "confirmar", "--cuenta", "DD05-x")
 
     # Only the titular designates; the administrator then reads the current password.
-    world.refused("bety", 3, "designar", "--distrito", "DD05", "--persona", "bety",
-                  "--oficio", "DD05/001/2026")
-    designated = world.ok("luis", "designar", "--distrito", "DD05", "--persona", "bety",
-                          "--oficio", "DD05/001/2026")
-    assert isinstance(designated, dict) and designated["administrador"] == "bety"
+    world.refused(
+        "bety",
+        3,
+        "designar",
+        "--distrito",
+        "DD05",
+        "--persona",
+        "bety",
+        "--oficio",
+        "DD05/001/2026",
+    )
+    designated = world.ok(
+        "luis", "designar", "--distrito", "DD05", "--persona", "bety", "--oficio", "DD05/001/2026"
+    )
+    assert isinstance(designated, dict)
+    assert designated["administrador"] == "bety"
     revealed = world.ok("bety", "revelar", "--cuenta", "DD05-x", "--motivo", "publicar")
     assert revealed == {"cuenta": "DD05-x", "version": 1, "contrasena": password}
 
@@ -157,11 +244,24 @@ def test_designation_rotation_reveal_and_substitution(world: World) -> None:
 
     # Vacation: carlos substitutes from today; bety is refused at once.
     today = datetime.now(ZoneInfo("America/Mexico_City")).date().isoformat()
-    world.ok("luis", "ausencia", "--distrito", "DD05", "--motivo", "vacaciones", "--desde", today,
-             "--sustituto", "carlos", "--memorandum", "DD05/002/2026")
+    world.ok(
+        "luis",
+        "ausencia",
+        "--distrito",
+        "DD05",
+        "--motivo",
+        "vacaciones",
+        "--desde",
+        today,
+        "--sustituto",
+        "carlos",
+        "--memorandum",
+        "DD05/002/2026",
+    )
     world.refused("bety", 3, "revelar", "--cuenta", "DD05-x", "--motivo", "sigo aquí")
     seen = world.ok("carlos", "revelar", "--cuenta", "DD05-x", "--motivo", "cubrir vacaciones")
-    assert isinstance(seen, dict) and seen["contrasena"] == password
+    assert isinstance(seen, dict)
+    assert seen["contrasena"] == password
     accounts = world.ok("ana", "cuentas", "lista", "--distrito", "DD05")
     assert isinstance(accounts, list)
     x = next(a for a in accounts if a["cuenta"] == "DD05-x")
@@ -181,30 +281,65 @@ def test_change_request_and_incident(world: World) -> None:
     """6.XI: a request needs a vía oficial in iecm.mx, is approved by UTCSyD and applied.
     8.C: an incident is reported, notified to the Secretaría Ejecutiva, contained after a
     rotation, closed; the secretaria reads the incident ledger."""
-    err = world.refused("luis", 2, "cambios", "solicitar", "--cuenta", "DD05-x", "--campo",
-                        "telefono", "--detalle", "conmutador", "--correo-oficial", "x@gmail.com")
+    err = world.refused(
+        "luis",
+        2,
+        "cambios",
+        "solicitar",
+        "--cuenta",
+        "DD05-x",
+        "--campo",
+        "telefono",
+        "--detalle",
+        "conmutador",
+        "--correo-oficial",
+        "x@gmail.com",
+    )
     assert "iecm.mx" in err
-    filed = world.ok("luis", "cambios", "solicitar", "--cuenta", "DD05-x", "--campo", "telefono",
-                     "--detalle", "5555555555", "--correo-oficial", "titular.dd05@iecm.mx")
+    filed = world.ok(
+        "luis",
+        "cambios",
+        "solicitar",
+        "--cuenta",
+        "DD05-x",
+        "--campo",
+        "telefono",
+        "--detalle",
+        "5555555555",
+        "--correo-oficial",
+        "titular.dd05@iecm.mx",
+    )
     assert isinstance(filed, dict)
     request = filed["solicitud"]
     world.refused("ana", 1, "cambios", "aplicar", "--solicitud", request)
     world.refused("luis", 3, "cambios", "aprobar", "--solicitud", request)
     world.ok("ana", "cambios", "aprobar", "--solicitud", request)
     applied = world.ok("ana", "cambios", "aplicar", "--solicitud", request, "--valor", "5555555555")
-    assert isinstance(applied, dict) and applied["estado"] == "aplicada"
+    assert isinstance(applied, dict)
+    assert applied["estado"] == "aplicada"
     listed = world.ok("luis", "cambios", "lista")
     assert isinstance(listed, list)
     assert {"solicitud", "cuenta", "campo", "via_oficial", "estado"} <= set(listed[0])
 
-    reported = world.ok("carlos", "incidentes", "reportar", "--cuenta", "DD05-x", "--tipo",
-                        "intervencion", "--descripcion", "publicaciones ajenas")
+    reported = world.ok(
+        "carlos",
+        "incidentes",
+        "reportar",
+        "--cuenta",
+        "DD05-x",
+        "--tipo",
+        "intervencion",
+        "--descripcion",
+        "publicaciones ajenas",
+    )
     assert isinstance(reported, dict)
     incident = reported["incidente"]
-    world.ok("ana", "incidentes", "notificar", "--incidente", incident,
-             "--oficio", "UTCSyD/300/2026")
-    world.refused("ana", 1, "incidentes", "contener", "--incidente", incident,
-                  "--detalle", "sin rotar")
+    world.ok(
+        "ana", "incidentes", "notificar", "--incidente", incident, "--oficio", "UTCSyD/300/2026"
+    )
+    world.refused(
+        "ana", 1, "incidentes", "contener", "--incidente", incident, "--detalle", "sin rotar"
+    )
     world.ok("ana", "rotar", "iniciar", "--cuenta", "DD05-x")
     world.ok("ana", "rotar", "confirmar", "--cuenta", "DD05-x")
     world.ok("ana", "incidentes", "contener", "--incidente", incident, "--detalle", "rotada")
@@ -222,8 +357,13 @@ def test_concurrent_rotations_exactly_one_wins(world: World) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODIA_")}
     env.update(CUSTODIA_HOME=str(world.home), CUSTODIA_SESION=str(world.home / "sesion-ana.json"))
     procs = [
-        subprocess.Popen([CUSTODIA, "rotar", "iniciar", "--cuenta", "DD05-x", "--json"], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [CUSTODIA, "rotar", "iniciar", "--cuenta", "DD05-x", "--json"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
     results = [(p.wait(60), p.stderr.read() if p.stderr else "") for p in procs]
@@ -236,11 +376,22 @@ def test_concurrent_rotations_exactly_one_wins(world: World) -> None:
 
 def test_errors_without_session_or_service(world: World, tmp_path: Path) -> None:
     """No session: a Spanish pointer to ``sesion iniciar``; no service: a clear message."""
-    result = run_custodia("revelar", "--cuenta", "DD05-x", "--motivo", "x", home=world.home,
-                          env={"CUSTODIA_SESION": str(tmp_path / "none.json")})
+    result = run_custodia(
+        "revelar",
+        "--cuenta",
+        "DD05-x",
+        "--motivo",
+        "x",
+        home=world.home,
+        env={"CUSTODIA_SESION": str(tmp_path / "none.json")},
+    )
     assert result.returncode == 3
     assert "sesion iniciar" in result.stderr
-    empty = run_custodia("sesion", "quien", home=tmp_path / "other",
-                         env={"CUSTODIA_SESION": str(world.home / "sesion-ana.json")})
+    empty = run_custodia(
+        "sesion",
+        "quien",
+        home=tmp_path / "other",
+        env={"CUSTODIA_SESION": str(world.home / "sesion-ana.json")},
+    )
     assert empty.returncode in (6, 7)
     assert "Traceback" not in empty.stderr

@@ -526,6 +526,12 @@ _INFRA: dict[str, tuple[int, Render]] = {
         ),
     ),
     "UnknownCommandError": (EXIT_USAGE, lambda e: "El servicio no conoce esa orden."),
+    "RequestInProgressError": (
+        EXIT_CONFLICT,
+        lambda e: (
+            "Esa misma solicitud todavía se está procesando; consulte el estado en un momento."
+        ),
+    ),
     "InternalError": (EXIT_DOMAIN, lambda e: "Falla interna del servicio; quedó en su registro."),
     "ProtocolError": (EXIT_USAGE, lambda e: "Solicitud mal formada."),
     "ServiceUnavailableError": (

@@ -245,6 +245,9 @@ class BaoNodeSpec:
     api_addr: str  # URL clients and other members use for this node
     cluster_addr: str  # URL of the cluster port (request forwarding, raft)
     data_dir: str
+    # The same on every member: the audit configuration is replicated, and a member whose
+    # declared device differs from it cannot become active ("modifications to audit devices are
+    # not allowed"). Only the active member writes it.
     audit_log: str
     peers: tuple[str, ...]  # api_addr of every member (retry_join)
     tls: TlsFiles | None
@@ -669,6 +672,15 @@ class NatsCluster:
         """SIGKILL member ``index`` (no shutdown, no flushing) and reap it."""
         _kill(self.nodes[index].process)
 
+    def kill_all(self) -> None:
+        """SIGKILL every member at once (then :meth:`start` brings them back)."""
+        for node in self.nodes:
+            with contextlib.suppress(ProcessLookupError):
+                if node.process is not None and node.process.poll() is None:
+                    node.process.send_signal(signal.SIGKILL)
+        for node in self.nodes:
+            _kill(node.process)
+
     def restart(self, index: int, wait: float = 30.0) -> None:
         """Start member ``index`` again on its ports and store (after :meth:`kill`)."""
         node = self.nodes[index]
@@ -708,6 +720,10 @@ class NatsCluster:
         found: list[int] = []
 
         def check() -> bool:
+            for node in self.nodes:
+                if node.process is not None and node.process.poll() is not None:
+                    tail = _log_tail(node.log_file)
+                    raise ClusterError(f"{node.name} exited: {tail}", node.log_file)
             leader = self.meta_leader()
             if leader is None:
                 return False
@@ -820,10 +836,6 @@ class BaoNode:
         return self.workdir / "openbao.log"
 
     @property
-    def audit_log(self) -> Path:
-        return self.workdir / "audit.log"
-
-    @property
     def data_dir(self) -> Path:
         return self.workdir / "raft"
 
@@ -901,6 +913,11 @@ class BaoCluster:
         return [node.addr for node in self.nodes]
 
     @property
+    def audit_log(self) -> Path:
+        """The file audit device's log, shared by the members (only the active one writes)."""
+        return self.workdir / "audit.log"
+
+    @property
     def root_token(self) -> str:
         if self.keys is None:
             raise ClusterError("the OpenBao cluster is not initialised")
@@ -919,7 +936,7 @@ class BaoCluster:
             api_addr=node.addr,
             cluster_addr=f"https://{LOOPBACK}:{node.cluster_port}",
             data_dir=str(node.data_dir),
-            audit_log=str(node.audit_log),
+            audit_log=str(self.audit_log),
             peers=tuple(n.addr for n in self.nodes),
             tls=self.tls,
         )
@@ -962,7 +979,13 @@ class BaoCluster:
     # -- lifecycle ------------------------------------------------------------------------------
 
     def start(self, wait: float = 60.0) -> None:
-        """Start every member, initialise the first, unseal all; wait for 3 raft voters."""
+        """Start every member that is not running and unseal all; wait for an active member.
+
+        The first start initialises member 1, unseals it, then unseals the others, which join
+        through ``retry_join``, and waits for them to become raft voters. Later starts (after
+        :meth:`kill_all`, say) unseal every member at once: none can be active before a quorum
+        is unsealed.
+        """
         for node in self.nodes:
             self._launch(node)
         for node in self.nodes:
@@ -971,17 +994,21 @@ class BaoCluster:
         status, seal = self.call(0, "GET", "/v1/sys/seal-status")
         if status != 200 or not isinstance(seal, dict):
             raise ClusterError(f"seal-status answered {status}", first.log_file)
-        if not seal.get("initialized"):
-            status, body = self.call(
-                0,
-                "PUT",
-                "/v1/sys/init",
-                {"secret_shares": self.key_shares, "secret_threshold": self.key_threshold},
-                timeout=60,
-            )
-            if status != 200 or not isinstance(body, dict):
-                raise ClusterError(f"init answered {status}", first.log_file)
-            self.keys = BaoKeys(tuple(body["keys_base64"]), body["root_token"])
+        if seal.get("initialized"):
+            self.unseal(*range(len(self.nodes)), wait=wait)
+            self.wait_active(wait)
+            self.wait_unsealed_standbys(wait)
+            return
+        status, body = self.call(
+            0,
+            "PUT",
+            "/v1/sys/init",
+            {"secret_shares": self.key_shares, "secret_threshold": self.key_threshold},
+            timeout=60,
+        )
+        if status != 200 or not isinstance(body, dict):
+            raise ClusterError(f"init answered {status}", first.log_file)
+        self.keys = BaoKeys(tuple(body["keys_base64"]), body["root_token"])
         self.unseal(0, wait=wait)
         self.wait_active(wait)
         # Autopilot promotes a new member to voter once it has been healthy this long (10 s by
@@ -1116,6 +1143,15 @@ class BaoCluster:
     def kill(self, index: int) -> None:
         """SIGKILL member ``index`` and reap it."""
         _kill(self.nodes[index].process)
+
+    def kill_all(self) -> None:
+        """SIGKILL every member at once (then :meth:`start` brings them back)."""
+        for node in self.nodes:
+            with contextlib.suppress(ProcessLookupError):
+                if node.process is not None and node.process.poll() is None:
+                    node.process.send_signal(signal.SIGKILL)
+        for node in self.nodes:
+            _kill(node.process)
 
     def restart(self, index: int, wait: float = 60.0) -> None:
         """Start member ``index`` again on its ports and data, and unseal it."""

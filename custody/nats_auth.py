@@ -74,7 +74,15 @@ def render_accounts(
 ) -> str:
     """The ``accounts`` block for ``nats.conf`` with the three users and their permissions."""
     commands = f"{SUBJECT_PREFIX}.>"
-    service_pub = ["$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$SRV.>", "_INBOX.>", *event_subjects]
+    service_pub = [
+        "$JS.API.>",
+        "$JS.ACK.>",
+        "$JS.FC.>",
+        "$SRV.>",
+        "_INBOX.>",
+        "$KV.custodia-solicitudes.>",
+        *event_subjects,
+    ]
     service_sub = [commands, "_INBOX.>", "$SRV.>"]
     client_pub = [commands, "$SRV.>"]
     verifier_pub = [*read_only_api(ledger_streams), "$JS.FC.>", "$JS.ACK.>"]

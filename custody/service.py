@@ -29,6 +29,13 @@ from events.errors import CustodiaError
 from . import protocol
 
 TOKEN_CACHE_SECONDS = 5.0
+IDEMPOTENCY_BUCKET = "custodia-solicitudes"
+IDEMPOTENCY_TTL = 24 * 3600.0
+PENDING = b"\x00pending"
+# Commands that change nothing: answered again on a retry, no idempotency record needed.
+READ_ONLY = frozenset(
+    {"sesion.quien", "personas.lista", "cuentas.lista", "cambios.lista", "incidentes.bitacora"}
+)
 LOGGED_ARGS = ("distrito", "cuenta", "solicitud", "incidente", "persona", "usuario")
 
 
@@ -46,6 +53,14 @@ class UnknownCommandError(CustodiaError):
     def __init__(self, command: str) -> None:
         super().__init__(command)
         self.command = command
+
+
+class RequestInProgressError(CustodiaError):
+    """A request with this id is still being processed (a retry arrived too early)."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(request_id)
+        self.request_id = request_id
 
 
 class InternalError(CustodiaError):
@@ -134,11 +149,23 @@ class CommandService:
         self.log = structlog.get_logger("custodia.servicio")
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="custodia-cmd")
         self._service: Any = None
+        self._kv: Any = None
 
     async def start(self, nc: Any) -> None:
         """Register the micro service and one endpoint per command on connection ``nc``."""
+        from nats.js.api import KeyValueConfig, StorageType
         from nats.micro import add_service
 
+        # Idempotency: one record per (caller, request id), kept a day (retries after a lost
+        # reply get the recorded reply instead of a second execution).
+        self._kv = await nc.jetstream().create_key_value(
+            KeyValueConfig(
+                bucket=IDEMPOTENCY_BUCKET,
+                ttl=IDEMPOTENCY_TTL,
+                history=1,
+                storage=StorageType.FILE,
+            )
+        )
         self._service = await add_service(
             nc,
             name=protocol.SERVICE_NAME,
@@ -181,6 +208,11 @@ class CommandService:
                     reply_key=headers.get(protocol.REPLY_KEY_HEADER),
                     received_at=datetime.now(UTC),
                 )
+                replay = await self._claim(command, caller, call.request_id)
+                if replay is not None:
+                    await request.respond(replay)
+                    self._log(command, username, "repetida", None, started, args)
+                    return
                 loop = asyncio.get_running_loop()
                 data = await loop.run_in_executor(self._pool, self.handlers[command], call)
             except CustodiaError as exc:
@@ -193,28 +225,79 @@ class CommandService:
                 outcome, error_type, attrs = "error", "InternalError", {}
                 self.log.exception("fallo_interno", comando=command)
             if error_type is None:
-                await request.respond(protocol.ok_reply(data))
+                body = protocol.ok_reply(data)
+                await self._record(command, username, headers, body)
+                await request.respond(body)
             else:
+                body = protocol.error_reply(error_type, attrs, chain)
+                if error_type != "RequestInProgressError":
+                    await self._record(command, username, headers, body)
                 await request.respond_error(
                     "403" if error_type == "NotAuthenticatedError" else "400",
                     error_type,
-                    data=protocol.error_reply(error_type, attrs, chain),
+                    data=body,
                 )
-            self.log.info(
-                "solicitud",
-                comando=command,
-                usuario=username,
-                resultado=outcome,
-                error=error_type,
-                duracion_ms=round((time.perf_counter() - started) * 1000, 2),
-                **{
-                    k: str(args[k])[:64]
-                    for k in LOGGED_ARGS
-                    if isinstance(args, Mapping) and k in args
-                },
-            )
+            self._log(command, username, outcome, error_type, started, args)
 
         return endpoint
+
+    def _log(
+        self,
+        command: str,
+        username: str | None,
+        outcome: str,
+        error_type: str | None,
+        started: float,
+        args: Mapping[str, Any],
+    ) -> None:
+        self.log.info(
+            "solicitud",
+            comando=command,
+            usuario=username,
+            resultado=outcome,
+            error=error_type,
+            duracion_ms=round((time.perf_counter() - started) * 1000, 2),
+            **{
+                k: str(args[k])[:64] for k in LOGGED_ARGS if isinstance(args, Mapping) and k in args
+            },
+        )
+
+    @staticmethod
+    def _key(username: str, request_id: str) -> str:
+        import hashlib
+
+        return hashlib.sha256(f"{username}\x00{request_id}".encode()).hexdigest()
+
+    async def _claim(self, command: str, caller: Caller, request_id: str) -> bytes | None:
+        """Claim the request id for this caller; the recorded reply if it was already done."""
+        if command in READ_ONLY or self._kv is None:
+            return None
+        from nats.js.errors import KeyWrongLastSequenceError
+
+        key = self._key(caller.username, request_id)
+        try:
+            await self._kv.create(key, PENDING)
+            return None
+        except KeyWrongLastSequenceError:
+            entry = await self._kv.get(key)
+            value = bytes(entry.value or b"")
+            if value == PENDING:
+                raise RequestInProgressError(request_id) from None
+            return value
+
+    async def _record(
+        self, command: str, username: str | None, headers: Mapping[str, str], body: bytes
+    ) -> None:
+        if command in READ_ONLY or self._kv is None or username is None:
+            return
+        request_id = headers.get(protocol.REQUEST_ID_HEADER)
+        if not request_id:
+            return
+        try:
+            await self._kv.put(self._key(username, request_id), body)
+        except Exception:
+            # The command is done; only a retry's answer is affected (it will say "in progress").
+            self.log.warning("idempotencia_no_registrada", comando=command)
 
     async def _authenticate(self, command: str, token: str | None) -> Caller:
         if command in self.public:

@@ -1,4 +1,4 @@
-"""The README's first command, ``bash scripts/demo.sh`` (``custodia demo``), as a newcomer runs it."""
+"""The README's first command, ``bash scripts/demo.sh`` (``custodia demo``), as run by a user."""
 
 from __future__ import annotations
 

@@ -395,3 +395,51 @@ def test_errors_without_session_or_service(world: World, tmp_path: Path) -> None
     )
     assert empty.returncode in (6, 7)
     assert "Traceback" not in empty.stderr
+
+
+def test_a_retried_request_is_answered_without_running_twice(world: World) -> None:
+    """A request whose reply was lost is retried with the same request id: the service answers
+    with the recorded reply instead of running the command again (one rotation, not two)."""
+    import asyncio
+    import uuid
+
+    import nats
+
+    from custody import protocol
+    from custody.bootstrap import resolve
+    from custody.config import Settings
+
+    session = json.loads((world.home / "sesion-ana.json").read_text())
+    endpoints = resolve(Settings.from_env({"CUSTODIA_HOME": str(world.home)}), "cliente")
+    key = protocol.ReplyKey.generate()
+    headers = {
+        protocol.TOKEN_HEADER: session["token"],
+        protocol.REQUEST_ID_HEADER: str(uuid.uuid4()),
+        protocol.REPLY_KEY_HEADER: key.public_b64(),
+    }
+
+    async def twice() -> list[bytes]:
+        nc = await nats.connect(**endpoints.nats_options())  # type: ignore[arg-type]
+        try:
+            replies = []
+            for _ in range(2):
+                msg = await nc.request(
+                    "custodia.cmd.rotar.iniciar",
+                    b'{"cuenta": "DD05-facebook"}',
+                    timeout=15,
+                    headers=headers,
+                )
+                replies.append(msg.data)
+            return replies
+        finally:
+            await nc.close()
+
+    first, second = asyncio.run(twice())
+    assert first == second
+    data = protocol.decode_reply(first)
+    assert key.open(data["contrasena"])  # the sealed password opens with the request's key
+    accounts = world.ok("ana", "cuentas", "lista", "--distrito", "DD05")
+    assert isinstance(accounts, list)
+    facebook = next(a for a in accounts if a["cuenta"] == "DD05-facebook")
+    assert facebook["version_preparada"] == data["version"]
+    world.ok("ana", "rotar", "abandonar", "--cuenta", "DD05-facebook")

@@ -132,7 +132,9 @@ class Custodia:
         pii: PersonalDataVault,
         policy: Policy,
         clock: Callable[[], datetime] | None = None,
+        password_rules: Mapping[str, Any] | None = None,
     ) -> None:
+        self.password_rules = password_rules
         self.app = app
         self.access = access
         self.credentials = credentials
@@ -484,7 +486,7 @@ class Custodia:
         return {"cuenta": str(account_id), "version": staged.version, "contrasena": password}
 
     def policy_password_rules(self) -> Any:
-        return None
+        return self.password_rules
 
     def confirm_rotation(
         self, actor: Actor, account: str, change_request: str | None = None

@@ -35,6 +35,19 @@ def load_policy(settings: Settings) -> Policy:
     return Policy.from_toml(settings.policy_file) if settings.policy_file else Policy()
 
 
+def load_password_rules(settings: Settings) -> dict[str, Any] | None:
+    """Per-platform password rules from the policy file's ``[contrasenas]`` table."""
+    if not settings.policy_file:
+        return None
+    import tomllib
+
+    from .passwords import rules_from_mapping
+
+    with settings.policy_file.open("rb") as handle:
+        table = tomllib.load(handle).get("contrasenas", {})
+    return dict(rules_from_mapping(table)) if table else None
+
+
 def make_application(endpoints: bootstrap.Endpoints) -> CustodiaApplication:
     env = endpoints.nats_env()
     return CustodiaApplication(env=env)
@@ -63,6 +76,7 @@ def build(settings: Settings, *, start: bool = False) -> Services:
         Credentials(vault),
         PersonalDataVault(vault),
         load_policy(settings),
+        password_rules=load_password_rules(settings),
     )
     return Services(app, vault, custodia, endpoints)
 

@@ -138,6 +138,46 @@ def personas_lista(json_output: Json = False) -> None:
     show(call("personas.lista"), json_output, "Personas")
 
 
+@personas.command("revocar")
+def personas_revocar(
+    usuario: Annotated[str, typer.Option("--usuario", help="Usuario de la persona.")],
+    rol: Annotated[str, typer.Option("--rol", help="Rol que se revoca.")],
+    json_output: Json = False,
+) -> None:
+    """Revoca un rol (coadministración); el acceso en OpenBao lo sigue.
+
+    Ejemplo: [cyan]custodia personas revocar --usuario bety --rol administrador[/cyan]
+    """
+    show(call("personas.revocar", {"usuario": usuario, "rol": rol}), json_output, "Rol revocado")
+
+
+@personas.command("borrar-datos")
+def personas_borrar_datos(
+    usuario: Annotated[str, typer.Option("--usuario", help="Usuario de la persona.")],
+    json_output: Json = False,
+) -> None:
+    """Borra los datos personales (nombre, correo, teléfono) de una persona sin roles: su llave
+    de cifrado se destruye y la bitácora sigue verificándose (9.IV, 9.XX).
+
+    Ejemplo: [cyan]custodia personas borrar-datos --usuario bety[/cyan]
+    """
+    show(call("personas.borrar_datos", {"usuario": usuario}), json_output, "Datos borrados")
+
+
+def reconciliar(
+    reparar: Annotated[
+        bool, typer.Option("--reparar", help="Corrige en OpenBao lo que la bitácora indica.")
+    ] = False,
+    json_output: Json = False,
+) -> None:
+    """Compara OpenBao con la bitácora (membresías de grupos, versiones de credenciales) y, con
+    --reparar, corrige el lado de OpenBao (coadministración).
+
+    Ejemplo: [cyan]custodia reconciliar --reparar[/cyan]
+    """
+    show(call("reconciliar", {"reparar": reparar}), json_output, "Reconciliación")
+
+
 # -- cuentas ----------------------------------------------------------------------------------
 
 cuentas = App(name="cuentas", help="Cuentas institucionales de redes sociales (10.I–VIII).")
@@ -649,6 +689,7 @@ def register(app: App) -> None:
     app.command("ausencia")(ausencia)
     app.add_typer(rotar, name="rotar")
     app.command("revelar")(revelar)
+    app.command("reconciliar")(reconciliar)
     app.add_typer(totp, name="totp")
     app.command("codigo")(codigo)
     app.add_typer(cambios, name="cambios")

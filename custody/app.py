@@ -802,6 +802,73 @@ class Custodia:
             self._incident_row(i) for i in self._all(Incident) if code is None or i.district == code
         ]
 
+    # -- reconciliation (ledger vs OpenBao) and erasure -------------------------------------
+
+    def desired_state(self) -> Any:
+        """The ledger's view of OpenBao, as :class:`custody.reconcile.DesiredState`."""
+        from .reconcile import AccountState, DesiredState
+
+        now = self.clock()
+        holders: dict[str, str | None] = {}
+        accounts: dict[str, AccountState] = {}
+        for code in DistrictId.all():
+            district = self.district(code)
+            holders[str(code)] = self.username_of(district.holder_at(now))
+            for acc in district.accounts.values():
+                if acc.is_open:
+                    accounts[acc.account_id] = AccountState(
+                        current_version=acc.current_version or 0,
+                        open_rotation=(
+                            str(uuid5(REQUEST_NAMESPACE, f"{acc.account_id}:{acc.staged_version}"))
+                            if acc.staged_version
+                            else None
+                        ),
+                    )
+        roles: dict[str, list[str]] = {"coadministrador": [], "titular": [], "secretaria": []}
+        for person in self._all(Person):
+            for role in person.roles:
+                if role in roles and not person.erased:
+                    roles[role].append(person.username)
+        return DesiredState(holders=holders, accounts=accounts, roles=roles)
+
+    def reconcile(self, actor: Actor, repair: bool) -> dict[str, Any]:
+        """Compare OpenBao with the ledger; repair OpenBao's side (coadministrators only)."""
+        from events.domain import require_coadministrator
+
+        from .reconcile import Reconciler
+
+        require_coadministrator(self.person(actor.username), "reconcile")
+        reconciler = Reconciler(self.access._client)  # the service's own client
+        report = reconciler.reconcile(self.desired_state(), repair=repair)
+        return {
+            "diferencias": [
+                {"tipo": d.kind, "objeto": d.subject, "esperado": d.expected, "actual": d.actual}
+                for d in report.drifts
+            ],
+            "reparadas": len(report.repaired),
+            "pendientes": len(report.pending),
+        }
+
+    def revoke_role(self, actor: Actor, username: str, role: str) -> dict[str, Any]:
+        """A coadministrator revokes a role; OpenBao group membership follows."""
+        by = self.person(actor.username)
+        person = self.person(username)
+        person.revoke_role(role, by=by, at=self.clock())
+        self._save(person)
+        if role in ("coadministrador", "titular", "secretaria"):
+            self.access.remove_role_member(role, username)  # type: ignore[arg-type]
+        return {"usuario": username, "rol_revocado": role}
+
+    def erase_person(self, actor: Actor, username: str) -> dict[str, Any]:
+        """9.IV, 9.XX: the person's sealed personal data becomes unrecoverable (their transit key
+        is destroyed); the ledger keeps verifying. Roles must have been revoked first."""
+        by = self.person(actor.username)
+        person = self.person(username)
+        person.erase_personal_data(by=by, at=self.clock())
+        self._save(person)
+        self.pii.erase(str(person.id))
+        return {"usuario": username, "datos_borrados": True}
+
 
 def bootstrap_ledger(
     app: CustodiaApplication, username: str, sealed: str, key: str, at: datetime

@@ -287,6 +287,9 @@ listener "tcp" {{
 
 api_addr      = {json.dumps(spec.api_addr)}
 cluster_addr  = {json.dumps(spec.cluster_addr)}
+# Every request is served by the active member (standbys forward): read-after-write holds. By
+# default OpenBao >= 2.5 lets standbys answer reads from their own, possibly stale, replica.
+disable_standby_reads = true
 ui            = false
 log_level     = "warn"
 

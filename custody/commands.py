@@ -107,6 +107,13 @@ def build_handlers(custodia: Custodia) -> dict[str, Handler]:
             password=_opt(c.args, "contrasena", 256),
         ),
         "personas.lista": lambda c: custodia.list_people(actor(c)),
+        "personas.revocar": lambda c: custodia.revoke_role(
+            actor(c), _text(c.args, "usuario", limit=64), _text(c.args, "rol", limit=20)
+        ),
+        "personas.borrar_datos": lambda c: custodia.erase_person(
+            actor(c), _text(c.args, "usuario", limit=64)
+        ),
+        "reconciliar": lambda c: custodia.reconcile(actor(c), _flag(c.args, "reparar", False)),
         "cuentas.alta": lambda c: custodia.register_account(
             actor(c),
             _text(c.args, "cuenta", limit=64),

@@ -65,7 +65,7 @@ class RemoteError(CustodiaError):
 
 
 def subject_for(command: str) -> str:
-    if not _COMMAND.match(command):
+    if not _COMMAND.fullmatch(command):
         raise ProtocolError(f"invalid command name {command!r}")
     return f"{SUBJECT_PREFIX}.{command}"
 
@@ -75,13 +75,35 @@ def command_of(subject: str) -> str:
     if not subject.startswith(prefix):
         raise ProtocolError("subject outside the command space")
     command = subject[len(prefix) :]
-    if not _COMMAND.match(command):
+    if not _COMMAND.fullmatch(command):
         raise ProtocolError("invalid command name")
     return command
 
 
 def valid_request_id(value: str | None) -> bool:
-    return bool(value and _REQUEST_ID.match(value))
+    # fullmatch: ``$`` alone would also accept a trailing newline.
+    return bool(value and _REQUEST_ID.fullmatch(value))
+
+
+def valid_reply_key(value: str | None) -> bool:
+    """Whether ``value`` is a reply key :func:`seal` can use: base64 of an X25519 public key
+    that yields a shared secret (low-order points do not). Checked before a command runs, so a
+    bad key cannot make a recorded command fail afterwards."""
+    if not value or len(value) > 64:
+        return False
+    from cryptography.hazmat.primitives.asymmetric.x25519 import (
+        X25519PrivateKey,
+        X25519PublicKey,
+    )
+
+    try:
+        raw = base64.b64decode(value, validate=True)
+        if len(raw) != 32:
+            return False
+        X25519PrivateKey.generate().exchange(X25519PublicKey.from_public_bytes(raw))
+    except ValueError:
+        return False
+    return True
 
 
 def decode_args(data: bytes) -> dict[str, Any]:
@@ -92,13 +114,21 @@ def decode_args(data: bytes) -> dict[str, Any]:
         value = json.loads(data.decode("utf-8")) if data else {}
     except (UnicodeDecodeError, ValueError):
         raise ProtocolError("request body is not UTF-8 JSON") from None
+    except RecursionError:
+        raise ProtocolError("request body is nested too deeply") from None
     if not isinstance(value, dict):
         raise ProtocolError("request body is not a JSON object")
+    try:  # JSON escapes can smuggle in lone surrogates, which are not text
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ProtocolError("request body is not valid Unicode") from None
     return value
 
 
 def encode(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, default=str).encode("utf-8")
+    # backslashreplace: a lone surrogate (echoed from a request) becomes its JSON escape, so
+    # encoding a reply cannot fail.
+    return json.dumps(value, ensure_ascii=False, default=str).encode("utf-8", "backslashreplace")
 
 
 def ok_reply(data: Any) -> bytes:

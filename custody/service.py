@@ -221,6 +221,7 @@ class CommandService:
                     type(exc).__name__,
                     protocol.error_attrs(exc),
                 )
+                chain = protocol.error_chain(exc)
             except Exception:
                 outcome, error_type, attrs = "error", "InternalError", {}
                 self.log.exception("fallo_interno", comando=command)

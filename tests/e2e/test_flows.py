@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from events.errors import CustodiaError
+
 from .conftest import CUSTODIA, run_custodia
 
 pytestmark = pytest.mark.e2e
@@ -443,3 +445,76 @@ def test_a_retried_request_is_answered_without_running_twice(world: World) -> No
     facebook = next(a for a in accounts if a["cuenta"] == "DD05-facebook")
     assert facebook["version_preparada"] == data["version"]
     world.ok("ana", "rotar", "abandonar", "--cuenta", "DD05-facebook")
+
+
+def test_reconciliation_finds_and_repairs_drift(world: World) -> None:
+    """Someone adds a member to a district's group behind Custodia's back: ``reconciliar``
+    reports the drift; ``--reparar`` removes it; the next run is clean."""
+    from custody.embedded import EmbeddedStack
+    from custody.vault import VaultClient
+
+    stack = EmbeddedStack(world.home)
+    info = stack.info()
+    assert info is not None
+    root = VaultClient(info.vault_addr, stack.vault_keys().root_token)
+    from custody.access import Access
+
+    access = Access(root)
+    holders = access.district_holders("DD07")
+    access.set_district_holder("DD07", "mario")  # mario was never designated for DD07
+    report = world.ok("ana", "reconciliar")
+    assert isinstance(report, dict)
+    assert any(d["objeto"] == "dd07-administracion" for d in report["diferencias"])
+    world.refused("luis", 3, "reconciliar")
+    repaired = world.ok("ana", "reconciliar", "--reparar")
+    assert isinstance(repaired, dict)
+    assert repaired["reparadas"] >= 1
+    assert access.district_holders("DD07") == holders
+    again = world.ok("ana", "reconciliar")
+    assert isinstance(again, dict)
+    assert not [d for d in again["diferencias"] if d["objeto"] == "dd07-administracion"]
+
+
+def test_erasing_personal_data_keeps_the_ledger_verifiable(world: World) -> None:
+    """9.IV/9.XX: after revoking roles, erasing a person destroys their personal-data key: the
+    sealed data in the ledger can no longer be opened, and the ledger still verifies."""
+    from custody.embedded import EmbeddedStack
+    from custody.pii import PersonalDataVault
+    from custody.vault import VaultClient
+    from events.domain import person_id
+
+    world.ok(
+        "ana",
+        "personas",
+        "alta",
+        "--usuario",
+        "zoe",
+        "--nombre",
+        "Zoe Luna",
+        "--correo",
+        "zoe@iecm.mx",
+        "--rol",
+        "administrador",
+        "--password-stdin",
+        stdin="zoe-clave-segura-1\n",
+    )
+    world.refused("ana", 1, "personas", "borrar-datos", "--usuario", "zoe")
+    world.ok("ana", "personas", "revocar", "--usuario", "zoe", "--rol", "administrador")
+    world.ok("ana", "personas", "borrar-datos", "--usuario", "zoe")
+    people = world.ok("sofia", "personas", "lista")
+    assert isinstance(people, list)
+    assert next(p for p in people if p["usuario"] == "zoe")["borrado"] is True
+    stack = EmbeddedStack(world.home)
+    info = stack.info()
+    assert info is not None
+    root = VaultClient(info.vault_addr, stack.vault_keys().root_token)
+    pid = str(person_id("zoe"))
+    keys = root.list(f"{root.mounts.transit}/keys", operation="test")
+    assert f"pii-{pid}" not in keys  # the only key that opened zoe's sealed data is gone
+    assert f"pii-{person_id('luis')}" in keys
+    with pytest.raises(CustodiaError):
+        PersonalDataVault(root).open(pid, "vault:v1:AAAA")
+    verdict = world.run("sofia", "bitacora", "verificar", "--json")
+    assert verdict.returncode == 0, verdict.stderr
+    assert json.loads(verdict.stdout)["ok"] is True
+    assert "Zoe Luna" not in verdict.stdout

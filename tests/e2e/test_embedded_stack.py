@@ -153,3 +153,40 @@ def test_corrupt_unseal_key_is_refused_and_nothing_is_left_running(
     assert loose.returncode == 7
     assert "permisos" in loose.stderr
     assert _servers_of(home) == []
+
+
+def test_init_twice_is_idempotent_and_detener_stops_everything(tmp_path: Path) -> None:
+    """``custodia init`` into an empty home starts both servers and sets everything up; a second
+    ``init`` changes nothing (same servers, ledger not recreated); ``detener`` stops them."""
+    home = tmp_path / "home"
+    first = run_custodia(
+        "init",
+        "--usuario",
+        "ana",
+        "--password-stdin",
+        "--json",
+        home=home,
+        stdin="ana-clave-segura-1\n",
+        timeout=180,
+    )
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["bitacora_creada"] is True
+    pids = sorted(_servers_of(home))
+    assert len(pids) == 2
+    token_file = home / "secrets" / "servicio-token"
+    assert token_file.stat().st_mode & 0o777 == 0o600
+    second = run_custodia(
+        "init",
+        "--usuario",
+        "ana",
+        "--password-stdin",
+        "--json",
+        home=home,
+        stdin="ana-clave-segura-1\n",
+        timeout=180,
+    )
+    assert second.returncode == 0, second.stderr
+    assert json.loads(second.stdout)["bitacora_creada"] is False
+    assert sorted(_servers_of(home)) == pids
+    assert run_custodia("detener", home=home).returncode == 0
+    assert _servers_of(home) == []

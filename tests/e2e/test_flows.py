@@ -10,7 +10,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -37,6 +37,7 @@ PASSWORDS = {
 class World:
     home: Path
     service: subprocess.Popen[bytes]
+    seen_secrets: list[str] = field(default_factory=list)
 
     def run(
         self, user: str | None, *args: str, stdin: str | None = None
@@ -48,7 +49,10 @@ class World:
         result = self.run(user, *args, "--json", stdin=stdin)
         assert result.returncode == 0, f"{args}: {result.stderr}"
         assert "Traceback" not in result.stderr
-        return json.loads(result.stdout)
+        data = json.loads(result.stdout)
+        if isinstance(data, dict):
+            self.seen_secrets += [str(data[k]) for k in ("contrasena",) if k in data]
+        return data
 
     def refused(self, user: str | None, code: int, *args: str) -> str:
         result = self.run(user, *args)
@@ -518,3 +522,65 @@ def test_erasing_personal_data_keeps_the_ledger_verifiable(world: World) -> None
     assert verdict.returncode == 0, verdict.stderr
     assert json.loads(verdict.stdout)["ok"] is True
     assert "Zoe Luna" not in verdict.stdout
+
+
+def test_no_secret_anywhere_in_the_stream_logs_or_audit(world: World) -> None:
+    """R7 / 8.D: every password staged or revealed in this module, every login password, every
+    session token, the root token, the unseal key and the NATS passwords appear in no message of
+    any stream (events, checkpoints, snapshots, idempotency records), in the service's log, in
+    OpenBao's audit log, nor in the ledger export."""
+    import asyncio
+
+    import nats
+    from nats.js.errors import NotFoundError
+
+    from custody.embedded import EmbeddedStack
+    from custody.secretscan import scan
+
+    stack = EmbeddedStack(world.home)
+    keys = stack.vault_keys()
+    users = stack.nats_users()
+    secrets = [
+        *world.seen_secrets,
+        *PASSWORDS.values(),
+        keys.root_token,
+        keys.unseal_key,
+        *(u.password for u in users.values()),
+        *(json.loads(p.read_text())["token"] for p in world.home.glob("sesion-*.json")),
+        (world.home / "secrets" / "servicio-token").read_text().strip(),
+    ]
+    assert len(world.seen_secrets) >= 4
+    info = stack.info()
+    assert info is not None
+
+    async def every_message() -> list[bytes]:
+        nc = await nats.connect(info.nats_url, user="servicio", password=users["servicio"].password)
+        js = nc.jetstream()
+        found: list[bytes] = []
+        try:
+            names = [s.config.name for s in await js.streams_info()]
+            assert "custodia-events" in names
+            for name in names:
+                state = (await js.stream_info(name)).state
+                for seq in range(state.first_seq, state.last_seq + 1):
+                    try:
+                        msg = await js.get_msg(name, seq)
+                    except NotFoundError:  # superseded idempotency records
+                        continue
+                    found.append(msg.subject.encode() + b" " + (msg.data or b""))
+                    found.append(repr(msg.headers).encode())
+        finally:
+            await nc.close()
+        return found
+
+    messages = asyncio.run(every_message())
+    assert len(messages) > 50
+    assert scan(messages, secrets, where="stream") == []
+    assert scan((world.home / "servicio.log").read_bytes(), secrets, where="log") == []
+    assert scan((world.home / "openbao" / "audit.log").read_bytes(), secrets, where="audit") == []
+    export = world.home / "export.jsonl.gz"
+    result = world.run("sofia", "bitacora", "exportar", "--salida", str(export))
+    assert result.returncode == 0, result.stderr
+    import gzip
+
+    assert scan(gzip.decompress(export.read_bytes()), secrets, where="export") == []

@@ -558,7 +558,7 @@ def test_no_secret_anywhere_in_the_stream_logs_or_audit(world: World) -> None:
         js = nc.jetstream()
         found: list[bytes] = []
         try:
-            names = [s.config.name for s in await js.streams_info()]
+            names = [str(s.config.name) for s in await js.streams_info()]
             assert "custodia-events" in names
             for name in names:
                 state = (await js.stream_info(name)).state
@@ -567,7 +567,7 @@ def test_no_secret_anywhere_in_the_stream_logs_or_audit(world: World) -> None:
                         msg = await js.get_msg(name, seq)
                     except NotFoundError:  # superseded idempotency records
                         continue
-                    found.append(msg.subject.encode() + b" " + (msg.data or b""))
+                    found.append(str(msg.subject).encode() + b" " + (msg.data or b""))
                     found.append(repr(msg.headers).encode())
         finally:
             await nc.close()

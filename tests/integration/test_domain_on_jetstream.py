@@ -42,12 +42,12 @@ def test_bootstrap_designation_and_reads_survive_a_reload(nats_url: str) -> None
     try:
         assert bootstrap_ledger(app, "ana", SEALED, "pii-x", t0) is True
         assert bootstrap_ledger(app, "ana", SEALED, "pii-x", t0) is False
-        ana = app.repository.get(person_id("ana"))
+        ana: Person = app.repository.get(person_id("ana"))
         bety = Person.register("bety", personal_data=SEALED, personal_data_key="k", by=ana, at=t0)
         bety.grant_role("administrador", district="DD05", by=ana, at=t0)
         luis = Person.register("luis", personal_data=SEALED, personal_data_key="k", by=ana, at=t0)
         luis.grant_role("titular", district="DD05", by=ana, at=t0)
-        dd05 = app.repository.get(District.create_id("DD05"))
+        dd05: District = app.repository.get(District.create_id("DD05"))
         dd05.appoint_titular(luis, by=ana, at=t0)
         dd05.register_account("DD05-x", handle="DD05IECM", email="dd05.x@iecm.mx", by=ana, at=t0)
         dd05.start_rotation("DD05-x", version=1, fingerprint="ab" * 16, by=ana, at=t0)
@@ -71,7 +71,7 @@ def test_bootstrap_designation_and_reads_survive_a_reload(nats_url: str) -> None
 
     fresh = _app(nats_url, namespace)
     try:
-        again = fresh.repository.get(District.create_id("DD05"))
+        again: District = fresh.repository.get(District.create_id("DD05"))
         assert again.holder_id == person_id("bety")
         assert [o.account_id for o in again.open_obligations()] == ["DD05-x"]
         assert again.exposure("DD05-x", 1) >= {person_id("bety")}
@@ -86,7 +86,7 @@ def test_bootstrap_designation_and_reads_survive_a_reload(nats_url: str) -> None
                 policy=POLICY,
                 at=t0 + timedelta(minutes=6),
             )
-        districts = [fresh.repository.get(District.create_id(str(c))) for c in DistrictId.all()]
+        districts: list[District] = [fresh.repository.get(District.create_id(str(c))) for c in DistrictId.all()]
         assert len(districts) == 33
         incident = Incident.report(
             again,

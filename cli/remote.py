@@ -74,9 +74,31 @@ def show(data: Any, json_output: bool, title: str | None = None) -> None:
     typer.echo(str(data))
 
 
+_MONTHS = ("ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sep", "oct", "nov", "dic")
+
+
+def spanish_datetime(text: str) -> str | None:
+    """An ISO 8601 instant shown in Mexico City time, Spanish style (``28 nov 2026 23:16``)."""
+    if len(text) < 19 or text[4] != "-" or text[10] != "T":
+        return None
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    try:
+        instant = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if instant.tzinfo is None:
+        return None
+    local = instant.astimezone(ZoneInfo("America/Mexico_City"))
+    return f"{local.day} {_MONTHS[local.month - 1]} {local.year} {local:%H:%M}"
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "—"
+    if isinstance(value, str):
+        return spanish_datetime(value) or value
     if value is True:
         return "sí"
     if value is False:

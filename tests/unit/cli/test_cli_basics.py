@@ -69,3 +69,13 @@ def test_every_error_has_a_spanish_message(error: Exception, code: int, fragment
     assert got_code == code
     assert fragment in text
     assert "boom" not in text  # internal English detail is not shown to users
+
+
+def test_instants_are_shown_in_mexico_city_time_spanish_style() -> None:
+    """Tables show ISO instants in Mexico City time with Spanish month names; JSON keeps ISO."""
+    from cli.remote import spanish_datetime
+
+    assert spanish_datetime("2026-11-28T05:16:00+00:00") == "27 nov 2026 23:16"
+    assert spanish_datetime("2026-07-01T18:00:00Z") == "1 jul 2026 12:00"
+    assert spanish_datetime("DD05-x") is None
+    assert spanish_datetime("2026-11-28T05:16:00") is None  # naive: not an instant

@@ -6,7 +6,7 @@ commands, never at module level, so ``custodia --help`` stays fast.
 
 from __future__ import annotations
 
-from cli import bitacora_cmds, demo_cmd, ordenes, stack_cmds
+from cli import bitacora_cmds, demo_cmd, ordenes, reporte_cmds, stack_cmds
 from cli.spanish import App
 
 app = App(
@@ -25,6 +25,7 @@ demo_cmd.register(app)
 stack_cmds.register(app)
 ordenes.register(app)
 bitacora_cmds.register(app)
+reporte_cmds.register(app)
 
 
 @app.callback()

@@ -29,6 +29,9 @@ from .vault import VaultClient
 log = structlog.get_logger("custodia.runner")
 
 ADVANCE_SECONDS = 30.0
+REPORTS_DATABASE = "proyecciones.sqlite"
+REPORT_KINDS = ("cumplimiento", "rotaciones", "exposicion", "cambios", "incidentes", "lecturas")
+FORMATS = ("tabla", "json", "csv", "html")
 
 
 def load_policy(settings: Settings) -> Policy:
@@ -123,6 +126,12 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
 
     services = build(settings, start=settings.embedded_nats or settings.embedded_vault)
     handlers = build_handlers(services.custodia)
+    from projections.runner import start_projections
+
+    projections = start_projections(
+        services.endpoints.nats_env(), settings.home / REPORTS_DATABASE, on_error="continuar"
+    )
+    handlers["reporte"] = make_report_handler(services, projections, settings)
     service = CommandService(handlers, CachedAuthenticator(VaultAuthenticator(services.vault)))
     nc = await nats.connect(
         **services.endpoints.nats_options(),  # type: ignore[arg-type]
@@ -151,8 +160,79 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
         await asyncio.to_thread(follower.stop)
         await service.stop()
         await nc.drain()
+        await asyncio.to_thread(projections.close)
         services.close()
         stack.record_service(None)
+
+
+def report_scope(person: Any) -> Any:
+    """The caller's report scope, from their roles in the ledger (most privileged first)."""
+    from projections.reports import Scope
+
+    from .app import ScopeError
+
+    roles: dict[str, str | None] = dict(person.roles)
+    for role in ("coadministrador", "secretaria"):
+        if role in roles:
+            return Scope(role)
+    for role in ("titular", "administrador"):
+        if roles.get(role):
+            return Scope(role, roles[role])  # type: ignore[arg-type]
+    raise ScopeError(person.username, "*")
+
+
+def make_report_handler(services: Services, projections: Any, settings: Settings) -> Any:
+    """``reporte``: a report from the projections, in the caller's scope (issue 8)."""
+    from datetime import UTC, date, datetime, time
+
+    from projections.render import render
+    from projections.reports import ReportFilter, load_report
+
+    from .app import Actor
+    from .commands import _opt, _text
+
+    policy = load_policy(settings)
+
+    def instant(text: str | None, end: bool) -> datetime | None:
+        if not text:
+            return None
+        try:
+            day = date.fromisoformat(text)
+        except ValueError:
+            from events.domain import ValidationError
+
+            raise ValidationError("fecha", "expected AAAA-MM-DD") from None
+        moment = time.max if end else time.min
+        return datetime.combine(day, moment, tzinfo=policy.zone).astimezone(UTC)
+
+    def handler(call: Any) -> dict[str, Any]:
+        from events.domain import InvalidChoiceError, parse_district_id
+
+        kind = _text(call.args, "tipo", limit=20)
+        fmt = _opt(call.args, "formato", 10) or "json"
+        if kind not in REPORT_KINDS:
+            raise InvalidChoiceError("tipo", kind, REPORT_KINDS)
+        if fmt not in FORMATS:
+            raise InvalidChoiceError("formato", fmt, FORMATS)
+        actor = Actor(call.caller.username, call.caller.token)
+        scope = report_scope(services.custodia.person(actor.username))
+        district = _opt(call.args, "distrito", 8)
+        filters = ReportFilter(
+            district=str(parse_district_id(district)) if district else None,
+            since=instant(_opt(call.args, "desde", 10), False),
+            until=instant(_opt(call.args, "hasta", 10), True),
+        )
+        # A report reflects every command acknowledged before it was asked for.
+        try:
+            projections.wait(projections.ledger_position(), timeout=10)
+        except TimeoutError:
+            log.warning("reporte_con_retraso")
+        report = load_report(
+            kind, scope, filters, database=settings.home / REPORTS_DATABASE, policy=policy
+        )
+        return {"filas": report.rows, "contenido": render(report, fmt, policy)}
+
+    return handler
 
 
 def start_follower(services: Services) -> Any:

@@ -524,6 +524,47 @@ def test_erasing_personal_data_keeps_the_ledger_verifiable(world: World) -> None
     assert "Zoe Luna" not in verdict.stdout
 
 
+def test_reports_come_from_the_projections_in_the_callers_scope(world: World) -> None:
+    """Reports are built from the ledger by the service's projections: the CLI.md JSON keys are
+    there; a titular sees only their district; the HTML report is one self-contained file."""
+    compliance = world.ok("sofia", "reporte", "cumplimiento", "--formato", "json")
+    assert isinstance(compliance, list)
+    dd05 = next(r for r in compliance if r["distrito"] == "DD05")
+    for key in (
+        "titular",
+        "administrador",
+        "cuentas",
+        "obligaciones_abiertas",
+        "obligaciones_vencidas",
+        "incidentes_abiertos",
+        "cambios_abiertos",
+        "veredicto",
+    ):
+        assert key in dd05
+    assert dd05["titular"] == "luis"
+    rotations = world.ok("luis", "reporte", "rotaciones", "--formato", "json")
+    assert isinstance(rotations, list)
+    assert rotations
+    assert {r["distrito"] for r in rotations} == {"DD05"}
+    assert {"cuenta", "distrito", "motivo", "abierta", "vence", "cerrada", "estado"} <= set(
+        rotations[0]
+    )
+    world.refused("luis", 3, "reporte", "rotaciones", "--distrito", "DD07")
+    exposure = world.ok("ana", "reporte", "exposicion", "--distrito", "DD05", "--formato", "json")
+    assert isinstance(exposure, list)
+    x = next(r for r in exposure if r["cuenta"] == "DD05-x")
+    assert isinstance(x["personas"], list)
+    html = world.home / "cumplimiento.html"
+    result = world.run(
+        "sofia", "reporte", "cumplimiento", "--formato", "html", "--salida", str(html)
+    )
+    assert result.returncode == 0, result.stderr
+    text = html.read_text()
+    assert text.lstrip().lower().startswith("<!doctype html")
+    assert "<svg" in text
+    assert "http://" not in text.replace("http://www.w3.org", "")
+
+
 def test_no_secret_anywhere_in_the_stream_logs_or_audit(world: World) -> None:
     """R7 / 8.D: every password staged or revealed in this module, every login password, every
     session token, the root token, the unseal key and the NATS passwords appear in no message of
@@ -532,7 +573,7 @@ def test_no_secret_anywhere_in_the_stream_logs_or_audit(world: World) -> None:
     import asyncio
 
     import nats
-    from nats.js.errors import NotFoundError
+    from nats.js.errors import BadRequestError, NotFoundError
 
     from custody.embedded import EmbeddedStack
     from custody.secretscan import scan
@@ -565,7 +606,7 @@ def test_no_secret_anywhere_in_the_stream_logs_or_audit(world: World) -> None:
                 for seq in range(state.first_seq, state.last_seq + 1):
                     try:
                         msg = await js.get_msg(name, seq)
-                    except NotFoundError:  # superseded idempotency records
+                    except (NotFoundError, BadRequestError):  # superseded KV records
                         continue
                     found.append(str(msg.subject).encode() + b" " + (msg.data or b""))
                     found.append(repr(msg.headers).encode())

@@ -86,7 +86,9 @@ def test_bootstrap_designation_and_reads_survive_a_reload(nats_url: str) -> None
                 policy=POLICY,
                 at=t0 + timedelta(minutes=6),
             )
-        districts: list[District] = [fresh.repository.get(District.create_id(str(c))) for c in DistrictId.all()]
+        districts: list[District] = [
+            fresh.repository.get(District.create_id(str(c))) for c in DistrictId.all()
+        ]
         assert len(districts) == 33
         incident = Incident.report(
             again,

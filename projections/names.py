@@ -1,0 +1,45 @@
+"""How reports name people: by their OpenBao/Vault user name, without decrypting anything.
+
+Events carry a person's id, ``uuid5`` of their user name (:func:`events.domain.person_id`); the
+user name itself is sealed. Whoever builds a report may know some user names (the service lists
+them from OpenBao; the command line may be given a file): :class:`PersonNames` maps their ids
+back. A person not in that list shows as ``persona-<first 8 hex digits>``; a person whose data was
+erased shows as ``(persona suprimida)`` whatever the list says.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from events.domain import InvalidIdentifierError, person_id
+from projections.schema import ERASED_PREFIX
+
+__all__ = ["ERASED_LABEL", "PersonNames"]
+
+ERASED_LABEL = "(persona suprimida)"
+
+
+class PersonNames:
+    """Display names of people, from the user names the caller knows."""
+
+    def __init__(self, usernames: Iterable[str] = ()) -> None:
+        self._names: dict[str, str] = {}
+        for username in usernames:
+            try:
+                self._names[str(person_id(username))] = username.strip().lower()
+            except InvalidIdentifierError:
+                continue
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def name(self, person: str | None) -> str | None:
+        """The display name of the person with id ``person`` (``None`` stays ``None``)."""
+        if person is None:
+            return None
+        if person.startswith(ERASED_PREFIX):
+            return ERASED_LABEL
+        known = self._names.get(person)
+        if known is not None:
+            return known
+        return f"persona-{person[:8]}"

@@ -1,0 +1,660 @@
+"""The compliance reports: pure functions of the view, the instant and the policy.
+
+A report is a :class:`Report`: ``rows`` (the items of ``--formato json``, keys as in CLI.md,
+Python values: instants are UTC ``datetime``), and a ``summary`` for the human formats (verdicts,
+distributions, chart data). :func:`load_report` is the single entry point the command service
+calls; it enforces the viewer's :class:`Scope` before reading anything::
+
+    report = load_report("cumplimiento", Scope("titular", "DD05"), ReportFilter(), database=path)
+
+Who sees what (6.IX, 8.C; DOMAIN.md's roles):
+
+- ``coadministrador`` and ``secretaria``: every report, every district;
+- ``titular``: every report, of their own district only;
+- ``administrador``: ``cumplimiento`` and ``rotaciones`` of their own district only, with people
+  shown by name and nothing else about them (no devices, purposes or free text).
+
+Anything else raises :class:`~projections.errors.ReportScopeError`.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import Counter, defaultdict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, Literal, cast, get_args
+
+from events.domain import DistrictId, Policy
+from projections.business_time import business_hours
+from projections.errors import ReportScopeError, UnknownReportError
+from projections.model import (
+    AccountRow,
+    DistrictRow,
+    IncidentRow,
+    ObligationRow,
+    ViewData,
+    open_database,
+    read_view,
+)
+from projections.names import PersonNames
+
+__all__ = [
+    "REPORT_KINDS",
+    "Report",
+    "ReportFilter",
+    "ReportKind",
+    "Role",
+    "Scope",
+    "build_report",
+    "check_scope",
+    "load_report",
+    "obligation_state",
+]
+
+ReportKind = Literal[
+    "cumplimiento", "rotaciones", "exposicion", "cambios", "incidentes", "lecturas"
+]
+REPORT_KINDS: Final = cast(tuple[ReportKind, ...], get_args(ReportKind))
+Role = Literal["coadministrador", "secretaria", "titular", "administrador"]
+
+TITLES: Final[dict[ReportKind, str]] = {
+    "cumplimiento": "Cumplimiento por Dirección Distrital",
+    "rotaciones": "Obligaciones de cambio de contraseña (6.X)",
+    "exposicion": "Exposición de credenciales desde su última rotación",
+    "cambios": "Solicitudes de cambio de configuración (6.XI, 11.1)",
+    "incidentes": "Bitácora de incidentes (8.C, 9.XVIII)",
+    "lecturas": "Lecturas fuera de horario o desde equipos no registrados (8.A, 8.B)",
+}
+
+_ALL_ROLES: Final = frozenset({"coadministrador", "secretaria", "titular"})
+ALLOWED: Final[dict[ReportKind, frozenset[str]]] = {
+    "cumplimiento": _ALL_ROLES | {"administrador"},
+    "rotaciones": _ALL_ROLES | {"administrador"},
+    "exposicion": _ALL_ROLES,
+    "cambios": _ALL_ROLES,
+    "incidentes": _ALL_ROLES,
+    "lecturas": _ALL_ROLES,
+}
+_DISTRICT_BOUND: Final = frozenset({"titular", "administrador"})
+
+_PARTS: Final[dict[ReportKind, frozenset[str]]] = {
+    "cumplimiento": frozenset({"districts", "accounts", "obligations", "requests", "incidents"}),
+    "rotaciones": frozenset({"obligations"}),
+    "exposicion": frozenset({"districts", "accounts", "exposure"}),
+    "cambios": frozenset({"requests"}),
+    "incidentes": frozenset({"incidents"}),
+    "lecturas": frozenset({"reads"}),
+}
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who is looking: their role and, for a titular or an administrator, their district."""
+
+    role: Role
+    district: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.role in _DISTRICT_BOUND and self.district is None:
+            raise ReportScopeError(self.role, "reportes", None)
+        if self.district is not None:
+            object.__setattr__(self, "district", str(DistrictId.parse(self.district)))
+
+
+@dataclass(frozen=True)
+class ReportFilter:
+    """Optional narrowing: one district, and a period on each row's main instant."""
+
+    district: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.district is not None:
+            object.__setattr__(self, "district", str(DistrictId.parse(self.district)))
+
+
+@dataclass
+class Report:
+    """A built report: its rows (the JSON items) and what the human formats add."""
+
+    kind: ReportKind
+    title: str
+    generated_at: datetime
+    position: int
+    district: str | None
+    rows: list[dict[str, Any]]
+    summary: dict[str, Any] = field(default_factory=dict)
+    projection_errors: int = 0
+
+
+def check_scope(kind: str, scope: Scope, filters: ReportFilter) -> tuple[ReportKind, str | None]:
+    """The report kind and the district the viewer may see with these filters (None: all);
+    raises :class:`ReportScopeError` or :class:`UnknownReportError`."""
+    if kind not in REPORT_KINDS:
+        raise UnknownReportError(kind)
+    report: ReportKind = kind
+    if scope.role not in ALLOWED[report]:
+        raise ReportScopeError(scope.role, report, filters.district or scope.district)
+    if scope.role in _DISTRICT_BOUND:
+        if filters.district is not None and filters.district != scope.district:
+            raise ReportScopeError(scope.role, report, filters.district)
+        return report, scope.district
+    return report, filters.district
+
+
+# --- shared helpers ---------------------------------------------------------------------------
+
+
+ObligationState = Literal["abierta", "vencida", "cumplida", "cumplida_tarde", "retirada"]
+
+
+def obligation_state(obligation: ObligationRow, as_of: datetime) -> ObligationState:
+    """R2: an obligation's state at ``as_of``."""
+    if obligation.withdrawn_at is not None:
+        return "retirada"
+    if obligation.closed_at is not None:
+        return "cumplida" if obligation.closed_at <= obligation.deadline else "cumplida_tarde"
+    return "abierta" if as_of <= obligation.deadline else "vencida"
+
+
+def _in_period(at: datetime | None, filters: ReportFilter) -> bool:
+    if at is None:
+        return True
+    if filters.since is not None and at < filters.since:
+        return False
+    return filters.until is None or at <= filters.until
+
+
+def _hours(value: float) -> float:
+    return round(value, 2)
+
+
+def _channel(kind: str, reference: str, dated: str | None) -> str:
+    text = f"{kind} {reference}"
+    return f"{text} ({dated})" if dated else text
+
+
+def _percentile(values: Sequence[float], q: float) -> float:
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    return statistics.quantiles(ordered, n=100, method="inclusive")[int(q) - 1]
+
+
+def _distribution(values: Sequence[float]) -> dict[str, Any]:
+    if not values:
+        return {"n": 0, "mediana": None, "p90": None, "maximo": None}
+    return {
+        "n": len(values),
+        "mediana": _hours(statistics.median(values)),
+        "p90": _hours(_percentile(values, 90)),
+        "maximo": _hours(max(values)),
+    }
+
+
+# --- rotaciones ---------------------------------------------------------------------------------
+
+
+def _rotation_rows(
+    data: ViewData, as_of: datetime, policy: Policy, names: PersonNames, filters: ReportFilter
+) -> list[dict[str, Any]]:
+    rows = []
+    for o in data.obligations:
+        if not _in_period(o.opened_at, filters):
+            continue
+        state = obligation_state(o, as_of)
+        end = o.closed_at or o.withdrawn_at or as_of
+        late_from = o.deadline if state in ("vencida", "cumplida_tarde") else None
+        rows.append(
+            {
+                "obligacion": o.obligation_id,
+                "cuenta": o.account,
+                "distrito": o.district,
+                "motivo": o.cause,
+                "abierta": o.opened_at,
+                "vence": o.deadline,
+                "cerrada": o.closed_at,
+                "cerrada_por": names.name(o.closed_by),
+                "version": o.closed_by_version,
+                "estado": state,
+                "retirada": o.withdrawn_at,
+                "saliente": names.name(o.outgoing_holder_id),
+                "entrante": names.name(o.incoming_holder_id),
+                "horas_habiles": _hours(business_hours(policy, o.opened_at, end)),
+                "horas_habiles_de_retraso": (
+                    _hours(business_hours(policy, late_from, end)) if late_from else 0.0
+                ),
+            }
+        )
+    return rows
+
+
+def _rotation_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    per_district: dict[str, dict[str, Any]] = {}
+    grouped: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        grouped[row["distrito"]].append(row)
+    for district, items in sorted(grouped.items()):
+        states = Counter(r["estado"] for r in items)
+        closed = [
+            r["horas_habiles"] for r in items if r["estado"] in ("cumplida", "cumplida_tarde")
+        ]
+        decided = states["cumplida"] + states["cumplida_tarde"] + states["vencida"]
+        per_district[district] = {
+            "estados": dict(states),
+            "tiempo_de_rotacion": _distribution(closed),
+            "a_tiempo": (states["cumplida"] / decided) if decided else None,
+        }
+    return {"por_distrito": per_district}
+
+
+# --- cumplimiento -------------------------------------------------------------------------------
+
+
+def _open_accounts(accounts: list[AccountRow], district: str) -> list[AccountRow]:
+    return [a for a in accounts if a.district == district and a.closed_at is None]
+
+
+def _verdict(
+    district: DistrictRow,
+    accounts: list[AccountRow],
+    overdue: int,
+    unnotified: int,
+) -> tuple[list[str], str]:
+    reasons: list[str] = []
+    if overdue:
+        reasons.append(
+            f"{overdue} obligación{'es' if overdue != 1 else ''} de cambio de contraseña vencida"
+            f"{'s' if overdue != 1 else ''} (6.X)"
+        )
+    if unnotified:
+        reasons.append(
+            f"{unnotified} incidente{'s' if unnotified != 1 else ''} sin notificar en plazo a la "
+            "Secretaría Ejecutiva (8.C)"
+        )
+    violating = [a.account for a in accounts if a.violations]
+    if violating:
+        reasons.append(f"cuentas fuera de política: {', '.join(violating)} (10.V–VIII)")
+    if accounts and district.administrator_id is None:
+        reasons.append("sin persona administradora designada (6.VII)")
+    return reasons, "cumple" if not reasons else "no_cumple"
+
+
+def _compliance(
+    data: ViewData, as_of: datetime, policy: Policy, names: PersonNames, admin_view: bool
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    obligations: dict[str, list[ObligationRow]] = defaultdict(list)
+    for o in data.obligations:
+        obligations[o.district].append(o)
+    incidents: dict[str, list[IncidentRow]] = defaultdict(list)
+    for i in data.incidents:
+        incidents[i.district].append(i)
+    open_requests = Counter(
+        r.district for r in data.requests if r.status in ("solicitada", "aprobada")
+    )
+    rows: list[dict[str, Any]] = []
+    for d in data.districts:
+        accounts = _open_accounts(data.accounts, d.code)
+        states = [(o, obligation_state(o, as_of)) for o in obligations[d.code]]
+        open_ones = [(o, s) for o, s in states if s in ("abierta", "vencida")]
+        overdue = [o for o, s in open_ones if s == "vencida"]
+        live_incidents = [i for i in incidents[d.code] if i.status != "cerrado"]
+        unnotified = [i for i in live_incidents if i.notified_at is None and as_of > i.notify_by]
+        reasons, verdict = _verdict(d, accounts, len(overdue), len(unnotified))
+        absence = None
+        if d.absence_substitute_id is not None:
+            absence = {
+                "motivo": d.absence_reason,
+                "sustituto": names.name(d.absence_substitute_id),
+                "desde": d.absence_starts_on,
+                "hasta": d.absence_ends_on,
+                "en_curso": bool(d.absence_in_course),
+            }
+        rows.append(
+            {
+                "distrito": d.code,
+                "titular": names.name(d.titular_id),
+                "administrador": names.name(d.administrator_id),
+                "administrador_desde": d.administrator_since,
+                "en_funciones": names.name(d.holder_id),
+                "ausencia": absence,
+                "cuentas": [
+                    {
+                        "cuenta": a.account,
+                        "plataforma": a.platform,
+                        "usuario": a.handle,
+                        "politica": "cumple" if not a.violations else "no_cumple",
+                        "incumplimientos": list(a.violations),
+                        "version_vigente": a.current_version,
+                        "vigente_desde": a.current_since,
+                        "rotacion_en_curso": a.staged_version,
+                    }
+                    for a in accounts
+                ],
+                "obligaciones_abiertas": len(open_ones),
+                "obligaciones_a_tiempo": len(open_ones) - len(overdue),
+                "obligaciones_vencidas": len(overdue),
+                "horas_habiles_vencidas": _hours(
+                    sum(business_hours(policy, o.deadline, as_of) for o in overdue)
+                ),
+                "cambios_abiertos": open_requests[d.code],
+                "incidentes_abiertos": len(live_incidents),
+                "incidentes_sin_notificar_en_plazo": len(unnotified),
+                "veredicto": verdict,
+                "motivos": reasons,
+                "resumen": f"{d.code}: "
+                + ("cumple." if not reasons else "no cumple — " + "; ".join(reasons) + "."),
+            }
+        )
+    failing = [r["distrito"] for r in rows if r["veredicto"] == "no_cumple"]
+    institute = "cumple" if not failing else "no_cumple"
+    whole = data.district is None
+    subject = "Instituto" if whole else f"Dirección Distrital {data.district}"
+    if not rows:
+        line = f"{subject}: sin direcciones distritales registradas en la bitácora."
+    elif not failing:
+        line = f"{subject}: cumple — las {len(rows)} direcciones distritales cumplen."
+    else:
+        line = (
+            f"{subject}: no cumple — {len(failing)} de {len(rows)} direcciones distritales no "
+            f"cumplen ({', '.join(failing)})."
+        )
+    for row in rows:
+        row["veredicto_instituto"] = institute if whole else None
+        if admin_view:
+            row.pop("ausencia")  # R7: an administrator sees names, not others' absences
+    rotation_rows = _rotation_rows(data, as_of, policy, names, ReportFilter())
+    summary = {
+        "veredicto": institute,
+        "linea": line,
+        **_rotation_summary(rotation_rows),
+        "incidentes_por_mes": _incidents_by_month(data.incidents, policy),
+    }
+    return rows, summary
+
+
+# --- exposicion ---------------------------------------------------------------------------------
+
+
+def _exposure(data: ViewData, names: PersonNames) -> list[dict[str, Any]]:
+    seen: dict[tuple[str, int], list[tuple[datetime, str, str]]] = defaultdict(list)
+    for e in data.exposure:
+        seen[(e.account, e.version)].append((e.first_seen_at, e.person_id, e.how))
+    coadmins = {r.person_id for r in data.roles if r.role == "coadministrador"}
+    holders = {d.code: d.holder_id for d in data.districts}
+    rows: list[dict[str, Any]] = []
+    for a in data.accounts:
+        if a.closed_at is not None:
+            continue
+        for version, state, since in (
+            (a.current_version, "vigente", a.current_since),
+            (a.staged_version, "preparada", a.staged_since),
+        ):
+            if version is None:
+                continue
+            people = seen.get((a.account, version), [])
+            entitled = coadmins | {holders.get(a.district)}
+            rows.append(
+                {
+                    "cuenta": a.account,
+                    "distrito": a.district,
+                    "version": version,
+                    "estado": state,
+                    "desde": since,
+                    "personas": [names.name(p) for _, p, _ in people],
+                    "sin_acceso_actual": [names.name(p) for _, p, _ in people if p not in entitled],
+                    "detalle": [
+                        {"persona": names.name(p), "primera_vez": at, "via": how}
+                        for at, p, how in people
+                    ],
+                }
+            )
+    return rows
+
+
+# --- cambios, incidentes, lecturas --------------------------------------------------------------
+
+
+def _requests(data: ViewData, names: PersonNames, filters: ReportFilter) -> list[dict[str, Any]]:
+    return [
+        {
+            "solicitud": r.request_id,
+            "cuenta": r.account,
+            "distrito": r.district,
+            "campo": r.field,
+            "via_oficial": _channel(r.channel_kind, r.channel_reference, r.channel_date),
+            "estado": r.status,
+            "detalle": r.detail,
+            "solicitada": r.filed_at,
+            "solicitada_por": names.name(r.filed_by),
+            "decidida": r.decided_at,
+            "decidida_por": names.name(r.decided_by),
+            "motivo_decision": r.decision_reason,
+            "aplicada": r.applied_at,
+            "aplicada_por": names.name(r.applied_by),
+            "version_rotada": r.rotation_version,
+        }
+        for r in data.requests
+        if _in_period(r.filed_at, filters)
+    ]
+
+
+def _incidents(
+    data: ViewData, as_of: datetime, names: PersonNames, filters: ReportFilter
+) -> list[dict[str, Any]]:
+    rows = []
+    for i in data.incidents:
+        if not _in_period(i.reported_at, filters):
+            continue
+        minutes = None
+        if i.notified_at is not None:
+            minutes = round((i.notified_at - i.reported_at).total_seconds() / 60, 1)
+        rows.append(
+            {
+                "incidente": i.incident_id,
+                "cuenta": i.account,
+                "distrito": i.district,
+                "tipo": i.incident_type,
+                "estado": i.status,
+                "reportado": i.reported_at,
+                "reportado_por": names.name(i.reported_by),
+                "plazo_notificacion": i.notify_by,
+                "notificado": i.notified_at,
+                "notificado_a_tiempo": (
+                    None if i.notified_on_time is None else bool(i.notified_on_time)
+                ),
+                "minutos_a_notificacion": minutes,
+                "notificacion_vencida": i.notified_at is None and as_of > i.notify_by,
+                "via_notificacion": i.notified_channel,
+                "contenido": i.contained_at,
+                "version_rotada": i.rotation_version,
+                "cerrado": i.closed_at,
+                "descripcion": i.description,
+            }
+        )
+    return rows
+
+
+def _incidents_by_month(incidents: list[IncidentRow], policy: Policy) -> list[dict[str, Any]]:
+    months: dict[str, Counter[str]] = defaultdict(Counter)
+    for i in incidents:
+        month = policy.local(i.reported_at).strftime("%Y-%m")
+        months[month][i.incident_type] += 1
+    return [{"mes": m, **dict(c)} for m, c in sorted(months.items())]
+
+
+def _reads(data: ViewData, names: PersonNames, filters: ReportFilter) -> list[dict[str, Any]]:
+    rows = []
+    for r in data.reads:
+        if not _in_period(r.at, filters):
+            continue
+        findings = []
+        if r.outside_working_hours:
+            findings.append("fuera_de_horario")  # 8.A
+        if not r.registered_device:
+            findings.append("equipo_no_registrado")  # 8.B
+        rows.append(
+            {
+                "fecha": r.at,
+                "cuenta": r.account,
+                "distrito": r.district,
+                "persona": names.name(r.reader_id),
+                "calidad": r.reader_role,
+                "tipo": r.kind,
+                "version": r.version,
+                "dispositivo": r.device_id,
+                "dispositivo_registrado": bool(r.registered_device),
+                "fuera_de_horario": bool(r.outside_working_hours),
+                "hallazgos": findings,
+                "motivo": r.purpose,
+            }
+        )
+    return rows
+
+
+# --- entry points -------------------------------------------------------------------------------
+
+
+Builder = Callable[
+    [ViewData, datetime, Policy, PersonNames, ReportFilter, Scope],
+    tuple[list[dict[str, Any]], dict[str, Any]],
+]
+
+
+def _build_rotaciones(
+    data: ViewData, as_of: datetime, policy: Policy, names: PersonNames, f: ReportFilter, s: Scope
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    rows = _rotation_rows(data, as_of, policy, names, f)
+    return rows, _rotation_summary(rows)
+
+
+def _build_cumplimiento(
+    data: ViewData, as_of: datetime, policy: Policy, names: PersonNames, f: ReportFilter, s: Scope
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    return _compliance(data, as_of, policy, names, admin_view=s.role == "administrador")
+
+
+def _build_exposicion(
+    data: ViewData, as_of: datetime, policy: Policy, names: PersonNames, f: ReportFilter, s: Scope
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    return _exposure(data, names), {}
+
+
+def _build_cambios(
+    data: ViewData, as_of: datetime, policy: Policy, names: PersonNames, f: ReportFilter, s: Scope
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    rows = _requests(data, names, f)
+    return rows, {"estados": dict(Counter(r["estado"] for r in rows))}
+
+
+def _build_incidentes(
+    data: ViewData, as_of: datetime, policy: Policy, names: PersonNames, f: ReportFilter, s: Scope
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    rows = _incidents(data, as_of, names, f)
+    notified = [r for r in rows if r["notificado_a_tiempo"] is not None]
+    on_time = sum(1 for r in notified if r["notificado_a_tiempo"])
+    shown = [i for i in data.incidents if _in_period(i.reported_at, f)]
+    return rows, {
+        "incidentes_por_mes": _incidents_by_month(shown, policy),
+        "notificados_a_tiempo": on_time,
+        "notificados": len(notified),
+        "abiertos": sum(1 for r in rows if r["estado"] != "cerrado"),
+    }
+
+
+def _build_lecturas(
+    data: ViewData, as_of: datetime, policy: Policy, names: PersonNames, f: ReportFilter, s: Scope
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    rows = _reads(data, names, f)
+    return rows, {
+        "fuera_de_horario": sum(1 for r in rows if r["fuera_de_horario"]),
+        "equipo_no_registrado": sum(1 for r in rows if not r["dispositivo_registrado"]),
+    }
+
+
+BUILDERS: Final[dict[ReportKind, Builder]] = {
+    "cumplimiento": _build_cumplimiento,
+    "rotaciones": _build_rotaciones,
+    "exposicion": _build_exposicion,
+    "cambios": _build_cambios,
+    "incidentes": _build_incidentes,
+    "lecturas": _build_lecturas,
+}
+
+
+def build_report(
+    kind: str,
+    data: ViewData,
+    scope: Scope,
+    filters: ReportFilter,
+    *,
+    as_of: datetime,
+    policy: Policy,
+    names: PersonNames,
+) -> Report:
+    """The report ``kind`` for ``scope`` from ``data`` (already read for the allowed district),
+    as it stands at ``as_of``. Pure: the same inputs give the same report."""
+    report, district = check_scope(kind, scope, filters)
+    if data.district != district and district is not None:
+        data = _only(data, district)
+    rows, summary = BUILDERS[report](data, as_of, policy, names, filters, scope)
+    return Report(
+        kind=report,
+        title=TITLES[report],
+        generated_at=as_of,
+        position=data.position,
+        district=district,
+        rows=rows,
+        summary=summary,
+        projection_errors=len(data.errors),
+    )
+
+
+def _only(data: ViewData, district: str) -> ViewData:
+    return replace(
+        data,
+        district=district,
+        districts=[d for d in data.districts if d.code == district],
+        accounts=[a for a in data.accounts if a.district == district],
+        exposure=[e for e in data.exposure if e.account.startswith(district + "-")],
+        obligations=[o for o in data.obligations if o.district == district],
+        reads=[r for r in data.reads if r.district == district],
+        requests=[r for r in data.requests if r.district == district],
+        incidents=[i for i in data.incidents if i.district == district],
+    )
+
+
+def load_report(
+    kind: str,
+    scope: Scope,
+    filters: ReportFilter,
+    *,
+    database: Path,
+    policy: Policy | None = None,
+    names: PersonNames | None = None,
+    now: datetime | None = None,
+) -> Report:
+    """Reads the projection database at ``database`` and builds report ``kind`` for ``scope``.
+
+    The scope is checked before the database is opened. ``now`` (default: the clock) is the
+    instant the report is "as of" (what is overdue); ``names`` maps person ids to user names.
+    """
+    report, district = check_scope(kind, scope, filters)
+    with open_database(database) as conn:
+        data = read_view(conn, district, _PARTS[report])
+        if names is None:
+            rows = conn.execute("SELECT username FROM people WHERE username IS NOT NULL")
+            names = PersonNames(str(row[0]) for row in rows)
+    return build_report(
+        report,
+        data,
+        scope,
+        filters,
+        as_of=(now or datetime.now(UTC)).astimezone(UTC),
+        policy=policy or Policy(),
+        names=names or PersonNames(),
+    )

@@ -1,0 +1,248 @@
+"""The materialised view: eventsourcing's SQLite tracking recorder plus the report tables.
+
+Exactly-once: the rows an event changes and the tracking position that says it was processed are
+written by one SQLite transaction, so after a crash the view resumes exactly where its tables
+stand. Events are applied in batches (one transaction for up to :attr:`ReportsView.BATCH_EVENTS`
+events, committed at the latest :attr:`ReportsView.BATCH_SECONDS` after the first); an event
+whose handler fails leaves nothing behind (:meth:`ReportsView.apply`). A batch carries the
+tracking id of its last event; a crash loses at most the uncommitted batch, processed again
+after a restart.
+
+Writes go through one dedicated connection (``synchronous=NORMAL`` under WAL: a power loss may
+lose the last batches, never split one); reads, ``max_tracking_id`` and ``wait`` use
+eventsourcing's connection pool and see committed batches only.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from eventsourcing.persistence import Tracking
+from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteTrackingRecorder
+
+from projections.errors import ProjectionDatabaseError
+from projections.schema import CREATE_STATEMENTS, TABLE_KEYS
+
+__all__ = ["Handler", "ProjectionError", "ReportsView"]
+
+Handler = Callable[[sqlite3.Cursor, Any, int], None]
+"""Applies one event to the view: ``handler(cursor, event, notification id)``."""
+
+
+class ProjectionError:
+    """A poison event or an invalid message, as the view records it."""
+
+    __slots__ = (
+        "action",
+        "kind",
+        "notification_id",
+        "originator_id",
+        "originator_version",
+        "reason",
+        "stream_seq",
+        "topic",
+    )
+
+    def __init__(
+        self,
+        kind: str,
+        reason: str,
+        *,
+        action: str,
+        notification_id: int | None = None,
+        stream_seq: int | None = None,
+        topic: str | None = None,
+        originator_id: str | None = None,
+        originator_version: int | None = None,
+    ) -> None:
+        self.kind = kind
+        self.reason = reason
+        self.action = action
+        self.notification_id = notification_id
+        self.stream_seq = stream_seq
+        self.topic = topic
+        self.originator_id = originator_id
+        self.originator_version = originator_version
+
+    @property
+    def ref(self) -> str:
+        """The row's key: the notification id of a poison event, the stream sequence of an
+        invalid message (both are stable, so a re-run records the same row)."""
+        if self.notification_id is not None:
+            return f"notificacion:{self.notification_id:012d}"
+        return f"mensaje:{self.stream_seq or 0:012d}"
+
+
+def _insert_error(cursor: sqlite3.Cursor, error: ProjectionError, position: int) -> None:
+    cursor.execute(
+        "INSERT OR REPLACE INTO projection_errors VALUES (?,?,?,?,?,?,?,?,?)",
+        (
+            error.ref,
+            error.kind,
+            error.notification_id,
+            error.stream_seq,
+            error.topic,
+            error.originator_id,
+            error.originator_version,
+            error.reason,
+            error.action,
+        ),
+    )
+
+
+class ReportsView(SQLiteTrackingRecorder):
+    """Tracking recorder whose database also holds the report tables (:mod:`.schema`)."""
+
+    BATCH_EVENTS = 1000
+    BATCH_SECONDS = 0.05
+
+    def __init__(self, datastore: SQLiteDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        if datastore.pool.is_sqlite_memory_mode:
+            raise ProjectionDatabaseError(datastore.pool.db_name, "needs a file, not memory")
+        self._lock = threading.RLock()
+        self._writer: sqlite3.Connection | None = None
+        self._cursor: sqlite3.Cursor | None = None
+        self._pending: Tracking | None = None
+        self._batch: list[tuple[Handler, Any, Tracking]] = []
+        self._batch_started = 0.0
+        self._closing = threading.Event()
+        self._flusher: threading.Thread | None = None
+
+    @property
+    def db_name(self) -> str:
+        return self.datastore.pool.db_name
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *CREATE_STATEMENTS]
+
+    # -- writing ------------------------------------------------------------------------------
+
+    def _begin(self) -> sqlite3.Cursor:
+        if self._cursor is None:
+            if self._writer is None:
+                self._writer = sqlite3.connect(
+                    self.db_name,
+                    uri=True,
+                    check_same_thread=False,
+                    isolation_level=None,
+                    timeout=30,
+                )
+                self._writer.execute("PRAGMA journal_mode=WAL")
+                self._writer.execute("PRAGMA synchronous=NORMAL")
+            self._cursor = self._writer.cursor()
+            self._cursor.execute("BEGIN IMMEDIATE")
+            self._batch_started = time.monotonic()
+            if self._flusher is None:
+                self._flusher = threading.Thread(
+                    target=self._flush_when_idle, name="reportes-flush", daemon=True
+                )
+                self._flusher.start()
+        return self._cursor
+
+    def apply(self, handler: Handler, event: Any, tracking: Tracking) -> None:
+        """Applies ``handler(cursor, event, notification id)`` in the current batch, which then
+        ends at ``tracking``.
+
+        If the handler raises, the batch is rolled back and its earlier events applied again
+        (no per-event savepoints: poison events are rare, and this halves the statements per
+        event), so the failing event leaves nothing behind; the error propagates.
+        """
+        with self._lock:
+            cursor = self._begin()
+            try:
+                handler(cursor, event, tracking.notification_id)
+            except Exception:
+                self._reapply()
+                raise
+            self._batch.append((handler, event, tracking))
+            self._pending = tracking
+            if (
+                len(self._batch) >= self.BATCH_EVENTS
+                or time.monotonic() - self._batch_started >= self.BATCH_SECONDS
+            ):
+                self._commit()
+
+    def _reapply(self) -> None:
+        assert self._writer is not None
+        assert self._cursor is not None
+        self._writer.rollback()
+        self._cursor.execute("BEGIN IMMEDIATE")
+        for handler, event, tracking in self._batch:
+            handler(self._cursor, event, tracking.notification_id)
+
+    def record_error(self, error: ProjectionError, tracking: Tracking | None) -> None:
+        """Records ``error``; with ``tracking``, in the batch (the event counts as processed),
+        else committed on its own right away (the position does not move)."""
+        with self._lock:
+            if tracking is None:
+                self._commit()
+            self.apply(_insert_error, error, tracking or Tracking("", 0))
+            if tracking is None:
+                self._commit()
+
+    def flush(self) -> None:
+        """Commits the current batch, if any."""
+        with self._lock:
+            self._commit()
+
+    def _commit(self) -> None:
+        cursor = self._cursor
+        if cursor is None:
+            return
+        try:
+            if self._pending is not None and self._pending.application_name:
+                self._insert_tracking(SQLiteCursor(cursor), self._pending)
+            cursor.execute("COMMIT")
+        except BaseException:
+            if self._writer is not None and self._writer.in_transaction:
+                self._writer.rollback()
+            raise
+        finally:
+            cursor.close()
+            self._cursor = None
+            self._pending = None
+            self._batch = []
+
+    def _flush_when_idle(self) -> None:
+        while not self._closing.wait(self.BATCH_SECONDS / 2):
+            with self._lock:
+                if (
+                    self._cursor is not None
+                    and time.monotonic() - self._batch_started >= self.BATCH_SECONDS
+                ):
+                    self._commit()
+
+    def close(self) -> None:
+        """Commits what is pending and closes the writer and the pool."""
+        self._closing.set()
+        with self._lock:
+            try:
+                self._commit()
+            finally:
+                if self._writer is not None:
+                    self._writer.close()
+                    self._writer = None
+        if self._flusher is not None and self._flusher is not threading.current_thread():
+            self._flusher.join(timeout=5)
+        self.datastore.close()
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        """Every view table's rows in key order, and the tracking positions (for comparisons)."""
+        out: dict[str, list[tuple[Any, ...]]] = {}
+        with self.datastore.transaction(commit=False) as cursor:
+            for table, key in TABLE_KEYS.items():
+                cursor.execute(f"SELECT * FROM {table} ORDER BY {key}")  # noqa: S608 (constants)
+                out[table] = [tuple(row) for row in cursor.fetchall()]
+            cursor.execute(
+                "SELECT * FROM tracking WHERE application_name != ? ORDER BY application_name",
+                (self.table_migration_identifier,),
+            )
+            out["tracking"] = [tuple(row) for row in cursor.fetchall()]
+        return out

@@ -1,0 +1,140 @@
+"""Every report renders as CLI.md promises: JSON keys, Spanish local time in tables, 80 columns,
+CSV with a header, and a self-contained, escaped HTML file."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from datetime import UTC, datetime
+
+import pytest
+
+from events.domain import Policy
+from projections.names import PersonNames
+from projections.render import render
+from projections.reports import REPORT_KINDS, Report, ReportFilter, Scope, load_report
+from tests.unit.projections.scenario import AS_OF, USERNAMES, Scenario, build
+
+# CLI.md, "Machine-readable output": each item has at least these keys.
+CONTRACT = {
+    "rotaciones": {"cuenta", "distrito", "motivo", "abierta", "vence", "cerrada", "estado"},
+    "exposicion": {"cuenta", "version", "personas"},
+    "incidentes": {
+        "incidente",
+        "cuenta",
+        "tipo",
+        "reportado",
+        "notificado",
+        "contenido",
+        "cerrado",
+        "notificado_a_tiempo",
+    },
+    "cambios": {"solicitud", "cuenta", "campo", "via_oficial", "estado"},
+    "cumplimiento": {
+        "distrito",
+        "titular",
+        "administrador",
+        "cuentas",
+        "obligaciones_abiertas",
+        "obligaciones_vencidas",
+        "incidentes_abiertos",
+        "cambios_abiertos",
+        "veredicto",
+    },
+    "lecturas": {"fecha", "cuenta", "persona", "hallazgos"},
+}
+ISO_WITH_OFFSET = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?[+-]\d\d:\d\d$")
+
+
+@pytest.fixture(scope="module")
+def scenario(tmp_path_factory: pytest.TempPathFactory) -> Scenario:
+    return build(tmp_path_factory.mktemp("scenario"))
+
+
+def built(s: Scenario, kind: str) -> Report:
+    return load_report(
+        kind,
+        Scope("coadministrador"),
+        ReportFilter(),
+        database=s.db,
+        names=PersonNames(USERNAMES),
+        now=AS_OF,
+    )
+
+
+@pytest.mark.parametrize("kind", REPORT_KINDS)
+def test_json_items_carry_the_contract_keys(scenario: Scenario, kind: str) -> None:
+    """A top-level array whose items have CLI.md's keys; instants ISO 8601 with an offset."""
+    items = json.loads(render(built(scenario, kind), "json"))
+    assert isinstance(items, list)
+    assert items
+    for item in items:
+        assert CONTRACT[kind] <= set(item)
+    instants = [v for item in items for v in item.values() if isinstance(v, str) and "T" in v]
+    instants = [v for v in instants if v[:4].isdigit()]
+    assert instants
+    assert all(ISO_WITH_OFFSET.match(v) and v.endswith("-06:00") for v in instants)
+
+
+@pytest.mark.parametrize("kind", REPORT_KINDS)
+def test_tabla_fits_80_columns_in_mexico_city_time(scenario: Scenario, kind: str) -> None:
+    """The human table never exceeds 80 columns and shows local Spanish dates."""
+    text = render(built(scenario, kind), "tabla")
+    assert max(len(line) for line in text.splitlines()) <= 80
+    assert "07/03/2025 10:00" in text  # the as-of instant, in Mexico City time
+    assert "2025-03-07T16:00" not in text
+
+
+def test_compliance_table_states_the_verdicts(scenario: Scenario) -> None:
+    """The table names the failing district's reason and the institute's line."""
+    text = render(built(scenario, "cumplimiento"), "tabla")
+    assert "NO CUMPLE" in text
+    assert "DD05: no cumple — 1 obligación de cambio de contraseña vencida (6.X)." in text
+    assert "Instituto: no cumple" in text
+
+
+@pytest.mark.parametrize("kind", REPORT_KINDS)
+def test_csv_has_a_header_and_one_line_per_item(scenario: Scenario, kind: str) -> None:
+    """CSV: the JSON keys as header, one record per item, lists flattened."""
+    r = built(scenario, kind)
+    records = list(csv.DictReader(io.StringIO(render(r, "csv"))))
+    assert len(records) == len(r.rows)
+    assert CONTRACT[kind] <= set(records[0])
+
+
+def test_html_is_self_contained_with_charts(scenario: Scenario) -> None:
+    """The HTML has its style and SVG charts inline and refers to nothing outside itself."""
+    page = render(built(scenario, "cumplimiento"), "html")
+    assert page.startswith("<!DOCTYPE html>")
+    assert '<html lang="es">' in page
+    for forbidden in ("http://", "https://", "<script", " src=", "url(", "<link"):
+        assert forbidden not in page
+    for chart in ("grafica-tiempo-rotacion", "grafica-a-tiempo", "grafica-incidentes"):
+        assert f'id="{chart}"' in page
+    assert "@media print" in page
+    assert "7 de marzo de 2025, 10:00" in page
+
+
+def test_html_escapes_ledger_text() -> None:
+    """Free text from the ledger cannot inject markup into the HTML report."""
+    row = {
+        "solicitud": "abcdef0123",
+        "cuenta": "DD05-x",
+        "distrito": "DD05",
+        "campo": "otro",
+        "via_oficial": 'oficio <img src="x">',
+        "estado": "solicitada",
+        "detalle": "<script>alert(1)</script>",
+        "solicitada": datetime(2025, 3, 3, tzinfo=UTC),
+        "solicitada_por": "<b>ana</b>",
+        "decidida": None,
+        "decidida_por": None,
+        "aplicada": None,
+    }
+    r = Report("cambios", "Cambios", datetime(2025, 3, 3, tzinfo=UTC), 1, None, [row])
+    page = render(r, "html", Policy())
+    assert "<img" not in page
+    assert "<b>ana" not in page
+    assert "&lt;b&gt;ana&lt;/b&gt;" in page

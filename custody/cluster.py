@@ -12,10 +12,12 @@ NATS
     created by the event store with ``NATS_REPLICAS=3`` (:meth:`NatsCluster.env`).
 OpenBao
     Integrated storage (raft) with ``retry_join`` blocks naming every member, a TLS listener, the
-    file audit device declared in the configuration, ``performance_multiplier = 1`` (fast
-    elections). Node 1 is initialised (one Shamir key share here; auto-unseal in production, see
-    ``deploy/TOPOLOGY.md``); unsealing the others makes them join. Standbys forward requests to
-    the active node, so a client may talk to any unsealed member.
+    file audit device declared in the configuration (the same path on every member, or a standby
+    cannot become active), ``performance_multiplier = 1`` (fast elections). Node 1 is
+    initialised (one Shamir key share here; auto-unseal in production, see
+    ``deploy/openbao/CLUSTER.md``); unsealing the others makes them join. With
+    ``disable_standby_reads`` standbys forward every request, reads included, to the active
+    node: a client may talk to any unsealed member and still read its own writes.
 
 Faults: :meth:`NatsCluster.kill` / :meth:`BaoCluster.kill` send SIGKILL to one node;
 ``restart`` starts it again on the same ports and data (and unseals it). ``stop`` ends everything

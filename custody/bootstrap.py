@@ -36,10 +36,26 @@ class Endpoints:
     nats_creds: Path | None = None
     embedded_nats: bool = False
     embedded_vault: bool = False
+    nats_ca: Path | None = None
+    vault_ca: Path | None = None
+    replicas: int = 1
+
+    @property
+    def nats_servers(self) -> list[str]:
+        """``CUSTODIA_NATS_URL`` may list every node of a cluster, comma-separated."""
+        return [url.strip() for url in self.nats_url.split(",") if url.strip()]
+
+    @property
+    def vault_verify(self) -> bool | str:
+        return str(self.vault_ca) if self.vault_ca else True
 
     def nats_options(self) -> dict[str, object]:
         """Keyword arguments for ``nats.connect`` (credentials included)."""
-        options: dict[str, object] = {"servers": [self.nats_url]}
+        options: dict[str, object] = {"servers": self.nats_servers}
+        if self.nats_ca is not None:
+            import ssl
+
+            options["tls"] = ssl.create_default_context(cafile=str(self.nats_ca))
         if self.nats_creds is not None:
             options["user_credentials"] = str(self.nats_creds)
         elif self.nats_user is not None:
@@ -49,7 +65,13 @@ class Endpoints:
 
     def nats_env(self) -> dict[str, str]:
         """Environment for ``eventsourcing``'s JetStream persistence module."""
-        env = {"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": self.nats_url}
+        env = {
+            "PERSISTENCE_MODULE": "events.jetstream",
+            "NATS_URL": self.nats_url,
+            "NATS_REPLICAS": str(self.replicas),
+        }
+        if self.nats_ca is not None:
+            env["NATS_TLS_CA"] = str(self.nats_ca)
         if self.nats_creds is not None:
             env["NATS_CREDS"] = str(self.nats_creds)
         elif self.nats_user is not None and self.nats_password is not None:
@@ -67,7 +89,8 @@ def resolve(settings: Settings, role: NatsRole, *, start: bool = False) -> Endpo
         if info is None:
             raise StackNotRunningError(settings.home)
     if settings.nats_url:
-        nats_url, user, password, creds = settings.nats_url, None, None, settings.nats_creds
+        nats_url, creds = settings.nats_url, settings.nats_creds
+        user, password = settings.nats_user, settings.nats_password
     else:
         assert info is not None
         users = stack.nats_users()
@@ -81,6 +104,9 @@ def resolve(settings: Settings, role: NatsRole, *, start: bool = False) -> Endpo
         nats_creds=creds,
         embedded_nats=settings.embedded_nats,
         embedded_vault=settings.embedded_vault,
+        nats_ca=settings.nats_ca,
+        vault_ca=settings.vault_ca,
+        replicas=settings.replicas,
     )
 
 

@@ -12,8 +12,11 @@ from datetime import date
 from typing import Any
 
 from events.domain import ValidationError
+from events.domain.values import validate_email, validate_phone
 
-from .app import Actor, Custodia, channel_from
+from . import protocol
+from .app import Actor, Custodia
+from .app import channel_from as _channel_from
 from .protocol import MAX_TEXT
 from .service import Call, Caller, Handler
 from .vault import VaultClient
@@ -64,6 +67,12 @@ def _opt(args: Mapping[str, Any], name: str, limit: int = MAX_TEXT) -> str | Non
     return _text(args, name, required=False, limit=limit) or None
 
 
+def _phone(args: Mapping[str, Any], name: str) -> str | None:
+    # A person's contact data is sealed, never seen by the domain: validated here.
+    value = _opt(args, name, 40)
+    return validate_phone(name, value) if value else None
+
+
 def _flag(args: Mapping[str, Any], name: str, default: bool) -> bool:
     value = args.get(name, default)
     if not isinstance(value, bool):
@@ -79,6 +88,29 @@ def _date(args: Mapping[str, Any], name: str, *, required: bool) -> date | None:
         return date.fromisoformat(text)
     except ValueError:
         raise ValidationError(name, "expected AAAA-MM-DD") from None
+
+
+def channel_from(args: Mapping[str, Any]) -> Any:
+    """The *vía oficial* of a request, its arguments type-checked first (a non-text reference
+    would otherwise be recorded as its ``str()``, a malformed ``fecha`` would crash)."""
+    for name in ("oficio", "memorandum", "correo_oficial"):
+        _opt(args, name, 200)
+    _date(args, "fecha", required=False)
+    return _channel_from(args)
+
+
+# Commands whose reply carries a sealed field: the reply key is checked before they run, or a
+# command already recorded in the ledger would be reported to its caller as failed.
+SEALING_COMMANDS = frozenset({"rotar.iniciar", "revelar", "codigo"})
+
+
+def _requiring_reply_key(handler: Callable[[Call], Any]) -> Handler:
+    def checked(call: Call) -> Any:
+        if not protocol.valid_reply_key(call.reply_key):
+            raise protocol.ProtocolError("missing or invalid reply key")
+        return handler(call)
+
+    return checked
 
 
 def build_handlers(custodia: Custodia) -> dict[str, Handler]:
@@ -100,8 +132,8 @@ def build_handlers(custodia: Custodia) -> dict[str, Handler]:
             actor(c),
             _text(c.args, "usuario", limit=64),
             name=_text(c.args, "nombre", limit=200),
-            email=_text(c.args, "correo", limit=200),
-            phone=_opt(c.args, "telefono", 40),
+            email=validate_email("correo", _text(c.args, "correo", limit=200)),
+            phone=_phone(c.args, "telefono"),
             role=_text(c.args, "rol", limit=20),
             district=_opt(c.args, "distrito", 8),
             password=_opt(c.args, "contrasena", 256),
@@ -226,8 +258,11 @@ def build_handlers(custodia: Custodia) -> dict[str, Handler]:
             actor(c), _opt(c.args, "distrito", 8)
         ),
     }
+    for name in SEALING_COMMANDS & set(table):
+        table[name] = _requiring_reply_key(table[name])
     return dict(table)
 
 
 def _has_channel(args: Mapping[str, Any]) -> bool:
-    return any(args.get(k) for k in ("oficio", "memorandum", "correo_oficial"))
+    # Any value but absent/empty counts: a wrongly typed one is then refused, not ignored.
+    return any(args.get(k) not in (None, "") for k in ("oficio", "memorandum", "correo_oficial"))

@@ -26,6 +26,11 @@ class Settings:
     vault_addr: str | None = None
     vault_token: str | None = None
     policy_file: Path | None = None
+    nats_user: str | None = None
+    nats_password: str | None = None
+    nats_ca: Path | None = None
+    vault_ca: Path | None = None
+    replicas: int = 1
 
     def __repr__(self) -> str:  # the admin token never reaches a log line
         return (
@@ -67,7 +72,20 @@ class Settings:
         policy = get("POLITICA")
         if policy and not Path(policy).expanduser().is_file():
             raise ConfigurationError(PREFIX + "POLITICA", "file not found")
+        replicas_text = get("NATS_REPLICAS") or "1"
+        if replicas_text not in ("1", "3", "5"):
+            raise ConfigurationError(PREFIX + "NATS_REPLICAS", "must be 1, 3 or 5")
+        ca = get("NATS_CA")
+        vault_ca = get("VAULT_CACERT")
+        for name, value in (("NATS_CA", ca), ("VAULT_CACERT", vault_ca)):
+            if value and not Path(value).expanduser().is_file():
+                raise ConfigurationError(PREFIX + name, "file not found")
         return cls(
+            nats_user=get("NATS_USER"),
+            nats_password=get("NATS_PASSWORD"),
+            nats_ca=Path(ca).expanduser() if ca else None,
+            vault_ca=Path(vault_ca).expanduser() if vault_ca else None,
+            replicas=int(replicas_text),
             home=home,
             nats_url=nats_url,
             nats_creds=Path(creds).expanduser() if creds else None,

@@ -71,7 +71,9 @@ class Services:
 
 def build(settings: Settings, *, start: bool = False) -> Services:
     endpoints = bootstrap.resolve(settings, "servicio", start=start)
-    vault = VaultClient(endpoints.vault_addr, bootstrap.service_token(settings))
+    vault = VaultClient(
+        endpoints.vault_addr, bootstrap.service_token(settings), verify=endpoints.vault_verify
+    )
     app = make_application(endpoints)
     custodia = Custodia(
         app,
@@ -99,7 +101,9 @@ def initialize(
     """``custodia init``: servers (embedded), OpenBao layout, service token, NATS streams, the
     first coadministrator and the 33 districts. Idempotent."""
     endpoints = bootstrap.resolve(settings, "servicio", start=True)
-    admin = VaultClient(endpoints.vault_addr, bootstrap.admin_token(settings))
+    admin = VaultClient(
+        endpoints.vault_addr, bootstrap.admin_token(settings), verify=endpoints.vault_verify
+    )
     report = ensure_layout(admin)
     token_file = settings.home / "secrets" / bootstrap.SERVICE_TOKEN_FILE
     if not token_file.exists():
@@ -132,7 +136,11 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
         services.endpoints.nats_env(), settings.home / REPORTS_DATABASE, on_error="continuar"
     )
     handlers["reporte"] = make_report_handler(services, projections, settings)
-    service = CommandService(handlers, CachedAuthenticator(VaultAuthenticator(services.vault)))
+    service = CommandService(
+        handlers,
+        CachedAuthenticator(VaultAuthenticator(services.vault)),
+        replicas=services.endpoints.replicas,
+    )
     nc = await nats.connect(
         **services.endpoints.nats_options(),  # type: ignore[arg-type]
         name="custodia-servicio",
@@ -245,6 +253,7 @@ def start_follower(services: Services) -> Any:
     settings = FollowerSettings(
         every_events=int(os.environ.get("CUSTODIA_CHECKPOINT_EVENTS", "1000")),
         every_seconds=float(os.environ.get("CUSTODIA_CHECKPOINT_SECONDS", "10")),
+        replicas=services.endpoints.replicas,
     )
     follower = LedgerFollower(
         factory.connection,

@@ -99,14 +99,19 @@ class CachedAuthenticator:
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(token)
-            if hit and now - hit[0] < self.ttl:
-                return hit[1]
+        # A cached token past its own expiry time is not used: it is checked again (refused).
+        if hit and now - hit[0] < self.ttl and not _expired(hit[1]):
+            return hit[1]
         caller = self.inner.authenticate(token)
         with self._lock:
             if len(self._cache) > 10_000:
                 self._cache.clear()
             self._cache[token] = (now, caller)
         return caller
+
+
+def _expired(caller: Caller) -> bool:
+    return caller.expires_at is not None and caller.expires_at <= datetime.now(UTC)
 
 
 @dataclass(frozen=True)
@@ -141,7 +146,9 @@ class CommandService:
         public: frozenset[str] = frozenset(),
         workers: int = 8,
         version: str = "0.1.0",
+        replicas: int = 1,
     ) -> None:
+        self.replicas = replicas
         self.handlers = dict(handlers)
         self.authenticator = authenticator
         self.public = public
@@ -164,6 +171,7 @@ class CommandService:
                 ttl=IDEMPOTENCY_TTL,
                 history=1,
                 storage=StorageType.FILE,
+                replicas=self.replicas,
             )
         )
         self._service = await add_service(
@@ -259,7 +267,11 @@ class CommandService:
             error=error_type,
             duracion_ms=round((time.perf_counter() - started) * 1000, 2),
             **{
-                k: str(args[k])[:64] for k in LOGGED_ARGS if isinstance(args, Mapping) and k in args
+                # "usuario" names the caller; a "usuario" argument (a person or a handle) is
+                # logged as "arg_usuario" (a duplicate keyword would lose the line).
+                ("arg_usuario" if k == "usuario" else k): str(args[k])[:64]
+                for k in LOGGED_ARGS
+                if isinstance(args, Mapping) and k in args
             },
         )
 

@@ -119,6 +119,8 @@ class VaultClient:
         self.verify = verify
         self._token = token
         self._session = session if session is not None else new_session()
+        # hvac sends through this session: its ``verify`` is what applies (a private CA file).
+        self._session.verify = verify
         self._hvac = hvac.Client(
             url=self.addr, token=token, timeout=timeout, verify=verify, session=self._session
         )

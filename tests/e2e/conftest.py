@@ -2,13 +2,27 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
+
+from custody import bootstrap
+from custody import session as sessions
+from custody.bootstrap import Endpoints, NatsRole
+from custody.client import CommandClient
+from custody.config import Settings
+from custody.embedded import EmbeddedStack
+from custody.session import Session
+from custody.vault import VaultClient
 
 CUSTODIA = str(Path(sys.executable).parent / "custodia")
 
@@ -40,3 +54,175 @@ def run_custodia(
 @pytest.fixture
 def custodia() -> Run:
     return run_custodia
+
+
+# -- a running service, driven in-process (fuzzing, revocation, load) ------------------------
+
+SERVICE_PASSWORD = "{}-clave-segura-1"  # each person's password, from their user name
+
+
+@dataclass
+class ServiceWorld:
+    """``custodia servicio`` (a separate process) on the embedded NATS and OpenBao of ``home``,
+    and people with sessions, for tests that talk to the service directly as the ``cliente``
+    NATS user (or through the real executable with :meth:`run`)."""
+
+    home: Path
+    service: subprocess.Popen[bytes]
+
+    @property
+    def settings(self) -> Settings:
+        return Settings.from_env({"CUSTODIA_HOME": str(self.home)})
+
+    def endpoints(self, role: NatsRole = "cliente") -> Endpoints:
+        return bootstrap.resolve(self.settings, role)
+
+    def session_file(self, user: str) -> Path:
+        return self.home / f"sesion-{user}.json"
+
+    def login(self, user: str, path: Path | None = None) -> Session:
+        """Log ``user`` in with their password; the session goes to ``path`` (default: theirs)."""
+        return sessions.login(
+            self.endpoints().vault_addr,
+            user,
+            SERVICE_PASSWORD.format(user),
+            path or self.session_file(user),
+        )
+
+    def token(self, user: str) -> str:
+        return sessions.load(self.session_file(user)).token
+
+    def client(self, user: str | None, *, timeout: float = 15.0) -> CommandClient:
+        return CommandClient(self.endpoints(), self.token(user) if user else None, timeout=timeout)
+
+    def call(self, user: str, command: str, args: dict[str, Any] | None = None) -> Any:
+        return self.client(user).call(command, args or {})
+
+    def add_person(self, user: str, role: str, district: str | None = None) -> None:
+        """Register ``user`` (by the first coadministrator, ana) and log them in."""
+        args = {
+            "usuario": user,
+            "nombre": user.title(),
+            "correo": f"{user}@iecm.mx",
+            "rol": role,
+            "contrasena": SERVICE_PASSWORD.format(user),
+        }
+        if district:
+            args["distrito"] = district
+        self.call("ana", "personas.alta", args)
+        self.login(user)
+
+    def run(
+        self, user: str | None, *args: str, stdin: str | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """The real ``custodia`` executable, as ``user`` (their session file)."""
+        env = {"CUSTODIA_SESION": str(self.session_file(user))} if user else {}
+        return run_custodia(*args, home=self.home, env=env, stdin=stdin)
+
+    def root_vault(self) -> VaultClient:
+        """OpenBao as root (the embedded key file): for revoking tokens and wrapping."""
+        root = EmbeddedStack(self.home).vault_keys().root_token
+        return VaultClient(self.endpoints().vault_addr, root)
+
+    def ledger_messages(self) -> int:
+        """Messages in the ledger's event stream, read as the read-only ``verificador``."""
+        return asyncio.run(_stream_messages(self.endpoints("verificador"), LEDGER_STREAM))
+
+    def log_text(self) -> str:
+        return (self.home / "servicio.log").read_text(errors="replace")
+
+    def alive(self) -> bool:
+        return self.service.poll() is None
+
+
+LEDGER_STREAM = "custodia-events"
+
+
+async def _stream_messages(endpoints: Endpoints, stream: str) -> int:
+    import nats
+
+    nc = await nats.connect(**endpoints.nats_options(), allow_reconnect=False)  # type: ignore[arg-type]
+    try:
+        info = await nc.jetstream(timeout=10).stream_info(stream)
+        return int(info.state.messages)
+    finally:
+        await nc.close()
+
+
+def start_service(home: Path) -> subprocess.Popen[bytes]:
+    """``custodia servicio`` for ``home``, its output in ``home/servicio.log``; ready on return."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODIA_")}
+    env["CUSTODIA_HOME"] = str(home)
+    with (home / "servicio.log").open("ab") as log:
+        service = subprocess.Popen([CUSTODIA, "servicio"], env=env, stdout=log, stderr=log)
+    deadline = time.monotonic() + 60
+    while b"servicio_listo" not in (home / "servicio.log").read_bytes():
+        if service.poll() is not None or time.monotonic() > deadline:
+            stop_service(service)
+            raise RuntimeError((home / "servicio.log").read_text(errors="replace")[-2000:])
+        time.sleep(0.1)
+    return service
+
+
+def stop_service(service: subprocess.Popen[bytes]) -> None:
+    service.send_signal(signal.SIGTERM)
+    try:
+        service.wait(20)
+    except subprocess.TimeoutExpired:
+        service.kill()
+        service.wait(10)
+
+
+@pytest.fixture(scope="session")
+def service_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceWorld]:
+    """A fresh home: ``custodia init`` (ana, coadministrator), the service, and DD05 staffed:
+    luis titular, bety designated administrator, account DD05-x with a confirmed password and a
+    TOTP seed; sofia secretaria; mario administrator of DD07 (not designated)."""
+    home = tmp_path_factory.mktemp("custodia-servicio")
+    init = run_custodia(
+        "init",
+        "--usuario",
+        "ana",
+        "--password-stdin",
+        "--json",
+        home=home,
+        stdin=SERVICE_PASSWORD.format("ana") + "\n",
+        timeout=180,
+    )
+    try:
+        assert init.returncode == 0, init.stderr
+        service = start_service(home)
+        try:
+            world = ServiceWorld(home, service)
+            world.login("ana")
+            world.add_person("luis", "titular", "DD05")
+            world.add_person("bety", "administrador", "DD05")
+            world.add_person("sofia", "secretaria")
+            world.add_person("mario", "administrador", "DD07")
+            world.call("ana", "titular", {"distrito": "DD05", "persona": "luis"})
+            world.call(
+                "ana",
+                "cuentas.alta",
+                {"cuenta": "DD05-x", "usuario": "DD05IECM", "correo": "dd05.x@iecm.mx"},
+            )
+            world.call("ana", "rotar.iniciar", {"cuenta": "DD05-x"})
+            world.call("ana", "rotar.confirmar", {"cuenta": "DD05-x"})
+            world.call("ana", "totp.registrar", {"cuenta": "DD05-x", "uri": totp_uri("DD05-x")})
+            world.call(
+                "luis",
+                "designar",
+                {"distrito": "DD05", "persona": "bety", "oficio": "DD05/001/2026"},
+            )
+            yield world
+        finally:
+            stop_service(service)
+    finally:
+        run_custodia("detener", home=home)
+
+
+def totp_uri(account: str) -> str:
+    """An otpauth URI with a fixed test seed (RFC 6238's example secret, base32)."""
+    return (
+        f"otpauth://totp/IECM:{account}?secret=GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ"
+        "&issuer=IECM&algorithm=SHA1&digits=6&period=30"
+    )

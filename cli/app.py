@@ -9,6 +9,9 @@ from __future__ import annotations
 from cli import bitacora_cmds, demo_cmd, ordenes, reporte_cmds, stack_cmds
 from cli.spanish import App
 
+# Set by cli.main.run: a --help anywhere means nothing runs, so nothing heavy is imported.
+HELP_ONLY = False
+
 app = App(
     name="custodia",
     help=(
@@ -32,9 +35,7 @@ reporte_cmds.register(app)
 def _configure() -> None:
     # Runs before every command: structlog is configured once, here (not for --help, which
     # must stay light).
-    import sys
-
-    if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
+    if HELP_ONLY:
         return
     from cli.logging import configure
 

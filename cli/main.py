@@ -19,7 +19,10 @@ def run(args: list[str]) -> int:
     from typer._click import exceptions as click_exceptions
     from typer.exceptions import Abort, Exit
 
+    import cli.app
     from cli.app import app
+
+    cli.app.HELP_ONLY = any(arg in ("-h", "--help") for arg in args)
     from events.errors import CustodiaError
 
     command = typer.main.get_command(app)

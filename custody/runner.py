@@ -53,6 +53,10 @@ def load_password_rules(settings: Settings) -> dict[str, Any] | None:
 
 def make_application(endpoints: bootstrap.Endpoints) -> CustodiaApplication:
     env = endpoints.nats_env()
+    # eventsourcing's aggregate cache, fast-forwarded from the store on every get (the default),
+    # so another service instance's events are never missed: a command no longer replays a
+    # district from its last snapshot.
+    env.setdefault("AGGREGATE_CACHE_MAXSIZE", "1000")
     return CustodiaApplication(env=env)
 
 

@@ -143,6 +143,8 @@ class Account:
     staged_version: int | None = None
     staged_fingerprint: str | None = None
     highest_version: int = 0
+    # The highest version ever confirmed (the secrets server numbers versions by confirmations).
+    highest_confirmed: int = 0
     last_confirmed_at: datetime | None = None
     totp_registered: bool = False
     # Who has seen each version (keys are versions as text, for JSON): reads and rotation starts.
@@ -870,6 +872,7 @@ class District(Aggregate):
             registered_at=timestamp,
             # A re-registered account never reuses a version number.
             highest_version=previous.highest_version if previous else 0,
+            highest_confirmed=previous.highest_confirmed if previous else 0,
             exposure=previous.exposure if previous else {},
         )
 
@@ -1053,17 +1056,19 @@ class District(Aggregate):
     def start_rotation(
         self, account: str, *, version: int, fingerprint: str, by: Person, at: datetime
     ) -> None:
-        """A coadministrator staged ``version`` (a new password, shown to them once). Versions
-        only grow. ``fingerprint`` is a keyed hash computed by the custody layer."""
+        """A coadministrator staged ``version`` (a new password, shown to them once). Confirmed
+        versions only grow; an abandoned version's number may be staged again (the secrets
+        server numbers versions by what was confirmed), and whoever saw the abandoned one is
+        then counted as exposed to it too (conservative). ``fingerprint`` is a keyed hash
+        computed by the custody layer."""
         at = command_time(self, at)
         require_coadministrator(by, "rotate credentials")
         current = self.open_account(account)
         if current.staged_version is not None:
             raise RotationInProgressError(current.account_id, current.staged_version)
-        if _version(version) <= current.highest_version:
-            raise RotationVersionError(
-                current.account_id, version, f"greater than {current.highest_version}"
-            )
+        confirmed = max(current.highest_confirmed, current.current_version or 0)
+        if _version(version) <= confirmed:
+            raise RotationVersionError(current.account_id, version, f"greater than {confirmed}")
         self._rotation_started(
             account=current.account_id,
             version=version,
@@ -1079,7 +1084,7 @@ class District(Aggregate):
         current = self.accounts[account]
         current.staged_version = version
         current.staged_fingerprint = fingerprint
-        current.highest_version = version
+        current.highest_version = max(current.highest_version, version)
         current._expose(version, by)  # the generated password is shown to its coadministrator
 
     @atomic
@@ -1143,6 +1148,7 @@ class District(Aggregate):
     ) -> None:
         current = self.accounts[account]
         current.current_version = version
+        current.highest_confirmed = max(current.highest_confirmed, version)
         current.current_fingerprint = fingerprint
         current.staged_version = None
         current.staged_fingerprint = None

@@ -378,6 +378,14 @@ def test_concurrent_rotations_exactly_one_wins(world: World) -> None:
     loser = next(err for code, err in results if code == 5)
     assert "al mismo tiempo" in loser or "rotación en curso" in loser
     world.ok("ana", "rotar", "abandonar", "--cuenta", "DD05-x")
+    # An abandoned rotation does not block the next one; the reveal names the new version.
+    staged = world.ok("ana", "rotar", "iniciar", "--cuenta", "DD05-x")
+    world.ok("ana", "rotar", "confirmar", "--cuenta", "DD05-x")
+    assert isinstance(staged, dict)
+    seen = world.ok("carlos", "revelar", "--cuenta", "DD05-x", "--motivo", "tras abandonar")
+    assert isinstance(seen, dict)
+    assert seen["version"] == staged["version"]
+    assert seen["contrasena"] == staged["contrasena"]
 
 
 def test_errors_without_session_or_service(world: World, tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ def console() -> Any:
     """A rich console on stdout that fits an 80-column terminal when the width is unknown."""
     from rich.console import Console
 
-    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 100)
+    # On a terminal rich uses its width; otherwise (pipes, files) 80 columns.
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 80)
 
 
 def error_console() -> Any:

@@ -227,6 +227,9 @@ class Custodia:
         password: str | None,
     ) -> dict[str, Any]:
         by = self.person(actor.username)
+        from events.domain import require_coadministrator
+
+        require_coadministrator(by, "register people")  # before any key is created in OpenBao
         now = self.clock()
         pid = person_id(username)
         sealed = self.pii.seal(str(pid), {"nombre": name, "correo": email, "telefono": phone or ""})

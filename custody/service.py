@@ -276,10 +276,11 @@ class CommandService:
         )
 
     @staticmethod
-    def _key(username: str, request_id: str) -> str:
+    def _key(username: str, command: str, request_id: str) -> str:
         import hashlib
 
-        return hashlib.sha256(f"{username}\x00{request_id}".encode()).hexdigest()
+        text = f"{username}\x00{command}\x00{request_id}"
+        return hashlib.sha256(text.encode()).hexdigest()
 
     async def _claim(self, command: str, caller: Caller, request_id: str) -> bytes | None:
         """Claim the request id for this caller; the recorded reply if it was already done."""
@@ -287,7 +288,7 @@ class CommandService:
             return None
         from nats.js.errors import KeyWrongLastSequenceError
 
-        key = self._key(caller.username, request_id)
+        key = self._key(caller.username, command, request_id)
         try:
             await self._kv.create(key, PENDING)
             return None
@@ -307,7 +308,7 @@ class CommandService:
         if not request_id:
             return
         try:
-            await self._kv.put(self._key(username, request_id), body)
+            await self._kv.put(self._key(username, command, request_id), body)
         except Exception:
             # The command is done; only a retry's answer is affected (it will say "in progress").
             self.log.warning("idempotencia_no_registrada", comando=command)

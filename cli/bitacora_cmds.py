@@ -102,7 +102,9 @@ def ledger_names() -> LedgerNames:
 def _connection(nats_url: str, user: str | None, password: str | None) -> Iterator[Connection]:
     from custody.ledger.nats_io import connect
 
-    conn = connect(nats_url, user, password)
+    conn = connect(
+        nats_url, user, password, tls_ca_file=os.environ.get("CUSTODIA_NATS_CA", "").strip() or None
+    )
     try:
         yield conn
     finally:

@@ -61,7 +61,13 @@ def sesion_iniciar(
     current = settings()
     password = _read_secret_stdin(password_stdin, "Contraseña")
     endpoints = resolve(current, "cliente")
-    opened = sessions.login(endpoints.vault_addr, usuario, password, sessions.session_path(current))
+    opened = sessions.login(
+        endpoints.vault_addr,
+        usuario,
+        password,
+        sessions.session_path(current),
+        verify=endpoints.vault_verify,
+    )
     typer.echo(f"Sesión iniciada como {opened.username}.")
 
 
@@ -430,12 +436,12 @@ def revelar(
 
     Ejemplo: [cyan]custodia revelar --cuenta DD05-x --motivo "publicar la parrilla"[/cyan]
     """
-    from cli.remote import session
+    from cli.remote import session, vault_verify
     from custody.credentials import Credentials
     from custody.vault import VaultClient
 
     data = call("revelar", {"cuenta": cuenta, "motivo": motivo, "dispositivo": dispositivo})
-    credential = Credentials(VaultClient(session().vault_addr)).unwrap(
+    credential = Credentials(VaultClient(session().vault_addr, verify=vault_verify())).unwrap(
         data["envoltorio"], data["cuenta"]
     )
     out = {"cuenta": data["cuenta"], "version": data["version"], "contrasena": credential.password}
@@ -471,12 +477,12 @@ def codigo(
 
     Ejemplo: [cyan]custodia codigo --cuenta DD05-x[/cyan]
     """
-    from cli.remote import session
+    from cli.remote import session, vault_verify
     from custody.credentials import Credentials
     from custody.vault import VaultClient
 
     data = call("codigo", {"cuenta": cuenta, "motivo": motivo, "dispositivo": dispositivo})
-    code = Credentials(VaultClient(session().vault_addr)).unwrap_totp(
+    code = Credentials(VaultClient(session().vault_addr, verify=vault_verify())).unwrap_totp(
         data["envoltorio"], data["cuenta"]
     )
     out: dict[str, Any] = {

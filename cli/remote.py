@@ -20,6 +20,12 @@ def session() -> Any:
     return sessions.load(sessions.session_path(current))
 
 
+def vault_verify() -> bool | str:
+    """What to verify OpenBao's certificate with: ``CUSTODIA_VAULT_CACERT``, else the system."""
+    ca = settings().vault_ca
+    return str(ca) if ca else True
+
+
 def call(command: str, args: dict[str, Any] | None = None, *, anonymous: bool = False) -> Any:
     """Send ``command`` with the current session's token; the reply data."""
     from custody.bootstrap import resolve

@@ -835,22 +835,45 @@ class Custodia:
         return DesiredState(holders=holders, accounts=accounts, roles=roles)
 
     def reconcile(self, actor: Actor, repair: bool) -> dict[str, Any]:
-        """Compare OpenBao with the ledger; repair OpenBao's side (coadministrators only)."""
+        """Compare OpenBao with the ledger; repair both sides (coadministrators only)."""
         from events.domain import require_coadministrator
 
-        from .reconcile import Reconciler
+        from .reconcile import DriftKind, Reconciler
 
-        require_coadministrator(self.person(actor.username), "reconcile")
+        by = self.person(actor.username)
+        require_coadministrator(by, "reconcile")
         reconciler = Reconciler(self.access._client)  # the service's own client
         report = reconciler.reconcile(self.desired_state(), repair=repair)
+        repaired, pending = len(report.repaired), len(report.pending)
+        if repair:
+            # The ledger-side repair (custody.reconcile): a confirmation OpenBao has and the
+            # ledger lacks (its write failed after OpenBao's) is recorded; the staged leftover
+            # it leaves is then deleted by a second, OpenBao-side pass.
+            recorded = [d for d in report.pending if d.kind == DriftKind.CONFIRMED_UNRECORDED]
+            for drift in recorded:
+                self._record_confirmation(by, drift.facts)
+            if recorded:
+                again = reconciler.reconcile(self.desired_state(), repair=True)
+                repaired += len(recorded) + len(again.repaired)
+                pending = len(again.pending)
         return {
             "diferencias": [
                 {"tipo": d.kind, "objeto": d.subject, "esperado": d.expected, "actual": d.actual}
                 for d in report.drifts
             ],
-            "reparadas": len(report.repaired),
-            "pendientes": len(report.pending),
+            "reparadas": repaired,
+            "pendientes": pending,
         }
+
+    def _record_confirmation(self, by: Person, facts: Mapping[str, str]) -> None:
+        """Record a rotation confirmation found in OpenBao only (``confirmed_unrecorded``)."""
+        account_id = parse_account_id(facts["account"])
+        with self._lock(str(account_id.district)):
+            district = self.district(account_id.district)
+            district.confirm_rotation(
+                str(account_id), version=int(facts["version"]), by=by, at=self.clock()
+            )
+            self._save(district)
 
     def revoke_role(self, actor: Actor, username: str, role: str) -> dict[str, Any]:
         """A coadministrator revokes a role; OpenBao group membership follows."""

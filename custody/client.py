@@ -53,18 +53,26 @@ class CommandClient:
         if self._token:
             headers[protocol.TOKEN_HEADER] = self._token
         payload = protocol.encode(args)
-        try:
-            nc = await nats.connect(
-                **self.endpoints.nats_options(),  # type: ignore[arg-type]
-                allow_reconnect=False,
-                connect_timeout=3,
-                max_reconnect_attempts=0,
-            )
-        except (TimeoutError, OSError, NatsError) as exc:
-            raise ServiceUnavailableError(f"nats: {type(exc).__name__}") from None
+
+        async def connect() -> Any:
+            try:
+                return await nats.connect(
+                    **self.endpoints.nats_options(),  # type: ignore[arg-type]
+                    allow_reconnect=False,
+                    connect_timeout=3,
+                    max_reconnect_attempts=0,
+                )
+            except (TimeoutError, OSError, NatsError) as exc:
+                raise ServiceUnavailableError(f"nats: {type(exc).__name__}") from None
+
+        nc = await connect()
         try:
             for attempt in range(retries + 1):
                 try:
+                    if nc.is_closed:
+                        # The server we were connected to went away (a cluster member died):
+                        # another member, the same request id (the service dedupes retries).
+                        nc = await connect()
                     msg = await nc.request(
                         protocol.subject_for(command),
                         payload,
@@ -80,6 +88,10 @@ class CommandClient:
                     # The same request id again: the service answers a retry without redoing it.
                     if attempt == retries:
                         raise ServiceUnavailableError("timeout") from None
+                except (OSError, NatsError) as exc:  # connection lost mid-request
+                    if attempt == retries:
+                        raise ServiceUnavailableError(f"nats: {type(exc).__name__}") from None
+                    await asyncio.sleep(0.2 * (attempt + 1))
         finally:
             await nc.close()
         return _open_sealed(protocol.decode_reply(msg.data), key)

@@ -29,10 +29,18 @@ class VaultAuthenticator:
         self.client = client
 
     def authenticate(self, token: str) -> Caller:
+        from .errors import (
+            VaultSealedError,
+            VaultServerError,
+            VaultUnavailableError,
+            VaultUnreachableError,
+        )
         from .service import NotAuthenticatedError
 
         try:
             info = self.client.lookup_self(token)
+        except (VaultUnreachableError, VaultUnavailableError, VaultSealedError, VaultServerError):
+            raise  # OpenBao could not answer (e.g. a failover): not a verdict on the token
         except Exception:  # any refusal means: not authenticated
             raise NotAuthenticatedError("invalid") from None
         if not info.username:

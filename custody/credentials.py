@@ -49,8 +49,11 @@ from custody.errors import (
     VaultInvalidRequestError,
     VaultNotFoundError,
     VaultPermissionDeniedError,
+    VaultSealedError,
     VaultServerError,
     VaultTokenInvalidError,
+    VaultUnavailableError,
+    VaultUnreachableError,
     WrappingPathMismatchError,
     WrappingTokenInvalidError,
 )
@@ -61,6 +64,15 @@ from events.errors import VaultError
 log = structlog.get_logger()
 
 DEFAULT_WRAP_TTL = 60
+# A confirmed rotation's staged copy is deleted after the ledger recorded it: how long to wait
+# for OpenBao to elect an active member again before leaving it to reconciliation.
+STAGED_CLEANUP_PATIENCE_S = 20.0
+TRANSIENT_VAULT_ERRORS = (
+    VaultUnreachableError,
+    VaultUnavailableError,
+    VaultSealedError,
+    VaultServerError,
+)
 MAX_WRAP_TTL = 300
 DEFAULT_TOTP_PERIOD = 30
 
@@ -658,7 +670,11 @@ class Credentials:
         )
         if record is not None:
             record(confirmed)
-        self._delete_staged(caller, ref)
+            # Recorded: the rotation is confirmed, whatever happens to the cleanup below. Telling
+            # the caller it failed would make the ledger's event a ghost (issue 10).
+            self._delete_staged_patiently(caller, ref)
+        else:
+            self._delete_staged(caller, ref)
         return confirmed
 
     def abandon(
@@ -686,6 +702,22 @@ class Credentials:
         self._delete_staged(caller, ref)
         log.info("custody.rotation.abandoned", account=ref.name, rotation=rotation_event_id)
         return abandoned
+
+    def _delete_staged_patiently(self, client: VaultClient, ref: AccountRef) -> None:
+        """Delete the staged credential, waiting out an OpenBao failover (no active member for
+        a few seconds); if it still fails, leave it for reconciliation and say so in the log."""
+        deadline = time.monotonic() + STAGED_CLEANUP_PATIENCE_S
+        while True:
+            try:
+                self._delete_staged(client, ref)
+                return
+            except TRANSIENT_VAULT_ERRORS as exc:
+                if time.monotonic() > deadline:
+                    log.warning(
+                        "custody.rotation.staged_left", account=ref.name, error=type(exc).__name__
+                    )
+                    return
+                time.sleep(0.25)
 
     def _delete_staged(self, client: VaultClient, ref: AccountRef) -> None:
         # Deleting the metadata destroys every version: the staged secret is gone for good.

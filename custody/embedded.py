@@ -406,6 +406,8 @@ class EmbeddedStack:
         # flock is released by the kernel when the holder dies, so a SIGKILLed supervisor
         # never leaves the home locked.
         try:
+            # With external servers nothing else creates run/ (the service records itself).
+            self.run_dir.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.run_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
         except OSError as exc:
             raise HomeNotWritableError(self.home, exc.strerror or str(exc)) from None

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from events.errors import CustodiaError
+from events.errors import CustodiaError, InfrastructureError
 
 from . import protocol
 
@@ -32,6 +32,8 @@ TOKEN_CACHE_SECONDS = 5.0
 IDEMPOTENCY_BUCKET = "custodia-solicitudes"
 IDEMPOTENCY_TTL = 24 * 3600.0
 PENDING = b"\x00pending"
+# How long a request waits for the idempotency bucket while its stream elects a leader.
+CLAIM_PATIENCE_S = 20.0
 # Commands that change nothing: answered again on a retry, no idempotency record needed.
 READ_ONLY = frozenset(
     {"sesion.quien", "personas.lista", "cuentas.lista", "cambios.lista", "incidentes.bitacora"}
@@ -57,6 +59,14 @@ class UnknownCommandError(CustodiaError):
 
 class RequestInProgressError(CustodiaError):
     """A request with this id is still being processed (a retry arrived too early)."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(request_id)
+        self.request_id = request_id
+
+
+class ClaimUnavailableError(InfrastructureError):
+    """The request id could not be claimed (NATS unavailable): nothing was done; retry."""
 
     def __init__(self, request_id: str) -> None:
         super().__init__(request_id)
@@ -286,12 +296,22 @@ class CommandService:
         """Claim the request id for this caller; the recorded reply if it was already done."""
         if command in READ_ONLY or self._kv is None:
             return None
-        from nats.js.errors import KeyWrongLastSequenceError
+        from nats.errors import TimeoutError as NatsTimeoutError
+        from nats.js.errors import KeyWrongLastSequenceError, NoStreamResponseError
 
         key = self._key(caller.username, command, request_id)
+        deadline = time.monotonic() + CLAIM_PATIENCE_S
         try:
-            await self._kv.create(key, PENDING)
-            return None
+            while True:
+                try:
+                    await self._kv.create(key, PENDING)
+                    return None
+                except (NoStreamResponseError, NatsTimeoutError, TimeoutError):
+                    # The bucket's stream is electing a leader (a cluster member died): wait it
+                    # out. A claim that landed unanswered makes the retry say "in progress".
+                    if time.monotonic() > deadline:
+                        raise ClaimUnavailableError(request_id) from None
+                    await asyncio.sleep(0.25)
         except KeyWrongLastSequenceError:
             entry = await self._kv.get(key)
             value = bytes(entry.value or b"")

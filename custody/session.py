@@ -60,9 +60,11 @@ def session_path(settings: Settings, env: dict[str, str] | None = None) -> Path:
     return Path(configured).expanduser() if configured else settings.home / "sesion.json"
 
 
-def login(vault_addr: str, username: str, password: str, path: Path) -> Session:
-    """Log in with userpass and keep the token in ``path`` (0600)."""
-    client = VaultClient(vault_addr)
+def login(
+    vault_addr: str, username: str, password: str, path: Path, *, verify: bool | str = True
+) -> Session:
+    """Log in with userpass and keep the token in ``path`` (0600); ``verify``: a CA bundle."""
+    client = VaultClient(vault_addr, verify=verify)
     token = client.login_userpass(username, password)
     info = client.with_token(token).lookup_self()
     session = Session(username, token, vault_addr, info.expire_time)

@@ -54,11 +54,20 @@ def connect(
     *,
     name: str = "custodia-bitacora",
     timeout: float = 10.0,
+    tls_ca_file: str | None = None,
 ) -> Connection:
-    """A connection to the NATS server(s) at ``nats_url`` (comma-separated for a cluster)."""
+    """A connection to the NATS server(s) at ``nats_url`` (comma-separated for a cluster);
+    ``tls_ca_file``: the CA bundle of servers with a private CA (``CUSTODIA_NATS_CA``)."""
     servers = tuple(url.strip() for url in nats_url.split(",") if url.strip())
     return Connection(
-        NatsSettings(servers=servers, user=user, password=password, name=name, timeout=timeout)
+        NatsSettings(
+            servers=servers,
+            user=user,
+            password=password,
+            name=name,
+            timeout=timeout,
+            tls_ca_file=tls_ca_file,
+        )
     )
 
 

@@ -8,15 +8,16 @@ as a subprocess, embedded NATS and OpenBao), then measures, warm:
   the CLI does it);
 - their raw parts on the same servers: a NATS request round trip to a trivial responder (same
   users, headers and reply size), the OpenBao operations the command needs done with raw hvac
-  (reveal: metadata read + wrapped read; rotation start: metadata read + transit HMAC +
-  check-and-set write + metadata write), one JetStream publish with
+  and the caller's token, as the service does them (reveal: metadata read + wrapped read;
+  rotation start: metadata read + transit HMAC + check-and-set write + metadata write), one
+  JetStream publish with
   ``Nats-Expected-Last-Subject-Sequence`` on a stream configured like the ledger's;
 - for context, the idempotency record the service keeps per command (a KV create + put);
 - ``custodia --help`` against ``python -c pass`` (``bench_cli.py``).
 
 Target: p50 through the service <= 1.5 x the sum of the parts' p50s. Stops everything it started.
 
-Run: ``.venv/bin/python bench/bench_service.py [--runs 100]``.
+Run: ``.venv/bin/python bench/bench_service.py [--runs 150] [--rounds 5]``.
 """
 
 from __future__ import annotations
@@ -193,59 +194,77 @@ def prepare(home: Path) -> tuple[str, CommandClient]:
     return token, setup
 
 
-async def run(home: Path, token: str, setup: CommandClient, runs: int) -> dict[str, float]:
+async def run(
+    home: Path, token: str, setup: CommandClient, runs: int, rounds: int
+) -> dict[str, float]:
+    """Every measurement in ``rounds`` interleaved rounds (``runs / rounds`` samples each per
+    round), so a noisy neighbour on a shared machine weighs on the service and on its raw
+    parts alike."""
     settings = Settings.from_env({"CUSTODIA_HOME": str(home)})
     client_ep, service_ep = resolve(settings, "cliente"), resolve(settings, "servicio")
     root = VaultClient(client_ep.vault_addr, EmbeddedStack(home).vault_keys().root_token)
     client_nc = await nats.connect(**_options(client_ep), name="bench-cliente")
     service_nc = await nats.connect(**_options(service_ep), name="bench-servicio")
     caller = Caller(client_nc, token)
-    figures: dict[str, float] = {}
-    try:
-        print(f"\nThrough the service ({runs} runs each, warm):")
-        reveal_args = {"cuenta": ACCOUNT, "motivo": "medición de latencia"}
-        reveal = await measure_async(lambda: caller.call("revelar", reveal_args), runs)
-        figures["revelar"], figures["revelar_p99"] = report("revelar (one connection)", reveal)
-        cli_reveal = await asyncio.to_thread(
-            measure_sync, lambda: setup.call("revelar", reveal_args), max(20, runs // 2)
-        )
-        figures["revelar_cc"], _ = report(
-            "revelar (CommandClient: connection per command)", cli_reveal
-        )
+    # With the caller's token, as the service makes every one of these calls (OpenBao checks
+    # the caller's policies on each; the root token would skip that work).
+    hv = root.with_token(token).hvac
+    reveal_args = {"cuenta": ACCOUNT, "motivo": "medición de latencia"}
+    per = max(10, runs // rounds)
+    samples: dict[str, list[float]] = {}
 
-        rotate = await measure_async(
-            lambda: caller.call("rotar.iniciar", {"cuenta": ACCOUNT}),
-            runs,
-            after=lambda: caller.call("rotar.confirmar", {"cuenta": ACCOUNT}),
-        )
-        figures["rotar"], figures["rotar_p99"] = report("rotar iniciar (one connection)", rotate)
-        print("\nRaw parts on the same servers:")
-        figures["rtt"], _ = report(
-            "NATS request round trip, trivial responder", await _echo(client_nc, service_nc, runs)
-        )
-        figures["connect"], _ = report(
-            "  + NATS connect/close (CommandClient's extra)", await _connect_cost(client_ep, runs)
-        )
-        hv = root.with_token(token).hvac
-        figures["kv_reveal"], _ = report(
-            "hvac: metadata read + wrapped read (revelar)",
-            await asyncio.to_thread(measure_sync, lambda: _raw_reveal(hv), runs),
-        )
-        figures["kv_rotate"], _ = report(
-            "hvac: metadata + HMAC + CAS write + metadata (rotar)",
-            await asyncio.to_thread(_raw_rotation, root.hvac, runs),
-        )
-        figures["publish"], _ = report(
-            "JetStream publish, expected last subject sequence", await _publish(service_nc, runs)
-        )
-        figures["idempotency"], _ = report(
-            "(context) idempotency record: KV create + put", await _kv(service_nc, runs)
-        )
+    def add(name: str, values: list[float]) -> None:
+        samples.setdefault(name, []).extend(values)
+
+    try:
+        for _ in range(rounds):
+            add("revelar", await measure_async(lambda: caller.call("revelar", reveal_args), per))
+            add(
+                "revelar_cc",
+                await asyncio.to_thread(
+                    measure_sync, lambda: setup.call("revelar", reveal_args), max(10, per // 2)
+                ),
+            )
+            add(
+                "rotar",
+                await measure_async(
+                    lambda: caller.call("rotar.iniciar", {"cuenta": ACCOUNT}),
+                    per,
+                    after=lambda: caller.call("rotar.confirmar", {"cuenta": ACCOUNT}),
+                ),
+            )
+            add("rtt", await _echo(client_nc, service_nc, per))
+            add("connect", await _connect_cost(client_ep, per))
+            add("kv_reveal", await asyncio.to_thread(measure_sync, lambda: _raw_reveal(hv), per))
+            add("kv_rotate", await asyncio.to_thread(_raw_rotation, hv, per))
+            add("publish", await _publish(service_nc, per))
+            add("idempotency", await _kv(service_nc, per))
         version, loads = await asyncio.to_thread(_aggregate_loads, service_ep, runs)
-        report(f"(context) ledger reads: person + DD05 (v{version})", loads)
     finally:
         await client_nc.close()
         await service_nc.close()
+    figures: dict[str, float] = {}
+    print(f"\nThrough the service ({len(samples['revelar'])} runs each, {rounds} rounds, warm):")
+    figures["revelar"], figures["revelar_p99"] = report(
+        "revelar (one connection)", samples["revelar"]
+    )
+    figures["revelar_cc"], _ = report(
+        "revelar (CommandClient: connection per command)", samples["revelar_cc"]
+    )
+    figures["rotar"], figures["rotar_p99"] = report(
+        "rotar iniciar (one connection)", samples["rotar"]
+    )
+    print("\nRaw parts on the same servers, same rounds:")
+    for key, label in (
+        ("rtt", "NATS request round trip, trivial responder"),
+        ("connect", "  + NATS connect/close (CommandClient's extra)"),
+        ("kv_reveal", "hvac: metadata read + wrapped read (revelar)"),
+        ("kv_rotate", "hvac: metadata + HMAC + CAS write + metadata (rotar)"),
+        ("publish", "JetStream publish, expected last subject sequence"),
+        ("idempotency", "(context) idempotency record: KV create + put"),
+    ):
+        figures[key], _ = report(label, samples[key])
+    report(f"(context) ledger reads, no cache: person + DD05 (v{version})", loads)
     return figures
 
 
@@ -383,12 +402,13 @@ def _aggregate_loads(endpoints: Endpoints, runs: int) -> tuple[int, list[float]]
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--runs", type=int, default=150)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     with world() as home:
         token, setup = prepare(home)
-        f = asyncio.run(run(home, token, setup, args.runs))
+        f = asyncio.run(run(home, token, setup, args.runs, args.rounds))
     reveal_parts = f["rtt"] + f["kv_reveal"] + f["publish"]
     rotate_parts = f["rtt"] + f["kv_rotate"] + f["publish"]
     print("\nRatios (p50 through the service / sum of the raw parts' p50s; target <= 1.5):")

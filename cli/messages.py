@@ -183,6 +183,14 @@ def _violations(e: Any) -> str:
 
 _DOMAIN: dict[str, tuple[int, Render]] = {
     "ValidationError": (EXIT_USAGE, lambda e: f"Dato no válido: {_field(e)}."),
+    "UnknownArgumentError": (
+        EXIT_USAGE,
+        lambda e: (
+            f"La orden «{_attr(e, 'command')}» no acepta "
+            f"{', '.join('«' + str(n) + '»' for n in getattr(e, 'names', None) or [])}; "
+            "no se hizo nada. Consulte la ayuda de la orden (--help)."
+        ),
+    ),
     "InvalidIdentifierError": (
         EXIT_USAGE,
         lambda e: (
@@ -530,6 +538,13 @@ _INFRA: dict[str, tuple[int, Render]] = {
         EXIT_CONFLICT,
         lambda e: (
             "Esa misma solicitud todavía se está procesando; consulte el estado en un momento."
+        ),
+    ),
+    "RequestAbandonedError": (
+        EXIT_UNAVAILABLE,
+        lambda e: (
+            "La instancia del servicio que atendía la solicitud se detuvo antes de responder; "
+            "no se sabe si se aplicó. Consulte antes de repetirla."
         ),
     ),
     "InternalError": (EXIT_DOMAIN, lambda e: "Falla interna del servicio; quedó en su registro."),

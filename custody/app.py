@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Mapping
+from copy import deepcopy
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import partial
@@ -18,8 +19,8 @@ from typing import Any, TypeVar
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError, Application
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.persistence import IntegrityError, Recording
 
 from events.domain import (
     ChangeRequest,
@@ -52,6 +53,19 @@ class CustodiaApplication(Application[UUID]):
     name = "custodia"
     # A district accumulates every credential read; snapshots keep loading it cheap.
     snapshotting_intervals = {District: 200, Person: 100}  # noqa: RUF012  # library convention
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        """Record, then keep a copy of each saved aggregate in the cache (the library does
+        that only without fast-forward). The next ``get`` still fast-forwards it from the
+        store (another instance may have written since), but from this version, not from an
+        older cached one: one read of nothing instead of a read of the records in between."""
+        recordings = super()._record(processing_event)
+        cache = self.repository.cache
+        if cache is not None and self.repository.fastforward:
+            for aggregate_id, aggregate in processing_event.aggregates.items():
+                # A copy: the caller's object may still be mutated after the save.
+                cache.put(aggregate_id, deepcopy(aggregate))
+        return recordings
 
     def register_transcodings(self, transcoder: Any) -> None:
         # Snapshots hold domain value types the default transcoder does not know.
@@ -145,6 +159,10 @@ class Custodia:
         # concurrency still protects against other processes).
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        # Creation events by aggregate class name, read up to notification ``_index_next``.
+        self._index: dict[str, list[UUID]] = {}
+        self._index_next = 1
+        self._index_guard = threading.Lock()
 
     # -- loading ----------------------------------------------------------------------------
 
@@ -263,29 +281,26 @@ class Custodia:
         return sorted(people, key=lambda p: str(p["usuario"]))
 
     def _all(self, cls: type[T]) -> list[T]:
-        """Every aggregate of ``cls``, from the ledger's notification log (small collections:
-        people, change requests, incidents; reports use the projections)."""
-        ids: list[UUID] = []
-        seen: set[UUID | str] = set()
-        topic_suffix = f"{cls.__name__}.Registered"
-        start = 1
-        while True:
-            page = self.app.recorder.select_notifications(start=start, limit=500)
-            for n in page:
-                if (
-                    n.originator_version == 1
-                    and n.originator_id not in seen
-                    and (
-                        n.topic.endswith(topic_suffix)
-                        or n.topic.endswith(f"{cls.__name__}.Filed")
-                        or n.topic.endswith(f"{cls.__name__}.Reported")
-                    )
-                ):
-                    seen.add(UUID(str(n.originator_id)))
-                    ids.append(UUID(str(n.originator_id)))
-            if len(page) < 500:
-                break
-            start = page[-1].id + 1
+        """Every aggregate of ``cls`` (people, change requests, incidents), from an index of
+        the ledger's creation events kept in this process: each call reads only the
+        notifications recorded since the previous one (reports use the projections)."""
+        with self._index_guard:
+            start = self._index_next
+            while True:
+                page = self.app.recorder.select_notifications(start=start, limit=1000)
+                for n in page:
+                    if n.originator_version != 1:
+                        continue
+                    # Topics are "<prefix>:<Class>.<Event>".
+                    name, _, what = n.topic.rpartition(":")[2].rpartition(".")
+                    if what in ("Registered", "Filed", "Reported"):
+                        self._index.setdefault(name, []).append(UUID(str(n.originator_id)))
+                if page:
+                    start = page[-1].id + 1
+                    self._index_next = start
+                if len(page) < 1000:
+                    break
+            ids = list(self._index.get(cls.__name__, ()))
         result = []
         for aggregate_id in ids:
             item: Any = self.app.repository.get(aggregate_id)
@@ -458,12 +473,15 @@ class Custodia:
     def start_rotation(self, actor: Actor, account: str) -> dict[str, Any]:
         """6.X: stage a new strong password; the password is returned to seal for the caller."""
         account_id = parse_account_id(account)
-        by = self.person(actor.username)
         with self._lock(str(account_id.district)):
+            password = generate_password(account_id.platform, self.policy_password_rules())
+            # OpenBao's current version and the password's fingerprint are asked for while the
+            # ledger is loaded; nothing is written before the ledger's checks below pass.
+            prefetched = self.credentials.prefetch_stage(actor.token, str(account_id), password)
+            by = self.person(actor.username)
             district = self.district(account_id.district)
             acc = district.open_account(str(account_id))
             base = acc.current_version or 0
-            password = generate_password(acc.platform, self.policy_password_rules())
             event_id = str(uuid5(REQUEST_NAMESPACE, f"{account_id}:{acc.highest_version + 1}"))
             now = self.clock()
 
@@ -485,6 +503,7 @@ class Custodia:
                 base,
                 staged_by=actor.username,
                 record=record,
+                prefetched=prefetched,
             )
         return {"cuenta": str(account_id), "version": staged.version, "contrasena": password}
 
@@ -566,8 +585,11 @@ class Custodia:
         """R1/R6: the read is recorded in the ledger first; only then the single-use wrapping
         token (sealed for the caller) leaves the service. The server decides access."""
         account_id = parse_account_id(account)
-        reader = self.person(actor.username)
         with self._lock(str(account_id.district)):
+            # OpenBao's current version is read while the ledger is loaded (two round trips
+            # at once); under the lock, so no rotation of this process lands in between.
+            pinned = self.credentials.prefetch_current(str(account_id))
+            reader = self.person(actor.username)
             district = self.district(account_id.district)
             now = self.clock()
             role: list[str] = []
@@ -586,7 +608,7 @@ class Custodia:
                 )
                 self._save(district)
 
-            wrapped = self.credentials.reveal(actor.token, str(account_id), record)
+            wrapped = self.credentials.reveal(actor.token, str(account_id), record, pinned=pinned)
         return {
             "cuenta": str(account_id),
             "version": wrapped.version,

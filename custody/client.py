@@ -31,6 +31,7 @@ class CommandClient:
         self.endpoints = endpoints
         self._token = token
         self.timeout = timeout
+        self.retries = 0  # requests sent again (same request id) by this client, in total
 
     def __repr__(self) -> str:
         return f"CommandClient({self.endpoints.nats_url!r})"
@@ -68,6 +69,7 @@ class CommandClient:
         nc = await connect()
         try:
             for attempt in range(retries + 1):
+                self.retries += attempt > 0
                 try:
                     if nc.is_closed:
                         # The server we were connected to went away (a cluster member died):

@@ -107,6 +107,70 @@ def channel_from(args: Mapping[str, Any]) -> Any:
     return _channel_from(args)
 
 
+_CHANNEL = frozenset({"oficio", "memorandum", "correo_oficial", "fecha"})
+
+# The arguments each command takes (CLI.md). Anything else is refused, not ignored: a misspelt
+# option sent by a script must not silently change what a command does.
+ARGUMENTS: dict[str, frozenset[str]] = {
+    "sesion.quien": frozenset(),
+    "personas.alta": frozenset(
+        {"usuario", "nombre", "correo", "telefono", "rol", "distrito", "contrasena"}
+    ),
+    "personas.lista": frozenset(),
+    "personas.revocar": frozenset({"usuario", "rol"}),
+    "personas.borrar_datos": frozenset({"usuario"}),
+    "reconciliar": frozenset({"reparar"}),
+    "cuentas.alta": frozenset(
+        {"cuenta", "usuario", "correo", "telefono", "privada", "sin_mensajes", "existente"}
+    ),
+    "cuentas.lista": frozenset({"distrito"}),
+    "cuentas.baja": frozenset({"cuenta"}) | _CHANNEL,
+    "titular": frozenset({"distrito", "persona"}) | _CHANNEL,
+    "designar": frozenset({"distrito", "persona"}) | _CHANNEL,
+    "ausencia": frozenset({"distrito", "motivo", "desde", "hasta", "sustituto"}) | _CHANNEL,
+    "ausencia.terminar": frozenset({"distrito"}) | _CHANNEL,
+    "rotar.iniciar": frozenset({"cuenta"}),
+    "rotar.confirmar": frozenset({"cuenta", "solicitud"}),
+    "rotar.abandonar": frozenset({"cuenta"}),
+    "revelar": frozenset({"cuenta", "motivo", "dispositivo"}),
+    "totp.registrar": frozenset({"cuenta", "uri"}),
+    "codigo": frozenset({"cuenta", "motivo", "dispositivo"}),
+    "cambios.solicitar": frozenset({"cuenta", "campo", "detalle"}) | _CHANNEL,
+    "cambios.aprobar": frozenset({"solicitud", "motivo"}),
+    "cambios.rechazar": frozenset({"solicitud", "motivo"}),
+    "cambios.aplicar": frozenset({"solicitud", "valor"}),
+    "cambios.lista": frozenset({"estado"}),
+    "incidentes.reportar": frozenset({"cuenta", "tipo", "descripcion"}),
+    "incidentes.notificar": frozenset({"incidente"}) | _CHANNEL,
+    "incidentes.contener": frozenset({"incidente", "detalle"}),
+    "incidentes.cerrar": frozenset({"incidente", "detalle"}),
+    "incidentes.bitacora": frozenset({"distrito"}),
+    "reporte": frozenset({"tipo", "formato", "distrito", "desde", "hasta"}),
+}
+
+
+class UnknownArgumentError(ValidationError):
+    """A request carries an argument its command does not take."""
+
+    def __init__(self, command: str, names: list[str]) -> None:
+        super().__init__(names[0], "unknown argument")
+        self.command = command
+        self.names = names
+
+
+def checking_arguments(command: str, handler: Handler) -> Handler:
+    """``handler``, refusing (before anything runs) arguments ``command`` does not take."""
+    allowed = ARGUMENTS[command]  # a command without a schema is a programming error
+
+    def checked(call: Call) -> Any:
+        unknown = sorted(str(name)[:40] for name in call.args if name not in allowed)
+        if unknown:
+            raise UnknownArgumentError(command, unknown[:5])
+        return handler(call)
+
+    return checked
+
+
 # Commands whose reply carries a sealed field: the reply key is checked before they run, or a
 # command already recorded in the ledger would be reported to its caller as failed.
 SEALING_COMMANDS = frozenset({"rotar.iniciar", "revelar", "codigo"})
@@ -268,7 +332,7 @@ def build_handlers(custodia: Custodia) -> dict[str, Handler]:
     }
     for name in SEALING_COMMANDS & set(table):
         table[name] = _requiring_reply_key(table[name])
-    return dict(table)
+    return {name: checking_arguments(name, handler) for name, handler in table.items()}
 
 
 def _has_channel(args: Mapping[str, Any]) -> bool:

@@ -35,6 +35,7 @@ import binascii
 import time
 import urllib.parse
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -283,6 +284,15 @@ def _b64(data: str | bytes) -> str:
 # -- the service -----------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class StagePrefetch:
+    """The reads :meth:`Credentials.stage` needs, already sent (see ``prefetch_stage``)."""
+
+    account: str
+    metadata: Future[dict[str, Any] | None] = field(repr=False)
+    fingerprint: Future[str] = field(repr=False)
+
+
 class Credentials:
     """Credentials and 2FA, with callers' tokens; ``client`` carries the service token."""
 
@@ -290,6 +300,31 @@ class Credentials:
         self._client = client
         self._mounts = client.mounts
         self._periods: dict[str, int] = {}
+        # Independent OpenBao calls of one command are sent at once (see ``prefetch_*``).
+        self._ahead = ThreadPoolExecutor(max_workers=8, thread_name_prefix="custodia-vault")
+
+    # -- calls sent ahead ----------------------------------------------------------------------
+
+    def prefetch_current(self, account: str | AccountRef) -> Future[dict[str, Any] | None]:
+        """Start reading the current credential's metadata (service token) for :meth:`reveal`;
+        the caller loads the ledger meanwhile. Take it while holding the account's lock, so no
+        rotation of this process lands in between."""
+        ref = AccountRef.parse(account)
+        return self._ahead.submit(self._metadata, self._client, ref, False)
+
+    def prefetch_stage(
+        self, caller_token: str, account: str | AccountRef, password: str
+    ) -> StagePrefetch:
+        """Start the two independent reads of :meth:`stage` (the current metadata and the
+        password's fingerprint, both with the caller's token) while the caller loads the
+        ledger. Results the caller never uses are dropped (nothing is written by either)."""
+        ref = AccountRef.parse(account)
+        caller = self._as(caller_token)
+        return StagePrefetch(
+            ref.name,
+            self._ahead.submit(self._metadata, caller, ref, False),
+            self._ahead.submit(self.fingerprint, caller_token, password),
+        )
 
     def _as(self, caller_token: str) -> VaultClient:
         return self._client.with_token(caller_token)
@@ -345,7 +380,12 @@ class Credentials:
     # -- reveal ------------------------------------------------------------------------------
 
     def read_current_wrapped(
-        self, caller_token: str, account: str | AccountRef, ttl: int = DEFAULT_WRAP_TTL
+        self,
+        caller_token: str,
+        account: str | AccountRef,
+        ttl: int = DEFAULT_WRAP_TTL,
+        *,
+        pinned: Future[dict[str, Any] | None] | None = None,
     ) -> WrappedSecret:
         """The current credential, read with the CALLER's token and wrapped for ``ttl`` seconds.
 
@@ -355,7 +395,7 @@ class Credentials:
         """
         ref = AccountRef.parse(account)
         ttl = _check_ttl(ttl)
-        meta = self._metadata(self._client, ref, staged=False)
+        meta = pinned.result() if pinned is not None else self._metadata(self._client, ref, False)
         version = int((meta or {}).get("current_version") or 0)
         path = ref.data_path(self._mounts)
         if version <= 0:
@@ -383,13 +423,16 @@ class Credentials:
         account: str | AccountRef,
         record: Callable[[WrappedSecret], object],
         ttl: int = DEFAULT_WRAP_TTL,
+        *,
+        pinned: Future[dict[str, Any] | None] | None = None,
     ) -> WrappedSecret:
         """Fail-closed reveal (R5, R6): wrap, ``record`` the read in the ledger, then hand over.
 
         If ``record`` raises, the wrapping token is revoked before the error propagates, so the
         credential can no longer be obtained with it: nothing is shown unless it was recorded.
+        ``pinned``: the metadata read started by :meth:`prefetch_current`.
         """
-        wrapped = self.read_current_wrapped(caller_token, account, ttl)
+        wrapped = self.read_current_wrapped(caller_token, account, ttl, pinned=pinned)
         self._record_or_revoke(wrapped, record)
         return wrapped
 
@@ -529,6 +572,7 @@ class Credentials:
         *,
         staged_by: str,
         record: Callable[[StagedRotation], object] | None = None,
+        prefetched: StagePrefetch | None = None,
     ) -> StagedRotation:
         """Stage ``password`` as the account's pending credential (coadministrators, 6.X).
 
@@ -542,13 +586,21 @@ class Credentials:
         """
         ref = AccountRef.parse(account)
         caller = self._as(caller_token)
-        current = self._metadata(caller, ref, staged=False)
+        if prefetched is not None and prefetched.account != ref.name:
+            raise ValueError("prefetched for another account")
+        if prefetched is not None:
+            current = prefetched.metadata.result()
+        else:
+            current = self._metadata(caller, ref, staged=False)
         current_version = int((current or {}).get("current_version") or 0)
         if current_version != base_version:
             raise VaultCasConflictError(
                 "stage", ref.data_path(self._mounts), ref.name, base_version, current_version
             )
-        fingerprint = self.fingerprint(caller_token, password)
+        if prefetched is not None:
+            fingerprint = prefetched.fingerprint.result()
+        else:
+            fingerprint = self.fingerprint(caller_token, password)
         staged_path = ref.data_path(self._mounts, staged=True)
         caller.write(
             staged_path,

@@ -323,7 +323,10 @@ class Reconciler:
                     )
                 )
         explained = rotation is not None and staged_event == rotation and staged_versions > 0
-        if staged_meta is not None and not explained and self._aged(staged_meta):
+        # Staged for the rotation the current version is tagged with: the leftover of a finished
+        # confirmation (e.g. one recorded by a ledger repair), never a rotation in flight.
+        finished = staged_event is not None and staged_event == tag
+        if staged_meta is not None and not explained and (finished or self._aged(staged_meta)):
             drifts.append(
                 Drift(
                     DriftKind.ORPHAN_STAGED,

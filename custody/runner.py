@@ -18,7 +18,7 @@ from events.domain import Policy
 from . import bootstrap
 from .access import Access
 from .app import Custodia, CustodiaApplication, bootstrap_ledger
-from .commands import VaultAuthenticator, build_handlers
+from .commands import VaultAuthenticator, build_handlers, checking_arguments
 from .config import Settings
 from .credentials import Credentials
 from .layout import create_service_token, ensure_layout
@@ -139,7 +139,9 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
     projections = start_projections(
         services.endpoints.nats_env(), settings.home / REPORTS_DATABASE, on_error="continuar"
     )
-    handlers["reporte"] = make_report_handler(services, projections, settings)
+    handlers["reporte"] = checking_arguments(
+        "reporte", make_report_handler(services, projections, settings)
+    )
     service = CommandService(
         handlers,
         CachedAuthenticator(VaultAuthenticator(services.vault)),
@@ -269,6 +271,16 @@ def start_follower(services: Services) -> Any:
     return follower
 
 
+def advance_seconds() -> float:
+    """``CUSTODIA_AVANCE_SECONDS``: how often absences due by the calendar are recorded and
+    OpenBao's district groups are brought back to the ledger's holders."""
+    try:
+        value = float(os.environ.get("CUSTODIA_AVANCE_SECONDS", ADVANCE_SECONDS))
+    except ValueError:
+        return ADVANCE_SECONDS
+    return value if value > 0 else ADVANCE_SECONDS
+
+
 async def _advance_loop(services: Services, stop: asyncio.Event) -> None:
     """Absences that start or end by the calendar change the holder: record and sync."""
     while not stop.is_set():
@@ -277,6 +289,6 @@ async def _advance_loop(services: Services, stop: asyncio.Event) -> None:
         except Exception:
             log.exception("avance_fallido")
         try:
-            await asyncio.wait_for(stop.wait(), ADVANCE_SECONDS)
+            await asyncio.wait_for(stop.wait(), advance_seconds())
         except TimeoutError:
             continue

@@ -31,7 +31,9 @@ from . import protocol
 TOKEN_CACHE_SECONDS = 5.0
 IDEMPOTENCY_BUCKET = "custodia-solicitudes"
 IDEMPOTENCY_TTL = 24 * 3600.0
-PENDING = b"\x00pending"
+PENDING = b"\x00pending"  # + b" " + the micro-service id of the instance that claimed it
+# How long a retry waits for the instance named in a pending claim to answer a PING.
+OWNER_PING_S = 1.0
 # How long a request waits for the idempotency bucket while its stream elects a leader.
 CLAIM_PATIENCE_S = 20.0
 # Commands that change nothing: answered again on a retry, no idempotency record needed.
@@ -59,6 +61,15 @@ class UnknownCommandError(CustodiaError):
 
 class RequestInProgressError(CustodiaError):
     """A request with this id is still being processed (a retry arrived too early)."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(request_id)
+        self.request_id = request_id
+
+
+class RequestAbandonedError(CustodiaError):
+    """The instance that took this request stopped before answering (it is no longer running):
+    the command may or may not have been done. Final: a retry gets this answer again."""
 
     def __init__(self, request_id: str) -> None:
         super().__init__(request_id)
@@ -105,13 +116,21 @@ class CachedAuthenticator:
         self._cache: dict[str, tuple[float, Caller]] = {}
         self._lock = threading.Lock()
 
-    def authenticate(self, token: str) -> Caller:
+    def cached(self, token: str) -> Caller | None:
+        """The caller for ``token`` if it was checked less than ``ttl`` seconds ago (no I/O)."""
         now = time.monotonic()
         with self._lock:
             hit = self._cache.get(token)
         # A cached token past its own expiry time is not used: it is checked again (refused).
         if hit and now - hit[0] < self.ttl and not _expired(hit[1]):
             return hit[1]
+        return None
+
+    def authenticate(self, token: str) -> Caller:
+        hit = self.cached(token)
+        if hit is not None:
+            return hit
+        now = time.monotonic()
         caller = self.inner.authenticate(token)
         with self._lock:
             if len(self._cache) > 10_000:
@@ -167,12 +186,14 @@ class CommandService:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="custodia-cmd")
         self._service: Any = None
         self._kv: Any = None
+        self._nc: Any = None
 
     async def start(self, nc: Any) -> None:
         """Register the micro service and one endpoint per command on connection ``nc``."""
         from nats.js.api import KeyValueConfig, StorageType
         from nats.micro import add_service
 
+        self._nc = nc
         # Idempotency: one record per (caller, request id), kept a day (retries after a lost
         # reply get the recorded reply instead of a second execution).
         self._kv = await nc.jetstream().create_key_value(
@@ -243,19 +264,22 @@ class CommandService:
             except Exception:
                 outcome, error_type, attrs = "error", "InternalError", {}
                 self.log.exception("fallo_interno", comando=command)
+            # The reply goes out first, then it is recorded for retries: a caller retries only
+            # when no reply reached it, so recording first would only add to every command's
+            # latency (a retry that races the record is told "in progress" and tries again).
             if error_type is None:
                 body = protocol.ok_reply(data)
-                await self._record(command, username, headers, body)
                 await request.respond(body)
+                await self._record(command, username, headers, body)
             else:
                 body = protocol.error_reply(error_type, attrs, chain)
-                if error_type != "RequestInProgressError":
-                    await self._record(command, username, headers, body)
                 await request.respond_error(
                     "403" if error_type == "NotAuthenticatedError" else "400",
                     error_type,
                     data=body,
                 )
+                if error_type != "RequestInProgressError":
+                    await self._record(command, username, headers, body)
             self._log(command, username, outcome, error_type, started, args)
 
         return endpoint
@@ -300,11 +324,12 @@ class CommandService:
         from nats.js.errors import KeyWrongLastSequenceError, NoStreamResponseError
 
         key = self._key(caller.username, command, request_id)
+        claim = PENDING + b" " + str(self._service.id if self._service else "").encode()
         deadline = time.monotonic() + CLAIM_PATIENCE_S
         try:
             while True:
                 try:
-                    await self._kv.create(key, PENDING)
+                    await self._kv.create(key, claim)
                     return None
                 except (NoStreamResponseError, NatsTimeoutError, TimeoutError):
                     # The bucket's stream is electing a leader (a cluster member died): wait it
@@ -315,9 +340,29 @@ class CommandService:
         except KeyWrongLastSequenceError:
             entry = await self._kv.get(key)
             value = bytes(entry.value or b"")
-            if value == PENDING:
+            if value.startswith(PENDING):
+                if await self._owner_gone(value[len(PENDING) + 1 :].decode(errors="replace")):
+                    raise RequestAbandonedError(request_id) from None
                 raise RequestInProgressError(request_id) from None
             return value
+
+    async def _owner_gone(self, owner: str) -> bool:
+        """Whether the instance that claimed a request is gone: nobody answers a PING on its
+        micro-service id (killed mid-command, its claim would say "in progress" for a day). An
+        instance that answers late, or a claim without an owner, counts as still working."""
+        if not owner.isalnum() or self._nc is None or owner == self._service.id:
+            return False
+        from nats.errors import NoRespondersError
+        from nats.micro.service import ServiceVerb, control_subject
+
+        subject = control_subject(ServiceVerb.PING, name=protocol.SERVICE_NAME, id=owner)
+        try:
+            await self._nc.request(subject, b"", timeout=OWNER_PING_S)
+        except NoRespondersError:
+            return True
+        except Exception:
+            return False
+        return False
 
     async def _record(
         self, command: str, username: str | None, headers: Mapping[str, str], body: bytes
@@ -338,5 +383,9 @@ class CommandService:
             return Caller("anónimo", "", (), token="")
         if not token:
             raise NotAuthenticatedError("missing")
+        if isinstance(self.authenticator, CachedAuthenticator):
+            hit = self.authenticator.cached(token)  # answered here: no hop to a worker thread
+            if hit is not None:
+                return hit
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, self.authenticator.authenticate, token)

@@ -18,8 +18,10 @@ from typing import Final
 __all__ = [
     "CREATE_STATEMENTS",
     "ERASED_PREFIX",
+    "INDEX_STATEMENTS",
     "PERSON_COLUMNS",
     "TABLE_KEYS",
+    "TABLE_STATEMENTS",
     "VIEW_TABLES",
 ]
 
@@ -176,6 +178,10 @@ CREATE_STATEMENTS: Final[tuple[str, ...]] = (
         action TEXT NOT NULL
     ) WITHOUT ROWID""",
 )
+
+# The secondary indexes (none unique): a rebuild creates them once its tables are filled.
+INDEX_STATEMENTS: Final = tuple(s for s in CREATE_STATEMENTS if s.startswith("CREATE INDEX"))
+TABLE_STATEMENTS: Final = tuple(s for s in CREATE_STATEMENTS if s not in INDEX_STATEMENTS)
 
 # Every view table, with the columns that order its rows (for dumps and comparisons).
 TABLE_KEYS: Final[dict[str, str]] = {

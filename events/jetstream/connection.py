@@ -36,6 +36,7 @@ from eventsourcing.persistence import ProgrammingError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 from nats.js.api import StreamConfig
+from nats.protocol.parser import AWAITING_CONTROL_LINE, MAX_CONTROL_LINE_SIZE, Parser
 
 from events.jetstream.errors import (
     ConnectionClosedError,
@@ -145,6 +146,61 @@ class _DirectError(Exception):
     def __init__(self, status: int, description: str) -> None:
         super().__init__(f"direct get failed: {status} {description}")
         self.status = status
+
+
+def _raw_path_available(nc: Client) -> bool:
+    """Whether nats-py's internals are those the raw path relies on (as in nats-py 2.16)."""
+    params = list(inspect.signature(nc._process_msg).parameters)
+    return params == ["sid", "subject", "reply", "data", "headers"]
+
+
+class _Parser(Parser):
+    """nats-py's protocol parser with a shortcut for complete ``HMSG`` frames, most of what the
+    event store receives (each message of a direct get's reply is one): a frame for the direct
+    inbox goes straight to :meth:`Connection._on_direct_raw`, any other to the client's
+    ``_process_msg`` as before; an incomplete frame waits in the buffer for the rest, as in
+    nats-py. Everything else (other operations, anything malformed) is left to nats-py's own
+    parsing, unchanged."""
+
+    def __init__(self, nc: Client, connection: Connection) -> None:
+        super().__init__(nc)
+        self.connection = connection
+
+    async def parse(self, data: bytes = b"") -> None:
+        buf = self.buf
+        buf.extend(data)
+        connection = self.connection
+        while self.state == AWAITING_CONTROL_LINE and buf[:5] == b"HMSG ":
+            end = buf.find(b"\r\n", 5, MAX_CONTROL_LINE_SIZE)
+            if end < 0:
+                if len(buf) < MAX_CONTROL_LINE_SIZE:
+                    return  # the rest of the line is still to come
+                break
+            # HMSG <subject> <sid> [reply-to] <header bytes> <total bytes>
+            fields = bytes(buf[5:end]).split()
+            if len(fields) == 4:
+                subject, sid, header_size, total_size = fields
+                reply = b""
+            elif len(fields) == 5:
+                subject, sid, reply, header_size, total_size = fields
+            else:
+                break
+            if not (sid.isdigit() and header_size.isdigit() and total_size.isdigit()):
+                break
+            start = end + 2
+            total = int(total_size)
+            if len(buf) < start + total + 2:
+                return  # the rest of the frame is still to come
+            header_end = start + int(header_size)
+            headers = bytes(buf[start:header_end]) if header_end > start else None
+            payload = bytes(buf[header_end : start + total])
+            del buf[: start + total + 2]
+            if int(sid) == connection._direct_sid:
+                connection._on_direct_raw(subject, payload, headers)
+            else:
+                await self.nc._process_msg(int(sid), subject, reply, payload, headers)
+        if buf:
+            await super().parse()
 
 
 class Connection:
@@ -304,6 +360,8 @@ class Connection:
             options["tls"] = context
             if settings.tls_hostname:
                 options["tls_hostname"] = settings.tls_hostname
+        if type(self._nc._ps) is Parser and _raw_path_available(self._nc):
+            self._nc._ps = _Parser(self._nc, self)
         try:
             await asyncio.wait_for(self._nc.connect(**options), settings.connect_timeout)
         except (TimeoutError, OSError, nats.errors.Error) as e:
@@ -322,8 +380,7 @@ class Connection:
         prefix = self._nc.new_inbox() + "."
         self._inbox_prefix = prefix.encode()
         original = self._nc._process_msg
-        params = list(inspect.signature(original).parameters)
-        if params == ["sid", "subject", "reply", "data", "headers"]:
+        if _raw_path_available(self._nc):
             subscription = await self._nc.subscribe(prefix + "*")
             self._direct_sid = subscription._id
 
@@ -527,11 +584,14 @@ class Connection:
                 description = headers[13 : headers.find(b"\r\n")].decode(errors="replace")
                 collector.fail(_DirectError(status, description))
             return
-        seq = _header(headers, b"\r\nNats-Sequence: ")
-        msg_subject = _header(headers, b"\r\nNats-Subject: ")
-        if seq is None or msg_subject is None:
+        # _header(), inline: this runs for every message read.
+        i = headers.rfind(b"\r\nNats-Sequence: ")
+        j = headers.rfind(b"\r\nNats-Subject: ")
+        if i < 0 or j < 0:
             collector.fail(_DirectError(0, "reply without sequence or subject"))
             return
+        seq = headers[i + 17 : headers.find(b"\r\n", i + 17)]
+        msg_subject = headers[j + 16 : headers.find(b"\r\n", j + 16)]
         collector.messages.append((int(seq), msg_subject, data))
         if not collector.batch:
             collector.finish(0)

@@ -274,9 +274,13 @@ class JetStreamSubscription(Subscription[ApplicationRecorder]):
     keeps going across reconnections. :meth:`stop` works from any thread.
     """
 
-    PAGE = 1000
-    PREFETCH = 4
+    # Records per read (a direct get of up to PAGE messages), and pages read ahead. Larger
+    # reads cost less per record (a rebuild ran about 8 % faster than with 1,000).
+    PAGE = 4000
+    FIRST_PAGE = 200
+    PREFETCH = 2
     IDLE_POLL = 1.0
+    FILTERED_READS = 64  # after a read mostly not of events, before trying unfiltered again
 
     def __init__(
         self,
@@ -316,6 +320,15 @@ class JetStreamSubscription(Subscription[ApplicationRecorder]):
                 with contextlib.suppress(RuntimeError):  # the loop is gone
                     self._conn.loop.call_soon_threadsafe(self._slots.release)
 
+    def next_page(self) -> list[Notification]:
+        """The notifications :meth:`__next__` would return next, as many as are at hand (at
+        least one: the rest of the page being read, or the next page). Blocks and ends
+        (``StopIteration``) like :meth:`__next__`: for readers that take many at a time."""
+        first = next(self)
+        page, start = self._page, self._index
+        self._index = len(page)
+        return [first, *page[start:]]
+
     def _end(self) -> None:
         error, self._error = self._error, None
         if error is not None:
@@ -346,11 +359,19 @@ class JetStreamSubscription(Subscription[ApplicationRecorder]):
         topics = frozenset(self._topics) if self._topics else None
         doorbell: Any = None
         fetching: asyncio.Task[DirectReply] | None = None
+        filtered_for = 0  # reads left to filter by subject (a stream mostly not of events)
+        batch = self.FIRST_PAGE  # a short first read: the consumer starts sooner
 
         def fetch(seq: int) -> asyncio.Task[DirectReply]:
+            nonlocal batch
             # Anything recorded from now on rings the doorbell: no wake-up is lost.
             self._doorbell.clear()
-            return asyncio.create_task(self._retrying(stream.fetch, seq))
+            filtered = filtered_for > 0
+            task = asyncio.create_task(
+                self._retrying(stream.fetch, seq, batch=batch, filtered=filtered)
+            )
+            batch = self.PAGE
+            return task
 
         try:
             doorbell = await self._open_doorbell()
@@ -362,6 +383,10 @@ class JetStreamSubscription(Subscription[ApplicationRecorder]):
                 fetching = None
                 messages = reply.messages
                 if messages:
+                    if filtered_for:
+                        filtered_for -= 1
+                    elif stream.mostly_foreign(messages):
+                        filtered_for = self.FILTERED_READS
                     seq = messages[-1][0] + 1
                     if reply.pending:
                         fetching = fetch(seq)  # read ahead while this batch is decoded

@@ -69,6 +69,9 @@ _RETRY_CODES = frozenset({10163, 10176})  # not ready yet; batch incomplete
 _READ_BATCH = 1000
 _READ_MAX_BYTES = 8 * 1024 * 1024
 _SUBJECT_CACHE_SIZE = 100_000
+# Known positions kept per subject: a cached aggregate at any of these versions is brought up
+# to date by reading only the records after it (see ``select_events``).
+_MARKS_PER_SUBJECT = 4
 _SCAN_SLACK = 32
 # A reply not here by then is treated as lost: the fence resolves the outcome.
 _ATTEMPT_TIMEOUT = 2.0
@@ -184,6 +187,9 @@ class EventStream:
         self._tail_seq: int | None = None
         self._next_id = 1
         self._subjects: OrderedDict[str, tuple[int, int | None]] = OrderedDict()
+        # Per subject, a few ``(sequence, version)`` marks: no valid record at or before that
+        # sequence holds a version above that version (numbered streams keep versions rising).
+        self._marks: OrderedDict[str, tuple[tuple[int, int], ...]] = OrderedDict()
         self._reported: set[int] = set()
 
     @property
@@ -223,6 +229,8 @@ class EventStream:
     def _remember(
         self, subject: str, seq: int, last_version: int | None, *, force: bool = False
     ) -> None:
+        if last_version is not None and seq > 0:
+            self._mark(subject, seq, last_version)
         cached = self._subjects.get(subject)
         if cached is not None and cached[0] > seq and not force:
             return
@@ -231,8 +239,27 @@ class EventStream:
         if len(self._subjects) > _SUBJECT_CACHE_SIZE:
             self._subjects.popitem(last=False)
 
+    def _mark(self, subject: str, seq: int, version: int) -> None:
+        marks = self._marks.get(subject, ())
+        if (seq, version) not in marks:
+            marks = tuple(sorted((*marks, (seq, version))))[-_MARKS_PER_SUBJECT:]
+        self._marks[subject] = marks
+        self._marks.move_to_end(subject)
+        if len(self._marks) > _SUBJECT_CACHE_SIZE:
+            self._marks.popitem(last=False)
+
+    def _start_after(self, subject: str, gt: int) -> tuple[int, int] | None:
+        """The latest mark ``(sequence, version)`` with ``version <= gt``: events above ``gt``
+        are all in records after that sequence."""
+        best = None
+        for seq, version in self._marks.get(subject, ()):
+            if version <= gt:
+                best = (seq, version)
+        return best
+
     def _forget(self, subject: str) -> None:
         self._subjects.pop(subject, None)
+        self._marks.pop(subject, None)
 
     def record(self, seq: int, subject: bytes, data: bytes) -> records.Record | None:
         """The record in a message, if valid where it stands; otherwise reported and ``None``."""
@@ -697,7 +724,12 @@ class EventStream:
         events: list[StoredEvent] = []
         top: int | None = None
         last_seq = 0
-        for seq, subj, data in await self.read_subject(subject, deadline):
+        start_seq = 1
+        mark = self._start_after(subject, gt) if self.numbered and gt is not None else None
+        if mark is not None:
+            # Fast-forwarding a cached aggregate: only the records after a known position.
+            start_seq, top = mark[0] + 1, mark[1]
+        for seq, subj, data in await self.read_subject(subject, deadline, start_seq):
             last_seq = seq
             record = self._events_record(seq, subj, data, originator_id)
             if record is None:
@@ -782,9 +814,27 @@ class EventStream:
                 hi = seq
         return lo
 
-    async def fetch(self, seq: int, deadline: float, batch: int = _READ_BATCH) -> DirectReply:
-        """Raw events records from ``seq`` on (at most ``batch``)."""
-        return await self._read(seq, self.events_filter, batch, deadline)
+    async def fetch(
+        self, seq: int, deadline: float, batch: int = _READ_BATCH, *, filtered: bool = True
+    ) -> DirectReply:
+        """Raw events records from ``seq`` on (at most ``batch``).
+
+        Unfiltered, the reply holds every message of the stream from ``seq`` on (tracking
+        records too, which :meth:`decode_batch` drops): the server answers that about 2.5 times
+        faster than a read filtered by the events wildcard (nats-server 2.15, file storage), so
+        sequential readers read unfiltered unless the stream turns out to be mostly not events
+        (:meth:`mostly_foreign`).
+        """
+        if filtered:
+            return await self._read(seq, self.events_filter, batch, deadline)
+        query = {"seq": seq, "batch": batch, "max_bytes": _READ_MAX_BYTES}
+        return await self.conn.direct_get(self.name, query, deadline)
+
+    def mostly_foreign(self, messages: list[RawMessage]) -> bool:
+        """Whether most of an unfiltered read's ``messages`` are not events records."""
+        prefix = self.events_prefix_bytes
+        foreign = sum(1 for _, subject, _ in messages if not subject.startswith(prefix))
+        return foreign * 2 > len(messages)
 
     def decode_batch(
         self,
@@ -801,6 +851,8 @@ class EventStream:
         out: list[Notification] = []
         prefix = self.events_prefix_bytes
         for seq, subject, data in messages:
+            if not subject.startswith(prefix):
+                continue  # another subject of the stream (an unfiltered read): not an event
             try:
                 notifications = records.decode_notifications(data, subject, prefix)
             except InvalidRecordError as e:
@@ -839,11 +891,13 @@ class EventStream:
         """Up to ``limit`` notifications with ids ``>= first``, ``<= stop``, from ``seq`` on."""
         out: list[Notification] = []
         next_id: int | None = None
+        filtered = False
         while True:
-            reply = await self.fetch(seq, deadline, batch)
+            reply = await self.fetch(seq, deadline, batch, filtered=filtered)
             messages = reply.messages
             if not messages:
                 return out
+            filtered = filtered or self.mostly_foreign(messages)
             notifications, next_id = self.decode_batch(messages, first, next_id, topics)
             if stop is not None:
                 notifications = [n for n in notifications if n.id <= stop]

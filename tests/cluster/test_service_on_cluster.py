@@ -1,6 +1,7 @@
 """``custodia servicio`` on the 3-node NATS cluster and the 3-node OpenBao raft cluster, under
-load from 20 concurrent clients, with ``kill -9`` of the ``custodia-events`` stream leader and
-then of the active OpenBao member (issue 10).
+load from 20 concurrent clients, with ``kill -9`` of the ``custodia-events`` stream leader, of the
+active OpenBao member, of one of two service instances mid-command, and of everything at once
+(every NATS node, every OpenBao member, every service instance) followed by a restart (issue 10).
 
 Every command a client saw acknowledged has its events in the ledger exactly once; a command
 refused has none (no ghost); a command whose outcome the client could not learn (no answer) has
@@ -10,8 +11,10 @@ at most one; ``bitacora verificar`` says the ledger is intact; ``reconciliar`` f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import signal
 import statistics
 import subprocess
 import threading
@@ -32,7 +35,7 @@ from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
 
 from custody import session as sessions
 from custody.app import CustodiaApplication
-from custody.bootstrap import Endpoints
+from custody.bootstrap import SERVICE_TOKEN_FILE, Endpoints, write_secret
 from custody.client import CommandClient, ServiceUnavailableError
 from custody.cluster import Cluster
 from custody.protocol import RemoteError
@@ -48,7 +51,7 @@ READ_DISTRICTS = [f"DD{n}" for n in range(10, 16)]  # titular + designated admin
 ROTATED = [f"DD{n}-x" for n in range(16, 22)]  # one rotating client each
 COADMINS = ["ana", "pedro", "rosa"]
 # Refusals that mean "not done": anything else (no answer, in progress) is "outcome unknown".
-UNKNOWN_REMOTE = {"RequestInProgressError", "OutcomeUnknownError"}
+UNKNOWN_REMOTE = {"RequestInProgressError", "RequestAbandonedError", "OutcomeUnknownError"}
 
 
 @dataclass
@@ -58,6 +61,30 @@ class World:
     env: dict[str, str]  # as the ``cliente`` NATS user, without the admin token
     service_env: dict[str, str]
     service: subprocess.Popen[bytes] | None = None
+    # A second instance (its own home: projections database, log), in the same queue group.
+    second: subprocess.Popen[bytes] | None = None
+
+    @property
+    def second_home(self) -> Path:
+        return self.home.parent / "home-2"
+
+    def start_service(self) -> None:
+        """(Re)start the first instance if it is not running."""
+        if self.service is None or self.service.poll() is not None:
+            self.service = _start_service(self.home, self.service_env)
+
+    def start_second(self) -> None:
+        """(Re)start the second instance if it is not running: same servers, same service token
+        (copied as ``init`` left it), its own ``CUSTODIA_HOME``."""
+        if self.second is not None and self.second.poll() is None:
+            return
+        token = (self.home / "secrets" / SERVICE_TOKEN_FILE).read_text()
+        write_secret(self.second_home / "secrets" / SERVICE_TOKEN_FILE, token)
+        env = {**self.service_env, "CUSTODIA_HOME": str(self.second_home)}
+        self.second = _start_service(self.second_home, env)
+
+    def instances(self) -> list[subprocess.Popen[bytes]]:
+        return [s for s in (self.service, self.second) if s is not None and s.poll() is None]
 
     def endpoints(self) -> Endpoints:
         ca = Path(self.cluster.bao.ca_file or "")
@@ -118,13 +145,16 @@ class World:
 
 
 def _start_service(home: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    """``custodia servicio``, ready on return (its log appended to ``home/servicio.log``)."""
     full = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODIA_")}
     full.update(env)
+    home.mkdir(parents=True, exist_ok=True)
     log_path = home / "servicio.log"
     with log_path.open("ab") as log:
+        offset = log.tell()  # a restarted instance: only its own lines count
         service = subprocess.Popen([CUSTODIA, "servicio"], env=full, stdout=log, stderr=log)
     deadline = time.monotonic() + 60
-    while b"servicio_listo" not in log_path.read_bytes():
+    while b"servicio_listo" not in log_path.read_bytes()[offset:]:
         if service.poll() is not None or time.monotonic() > deadline:
             stop_service(service)
             raise RuntimeError(log_path.read_text(errors="replace")[-3000:])
@@ -177,7 +207,9 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             _staff(w)
             yield w
         finally:
-            stop_service(w.service)
+            for instance in (w.service, w.second):
+                if instance is not None and instance.poll() is None:
+                    stop_service(instance)
 
 
 def _staff(w: World) -> None:
@@ -261,8 +293,21 @@ class Outcome:
 class Load:
     world: World
     stop_at: float = 0.0
+    timeout: float = 15.0  # each client's reply timeout (it then retries, same request id)
     outcomes: list[Outcome] = field(default_factory=list)
+    clients: list[CommandClient] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def client(self, user: str) -> CommandClient:
+        client = self.world.client(user, timeout=self.timeout)
+        with self.lock:
+            self.clients.append(client)
+        return client
+
+    @property
+    def retries(self) -> int:
+        """Requests the clients sent again with the same request id (no answer the first time)."""
+        return sum(c.retries for c in self.clients)
 
     def timed(self, client: CommandClient, command: str, args: dict[str, Any]) -> Any:
         started = time.monotonic()
@@ -277,6 +322,8 @@ class Load:
         facts = {**args, "reply": data}
         with self.lock:
             self.outcomes.append(Outcome(command, status, started, time.monotonic(), facts, error))
+        if status == "unknown" and error != "timeout":
+            time.sleep(0.25)  # nothing answers at all (servers down): do not spin
         return data
 
     def running(self) -> bool:
@@ -287,13 +334,13 @@ class Load:
 
 
 def _reader(load: Load, user: str, account: str) -> None:
-    client = load.world.client(user)
+    client = load.client(user)
     while load.running():
         load.timed(client, "revelar", {"cuenta": account, "motivo": f"carga-{uuid.uuid4()}"})
 
 
 def _reporter(load: Load, user: str, district: str) -> None:
-    client = load.world.client(user)
+    client = load.client(user)
     while load.running():
         args = {
             "cuenta": f"{district}-x",
@@ -304,7 +351,7 @@ def _reporter(load: Load, user: str, district: str) -> None:
 
 
 def _rotator(load: Load, user: str, account: str) -> None:
-    client = load.world.client(user)
+    client = load.client(user)
     while load.running():
         load.timed(client, "rotar.iniciar", {"cuenta": account})
         # Confirmed even when the start was not acknowledged (it may have landed).
@@ -312,7 +359,7 @@ def _rotator(load: Load, user: str, account: str) -> None:
 
 
 def _coadmin_reader(load: Load, user: str) -> None:
-    client = load.world.client(user)
+    client = load.client(user)
     n = 0
     while load.running():
         account = f"{READ_DISTRICTS[n % len(READ_DISTRICTS)]}-x"
@@ -320,9 +367,12 @@ def _coadmin_reader(load: Load, user: str) -> None:
         n += 1
 
 
-def _drive(w: World, fault: Callable[[], dict[str, float]]) -> tuple[Load, dict[str, float]]:
-    """20 clients for RUN_SECONDS; ``fault`` runs in this thread 4 s in."""
-    load = Load(w)
+def _drive(
+    w: World, fault: Callable[[], dict[str, float]], load: Load | None = None
+) -> tuple[Load, dict[str, float]]:
+    """20 clients for RUN_SECONDS (``fault`` may extend ``load.stop_at``); ``fault`` runs in
+    this thread 4 s in."""
+    load = load or Load(w)
     clients: list[Callable[[], None]] = []
     for district in READ_DISTRICTS:
         n = district[2:]
@@ -339,7 +389,7 @@ def _drive(w: World, fault: Callable[[], dict[str, float]]) -> tuple[Load, dict[
         time.sleep(4.0)
         times = fault()
         for future in futures:
-            future.result(timeout=RUN_SECONDS + 90)
+            future.result(timeout=max(load.stop_at - time.monotonic(), 0) + 90)
     times["elapsed"] = time.monotonic() - started
     return load, times
 
@@ -463,8 +513,17 @@ def _check(w: World, load: Load) -> dict[str, Any]:
 _PREVIOUS: dict[tuple[str, str], tuple[int, int]] = {}
 
 
+# Accounts with a rotation command that did not succeed, in any load of this module: an
+# instance killed between its OpenBao write and its ledger write (or a failed clean-up) may have
+# left a staged credential there, which ``reconciliar`` reports once it is older than its grace
+# period (60 s), possibly during a later test.
+_UNSETTLED: set[str] = set()
+
+
 def _remember(load: Load) -> None:
     for o in load.outcomes:
+        if o.command.startswith("rotar.") and o.status != "ok":
+            _UNSETTLED.add(o.facts["cuenta"])
         if o.command.startswith("rotar.") and o.status != "refused":
             key = (o.facts["cuenta"], o.command)
             low, high = _PREVIOUS.get(key, (0, 0))
@@ -472,9 +531,11 @@ def _remember(load: Load) -> None:
 
 
 def _reconcile(w: World, load: Load, figures: dict[str, Any]) -> None:
-    """OpenBao and the ledger agree, but for one known case: a confirmation whose ledger write
-    failed (the caller was told so) leaves OpenBao's new current version unrecorded, by design
-    (the platform already uses it); ``reconciliar --reparar`` records it. Afterwards: no drift."""
+    """OpenBao and the ledger agree, but for two known cases: a confirmation whose ledger write
+    failed (the caller was told so, or got no answer) leaves OpenBao's new current version
+    unrecorded, by design (the platform already uses it); and a rotation that failed or was cut
+    short may leave a staged credential. ``reconciliar --reparar`` records the first and deletes
+    the second. Afterwards: no drift."""
     found = w.run("ana", "reconciliar", "--json")
     assert found.returncode == 0, found.stdout + found.stderr
     drift = json.loads(found.stdout)["diferencias"]
@@ -484,6 +545,9 @@ def _reconcile(w: World, load: Load, figures: dict[str, Any]) -> None:
         if o.command == "rotar.confirmar" and o.status != "ok"
     }
     for item in drift:
+        if item["tipo"] == "orphan_staged":
+            assert item["objeto"] in _UNSETTLED, item
+            continue
         assert item["tipo"] == "confirmed_unrecorded", item
         assert item["objeto"] in failed_confirms, item
     figures["drift_before_repair"] = len(drift)
@@ -541,7 +605,7 @@ def test_stream_leader_killed_under_load(world: World, figures: dict[str, Any]) 
 def test_openbao_active_killed_under_load(world: World, figures: dict[str, Any]) -> None:
     """kill -9 of the active OpenBao member 4 s into 15 s of load; then no drift."""
     bao = world.cluster.bao
-    active = bao.wait_active()
+    active = _active_elsewhere(world)
     assert bao.nodes[active].addr != world.env["CUSTODIA_VAULT_ADDR"]
 
     def fault() -> dict[str, float]:
@@ -563,3 +627,124 @@ def test_openbao_active_killed_under_load(world: World, figures: dict[str, Any])
     _remember(load)
     _reconcile(world, load, figures)
     _report("openbao active kill", load, times, figures)
+
+
+def _active_elsewhere(w: World) -> int:
+    """The active OpenBao member, made to be one the service does not talk to (after a full
+    restart any member may have become active): the active member steps down if needed."""
+    bao = w.cluster.bao
+    active = bao.wait_active()
+    while bao.nodes[active].addr == w.env["CUSTODIA_VAULT_ADDR"]:
+        status, _ = bao.call(active, "PUT", "/v1/sys/step-down", token=bao.root_token)
+        assert status == 204, status
+        active = bao.wait_active(other_than=active)
+    bao.wait_unsealed_standbys()
+    return active
+
+
+def test_service_instance_killed_mid_command(world: World, figures: dict[str, Any]) -> None:
+    """Two service instances share the load (one queue group); 4 s in, one gets ``kill -9``
+    with commands in flight. Clients get no reply for those and send them again with the same
+    request id (after 5 s); the other instance answers a retry whose id the dead one had
+    claimed with ``RequestAbandonedError`` (outcome unknown, at once: the owner does not answer
+    a PING), and does the others. Then the same promises as above, and no drift."""
+    world.start_service()
+    world.start_second()
+    victim = world.service
+    assert victim is not None
+
+    def fault() -> dict[str, float]:
+        killed_at = time.monotonic()
+        victim.send_signal(signal.SIGKILL)
+        victim.wait(10)
+        return {"killed_at": killed_at}
+
+    load, times = _drive(world, fault, Load(world, timeout=5.0))
+    assert world.second is not None
+    assert world.second.poll() is None  # the survivor served throughout
+    restarting = time.monotonic()
+    world.start_service()  # the killed instance back, for the tests that follow
+    figures["restart_of_killed_instance_s"] = time.monotonic() - restarting
+    killed_at = times.pop("killed_at")
+    assert load.retries >= 1  # there were commands in flight on the killed instance
+    late = [o for o in load.outcomes if o.started < killed_at < o.ended]
+    figures.update(_check(world, load))
+    figures["first_ok_after_kill_s"] = _first_ok_after(load, killed_at) - killed_at
+    figures["retried_requests"] = load.retries
+    figures["abandoned"] = sum(1 for o in load.outcomes if o.error == "RequestAbandonedError")
+    figures["in_flight_at_kill"] = len(late)
+    # Every command in flight at the kill has its final answer within one client timeout (plus
+    # the retry's own time): nothing is left waiting on the dead instance's claims.
+    figures["in_flight_settled_s"] = max(o.ended for o in late) - killed_at
+    assert figures["in_flight_settled_s"] < load.timeout + 10
+    _remember(load)
+    _reconcile(world, load, figures)
+    _report("service instance kill", load, times, figures)
+
+
+def test_everything_killed_and_restarted_with_the_service(
+    world: World, figures: dict[str, Any]
+) -> None:
+    """4 s into the load every NATS node, every OpenBao member and both service instances get
+    ``kill -9`` at once; all are started again on the same data (OpenBao unsealed) while the
+    clients keep trying, and the load goes on until a few seconds after the service is back.
+    Every acknowledged event is in the ledger exactly once, refused ones not at all, the ledger
+    verifies, OpenBao and the ledger reconcile, and every client succeeds again."""
+    nats, bao = world.cluster.nats, world.cluster.bao
+    world.start_service()
+    world.start_second()
+    load = Load(world)
+
+    def fault() -> dict[str, float]:
+        killed_at = time.monotonic()
+        processes = world.instances()
+        processes += [n.process for n in nats.nodes if n.process is not None]
+        processes += [n.process for n in bao.nodes if n.process is not None]
+        for process in processes:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGKILL)
+        for process in processes:
+            process.wait(10)
+        restarted_at = time.monotonic()
+        nats.start()
+        nats.wait_stream_leader(STREAM)
+        nats_ready_at = time.monotonic()
+        bao.start()  # unseals all three: a quorum is needed before any becomes active
+        bao_ready_at = time.monotonic()
+        world.start_service()
+        service_ready_at = time.monotonic()
+        world.start_second()
+        load.stop_at = max(load.stop_at, time.monotonic() + 4.0)
+        return {
+            "killed_at": killed_at,
+            "restarted_at": restarted_at,
+            "service_ready_at": service_ready_at,
+            "nats_ready_s": nats_ready_at - restarted_at,
+            "bao_active_s": bao_ready_at - nats_ready_at,
+            "service_ready_s": service_ready_at - bao_ready_at,
+        }
+
+    load, times = _drive(world, fault, load)
+    killed_at = times.pop("killed_at")
+    restarted_at = times.pop("restarted_at")
+    service_ready_at = times.pop("service_ready_at")
+    assert len(world.instances()) == 2
+    nats.wait_replicas_current(STREAM)
+    figures.update(_check(world, load))
+    first_ok = _first_ok_after(load, restarted_at)
+    figures["restart_to_first_ok_s"] = first_ok - restarted_at
+    figures["kill_to_first_ok_s"] = first_ok - killed_at
+    figures["retried_requests"] = load.retries
+    # Every client that is not rotating succeeds again once the service is back (a rotation
+    # cut short by the kill may leave its account blocked until reconciliation).
+    again = Counter(
+        o.command for o in load.outcomes if o.status == "ok" and o.started >= service_ready_at
+    )
+    assert again["revelar"], again
+    assert again["incidentes.reportar"], again
+    _remember(load)
+    _reconcile(world, load, figures)
+    # And afterwards, through the real executable.
+    done = world.run("adm10", "revelar", "--cuenta", "DD10-x", "--motivo", "reinicio", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    _report("everything killed and restarted", load, times, figures)

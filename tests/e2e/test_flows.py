@@ -19,7 +19,7 @@ import pytest
 
 from events.errors import CustodiaError
 
-from .conftest import CUSTODIA, run_custodia
+from .conftest import CUSTODIA, init_home, run_custodia
 
 pytestmark = pytest.mark.e2e
 
@@ -78,19 +78,14 @@ class World:
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     home = tmp_path_factory.mktemp("custodia-e2e")
-    init = run_custodia(
-        "init",
-        "--usuario",
-        "ana",
-        "--password-stdin",
-        "--json",
-        home=home,
-        stdin=PASSWORDS["ana"] + "\n",
-        timeout=180,
-    )
-    assert init.returncode == 0, init.stderr
+    init = init_home(home, "ana", PASSWORDS["ana"])
+    if init.returncode != 0:
+        run_custodia("detener", home=home)
+        pytest.fail(init.stdout + init.stderr)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODIA_")}
     env["CUSTODIA_HOME"] = str(home)
+    # One pass at start only (see tests/e2e/conftest.py: start_service).
+    env["CUSTODIA_AVANCE_SECONDS"] = "3600"
     log = (home / "servicio.log").open("wb")
     service = subprocess.Popen([CUSTODIA, "servicio"], env=env, stdout=log, stderr=log)
     world = World(home, service)

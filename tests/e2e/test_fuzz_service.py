@@ -515,12 +515,12 @@ EXTRA = st.dictionaries(
 @st.composite
 def broken_schema(draw: st.DrawFn) -> tuple[str, str, dict[str, Any]]:
     """Plausible arguments with one field broken: a required one missing or empty, or any one
-    of the wrong type (a number, a list, an object; a string for a flag); extra fields too."""
+    of the wrong type (a number, a list, an object; a string for a flag)."""
     command = draw(st.sampled_from(WRITE_COMMANDS))
     schema = SCHEMA[command]
     name = draw(st.sampled_from(sorted(schema)))
     arg = schema[name]
-    args = {**draw(EXTRA), **base_args(command)}
+    args = base_args(command)
     if arg.kind == "flag":
         args[name] = draw(WRONG_TYPES | st.text(max_size=5) | st.none())
     elif arg.required and draw(st.booleans()):
@@ -540,11 +540,33 @@ def broken_schema(draw: st.DrawFn) -> tuple[str, str, dict[str, Any]]:
 def test_wrong_schema_is_a_validation_error(
     fuzz: Fuzz, case: tuple[str, str, dict[str, Any]]
 ) -> None:
-    """A coadministrator's request with one missing, empty or wrongly typed argument (and
-    unknown extra fields) is refused naming that argument; nothing runs."""
+    """A coadministrator's request with one missing, empty or wrongly typed argument is
+    refused naming that argument; nothing runs."""
     command, name, args = case
     error = refusal(fuzz.send(fuzz.request(command, args)), "ValidationError")
     assert error["attrs"].get("field") == name, (command, name, error)
+
+
+@HYPOTHESIS
+@given(command=st.sampled_from(WRITE_COMMANDS), extra=EXTRA.filter(bool))
+def test_unknown_arguments_are_refused_not_ignored(
+    fuzz: Fuzz, command: str, extra: dict[str, Any]
+) -> None:
+    """Valid arguments plus fields the command does not take (a misspelt option, say): refused
+    naming them, before anything runs (the fixture checks nothing was written)."""
+    error = refusal(
+        fuzz.send(fuzz.request(command, {**extra, **base_args(command)})), "UnknownArgumentError"
+    )
+    assert error["attrs"]["command"] == command
+    assert error["attrs"]["names"] == sorted(k[:40] for k in extra)[:5], (command, error)
+
+
+def test_the_service_schema_is_the_fuzzers() -> None:
+    """The fuzzer's model of every write command's arguments is the service's own."""
+    from custody.commands import ARGUMENTS
+
+    for command, schema in SCHEMA.items():
+        assert ARGUMENTS[command] == frozenset(schema), command
 
 
 def test_fields_at_and_over_their_limits(fuzz: Fuzz) -> None:
@@ -699,26 +721,33 @@ def test_a_token_acts_only_as_its_own_person(fuzz: Fuzz) -> None:
     actor cannot rotate (coadministrators only); mario's cannot read DD05's password or code,
     file or report for DD05."""
     claims = {"actor": "ana", "usuario_actor": "ana", "caller": {"username": "ana"}, "token": "x"}
-    cases = [
-        fuzz.request("rotar.iniciar", {"cuenta": "DD05-x", **claims}, user="bety"),
-        fuzz.request("designar", {**base_args("designar"), **claims}, user="bety"),
-        fuzz.request("titular", {"distrito": "DD05", "persona": "bety", **claims}, user="bety"),
-        fuzz.request("revelar", {"cuenta": "DD05-x", "motivo": "x", **claims}, user="mario"),
-        fuzz.request("codigo", {"cuenta": "DD05-x", **claims}, user="mario"),
-        fuzz.request("revelar", {"cuenta": "DD05-x", "motivo": "x", **claims}, user="sofia"),
-        fuzz.request(
-            "cambios.solicitar", {**base_args("cambios.solicitar"), **claims}, user="mario"
-        ),
-        fuzz.request(
-            "incidentes.reportar", {**base_args("incidentes.reportar"), **claims}, user="mario"
-        ),
-        fuzz.request(
-            "personas.alta",
-            {**base_args("personas.alta"), "rol": "coadministrador", **claims},
-            user="luis",
-        ),
-    ]
-    for outcome in fuzz.send_all(cases):
+
+    def cases(claims: dict[str, Any]) -> list[Request]:
+        return [
+            fuzz.request("rotar.iniciar", {"cuenta": "DD05-x", **claims}, user="bety"),
+            fuzz.request("designar", {**base_args("designar"), **claims}, user="bety"),
+            fuzz.request("titular", {"distrito": "DD05", "persona": "bety", **claims}, user="bety"),
+            fuzz.request("revelar", {"cuenta": "DD05-x", "motivo": "x", **claims}, user="mario"),
+            fuzz.request("codigo", {"cuenta": "DD05-x", **claims}, user="mario"),
+            fuzz.request("revelar", {"cuenta": "DD05-x", "motivo": "x", **claims}, user="sofia"),
+            fuzz.request(
+                "cambios.solicitar", {**base_args("cambios.solicitar"), **claims}, user="mario"
+            ),
+            fuzz.request(
+                "incidentes.reportar", {**base_args("incidentes.reportar"), **claims}, user="mario"
+            ),
+            fuzz.request(
+                "personas.alta",
+                {**base_args("personas.alta"), "rol": "coadministrador", **claims},
+                user="luis",
+            ),
+        ]
+
+    # Claims in the body are not arguments of any command: refused before anything runs.
+    for outcome in fuzz.send_all(cases(claims)):
+        refusal(outcome, "UnknownArgumentError")
+    # Without them, each token acts as its own person, who may not do these things.
+    for outcome in fuzz.send_all(cases({})):
         refusal(outcome, "PermissionDeniedError", "VaultPermissionDeniedError", "ScopeError")
     fuzz.assert_unharmed()
 

@@ -17,9 +17,10 @@ from eventsourcing.utils import get_topic
 from events.domain import District
 from events.jetstream import records
 from projections.errors import ProjectionHaltedError
-from projections.runner import start_projections
+from projections.runner import rebuild, start_projections
 from tests.integration.projections.conftest import Ledger
 from tests.unit.domain.domain_world import later, make_world
+from tests.unit.projections.local import open_view
 
 pytestmark = pytest.mark.integration
 
@@ -120,3 +121,54 @@ def test_halt_policy_stops_at_the_poison_event(
             ]
         finally:
             service.close()
+
+
+def test_rebuild_records_poison_and_halts_by_policy(
+    ledger: Ledger, app_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A rebuild (no runner: pages of the subscription) treats poison as the live service does:
+    «continuar» records garbage, an unknown topic and undecodable state and goes on; «detener»
+    stops at the first and leaves the existing view untouched."""
+    w = make_world(collect=False)
+    ledger.save(*w.people, w.district)
+    position = ledger.recorder.max_notification_id() or 0
+    garbage_seq = append_raw(app_env, str(uuid4()), b"this is not a record")
+    stranger = uuid4()
+    append_raw(
+        app_env, str(stranger), record(position + 1, stranger, "custodia:Desconocido.X", b"{}")
+    )
+    dd09 = District.create_id("DD09")
+    append_raw(
+        app_env,
+        str(dd09),
+        record(position + 2, dd09, get_topic(District.Registered), b"\xff{nope"),
+    )
+    w.district.register_account(
+        "DD05-tiktok", handle="dd05iecm", email="dd05.tt@iecm.mx", by=w.coadmin, at=later(9)
+    )
+    ledger.save(w.district)
+    last = ledger.recorder.max_notification_id()
+    assert last == position + 3
+
+    db = tmp_path / "p.sqlite"
+    result = rebuild(db, app_env)
+    assert result.events == last
+    assert result.errors == 3
+    view = open_view(db)
+    try:
+        tables = view.dump()
+    finally:
+        view.close()
+    errors = {(row[1], row[2], row[3]) for row in tables["projection_errors"]}
+    assert errors == {
+        ("mensaje_invalido", None, garbage_seq),
+        ("tema_desconocido", position + 1, None),
+        ("estado_ilegible", position + 2, None),
+    }
+    assert "DD05-tiktok" in [row[0] for row in tables["accounts"]]
+    assert tables["tracking"] == [("custodia", last)]
+
+    before = db.read_bytes()
+    with pytest.raises(ProjectionHaltedError):
+        rebuild(db, app_env, on_error="detener")
+    assert db.read_bytes() == before

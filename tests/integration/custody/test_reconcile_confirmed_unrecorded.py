@@ -1,0 +1,216 @@
+"""``reconciliar --reparar`` of a confirmed-unrecorded rotation, end to end on real servers.
+
+The confirmation of a rotation writes OpenBao first (the staged credential becomes current: the
+platform already uses it), then the ledger. Here the ledger write really fails — the JetStream
+recorder raises at the save, as it does when NATS cannot be reached — after OpenBao's write
+succeeded. Reconciliation finds the confirmation OpenBao has and the ledger lacks, ``--reparar``
+records it, the account's rotation state in the ledger is right afterwards (read back from
+JetStream by a fresh application, and the next rotation works), and a second reconciliation is
+clean.
+
+Reconciliation examines every district and role group of OpenBao, so this module has an OpenBao
+dev server of its own (the session's is shared with modules that leave people and credentials
+behind); the ledger is a namespace of its own on the session's NATS.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from eventsourcing.persistence import StoredEvent
+
+from custody.access import Access
+from custody.app import Actor, Custodia, CustodiaApplication, bootstrap_ledger
+from custody.credentials import Credentials
+from custody.layout import create_service_token, ensure_layout
+from custody.pii import PersonalDataVault
+from custody.servers import start_bao_dev
+from custody.vault import VaultClient
+from events.domain import District, Policy, person_id
+from events.jetstream import EventStoreUnavailableError
+
+pytestmark = pytest.mark.integration
+
+ACCOUNT = "DD05-x"
+
+
+@dataclass
+class World:
+    """Custodia as ``custodia servicio`` builds it (service token), ana a coadministrator."""
+
+    nats_url: str
+    namespace: str
+    vault: VaultClient
+    app: CustodiaApplication
+    custodia: Custodia
+    ana: Actor
+
+    def fresh_app(self) -> CustodiaApplication:
+        return _application(self.nats_url, self.namespace)
+
+
+def _application(nats_url: str, namespace: str) -> CustodiaApplication:
+    return CustodiaApplication(
+        env={
+            "PERSISTENCE_MODULE": "events.jetstream",
+            "NATS_URL": nats_url,
+            "NATS_NAMESPACE": namespace,
+            "AGGREGATE_CACHE_MAXSIZE": "1000",  # as the service runs it
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def world(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    bao = start_bao_dev(tmp_path_factory.mktemp("openbao-reconcile"))
+    try:
+        assert bao.root_token
+        root = VaultClient(bao.addr, bao.root_token)
+        ensure_layout(root)
+        vault = root.with_token(create_service_token(root))
+        namespace = "rcu" + uuid.uuid4().hex[:8]
+        app = _application(nats_url, namespace)
+        try:
+            pii = PersonalDataVault(vault)
+            access = Access(vault)
+            custodia = Custodia(app, access, Credentials(vault), pii, Policy())
+            sealed = pii.seal(str(person_id("ana")), {"nombre": "Ana", "correo": "ana@iecm.mx"})
+            now = datetime.now(UTC)
+            assert bootstrap_ledger(app, "ana", sealed, f"pii-{person_id('ana')}", now)
+            password = secrets.token_urlsafe(18)
+            access.ensure_person("ana", password, "coadministrador")
+            token = vault.with_token(None).login_userpass("ana", password)
+            yield World(nats_url, namespace, vault, app, custodia, Actor("ana", token))
+        finally:
+            app.close()
+    finally:
+        bao.stop()
+
+
+class FailingSaves:
+    """The ledger's recorder, made to fail its next ``count`` writes (nothing is stored)."""
+
+    def __init__(self, app: CustodiaApplication, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.count = 0
+        self.failed = 0
+        recorder: Any = app.recorder
+        insert = recorder.insert_events
+
+        def insert_events(stored: Sequence[StoredEvent], **kwargs: Any) -> Any:
+            if self.count > 0:
+                self.count -= 1
+                self.failed += 1
+                raise EventStoreUnavailableError("NATS unreachable (injected)")
+            return insert(stored, **kwargs)
+
+        monkeypatch.setattr(recorder, "insert_events", insert_events)
+
+
+def _account_state(app: CustodiaApplication) -> tuple[int | None, int | None]:
+    """(current version, staged version) of the account, as the ledger says."""
+    district: Any = app.repository.get(District.create_id(ACCOUNT[:4]))
+    assert isinstance(district, District)
+    account = district.accounts[ACCOUNT]
+    return account.current_version, account.staged_version
+
+
+def _confirmations(app: CustodiaApplication) -> list[int]:
+    """The versions of the account's "rotation confirmed" events in the ledger, in order."""
+    found = []
+    for event in app.repository.event_store.get(District.create_id(ACCOUNT[:4])):
+        if isinstance(event, District.RotationConfirmed) and event.account == ACCOUNT:
+            found.append(event.version)
+    return found
+
+
+def _reads(w: World) -> tuple[str, int]:
+    """The current credential in OpenBao, read as ana (coadministrator): password, version."""
+    credentials = Credentials(w.vault)
+    wrapped = credentials.read_current_wrapped(w.ana.token, ACCOUNT)
+    credential = credentials.unwrap(wrapped.token, ACCOUNT)
+    return credential.password, credential.version
+
+
+def test_confirmed_unrecorded_rotation_is_found_recorded_and_rotation_goes_on(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    custodia, ana = world.custodia, world.ana
+    custodia.register_account(
+        ana,
+        ACCOUNT,
+        handle="DD05IECM",
+        email="dd05.x@iecm.mx",
+        phone=None,
+        public=True,
+        direct_messages=True,
+        existing=False,
+    )
+    first = custodia.start_rotation(ana, ACCOUNT)
+    assert custodia.confirm_rotation(ana, ACCOUNT)["version"] == 1
+    assert custodia.reconcile(ana, repair=False)["diferencias"] == []
+
+    # The second rotation: OpenBao's current version moves to 2, the ledger write fails.
+    second = custodia.start_rotation(ana, ACCOUNT)
+    assert second["version"] == 2
+    failing = FailingSaves(world.app, monkeypatch)
+    failing.count = 1
+    with pytest.raises(EventStoreUnavailableError):
+        custodia.confirm_rotation(ana, ACCOUNT)
+    assert failing.failed == 1
+    assert _reads(world) == (second["contrasena"], 2)  # the platform already uses it
+    assert first["contrasena"] != second["contrasena"]
+    fresh = world.fresh_app()
+    try:
+        assert _account_state(fresh) == (1, 2)  # the ledger: still rotating from version 1
+        assert _confirmations(fresh) == [1]
+    finally:
+        fresh.close()
+
+    found = custodia.reconcile(ana, repair=False)
+    assert found["diferencias"] == [
+        {
+            "tipo": "confirmed_unrecorded",
+            "objeto": ACCOUNT,
+            "esperado": "version 1",
+            "actual": "version 2",
+        }
+    ]
+    assert found["reparadas"] == 0
+    assert found["pendientes"] == 1
+    assert custodia.reconcile(ana, repair=False)["diferencias"] == found["diferencias"]
+
+    repaired = custodia.reconcile(ana, repair=True)
+    assert [d["tipo"] for d in repaired["diferencias"]] == ["confirmed_unrecorded"]
+    assert repaired["pendientes"] == 0
+    assert repaired["reparadas"] >= 1
+    # In the ledger, read back from JetStream: confirmed at version 2, nothing staged.
+    fresh = world.fresh_app()
+    try:
+        assert _account_state(fresh) == (2, None)
+        assert _confirmations(fresh) == [1, 2]
+    finally:
+        fresh.close()
+    assert Credentials(world.vault).staged_metadata(ACCOUNT) is None  # the leftover went too
+    assert custodia.reconcile(ana, repair=False)["diferencias"] == []
+
+    # The next rotation works from the repaired state: version 3, in OpenBao and the ledger.
+    third = custodia.start_rotation(ana, ACCOUNT)
+    assert third["version"] == 3
+    assert custodia.confirm_rotation(ana, ACCOUNT)["version"] == 3
+    assert _reads(world) == (third["contrasena"], 3)
+    fresh = world.fresh_app()
+    try:
+        assert _account_state(fresh) == (3, None)
+        assert _confirmations(fresh) == [1, 2, 3]
+    finally:
+        fresh.close()
+    again = custodia.reconcile(ana, repair=True)
+    assert again["diferencias"] == []
+    assert again["reparadas"] == 0
+    assert custodia.reconcile(ana, repair=False)["diferencias"] == []

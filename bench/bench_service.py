@@ -287,6 +287,14 @@ async def _echo(client_nc: Any, service_nc: Any, runs: int) -> list[float]:
     }
     body = json.dumps({"cuenta": ACCOUNT, "motivo": "medición de latencia"}).encode()
     try:
+        # The subscription reaches the client's account through the service import a moment
+        # after the flush: wait until it answers.
+        for _ in range(100):
+            try:
+                await client_nc.request(ECHO_SUBJECT, body, timeout=5, headers=headers)
+                break
+            except nats.errors.NoRespondersError:
+                await asyncio.sleep(0.02)
         return await measure_async(
             lambda: client_nc.request(ECHO_SUBJECT, body, timeout=5, headers=headers), runs
         )

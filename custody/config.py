@@ -64,8 +64,15 @@ class Settings:
         if nats_url and not nats_url.startswith(("nats://", "tls://", "ws://", "wss://")):
             raise ConfigurationError(PREFIX + "NATS_URL", "must start with nats:// or tls://")
         vault_addr = get("VAULT_ADDR")
-        if vault_addr and not vault_addr.startswith(("http://", "https://")):
-            raise ConfigurationError(PREFIX + "VAULT_ADDR", "must start with http:// or https://")
+        if vault_addr:
+            # One address, or several separated by commas (members of an OpenBao HA cluster:
+            # the client moves to the next when one cannot be reached).
+            addrs = [a.strip().rstrip("/") for a in vault_addr.split(",")]
+            if not all(a.startswith(("http://", "https://")) for a in addrs):
+                raise ConfigurationError(
+                    PREFIX + "VAULT_ADDR", "must start with http:// or https:// (each address)"
+                )
+            vault_addr = ",".join(addrs)
         creds = get("NATS_CREDS")
         if creds and not Path(creds).expanduser().is_file():
             raise ConfigurationError(PREFIX + "NATS_CREDS", "file not found")

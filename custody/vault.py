@@ -14,6 +14,7 @@ every call; a CA bundle must be passed explicitly as ``verify``.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -100,8 +101,46 @@ def check_username(username: str) -> str:
     return username
 
 
+class Members:
+    """The address(es) of one OpenBao/Vault — several, comma-separated, for the members of an HA
+    cluster — and the one in use, shared by a client and the clients made from it."""
+
+    def __init__(self, addr: str) -> None:
+        self.addrs = tuple(a.strip().rstrip("/") for a in addr.split(",") if a.strip())
+        if not self.addrs:
+            raise ValueError("no OpenBao address")
+        self._current = 0
+        self._lock = threading.Lock()
+
+    @property
+    def current(self) -> str:
+        return self.addrs[self._current]
+
+    def failed(self, addr: str) -> None:
+        """``addr`` could not be reached: the next member is tried from now on."""
+        with self._lock:
+            if self.addrs[self._current] == addr:
+                self._current = (self._current + 1) % len(self.addrs)
+
+
+def _never_sent(exc: requests.RequestException) -> bool:
+    """Whether the request surely was not carried out (no connection could be made — to the
+    member, or to the address a standby redirected it to), so sending it to another member
+    cannot do it twice."""
+    from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+
+
 class VaultClient:
-    """An OpenBao/Vault address and one token; all requests go through :meth:`request`."""
+    """An OpenBao/Vault address and one token; all requests go through :meth:`request`.
+
+    ``addr`` may list the members of an HA cluster, comma-separated: a request that cannot
+    connect to one (it was never sent) goes to the next; any other failure is reported as is.
+    """
 
     def __init__(
         self,
@@ -112,8 +151,10 @@ class VaultClient:
         timeout: float = DEFAULT_TIMEOUT,
         verify: bool | str = True,
         session: requests.Session | None = None,
+        members: Members | None = None,
     ) -> None:
         self.addr = addr.rstrip("/")
+        self.members = members if members is not None else Members(self.addr)
         self.mounts = mounts or Mounts()
         self.timeout = timeout
         self.verify = verify
@@ -122,7 +163,11 @@ class VaultClient:
         # hvac sends through this session: its ``verify`` is what applies (a private CA file).
         self._session.verify = verify
         self._hvac = hvac.Client(
-            url=self.addr, token=token, timeout=timeout, verify=verify, session=self._session
+            url=self.members.current,
+            token=token,
+            timeout=timeout,
+            verify=verify,
+            session=self._session,
         )
 
     def __repr__(self) -> str:  # the token never reaches a log line
@@ -150,6 +195,7 @@ class VaultClient:
             timeout=self.timeout,
             verify=self.verify,
             session=self._session,
+            members=self.members,
         )
 
     # -- the boundary ----------------------------------------------------------------------
@@ -181,12 +227,20 @@ class VaultClient:
             kwargs["wrap_ttl"] = f"{wrap_ttl}s" if isinstance(wrap_ttl, int) else wrap_ttl
         error: VaultError | None = None
         response: Any = None
-        try:
-            response = self._hvac.adapter.request(method, f"/v1/{path.lstrip('/')}", **kwargs)
-        except hvac_exceptions.VaultError as exc:
-            error = self._translate(exc, method, path, operation, account, json, secret_body)
-        except requests.RequestException as exc:
-            error = VaultUnreachableError(self.addr, operation, type(exc).__name__)
+        adapter = self._hvac.adapter
+        for attempt in range(len(self.members.addrs)):
+            addr = adapter.base_uri = self.members.current
+            try:
+                response = adapter.request(method, f"/v1/{path.lstrip('/')}", **kwargs)
+            except hvac_exceptions.VaultError as exc:
+                error = self._translate(exc, method, path, operation, account, json, secret_body)
+            except requests.RequestException as exc:
+                if _never_sent(exc) and attempt + 1 < len(self.members.addrs):
+                    log.warning("vault.member.unreachable", addr=addr, operation=operation)
+                    self.members.failed(addr)
+                    continue
+                error = VaultUnreachableError(addr, operation, type(exc).__name__)
+            break
         if error is not None:
             # Raised here, outside the except block: no foreign exception rides along (R7).
             if not isinstance(error, VaultNotFoundError):  # absence is an answer, not a failure

@@ -144,3 +144,35 @@ def test_lookup_of_a_caller_token(service_client: VaultClient, make_user: MakeUs
     assert info.expire_time is not None
     assert info.ttl > 0
     assert user.token not in repr(info)
+
+
+def test_members_of_a_cluster_are_tried_in_turn(service_client: VaultClient) -> None:
+    """``CUSTODIA_VAULT_ADDR`` may list an HA cluster's members: a member that cannot be
+    reached is passed over (the request was never sent), the client and the clients made from
+    it stay on the member that answered; with every member down, the last one is named."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    live = service_client.members.current
+    client = VaultClient(f"{dead},{live}", service_client.token, timeout=2)
+    assert client.lookup_self().policies
+    assert client.members.current == live
+    caller = client.with_token(service_client.token)
+    assert caller.members is client.members
+    assert caller.lookup_self().policies  # straight to the member that answered
+
+    other = f"http://127.0.0.1:{free_port({int(dead.rsplit(':', 1)[1])})}"
+    with pytest.raises(VaultUnreachableError) as unreachable:
+        VaultClient(f"{dead},{other}", "any-token", timeout=2).read("sys/health", operation="x")
+    assert unreachable.value.addr == other
+
+
+def test_a_request_that_reached_a_member_is_not_sent_to_another(
+    service_client: VaultClient, make_user: MakeUser
+) -> None:
+    """A refusal (or any answer) from the member in use is the answer: no other is asked."""
+    live = service_client.members.current
+    nobody = make_user("err-members").login()
+    dead = f"http://127.0.0.1:{free_port()}"
+    client = VaultClient(f"{live},{dead}", nobody, timeout=2)
+    with pytest.raises(VaultPermissionDeniedError):
+        client.read("custodia/data/cuentas/DD01/x", operation="reveal")
+    assert client.members.current == live

@@ -20,3 +20,20 @@ def test_advance_interval(
     else:
         monkeypatch.setenv("CUSTODIA_AVANCE_SECONDS", value)
     assert advance_seconds() == expected
+
+
+def test_vault_addr_may_list_the_members_of_a_cluster() -> None:
+    from custody.config import Settings
+
+    settings = Settings.from_env(
+        {"CUSTODIA_VAULT_ADDR": "https://bao-1:8200/, https://bao-2:8200,https://bao-3:8200"}
+    )
+    assert settings.vault_addr == "https://bao-1:8200,https://bao-2:8200,https://bao-3:8200"
+
+
+def test_every_listed_vault_addr_is_checked() -> None:
+    from custody.config import Settings
+    from events.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        Settings.from_env({"CUSTODIA_VAULT_ADDR": "https://bao-1:8200,bao-2:8200"})

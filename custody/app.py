@@ -12,7 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Mapping
 from copy import deepcopy
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
 from typing import Any, TypeVar
@@ -115,6 +115,9 @@ class Actor:
 
     username: str
     token: str
+    # Called before the command's first side effect (the service settles the request's
+    # idempotency claim there; see ``custody.service.claim_overlapping``).
+    proceed: Callable[[], None] = field(default=lambda: None, repr=False, compare=False)
 
 
 def channel_from(args: Mapping[str, Any]) -> OfficialChannel:
@@ -495,6 +498,7 @@ class Custodia:
                 )
                 self._save(district)
 
+            actor.proceed()  # nothing written before this point
             staged = self.credentials.stage(
                 actor.token,
                 str(account_id),
@@ -586,11 +590,16 @@ class Custodia:
         token (sealed for the caller) leaves the service. The server decides access."""
         account_id = parse_account_id(account)
         with self._lock(str(account_id.district)):
-            # OpenBao's current version is read while the ledger is loaded (two round trips
-            # at once); under the lock, so no rotation of this process lands in between.
-            pinned = self.credentials.prefetch_current(str(account_id))
-            reader = self.person(actor.username)
-            district = self.district(account_id.district)
+            # OpenBao's current version (and, when it is known, the wrapped read itself) are
+            # asked for while the ledger is loaded; under the lock, so no rotation of this
+            # process lands in between. A token made for a refused reveal is revoked.
+            pinned = self.credentials.prefetch_reveal(actor.token, str(account_id))
+            try:
+                reader = self.person(actor.username)
+                district = self.district(account_id.district)
+            except BaseException:
+                pinned.drop()
+                raise
             now = self.clock()
             role: list[str] = []
 
@@ -606,6 +615,7 @@ class Custodia:
                         at=now,
                     )
                 )
+                actor.proceed()  # a refusal here revokes the wrapping token, like any failure
                 self._save(district)
 
             wrapped = self.credentials.reveal(actor.token, str(account_id), record, pinned=pinned)

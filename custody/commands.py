@@ -18,7 +18,7 @@ from . import protocol
 from .app import Actor, Custodia
 from .app import channel_from as _channel_from
 from .protocol import MAX_TEXT
-from .service import Call, Caller, Handler
+from .service import Call, Caller, Handler, claim_overlapping
 from .vault import VaultClient
 
 
@@ -174,6 +174,8 @@ def checking_arguments(command: str, handler: Handler) -> Handler:
 # Commands whose reply carries a sealed field: the reply key is checked before they run, or a
 # command already recorded in the ledger would be reported to its caller as failed.
 SEALING_COMMANDS = frozenset({"rotar.iniciar", "revelar", "codigo"})
+# Commands whose Custodia method calls ``actor.proceed()`` before any side effect.
+CLAIM_OVERLAPPING = frozenset({"rotar.iniciar", "revelar"})
 
 
 def _requiring_reply_key(handler: Callable[[Call], Any]) -> Handler:
@@ -189,7 +191,7 @@ def build_handlers(custodia: Custodia) -> dict[str, Handler]:
     """Every command the service answers."""
 
     def actor(call: Call) -> Actor:
-        return Actor(call.caller.username, call.caller.token)
+        return Actor(call.caller.username, call.caller.token, call.proceed)
 
     def sealed(call: Call, data: dict[str, Any], *secret_keys: str) -> dict[str, Any]:
         out = dict(data)
@@ -332,7 +334,12 @@ def build_handlers(custodia: Custodia) -> dict[str, Handler]:
     }
     for name in SEALING_COMMANDS & set(table):
         table[name] = _requiring_reply_key(table[name])
-    return {name: checking_arguments(name, handler) for name, handler in table.items()}
+    checked = {name: checking_arguments(name, handler) for name, handler in table.items()}
+    # These call ``actor.proceed()`` before their first side effect (the Custodia methods
+    # say where): their ledger and OpenBao reads run while the request id is being claimed.
+    for name in CLAIM_OVERLAPPING:
+        checked[name] = claim_overlapping(checked[name])
+    return checked
 
 
 def _has_channel(args: Mapping[str, Any]) -> bool:

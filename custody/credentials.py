@@ -284,6 +284,57 @@ def _b64(data: str | bytes) -> str:
 # -- the service -----------------------------------------------------------------------------
 
 
+class RevealPrefetch:
+    """The reads of a reveal, already sent (see :meth:`Credentials.prefetch_reveal`): the current
+    metadata and, when this process knows the account's current version (``guess``), the
+    caller's wrapped read of that version (``ahead``). A wrapping token made ahead and not
+    taken is revoked as soon as it arrives."""
+
+    def __init__(
+        self,
+        credentials: Credentials,
+        account: str,
+        metadata: Future[dict[str, Any] | None],
+        guess: int | None,
+        ahead: Future[WrappedSecret] | None,
+    ) -> None:
+        self._credentials = credentials
+        self.account = account
+        self.metadata = metadata
+        self.guess = guess
+        self.ahead = ahead
+        self._settled = ahead is None
+
+    def take(self, version: int) -> WrappedSecret | None:
+        """The wrapped read made ahead if it is of ``version`` (its error, if it failed); else
+        None, and a token made for another version is revoked."""
+        if self._settled or self.ahead is None:
+            return None
+        self._settled = True
+        if self.guess == version:
+            return self.ahead.result()
+        self._revoke_when_done(self.ahead)
+        return None
+
+    def drop(self) -> None:
+        """Not needed after all (the command was refused): revoke the token if one was made."""
+        if not self._settled and self.ahead is not None:
+            self._settled = True
+            self._revoke_when_done(self.ahead)
+
+    def _revoke_when_done(self, ahead: Future[WrappedSecret]) -> None:
+        def revoke(done: Future[WrappedSecret]) -> None:
+            if done.cancelled() or done.exception() is not None:
+                return
+            try:
+                self._credentials.revoke_wrapped(done.result())
+            except VaultError:
+                # It still expires after its short TTL, is single use, and never left here.
+                log.error("custody.reveal.revoke_failed", account=self.account)
+
+        ahead.add_done_callback(revoke)
+
+
 @dataclass(frozen=True)
 class StagePrefetch:
     """The reads :meth:`Credentials.stage` needs, already sent (see ``prefetch_stage``)."""
@@ -302,6 +353,9 @@ class Credentials:
         self._periods: dict[str, int] = {}
         # Independent OpenBao calls of one command are sent at once (see ``prefetch_*``).
         self._ahead = ThreadPoolExecutor(max_workers=8, thread_name_prefix="custodia-vault")
+        # The current version of each account as this process last saw it (a guess for
+        # ``prefetch_reveal``; never trusted without the metadata read).
+        self._known_current: dict[str, int] = {}
 
     # -- calls sent ahead ----------------------------------------------------------------------
 
@@ -324,6 +378,28 @@ class Credentials:
             ref.name,
             self._ahead.submit(self._metadata, caller, ref, False),
             self._ahead.submit(self.fingerprint, caller_token, password),
+        )
+
+    def prefetch_reveal(
+        self, caller_token: str, account: str | AccountRef, ttl: int = DEFAULT_WRAP_TTL
+    ) -> RevealPrefetch:
+        """Start the reads of :meth:`reveal` while the caller loads the ledger: the current
+        metadata (service token) and, if this process has seen the account's current version
+        before, the caller's wrapped read of that version at the same time (on a reveal the
+        wrapped read is the slow part: OpenBao stores a new token). The metadata still decides:
+        a wrapped read of another version is revoked and done again. Take it while holding the
+        account's lock, so no rotation of this process lands in between."""
+        ref = AccountRef.parse(account)
+        ttl = _check_ttl(ttl)
+        guess = self._known_current.get(ref.name)
+        return RevealPrefetch(
+            self,
+            ref.name,
+            self._ahead.submit(self._metadata, self._client, ref, False),
+            guess,
+            self._ahead.submit(self._wrapped_read, caller_token, ref, guess, ttl)
+            if guess
+            else None,
         )
 
     def _as(self, caller_token: str) -> VaultClient:
@@ -385,29 +461,38 @@ class Credentials:
         account: str | AccountRef,
         ttl: int = DEFAULT_WRAP_TTL,
         *,
-        pinned: Future[dict[str, Any] | None] | None = None,
+        pinned: Future[dict[str, Any] | None] | RevealPrefetch | None = None,
     ) -> WrappedSecret:
         """The current credential, read with the CALLER's token and wrapped for ``ttl`` seconds.
 
-        The version is pinned first (service token, metadata), so the ledger can record exactly
+        The version is pinned by the metadata (service token), so the ledger can record exactly
         which version the caller will see. Permission is decided by the server on the caller's
         read: a refused caller gets :class:`VaultPermissionDeniedError` and no wrapping token.
+        ``pinned``: the metadata read (or all the reads) started ahead.
         """
         ref = AccountRef.parse(account)
         ttl = _check_ttl(ttl)
-        meta = pinned.result() if pinned is not None else self._metadata(self._client, ref, False)
-        version = int((meta or {}).get("current_version") or 0)
-        path = ref.data_path(self._mounts)
-        if version <= 0:
-            raise VaultNotFoundError("reveal", path, ref.name)
-        body = self._as(caller_token).read(
-            path,
-            operation="reveal",
-            account=ref.name,
-            params={"version": version},
-            wrap_ttl=ttl,
-        )
-        wrapped = self._wrapped(body, ref, "password", version, "reveal", path)
+        prefetch = pinned if isinstance(pinned, RevealPrefetch) else None
+        if prefetch is not None and prefetch.account != ref.name:
+            raise ValueError("prefetched for another account")
+        try:
+            if prefetch is not None:
+                meta = prefetch.metadata.result()
+            elif pinned is not None:
+                meta = pinned.result()  # type: ignore[union-attr]
+            else:
+                meta = self._metadata(self._client, ref, False)
+            version = int((meta or {}).get("current_version") or 0)
+            if version <= 0:
+                raise VaultNotFoundError("reveal", ref.data_path(self._mounts), ref.name)
+            self._known_current[ref.name] = version
+            wrapped = prefetch.take(version) if prefetch is not None else None
+        except BaseException:
+            if prefetch is not None:
+                prefetch.drop()
+            raise
+        if wrapped is None:
+            wrapped = self._wrapped_read(caller_token, ref, version, ttl)
         log.info(
             "custody.reveal.wrapped",
             account=ref.name,
@@ -417,6 +502,20 @@ class Credentials:
         )
         return wrapped
 
+    def _wrapped_read(
+        self, caller_token: str, ref: AccountRef, version: int | None, ttl: int
+    ) -> WrappedSecret:
+        """Version ``version`` of the credential, read with the caller's token, wrapped."""
+        path = ref.data_path(self._mounts)
+        body = self._as(caller_token).read(
+            path,
+            operation="reveal",
+            account=ref.name,
+            params={"version": version},
+            wrap_ttl=ttl,
+        )
+        return self._wrapped(body, ref, "password", version, "reveal", path)
+
     def reveal(
         self,
         caller_token: str,
@@ -424,13 +523,13 @@ class Credentials:
         record: Callable[[WrappedSecret], object],
         ttl: int = DEFAULT_WRAP_TTL,
         *,
-        pinned: Future[dict[str, Any] | None] | None = None,
+        pinned: Future[dict[str, Any] | None] | RevealPrefetch | None = None,
     ) -> WrappedSecret:
         """Fail-closed reveal (R5, R6): wrap, ``record`` the read in the ledger, then hand over.
 
         If ``record`` raises, the wrapping token is revoked before the error propagates, so the
         credential can no longer be obtained with it: nothing is shown unless it was recorded.
-        ``pinned``: the metadata read started by :meth:`prefetch_current`.
+        ``pinned``: the reads started by :meth:`prefetch_reveal` (or :meth:`prefetch_current`).
         """
         wrapped = self.read_current_wrapped(caller_token, account, ttl, pinned=pinned)
         self._record_or_revoke(wrapped, record)
@@ -710,6 +809,7 @@ class Credentials:
             secret_body=True,
         )
         version = int(((written or {}).get("data") or {}).get("version") or base_version + 1)
+        self._known_current[ref.name] = version
         confirmed = ConfirmedRotation(
             ref.name, rotation_event_id, version, base_version, fingerprint
         )

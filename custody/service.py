@@ -17,8 +17,8 @@ import asyncio
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -88,6 +88,45 @@ class InternalError(CustodiaError):
     """An unexpected failure in the service; details are in the service's log only."""
 
 
+class ClaimNotGrantedError(Exception):
+    """Raised by :meth:`Call.proceed` when the request id could not be claimed (a retry of a
+    request that is done or in progress): the handler stops before its first side effect, and
+    the caller gets the claim's answer instead."""
+
+
+def _nothing() -> None:
+    return None
+
+
+def claim_overlapping(handler: Handler) -> Handler:
+    """Mark ``handler`` as one that calls :meth:`Call.proceed` before its first side effect:
+    the service then runs it while the request id is being claimed, instead of after."""
+
+    def overlapping(call: Call) -> Any:
+        return handler(call)
+
+    overlapping.claim_overlapping = True  # type: ignore[attr-defined]
+    return overlapping
+
+
+class _Gate:
+    """Where a handler running alongside its claim waits before its first side effect."""
+
+    def __init__(self) -> None:
+        self._decided: Future[None] = Future()
+
+    def grant(self) -> None:
+        if not self._decided.done():
+            self._decided.set_result(None)
+
+    def refuse(self) -> None:
+        if not self._decided.done():
+            self._decided.set_exception(ClaimNotGrantedError())
+
+    def wait(self) -> None:
+        self._decided.result()
+
+
 @dataclass(frozen=True)
 class Caller:
     """An authenticated person, as the service sees them for one request."""
@@ -153,6 +192,9 @@ class Call:
     request_id: str
     reply_key: str | None
     received_at: datetime
+    # Called by a handler marked with :func:`claim_overlapping` before its first side effect;
+    # raises :class:`ClaimNotGrantedError` if the request is a retry (see ``_run``).
+    proceed: Callable[[], None] = field(default=_nothing, repr=False, compare=False)
 
     def seal(self, value: Any) -> dict[str, str]:
         """Seal a sensitive value for the caller (see :mod:`custody.protocol`)."""
@@ -184,6 +226,11 @@ class CommandService:
         self.version = version
         self.log = structlog.get_logger("custodia.servicio")
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="custodia-cmd")
+        # Requests in progress: the micro framework hands an endpoint's requests over one at a
+        # time (it awaits each), so each is served in a task of its own; past ``2 * workers``
+        # in progress, new ones wait in NATS's pending queue (back-pressure).
+        self._in_progress = asyncio.Semaphore(2 * workers)
+        self._tasks: set[asyncio.Task[None]] = set()
         self._service: Any = None
         self._kv: Any = None
         self._nc: Any = None
@@ -222,9 +269,28 @@ class CommandService:
     async def stop(self) -> None:
         if self._service is not None:
             await self._service.stop()
+        if self._tasks:  # let the requests in progress finish and answer
+            await asyncio.gather(*self._tasks, return_exceptions=True)
         self._pool.shutdown(wait=True, cancel_futures=False)
 
     def _make_endpoint(self, command: str) -> Callable[[Any], Any]:
+        serve = self._make_server(command)
+
+        async def endpoint(request: Any) -> None:
+            await self._in_progress.acquire()
+            task = asyncio.create_task(serve(request))
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+
+        return endpoint
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._in_progress.release()
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("fallo_interno", error=type(task.exception()).__name__)
+
+    def _make_server(self, command: str) -> Callable[[Any], Any]:
         async def endpoint(request: Any) -> None:
             started = time.perf_counter()
             headers = request.headers or {}
@@ -247,13 +313,11 @@ class CommandService:
                     reply_key=headers.get(protocol.REPLY_KEY_HEADER),
                     received_at=datetime.now(UTC),
                 )
-                replay = await self._claim(command, caller, call.request_id)
+                replay, data = await self._run(command, call)
                 if replay is not None:
                     await request.respond(replay)
                     self._log(command, username, "repetida", None, started, args)
                     return
-                loop = asyncio.get_running_loop()
-                data = await loop.run_in_executor(self._pool, self.handlers[command], call)
             except CustodiaError as exc:
                 outcome, error_type, attrs = (
                     "rechazada",
@@ -308,6 +372,37 @@ class CommandService:
                 if isinstance(args, Mapping) and k in args
             },
         )
+
+    async def _run(self, command: str, call: Call) -> tuple[bytes | None, Any]:
+        """Claim the request id and run the handler: ``(recorded reply, None)`` for a retry of
+        a request already done, else ``(None, the handler's result)``.
+
+        A handler marked :func:`claim_overlapping` starts at once, alongside the claim (its
+        reads need not wait for it) and waits in ``call.proceed()`` before its first side
+        effect; if the claim is not granted it is stopped there, and its result or error is
+        dropped for the claim's answer. Any other handler starts once the claim is granted.
+        """
+        handler = self.handlers[command]
+        loop = asyncio.get_running_loop()
+        if not getattr(handler, "claim_overlapping", False) or command in READ_ONLY:
+            replay = await self._claim(command, call.caller, call.request_id)
+            if replay is not None:
+                return replay, None
+            return None, await loop.run_in_executor(self._pool, handler, call)
+        gate = _Gate()
+        work = loop.run_in_executor(self._pool, handler, replace(call, proceed=gate.wait))
+        try:
+            replay = await self._claim(command, call.caller, call.request_id)
+        except BaseException:
+            gate.refuse()
+            await asyncio.gather(work, return_exceptions=True)  # stopped before any effect
+            raise
+        if replay is not None:
+            gate.refuse()
+            await asyncio.gather(work, return_exceptions=True)
+            return replay, None
+        gate.grant()
+        return None, await work
 
     @staticmethod
     def _key(username: str, command: str, request_id: str) -> str:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 from collections.abc import Callable
-from datetime import datetime
-from typing import Concatenate, Final, ParamSpec, TypeVar
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Concatenate, Final, ParamSpec, TypeVar
+from uuid import UUID
 
 from eventsourcing.domain import Aggregate, CanMutateAggregate
 from eventsourcing.utils import register_topic
@@ -14,7 +17,14 @@ from eventsourcing.utils import register_topic
 from events.domain.clock import as_utc
 from events.domain.errors import TimeOrderError
 
-__all__ = ["TOPIC_PREFIX", "atomic", "command_time", "stable_topics"]
+__all__ = [
+    "TOPIC_PREFIX",
+    "aggregate_deepcopy",
+    "atomic",
+    "command_time",
+    "copy_state",
+    "stable_topics",
+]
 
 TOPIC_PREFIX: Final = "custodia"
 
@@ -22,6 +32,7 @@ A = TypeVar("A", bound=type[Aggregate])
 S = TypeVar("S", bound=Aggregate)
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 def stable_topics(name: str) -> Callable[[A], A]:
@@ -68,7 +79,7 @@ def atomic(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P]
 
     @functools.wraps(method)
     def command(self: S, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        saved = copy.deepcopy(self.__dict__)
+        saved = copy_state(self.__dict__)
         try:
             return method(self, *args, **kwargs)
         except BaseException:
@@ -77,3 +88,92 @@ def atomic(method: Callable[Concatenate[S, P], R]) -> Callable[Concatenate[S, P]
             raise
 
     return command
+
+
+# --- copying aggregate state ------------------------------------------------------------------
+#
+# The application copies an aggregate on every load from its cache, on every save (the cached
+# copy) and before every atomic command. ``copy.deepcopy`` rebuilds each UUID and datetime
+# through ``__reduce_ex__``: a district that has seen a few hundred credential versions took
+# 0.4 ms per copy, three times per command. The state is plain data (dicts, lists, the
+# dataclasses of events.domain, immutable values), so it is copied structurally here: the same
+# result as ``copy.deepcopy`` (aliases kept, nothing mutable shared), with immutable values
+# shared instead of rebuilt. Anything else still goes through ``copy.deepcopy``.
+
+_IMMUTABLE: Final[frozenset[type]] = frozenset(
+    {str, int, float, bool, bytes, type(None), UUID, datetime, date, time, timedelta, Decimal}
+)
+_STRUCTURAL: dict[type, bool] = {}
+
+
+def _structural(cls: type) -> bool:
+    """Whether instances of ``cls`` are copied field by field: events.domain's own dataclasses
+    that keep their fields in ``__dict__`` and copy the default way."""
+    known = _STRUCTURAL.get(cls)
+    if known is None:
+        known = _STRUCTURAL[cls] = (
+            dataclasses.is_dataclass(cls)
+            and cls.__module__.startswith("events.domain")
+            and not hasattr(cls, "__slots__")
+            and all(
+                getattr(cls, name, None) is getattr(object, name, None)
+                for name in ("__deepcopy__", "__reduce_ex__", "__reduce__")
+            )
+            and getattr(cls, "__setstate__", None) is None
+        )
+    return known
+
+
+def _copy(value: Any, memo: dict[int, Any]) -> Any:
+    cls = value.__class__
+    if cls in _IMMUTABLE:
+        return value
+    key = id(value)
+    if key in memo:
+        return memo[key]
+    if cls is dict:
+        out: Any = {}
+        memo[key] = out
+        for k, v in value.items():
+            out[_copy(k, memo)] = _copy(v, memo)
+        return out
+    if cls is list:
+        out = []
+        memo[key] = out
+        for v in value:
+            out.append(_copy(v, memo))
+        return out
+    if cls is tuple or cls is frozenset:
+        items = [_copy(v, memo) for v in value]
+        if all(a is b for a, b in zip(items, value, strict=True)):
+            return value  # immutable all the way down: shared, as copy.deepcopy does
+        out = cls(items)
+        memo[key] = out
+        return out
+    if cls is set:
+        out = set()
+        memo[key] = out
+        for v in value:
+            out.add(_copy(v, memo))
+        return out
+    if _structural(cls):
+        out = object.__new__(cls)
+        memo[key] = out
+        fields = out.__dict__
+        for k, v in value.__dict__.items():
+            fields[k] = _copy(v, memo)
+        return out
+    return copy.deepcopy(value, memo)
+
+
+def copy_state(value: T, memo: dict[int, Any] | None = None) -> T:
+    """A deep copy of aggregate state, equal to ``copy.deepcopy(value)`` but much cheaper."""
+    return _copy(value, {} if memo is None else memo)  # type: ignore[no-any-return]
+
+
+def aggregate_deepcopy(self: S, memo: dict[int, Any]) -> S:
+    """``__deepcopy__`` for aggregates: their ``__dict__`` copied by :func:`copy_state`."""
+    clone = object.__new__(type(self))
+    memo[id(self)] = clone
+    clone.__dict__.update(copy_state(self.__dict__, memo))
+    return clone

@@ -20,7 +20,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate, event
 
-from events.domain.base import command_time, stable_topics
+from events.domain.base import aggregate_deepcopy, command_time, stable_topics
 from events.domain.clock import as_utc
 from events.domain.district import ChannelPayload, District
 from events.domain.errors import (
@@ -49,6 +49,8 @@ def _reason(reason: str | None) -> str | None:
 @stable_topics("ChangeRequest")
 class ChangeRequest(Aggregate):
     """A request to change an account's original settings. Create with :meth:`file`."""
+
+    __deepcopy__ = aggregate_deepcopy  # the state is plain data: copied cheaply
 
     class Filed(Aggregate.Created):
         district: str

@@ -34,7 +34,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
 
-from events.domain.base import atomic, command_time, stable_topics
+from events.domain.base import aggregate_deepcopy, atomic, command_time, stable_topics
 from events.domain.clock import as_utc
 from events.domain.errors import (
     AbsenceAlreadyReportedError,
@@ -203,6 +203,8 @@ def _version(value: object) -> int:
 @stable_topics("District")
 class District(Aggregate):
     """A district (DD01 … DD33). Create with :meth:`register`; its id is :meth:`create_id`."""
+
+    __deepcopy__ = aggregate_deepcopy  # the state is plain data: copied cheaply
 
     # --- events ----------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate, event
 
-from events.domain.base import command_time, stable_topics
+from events.domain.base import aggregate_deepcopy, command_time, stable_topics
 from events.domain.clock import as_utc
 from events.domain.district import ChannelPayload, District
 from events.domain.errors import (
@@ -46,6 +46,8 @@ def _detail(detail: str) -> str:
 @stable_topics("Incident")
 class Incident(Aggregate):
     """A compromise of one account. Create with :meth:`report`."""
+
+    __deepcopy__ = aggregate_deepcopy  # the state is plain data: copied cheaply
 
     class Reported(Aggregate.Created):
         """``notify_by`` is the notification deadline under the policy in force."""

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from eventsourcing.domain import Aggregate, event
 
-from events.domain.base import command_time, stable_topics
+from events.domain.base import aggregate_deepcopy, command_time, stable_topics
 from events.domain.clock import as_utc
 from events.domain.errors import (
     DeviceAlreadyRegisteredError,
@@ -61,6 +61,8 @@ class Person(Aggregate):
     Create with :meth:`register` (by a coadministrator) or :meth:`bootstrap` (the first
     coadministrator, at ``custodia init``).
     """
+
+    __deepcopy__ = aggregate_deepcopy  # the state is plain data: copied cheaply
 
     class Registered(Aggregate.Created):
         # The OpenBao/Vault user name: the person's login identifier, kept in clear so the ledger

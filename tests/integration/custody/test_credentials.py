@@ -307,3 +307,67 @@ def test_coadministrator_cannot_generate_a_readable_seed(
             {"generate": True, "exported": True, "issuer": "X", "account_name": "a"},
             operation="test",
         )
+
+
+def _revoked(credentials: Credentials, wrapped: WrappedSecret) -> bool:
+    """Whether ``wrapped`` can no longer be unwrapped (its revocation may still be on its way)."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        try:
+            credentials.lookup_wrapping(wrapped.token)
+        except WrappingTokenInvalidError:
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def test_reveal_ahead_of_the_metadata(
+    credentials: Credentials, coadmin: User, admin10: User
+) -> None:
+    """Once this process knows the current version, a reveal sends the wrapped read of it along
+    with the metadata read; it is used when the metadata agrees, and the password is right."""
+    version = set_credential(credentials, coadmin.token, "DD10-x", "Ahead-of-time-pw")
+    prefetch = credentials.prefetch_reveal(admin10.token, "DD10-x")
+    assert prefetch.guess == version
+    assert prefetch.ahead is not None
+    wrapped = credentials.reveal(admin10.token, "DD10-x", lambda w: None, pinned=prefetch)
+    assert wrapped.version == version
+    assert wrapped is prefetch.ahead.result()
+    assert credentials.unwrap(wrapped.token, "DD10-x").password == "Ahead-of-time-pw"
+
+
+def test_reveal_ahead_of_a_stale_version_is_revoked(
+    credentials: Credentials, service_client: VaultClient, coadmin: User, admin10: User
+) -> None:
+    """Another process rotated meanwhile: the metadata decides, the caller gets the new version,
+    and the token made ahead for the old one is revoked."""
+    set_credential(credentials, coadmin.token, "DD10-x", "Old-version-pw-1")
+    other = Credentials(service_client)  # another service instance
+    newer = set_credential(other, coadmin.token, "DD10-x", "New-version-pw-2")
+    prefetch = credentials.prefetch_reveal(admin10.token, "DD10-x")
+    assert prefetch.guess == newer - 1
+    assert prefetch.ahead is not None
+    wrapped = credentials.reveal(admin10.token, "DD10-x", lambda w: None, pinned=prefetch)
+    assert wrapped.version == newer
+    assert credentials.unwrap(wrapped.token, "DD10-x").password == "New-version-pw-2"
+    assert _revoked(credentials, prefetch.ahead.result())
+
+
+def test_reveal_ahead_then_refused_is_revoked(
+    credentials: Credentials, coadmin: User, admin10: User, make_user: MakeUser
+) -> None:
+    """A reveal refused after its reads were sent (the ledger refused it) leaves no usable
+    token; a caller OpenBao refuses gets the same refusal as without the read ahead."""
+    set_credential(credentials, coadmin.token, "DD10-x", "Refused-later-pw")
+    prefetch = credentials.prefetch_reveal(admin10.token, "DD10-x")
+    assert prefetch.ahead is not None
+    prefetch.drop()
+    assert _revoked(credentials, prefetch.ahead.result())
+
+    outsider = make_user("cred-outsider10")  # holds no district
+    ahead = credentials.prefetch_reveal(outsider.token, "DD10-x")
+    assert ahead.ahead is not None
+    with pytest.raises(VaultPermissionDeniedError):
+        credentials.reveal(outsider.token, "DD10-x", lambda w: None, pinned=ahead)
+    with pytest.raises(VaultPermissionDeniedError):
+        credentials.reveal(outsider.token, "DD10-x", lambda w: None)

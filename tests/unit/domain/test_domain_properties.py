@@ -41,6 +41,7 @@ from events.domain import (
     Person,
 )
 
+from .copy_check import assert_faithful_copy
 from .domain_world import (
     FINGERPRINT,
     OFICIO,
@@ -212,6 +213,8 @@ class _Ledger(RuleBasedStateMachine):
         """Runs a command; True if done (its events still pending), False if refused — after
         checking that the refusal changed nothing."""
         before = [copy.deepcopy(a) for a in aggregates]
+        for aggregate, snapshot in zip(aggregates, before, strict=True):
+            assert_faithful_copy(aggregate, snapshot)
         try:
             command()
         except DomainError:

@@ -20,6 +20,7 @@ def register(app: App) -> None:
     app.command("estado")(estado)
     app.command("detener")(detener)
     app.command("arrancar", hidden=True)(arrancar)
+    app.command("servicio-lectura", hidden=True)(servicio_lectura)
 
 
 def arrancar(json_output: JsonOption = False) -> None:
@@ -210,3 +211,14 @@ def servicio() -> None:
     settings = Settings.from_env()
     typer.echo("Servicio de Custodia en ejecución (Ctrl-C para detener).", err=True)
     asyncio.run(serve(settings))
+
+
+def servicio_lectura() -> None:
+    """Proceso interno de ``custodia servicio``: proyecciones de reportes y puntos de control
+    firmados de la bitácora. Lo arranca y lo detiene el servicio."""
+    from cli.logging import configure
+    from custody.config import Settings
+    from custody.readside import run
+
+    configure(level="INFO")
+    run(Settings.from_env())

@@ -25,6 +25,7 @@ members are put back before the error propagates.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal, TypeVar
@@ -75,6 +76,11 @@ class Access:
         self._client = client
         self._auth_mount = auth_mount or client.mounts.userpass
         self._accessor: str | None = None
+        # Identity groups have no check-and-set: a read-modify-write of one group is serialized
+        # in this process (the service runs commands concurrently). Another process's change
+        # can still be lost; reconciliation against the ledger puts it back.
+        self._group_locks: dict[str, threading.RLock] = {}
+        self._group_locks_guard = threading.Lock()
 
     # -- people ------------------------------------------------------------------------------
 
@@ -189,16 +195,21 @@ class Access:
                 names.append(entity_id)  # a deleted entity still listed: show its id
         return names
 
+    def _group_lock(self, group: str) -> threading.RLock:
+        with self._group_locks_guard:
+            return self._group_locks.setdefault(group, threading.RLock())
+
     def set_members(self, group: str, usernames: Iterable[str]) -> MembershipChange:
         """Replace a group's members in ONE write: leavers and joiners change together."""
         wanted = sorted(set(usernames))
         ids = [self.require_entity_id(u) for u in wanted]
-        previous = self.members(group)
-        self._client.write(
-            f"identity/group/name/{group}",
-            {"member_entity_ids": ids},
-            operation="set-members",
-        )
+        with self._group_lock(group):
+            previous = self.members(group)
+            self._client.write(
+                f"identity/group/name/{group}",
+                {"member_entity_ids": ids},
+                operation="set-members",
+            )
         change = MembershipChange(group, previous, tuple(wanted))
         if change.changed:
             log.info(
@@ -261,14 +272,17 @@ class Access:
         return self.set_members(self.role_group(role), usernames)
 
     def add_role_member(self, role: Role, username: str) -> MembershipChange:
-        """Add one member (read-modify-write: identity groups have no check-and-set, so two
-        concurrent changes can lose one; reconciliation against the ledger restores it)."""
+        """Add one member (read-modify-write: identity groups have no check-and-set; serialized
+        in this process, while two processes changing the group at once can lose one change,
+        which reconciliation against the ledger restores)."""
         group = self.role_group(role)
-        return self.set_members(group, {*self.members(group), username})
+        with self._group_lock(group):
+            return self.set_members(group, {*self.members(group), username})
 
     def remove_role_member(self, role: Role, username: str) -> MembershipChange:
         group = self.role_group(role)
-        return self.set_members(group, set(self.members(group)) - {username})
+        with self._group_lock(group):
+            return self.set_members(group, set(self.members(group)) - {username})
 
     def groups_of(self, username: str) -> tuple[str, ...]:
         """The names of the groups a person belongs to (for the service's role mapping)."""

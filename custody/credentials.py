@@ -696,9 +696,7 @@ class Credentials:
             raise VaultCasConflictError(
                 "stage", ref.data_path(self._mounts), ref.name, base_version, current_version
             )
-        if prefetched is not None:
-            fingerprint = prefetched.fingerprint.result()
-        else:
+        if prefetched is None:
             fingerprint = self.fingerprint(caller_token, password)
         staged_path = ref.data_path(self._mounts, staged=True)
         caller.write(
@@ -708,6 +706,13 @@ class Credentials:
             account=ref.name,
             secret_body=True,
         )
+        if prefetched is not None:
+            # Sent ahead, awaited only now: the data write did not need it, the tag does.
+            try:
+                fingerprint = prefetched.fingerprint.result()
+            except BaseException:
+                self._compensate_stage(caller, ref)
+                raise
         staged = StagedRotation(
             account=ref.name,
             rotation_event_id=ledger_event_id,
@@ -746,12 +751,17 @@ class Credentials:
             try:
                 record(staged)
             except BaseException:
-                try:
-                    self._delete_staged(caller, ref)
-                except VaultError:
-                    log.warning("custody.rotation.compensation_failed", account=ref.name)
+                self._compensate_stage(caller, ref)
                 raise
         return staged
+
+    def _compensate_stage(self, caller: VaultClient, ref: AccountRef) -> None:
+        """Delete a staged credential whose rotation could not be completed (best effort:
+        reconciliation deletes an orphan later if this fails)."""
+        try:
+            self._delete_staged(caller, ref)
+        except VaultError:
+            log.warning("custody.rotation.compensation_failed", account=ref.name)
 
     def confirm(
         self,

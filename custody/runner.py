@@ -134,10 +134,13 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
 
     services = build(settings, start=settings.embedded_nats or settings.embedded_vault)
     handlers = build_handlers(services.custodia)
-    from projections.runner import start_projections
+    from .readside import ReadSide, ReportPosition
 
-    projections = start_projections(
-        services.endpoints.nats_env(), settings.home / REPORTS_DATABASE, on_error="continuar"
+    # The projections and the ledger follower run in a child process (custody.readside).
+    read_side = ReadSide()
+    read_side.start()
+    projections = ReportPosition(
+        services.endpoints.nats_env(), settings.home / REPORTS_DATABASE, services.app.recorder
     )
     handlers["reporte"] = checking_arguments(
         "reporte", make_report_handler(services, projections, settings)
@@ -166,15 +169,14 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
     if ready is not None:
         ready()
     advance = asyncio.create_task(_advance_loop(services, stop))
-    follower = start_follower(services)
     try:
         await stop.wait()
     finally:
         advance.cancel()
-        await asyncio.to_thread(follower.stop)
         await service.stop()
         await nc.drain()
-        await asyncio.to_thread(projections.close)
+        await asyncio.to_thread(read_side.stop)
+        projections.close()
         services.close()
         stack.record_service(None)
 

@@ -11,18 +11,20 @@ import re
 import struct
 import threading
 import time
+from concurrent.futures import Future
 from datetime import UTC, datetime
 
 import pytest
 
 from custody.access import Access
-from custody.credentials import Credentials, StagedRotation, WrappedSecret
+from custody.credentials import Credentials, StagedRotation, StagePrefetch, WrappedSecret
 from custody.errors import (
     InvalidOtpauthUriError,
     NoStagedRotationError,
     RotationMismatchError,
     VaultCasConflictError,
     VaultPermissionDeniedError,
+    VaultServerError,
     WrappingPathMismatchError,
     WrappingTokenInvalidError,
 )
@@ -194,6 +196,41 @@ def test_stage_with_failing_record_deletes_staged(credentials: Credentials, coad
             record=fail,
         )
     assert credentials.staged_metadata(account) is None
+
+
+def test_stage_with_failing_fingerprint_deletes_staged(
+    credentials: Credentials, coadmin: User
+) -> None:
+    """The fingerprint sent ahead is awaited after the data write: if it failed, the staged
+    credential is removed and the error propagates (no untagged credential is left)."""
+    account = "DD10-instagram"
+    base = credentials.current_version(account)
+    ahead = credentials.prefetch_stage(coadmin.token, account, "Never-tagged-pw")
+    failed: Future[str] = Future()
+    failed.set_exception(VaultServerError("fingerprint", "custodia-transit/hmac", 500))
+    with pytest.raises(VaultServerError):
+        credentials.stage(
+            coadmin.token,
+            account,
+            "Never-tagged-pw",
+            new_event_id(),
+            base,
+            staged_by="t",
+            prefetched=StagePrefetch(ahead.account, ahead.metadata, failed),
+        )
+    assert credentials.staged_metadata(account) is None
+    # and the account can be staged again at once
+    staged = credentials.stage(
+        coadmin.token, account, "Tagged-this-time-pw", new_event_id(), base, staged_by="t"
+    )
+    assert credentials.staged_metadata(account) == {
+        "ledger_event_id": staged.rotation_event_id,
+        "staged_by": "t",
+        "base_version": str(base),
+        "version": str(base + 1),
+        "fingerprint": staged.fingerprint,
+    }
+    credentials.abandon(coadmin.token, account, staged.rotation_event_id)
 
 
 def test_reveal_records_before_handing_over(

@@ -131,3 +131,19 @@ def test_ensure_person_is_idempotent(access: Access, make_user: MakeUser) -> Non
     second = access.ensure_person(u.username, None)
     assert first == second
     assert first.alias_id
+
+
+def test_concurrent_role_changes_lose_nothing(access: Access, make_user: MakeUser) -> None:
+    """The service runs commands concurrently: people added to (and removed from) one role
+    group at the same time all end up where they should (identity groups have no
+    check-and-set; the read-modify-writes of one process are serialized)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    people = [make_user(f"conc-tit{i}").username for i in range(8)]
+    before = set(access.members("titulares"))
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda u: access.add_role_member("titular", u), people))
+    assert set(access.members("titulares")) == before | set(people)
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        list(pool.map(lambda u: access.remove_role_member("titular", u), people[:5]))
+    assert set(access.members("titulares")) == before | set(people[5:])

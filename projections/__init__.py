@@ -12,7 +12,8 @@ Entry points for the service and the command line:
 
 Modules: :mod:`.schema` (tables), :mod:`.view` (tracking recorder + batches),
 :mod:`.projection` (event handlers, poison events), :mod:`.decoding` (faster reading of event
-state, same domain events), :mod:`.runner`, :mod:`.model` (typed rows),
+state, same domain events), :mod:`.fastrows` (a rebuild's shortcut from stored state to rows for
+nearly every event), :mod:`.runner`, :mod:`.model` (typed rows),
 :mod:`.reports` (pure builders), :mod:`.render` and :mod:`.html`, :mod:`.business_time`,
 :mod:`.names`, :mod:`.errors`.
 """

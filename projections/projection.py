@@ -35,8 +35,9 @@ from eventsourcing.projection import Projection
 from eventsourcing.utils import resolve_topic
 
 from events.domain import ChangeRequest, District, DistrictId, Incident, Person
-from projections.decoding import FastJSONTranscoder
+from projections.decoding import FastJSONTranscoder, TypedState
 from projections.errors import ProjectionHaltedError
+from projections.fastrows import FastRows, Params, channel_text
 from projections.schema import ERASED_PREFIX, PERSON_COLUMNS
 from projections.view import Handler, ProjectionError, ReportsView
 
@@ -81,6 +82,24 @@ def _update(c: Any, sql: str, params: tuple[Any, ...]) -> None:
         raise LookupError(f"{c.rowcount} rows for {sql.split(' SET ')[0]} {params[-1]!r}")
 
 
+class _Statement:
+    """A handler's second half: one statement with the parameters its first half computed
+    from the event (or :class:`FastRows` from its stored state); ``one_row``: an update of
+    exactly one row (:func:`_update`)."""
+
+    __slots__ = ("one_row", "sql")
+
+    def __init__(self, sql: str, *, one_row: bool = True) -> None:
+        self.sql = sql
+        self.one_row = one_row
+
+    def __call__(self, c: Any, params: Params, position: int) -> None:
+        if self.one_row:
+            _update(c, self.sql, params)
+        else:
+            c.execute(self.sql, params)
+
+
 def _text(value: Any) -> str:
     """``str(value)``, remembered for UUIDs: the same people come back in event after event."""
     if type(value) is not UUID:
@@ -94,14 +113,7 @@ def _text(value: Any) -> str:
 
 
 def _uid(value: UUID | None) -> str | None:
-    return None if value is None else str(value)
-
-
-def _channel(payload: dict[str, str | None] | None) -> str | None:
-    if not payload:
-        return None
-    text = f"{payload['kind']} {payload['reference']}"
-    return f"{text} ({payload['date']})" if payload.get("date") else text
+    return None if value is None else _text(value)
 
 
 @dataclass(frozen=True)
@@ -119,24 +131,34 @@ class TolerantMapper(Mapper[UUID]):
     """Maps as usual, but returns an :class:`UnreadableEvent` instead of raising.
 
     The library's steps, with what depends only on the topic (the class, its version, how ids
-    convert) looked up once per topic: a rebuild maps every event of the ledger. Anything
-    unusual (a cipher or compressor, a state that does not decode to an object, a str id) takes
-    the library's own path, which also makes the errors.
+    convert, a :class:`~projections.decoding.TypedState` reading its states) looked up once per
+    topic: a rebuild maps every event of the ledger. A state that is exactly the current
+    version's fields is read by the ``TypedState``; any other goes through the transcoder and
+    the upcasters; anything unusual (a cipher or compressor, a state that does not decode to an
+    object, a str id) takes the library's own path, which also makes the errors.
     """
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._classes: dict[str, tuple[type[Any], int]] = {}
+        self._classes: dict[str, tuple[type[Any], int, TypedState | None]] = {}
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
         known = self._classes.get(stored_event.topic)
         if known is None:
             known = self._learn(stored_event.topic)
         if known is not None and type(stored_event.originator_id) is UUID:
+            cls, class_version, typed = known
+            if typed is not None:
+                state = typed.decode(stored_event.state)
+                if state is not None:  # the current version's fields, exactly
+                    state["originator_id"] = stored_event.originator_id
+                    state["originator_version"] = stored_event.originator_version
+                    domain_event = object.__new__(cls)
+                    object.__setattr__(domain_event, "__dict__", state)
+                    return domain_event  # type: ignore[no-any-return]
             try:
                 state = self.transcoder.decode(stored_event.state)
                 if type(state) is dict:
-                    cls, class_version = known
                     state["originator_id"] = stored_event.originator_id
                     state["originator_version"] = stored_event.originator_version
                     from_version = state.pop("class_version", 1)
@@ -161,9 +183,10 @@ class TolerantMapper(Mapper[UUID]):
             )
             return event  # type: ignore[no-any-return]
 
-    def _learn(self, topic: str) -> tuple[type[Any], int] | None:
-        """The class of ``topic`` and its version, if the fast path of
-        :meth:`to_domain_event` gives what the library's would (UUID ids passed through)."""
+    def _learn(self, topic: str) -> tuple[type[Any], int, TypedState | None] | None:
+        """The class of ``topic``, its version and the reader of its states, if the fast
+        paths of :meth:`to_domain_event` give what the library's would (UUID ids passed
+        through)."""
         if self.cipher or self.compressor:
             return None
         try:
@@ -172,7 +195,8 @@ class TolerantMapper(Mapper[UUID]):
                 return None
         except Exception:
             return None
-        known = self._classes[topic] = (cls, getattr(cls, "class_version", 1))
+        typed = TypedState.of(cls, self.transcoder)
+        known = self._classes[topic] = (cls, getattr(cls, "class_version", 1), typed)
         return known
 
 
@@ -210,6 +234,8 @@ class ReportsProjection(Projection[ReportsView]):
 
     def __init__(self, view: ReportsView) -> None:
         super().__init__(view)
+        self._fast_rows: FastRows | None = None
+        self._fast_rows_mapper: Mapper[UUID] | None = None
         self._handlers: dict[type, Handler] = {
             Person.Registered: _person_registered,
             Person.RoleGranted: _role_granted,
@@ -275,21 +301,73 @@ class ReportsProjection(Projection[ReportsView]):
     ) -> None:
         """What the runner and :meth:`process_event` do for each of ``notifications`` (mapped
         by ``mapper``), as a rebuild does it: a page at a time, with no ``Tracking`` object per
-        event (the view's batch ends at the last event's position all the same)."""
-        handlers = self._handlers
-        apply_at = self.view.apply_at
-        to_domain_event = mapper.to_domain_event
+        event (the view's batch ends at the last event's position all the same).
+
+        Nearly every event skips the domain event: :class:`FastRows` gives its handler's second
+        half (:data:`_ROWS`) its parameters from the stored state, and each run of such events
+        is applied at once (:func:`_fast_run`: consecutive credential reads in one
+        ``executemany``). An event it declines, or whose parameters fail to apply, goes the
+        usual way (:meth:`_catch_up_one`), which makes the same rows or records the same
+        error.
+        """
+        if self._fast_rows_mapper is not mapper:
+            self._fast_rows = FastRows.for_mapper(mapper, _CODES)
+            self._fast_rows_mapper = mapper
+        if self._fast_rows is None:
+            for notification in notifications:
+                self._catch_up_one(notification, mapper, application_name)
+            return
+        fast_params = self._fast_rows.params
+        steps: list[tuple[type[Any], Params]] = []
+        run: list[Notification] = []
         for notification in notifications:
-            domain_event = to_domain_event(notification)
-            handler = handlers.get(type(domain_event))
-            if handler is None:
-                self.process_event(domain_event, Tracking(application_name, notification.id))
+            fast = fast_params(notification)
+            if fast is not None:
+                steps.append(fast)
+                run.append(notification)
                 continue
+            if run:
+                self._apply_fast(steps, run, mapper, application_name)
+                steps, run = [], []
+            self._catch_up_one(notification, mapper, application_name)
+        if run:
+            self._apply_fast(steps, run, mapper, application_name)
+
+    def _apply_fast(
+        self,
+        steps: list[tuple[type[Any], Params]],
+        run: list[Notification],
+        mapper: Mapper[UUID],
+        application_name: str,
+    ) -> None:
+        """Applies a run of events :class:`FastRows` gave parameters for, at once; if that
+        fails, one at a time, each the usual way if its parameters fail to apply."""
+        try:
+            self.view.apply_run(_fast_run, steps, application_name, run[-1].id, len(run))
+            return
+        except Exception:  # noqa: S110 - the run again, one event at a time
+            pass
+        apply_at = self.view.apply_at
+        for (cls, params), notification in zip(steps, run, strict=True):
             try:
-                apply_at(handler, domain_event, application_name, notification.id)
-            except Exception as error:
-                tracking = Tracking(application_name, notification.id)
-                self._not_applicable(domain_event, tracking, error)
+                apply_at(_ROWS[cls], params, application_name, notification.id)
+            except Exception:
+                self._catch_up_one(notification, mapper, application_name)
+
+    def _catch_up_one(
+        self, notification: Notification, mapper: Mapper[UUID], application_name: str
+    ) -> None:
+        """One notification, the usual way: mapped, then handled (or recorded as poison)."""
+        domain_event = mapper.to_domain_event(notification)
+        handler = self._handlers.get(type(domain_event))
+        if handler is None:
+            self.process_event(domain_event, Tracking(application_name, notification.id))
+            return
+        try:
+            self.view.apply_at(handler, domain_event, application_name, notification.id)
+        except Exception as error:
+            tracking = Tracking(application_name, notification.id)
+            self._not_applicable(domain_event, tracking, error)
 
     def _not_applicable(self, domain_event: Any, tracking: Tracking, error: Exception) -> None:
         reason = f"{type(error).__name__}: {error}"[:500]
@@ -352,10 +430,12 @@ def _role_revoked(c: Any, e: Any, position: int) -> None:
 
 
 def _device_registered(c: Any, e: Any, position: int) -> None:
-    c.execute(
-        "INSERT OR REPLACE INTO person_devices VALUES (?, ?, ?)",
-        (str(e.originator_id), e.device_id, stamp(e.timestamp)),
-    )
+    _REGISTER_DEVICE(c, (str(e.originator_id), e.device_id, stamp(e.timestamp)), position)
+
+
+_REGISTER_DEVICE: Final = _Statement(
+    "INSERT OR REPLACE INTO person_devices VALUES (?, ?, ?)", one_row=False
+)
 
 
 def _device_retired(c: Any, e: Any, position: int) -> None:
@@ -399,62 +479,70 @@ def _titular_appointed(c: Any, e: Any, position: int) -> None:
     _update(
         c,
         "UPDATE districts SET titular_id = ?, titular_since = ? WHERE code = ?",
-        (str(e.person_id), stamp(e.timestamp), _code(e)),
+        (_text(e.person_id), stamp(e.timestamp), _code(e)),
     )
 
 
 def _administrator_designated(c: Any, e: Any, position: int) -> None:
-    _update(
-        c,
-        "UPDATE districts SET administrator_id = ?, administrator_since = ? WHERE code = ?",
-        (str(e.person_id), stamp(e.timestamp), _code(e)),
-    )
+    _DESIGNATE_ADMINISTRATOR(c, (_text(e.person_id), stamp(e.timestamp), _code(e)), position)
+
+
+_DESIGNATE_ADMINISTRATOR: Final = _Statement(
+    "UPDATE districts SET administrator_id = ?, administrator_since = ? WHERE code = ?"
+)
 
 
 def _designation_ended(c: Any, e: Any, position: int) -> None:
-    _update(
-        c,
-        "UPDATE districts SET administrator_id = NULL, administrator_since = NULL WHERE code = ?",
-        (_code(e),),
-    )
+    _END_DESIGNATION(c, (_code(e),), position)
+
+
+_END_DESIGNATION: Final = _Statement(
+    "UPDATE districts SET administrator_id = NULL, administrator_since = NULL WHERE code = ?"
+)
 
 
 def _absence_reported(c: Any, e: Any, position: int) -> None:
-    _update(
-        c,
-        "UPDATE districts SET absence_reason = ?, absence_substitute_id = ?,"
-        " absence_starts_on = ?, absence_ends_on = ?, absence_in_course = 0 WHERE code = ?",
-        (e.reason, str(e.substitute_id), e.starts_on, e.ends_on, _code(e)),
+    _REPORT_ABSENCE(
+        c, (e.reason, _text(e.substitute_id), e.starts_on, e.ends_on, _code(e)), position
     )
+
+
+_REPORT_ABSENCE: Final = _Statement(
+    "UPDATE districts SET absence_reason = ?, absence_substitute_id = ?,"
+    " absence_starts_on = ?, absence_ends_on = ?, absence_in_course = 0 WHERE code = ?"
+)
 
 
 def _absence_started(c: Any, e: Any, position: int) -> None:
-    _update(c, "UPDATE districts SET absence_in_course = 1 WHERE code = ?", (_code(e),))
+    _START_ABSENCE(c, (_code(e),), position)
+
+
+_START_ABSENCE: Final = _Statement("UPDATE districts SET absence_in_course = 1 WHERE code = ?")
 
 
 def _absence_ended(c: Any, e: Any, position: int) -> None:
-    _update(
-        c,
-        "UPDATE districts SET absence_reason = NULL, absence_substitute_id = NULL,"
-        " absence_starts_on = NULL, absence_ends_on = NULL, absence_in_course = NULL"
-        " WHERE code = ?",
-        (_code(e),),
-    )
+    _END_ABSENCE(c, (_code(e),), position)
+
+
+_END_ABSENCE: Final = _Statement(
+    "UPDATE districts SET absence_reason = NULL, absence_substitute_id = NULL,"
+    " absence_starts_on = NULL, absence_ends_on = NULL, absence_in_course = NULL"
+    " WHERE code = ?"
+)
 
 
 def _holder_changed(c: Any, e: Any, position: int) -> None:
-    _update(
-        c,
-        "UPDATE districts SET holder_id = ?, holder_since = ?, holder_cause = ? WHERE code = ?",
-        (_uid(e.holder_id), stamp(e.timestamp), e.cause, _code(e)),
-    )
+    _CHANGE_HOLDER(c, (_uid(e.holder_id), stamp(e.timestamp), e.cause, _code(e)), position)
+
+
+_CHANGE_HOLDER: Final = _Statement(
+    "UPDATE districts SET holder_id = ?, holder_since = ?, holder_cause = ? WHERE code = ?"
+)
 
 
 def _obligation_opened(c: Any, e: Any, position: int) -> None:
-    c.execute(
-        "INSERT INTO obligations (obligation_id, position, district, account, cause,"
-        " outgoing_holder_id, incoming_holder_id, opened_at, deadline)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    _OPEN_OBLIGATION(
+        c,
         (
             str(e.obligation_id),
             position,
@@ -466,22 +554,30 @@ def _obligation_opened(c: Any, e: Any, position: int) -> None:
             stamp(e.timestamp),
             stamp(e.deadline),
         ),
+        position,
     )
+
+
+_OPEN_OBLIGATION: Final = _Statement(
+    "INSERT INTO obligations (obligation_id, position, district, account, cause,"
+    " outgoing_holder_id, incoming_holder_id, opened_at, deadline)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    one_row=False,
+)
 
 
 def _obligation_withdrawn(c: Any, e: Any, position: int) -> None:
-    _update(
-        c,
-        "UPDATE obligations SET withdrawn_at = ?, withdrawn_reason = ? WHERE obligation_id = ?",
-        (stamp(e.timestamp), e.reason, str(e.obligation_id)),
-    )
+    _WITHDRAW_OBLIGATION(c, (stamp(e.timestamp), e.reason, str(e.obligation_id)), position)
+
+
+_WITHDRAW_OBLIGATION: Final = _Statement(
+    "UPDATE obligations SET withdrawn_at = ?, withdrawn_reason = ? WHERE obligation_id = ?"
+)
 
 
 def _account_registered(c: Any, e: Any, position: int) -> None:
-    # A re-registered account starts again without a current credential (versions keep rising).
-    c.execute(
-        "INSERT OR REPLACE INTO accounts VALUES"
-        " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, 0)",
+    _REGISTER_ACCOUNT(
+        c,
         (
             e.account,
             _code(e),
@@ -494,15 +590,29 @@ def _account_registered(c: Any, e: Any, position: int) -> None:
             int(e.existing),
             stamp(e.timestamp),
         ),
+        position,
     )
+
+
+# A re-registered account starts again without a current credential (versions keep rising).
+_REGISTER_ACCOUNT: Final = _Statement(
+    "INSERT OR REPLACE INTO accounts VALUES"
+    " (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, NULL, NULL, NULL, 0)",
+    one_row=False,
+)
 
 
 def _account_status_recorded(c: Any, e: Any, position: int) -> None:
-    _update(
+    _RECORD_ACCOUNT_STATUS(
         c,
-        "UPDATE accounts SET public = ?, direct_messages = ?, violations = ? WHERE account = ?",
         (int(e.public), int(e.direct_messages), json.dumps(list(e.violations)), e.account),
+        position,
     )
+
+
+_RECORD_ACCOUNT_STATUS: Final = _Statement(
+    "UPDATE accounts SET public = ?, direct_messages = ?, violations = ? WHERE account = ?"
+)
 
 
 def _account_setting_changed(c: Any, e: Any, position: int) -> None:
@@ -521,16 +631,20 @@ def _account_setting_changed(c: Any, e: Any, position: int) -> None:
 
 
 def _account_closed(c: Any, e: Any, position: int) -> None:
-    _update(
-        c,
-        "UPDATE accounts SET closed_at = ?, staged_version = NULL, staged_since = NULL"
-        " WHERE account = ?",
-        (stamp(e.timestamp), e.account),
-    )
+    _CLOSE_ACCOUNT(c, (stamp(e.timestamp), e.account), position)
+
+
+_CLOSE_ACCOUNT: Final = _Statement(
+    "UPDATE accounts SET closed_at = ?, staged_version = NULL, staged_since = NULL"
+    " WHERE account = ?"
+)
 
 
 def _totp_registered(c: Any, e: Any, position: int) -> None:
-    _update(c, "UPDATE accounts SET totp_registered = 1 WHERE account = ?", (e.account,))
+    _REGISTER_TOTP(c, (e.account,), position)
+
+
+_REGISTER_TOTP: Final = _Statement("UPDATE accounts SET totp_registered = 1 WHERE account = ?")
 
 
 _EXPOSED_REMEMBERED: Final = 100_000
@@ -554,42 +668,53 @@ def _expose(c: Any, account: str, version: int, person: str, at: str, how: str) 
 
 def _rotation_started(c: Any, e: Any, position: int) -> None:
     at = stamp(e.timestamp)
+    _start_rotation(c, (e.version, at, e.account, _text(e.by)), position)
+
+
+def _start_rotation(c: Any, params: Params, position: int) -> None:
+    version, at, account, by = params
     _update(
         c,
         "UPDATE accounts SET staged_version = ?, staged_since = ? WHERE account = ?",
-        (e.version, at, e.account),
+        (version, at, account),
     )
-    _expose(c, e.account, e.version, _text(e.by), at, "generacion")
+    _expose(c, account, version, by, at, "generacion")
 
 
 def _rotation_confirmed(c: Any, e: Any, position: int) -> None:
     at = stamp(e.timestamp)
+    version, account, by = e.version, e.account, _text(e.by)
+    obligations = tuple([str(obligation) for obligation in e.closed_obligation_ids])
+    _confirm_rotation(c, (version, at, account, by, obligations), position)
+
+
+def _confirm_rotation(c: Any, params: Params, position: int) -> None:
+    version, at, account, by, obligations = params
     _update(
         c,
         "UPDATE accounts SET current_version = ?, current_since = ?, staged_version = NULL,"
         " staged_since = NULL WHERE account = ?",
-        (e.version, at, e.account),
+        (version, at, account),
     )
-    by = str(e.by)
-    for obligation in e.closed_obligation_ids:
+    for obligation in obligations:
         _update(
             c,
             "UPDATE obligations SET closed_at = ?, closed_by = ?, closed_by_version = ?"
             " WHERE obligation_id = ?",
-            (at, by, e.version, str(obligation)),
+            (at, by, version, obligation),
         )
 
 
 def _rotation_abandoned(c: Any, e: Any, position: int) -> None:
-    _update(
-        c,
-        "UPDATE accounts SET staged_version = NULL, staged_since = NULL WHERE account = ?",
-        (e.account,),
-    )
+    _ABANDON_ROTATION(c, (e.account,), position)
+
+
+_ABANDON_ROTATION: Final = _Statement(
+    "UPDATE accounts SET staged_version = NULL, staged_since = NULL WHERE account = ?"
+)
 
 
 def _credential_read(c: Any, e: Any, position: int) -> None:
-    # The stamp and the reader's id are made once for both rows.
     # _text() and _code(), inline for their usual case: most of the ledger is reads.
     at = stamp(e.timestamp)
     by = _TEXTS.get(e.by.int) if type(e.by) is UUID else None
@@ -598,16 +723,15 @@ def _credential_read(c: Any, e: Any, position: int) -> None:
     district = _CODES.get(e.originator_id.int) if type(e.originator_id) is UUID else None
     if district is None:
         district = _code(e)
-    account, kind, version = e.account, e.kind, e.version
-    c.execute(
-        "INSERT INTO reads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    _read_row(
+        c,
         (
             position,
             at,
             district,
-            account,
-            kind,
-            version,
+            e.account,
+            e.kind,
+            e.version,
             by,
             e.reader_role,
             e.purpose,
@@ -615,19 +739,42 @@ def _credential_read(c: Any, e: Any, position: int) -> None:
             int(e.registered_device),
             int(e.outside_working_hours),
         ),
+        position,
     )
+
+
+_INSERT_READ: Final = "INSERT INTO reads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _read_row(c: Any, row: Params, position: int) -> None:
+    """A credential read, as its ``reads`` row."""
+    c.execute(_INSERT_READ, row)
+    kind, version = row[4], row[5]
     if kind == "contrasena" and version is not None:
-        _expose(c, account, version, by, at, "lectura")
+        _expose(c, row[3], version, row[6], row[1], "lectura")
+
+
+def _read_rows(c: Any, rows: list[Params], position: int) -> None:
+    """:func:`_read_row` for consecutive reads: their rows in one ``executemany``."""
+    c.executemany(_INSERT_READ, rows)
+    exposed = getattr(c, "exposed", None)
+    for row in rows:
+        version = row[5]
+        # Mostly a password its reader has seen already: _expose()'s first test, inline.
+        if (
+            row[4] == "contrasena"
+            and version is not None
+            and (exposed is None or (row[3], version, row[6]) not in exposed)
+        ):
+            _expose(c, row[3], version, row[6], row[1], "lectura")
 
 
 def _request_filed(c: Any, e: Any, position: int) -> None:
     channel = e.channel
-    c.execute(
-        "INSERT INTO change_requests (request_id, position, district, account, field, detail,"
-        " channel_kind, channel_reference, channel_date, status, filed_at, filed_by)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'solicitada', ?, ?)",
+    _FILE_REQUEST(
+        c,
         (
-            str(e.originator_id),
+            _text(e.originator_id),
             position,
             e.district,
             e.account,
@@ -637,77 +784,152 @@ def _request_filed(c: Any, e: Any, position: int) -> None:
             channel["reference"],
             channel.get("date"),
             stamp(e.timestamp),
-            str(e.by),
+            _text(e.by),
         ),
+        position,
     )
 
 
-def _decided(c: Any, e: Any, status: str) -> None:
-    _update(
-        c,
-        "UPDATE change_requests SET status = ?, decided_at = ?, decided_by = ?,"
-        " decision_reason = ? WHERE request_id = ?",
-        (status, stamp(e.timestamp), str(e.by), e.reason, str(e.originator_id)),
+_FILE_REQUEST: Final = _Statement(
+    "INSERT INTO change_requests (request_id, position, district, account, field, detail,"
+    " channel_kind, channel_reference, channel_date, status, filed_at, filed_by)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'solicitada', ?, ?)",
+    one_row=False,
+)
+
+
+def _decided(c: Any, e: Any, status: str, position: int) -> None:
+    _DECIDE_REQUEST(
+        c, (status, stamp(e.timestamp), _text(e.by), e.reason, _text(e.originator_id)), position
     )
+
+
+_DECIDE_REQUEST: Final = _Statement(
+    "UPDATE change_requests SET status = ?, decided_at = ?, decided_by = ?,"
+    " decision_reason = ? WHERE request_id = ?"
+)
 
 
 def _request_approved(c: Any, e: Any, position: int) -> None:
-    _decided(c, e, "aprobada")
+    _decided(c, e, "aprobada", position)
 
 
 def _request_rejected(c: Any, e: Any, position: int) -> None:
-    _decided(c, e, "rechazada")
+    _decided(c, e, "rechazada", position)
 
 
 def _request_applied(c: Any, e: Any, position: int) -> None:
-    _update(
-        c,
-        "UPDATE change_requests SET status = 'aplicada', applied_at = ?, applied_by = ?,"
-        " rotation_version = ? WHERE request_id = ?",
-        (stamp(e.timestamp), str(e.by), e.rotation_version, str(e.originator_id)),
+    _APPLY_REQUEST(
+        c, (stamp(e.timestamp), _text(e.by), e.rotation_version, _text(e.originator_id)), position
     )
 
 
+_APPLY_REQUEST: Final = _Statement(
+    "UPDATE change_requests SET status = 'aplicada', applied_at = ?, applied_by = ?,"
+    " rotation_version = ? WHERE request_id = ?"
+)
+
+
 def _incident_reported(c: Any, e: Any, position: int) -> None:
-    c.execute(
-        "INSERT INTO incidents (incident_id, position, district, account, incident_type,"
-        " description, status, reported_at, reported_by, notify_by)"
-        " VALUES (?, ?, ?, ?, ?, ?, 'reportado', ?, ?, ?)",
+    _REPORT_INCIDENT(
+        c,
         (
-            str(e.originator_id),
+            _text(e.originator_id),
             position,
             e.district,
             e.account,
             e.incident_type,
             e.description,
             stamp(e.timestamp),
-            str(e.by),
+            _text(e.by),
             stamp(e.notify_by),
         ),
+        position,
     )
+
+
+_REPORT_INCIDENT: Final = _Statement(
+    "INSERT INTO incidents (incident_id, position, district, account, incident_type,"
+    " description, status, reported_at, reported_by, notify_by)"
+    " VALUES (?, ?, ?, ?, ?, ?, 'reportado', ?, ?, ?)",
+    one_row=False,
+)
 
 
 def _incident_notified(c: Any, e: Any, position: int) -> None:
-    _update(
+    _NOTIFY_INCIDENT(
         c,
-        "UPDATE incidents SET status = 'notificado', notified_at = ?, notified_on_time = ?,"
-        " notified_channel = ? WHERE incident_id = ?",
-        (stamp(e.timestamp), int(e.on_time), _channel(e.channel), str(e.originator_id)),
+        (stamp(e.timestamp), int(e.on_time), channel_text(e.channel), _text(e.originator_id)),
+        position,
     )
+
+
+_NOTIFY_INCIDENT: Final = _Statement(
+    "UPDATE incidents SET status = 'notificado', notified_at = ?, notified_on_time = ?,"
+    " notified_channel = ? WHERE incident_id = ?"
+)
 
 
 def _incident_contained(c: Any, e: Any, position: int) -> None:
-    _update(
-        c,
-        "UPDATE incidents SET status = 'contenido', contained_at = ?, rotation_version = ?"
-        " WHERE incident_id = ?",
-        (stamp(e.timestamp), e.rotation_version, str(e.originator_id)),
-    )
+    _CONTAIN_INCIDENT(c, (stamp(e.timestamp), e.rotation_version, _text(e.originator_id)), position)
+
+
+_CONTAIN_INCIDENT: Final = _Statement(
+    "UPDATE incidents SET status = 'contenido', contained_at = ?, rotation_version = ?"
+    " WHERE incident_id = ?"
+)
 
 
 def _incident_closed(c: Any, e: Any, position: int) -> None:
-    _update(
-        c,
-        "UPDATE incidents SET status = 'cerrado', closed_at = ? WHERE incident_id = ?",
-        (stamp(e.timestamp), str(e.originator_id)),
-    )
+    _CLOSE_INCIDENT(c, (stamp(e.timestamp), _text(e.originator_id)), position)
+
+
+_CLOSE_INCIDENT: Final = _Statement(
+    "UPDATE incidents SET status = 'cerrado', closed_at = ? WHERE incident_id = ?"
+)
+
+
+def _fast_run(c: Any, steps: list[tuple[type[Any], Params]], position: int) -> None:
+    """Applies a run of events from their :class:`FastRows` parameters, in order."""
+    reads: list[Params] = []
+    for cls, params in steps:
+        if cls is _READ:
+            reads.append(params)
+            continue
+        if reads:
+            _read_rows(c, reads, position)
+            reads = []
+        _ROWS[cls](c, params, position)
+    if reads:
+        _read_rows(c, reads, position)
+
+
+_READ: Final = District.CredentialRead
+# The second halves of the handlers FastRows gives parameters for.
+_ROWS: Final[dict[type[Any], Handler]] = {
+    _READ: _read_row,
+    District.RotationObligationOpened: _OPEN_OBLIGATION,
+    District.RotationStarted: _start_rotation,
+    District.RotationConfirmed: _confirm_rotation,
+    District.CredentialHolderChanged: _CHANGE_HOLDER,
+    District.AdministratorDesignated: _DESIGNATE_ADMINISTRATOR,
+    District.DesignationEnded: _END_DESIGNATION,
+    District.AbsenceReported: _REPORT_ABSENCE,
+    District.AbsenceStarted: _START_ABSENCE,
+    District.AbsenceEnded: _END_ABSENCE,
+    District.RotationObligationWithdrawn: _WITHDRAW_OBLIGATION,
+    District.AccountRegistered: _REGISTER_ACCOUNT,
+    District.AccountStatusRecorded: _RECORD_ACCOUNT_STATUS,
+    District.AccountClosed: _CLOSE_ACCOUNT,
+    District.TotpRegistered: _REGISTER_TOTP,
+    District.RotationAbandoned: _ABANDON_ROTATION,
+    Person.DeviceRegistered: _REGISTER_DEVICE,
+    ChangeRequest.Filed: _FILE_REQUEST,
+    ChangeRequest.Approved: _DECIDE_REQUEST,
+    ChangeRequest.Rejected: _DECIDE_REQUEST,
+    ChangeRequest.Applied: _APPLY_REQUEST,
+    Incident.Reported: _REPORT_INCIDENT,
+    Incident.Notified: _NOTIFY_INCIDENT,
+    Incident.Contained: _CONTAIN_INCIDENT,
+    Incident.Closed: _CLOSE_INCIDENT,
+}

@@ -15,9 +15,10 @@ place of ``db_path`` (stop the live projections first).
 
 The live service is eventsourcing's ``ProjectionRunner``. A rebuild has no runner: it reads the
 subscription a page at a time in the calling thread (:meth:`ReportsProjection.catch_up`: the same
-handlers, poison policy and tracking) into a :class:`~projections.view.RebuildView` (larger
-batches, no fsync until the end, indexes built last); both give the same tables
-(``tests/integration/projections/test_rebuild.py``).
+handlers, poison policy and tracking; nearly every event goes straight from its stored state
+to its handler's SQL, :mod:`projections.fastrows`) into a :class:`~projections.view.RebuildView`
+(larger batches, no fsync until the end, indexes built last); both give the same tables
+(``tests/integration/projections/test_rebuild.py``, ``tests/unit/projections/test_fastrows.py``).
 
 Messages of the stream that are not valid records never reach the projection: the event store's
 reader skips and reports them (``recorder.invalid_messages``). A watcher thread (a rebuild: after

@@ -3,10 +3,10 @@
 Exactly-once: the rows an event changes and the tracking position that says it was processed are
 written by one SQLite transaction, so after a crash the view resumes exactly where its tables
 stand. Events are applied in batches (one transaction for up to :attr:`ReportsView.BATCH_EVENTS`
-events, committed at the latest :attr:`ReportsView.BATCH_SECONDS` after the first); an event
-whose handler fails leaves nothing behind (:meth:`ReportsView.apply`). A batch carries the
-tracking id of its last event; a crash loses at most the uncommitted batch, processed again
-after a restart.
+events, or past it by the end of a run applied at once, :meth:`ReportsView.apply_run`; committed
+at the latest :attr:`ReportsView.BATCH_SECONDS` after the first); an event whose handler fails
+leaves nothing behind (:meth:`ReportsView.apply`). A batch carries the tracking id of its last
+event; a crash loses at most the uncommitted batch, processed again after a restart.
 
 Writes go through one dedicated connection (``synchronous=NORMAL`` under WAL: a power loss may
 lose the last batches, never split one); reads, ``max_tracking_id`` and ``wait`` use
@@ -129,6 +129,7 @@ class ReportsView(SQLiteTrackingRecorder):
         self._handlers: list[Handler] = []
         self._events: list[Any] = []
         self._positions: list[int] = []
+        self._size = 0  # events in the batch
         self._batch_started = 0.0
         self._closing = threading.Event()
         self._flusher: threading.Thread | None = None
@@ -178,6 +179,14 @@ class ReportsView(SQLiteTrackingRecorder):
     def apply_at(self, handler: Handler, event: Any, application_name: str, position: int) -> None:
         """:meth:`apply`, with the tracking position given by its parts (a catch-up applies
         many events, and needs no ``Tracking`` object for each)."""
+        self.apply_run(handler, event, application_name, position, 1)
+
+    def apply_run(
+        self, handler: Handler, event: Any, application_name: str, position: int, events: int
+    ) -> None:
+        """:meth:`apply_at` for a ``handler`` that applies a run of ``events`` consecutive events
+        at once (its ``event``, say their list), the last at ``position``: the batch counts
+        them all. As with one event, if the handler raises, none of the run is left behind."""
         with self._lock:
             cursor = self._cursor
             if cursor is None:
@@ -191,8 +200,9 @@ class ReportsView(SQLiteTrackingRecorder):
             self._events.append(event)
             self._positions.append(position)
             self._pending = (application_name, position)
+            self._size += events
             if (
-                len(self._events) >= self.BATCH_EVENTS
+                self._size >= self.BATCH_EVENTS
                 or time.monotonic() - self._batch_started >= self.BATCH_SECONDS
             ):
                 self._commit()
@@ -243,6 +253,7 @@ class ReportsView(SQLiteTrackingRecorder):
             self._handlers = []
             self._events = []
             self._positions = []
+            self._size = 0
 
     def _flush_when_idle(self) -> None:
         while not self._closing.wait(self.BATCH_SECONDS / 2):

@@ -184,10 +184,18 @@ def run(settings: Settings) -> None:
         follower = start_follower(services)
         log.info("lectura_lista", pid=os.getpid())
         try:
-            while not stop.wait(PARENT_POLL_S):
+            while not stop.is_set():
+                # Raises what stopped the projection (its database failed): this process then
+                # ends, and the service starts another, which resumes after the last batch.
+                projections.run_forever(timeout=PARENT_POLL_S)
+                if projections.runner.is_interrupted.is_set() and not stop.is_set():
+                    raise RuntimeError("the projection stopped")
                 if os.getppid() != parent:
                     log.warning("lectura_sin_servicio")  # the service was killed
                     break
+        except Exception as error:
+            log.error("lectura_detenida", error=type(error).__name__, detalle=str(error)[:300])
+            raise SystemExit(1) from None
         finally:
             follower.stop()
             projections.close()

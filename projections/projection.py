@@ -36,7 +36,7 @@ from eventsourcing.utils import resolve_topic
 
 from events.domain import ChangeRequest, District, DistrictId, Incident, Person
 from projections.decoding import FastJSONTranscoder, TypedState
-from projections.errors import ProjectionHaltedError
+from projections.errors import ProjectionDatabaseError, ProjectionHaltedError
 from projections.fastrows import FastRows, Params, channel_text
 from projections.schema import ERASED_PREFIX, PERSON_COLUMNS
 from projections.view import Handler, ProjectionError, ReportsView
@@ -293,6 +293,8 @@ class ReportsProjection(Projection[ReportsView]):
             return
         try:
             self.view.apply(handler, domain_event, tracking)
+        except ProjectionDatabaseError:
+            raise  # the view's batch failed to commit: stop, never skip (see ReportsView)
         except Exception as error:
             self._not_applicable(domain_event, tracking, error)
 
@@ -345,12 +347,16 @@ class ReportsProjection(Projection[ReportsView]):
         try:
             self.view.apply_run(_fast_run, steps, application_name, run[-1].id, len(run))
             return
+        except ProjectionDatabaseError:
+            raise
         except Exception:  # noqa: S110 - the run again, one event at a time
             pass
         apply_at = self.view.apply_at
         for (cls, params), notification in zip(steps, run, strict=True):
             try:
                 apply_at(_ROWS[cls], params, application_name, notification.id)
+            except ProjectionDatabaseError:
+                raise
             except Exception:
                 self._catch_up_one(notification, mapper, application_name)
 
@@ -365,6 +371,8 @@ class ReportsProjection(Projection[ReportsView]):
             return
         try:
             self.view.apply_at(handler, domain_event, application_name, notification.id)
+        except ProjectionDatabaseError:
+            raise
         except Exception as error:
             tracking = Tracking(application_name, notification.id)
             self._not_applicable(domain_event, tracking, error)

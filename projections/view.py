@@ -133,6 +133,7 @@ class ReportsView(SQLiteTrackingRecorder):
         self._batch_started = 0.0
         self._closing = threading.Event()
         self._flusher: threading.Thread | None = None
+        self._failed: ProjectionDatabaseError | None = None  # a batch the flusher lost
 
     @property
     def db_name(self) -> str:
@@ -188,6 +189,8 @@ class ReportsView(SQLiteTrackingRecorder):
         at once (its ``event``, say their list), the last at ``position``: the batch counts
         them all. As with one event, if the handler raises, none of the run is left behind."""
         with self._lock:
+            if self._failed is not None:
+                raise self._failed
             cursor = self._cursor
             if cursor is None:
                 cursor = self._begin()
@@ -241,10 +244,16 @@ class ReportsView(SQLiteTrackingRecorder):
             if self._pending is not None and self._pending[0]:
                 self._insert_tracking(SQLiteCursor(cursor), Tracking(*self._pending))
             cursor.execute("COMMIT")
-        except BaseException:
+        except BaseException as error:
             if self._writer is not None and self._writer.in_transaction:
                 self._writer.rollback()
             self._exposed.clear()
+            if isinstance(error, sqlite3.Error):
+                # The whole batch is gone, not one event: this is no poison event to skip. The
+                # projection stops; started again, it resumes after the last committed batch.
+                raise ProjectionDatabaseError(
+                    self.db_name, f"commit failed: {type(error).__name__}: {error}"[:300]
+                ) from error
             raise
         finally:
             cursor.close()
@@ -262,7 +271,11 @@ class ReportsView(SQLiteTrackingRecorder):
                     self._cursor is not None
                     and time.monotonic() - self._batch_started >= self.BATCH_SECONDS
                 ):
-                    self._commit()
+                    try:
+                        self._commit()
+                    except ProjectionDatabaseError as error:
+                        self._failed = error  # raised to the projection at its next event
+                        return
 
     def close(self) -> None:
         """Commits what is pending and closes the writer and the pool."""

@@ -98,6 +98,13 @@ def _nothing() -> None:
     return None
 
 
+def _abandon(gate: _Gate, work: asyncio.Future[Any]) -> None:
+    """Stop a handler whose request was not claimed: it stops at ``proceed()``, before any side
+    effect; nobody waits for it (it may be queued behind the original request's lock)."""
+    gate.refuse()
+    work.add_done_callback(lambda done: done.cancelled() or done.exception())
+
+
 def claim_overlapping(handler: Handler) -> Handler:
     """Mark ``handler`` as one that calls :meth:`Call.proceed` before its first side effect:
     the service then runs it while the request id is being claimed, instead of after."""
@@ -394,12 +401,10 @@ class CommandService:
         try:
             replay = await self._claim(command, call.caller, call.request_id)
         except BaseException:
-            gate.refuse()
-            await asyncio.gather(work, return_exceptions=True)  # stopped before any effect
+            _abandon(gate, work)
             raise
         if replay is not None:
-            gate.refuse()
-            await asyncio.gather(work, return_exceptions=True)
+            _abandon(gate, work)
             return replay, None
         gate.grant()
         return None, await work

@@ -41,17 +41,28 @@ class Recorder:
         self.release = threading.Event()
         self.acted = threading.Event()
         self.lock = threading.Lock()
+        self.district = threading.Lock()
 
     def handler(self, call: Call) -> dict[str, Any]:
-        self.reads.append(call.request_id)
-        call.proceed()
-        with self.lock:
-            self.effects.append(call.request_id)
-            done = len(self.effects)
-        self.acted.set()
-        if call.args.get("esperar"):
-            self.release.wait(10)
-        return {"hechos": done}
+        # Like a command on one district: the whole command under one lock, so a duplicate
+        # waits behind the original to even start reading.
+        with self.district:
+            self.reads.append(call.request_id)
+            call.proceed()
+            with self.lock:
+                self.effects.append(call.request_id)
+                done = len(self.effects)
+            self.acted.set()
+            if call.args.get("esperar"):
+                self.release.wait(10)
+            return {"hechos": done}
+
+    async def reads_reach(self, count: int) -> None:
+        """Wait (a bounded time) until ``count`` handler runs have started reading."""
+        for _ in range(200):
+            if len(self.reads) >= count:
+                return
+            await asyncio.sleep(0.01)
 
 
 @contextlib.asynccontextmanager
@@ -118,6 +129,7 @@ async def _retry_of_done(client: Any, overlapping: Recorder, _: Recorder) -> Non
     first = await _send(client, "prueba.solapada", request_id)
     second = await _send(client, "prueba.solapada", request_id)
     assert first == second == {"hechos": 1}
+    await overlapping.reads_reach(2)
     assert overlapping.reads == [request_id, request_id]  # the retry's reads ran...
     assert overlapping.effects == [request_id]  # ...but it stopped before acting
     third = await _send(client, "prueba.solapada", str(uuid.uuid4()))
@@ -130,8 +142,11 @@ async def _duplicate_while_running(client: Any, overlapping: Recorder, _: Record
     assert await asyncio.to_thread(overlapping.acted.wait, 10)
     duplicate = await _send(client, "prueba.solapada", request_id, esperar=True)
     assert duplicate == "RequestInProgressError"
+    assert not running.done()  # answered at once, not after the original (holding the lock)
     overlapping.release.set()
     assert await running == {"hechos": 1}
+    await overlapping.reads_reach(2)  # the duplicate's handler got the lock, read, and stopped
+    assert overlapping.reads == [request_id, request_id]
     assert overlapping.effects == [request_id]
 
 

@@ -359,13 +359,6 @@ class Credentials:
 
     # -- calls sent ahead ----------------------------------------------------------------------
 
-    def prefetch_current(self, account: str | AccountRef) -> Future[dict[str, Any] | None]:
-        """Start reading the current credential's metadata (service token) for :meth:`reveal`;
-        the caller loads the ledger meanwhile. Take it while holding the account's lock, so no
-        rotation of this process lands in between."""
-        ref = AccountRef.parse(account)
-        return self._ahead.submit(self._metadata, self._client, ref, False)
-
     def prefetch_stage(
         self, caller_token: str, account: str | AccountRef, password: str
     ) -> StagePrefetch:
@@ -461,25 +454,23 @@ class Credentials:
         account: str | AccountRef,
         ttl: int = DEFAULT_WRAP_TTL,
         *,
-        pinned: Future[dict[str, Any] | None] | RevealPrefetch | None = None,
+        pinned: RevealPrefetch | None = None,
     ) -> WrappedSecret:
         """The current credential, read with the CALLER's token and wrapped for ``ttl`` seconds.
 
         The version is pinned by the metadata (service token), so the ledger can record exactly
         which version the caller will see. Permission is decided by the server on the caller's
         read: a refused caller gets :class:`VaultPermissionDeniedError` and no wrapping token.
-        ``pinned``: the metadata read (or all the reads) started ahead.
+        ``pinned``: the reads started ahead by :meth:`prefetch_reveal`.
         """
         ref = AccountRef.parse(account)
         ttl = _check_ttl(ttl)
-        prefetch = pinned if isinstance(pinned, RevealPrefetch) else None
+        prefetch = pinned
         if prefetch is not None and prefetch.account != ref.name:
             raise ValueError("prefetched for another account")
         try:
             if prefetch is not None:
                 meta = prefetch.metadata.result()
-            elif pinned is not None:
-                meta = pinned.result()  # type: ignore[union-attr]
             else:
                 meta = self._metadata(self._client, ref, False)
             version = int((meta or {}).get("current_version") or 0)
@@ -523,13 +514,13 @@ class Credentials:
         record: Callable[[WrappedSecret], object],
         ttl: int = DEFAULT_WRAP_TTL,
         *,
-        pinned: Future[dict[str, Any] | None] | RevealPrefetch | None = None,
+        pinned: RevealPrefetch | None = None,
     ) -> WrappedSecret:
         """Fail-closed reveal (R5, R6): wrap, ``record`` the read in the ledger, then hand over.
 
         If ``record`` raises, the wrapping token is revoked before the error propagates, so the
         credential can no longer be obtained with it: nothing is shown unless it was recorded.
-        ``pinned``: the reads started by :meth:`prefetch_reveal` (or :meth:`prefetch_current`).
+        ``pinned``: the reads started by :meth:`prefetch_reveal`.
         """
         wrapped = self.read_current_wrapped(caller_token, account, ttl, pinned=pinned)
         self._record_or_revoke(wrapped, record)

@@ -82,13 +82,47 @@ def _find_binary(name: str) -> Path:
     return Path(found)
 
 
+# Ports handed out by this process, so two servers started together never get the same one.
+_HANDED_OUT: set[int] = set()
+# Listening ports are chosen from here up, outside the kernel's ephemeral range.
+_LOWEST_PORT = 20000
+
+
+def ephemeral_port_range() -> tuple[int, int]:
+    """The kernel's range for the local ports of outgoing connections (Linux: ``/proc``)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[:2]
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 65535  # Linux's default low end, and up to the top (macOS starts at 49152)
+
+
 def free_port(exclude: set[int] | None = None) -> int:
-    """A loopback TCP port nobody listens on right now (the kernel's choice)."""
-    for _ in range(50):
+    """A loopback TCP port nobody uses right now, outside the kernel's ephemeral range.
+
+    A port the kernel picks (bind to 0) lies inside the ephemeral range, where any outgoing
+    connection made before the server binds it may take it as its local port: a cluster that
+    chooses every member's ports first and starts them one by one then finds one in use. Ports
+    outside that range are only ever taken by someone binding them on purpose.
+    """
+    low, high = ephemeral_port_range()
+    candidates = [
+        *range(_LOWEST_PORT, max(_LOWEST_PORT, low)),
+        *range(max(_LOWEST_PORT, high + 1), 65536),
+    ]
+    avoid = _HANDED_OUT | (exclude or set())
+    rng = secrets.SystemRandom()
+    for _ in range(200 if candidates else 0):
+        port: int = rng.choice(candidates)
+        if port not in avoid and port_is_free(port):
+            _HANDED_OUT.add(port)
+            return port
+    for _ in range(50):  # no room outside the ephemeral range: the kernel's choice
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             sock.bind((LOOPBACK, 0))
             port = int(sock.getsockname()[1])
-        if not exclude or port not in exclude:
+        if port not in avoid:
+            _HANDED_OUT.add(port)
             return port
     raise StackError("no free loopback port")  # pragma: no cover
 
@@ -108,7 +142,8 @@ def free_port_pair() -> tuple[int, int]:
     """Two free ports ``p, p + 1``: ``bao server -dev`` opens its cluster port next to the API."""
     for _ in range(100):
         port = free_port()
-        if port < 65535 and port_is_free(port + 1):
+        if port < 65535 and port + 1 not in _HANDED_OUT and port_is_free(port + 1):
+            _HANDED_OUT.add(port + 1)
             return port, port + 1
     raise StackError("no free pair of loopback ports")  # pragma: no cover
 

@@ -870,6 +870,8 @@ class Custodia:
                             if acc.staged_version
                             else None
                         ),
+                        staged_version=acc.staged_version,
+                        staged_fingerprint=acc.staged_fingerprint,
                     )
         roles: dict[str, list[str]] = {"coadministrador": [], "titular": [], "secretaria": []}
         for person in self._all(Person):

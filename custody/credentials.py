@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import time
 import urllib.parse
 from collections.abc import Callable
@@ -671,8 +672,9 @@ class Credentials:
         rotation is confirmed. The staged path is written with check-and-set 0, so only one
         rotation per account can be open: a concurrent one gets :class:`VaultCasConflictError`.
         ``custom_metadata`` ties the staged version to ``ledger_event_id`` (the ledger's
-        "rotation started" event). With ``record``, the event is written after Vault; if it
-        fails, the staged credential is deleted again.
+        "rotation started" event); data and tag are written at the same time (the data's
+        check-and-set decides who owns the rotation). With ``record``, the event is written
+        after Vault; if it fails, the staged credential is deleted again.
         """
         ref = AccountRef.parse(account)
         caller = self._as(caller_token)
@@ -687,23 +689,63 @@ class Credentials:
             raise VaultCasConflictError(
                 "stage", ref.data_path(self._mounts), ref.name, base_version, current_version
             )
-        if prefetched is None:
-            fingerprint = self.fingerprint(caller_token, password)
-        staged_path = ref.data_path(self._mounts, staged=True)
-        caller.write(
-            staged_path,
-            {"data": {"password": password}, "options": {"cas": 0}},
-            operation="stage",
-            account=ref.name,
-            secret_body=True,
+        fingerprints = (
+            prefetched.fingerprint
+            if prefetched is not None
+            else self._ahead.submit(self.fingerprint, caller_token, password)
         )
-        if prefetched is not None:
-            # Sent ahead, awaited only now: the data write did not need it, the tag does.
+        metadata_path = ref.metadata_path(self._mounts, staged=True)
+
+        def tag(metadata_cas: int) -> None:
+            caller.write(
+                metadata_path,
+                {
+                    "custom_metadata": _custom(
+                        {
+                            "ledger_event_id": ledger_event_id,
+                            "staged_by": staged_by,
+                            "base_version": str(base_version),
+                            "version": str(base_version + 1),
+                            "fingerprint": fingerprints.result(),
+                        }
+                    ),
+                    "metadata_cas": metadata_cas,
+                },
+                operation="stage",
+                account=ref.name,
+            )
+
+        def first_tag() -> bool:
             try:
-                fingerprint = prefetched.fingerprint.result()
-            except BaseException:
-                self._compensate_stage(caller, ref)
-                raise
+                tag(0)
+            except VaultCasConflictError:
+                return False  # another rotation's tag came first
+            return True
+
+        # The data (check-and-set 0) and the tag (metadata check-and-set 0) are written at
+        # once. Whoever wins the data owns the rotation: a rotation whose data lost stops with
+        # the conflict, leaving its tag (if it won) for the data's owner to replace; a
+        # leftover it tagged is reconciliation's to delete, as before.
+        tagging = self._ahead.submit(first_tag)
+        try:
+            caller.write(
+                ref.data_path(self._mounts, staged=True),
+                {"data": {"password": password}, "options": {"cas": 0}},
+                operation="stage",
+                account=ref.name,
+                secret_body=True,
+            )
+        except BaseException:
+            with contextlib.suppress(Exception):
+                tagging.result()
+            raise
+        try:
+            if not tagging.result():
+                self._retag(caller, ref, tag)
+            fingerprint = fingerprints.result()
+        except BaseException:
+            self._compensate_stage(caller, ref)
+            raise
         staged = StagedRotation(
             account=ref.name,
             rotation_event_id=ledger_event_id,
@@ -711,25 +753,6 @@ class Credentials:
             version=base_version + 1,
             fingerprint=fingerprint,
             staged_by=staged_by,
-        )
-        # After the data write (which won the check-and-set), so a losing concurrent rotation
-        # never overwrites the winner's tag. A crash in between leaves an untagged staged
-        # credential, which reconciliation deletes after a grace period.
-        caller.write(
-            ref.metadata_path(self._mounts, staged=True),
-            {
-                "custom_metadata": _custom(
-                    {
-                        "ledger_event_id": ledger_event_id,
-                        "staged_by": staged_by,
-                        "base_version": str(base_version),
-                        "version": str(base_version + 1),
-                        "fingerprint": fingerprint,
-                    }
-                )
-            },
-            operation="stage",
-            account=ref.name,
         )
         log.info(
             "custody.rotation.staged",
@@ -745,6 +768,19 @@ class Credentials:
                 self._compensate_stage(caller, ref)
                 raise
         return staged
+
+    def _retag(self, caller: VaultClient, ref: AccountRef, tag: Callable[[int], None]) -> None:
+        """This rotation's data won the check-and-set but another rotation's tag came first
+        (its data lost, so it stops): the data's owner replaces that tag, with check-and-set on
+        the metadata version it reads (nobody else writes a tag past version 0)."""
+        for attempt in range(3):
+            meta = self._metadata(caller, ref, staged=True) or {}
+            try:
+                tag(int(meta.get("current_metadata_version") or 0))
+                return
+            except VaultCasConflictError:
+                if attempt == 2:
+                    raise
 
     def _compensate_stage(self, caller: VaultClient, ref: AccountRef) -> None:
         """Delete a staged credential whose rotation could not be completed (best effort:

@@ -11,8 +11,8 @@ designation        Vault: empty the district group → ledger → Vault:      ``
 (6.X)              add the incoming person (``Access.designate``)         the group from ledger
 role grant         ledger → Vault: add                                    ``membership``
 role revocation    Vault: remove → ledger                                 ``membership``
-stage rotation     Vault: staged version (CAS 0), tagged → ledger         ``orphan_staged``:
-                                                                          delete it
+stage rotation     Vault: staged version (CAS 0) and its tag (metadata    ``orphan_staged``:
+                   CAS 0), at once → ledger                               delete it
 confirm rotation   Vault: current ← staged (CAS base) → ledger → Vault:   ``confirmed_unrecorded``
                    delete staged                                          → record it in ledger;
                                                                           then ``orphan_staged``
@@ -25,6 +25,11 @@ because the platform already uses it. Every crash window therefore leaves either
 repair (set a group's members; delete a staged leftover — neither needs reading a secret, so the
 service token suffices) or a ledger-only repair (record a confirmation: a :class:`Drift` with
 ``repair=LEDGER`` whose ``facts`` carry the event's fields), which the command service performs.
+Staging writes the data and its tag at once; the data's owner replaces a tag that another
+rotation got in first. Only three rotations of one account racing on two service instances, one
+of them deleting its leftover in between, could leave the ledger's open rotation staged without
+its tag: ``staged_untagged``, repaired by writing the tag again from the ledger's facts (never
+deleted as an orphan: the coadministrator may already be using the new password).
 What neither order explains — a version written outside Custodia, a ledger version Vault lacks,
 a credential for an account the ledger does not know — is reported for a person to investigate
 (``repair=MANUAL``), never "fixed" silently.
@@ -67,6 +72,7 @@ class DriftKind(StrEnum):
     UNKNOWN_PERSON = "unknown_person"  # the ledger names someone with no identity in Vault
     MISSING_GROUP = "missing_group"  # a group of the layout is missing (run the layout again)
     ORPHAN_STAGED = "orphan_staged"  # a staged credential no open rotation explains
+    STAGED_UNTAGGED = "staged_untagged"  # the open rotation is staged without its tag
     STAGED_MISSING = "staged_missing"  # the ledger has an open rotation, Vault nothing staged
     CONFIRMED_UNRECORDED = "confirmed_unrecorded"  # Vault current ahead by the open rotation
     UNRECORDED_VERSION = "unrecorded_version"  # Vault current ahead, unexplained
@@ -79,6 +85,7 @@ _REPAIR: Mapping[DriftKind, Repair] = {
     DriftKind.UNKNOWN_PERSON: Repair.MANUAL,
     DriftKind.MISSING_GROUP: Repair.MANUAL,
     DriftKind.ORPHAN_STAGED: Repair.VAULT,
+    DriftKind.STAGED_UNTAGGED: Repair.VAULT,
     DriftKind.STAGED_MISSING: Repair.LEDGER,
     DriftKind.CONFIRMED_UNRECORDED: Repair.LEDGER,
     DriftKind.UNRECORDED_VERSION: Repair.MANUAL,
@@ -108,6 +115,8 @@ class AccountState:
 
     current_version: int = 0
     open_rotation: str | None = None  # event id of a started, not yet finished rotation
+    staged_version: int | None = None  # the open rotation's version and fingerprint
+    staged_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -322,7 +331,37 @@ class Reconciler:
                         {"account": name, "rotation_event_id": rotation},
                     )
                 )
-        explained = rotation is not None and staged_event == rotation and staged_versions > 0
+        untagged = (
+            state is not None
+            and rotation is not None
+            and state.staged_version is not None
+            and state.staged_fingerprint is not None
+            and staged_meta is not None
+            and staged_event is None
+            and staged_versions == 1
+        )
+        if untagged and state is not None:
+            drifts.append(
+                Drift(
+                    DriftKind.STAGED_UNTAGGED,
+                    name,
+                    f"staged for {rotation}",
+                    "staged without a tag",
+                    {
+                        "account": name,
+                        "ledger_event_id": str(rotation),
+                        "base_version": str(state.current_version),
+                        "version": str(state.staged_version),
+                        "fingerprint": str(state.staged_fingerprint),
+                        "metadata_version": str(
+                            int((staged_meta or {}).get("current_metadata_version") or 0)
+                        ),
+                    },
+                )
+            )
+        explained = untagged or (
+            rotation is not None and staged_event == rotation and staged_versions > 0
+        )
         # Staged for the rotation the current version is tagged with: the leftover of a finished
         # confirmation (e.g. one recorded by a ledger repair), never a rotation in flight.
         finished = staged_event is not None and staged_event == tag
@@ -346,6 +385,23 @@ class Reconciler:
 
     # -- repair ------------------------------------------------------------------------------
 
+    def _retag(self, facts: Mapping[str, str]) -> None:
+        """Write the open rotation's tag again, from the ledger's facts; check-and-set on the
+        metadata version seen when the drift was found (a rotation tagging it meanwhile wins)."""
+        ref = AccountRef.parse(facts["account"])
+        self._client.write(
+            ref.metadata_path(self._mounts, staged=True),
+            {
+                "custom_metadata": {
+                    key: facts[key]
+                    for key in ("ledger_event_id", "base_version", "version", "fingerprint")
+                },
+                "metadata_cas": int(facts["metadata_version"]),
+            },
+            operation="reconcile",
+            account=ref.name,
+        )
+
     def repair(
         self, drifts: list[Drift], *, still_wanted: Callable[[Drift], bool] | None = None
     ) -> ReconcileReport:
@@ -368,6 +424,8 @@ class Reconciler:
                 if drift.kind is DriftKind.MEMBERSHIP:
                     wanted = [u for u in drift.expected.split(",") if u]
                     self._access.set_members(drift.facts["group"], wanted)
+                elif drift.kind is DriftKind.STAGED_UNTAGGED:
+                    self._retag(drift.facts)
                 elif drift.kind is DriftKind.ORPHAN_STAGED:
                     ref = AccountRef.parse(drift.facts["account"])
                     self._client.delete(

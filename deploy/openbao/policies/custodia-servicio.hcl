@@ -20,9 +20,10 @@ path "custodia/metadata/*" {
   capabilities = ["read", "list"]
 }
 
-# Reconciliation removes staged leftovers without reading them; erasure tombstones (9.IV).
+# Reconciliation removes staged leftovers, or puts back the tag of the ledger's open rotation
+# (``staged_untagged``), without reading them; erasure tombstones (9.IV).
 path "custodia/metadata/preparadas/*" {
-  capabilities = ["read", "list", "delete"]
+  capabilities = ["read", "list", "update", "delete"]
 }
 
 path "custodia/metadata/pii-borrados/*" {

@@ -28,6 +28,7 @@ from custody.errors import (
     WrappingPathMismatchError,
     WrappingTokenInvalidError,
 )
+from custody.layout import AccountRef
 from custody.passwords import check_password, generate_password, rules_for
 from custody.vault import VaultClient
 from tests.integration.custody.helpers import MakeUser, User, new_event_id, set_credential
@@ -408,3 +409,100 @@ def test_reveal_ahead_then_refused_is_revoked(
         credentials.reveal(outsider.token, "DD10-x", lambda w: None, pinned=ahead)
     with pytest.raises(VaultPermissionDeniedError):
         credentials.reveal(outsider.token, "DD10-x", lambda w: None)
+
+
+def test_stage_replaces_a_tag_another_rotation_got_in_first(
+    credentials: Credentials, coadmin: User, service_client: VaultClient
+) -> None:
+    """Data and tag are written at once: when another rotation's tag lands first but this one
+    wins the data, the data's owner replaces the tag; confirming then works as usual."""
+    account = "DD10-linkedin"
+    caller = service_client.with_token(coadmin.token)
+    base = credentials.current_version(account)
+    caller.write(  # a racing rotation's tag (its data will lose)
+        "custodia/metadata/preparadas/DD10/linkedin",
+        {"custom_metadata": {"ledger_event_id": "the-other-rotation"}, "metadata_cas": 0},
+        operation="test",
+    )
+    event = new_event_id()
+    staged = credentials.stage(
+        coadmin.token, account, "Linkedin-owner-pw", event, base, staged_by="t"
+    )
+    assert credentials.staged_metadata(account) == {
+        "ledger_event_id": event,
+        "staged_by": "t",
+        "base_version": str(base),
+        "version": str(base + 1),
+        "fingerprint": staged.fingerprint,
+    }
+    assert credentials.confirm(coadmin.token, account, event).version == base + 1
+    assert credentials.staged_metadata(account) is None
+
+
+def test_stage_that_loses_the_data_leaves_the_staged_credential_alone(
+    credentials: Credentials, coadmin: User, service_client: VaultClient
+) -> None:
+    """Something already staged (another rotation's, or a leftover): the stage is a conflict
+    and what is staged stays as it was (its tag is its owner's, or reconciliation's)."""
+    account = "DD10-twitch"
+    caller = service_client.with_token(coadmin.token)
+    data_path = "custodia/data/preparadas/DD10/twitch"
+    caller.write(
+        data_path, {"data": {"password": "Leftover-pw"}, "options": {"cas": 0}}, operation="test"
+    )
+    with pytest.raises(VaultCasConflictError):
+        credentials.stage(
+            coadmin.token,
+            account,
+            "Losing-pw-xx",
+            new_event_id(),
+            credentials.current_version(account),
+            staged_by="t",
+        )
+    body = caller.read(data_path, operation="test")
+    assert body["data"]["data"] == {"password": "Leftover-pw"}
+    assert body["data"]["metadata"]["version"] == 1
+    credentials._delete_staged(caller, AccountRef.parse(account))  # clean up
+
+
+def _race(credentials: Credentials, token: str, account: str, base: int, tag: str) -> list[object]:
+    """Three stagings of ``account`` released at once; their results or conflicts."""
+    barrier = threading.Barrier(3)
+    outcomes: list[object] = []
+
+    def attempt(n: int) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(
+                credentials.stage(
+                    token, account, f"Race-{tag}-{n}-pw", f"ev-{tag}-{n}", base, staged_by="t"
+                )
+            )
+        except VaultCasConflictError as conflict:
+            outcomes.append(conflict)
+
+    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def test_concurrent_stagings_in_many_rounds_have_one_tagged_winner(
+    credentials: Credentials, coadmin: User
+) -> None:
+    """Three rotations of one account at once, many times: each round exactly one wins and
+    the staged tag is the winner's (never a loser's, never missing)."""
+    account = "DD10-tumblr"
+    base = credentials.current_version(account)
+    for round_ in range(8):
+        outcomes = _race(credentials, coadmin.token, account, base, str(round_))
+        wins = [o for o in outcomes if isinstance(o, StagedRotation)]
+        assert len(wins) == 1, outcomes
+        assert len(outcomes) == 3
+        meta = credentials.staged_metadata(account)
+        assert meta is not None
+        assert meta["ledger_event_id"] == wins[0].rotation_event_id
+        assert meta["fingerprint"] == wins[0].fingerprint
+        credentials.abandon(coadmin.token, account, wins[0].rotation_event_id)

@@ -1,7 +1,7 @@
 """A crash between the ledger write and the Vault write is detected and repaired.
 
 Each test performs only the first write of a command (the crash) and hands the reconciler the
-ledger's view as plain data. Districts used: DD20 … DD28.
+ledger's view as plain data. Districts used: DD20 … DD29, DD32.
 """
 
 from __future__ import annotations
@@ -235,3 +235,77 @@ def test_repair_rechecks_the_ledger(
     assert kinds(report.drifts) == ["membership"]
     assert report.repaired == []
     assert access.district_holders("DD28") == (b.username,)
+
+
+def test_open_rotation_staged_without_its_tag_is_tagged_again(
+    credentials: Credentials, reconciler: Reconciler, service_client: VaultClient, coadmin: User
+) -> None:
+    """The ledger's open rotation is staged but its tag is gone (a deletion racing two other
+    rotations): it is never deleted as an orphan — the coadministrator may already use the new
+    password — but tagged again from the ledger's facts, with the service's token; then the
+    rotation confirms as usual."""
+    account = "DD29-x"
+    version = set_credential(credentials, coadmin.token, account, "Dd29-current")
+    event = new_event_id()
+    staged = credentials.stage(coadmin.token, account, "Dd29-next", event, version, staged_by="t")
+    service_client.with_token(coadmin.token).write(  # the tag is lost
+        "custodia/metadata/preparadas/DD29/x", {"custom_metadata": {}}, operation="test"
+    )
+    assert credentials.staged_metadata(account) == {}
+    desired = DesiredState(
+        accounts={
+            account: AccountState(
+                version,
+                open_rotation=event,
+                staged_version=version + 1,
+                staged_fingerprint=staged.fingerprint,
+            )
+        }
+    )
+    report = reconciler.reconcile(desired)
+    assert kinds(report.repaired) == ["staged_untagged"]
+    assert credentials.staged_metadata(account) == {
+        "ledger_event_id": event,
+        "base_version": str(version),
+        "version": str(version + 1),
+        "fingerprint": staged.fingerprint,
+    }
+    assert reconciler.detect(desired) == []
+    assert credentials.confirm(coadmin.token, account, event).version == version + 1
+    assert reads(credentials, coadmin.token, account) == "Dd29-next"
+
+
+def test_retag_loses_to_a_rotation_that_tags_meanwhile(
+    credentials: Credentials, reconciler: Reconciler, service_client: VaultClient, coadmin: User
+) -> None:
+    """The repair writes with check-and-set on the metadata version it saw: a tag written
+    since (the staging's own) is not overwritten."""
+    account = "DD32-facebook"
+    version = set_credential(credentials, coadmin.token, account, "Dd29-fb-current")
+    caller = service_client.with_token(coadmin.token)
+    caller.write(
+        "custodia/data/preparadas/DD32/facebook",
+        {"data": {"password": "Dd29-fb-next"}, "options": {"cas": 0}},
+        operation="test",
+    )
+    desired = DesiredState(
+        accounts={
+            account: AccountState(
+                version,
+                open_rotation="ledger-rotation",
+                staged_version=version + 1,
+                staged_fingerprint="f" * 64,
+            )
+        }
+    )
+    drifts = reconciler.detect(desired)
+    assert kinds(drifts) == ["staged_untagged"]
+    caller.write(  # the staging's own tag lands after the drift was seen
+        "custodia/metadata/preparadas/DD32/facebook",
+        {"custom_metadata": {"ledger_event_id": "its-own"}, "metadata_cas": 0},
+        operation="test",
+    )
+    report = reconciler.repair(drifts)
+    assert kinds(report.failed) == ["staged_untagged"]
+    assert credentials.staged_metadata(account) == {"ledger_event_id": "its-own"}
+    credentials.abandon(coadmin.token, account, "its-own")

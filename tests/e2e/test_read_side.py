@@ -14,7 +14,7 @@ from typing import TypeVar
 import pytest
 
 from custody.app import CustodiaApplication
-from custody.readside import CHILD_COMMAND, ReportPosition
+from custody.readside import CHILD_COMMAND, NICENESS, ReportPosition
 from custody.runner import REPORTS_DATABASE
 
 from .conftest import (
@@ -76,6 +76,16 @@ def test_read_side_runs_apart_is_restarted_and_follows_its_service(tmp_path: Pat
         world = ServiceWorld(home, service)
         world.login("ana")
         first = _eventually(lambda: _read_sides(service.pid), 30, "a read side")[0]
+        # background work: below the service's priority (commands first on a busy machine)
+        _eventually(
+            lambda: (
+                os.getpriority(os.PRIO_PROCESS, first)
+                == os.getpriority(os.PRIO_PROCESS, service.pid) + NICENESS
+                or None
+            ),
+            10,
+            "the read side's lower priority",
+        )
         ledger = CustodiaApplication(env=world.endpoints("servicio").nats_env())
         view = ReportPosition(
             world.endpoints("servicio").nats_env(), home / REPORTS_DATABASE, ledger.recorder

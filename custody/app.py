@@ -16,7 +16,7 @@ from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 import structlog
@@ -615,12 +615,12 @@ class Custodia:
             now = self.clock()
             role: list[str] = []
 
-            def record(wrapped: Any) -> None:
+            def record_version(version: int) -> None:
                 role.append(
                     district.record_read(
                         str(account_id),
                         reader=reader,
-                        version=int(wrapped.version),
+                        version=version,
                         purpose=purpose,
                         device_id=device,
                         policy=self.policy,
@@ -630,7 +630,25 @@ class Custodia:
                 actor.proceed()  # a refusal here revokes the wrapping token, like any failure
                 self._save(district)
 
-            wrapped = self.credentials.reveal(actor.token, str(account_id), record, pinned=pinned)
+            def void(version: int, error: BaseException) -> None:
+                # recorded while the wrapped read was on its way, which then failed
+                district.void_read(
+                    str(account_id),
+                    reader=reader,
+                    version=version,
+                    reason=type(error).__name__,
+                    at=self.clock(),
+                )
+                self._save(district)
+
+            wrapped = self.credentials.reveal(
+                actor.token,
+                str(account_id),
+                lambda wrapped: record_version(int(cast(Any, wrapped).version)),
+                pinned=pinned,
+                record_early=record_version,
+                void=void,
+            )
         return {
             "cuenta": str(account_id),
             "version": wrapped.version,

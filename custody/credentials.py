@@ -516,15 +516,78 @@ class Credentials:
         ttl: int = DEFAULT_WRAP_TTL,
         *,
         pinned: RevealPrefetch | None = None,
+        record_early: Callable[[int], object] | None = None,
+        void: Callable[[int, BaseException], object] | None = None,
     ) -> WrappedSecret:
         """Fail-closed reveal (R5, R6): wrap, ``record`` the read in the ledger, then hand over.
 
         If ``record`` raises, the wrapping token is revoked before the error propagates, so the
         credential can no longer be obtained with it: nothing is shown unless it was recorded.
-        ``pinned``: the reads started by :meth:`prefetch_reveal`.
+        ``pinned``: the reads started by :meth:`prefetch_reveal`. With ``record_early`` and
+        ``void`` too, when the wrapped read sent ahead is of the current version, the read is
+        recorded (``record_early(version)``) while that wrapped read is on its way; if it then
+        fails, ``void(version, error)`` records that it never arrived and the error propagates.
+        Either way nothing leaves before the read is recorded.
         """
+        if pinned is not None and record_early is not None and void is not None:
+            early = self._reveal_early(account, pinned, record_early, void)
+            if early is not None:
+                return early
         wrapped = self.read_current_wrapped(caller_token, account, ttl, pinned=pinned)
         self._record_or_revoke(wrapped, record)
+        return wrapped
+
+    def _reveal_early(
+        self,
+        account: str | AccountRef,
+        pinned: RevealPrefetch,
+        record: Callable[[int], object],
+        void: Callable[[int, BaseException], object],
+    ) -> WrappedSecret | None:
+        """The reveal when the wrapped read sent ahead is of the version the metadata names:
+        the read is recorded while that wrapped read is still on its way (on a reveal it is
+        the slow part), then the token is awaited. None: the guess was wrong (or there was
+        none); the caller goes the usual way."""
+        ref = AccountRef.parse(account)
+        if pinned.account != ref.name:
+            raise ValueError("prefetched for another account")
+        if pinned.ahead is None or not pinned.guess:
+            return None
+        try:
+            meta = pinned.metadata.result()
+        except BaseException:
+            pinned.drop()
+            raise
+        version = int((meta or {}).get("current_version") or 0)
+        if version != pinned.guess:
+            return None
+        self._known_current[ref.name] = version
+        try:
+            record(version)
+        except BaseException:
+            pinned.drop()  # its token is revoked as soon as it arrives: it never leaves here
+            log.warning("custody.reveal.not_recorded", account=ref.name)
+            raise
+        try:
+            wrapped = pinned.take(version)
+            if wrapped is None:  # pragma: no cover - take() of the guessed version answers
+                raise VaultServerError("reveal", ref.data_path(self._mounts), None)
+        except BaseException as error:
+            # Recorded, never delivered: the ledger says so, and the caller gets the error.
+            try:
+                void(version, error)
+            except BaseException:
+                log.error(
+                    "custody.reveal.void_not_recorded", account=ref.name, error=type(error).__name__
+                )
+            raise
+        log.info(
+            "custody.reveal.wrapped",
+            account=ref.name,
+            version=version,
+            accessor=wrapped.accessor,
+            ttl=wrapped.ttl,
+        )
         return wrapped
 
     def _record_or_revoke(

@@ -263,6 +263,7 @@ class ReportsProjection(Projection[ReportsView]):
             District.RotationConfirmed: _rotation_confirmed,
             District.RotationAbandoned: _rotation_abandoned,
             District.CredentialRead: _credential_read,
+            District.ReadVoided: _read_voided,
             ChangeRequest.Filed: _request_filed,
             ChangeRequest.Approved: _request_approved,
             ChangeRequest.Rejected: _request_rejected,
@@ -752,6 +753,22 @@ def _credential_read(c: Any, e: Any, position: int) -> None:
 
 
 _INSERT_READ: Final = "INSERT INTO reads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+
+def _read_voided(c: Any, e: Any, position: int) -> None:
+    c.execute(
+        "INSERT INTO voided_reads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            position,
+            stamp(e.timestamp),
+            _code(e),
+            e.account,
+            e.kind,
+            e.version,
+            _text(e.by),
+            e.reason,
+        ),
+    )
 
 
 def _read_row(c: Any, row: Params, position: int) -> None:

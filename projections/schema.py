@@ -127,6 +127,19 @@ CREATE_STATEMENTS: Final[tuple[str, ...]] = (
     "CREATE INDEX IF NOT EXISTS reads_reader ON reads (reader_id)",
     """CREATE INDEX IF NOT EXISTS reads_flagged ON reads (district, position)
         WHERE outside_working_hours = 1 OR registered_device = 0""",
+    # Reads recorded while the wrapped read was on its way, which then never arrived (the
+    # secrets server refused or failed it): the read stays listed (an attempt, and exposure
+    # is counted conservatively); this says the credential was not handed over.
+    """CREATE TABLE IF NOT EXISTS voided_reads (
+        position INTEGER PRIMARY KEY,
+        at TEXT NOT NULL,
+        district TEXT NOT NULL,
+        account TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        version INTEGER,
+        reader_id TEXT NOT NULL,
+        reason TEXT NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS change_requests (
         request_id TEXT PRIMARY KEY,
         position INTEGER NOT NULL,
@@ -194,6 +207,7 @@ TABLE_KEYS: Final[dict[str, str]] = {
     "exposure": "account, version, person_id",
     "obligations": "obligation_id",
     "reads": "position",
+    "voided_reads": "position",
     "change_requests": "request_id",
     "incidents": "incident_id",
     "projection_errors": "ref",

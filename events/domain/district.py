@@ -363,6 +363,18 @@ class District(Aggregate):
         def upcast_v1_v2(state: dict[str, Any]) -> None:
             state["kind"] = "contrasena"
 
+    class ReadVoided(Aggregate.Event):
+        """6.IX: a read recorded just before did not hand ``by`` the credential after all: the
+        secrets server refused or failed the caller's read (``reason``, an error name). The
+        command service records a read while its wrapped read is still on the way; this says
+        it never arrived. Whoever was recorded stays counted as exposed (conservative)."""
+
+        account: str
+        kind: str
+        version: int | None
+        reason: str
+        by: UUID
+
     # --- creation --------------------------------------------------------------------------
 
     @staticmethod
@@ -1298,6 +1310,35 @@ class District(Aggregate):
     ) -> None:
         if kind == "contrasena" and version is not None:
             self.accounts[account]._expose(version, by)
+
+    @atomic
+    def void_read(
+        self, account: str, *, reader: Person, version: int, reason: str, at: datetime
+    ) -> None:
+        """A password read recorded for ``reader`` (:meth:`record_read`) was not delivered:
+        the secrets server refused or failed it (``reason``: the error's name)."""
+        at = command_time(self, at)
+        current = self.account(account)
+        self._read_voided(
+            account=current.account_id,
+            kind="contrasena",
+            version=_version(version),
+            reason=validate_text("reason", reason, max_length=100),
+            by=reader.id,
+            timestamp=at,
+        )
+
+    @event(ReadVoided)
+    def _read_voided(
+        self,
+        account: str,
+        kind: str,
+        version: int | None,
+        reason: str,
+        by: UUID,
+        timestamp: datetime,
+    ) -> None:
+        pass  # who was recorded as exposed stays so (conservative)
 
     # --- helpers ---------------------------------------------------------------------------
 

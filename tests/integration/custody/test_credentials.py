@@ -411,6 +411,80 @@ def test_reveal_ahead_then_refused_is_revoked(
         credentials.reveal(outsider.token, "DD10-x", lambda w: None)
 
 
+def test_reveal_records_early_while_the_wrapped_read_is_on_its_way(
+    credentials: Credentials, coadmin: User, admin10: User
+) -> None:
+    """With the version guessed right, the read is recorded from the metadata's version (no
+    token yet) and the token made ahead is handed over only after that; nothing is voided."""
+    version = set_credential(credentials, coadmin.token, "DD10-x", "Recorded-early-pw")
+    prefetch = credentials.prefetch_reveal(admin10.token, "DD10-x")
+    assert prefetch.ahead is not None
+    early: list[int] = []
+    voided: list[object] = []
+    wrapped = credentials.reveal(
+        admin10.token,
+        "DD10-x",
+        lambda w: pytest.fail("the usual record is not used"),
+        pinned=prefetch,
+        record_early=early.append,
+        void=lambda v, e: voided.append((v, e)),
+    )
+    assert early == [version]
+    assert voided == []
+    assert wrapped is prefetch.ahead.result()
+    assert credentials.unwrap(wrapped.token, "DD10-x").password == "Recorded-early-pw"
+
+
+def test_reveal_recorded_early_then_refused_by_openbao_is_voided(
+    credentials: Credentials, coadmin: User, admin10: User, make_user: MakeUser
+) -> None:
+    """The ledger allowed the read and recorded it, but OpenBao refuses the caller's wrapped
+    read: the void callback records that it never arrived, and the caller gets the refusal."""
+    version = set_credential(credentials, coadmin.token, "DD10-x", "Never-delivered-pw")
+    outsider = make_user("cred-early-outsider10")  # holds no district: OpenBao refuses
+    prefetch = credentials.prefetch_reveal(outsider.token, "DD10-x")
+    assert prefetch.guess == version
+    early: list[int] = []
+    voided: list[tuple[int, BaseException]] = []
+    with pytest.raises(VaultPermissionDeniedError):
+        credentials.reveal(
+            outsider.token,
+            "DD10-x",
+            lambda w: None,
+            pinned=prefetch,
+            record_early=early.append,
+            void=lambda v, e: voided.append((v, e)),
+        )
+    assert early == [version]
+    assert [(v, type(e)) for v, e in voided] == [(version, VaultPermissionDeniedError)]
+
+
+def test_reveal_whose_early_record_fails_revokes_the_token_made_ahead(
+    credentials: Credentials, coadmin: User, admin10: User
+) -> None:
+    """The ledger refuses (or cannot take) the early record: the token made ahead is revoked
+    when it arrives, nothing is voided (nothing was recorded), the error propagates."""
+    set_credential(credentials, coadmin.token, "DD10-x", "Refused-early-pw")
+    prefetch = credentials.prefetch_reveal(admin10.token, "DD10-x")
+    assert prefetch.ahead is not None
+
+    def ledger_down(version: int) -> None:
+        raise ConnectionError("ledger unavailable")
+
+    voided: list[object] = []
+    with pytest.raises(ConnectionError):
+        credentials.reveal(
+            admin10.token,
+            "DD10-x",
+            lambda w: None,
+            pinned=prefetch,
+            record_early=ledger_down,
+            void=lambda v, e: voided.append(v),
+        )
+    assert voided == []
+    assert _revoked(credentials, prefetch.ahead.result())
+
+
 def test_stage_replaces_a_tag_another_rotation_got_in_first(
     credentials: Credentials, coadmin: User, service_client: VaultClient
 ) -> None:

@@ -208,7 +208,7 @@ class RandomHistory:
                 district,
             )
             return
-        self._try(
+        read = self._try(
             lambda: district.record_read(
                 account,
                 reader=reader,
@@ -220,6 +220,17 @@ class RandomHistory:
             ),
             district,
         )
+        if read and self.rng.random() < 0.03:  # its wrapped read then failed
+            self._try(
+                lambda: district.void_read(
+                    account,
+                    reader=reader,
+                    version=version,
+                    reason="VaultUnavailableError",
+                    at=self.now,
+                ),
+                district,
+            )
 
     def _rotation(self, cast: DistrictCast, district: District) -> None:
         account = self._account(district)

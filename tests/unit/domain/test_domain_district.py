@@ -676,6 +676,30 @@ def test_the_holder_reads_and_the_read_records_hours_and_device(world: World) ->
     assert world.district.exposure("DD05-x", 1) == {world.ana.id, world.coadmin.id}
 
 
+def test_a_read_that_never_arrived_is_voided_and_exposure_stays(world: World) -> None:
+    """A read recorded while the credential was still on its way, then refused or failed by the
+    secrets server, is voided: the reason is recorded and the reader stays counted as exposed
+    (conservative); an account the district never had is refused."""
+    read(world, world.ana, later(10))
+    world.district.void_read(
+        "DD05-x", reader=world.ana, version=1, reason="VaultUnavailableError", at=later(11)
+    )
+    recorded, voided = world.district.collect_events()
+    assert isinstance(recorded, District.CredentialRead)
+    assert isinstance(voided, District.ReadVoided)
+    assert (voided.account, voided.kind, voided.version, voided.by, voided.reason) == (
+        "DD05-x",
+        "contrasena",
+        1,
+        world.ana.id,
+        "VaultUnavailableError",
+    )
+    assert world.ana.id in world.district.exposure("DD05-x", 1)
+    with pytest.raises(AccountNotFoundError):
+        world.district.void_read("DD05-nada", reader=world.ana, version=1, reason="x", at=later(12))
+    assert world.district.pending_events == []
+
+
 @pytest.mark.parametrize("reader", ["titular", "secretaria", "beto", "carla", "other"])
 def test_nobody_else_can_read(world: World, reader: str) -> None:
     """R1: the titular, the secretaria and administrators not holding this district are

@@ -177,6 +177,7 @@ EXPECTED_TOPICS = {
         "CredentialHolderChanged",
         "CredentialRead",
         "DesignationEnded",
+        "ReadVoided",
         "Registered",
         "RotationAbandoned",
         "RotationConfirmed",

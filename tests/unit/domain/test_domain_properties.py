@@ -521,10 +521,16 @@ class DistrictMachine(_Ledger):
             self.open_accounts.discard(account)
             self.commit(self.district)
 
-    @rule(platform=st.sampled_from(PLATFORMS), who=st.sampled_from(READERS), staged=st.booleans())
-    def read(self, platform: str, who: str, staged: bool) -> None:
+    @rule(
+        platform=st.sampled_from(PLATFORMS),
+        who=st.sampled_from(READERS),
+        staged=st.booleans(),
+        voided=st.booleans(),
+    )
+    def read(self, platform: str, who: str, staged: bool, voided: bool) -> None:
         """Reads the staged version if asked and there is one, else the current one (version
-        errors are the unit tests' business; here entitlement is)."""
+        errors are the unit tests' business; here entitlement is); a read may then be voided
+        (its wrapped read failed), which changes nobody's exposure."""
         account, reader = f"DD05-{platform}", self.person(who)
         current = self.district.accounts.get(account)
         staged = staged and current is not None and current.staged_version is not None
@@ -551,6 +557,15 @@ class DistrictMachine(_Ledger):
         )
         assert done == expected
         self.check_holder(done)
+        if done and voided and version is not None:
+            exposed = self.district.exposure(account, version)
+            assert self.run(
+                lambda: self.district.void_read(
+                    account, reader=reader, version=version, reason="VaultServerError", at=self.now
+                ),
+                self.district,
+            )
+            assert self.district.exposure(account, version) == exposed
 
 
 class LifecycleMachine(_Ledger):

@@ -39,12 +39,15 @@ from events.errors import CustodiaError
 
 from .access import Access
 from .credentials import Credentials
+from .errors import NoStagedRotationError
 from .passwords import generate_password
 from .pii import PersonalDataVault
 
 log = structlog.get_logger("custodia.app")
 
 REQUEST_NAMESPACE = uuid5(NAMESPACE_URL, "https://custodia.iecm.mx/solicitudes")
+# Why ``rotar iniciar`` abandons a rotation the ledger took while OpenBao refused to stage it.
+UNSTAGED_REASON = "OpenBao no la preparó"
 T = TypeVar("T")
 
 
@@ -511,6 +514,17 @@ class Custodia:
                 )
                 self._save(district)
 
+            def unrecord(staged: Any, error: BaseException) -> None:
+                # recorded while OpenBao's writes were on their way; OpenBao then refused
+                district.abandon_rotation(
+                    str(account_id),
+                    version=staged.version,
+                    by=by,
+                    reason=f"{UNSTAGED_REASON} ({type(error).__name__})",
+                    at=self.clock(),
+                )
+                self._save(district)
+
             actor.proceed()  # nothing written before this point
             staged = self.credentials.stage(
                 actor.token,
@@ -519,8 +533,9 @@ class Custodia:
                 event_id,
                 base,
                 staged_by=actor.username,
-                record=record,
                 prefetched=prefetched,
+                record_early=record,
+                unrecord=unrecord,
             )
         return {"cuenta": str(account_id), "version": staged.version, "contrasena": password}
 
@@ -591,9 +606,18 @@ class Custodia:
                 self._save(district)
 
             meta = self.credentials.staged_metadata(str(account_id)) or {}
-            self.credentials.abandon(
-                actor.token, str(account_id), str(meta.get("ledger_event_id", "")), record=record
-            )
+            try:
+                self.credentials.abandon(
+                    actor.token,
+                    str(account_id),
+                    str(meta.get("ledger_event_id", "")),
+                    record=record,
+                )
+            except NoStagedRotationError:
+                # The ledger's rotation has nothing staged in OpenBao (its write never landed,
+                # reconciliation's ``staged_missing``): recording the abandonment is all there
+                # is to do.
+                record(None)
         return {"cuenta": str(account_id), "version_descartada": version}
 
     def reveal(

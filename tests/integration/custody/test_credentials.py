@@ -485,6 +485,92 @@ def test_reveal_whose_early_record_fails_revokes_the_token_made_ahead(
     assert _revoked(credentials, prefetch.ahead.result())
 
 
+def test_stage_recording_early(credentials: Credentials, coadmin: User) -> None:
+    """The ledger's "rotation started" is written while OpenBao's writes are on their way: it
+    gets the staged rotation (version, fingerprint) and nothing is undone."""
+    account = "DD10-pinterest"
+    base = credentials.current_version(account)
+    recorded: list[StagedRotation] = []
+    undone: list[object] = []
+    staged = credentials.stage(
+        coadmin.token,
+        account,
+        "Pinterest-early-pw",
+        new_event_id(),
+        base,
+        staged_by="t",
+        prefetched=credentials.prefetch_stage(coadmin.token, account, "Pinterest-early-pw"),
+        record_early=recorded.append,
+        unrecord=lambda s, e: undone.append(e),
+    )
+    assert recorded == [staged]
+    assert (staged.version, staged.fingerprint) == (
+        base + 1,
+        credentials.fingerprint(coadmin.token, "Pinterest-early-pw"),
+    )
+    assert undone == []
+    meta = credentials.staged_metadata(account)
+    assert meta is not None
+    assert meta["ledger_event_id"] == staged.rotation_event_id
+    credentials.abandon(coadmin.token, account, staged.rotation_event_id)
+
+
+def test_stage_recorded_early_then_refused_by_openbao_is_unrecorded(
+    credentials: Credentials, coadmin: User, service_client: VaultClient
+) -> None:
+    """Something was already staged: the ledger took the rotation, OpenBao's check-and-set
+    refused it, so ``unrecord`` gets the conflict and what was staged stays as it was."""
+    account = "DD10-vimeo"
+    caller = service_client.with_token(coadmin.token)
+    data_path = "custodia/data/preparadas/DD10/vimeo"
+    caller.write(
+        data_path, {"data": {"password": "Leftover-pw"}, "options": {"cas": 0}}, operation="test"
+    )
+    recorded: list[StagedRotation] = []
+    undone: list[tuple[StagedRotation, BaseException]] = []
+    with pytest.raises(VaultCasConflictError):
+        credentials.stage(
+            coadmin.token,
+            account,
+            "Vimeo-losing-pw",
+            new_event_id(),
+            credentials.current_version(account),
+            staged_by="t",
+            record_early=recorded.append,
+            unrecord=lambda s, e: undone.append((s, e)),
+        )
+    assert len(recorded) == 1
+    assert [(s, type(e)) for s, e in undone] == [(recorded[0], VaultCasConflictError)]
+    assert caller.read(data_path, operation="test")["data"]["data"] == {"password": "Leftover-pw"}
+    credentials._delete_staged(caller, AccountRef.parse(account))
+
+
+def test_stage_whose_early_record_is_refused_deletes_staged(
+    credentials: Credentials, coadmin: User
+) -> None:
+    """The ledger refuses the rotation while OpenBao's writes are on their way: once they are
+    done the staged credential is deleted again, and nothing is unrecorded."""
+    account = "DD10-flickr"
+
+    def refuse(_: StagedRotation) -> None:
+        raise RuntimeError("rotation already in progress")
+
+    undone: list[object] = []
+    with pytest.raises(RuntimeError):
+        credentials.stage(
+            coadmin.token,
+            account,
+            "Flickr-refused-pw",
+            new_event_id(),
+            credentials.current_version(account),
+            staged_by="t",
+            record_early=refuse,
+            unrecord=lambda s, e: undone.append(e),
+        )
+    assert undone == []
+    assert credentials.staged_metadata(account) is None
+
+
 def test_stage_replaces_a_tag_another_rotation_got_in_first(
     credentials: Credentials, coadmin: User, service_client: VaultClient
 ) -> None:

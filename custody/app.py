@@ -46,8 +46,6 @@ from .pii import PersonalDataVault
 log = structlog.get_logger("custodia.app")
 
 REQUEST_NAMESPACE = uuid5(NAMESPACE_URL, "https://custodia.iecm.mx/solicitudes")
-# Why ``rotar iniciar`` abandons a rotation the ledger took while OpenBao refused to stage it.
-UNSTAGED_REASON = "OpenBao no la preparó"
 T = TypeVar("T")
 
 
@@ -514,17 +512,6 @@ class Custodia:
                 )
                 self._save(district)
 
-            def unrecord(staged: Any, error: BaseException) -> None:
-                # recorded while OpenBao's writes were on their way; OpenBao then refused
-                district.abandon_rotation(
-                    str(account_id),
-                    version=staged.version,
-                    by=by,
-                    reason=f"{UNSTAGED_REASON} ({type(error).__name__})",
-                    at=self.clock(),
-                )
-                self._save(district)
-
             actor.proceed()  # nothing written before this point
             staged = self.credentials.stage(
                 actor.token,
@@ -533,9 +520,8 @@ class Custodia:
                 event_id,
                 base,
                 staged_by=actor.username,
+                record=record,
                 prefetched=prefetched,
-                record_early=record,
-                unrecord=unrecord,
             )
         return {"cuenta": str(account_id), "version": staged.version, "contrasena": password}
 
@@ -614,9 +600,8 @@ class Custodia:
                     record=record,
                 )
             except NoStagedRotationError:
-                # The ledger's rotation has nothing staged in OpenBao (its write never landed,
-                # reconciliation's ``staged_missing``): recording the abandonment is all there
-                # is to do.
+                # The ledger's rotation has nothing staged in OpenBao (reconciliation's
+                # ``staged_missing``): recording the abandonment is all there is to do.
                 record(None)
         return {"cuenta": str(account_id), "version_descartada": version}
 

@@ -727,8 +727,6 @@ class Credentials:
         staged_by: str,
         record: Callable[[StagedRotation], object] | None = None,
         prefetched: StagePrefetch | None = None,
-        record_early: Callable[[StagedRotation], object] | None = None,
-        unrecord: Callable[[StagedRotation, BaseException], object] | None = None,
     ) -> StagedRotation:
         """Stage ``password`` as the account's pending credential (coadministrators, 6.X).
 
@@ -739,9 +737,7 @@ class Credentials:
         ``custom_metadata`` ties the staged version to ``ledger_event_id`` (the ledger's
         "rotation started" event); data and tag are written at the same time (the data's
         check-and-set decides who owns the rotation). With ``record``, the event is written
-        after Vault; if it fails, the staged credential is deleted again. With ``record_early``
-        and ``unrecord`` instead, the event is written while OpenBao's writes are on their way
-        (see :meth:`_stage_recording_early`).
+        after Vault; if it fails, the staged credential is deleted again.
         """
         ref = AccountRef.parse(account)
         caller = self._as(caller_token)
@@ -794,57 +790,39 @@ class Credentials:
         # the conflict, leaving its tag (if it won) for the data's owner to replace; a
         # leftover it tagged is reconciliation's to delete, as before.
         tagging = self._ahead.submit(first_tag)
-
-        def write_data() -> object:
-            return caller.write(
+        try:
+            caller.write(
                 ref.data_path(self._mounts, staged=True),
                 {"data": {"password": password}, "options": {"cas": 0}},
                 operation="stage",
                 account=ref.name,
                 secret_body=True,
             )
-
-        def staged_as(fingerprint: str) -> StagedRotation:
-            return StagedRotation(
-                account=ref.name,
-                rotation_event_id=ledger_event_id,
-                base_version=base_version,
-                version=base_version + 1,
-                fingerprint=fingerprint,
-                staged_by=staged_by,
-            )
-
-        if record_early is not None and unrecord is not None:
-            staged = self._stage_recording_early(
-                caller,
-                ref,
-                self._ahead.submit(write_data),
-                tagging,
-                tag,
-                lambda: staged_as(fingerprints.result()),
-                record_early,
-                unrecord,
-            )
-        else:
-            try:
-                write_data()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    tagging.result()
-                raise
-            try:
-                if not tagging.result():
-                    self._retag(caller, ref, tag)
-                staged = staged_as(fingerprints.result())
-            except BaseException:
-                self._compensate_stage(caller, ref)
-                raise
+        except BaseException:
+            with contextlib.suppress(Exception):
+                tagging.result()
+            raise
+        try:
+            if not tagging.result():
+                self._retag(caller, ref, tag)
+            fingerprint = fingerprints.result()
+        except BaseException:
+            self._compensate_stage(caller, ref)
+            raise
+        staged = StagedRotation(
+            account=ref.name,
+            rotation_event_id=ledger_event_id,
+            base_version=base_version,
+            version=base_version + 1,
+            fingerprint=fingerprint,
+            staged_by=staged_by,
+        )
         log.info(
             "custody.rotation.staged",
             account=ref.name,
             rotation=ledger_event_id,
             version=staged.version,
-            fingerprint=staged.fingerprint,
+            fingerprint=fingerprint,
         )
         if record is not None:
             try:
@@ -853,71 +831,6 @@ class Credentials:
                 self._compensate_stage(caller, ref)
                 raise
         return staged
-
-    def _stage_recording_early(
-        self,
-        caller: VaultClient,
-        ref: AccountRef,
-        data: Future[object],
-        tagging: Future[bool],
-        tag: Callable[[int], None],
-        staged_as: Callable[[], StagedRotation],
-        record: Callable[[StagedRotation], object],
-        unrecord: Callable[[StagedRotation, BaseException], object],
-    ) -> StagedRotation:
-        """:meth:`stage` with the ledger's "rotation started" written while the data and its
-        tag are on their way to OpenBao. Nothing is handed over before all three are done. The
-        ledger refuses or fails: the staged credential, if this rotation's, is deleted (as when
-        it is recorded after). OpenBao refuses or fails after the ledger took it (another
-        rotation was staged first): ``unrecord`` records the abandonment, then the error."""
-
-        def settle(compensate: bool) -> None:
-            won = False
-            with contextlib.suppress(Exception):
-                data.result()
-                won = True
-            with contextlib.suppress(Exception):
-                tagging.result()
-            if won and compensate:
-                self._compensate_stage(caller, ref)
-
-        try:
-            staged = staged_as()  # the fingerprint, sent ahead
-            record(staged)
-        except BaseException:
-            settle(compensate=True)
-            raise
-        try:
-            data.result()
-        except BaseException as error:
-            settle(compensate=False)  # the data is not this rotation's: leave it
-            self._unrecord(staged, error, unrecord)
-            raise
-        try:
-            if not tagging.result():
-                self._retag(caller, ref, tag)
-        except BaseException as error:
-            self._compensate_stage(caller, ref)
-            self._unrecord(staged, error, unrecord)
-            raise
-        return staged
-
-    @staticmethod
-    def _unrecord(
-        staged: StagedRotation,
-        error: BaseException,
-        unrecord: Callable[[StagedRotation, BaseException], object],
-    ) -> None:
-        try:
-            unrecord(staged, error)
-        except BaseException:
-            # The ledger keeps a rotation OpenBao has nothing staged for: reconciliation
-            # reports it (staged_missing) and ``rotar abandonar`` closes it.
-            log.error(
-                "custody.rotation.unrecord_failed",
-                account=staged.account,
-                error=type(error).__name__,
-            )
 
     def _retag(self, caller: VaultClient, ref: AccountRef, tag: Callable[[int], None]) -> None:
         """This rotation's data won the check-and-set but another rotation's tag came first

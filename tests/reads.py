@@ -1,4 +1,4 @@
-"""What the ledger says was delivered or staged, for the load tests' exactly-once checks."""
+"""Reads the ledger says were delivered, for the load tests' exactly-once checks."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from custody.app import UNSTAGED_REASON
 from events.domain import District
 
 
@@ -31,21 +30,3 @@ def delivered_reads(events: Iterable[Any]) -> Counter[str]:
             if reads[purpose] == 0:
                 del reads[purpose]
     return reads
-
-
-def staged_rotations(events: Iterable[Any]) -> Counter[tuple[str, int]]:
-    """``(account, version)`` of each "rotation started", less those undone at once because
-    OpenBao refused to stage them (the service records the start while OpenBao's writes are on
-    their way; the caller was told it failed)."""
-    started: Counter[tuple[str, int]] = Counter()
-    for event in events:
-        if isinstance(event, District.RotationStarted):
-            started[(event.account, event.version)] += 1
-        elif isinstance(event, District.RotationAbandoned) and str(event.reason or "").startswith(
-            UNSTAGED_REASON
-        ):
-            key = (event.account, event.version)
-            started[key] -= 1
-            if started[key] == 0:
-                del started[key]
-    return started

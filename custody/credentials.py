@@ -368,10 +368,10 @@ class Credentials:
         ledger. Results the caller never uses are dropped (nothing is written by either)."""
         ref = AccountRef.parse(account)
         caller = self._as(caller_token)
+        # The fingerprint first: the tag waits for it, and the tag is the last write.
+        fingerprint = self._ahead.submit(self.fingerprint, caller_token, password)
         return StagePrefetch(
-            ref.name,
-            self._ahead.submit(self._metadata, caller, ref, False),
-            self._ahead.submit(self.fingerprint, caller_token, password),
+            ref.name, self._ahead.submit(self._metadata, caller, ref, False), fingerprint
         )
 
     def prefetch_reveal(
@@ -386,14 +386,16 @@ class Credentials:
         ref = AccountRef.parse(account)
         ttl = _check_ttl(ttl)
         guess = self._known_current.get(ref.name)
+        # The wrapped read first: it is the slow one (OpenBao stores a token for it).
+        ahead = (
+            self._ahead.submit(self._wrapped_read, caller_token, ref, guess, ttl) if guess else None
+        )
         return RevealPrefetch(
             self,
             ref.name,
             self._ahead.submit(self._metadata, self._client, ref, False),
             guess,
-            self._ahead.submit(self._wrapped_read, caller_token, ref, guess, ttl)
-            if guess
-            else None,
+            ahead,
         )
 
     def _as(self, caller_token: str) -> VaultClient:

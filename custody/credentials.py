@@ -285,6 +285,16 @@ def _b64(data: str | bytes) -> str:
 # -- the service -----------------------------------------------------------------------------
 
 
+def _log_wrapped(wrapped: WrappedSecret) -> None:
+    log.info(
+        "custody.reveal.wrapped",
+        account=wrapped.account,
+        version=wrapped.version,
+        accessor=wrapped.accessor,
+        ttl=wrapped.ttl,
+    )
+
+
 class RevealPrefetch:
     """The reads of a reveal, already sent (see :meth:`Credentials.prefetch_reveal`): the current
     metadata and, when this process knows the account's current version (``guess``), the
@@ -487,13 +497,7 @@ class Credentials:
             raise
         if wrapped is None:
             wrapped = self._wrapped_read(caller_token, ref, version, ttl)
-        log.info(
-            "custody.reveal.wrapped",
-            account=ref.name,
-            version=version,
-            accessor=wrapped.accessor,
-            ttl=wrapped.ttl,
-        )
+        _log_wrapped(wrapped)
         return wrapped
 
     def _wrapped_read(
@@ -583,13 +587,7 @@ class Credentials:
                     "custody.reveal.void_not_recorded", account=ref.name, error=type(error).__name__
                 )
             raise
-        log.info(
-            "custody.reveal.wrapped",
-            account=ref.name,
-            version=version,
-            accessor=wrapped.accessor,
-            ttl=wrapped.ttl,
-        )
+        _log_wrapped(wrapped)
         return wrapped
 
     def _record_or_revoke(

@@ -96,26 +96,9 @@ def test_fingerprint_is_keyed_and_stable(credentials: Credentials, coadmin: User
 def test_one_rotation_at_a_time(credentials: Credentials, coadmin: User) -> None:
     """Two coadministrators staging the same account at once: exactly one wins (CAS 0)."""
     account = "DD10-x"
-    base = credentials.current_version(account)
-    barrier = threading.Barrier(2)
-    outcomes: list[object] = []
-
-    def attempt(n: int) -> None:
-        barrier.wait()
-        try:
-            outcomes.append(
-                credentials.stage(
-                    coadmin.token, account, f"Concurrent-{n}-pw", f"ev-{n}", base, staged_by="t"
-                )
-            )
-        except VaultCasConflictError as conflict:
-            outcomes.append(conflict)
-
-    threads = [threading.Thread(target=attempt, args=(n,)) for n in (1, 2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = _race(
+        credentials, coadmin.token, account, credentials.current_version(account), "2", 2
+    )
     wins = [o for o in outcomes if isinstance(o, StagedRotation)]
     conflicts = [o for o in outcomes if isinstance(o, VaultCasConflictError)]
     assert len(wins) == 1
@@ -539,23 +522,25 @@ def test_stage_that_loses_the_data_leaves_the_staged_credential_alone(
     credentials._delete_staged(caller, AccountRef.parse(account))  # clean up
 
 
-def _race(credentials: Credentials, token: str, account: str, base: int, tag: str) -> list[object]:
-    """Three stagings of ``account`` released at once; their results or conflicts."""
-    barrier = threading.Barrier(3)
+def _race(
+    credentials: Credentials, token: str, account: str, base: int, tag: str, n: int = 3
+) -> list[object]:
+    """``n`` stagings of ``account`` released at once; their results or conflicts."""
+    barrier = threading.Barrier(n)
     outcomes: list[object] = []
 
-    def attempt(n: int) -> None:
+    def attempt(i: int) -> None:
         barrier.wait()
         try:
             outcomes.append(
                 credentials.stage(
-                    token, account, f"Race-{tag}-{n}-pw", f"ev-{tag}-{n}", base, staged_by="t"
+                    token, account, f"Race-{tag}-{i}-pw", f"ev-{tag}-{i}", base, staged_by="t"
                 )
             )
         except VaultCasConflictError as conflict:
             outcomes.append(conflict)
 
-    threads = [threading.Thread(target=attempt, args=(n,)) for n in range(3)]
+    threads = [threading.Thread(target=attempt, args=(i,)) for i in range(n)]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -112,6 +112,20 @@ class FailingSaves:
         monkeypatch.setattr(recorder, "insert_events", insert_events)
 
 
+def _register(custodia: Custodia, ana: Actor, account: str) -> None:
+    code = account[:4]
+    custodia.register_account(
+        ana,
+        account,
+        handle=f"{code}IECM",
+        email=f"{code.lower()}.x@iecm.mx",
+        phone=None,
+        public=True,
+        direct_messages=True,
+        existing=False,
+    )
+
+
 def _account_state(app: CustodiaApplication) -> tuple[int | None, int | None]:
     """(current version, staged version) of the account, as the ledger says."""
     district: Any = app.repository.get(District.create_id(ACCOUNT[:4]))
@@ -141,16 +155,7 @@ def test_confirmed_unrecorded_rotation_is_found_recorded_and_rotation_goes_on(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     custodia, ana = world.custodia, world.ana
-    custodia.register_account(
-        ana,
-        ACCOUNT,
-        handle="DD05IECM",
-        email="dd05.x@iecm.mx",
-        phone=None,
-        public=True,
-        direct_messages=True,
-        existing=False,
-    )
+    _register(custodia, ana, ACCOUNT)
     first = custodia.start_rotation(ana, ACCOUNT)
     assert custodia.confirm_rotation(ana, ACCOUNT)["version"] == 1
     assert custodia.reconcile(ana, repair=False)["diferencias"] == []
@@ -221,16 +226,7 @@ def test_a_rotation_with_nothing_staged_is_abandoned(world: World) -> None:
     ``staged_missing``: the staged credential was lost behind the ledger's back): ``rotar
     abandonar`` records the abandonment, and the ledger has no open rotation afterwards."""
     custodia, ana, account = world.custodia, world.ana, "DD06-x"
-    custodia.register_account(
-        ana,
-        account,
-        handle="DD06IECM",
-        email="dd06.x@iecm.mx",
-        phone=None,
-        public=True,
-        direct_messages=True,
-        existing=False,
-    )
+    _register(custodia, ana, account)
     started = custodia.start_rotation(ana, account)
     Credentials(world.vault)._delete_staged(
         world.vault.with_token(ana.token), AccountRef.parse(account)

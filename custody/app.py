@@ -502,16 +502,15 @@ class Custodia:
             event_id = str(uuid5(REQUEST_NAMESPACE, f"{account_id}:{acc.highest_version + 1}"))
             now = self.clock()
 
-            def record(staged: Any) -> None:
-                district.start_rotation(
-                    str(account_id),
-                    version=staged.version,
-                    fingerprint=staged.fingerprint,
-                    by=by,
-                    at=now,
-                )
-                self._save(district)
-
+            # The ledger's checks run before anything is written (a refusal writes nothing);
+            # the event is saved once OpenBao has staged the password.
+            district.start_rotation(
+                str(account_id),
+                version=base + 1,
+                fingerprint=prefetched.fingerprint.result(),
+                by=by,
+                at=now,
+            )
             actor.proceed()  # nothing written before this point
             staged = self.credentials.stage(
                 actor.token,
@@ -520,7 +519,7 @@ class Custodia:
                 event_id,
                 base,
                 staged_by=actor.username,
-                record=record,
+                record=lambda _: self._save(district),
                 prefetched=prefetched,
             )
         return {"cuenta": str(account_id), "version": staged.version, "contrasena": password}

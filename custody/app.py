@@ -502,15 +502,16 @@ class Custodia:
             event_id = str(uuid5(REQUEST_NAMESPACE, f"{account_id}:{acc.highest_version + 1}"))
             now = self.clock()
 
-            # The ledger's checks run before anything is written (a refusal writes nothing);
-            # the event is saved once OpenBao has staged the password.
-            district.start_rotation(
-                str(account_id),
-                version=base + 1,
-                fingerprint=prefetched.fingerprint.result(),
-                by=by,
-                at=now,
-            )
+            def record(staged: Any) -> None:
+                district.start_rotation(
+                    str(account_id),
+                    version=staged.version,
+                    fingerprint=staged.fingerprint,
+                    by=by,
+                    at=now,
+                )
+                self._save(district)
+
             actor.proceed()  # nothing written before this point
             staged = self.credentials.stage(
                 actor.token,
@@ -519,7 +520,7 @@ class Custodia:
                 event_id,
                 base,
                 staged_by=actor.username,
-                record=lambda _: self._save(district),
+                record=record,
                 prefetched=prefetched,
             )
         return {"cuenta": str(account_id), "version": staged.version, "contrasena": password}

@@ -4,7 +4,9 @@
   no-ops) against one raw ``kv.v2.create_or_update_secret`` (check-and-set);
 - reveal: ``Credentials.read_current_wrapped`` + ``Credentials.unwrap`` against one raw
   ``kv.v2.read_secret_version``;
-- the HTTP session with and without ``trust_env`` (proxy/netrc lookups on every call).
+- the HTTP session with and without ``trust_env`` (proxy/netrc lookups on every call);
+- hvac on a ``requests`` session against hvac on Custodia's urllib3 transport
+  (:mod:`custody.transport`): wall time and the client's CPU time per read.
 
 Run: ``.venv/bin/python -m bench.bench_custody [iterations]``.
 """
@@ -29,6 +31,7 @@ from custody.credentials import Credentials
 from custody.layout import create_service_token, ensure_layout
 from custody.passwords import generate_password
 from custody.servers import start_bao_dev
+from custody.transport import Transport
 from custody.vault import VaultClient, new_session
 
 
@@ -41,6 +44,17 @@ def measure(action: Callable[[], object], iterations: int) -> list[float]:
         action()
         samples.append((time.perf_counter() - start) * 1000)
     return samples
+
+
+def cpu_per_call(action: Callable[[], object], iterations: int) -> float:
+    """This process's CPU time per call, in ms (the client's own work; the server is another
+    process)."""
+    for _ in range(min(20, iterations)):
+        action()
+    start = time.process_time()
+    for _ in range(iterations):
+        action()
+    return (time.process_time() - start) * 1000 / iterations
 
 
 def p(samples: list[float], q: float) -> float:
@@ -93,6 +107,7 @@ def run(addr: str, root_token: str, iterations: int) -> None:
 
     raw = hvac.Client(addr, token=coad, session=new_session(trust_env=False))
     raw_env = hvac.Client(addr, token=coad, session=new_session(trust_env=True))
+    raw_transport = hvac.Client(addr, token=coad, session=Transport())
     raw_version = [0]
 
     def raw_write() -> None:
@@ -126,6 +141,13 @@ def run(addr: str, root_token: str, iterations: int) -> None:
         "raw hvac kv.v2 read (trust_env=True)", measure(raw_read(raw_env), iterations)
     )
     wrap = report("raw hvac wrapped read + unwrap", measure(raw_wrapped, iterations))
+    print("hvac's HTTP: a requests session against custody.transport.Transport")
+    read_t = report("raw hvac kv.v2 read (Transport)", measure(raw_read(raw_transport), iterations))
+    cpu_requests = cpu_per_call(raw_read(raw), iterations)
+    cpu_transport = cpu_per_call(raw_read(raw_transport), iterations)
+    print(
+        f"  client CPU per read: requests {cpu_requests:.3f} ms, Transport {cpu_transport:.3f} ms"
+    )
     print("ratios")
     per_request = rot / write / 8
     print(f"  rotation / raw write          {rot / write:5.2f}x  (per request {per_request:4.2f}x)")
@@ -134,6 +156,8 @@ def run(addr: str, root_token: str, iterations: int) -> None:
     )
     print(f"  reveal / raw wrap + unwrap    {rev / wrap:5.2f}x")
     print(f"  trust_env=True / False (read) {read_env / read:5.2f}x  ({read_env - read:+.3f} ms)")
+    print(f"  Transport / requests (read)   {read_t / read:5.2f}x  ({read_t - read:+.3f} ms)")
+    print(f"  Transport / requests (CPU)    {cpu_transport / cpu_requests:5.2f}x")
 
 
 if __name__ == "__main__":

@@ -731,9 +731,11 @@ class Credentials:
         """Stage ``password`` as the account's pending credential (coadministrators, 6.X).
 
         ``base_version`` is the current version this rotation replaces, as the ledger knows it
-        (0: the account has none yet): checked now, and enforced with check-and-set when the
-        rotation is confirmed. The staged path is written with check-and-set 0, so only one
-        rotation per account can be open: a concurrent one gets :class:`VaultCasConflictError`.
+        (0: the account has none yet): checked alongside the staging (from a stale base, what
+        was staged is deleted again and :class:`VaultCasConflictError` raised), and enforced
+        with check-and-set when the rotation is confirmed. The staged path is written with
+        check-and-set 0, so only one rotation per account can be open: a concurrent one gets
+        :class:`VaultCasConflictError`.
         ``custom_metadata`` ties the staged version to ``ledger_event_id`` (the ledger's
         "rotation started" event); data and tag are written at the same time (the data's
         check-and-set decides who owns the rotation). With ``record``, the event is written
@@ -743,15 +745,14 @@ class Credentials:
         caller = self._as(caller_token)
         if prefetched is not None and prefetched.account != ref.name:
             raise ValueError("prefetched for another account")
-        if prefetched is not None:
-            current = prefetched.metadata.result()
-        else:
-            current = self._metadata(caller, ref, staged=False)
-        current_version = int((current or {}).get("current_version") or 0)
-        if current_version != base_version:
-            raise VaultCasConflictError(
-                "stage", ref.data_path(self._mounts), ref.name, base_version, current_version
-            )
+        # The current version is checked once the staged data is written, not before: the
+        # write does not depend on it (check-and-set 0 on the staged path), and a rotation
+        # from a stale base is rare (drift); it is then deleted again.
+        currents = (
+            prefetched.metadata
+            if prefetched is not None
+            else self._ahead.submit(self._metadata, caller, ref, False)
+        )
         fingerprints = (
             prefetched.fingerprint
             if prefetched is not None
@@ -803,6 +804,13 @@ class Credentials:
                 tagging.result()
             raise
         try:
+            current_version = int((currents.result() or {}).get("current_version") or 0)
+            if current_version != base_version:
+                with contextlib.suppress(Exception):
+                    tagging.result()  # the tag is deleted with the data, not after it
+                raise VaultCasConflictError(
+                    "stage", ref.data_path(self._mounts), ref.name, base_version, current_version
+                )
             if not tagging.result():
                 self._retag(caller, ref, tag)
             fingerprint = fingerprints.result()

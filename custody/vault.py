@@ -6,9 +6,10 @@ block so that no hvac or requests exception (with its URL, body or server text) 
 ``__context__`` (STYLE 6: translate foreign errors once, at the adapter; R7: no secret in an error).
 
 One client holds one token. :meth:`VaultClient.with_token` makes a sibling for another token
-(a caller's own token, a wrapping token) sharing the same HTTP session, which is cheap (~25 µs).
-The session does not consult the environment (``trust_env=False``): no proxy or netrc lookups on
-every call; a CA bundle must be passed explicitly as ``verify``.
+(a caller's own token, a wrapping token) sharing the same HTTP transport, which is cheap (~25 µs).
+hvac sends through a :class:`~custody.transport.Transport` (urllib3, no ``requests`` session
+work per call); it does not consult the environment: no proxy or netrc lookups, and a CA
+bundle must be passed explicitly as ``verify``.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from custody.errors import (
     VaultUnreachableError,
     WrappingTokenInvalidError,
 )
+from custody.transport import Transport
 from events.errors import VaultError
 
 log = structlog.get_logger()
@@ -73,7 +75,9 @@ class TokenInfo:
 
 
 def new_session(*, trust_env: bool = False) -> requests.Session:
-    """An HTTP session for hvac; ``trust_env=False`` skips per-call proxy/netrc lookups."""
+    """A ``requests`` session for a stock hvac client (benchmarks' baselines); ``trust_env=False``
+    skips per-call proxy/netrc lookups. :class:`VaultClient` sends through a
+    :class:`~custody.transport.Transport` unless given a session."""
     session = requests.Session()
     session.trust_env = trust_env
     return session
@@ -150,7 +154,7 @@ class VaultClient:
         mounts: Mounts | None = None,
         timeout: float = DEFAULT_TIMEOUT,
         verify: bool | str = True,
-        session: requests.Session | None = None,
+        session: requests.Session | Transport | None = None,
         members: Members | None = None,
     ) -> None:
         self.addr = addr.rstrip("/")
@@ -159,7 +163,7 @@ class VaultClient:
         self.timeout = timeout
         self.verify = verify
         self._token = token
-        self._session = session if session is not None else new_session()
+        self._session = session if session is not None else Transport(verify)
         # hvac sends through this session: its ``verify`` is what applies (a private CA file).
         self._session.verify = verify
         self._hvac = hvac.Client(
@@ -178,7 +182,7 @@ class VaultClient:
         return self._token
 
     @property
-    def session(self) -> requests.Session:
+    def session(self) -> requests.Session | Transport:
         return self._session
 
     @property

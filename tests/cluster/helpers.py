@@ -30,7 +30,7 @@ from custody.errors import (
     VaultUnavailableError,
     VaultUnreachableError,
 )
-from custody.vault import VaultClient, new_session
+from custody.vault import VaultClient
 from events.jetstream import (
     EventStoreUnavailableError,
     Factory,
@@ -229,15 +229,8 @@ RETRYABLE = (VaultUnreachableError, VaultUnavailableError, VaultSealedError, Vau
 
 
 def vault_client(addr: str, token: str, ca_file: str | None, timeout: float = 3.0) -> VaultClient:
-    """A :class:`VaultClient` that verifies the cluster's CA.
-
-    The CA goes on the session too: hvac ignores ``verify`` when given a session whose own
-    ``verify`` is set (requests' default ``True``), see the report of issue 10.
-    """
-    session = new_session()
-    if ca_file is not None:
-        session.verify = ca_file
-    return VaultClient(addr, token, verify=ca_file or True, timeout=timeout, session=session)
+    """A :class:`VaultClient` that verifies the cluster's CA (its transport's ``verify``)."""
+    return VaultClient(addr, token, verify=ca_file or True, timeout=timeout)
 
 
 class FailoverVault:

@@ -122,6 +122,7 @@ def test_stale_base_version_is_a_conflict(
             coadmin.token, account, "Stale-pw-xx", new_event_id(), base - 1, staged_by="t"
         )
     assert (stale.value.expected_version, stale.value.actual_version) == (base - 1, base)
+    assert credentials.staged_metadata(account) is None  # what it staged meanwhile is gone
 
     event = new_event_id()
     credentials.stage(coadmin.token, account, "Pending-pw-xx", event, base, staged_by="t")

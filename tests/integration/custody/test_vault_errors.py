@@ -1,9 +1,14 @@
-"""hvac and requests failures leave ``custody.vault`` as Custodia errors carrying facts only.
+"""hvac and transport failures leave ``custody.vault`` as Custodia errors carrying facts only.
 District used: DD13. The sealed case runs on a server of its own, started and sealed here.
 """
 
 from __future__ import annotations
 
+import contextlib
+import http.server
+import socket
+import threading
+import uuid
 from pathlib import Path
 
 import pytest
@@ -176,3 +181,88 @@ def test_a_request_that_reached_a_member_is_not_sent_to_another(
     with pytest.raises(VaultPermissionDeniedError):
         client.read("custodia/data/cuentas/DD01/x", operation="reveal")
     assert client.members.current == live
+
+
+class _Silent:
+    """A member that accepts connections and never answers (hung)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.addr = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.accepted: list[socket.socket] = []
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                self.accepted.append(self.sock.accept()[0])
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.accepted:
+            conn.close()
+
+
+@pytest.mark.usefixtures("layout")
+def test_a_member_that_never_answers_times_out_and_is_not_passed_over(
+    root_client: VaultClient,
+) -> None:
+    """The request reached the hung member (it may be carried out): the client reports it
+    unreachable after its timeout and does not send it to the next member."""
+    hung = _Silent()
+    try:
+        live = root_client.members.current
+        client = VaultClient(f"{hung.addr},{live}", root_client.token, timeout=0.5)
+        with pytest.raises(VaultUnreachableError) as unreachable:
+            client.write(
+                "custodia/data/cuentas/DD13/timeout",
+                {"data": {"password": "Never-sent-twice-1"}},
+                operation="stage",
+            )
+        assert unreachable.value.reason == "ReadTimeout"
+        assert unreachable.value.__context__ is None
+        assert "Never-sent-twice-1" not in str(unreachable.value)
+        assert client.members.current == hung.addr
+        with pytest.raises(VaultNotFoundError):  # nothing was written through the live member
+            root_client.read("custodia/data/cuentas/DD13/timeout", operation="check")
+    finally:
+        hung.close()
+
+
+@pytest.mark.usefixtures("layout")
+def test_a_redirect_is_followed_with_its_method_and_body(root_client: VaultClient) -> None:
+    """A standby that redirects (307) instead of forwarding: the write lands on the member it
+    names, method, body and token kept, as with requests."""
+    live = root_client.members.current
+    seen: list[str] = []
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            seen.append(self.command)
+            self.send_response(307)
+            self.send_header("Location", live + self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_GET = do_POST = _answer
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    standby = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=standby.serve_forever, daemon=True).start()
+    try:
+        client = VaultClient(
+            f"http://127.0.0.1:{standby.server_address[1]}", root_client.token, timeout=3
+        )
+        path = f"custodia/data/cuentas/DD13/redirect-{uuid.uuid4().hex[:8]}"
+        client.write(
+            path, {"data": {"password": "Redirected-pw-1"}, "options": {"cas": 0}}, operation="t"
+        )
+        body = client.read(path, operation="test")
+        assert body["data"]["data"] == {"password": "Redirected-pw-1"}
+        assert seen == ["POST", "GET"]
+    finally:
+        standby.shutdown()
+        standby.server_close()

@@ -33,13 +33,14 @@ from __future__ import annotations
 import base64
 import binascii
 import contextlib
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, Protocol, TypeVar
 
 import structlog
 
@@ -60,10 +61,12 @@ from custody.errors import (
     WrappingTokenInvalidError,
 )
 from custody.layout import FINGERPRINT_KEY, AccountRef
-from custody.vault import VaultClient, parse_time
+from custody.vault import Sent, VaultClient, parse_time
 from events.errors import VaultError
 
 log = structlog.get_logger()
+T = TypeVar("T")
+T_co = TypeVar("T_co", covariant=True)
 
 DEFAULT_WRAP_TTL = 60
 # A confirmed rotation's staged copy is deleted after the ledger recorded it: how long to wait
@@ -305,9 +308,9 @@ class RevealPrefetch:
         self,
         credentials: Credentials,
         account: str,
-        metadata: Future[dict[str, Any] | None],
+        metadata: Later[dict[str, Any] | None],
         guess: int | None,
-        ahead: Future[WrappedSecret] | None,
+        ahead: Later[WrappedSecret] | None,
     ) -> None:
         self._credentials = credentials
         self.account = account
@@ -333,17 +336,65 @@ class RevealPrefetch:
             self._settled = True
             self._revoke_when_done(self.ahead)
 
-    def _revoke_when_done(self, ahead: Future[WrappedSecret]) -> None:
-        def revoke(done: Future[WrappedSecret]) -> None:
-            if done.cancelled() or done.exception() is not None:
-                return
+    def _revoke_when_done(self, ahead: Later[WrappedSecret]) -> None:
+        """Revoke the token made ahead once it arrives, in the background (nobody waits)."""
+
+        def revoke() -> None:
             try:
-                self._credentials.revoke_wrapped(done.result())
+                wrapped = ahead.result()
+            except Exception:
+                return  # no token was made
+            try:
+                self._credentials.revoke_wrapped(wrapped)
             except VaultError:
                 # It still expires after its short TTL, is single use, and never left here.
                 log.error("custody.reveal.revoke_failed", account=self.account)
 
-        ahead.add_done_callback(revoke)
+        self._credentials.in_background(revoke)
+
+
+class Later(Protocol[T_co]):
+    """A result on its way: an :class:`Answer` or a ``concurrent.futures.Future``."""
+
+    def result(self) -> T_co: ...
+
+
+class Answer(Generic[T]):
+    """What a request already sent (:meth:`VaultClient.send`) will give, parsed: read once,
+    by whichever thread asks first; later calls return or raise the same."""
+
+    def __init__(
+        self,
+        sent: Sent,
+        parse: Callable[[dict[str, Any] | None], T],
+        *,
+        absent_is_none: bool = False,
+    ) -> None:
+        self._sent = sent
+        self._parse = parse
+        self._absent_is_none = absent_is_none  # not found: parse(None), not an error
+        self._lock = threading.Lock()
+        self._done = False
+        self._value: T | None = None
+        self._error: BaseException | None = None
+
+    def result(self) -> T:
+        with self._lock:
+            if not self._done:
+                try:
+                    try:
+                        body = self._sent.result()
+                    except VaultNotFoundError:
+                        if not self._absent_is_none:
+                            raise
+                        body = None
+                    self._value = self._parse(body)
+                except Exception as exc:
+                    self._error = exc
+                self._done = True
+            if self._error is not None:
+                raise self._error
+            return self._value  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -351,8 +402,8 @@ class StagePrefetch:
     """The reads :meth:`Credentials.stage` needs, already sent (see ``prefetch_stage``)."""
 
     account: str
-    metadata: Future[dict[str, Any] | None] = field(repr=False)
-    fingerprint: Future[str] = field(repr=False)
+    metadata: Later[dict[str, Any] | None] = field(repr=False)
+    fingerprint: Later[str] = field(repr=False)
 
 
 class Credentials:
@@ -379,10 +430,8 @@ class Credentials:
         ref = AccountRef.parse(account)
         caller = self._as(caller_token)
         # The fingerprint first: the tag waits for it, and the tag is the last write.
-        fingerprint = self._ahead.submit(self.fingerprint, caller_token, password)
-        return StagePrefetch(
-            ref.name, self._ahead.submit(self._metadata, caller, ref, False), fingerprint
-        )
+        fingerprint = self._send_fingerprint(caller_token, password)
+        return StagePrefetch(ref.name, self._send_metadata(caller, ref, False), fingerprint)
 
     def prefetch_reveal(
         self, caller_token: str, account: str | AccountRef, ttl: int = DEFAULT_WRAP_TTL
@@ -397,16 +446,14 @@ class Credentials:
         ttl = _check_ttl(ttl)
         guess = self._known_current.get(ref.name)
         # The wrapped read first: it is the slow one (OpenBao stores a token for it).
-        ahead = (
-            self._ahead.submit(self._wrapped_read, caller_token, ref, guess, ttl) if guess else None
-        )
+        ahead = self._send_wrapped_read(caller_token, ref, guess, ttl) if guess else None
         return RevealPrefetch(
-            self,
-            ref.name,
-            self._ahead.submit(self._metadata, self._client, ref, False),
-            guess,
-            ahead,
+            self, ref.name, self._send_metadata(self._client, ref, False), guess, ahead
         )
+
+    def in_background(self, work: Callable[[], object]) -> None:
+        """Run ``work`` on one of this object's threads; nobody waits for it."""
+        self._ahead.submit(work)
 
     def _as(self, caller_token: str) -> VaultClient:
         return self._client.with_token(caller_token)
@@ -417,12 +464,19 @@ class Credentials:
         Comparable across events without revealing the secret; useless without the server.
         Returned as lowercase hex (the ledger's format); the HMAC key version is not part of it.
         """
-        body = self._as(caller_token).write(
+        return self._send_fingerprint(caller_token, secret).result()
+
+    def _send_fingerprint(self, caller_token: str, secret: str | bytes) -> Answer[str]:
+        sent = self._as(caller_token).send(
+            "POST",
             f"{self._mounts.transit}/hmac/{FINGERPRINT_KEY}/sha2-256",
-            {"input": _b64(secret)},
+            json={"input": _b64(secret)},
             operation="fingerprint",
             secret_body=True,
         )
+        return Answer(sent, self._parse_fingerprint)
+
+    def _parse_fingerprint(self, body: dict[str, Any] | None) -> str:
         value = ((body or {}).get("data") or {}).get("hmac")
         if not value:
             raise VaultServerError("fingerprint", f"{self._mounts.transit}/hmac", None)
@@ -458,6 +512,25 @@ class Credentials:
             return None
         data: dict[str, Any] = body.get("data") or {}
         return data
+
+    def _send_metadata(
+        self, client: VaultClient, ref: AccountRef, staged: bool
+    ) -> Answer[dict[str, Any] | None]:
+        """:meth:`_metadata`, sent now and read later."""
+        sent = client.send(
+            "GET",
+            ref.metadata_path(self._mounts, staged),
+            operation="read-metadata",
+            account=ref.name,
+        )
+
+        def parse(body: dict[str, Any] | None) -> dict[str, Any] | None:
+            if body is None:
+                return None
+            data: dict[str, Any] = body.get("data") or {}
+            return data
+
+        return Answer(sent, parse, absent_is_none=True)
 
     # -- reveal ------------------------------------------------------------------------------
 
@@ -504,15 +577,28 @@ class Credentials:
         self, caller_token: str, ref: AccountRef, version: int | None, ttl: int
     ) -> WrappedSecret:
         """Version ``version`` of the credential, read with the caller's token, wrapped."""
+        return self._send_wrapped_read(caller_token, ref, version, ttl).result()
+
+    def _send_wrapped_read(
+        self, caller_token: str, ref: AccountRef, version: int | None, ttl: int
+    ) -> Answer[WrappedSecret]:
+        """:meth:`_wrapped_read`, sent now and read later."""
         path = ref.data_path(self._mounts)
-        body = self._as(caller_token).read(
+        sent = self._as(caller_token).send(
+            "GET",
             path,
             operation="reveal",
             account=ref.name,
             params={"version": version},
             wrap_ttl=ttl,
         )
-        return self._wrapped(body, ref, "password", version, "reveal", path)
+
+        def parse(body: dict[str, Any] | None) -> WrappedSecret:
+            if body is None:
+                raise VaultNotFoundError("reveal", path, ref.name)
+            return self._wrapped(body, ref, "password", version, "reveal", path)
+
+        return Answer(sent, parse)
 
     def reveal(
         self,
@@ -751,19 +837,20 @@ class Credentials:
         currents = (
             prefetched.metadata
             if prefetched is not None
-            else self._ahead.submit(self._metadata, caller, ref, False)
+            else self._send_metadata(caller, ref, False)
         )
         fingerprints = (
             prefetched.fingerprint
             if prefetched is not None
-            else self._ahead.submit(self.fingerprint, caller_token, password)
+            else self._send_fingerprint(caller_token, password)
         )
         metadata_path = ref.metadata_path(self._mounts, staged=True)
 
-        def tag(metadata_cas: int) -> None:
-            caller.write(
+        def send_tag(metadata_cas: int) -> Sent:
+            return caller.send(
+                "POST",
                 metadata_path,
-                {
+                json={
                     "custom_metadata": _custom(
                         {
                             "ledger_event_id": ledger_event_id,
@@ -779,39 +866,49 @@ class Credentials:
                 account=ref.name,
             )
 
-        def first_tag() -> bool:
-            try:
-                tag(0)
-            except VaultCasConflictError:
-                return False  # another rotation's tag came first
-            return True
+        def tag(metadata_cas: int) -> None:
+            send_tag(metadata_cas).result()
 
         # The data (check-and-set 0) and the tag (metadata check-and-set 0) are written at
-        # once. Whoever wins the data owns the rotation: a rotation whose data lost stops with
-        # the conflict, leaving its tag (if it won) for the data's owner to replace; a
-        # leftover it tagged is reconciliation's to delete, as before.
-        tagging = self._ahead.submit(first_tag)
+        # once: both sent from this thread, then both answers read. Whoever wins the data owns
+        # the rotation: a rotation whose data lost stops with the conflict, leaving its tag (if
+        # it won) for the data's owner to replace; a leftover it tagged is reconciliation's to
+        # delete, as before.
+        data = caller.send(
+            "POST",
+            ref.data_path(self._mounts, staged=True),
+            json={"data": {"password": password}, "options": {"cas": 0}},
+            operation="stage",
+            account=ref.name,
+            secret_body=True,
+        )
+        tagging: Sent | None = None
+        untagged: Exception | None = None
         try:
-            caller.write(
-                ref.data_path(self._mounts, staged=True),
-                {"data": {"password": password}, "options": {"cas": 0}},
-                operation="stage",
-                account=ref.name,
-                secret_body=True,
-            )
+            tagging = send_tag(0)
+        except Exception as exc:  # no fingerprint: raised once the data's answer is in
+            untagged = exc
+        try:
+            data.result()
         except BaseException:
-            with contextlib.suppress(Exception):
-                tagging.result()
+            if tagging is not None:
+                with contextlib.suppress(Exception):
+                    tagging.result()
             raise
         try:
+            if tagging is None:
+                raise untagged or VaultServerError("fingerprint", metadata_path, None)
+            try:
+                tagging.result()
+                won_tag = True
+            except VaultCasConflictError:
+                won_tag = False  # another rotation's tag came first
             current_version = int((currents.result() or {}).get("current_version") or 0)
             if current_version != base_version:
-                with contextlib.suppress(Exception):
-                    tagging.result()  # the tag is deleted with the data, not after it
                 raise VaultCasConflictError(
                     "stage", ref.data_path(self._mounts), ref.name, base_version, current_version
                 )
-            if not tagging.result():
+            if not won_tag:
                 self._retag(caller, ref, tag)
             fingerprint = fingerprints.result()
         except BaseException:

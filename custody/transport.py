@@ -17,14 +17,16 @@ body on a 307/308, as ``requests`` does.
 
 from __future__ import annotations
 
+import http.client
 import json as jsonlib
 import threading
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urljoin
 
 import requests
 import urllib3
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -38,6 +40,7 @@ from urllib3.exceptions import SSLError as Urllib3SSLError
 # command workers and the threads its commands send calls ahead on).
 POOL_SIZE = 32
 MAX_REDIRECTS = 5
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
 
 
 class Response:
@@ -77,6 +80,8 @@ class Transport:
         self._lock = threading.Lock()
         self._verify: bool | str = True
         self._pool = self._make_pool(verify)
+        # Connections of requests sent with :meth:`send`, idle, per (scheme, host, port).
+        self._idle: dict[tuple[str, str, int | None], list[Any]] = {}
         self._verify = verify
 
     @property
@@ -114,15 +119,7 @@ class Transport:
         timeout: float | None = None,
         **unused: Any,  # cert, verify, proxies: hvac passes the session's own back
     ) -> Response:
-        sent = dict(headers or {})
-        body: bytes | None = None
-        if json is not None:
-            body = jsonlib.dumps(json, allow_nan=False).encode()
-            sent["Content-Type"] = "application/json"
-        if params:
-            query = urlencode({k: v for k, v in params.items() if v is not None}, doseq=True)
-            if query:
-                url = f"{url}{'&' if '?' in url else '?'}{query}"
+        url, sent, body = _prepare(url, headers, json, params)
         retries = urllib3.Retry(
             total=None,
             connect=0,
@@ -149,8 +146,162 @@ class Transport:
             raise _requests_error(exc, exc) from None
         return Response(answer.status, answer.data, answer.headers, answer.reason, url)
 
+    def send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        params: Mapping[str, Any] | None = None,
+        timeout: float | None = None,
+    ) -> Pending:
+        """Write a request on a connection of its own and return at once; its answer is read
+        by :meth:`Pending.result` (in any thread). Several requests sent one after the other
+        from one thread are served at the same time, with no thread of their own to wake: on
+        a busy interpreter a worker thread started late (the GIL), and a command's calls with
+        it. A request that cannot connect raises here (it was never sent)."""
+        url, sent, body = _prepare(url, headers, json, params)
+        parts = urllib3.util.parse_url(url)
+        origin = (parts.scheme or "http", parts.host or "", parts.port)
+        target = parts.request_uri
+        conn = self._connection(origin, timeout)
+        try:
+            conn.request(method.upper(), target, body=body, headers=sent)
+        except HTTPError as exc:
+            conn.close()
+            raise _requests_error(exc, exc) from None
+        except OSError as exc:
+            conn.close()
+            raise requests.exceptions.ConnectionError(exc) from None
+        return Pending(self, origin, conn, method, url, sent, json, timeout)
+
+    def _connection(self, origin: tuple[str, str, int | None], timeout: float | None) -> Any:
+        with self._lock:
+            idle = self._idle.get(origin)
+            while idle:
+                conn = idle.pop()
+                if conn.is_connected:  # not closed by the server meanwhile
+                    if conn.sock is not None:
+                        conn.sock.settimeout(timeout)
+                    return conn
+                conn.close()
+            verify = self._verify
+        scheme, host, port = origin
+        if scheme == "https":
+            return HTTPSConnection(
+                host,
+                port,
+                timeout=timeout,
+                cert_reqs="CERT_NONE" if verify is False else "CERT_REQUIRED",
+                ca_certs=verify if isinstance(verify, str) else None,
+            )
+        return HTTPConnection(host, port, timeout=timeout)
+
+    def idle_connections(self) -> int:
+        """Connections of sent requests kept for the next ones (a diagnostic)."""
+        with self._lock:
+            return sum(len(conns) for conns in self._idle.values())
+
+    def _release(self, origin: tuple[str, str, int | None], conn: Any) -> None:
+        with self._lock:
+            idle = self._idle.setdefault(origin, [])
+            if len(idle) < POOL_SIZE:
+                idle.append(conn)
+                return
+        conn.close()
+
     def close(self) -> None:
         self._pool.clear()
+        with self._lock:
+            idle, self._idle = self._idle, {}
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
+
+
+class Pending:
+    """A request sent by :meth:`Transport.send`; :meth:`result` reads its answer (once)."""
+
+    def __init__(
+        self,
+        transport: Transport,
+        origin: tuple[str, str, int | None],
+        conn: Any,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        json: Any,
+        timeout: float | None,
+    ) -> None:
+        self._transport = transport
+        self._origin = origin
+        self._conn = conn
+        self._request = (method, url, headers, json, timeout)
+        self._lock = threading.Lock()
+        self._outcome: Response | requests.RequestException | None = None
+
+    def result(self) -> Response:
+        """The answer; a redirect is followed as :meth:`Transport.request` follows it. Raises
+        the ``requests`` exception of a failure (a timeout: the request may have been done)."""
+        with self._lock:
+            if self._outcome is None:
+                self._outcome = self._read()
+            outcome = self._outcome
+        if isinstance(outcome, requests.RequestException):
+            raise outcome
+        return outcome
+
+    def _read(self) -> Response | requests.RequestException:
+        conn = self._conn
+        method, url, headers, json, timeout = self._request
+        try:
+            answer = conn.getresponse()
+        except HTTPError as exc:
+            conn.close()
+            return _requests_error(exc, exc)
+        except TimeoutError as exc:
+            conn.close()
+            return requests.exceptions.ReadTimeout(exc)
+        except (OSError, http.client.HTTPException) as exc:
+            conn.close()
+            return requests.exceptions.ConnectionError(exc)
+        if answer.status in REDIRECTS and answer.headers.get("Location"):
+            conn.close()
+            follow = "GET" if answer.status == 303 else method
+            location = urljoin(url, answer.headers["Location"])
+            try:
+                return self._transport.request(
+                    follow,
+                    location,
+                    headers=headers,
+                    json=None if follow == "GET" and method != "GET" else json,
+                    timeout=timeout,
+                )
+            except requests.RequestException as exc:
+                return exc
+        response = Response(answer.status, answer.data, answer.headers, answer.reason, url)
+        if conn.is_connected:
+            self._transport._release(self._origin, conn)
+        else:
+            conn.close()
+        return response
+
+
+def _prepare(
+    url: str, headers: Mapping[str, str] | None, json: Any, params: Mapping[str, Any] | None
+) -> tuple[str, dict[str, str], bytes | None]:
+    """The URL with its query, the headers and the body of a request, as ``requests`` makes
+    them."""
+    sent = dict(headers or {})
+    body: bytes | None = None
+    if json is not None:
+        body = jsonlib.dumps(json, allow_nan=False).encode()
+        sent["Content-Type"] = "application/json"
+    if params:
+        query = urlencode({k: v for k, v in params.items() if v is not None}, doseq=True)
+        if query:
+            url = f"{url}{'&' if '?' in url else '?'}{query}"
+    return url, sent, body
 
 
 def _requests_error(reason: Any, error: HTTPError) -> requests.RequestException:

@@ -14,11 +14,13 @@ bundle must be passed explicitly as ``verify``.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import hvac
@@ -135,8 +137,42 @@ def _never_sent(exc: requests.RequestException) -> bool:
 
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    cause = exc.args[0] if exc.args else None
+    # The pool's MaxRetryError names the cause as its ``reason``; a sent request's own
+    # connection (custody.transport.Transport.send) raises the cause itself.
+    reason = getattr(cause, "reason", cause)
     return isinstance(reason, NewConnectionError | ConnectTimeoutError)
+
+
+class Sent:
+    """A request :meth:`VaultClient.send` wrote; :meth:`result` reads its answer once (from
+    any thread; later calls return or raise the same)."""
+
+    def __init__(self, answer: Callable[[], dict[str, Any] | None]) -> None:
+        self._answer: Callable[[], dict[str, Any] | None] | None = answer
+        self._lock = threading.Lock()
+        self._body: dict[str, Any] | None = None
+        self._error: VaultError | None = None
+
+    @classmethod
+    def made(cls, answer: Callable[[], dict[str, Any] | None]) -> Sent:
+        """A request made whole at once (no transport to send it with), or refused."""
+        sent = cls(answer)
+        with contextlib.suppress(VaultError):
+            sent.result()
+        return sent
+
+    def result(self) -> dict[str, Any] | None:
+        with self._lock:
+            if self._answer is not None:
+                answer, self._answer = self._answer, None
+                try:
+                    self._body = answer()
+                except VaultError as exc:
+                    self._error = exc
+            if self._error is not None:
+                raise self._error
+            return self._body
 
 
 class VaultClient:
@@ -245,6 +281,95 @@ class VaultClient:
                     continue
                 error = VaultUnreachableError(addr, operation, type(exc).__name__)
             break
+        return self._answer(response, error, operation, path, account)
+
+    def send(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        account: str | None = None,
+        json: Mapping[str, Any] | None = None,
+        params: Mapping[str, Any] | None = None,
+        wrap_ttl: int | str | None = None,
+        secret_body: bool = False,
+    ) -> Sent:
+        """:meth:`request`, returning as soon as the request is written: :meth:`Sent.result`
+        reads the answer, and returns or raises what :meth:`request` would. Requests sent one
+        after the other are served at the same time, without a thread each (see
+        :meth:`custody.transport.Transport.send`). Headers and errors are hvac's own, as in
+        :meth:`request`. With a ``requests`` session instead of a transport, the request is
+        made here, whole."""
+        transport = self._session
+        if not isinstance(transport, Transport):
+            return Sent.made(
+                lambda: self.request(
+                    method,
+                    path,
+                    operation=operation,
+                    account=account,
+                    json=json,
+                    params=params,
+                    wrap_ttl=wrap_ttl,
+                    secret_body=secret_body,
+                )
+            )
+        adapter = self._hvac.adapter
+        headers = {"X-Vault-Request": "true"} if adapter.request_header else {}
+        if self._token:
+            headers["X-Vault-Token"] = self._token
+        if wrap_ttl is not None:
+            headers["X-Vault-Wrap-TTL"] = f"{wrap_ttl}s" if isinstance(wrap_ttl, int) else wrap_ttl
+        relative = "/v1/" + path.lstrip("/")
+        while "//" in relative:  # as hvac's adapter does
+            relative = relative.replace("//", "/")
+        for attempt in range(len(self.members.addrs)):
+            addr = self.members.current
+            url = adapter.urljoin(addr, relative)
+            try:
+                pending = transport.send(
+                    method,
+                    url,
+                    headers=headers,
+                    json=dict(json) if json is not None else None,
+                    params=dict(params) if params else None,
+                    timeout=self.timeout,
+                )
+            except requests.RequestException as exc:
+                if _never_sent(exc) and attempt + 1 < len(self.members.addrs):
+                    log.warning("vault.member.unreachable", addr=addr, operation=operation)
+                    self.members.failed(addr)
+                    continue
+                refused = VaultUnreachableError(addr, operation, type(exc).__name__)
+                return Sent.made(partial(self._answer, None, refused, operation, path, account))
+
+            def answer(pending: Any = pending, url: str = url, addr: str = addr) -> Any:
+                failure: VaultError | None = None
+                response: Any = None
+                try:
+                    response = pending.result()
+                    if not response.ok:
+                        adapter._raise_for_error(method, url, response)  # hvac's own errors
+                except hvac_exceptions.VaultError as exc:
+                    failure = self._translate(
+                        exc, method, path, operation, account, json, secret_body
+                    )
+                except requests.RequestException as exc:
+                    failure = VaultUnreachableError(addr, operation, type(exc).__name__)
+                return self._answer(response, failure, operation, path, account)
+
+            return Sent(answer)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _answer(
+        self,
+        response: Any,
+        error: VaultError | None,
+        operation: str,
+        path: str,
+        account: str | None,
+    ) -> dict[str, Any] | None:
         if error is not None:
             # Raised here, outside the except block: no foreign exception rides along (R7).
             if not isinstance(error, VaultNotFoundError):  # absence is an answer, not a failure

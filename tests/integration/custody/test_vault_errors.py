@@ -10,6 +10,7 @@ import socket
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,7 @@ from custody.errors import (
     VaultUnreachableError,
 )
 from custody.servers import free_port, start_bao_dev
+from custody.transport import Transport
 from custody.vault import VaultClient
 from tests.integration.custody.helpers import MakeUser, User, new_event_id
 
@@ -204,9 +206,20 @@ class _Silent:
             conn.close()
 
 
+def _call(client: VaultClient, way: str, method: str, path: str, **kwargs: Any) -> Any:
+    """One request, made whole (``request``) or sent and read later (``send``)."""
+    if way == "request":
+        return client.request(method, path, **kwargs)
+    return client.send(method, path, **kwargs).result()
+
+
+WAYS = pytest.mark.parametrize("way", ["request", "send"])
+
+
+@WAYS
 @pytest.mark.usefixtures("layout")
 def test_a_member_that_never_answers_times_out_and_is_not_passed_over(
-    root_client: VaultClient,
+    root_client: VaultClient, way: str
 ) -> None:
     """The request reached the hung member (it may be carried out): the client reports it
     unreachable after its timeout and does not send it to the next member."""
@@ -215,9 +228,12 @@ def test_a_member_that_never_answers_times_out_and_is_not_passed_over(
         live = root_client.members.current
         client = VaultClient(f"{hung.addr},{live}", root_client.token, timeout=0.5)
         with pytest.raises(VaultUnreachableError) as unreachable:
-            client.write(
+            _call(
+                client,
+                way,
+                "POST",
                 "custodia/data/cuentas/DD13/timeout",
-                {"data": {"password": "Never-sent-twice-1"}},
+                json={"data": {"password": "Never-sent-twice-1"}},
                 operation="stage",
             )
         assert unreachable.value.reason == "ReadTimeout"
@@ -230,8 +246,11 @@ def test_a_member_that_never_answers_times_out_and_is_not_passed_over(
         hung.close()
 
 
+@WAYS
 @pytest.mark.usefixtures("layout")
-def test_a_redirect_is_followed_with_its_method_and_body(root_client: VaultClient) -> None:
+def test_a_redirect_is_followed_with_its_method_and_body(
+    root_client: VaultClient, way: str
+) -> None:
     """A standby that redirects (307) instead of forwarding: the write lands on the member it
     names, method, body and token kept, as with requests."""
     live = root_client.members.current
@@ -257,12 +276,43 @@ def test_a_redirect_is_followed_with_its_method_and_body(root_client: VaultClien
             f"http://127.0.0.1:{standby.server_address[1]}", root_client.token, timeout=3
         )
         path = f"custodia/data/cuentas/DD13/redirect-{uuid.uuid4().hex[:8]}"
-        client.write(
-            path, {"data": {"password": "Redirected-pw-1"}, "options": {"cas": 0}}, operation="t"
-        )
-        body = client.read(path, operation="test")
+        data = {"data": {"password": "Redirected-pw-1"}, "options": {"cas": 0}}
+        _call(client, way, "POST", path, json=data, operation="t")
+        body = _call(client, way, "GET", path, operation="t")
         assert body["data"]["data"] == {"password": "Redirected-pw-1"}
         assert seen == ["POST", "GET"]
     finally:
         standby.shutdown()
         standby.server_close()
+
+
+def test_sent_requests_fail_over_and_answer_once(service_client: VaultClient) -> None:
+    """``send``: a member that cannot be reached is passed over at once (nothing was sent);
+    the answer is read once, and asking again gives the same answer or the same error."""
+    dead = f"http://127.0.0.1:{free_port()}"
+    live = service_client.members.current
+    client = VaultClient(f"{dead},{live}", service_client.token, timeout=2)
+    sent = client.send("GET", "auth/token/lookup-self", operation="lookup")
+    assert client.members.current == live
+    first = sent.result()
+    assert first is not None
+    assert sent.result() is first
+    missing = client.send("GET", "custodia/metadata/cuentas/DD13/nobody", operation="x")
+    with pytest.raises(VaultNotFoundError) as once:
+        missing.result()
+    with pytest.raises(VaultNotFoundError) as again:
+        missing.result()
+    assert again.value is once.value
+    assert again.value.__context__ is None
+
+
+def test_sent_requests_reuse_their_connections(service_client: VaultClient) -> None:
+    """Connections of sent requests go back to the transport once their answer is read: many
+    requests, a handful of connections (as many as were in flight at once)."""
+    transport = service_client.with_token(service_client.token).session
+    assert isinstance(transport, Transport)
+    for _ in range(40):
+        batch = [service_client.send("GET", "sys/health", operation="h") for _ in range(3)]
+        for sent in batch:
+            sent.result()
+    assert 1 <= transport.idle_connections() <= 3 + 1

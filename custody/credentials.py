@@ -413,8 +413,10 @@ class Credentials:
         self._client = client
         self._mounts = client.mounts
         self._periods: dict[str, int] = {}
-        # Independent OpenBao calls of one command are sent at once (see ``prefetch_*``).
-        self._ahead = ThreadPoolExecutor(max_workers=8, thread_name_prefix="custodia-vault")
+        # Independent OpenBao calls of one command are sent at once from the command's own
+        # thread (``VaultClient.send``; see ``prefetch_*`` and ``stage``); this pool only runs
+        # clean-up nobody waits for (revoking a wrapping token made ahead and not used).
+        self._ahead = ThreadPoolExecutor(max_workers=4, thread_name_prefix="custodia-vault")
         # The current version of each account as this process last saw it (a guess for
         # ``prefetch_reveal``; never trusted without the metadata read).
         self._known_current: dict[str, int] = {}
@@ -424,9 +426,10 @@ class Credentials:
     def prefetch_stage(
         self, caller_token: str, account: str | AccountRef, password: str
     ) -> StagePrefetch:
-        """Start the two independent reads of :meth:`stage` (the current metadata and the
-        password's fingerprint, both with the caller's token) while the caller loads the
-        ledger. Results the caller never uses are dropped (nothing is written by either)."""
+        """Send the two independent reads of :meth:`stage` (the current metadata and the
+        password's fingerprint, both with the caller's token) and return at once: OpenBao
+        answers them while the caller loads the ledger. Answers the caller never reads are
+        dropped (nothing is written by either)."""
         ref = AccountRef.parse(account)
         caller = self._as(caller_token)
         # The fingerprint first: the tag waits for it, and the tag is the last write.

@@ -142,7 +142,8 @@ def register(app: App) -> None:
         help=(
             "Reportes de cumplimiento construidos solo a partir de la bitácora (nunca del estado "
             "vivo de OpenBao): cumplimiento, rotaciones, exposición, cambios, incidentes y "
-            "lecturas fuera de horario o desde equipos no registrados. Formatos tabla, json, csv "
+            "lecturas fuera de horario, desde equipos no registrados o no entregadas. Formatos "
+            "tabla, json, csv "
             "y html. Los pide al servicio, que aplica el alcance de cada rol (una persona titular "
             "ve solo su distrito)."
         ),
@@ -316,8 +317,8 @@ def lecturas(
     desde: DesdeOption = None,
     hasta: HastaOption = None,
 ) -> None:
-    """Lecturas de credenciales fuera del horario laboral (8.A) o desde equipos no registrados
-    (8.B).
+    """Lecturas de credenciales fuera del horario laboral (8.A), desde equipos no registrados
+    (8.B) o que el servidor de secretos no llegó a entregar (registradas y luego anuladas).
 
     Ejemplo: [cyan]custodia reporte lecturas --distrito 12 --desde 2025-03-01[/cyan]
     """

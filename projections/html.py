@@ -430,6 +430,7 @@ def _body_lecturas(report: Report, policy: Policy) -> str:
     labels = {
         "fuera_de_horario": "fuera de horario",
         "equipo_no_registrado": "equipo no registrado",
+        "no_entregada": "no entregada (el servidor de secretos no la entregó)",
     }
     rows = [
         [

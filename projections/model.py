@@ -11,7 +11,7 @@ import contextlib
 import json
 import sqlite3
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
@@ -113,6 +113,8 @@ class ReadRow:
     device_id: str | None
     registered_device: int
     outside_working_hours: int
+    # Why the credential was not handed over after all (``voided_reads``), or None.
+    voided_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -253,7 +255,7 @@ _QUERIES: dict[str, tuple[type[Any], str, str, str]] = {
         "district",
         "district, position, account",
     ),
-    "reads": (ReadRow, "SELECT * FROM reads", "district", "position"),
+    "reads": (ReadRow, "SELECT *, NULL FROM reads", "district", "position"),
     "requests": (RequestRow, "SELECT * FROM change_requests", "district", "position"),
     "incidents": (IncidentRow, "SELECT * FROM incidents", "district", "position"),
 }
@@ -267,6 +269,44 @@ def _query(part: str, district: str | None, flagged_only: bool) -> tuple[str, tu
         conditions.append(_FLAGGED)
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     return f"{select}{where} ORDER BY {order}", (district,) if district else ()
+
+
+# A voided read is the last read before it by the same person, of the same account, kind and
+# version (the service records the void right after the read, under the district's lock).
+_VOIDS = "SELECT position, district, account, kind, version, reader_id, reason FROM voided_reads"
+_VOIDED_READ = (
+    "SELECT *, NULL FROM reads WHERE reader_id = ? AND account = ? AND kind = ?"
+    " AND version IS ? AND position < ? ORDER BY position DESC LIMIT 1"
+)
+
+
+def _with_voids(
+    cursor: sqlite3.Cursor, reads: list[ReadRow], district: str | None
+) -> list[ReadRow]:
+    """``reads`` with each voided read marked (and added, if the list holds flagged reads
+    only: a read that never delivered anything is a finding of its own). Voids are rare: one
+    indexed lookup each."""
+    where = " WHERE district = ?" if district else ""
+    voids = cursor.execute(
+        f"{_VOIDS}{where} ORDER BY position", (district,) if district else ()
+    ).fetchall()
+    if not voids:
+        return reads
+    reasons: dict[int, str] = {}
+    found: dict[int, ReadRow] = {}
+    for position, _, account, kind, version, reader_id, reason in voids:
+        for read in _rows(
+            cursor, ReadRow, _VOIDED_READ, (reader_id, account, kind, version, position)
+        ):
+            reasons[read.position] = reason
+            found[read.position] = read
+    listed = {r.position for r in reads}
+    marked = [replace(r, voided_reason=reasons.get(r.position)) for r in reads]
+    marked.extend(
+        replace(read, voided_reason=reasons[p]) for p, read in found.items() if p not in listed
+    )
+    marked.sort(key=lambda r: r.position)
+    return marked
 
 
 def read_view(
@@ -294,6 +334,8 @@ def read_view(
                 if part in wanted:
                     sql, params = _query(part, district, flagged_reads_only)
                     getattr(data, part).extend(_rows(cursor, _QUERIES[part][0], sql, params))
+            if "reads" in wanted:
+                data.reads[:] = _with_voids(cursor, data.reads, district)
             if "districts" in wanted:
                 data.roles.extend(
                     _rows(cursor, RoleRow, "SELECT * FROM person_roles ORDER BY person_id", ())

@@ -302,7 +302,11 @@ def _tabla_lecturas(report: Report, policy: Policy, console: Console) -> None:
     table = _table(
         None, ["Fecha", "Cuenta", "Persona", "Equipo", "Hallazgos"], frozenset({1}), {0: 10, 2: 13}
     )
-    labels = {"fuera_de_horario": "fuera de horario", "equipo_no_registrado": "equipo no reg."}
+    labels = {
+        "fuera_de_horario": "fuera de horario",
+        "equipo_no_registrado": "equipo no reg.",
+        "no_entregada": "no entregada",
+    }
     for r in report.rows:
         table.add_row(
             _corta(r["fecha"], policy),

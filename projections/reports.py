@@ -497,6 +497,10 @@ def _reads(data: ViewData, names: PersonNames, filters: ReportFilter) -> list[di
             findings.append("fuera_de_horario")  # 8.A
         if not r.registered_device:
             findings.append("equipo_no_registrado")  # 8.B
+        if r.voided_reason is not None:
+            # Recorded, then the secrets server refused or failed it: nothing was handed over
+            # (exposure still counts it: conservative).
+            findings.append("no_entregada")
         rows.append(
             {
                 "fecha": r.at,
@@ -511,6 +515,8 @@ def _reads(data: ViewData, names: PersonNames, filters: ReportFilter) -> list[di
                 "fuera_de_horario": bool(r.outside_working_hours),
                 "hallazgos": findings,
                 "motivo": r.purpose,
+                "entregada": r.voided_reason is None,
+                "causa_no_entrega": r.voided_reason,
             }
         )
     return rows

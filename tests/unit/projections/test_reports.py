@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from events.domain import Person
 from projections.errors import ProjectionDatabaseError, ReportScopeError, UnknownReportError
 from projections.names import ERASED_LABEL, PersonNames
 from projections.reports import Report, ReportFilter, Scope, load_report
+from tests.unit.domain.domain_world import POLICY, make_world
+from tests.unit.projections.local import LocalLedger, open_view
 from tests.unit.projections.scenario import AS_OF, USERNAMES, Scenario, build, local
 
 NAMES = PersonNames(USERNAMES)
@@ -167,3 +171,47 @@ def test_a_missing_database_is_a_clear_error(tmp_path: Path) -> None:
         load_report("cumplimiento", COADMIN, ReportFilter(), database=tmp_path / "no.sqlite")
     assert missing.value.problem == "missing"
     assert not (tmp_path / "no.sqlite").exists()
+
+
+def test_a_read_never_delivered_is_a_finding_of_its_own(tmp_path: Path) -> None:
+    """A read recorded while the wrapped read was on its way, which the secrets server then
+    refused (``District.ReadVoided``), is listed with the finding ``no_entregada`` and the
+    error's name, even when nothing else flags it; the next, delivered read of the same
+    version by the same person is not touched, nor a read of another person."""
+    w = make_world(collect=False)
+    ledger = LocalLedger()
+    d = w.district
+
+    def read(reader: Person, at: datetime) -> None:
+        d.record_read(
+            "DD05-x",
+            reader=reader,
+            version=1,
+            purpose="publicación",
+            device_id="pc-dd05-01",
+            policy=POLICY,
+            at=at,
+        )
+
+    read(w.ana, local(3, 12))
+    d.void_read("DD05-x", reader=w.ana, version=1, reason="VaultUnreachableError", at=local(3, 12))
+    read(w.ana, local(3, 13))
+    read(w.coadmin, local(3, 21))
+    ledger.save(*w.people, d)
+    db = tmp_path / "proyecciones.sqlite"
+    view = open_view(db)
+    try:
+        ledger.project(view)
+    finally:
+        view.close()
+    rows = load_report(
+        "lecturas", COADMIN, ReportFilter(), database=db, names=NAMES, now=AS_OF
+    ).rows
+    assert [
+        (r["fecha"], r["persona"], r["hallazgos"], r["entregada"], r["causa_no_entrega"])
+        for r in rows
+    ] == [
+        (local(3, 12), "ana", ["no_entregada"], False, "VaultUnreachableError"),
+        (local(3, 21), "utcsyd", rows[1]["hallazgos"], True, None),
+    ]
+    assert "no_entregada" not in rows[1]["hallazgos"]

@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 import hvac
 import requests
@@ -45,6 +45,7 @@ from custody.transport import Transport
 from events.errors import VaultError
 
 log = structlog.get_logger()
+T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 5.0
 USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -265,23 +266,21 @@ class VaultClient:
             kwargs["params"] = dict(params)
         if wrap_ttl is not None:
             kwargs["wrap_ttl"] = f"{wrap_ttl}s" if isinstance(wrap_ttl, int) else wrap_ttl
-        error: VaultError | None = None
-        response: Any = None
         adapter = self._hvac.adapter
-        for attempt in range(len(self.members.addrs)):
-            addr = adapter.base_uri = self.members.current
+
+        def attempt(addr: str) -> tuple[Any, VaultError | None]:
+            adapter.base_uri = addr
             try:
-                response = adapter.request(method, f"/v1/{path.lstrip('/')}", **kwargs)
+                return adapter.request(method, f"/v1/{path.lstrip('/')}", **kwargs), None
             except hvac_exceptions.VaultError as exc:
-                error = self._translate(exc, method, path, operation, account, json, secret_body)
-            except requests.RequestException as exc:
-                if _never_sent(exc) and attempt + 1 < len(self.members.addrs):
-                    log.warning("vault.member.unreachable", addr=addr, operation=operation)
-                    self.members.failed(addr)
-                    continue
-                error = VaultUnreachableError(addr, operation, type(exc).__name__)
-            break
-        return self._answer(response, error, operation, path, account)
+                return None, self._translate(
+                    exc, method, path, operation, account, json, secret_body
+                )
+
+        outcome = self._on_members(operation, attempt)
+        if isinstance(outcome, VaultUnreachableError):
+            return self._answer(None, outcome, operation, path, account)
+        return self._answer(*outcome, operation, path, account)
 
     def send(
         self,
@@ -324,42 +323,55 @@ class VaultClient:
         relative = "/v1/" + path.lstrip("/")
         while "//" in relative:  # as hvac's adapter does
             relative = relative.replace("//", "/")
-        for attempt in range(len(self.members.addrs)):
-            addr = self.members.current
+
+        def attempt(addr: str) -> tuple[Any, str, str]:
             url = adapter.urljoin(addr, relative)
+            pending = transport.send(
+                method,
+                url,
+                headers=headers,
+                json=dict(json) if json is not None else None,
+                params=dict(params) if params else None,
+                timeout=self.timeout,
+            )
+            return pending, url, addr
+
+        outcome = self._on_members(operation, attempt)
+        if isinstance(outcome, VaultUnreachableError):
+            return Sent.made(partial(self._answer, None, outcome, operation, path, account))
+        pending, url, addr = outcome
+
+        def answer() -> dict[str, Any] | None:
+            failure: VaultError | None = None
+            response: Any = None
             try:
-                pending = transport.send(
-                    method,
-                    url,
-                    headers=headers,
-                    json=dict(json) if json is not None else None,
-                    params=dict(params) if params else None,
-                    timeout=self.timeout,
-                )
+                response = pending.result()
+                if not response.ok:
+                    adapter._raise_for_error(method, url, response)  # hvac's own errors
+            except hvac_exceptions.VaultError as exc:
+                failure = self._translate(exc, method, path, operation, account, json, secret_body)
             except requests.RequestException as exc:
-                if _never_sent(exc) and attempt + 1 < len(self.members.addrs):
+                failure = VaultUnreachableError(addr, operation, type(exc).__name__)
+            return self._answer(response, failure, operation, path, account)
+
+        return Sent(answer)
+
+    def _on_members(self, operation: str, attempt: Callable[[str], T]) -> T | VaultUnreachableError:
+        """``attempt(address)`` on the member in use. A member that could not be reached (the
+        request was surely never sent) is passed over for the next one, which stays in use for
+        this client and its siblings; any other failure is the answer. Returns what ``attempt``
+        returns, or the unreachable error of the member tried last."""
+        count = len(self.members.addrs)
+        for tried in range(1, count + 1):
+            addr = self.members.current
+            try:
+                return attempt(addr)
+            except requests.RequestException as exc:
+                if _never_sent(exc) and tried < count:
                     log.warning("vault.member.unreachable", addr=addr, operation=operation)
                     self.members.failed(addr)
                     continue
-                refused = VaultUnreachableError(addr, operation, type(exc).__name__)
-                return Sent.made(partial(self._answer, None, refused, operation, path, account))
-
-            def answer(pending: Any = pending, url: str = url, addr: str = addr) -> Any:
-                failure: VaultError | None = None
-                response: Any = None
-                try:
-                    response = pending.result()
-                    if not response.ok:
-                        adapter._raise_for_error(method, url, response)  # hvac's own errors
-                except hvac_exceptions.VaultError as exc:
-                    failure = self._translate(
-                        exc, method, path, operation, account, json, secret_body
-                    )
-                except requests.RequestException as exc:
-                    failure = VaultUnreachableError(addr, operation, type(exc).__name__)
-                return self._answer(response, failure, operation, path, account)
-
-            return Sent(answer)
+                return VaultUnreachableError(addr, operation, type(exc).__name__)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _answer(

@@ -95,8 +95,12 @@ class Transport:
             return
         with self._lock:
             old, self._pool = self._pool, self._make_pool(value)
+            idle, self._idle = self._idle, {}  # made under the old setting
             self._verify = value
         old.clear()
+        for conns in idle.values():
+            for conn in conns:
+                conn.close()
 
     @staticmethod
     def _make_pool(verify: bool | str) -> urllib3.PoolManager:

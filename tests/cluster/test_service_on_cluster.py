@@ -658,17 +658,22 @@ def _active_first(w: World) -> int:
 
 
 def test_service_instance_killed_mid_command(world: World, figures: dict[str, Any]) -> None:
-    """Two service instances share the load (one queue group); 4 s in, one gets ``kill -9``
-    with commands in flight. Clients get no reply for those and send them again with the same
-    request id (after 5 s); the other instance answers a retry whose id the dead one had
-    claimed with ``RequestAbandonedError`` (outcome unknown, at once: the owner does not answer
-    a PING), and does the others. Then the same promises as above, and no drift."""
+    """Two service instances share the load (one queue group); 4 s in, one is frozen for 0.5 s
+    (``SIGSTOP``) and gets ``kill -9`` with commands in flight. Clients get no reply for those
+    and send them again with the same request id (after 5 s); the other instance answers a
+    retry whose id the dead one had claimed with ``RequestAbandonedError`` (outcome unknown, at
+    once: the owner does not answer a PING), and does the others. Then the same promises as
+    above, and no drift."""
     world.start_service()
     world.start_second()
     victim = world.service
     assert victim is not None
 
     def fault() -> dict[str, float]:
+        # Frozen first for half a second, so the commands NATS hands it meanwhile are surely
+        # in flight when it dies (killed outright, it was idle at that instant once: no retry).
+        victim.send_signal(signal.SIGSTOP)
+        time.sleep(0.5)
         killed_at = time.monotonic()
         victim.send_signal(signal.SIGKILL)
         victim.wait(10)

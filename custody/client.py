@@ -7,6 +7,7 @@ safe); sensitive reply fields are opened with the request's ephemeral key.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from typing import Any
 
@@ -14,6 +15,8 @@ from events.errors import InfrastructureError
 
 from . import protocol
 from .bootstrap import Endpoints
+
+CONNECT_TIMEOUT = 3  # seconds per attempt to reach one NATS server
 
 
 class ServiceUnavailableError(InfrastructureError):
@@ -42,8 +45,8 @@ class CommandClient:
 
     async def _call(self, command: str, args: dict[str, Any], retries: int) -> Any:
         import nats
+        from nats.errors import ConnectionClosedError, NoRespondersError
         from nats.errors import Error as NatsError
-        from nats.errors import NoRespondersError
         from nats.errors import TimeoutError as NatsTimeoutError
 
         key = protocol.ReplyKey.generate()
@@ -56,16 +59,57 @@ class CommandClient:
         payload = protocol.encode(args)
 
         async def connect() -> Any:
+            lost = asyncio.Event()
+
+            async def on_closed() -> None:
+                lost.set()
+
+            async def on_error(exc: Exception) -> None:
+                """nats-py would log each failed attempt with a traceback; the caller gets
+                one :class:`ServiceUnavailableError` instead."""
+
             try:
-                return await nats.connect(
+                # Every listed server is tried twice, 0.25 s apart, then the call fails
+                # (nats-py's ``max_reconnect_attempts=0`` would retry forever: a CLI hung on
+                # an unreachable NATS).
+                nc = await nats.connect(
                     **self.endpoints.nats_options(),  # type: ignore[arg-type]
                     allow_reconnect=False,
-                    connect_timeout=3,
-                    max_reconnect_attempts=0,
+                    connect_timeout=CONNECT_TIMEOUT,
+                    max_reconnect_attempts=1,
+                    reconnect_time_wait=0.25,
+                    closed_cb=on_closed,
+                    error_cb=on_error,
                 )
             except (TimeoutError, OSError, NatsError) as exc:
                 raise ServiceUnavailableError(f"nats: {type(exc).__name__}") from None
+            closed[nc] = lost
+            return nc
 
+        async def request(nc: Any) -> Any:
+            """The reply, or ``ConnectionClosedError`` as soon as the connection is lost.
+
+            nats-py leaves a request pending on a closed connection until its timeout: the
+            reply can no longer arrive, so waiting would only delay the retry (up to
+            ``timeout``) on another member."""
+            sent = asyncio.ensure_future(
+                nc.request(
+                    protocol.subject_for(command), payload, timeout=self.timeout, headers=headers
+                )
+            )
+            lost = asyncio.ensure_future(closed[nc].wait())
+            try:
+                await asyncio.wait({sent, lost}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                lost.cancel()
+            if not sent.done():
+                sent.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sent
+                raise ConnectionClosedError
+            return sent.result()
+
+        closed: dict[Any, asyncio.Event] = {}
         nc = await connect()
         try:
             for attempt in range(retries + 1):
@@ -75,12 +119,7 @@ class CommandClient:
                         # The server we were connected to went away (a cluster member died):
                         # another member, the same request id (the service dedupes retries).
                         nc = await connect()
-                    msg = await nc.request(
-                        protocol.subject_for(command),
-                        payload,
-                        timeout=self.timeout,
-                        headers=headers,
-                    )
+                    msg = await request(nc)
                     break
                 except NoRespondersError:
                     if attempt == retries:
@@ -90,7 +129,7 @@ class CommandClient:
                     # The same request id again: the service answers a retry without redoing it.
                     if attempt == retries:
                         raise ServiceUnavailableError("timeout") from None
-                except (OSError, NatsError) as exc:  # connection lost mid-request
+                except (OSError, NatsError) as exc:  # connection lost mid-request (or before)
                     if attempt == retries:
                         raise ServiceUnavailableError(f"nats: {type(exc).__name__}") from None
                     await asyncio.sleep(0.2 * (attempt + 1))

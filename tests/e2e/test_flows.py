@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from custody.servers import free_port
 from events.errors import CustodiaError
 
 from .conftest import CUSTODIA, init_home, run_custodia
@@ -404,6 +405,22 @@ def test_errors_without_session_or_service(world: World, tmp_path: Path) -> None
     )
     assert empty.returncode in (6, 7)
     assert "Traceback" not in empty.stderr
+    # NATS configured but unreachable: the Spanish "service does not answer", at once (the
+    # client once retried forever), and no traceback of the attempts.
+    unreachable = run_custodia(
+        "sesion",
+        "quien",
+        home=world.home,
+        env={
+            "CUSTODIA_SESION": str(world.home / "sesion-ana.json"),
+            "CUSTODIA_NATS_URL": f"nats://127.0.0.1:{free_port()},nats://127.0.0.1:{free_port()}",
+        },
+        timeout=60,  # a hang fails the test
+    )
+    assert unreachable.returncode == 6, unreachable.stderr
+    assert "El servicio de Custodia no responde" in unreachable.stderr
+    assert "Traceback" not in unreachable.stderr
+    assert "nats: " not in unreachable.stderr
 
 
 def test_a_retried_request_is_answered_without_running_twice(world: World) -> None:

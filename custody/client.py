@@ -58,7 +58,8 @@ class CommandClient:
             headers[protocol.TOKEN_HEADER] = self._token
         payload = protocol.encode(args)
 
-        async def connect() -> Any:
+        async def connect() -> tuple[Any, asyncio.Event]:
+            """A connection, and the event set when it closes."""
             lost = asyncio.Event()
 
             async def on_closed() -> None:
@@ -83,10 +84,9 @@ class CommandClient:
                 )
             except (TimeoutError, OSError, NatsError) as exc:
                 raise ServiceUnavailableError(f"nats: {type(exc).__name__}") from None
-            closed[nc] = lost
-            return nc
+            return nc, lost
 
-        async def request(nc: Any) -> Any:
+        async def request(nc: Any, lost: asyncio.Event) -> Any:
             """The reply, or ``ConnectionClosedError`` as soon as the connection is lost.
 
             nats-py leaves a request pending on a closed connection until its timeout: the
@@ -97,11 +97,11 @@ class CommandClient:
                     protocol.subject_for(command), payload, timeout=self.timeout, headers=headers
                 )
             )
-            lost = asyncio.ensure_future(closed[nc].wait())
+            closing = asyncio.ensure_future(lost.wait())
             try:
-                await asyncio.wait({sent, lost}, return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait({sent, closing}, return_when=asyncio.FIRST_COMPLETED)
             finally:
-                lost.cancel()
+                closing.cancel()
             if not sent.done():
                 sent.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -109,8 +109,7 @@ class CommandClient:
                 raise ConnectionClosedError
             return sent.result()
 
-        closed: dict[Any, asyncio.Event] = {}
-        nc = await connect()
+        nc, lost = await connect()
         try:
             for attempt in range(retries + 1):
                 self.retries += attempt > 0
@@ -118,8 +117,8 @@ class CommandClient:
                     if nc.is_closed:
                         # The server we were connected to went away (a cluster member died):
                         # another member, the same request id (the service dedupes retries).
-                        nc = await connect()
-                    msg = await request(nc)
+                        nc, lost = await connect()
+                    msg = await request(nc, lost)
                     break
                 except NoRespondersError:
                     if attempt == retries:

@@ -46,6 +46,15 @@ class LocalLedger:
     def position(self) -> int:
         return self.app.recorder.max_notification_id() or 0
 
+    def project_into(self, db: Path) -> Path:
+        """Projects everything into the SQLite file ``db`` (then closes it); returns ``db``."""
+        view = open_view(db)
+        try:
+            self.project(view)
+        finally:
+            view.close()
+        return db
+
     def project(self, view: ReportsView, on_error: OnError = "continuar") -> None:
         """Applies every notification after the view's position (then commits)."""
         projection = ReportsProjection.with_policy(on_error)(view)

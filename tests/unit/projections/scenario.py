@@ -26,7 +26,7 @@ from uuid import UUID
 
 from events.domain import ChangeRequest, District, Incident, OfficialChannel, Person
 from tests.unit.domain.domain_world import FINGERPRINT, OFICIO, POLICY, World, make_world
-from tests.unit.projections.local import LocalLedger, open_view
+from tests.unit.projections.local import LocalLedger
 
 AS_OF = datetime(2025, 3, 7, 16, 0, tzinfo=UTC)  # Fri 7 March 10:00 in Mexico City
 USERNAMES = ("utcsyd", "titular05", "ana", "beto", "carla", "otro06", "secretaria", "titular06")
@@ -120,12 +120,7 @@ def build(tmp_path: Path) -> Scenario:
         channel=OfficialChannel.memorandum("MEM/SE/3"), by=w.coadmin, at=local(6, 13, 30)
     )
     ledger.save(request, incident)
-    db = tmp_path / "proyecciones.sqlite"
-    view = open_view(db)
-    try:
-        ledger.project(view)
-    finally:
-        view.close()
+    db = ledger.project_into(tmp_path / "proyecciones.sqlite")
     return Scenario(db, w, titular06, request, incident, ledger)
 
 

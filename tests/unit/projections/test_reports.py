@@ -13,7 +13,7 @@ from projections.errors import ProjectionDatabaseError, ReportScopeError, Unknow
 from projections.names import ERASED_LABEL, PersonNames
 from projections.reports import Report, ReportFilter, Scope, load_report
 from tests.unit.domain.domain_world import POLICY, make_world
-from tests.unit.projections.local import LocalLedger, open_view
+from tests.unit.projections.local import LocalLedger
 from tests.unit.projections.scenario import AS_OF, USERNAMES, Scenario, build, local
 
 NAMES = PersonNames(USERNAMES)
@@ -198,12 +198,7 @@ def test_a_read_never_delivered_is_a_finding_of_its_own(tmp_path: Path) -> None:
     read(w.ana, local(3, 13))
     read(w.coadmin, local(3, 21))
     ledger.save(*w.people, d)
-    db = tmp_path / "proyecciones.sqlite"
-    view = open_view(db)
-    try:
-        ledger.project(view)
-    finally:
-        view.close()
+    db = ledger.project_into(tmp_path / "proyecciones.sqlite")
     rows = load_report(
         "lecturas", COADMIN, ReportFilter(), database=db, names=NAMES, now=AS_OF
     ).rows

@@ -5,11 +5,13 @@ Findings come from :mod:`events.ledger_verify` (Merkle and checkpoint checks) an
 ``custodia bitacora verificar --json``::
 
     {"tipo": ..., "evento": n | null, "desde": a | null, "hasta": b | null,
-     "punto_de_control": k | null, "fuente": "bitacora" | "testigo", "detalle": "..."}
+     "punto_de_control": k | null, "fuente": "bitacora" | "testigo" | "openbao",
+     "detalle": "..."}
 
 ``evento`` is the ledger entry (stream sequence) known to be bad, ``desde``..``hasta`` the range
 the fault lies in when only a range is known, ``punto_de_control`` the 1-based position of the
-checkpoint in the order it was stored (in the ledger, or in the witness file).
+checkpoint in the order it was stored (in the ledger, or in the witness file); for ``openbao``
+(the head and witnesses anchored in OpenBao) #1 is the anchored head, then the witnesses by size.
 
 Errors are registered into :mod:`cli.messages` when :mod:`cli.bitacora_cmds` is imported. This
 module imports nothing heavy: problem objects are read by attribute.
@@ -41,6 +43,7 @@ TIPOS: dict[str, str] = {
     "malformed_checkpoint": "punto_de_control_ilegible",
     "wrong_origin": "otra_bitacora",
     "inconsistent_checkpoints": "puntos_de_control_contradictorios",
+    "shorter_than_reference": "mas_corta_que_la_referencia",
     "malformed_leaf": "dato_ilegible",
     "invalid_record": "registro_invalido",
     "numbering": "numeracion_rota",
@@ -55,7 +58,7 @@ def _attr(obj: Any, name: str) -> Any:
 def _cp(index: int | None, source: str | None) -> str:
     if index is None:
         return "un punto de control"
-    where = " del testigo" if source == "witness" else ""
+    where = {"witness": " del testigo", "anchor": " guardado en OpenBao"}.get(source or "", "")
     return f"el punto de control #{index + 1}{where}"
 
 
@@ -96,6 +99,11 @@ def ledger_problem_detail(problem: Any) -> str:
         return (
             f"{cp.capitalize()} firma {size} eventos, pero la bitácora tiene menos: "
             f"se eliminaron los eventos desde el #{nid}."
+        )
+    if kind == "shorter_than_reference":
+        return (
+            f"La copia de referencia tiene {last} eventos, pero la bitácora solo "
+            f"{(first or 1) - 1}: se eliminaron los eventos desde el #{first}."
         )
     if kind == "bad_signature":
         return f"La firma de {cp} no es válida: fue alterado o reemplazado."
@@ -148,6 +156,9 @@ def record_problem_detail(problem: Any) -> str:
     return f"Problema en el evento #{seq}."
 
 
+_FUENTES = {"ledger": "bitacora", "witness": "testigo", "anchor": "openbao"}
+
+
 def ledger_problem_item(problem: Any) -> dict[str, Any]:
     index = problem.checkpoint_index
     return {
@@ -156,7 +167,7 @@ def ledger_problem_item(problem: Any) -> dict[str, Any]:
         "desde": problem.first_id,
         "hasta": problem.last_id,
         "punto_de_control": None if index is None else index + 1,
-        "fuente": "testigo" if problem.checkpoint_source == "witness" else "bitacora",
+        "fuente": _FUENTES.get(str(problem.checkpoint_source), "bitacora"),
         "detalle": ledger_problem_detail(problem),
     }
 

@@ -62,6 +62,11 @@ def _cp(index: int | None, source: str | None) -> str:
     return f"el punto de control #{index + 1}{where}"
 
 
+def _cap(text: str) -> str:
+    """First letter upper-case, the rest as is (``str.capitalize`` would lower «OpenBao»)."""
+    return text[:1].upper() + text[1:]
+
+
 def _range(first: int | None, last: int | None) -> str:
     if first is None:
         return "algún evento"
@@ -89,7 +94,7 @@ def ledger_problem_detail(problem: Any) -> str:
         )
     if kind == "root_mismatch":
         text = (
-            f"{cp.capitalize()} (firma {size} eventos) no coincide con la bitácora: "
+            f"{_cap(cp)} (firma {size} eventos) no coincide con la bitácora: "
             f"{_range(first, last)} fue alterado, reordenado, insertado o eliminado."
         )
         if nid is not None:
@@ -97,7 +102,7 @@ def ledger_problem_detail(problem: Any) -> str:
         return text
     if kind == "truncated":
         return (
-            f"{cp.capitalize()} firma {size} eventos, pero la bitácora tiene menos: "
+            f"{_cap(cp)} firma {size} eventos, pero la bitácora tiene menos: "
             f"se eliminaron los eventos desde el #{nid}."
         )
     if kind == "shorter_than_reference":
@@ -108,20 +113,20 @@ def ledger_problem_detail(problem: Any) -> str:
     if kind == "bad_signature":
         return f"La firma de {cp} no es válida: fue alterado o reemplazado."
     if kind == "unknown_key":
-        return f"{cp.capitalize()} está firmado con una clave que no está en la clave pública."
+        return f"{_cap(cp)} está firmado con una clave que no está en la clave pública."
     if kind == "malformed_checkpoint":
-        return f"{cp.capitalize()} está dañado: no es una nota firmada válida."
+        return f"{_cap(cp)} está dañado: no es una nota firmada válida."
     if kind == "wrong_origin":
-        return f"{cp.capitalize()} pertenece a otra bitácora."
+        return f"{_cap(cp)} pertenece a otra bitácora."
     if kind == "inconsistent_checkpoints":
         other = _cp(problem.other_checkpoint_index, problem.other_checkpoint_source)
         if first is None:
             return (
-                f"{cp.capitalize()} no sigue a {other}: su tamaño retrocede o cambia la raíz "
+                f"{_cap(cp)} no sigue a {other}: su tamaño retrocede o cambia la raíz "
                 "de un tamaño ya firmado (un punto de control reemplazado o repetido)."
             )
         text = (
-            f"{cp.capitalize()} (firma {size} eventos) contradice a {other}, que sí coincide "
+            f"{_cap(cp)} (firma {size} eventos) contradice a {other}, que sí coincide "
             f"con la bitácora: un punto de control reemplazado, o un pasado reescrito en "
             f"{_range(first, last)}."
         )

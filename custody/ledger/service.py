@@ -74,6 +74,7 @@ def start_follower(settings: Settings, services: Services) -> LedgerFollower:
     follower_settings = FollowerSettings(
         every_events=int(os.environ.get("CUSTODIA_CHECKPOINT_EVENTS", "1000")),
         every_seconds=float(os.environ.get("CUSTODIA_CHECKPOINT_SECONDS", "10")),
+        quiet_seconds=float(os.environ.get("CUSTODIA_CHECKPOINT_QUIET_SECONDS", "1")),
         replicas=endpoints.replicas,
     )
     factory = services.app.factory

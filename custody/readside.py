@@ -205,6 +205,7 @@ def run(settings: Settings) -> None:
             log.error("lectura_detenida", error=type(error).__name__, detalle=str(error)[:300])
             raise SystemExit(1) from None
         finally:
-            follower.stop()  # signs the tail first (finding 8)
+            if follower is not None:
+                follower.stop()  # signs the tail first (finding 8)
             projections.close()
             services.close()

@@ -64,12 +64,19 @@ def _keep_renewed(client: VaultClient, stop: threading.Event) -> None:
             log.warning("ledger.signer.renew_failed", error=type(exc).__name__)
 
 
-def start_follower(settings: Settings, services: Services) -> LedgerFollower:
-    """Start the follower: signed checkpoints, anchored head and witnesses in OpenBao."""
+def start_follower(settings: Settings, services: Services) -> LedgerFollower | None:
+    """Start the follower: signed checkpoints, anchored head and witnesses in OpenBao.
+
+    Without its token (a home ``init`` did not prepare) nothing is signed and an error is
+    logged; the read side's projections still run (``verificar`` shows the unsigned entries).
+    """
     endpoints = services.endpoints
-    client = VaultClient(
-        endpoints.vault_addr, signer_token(settings), verify=endpoints.vault_verify
-    )
+    try:
+        token = signer_token(settings)
+    except ConfigurationError as exc:
+        log.error("ledger.follower.no_token", detail=str(exc))
+        return None
+    client = VaultClient(endpoints.vault_addr, token, verify=endpoints.vault_verify)
     names = LedgerNames.for_app("custodia", "")
     follower_settings = FollowerSettings(
         every_events=int(os.environ.get("CUSTODIA_CHECKPOINT_EVENTS", "1000")),

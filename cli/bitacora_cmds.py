@@ -382,6 +382,9 @@ def verdict_json(verdict: LedgerVerdict) -> dict[str, Any]:
                 "tamano": verdict.anchored_size,
             }
         ),
+        "alertas": [
+            {"fecha": a.when, "tamano": a.size, "motivo": a.reason} for a in verdict.alerts
+        ],
         "primer_evento": first_event,
         "primer_rango": list(span) if span else None,
         "primer_punto_de_control": first_checkpoint,
@@ -433,6 +436,12 @@ def render_verdict(verdict: LedgerVerdict, json_output: bool, *, online: bool = 
         typer.echo(
             f"  Comparada con OpenBao: {verdict.anchored_checkpoints} punto(s) de control "
             f"anclados; el mayor firma {verdict.anchored_size} eventos."
+        )
+    for alert in verdict.alerts:
+        typer.echo(
+            f"  Alerta: el {alert.when} el servicio se negó a firmar la bitácora "
+            f"({alert.size} eventos leídos) porque no coincide con lo ya firmado "
+            "(--json: «alertas», con el motivo)."
         )
     if not verdict.independent_key:
         typer.echo(

@@ -14,6 +14,9 @@ Two things live under ``<kv>/data/bitacora/`` (``bitacora/<namespace>/`` with a 
     so the signer cannot rewrite or remove a witness, the server refuses it. The Secretaría
     Ejecutiva and the coadministrators read them (their policies: ``read``, ``list``), and
     ``custodia bitacora verificar`` checks the ledger against every one of them.
+``alertas/<UTC time>``
+    Each time the follower refuses to sign (``ledger.follower.diverged``), why: create-only as
+    well, so the alarm outlives the service and whoever stopped it. ``verificar`` lists them.
 
 Nothing here is secret: a checkpoint is public data (size, root, signature).
 """
@@ -23,6 +26,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import structlog
@@ -34,7 +38,7 @@ from custody.ledger.nats_io import decode_frontier, encode_frontier
 from custody.vault import VaultClient
 from events.checkpoint import CheckpointError, SignedCheckpoint
 
-__all__ = ["AnchoredHead", "AnchoredRecords", "VaultAnchor", "read_anchored"]
+__all__ = ["AnchoredHead", "AnchoredRecords", "FollowerAlert", "VaultAnchor", "read_anchored"]
 
 log = structlog.get_logger()
 
@@ -106,6 +110,16 @@ class VaultAnchor:
             return False
         return True
 
+    def alert(self, reason: str, size: int) -> None:
+        """Record that the follower refused to sign (``reason``; its tree had ``size`` entries)."""
+        now = datetime.now(UTC)
+        key = f"{self.names.alerts_folder}/{now.strftime('%Y%m%dT%H%M%S%fZ')}"
+        payload = {
+            "options": {"cas": 0},
+            "data": {"fecha": now.isoformat(), "motivo": reason, "tamano": size},
+        }
+        self._client.write(self._data(key), payload, operation="ledger-alert")
+
 
 def _record(signed: SignedCheckpoint) -> dict[str, Any]:
     return {
@@ -116,12 +130,22 @@ def _record(signed: SignedCheckpoint) -> dict[str, Any]:
 
 
 @dataclass(frozen=True, slots=True)
+class FollowerAlert:
+    """The follower refused to sign at ``when`` (``reason``, its tree's ``size``)."""
+
+    when: str
+    reason: str
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
 class AnchoredRecords:
     """What OpenBao holds for one ledger: the head and the witnesses (raw signed notes, so a
     damaged one is reported by verification), witnesses in order of size."""
 
     head: bytes | None
     witnesses: tuple[bytes, ...]
+    alerts: tuple[FollowerAlert, ...] = ()
 
     @property
     def checkpoints(self) -> tuple[bytes, ...]:
@@ -143,13 +167,17 @@ def read_anchored(client: VaultClient, names: LedgerNames) -> AnchoredRecords:
     """The anchored head and every witness, read with ``client`` (a person's own session)."""
     kv = client.mounts.kv
 
-    def note(key: str) -> bytes | None:
+    def fields(key: str) -> dict[str, Any] | None:
         try:
             body = client.read(f"{kv}/data/{key}", operation="ledger-witness-read")
         except VaultNotFoundError:
             return None
-        data = (body.get("data") or {}).get("data") or {}
-        return str(data.get("punto_de_control", "")).encode()
+        data = (body.get("data") or {}).get("data")
+        return data if isinstance(data, dict) else {}
+
+    def note(key: str) -> bytes | None:
+        data = fields(key)
+        return None if data is None else str(data.get("punto_de_control", "")).encode()
 
     head = note(names.anchor_key)
     keys = client.list(f"{kv}/metadata/{names.witness_folder}", operation="ledger-witness-list")
@@ -158,4 +186,17 @@ def read_anchored(client: VaultClient, names: LedgerNames) -> AnchoredRecords:
         raw = note(f"{names.witness_folder}/{key}")
         if raw is not None:
             witnesses.append(raw)
-    return AnchoredRecords(head, tuple(witnesses))
+    alerts = []
+    folder = names.alerts_folder
+    for key in sorted(client.list(f"{kv}/metadata/{folder}", operation="ledger-alert-list")):
+        data = None if key.endswith("/") else fields(f"{folder}/{key}")
+        if data is not None:
+            size = data.get("tamano")
+            alerts.append(
+                FollowerAlert(
+                    str(data.get("fecha", key)),
+                    str(data.get("motivo", "")),
+                    size if isinstance(size, int) else 0,
+                )
+            )
+    return AnchoredRecords(head, tuple(witnesses), tuple(alerts))

@@ -76,7 +76,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from custody.ledger.anchor import AnchoredRecords
+    from custody.ledger.anchor import AnchoredRecords, FollowerAlert
 
 DEFAULT_KEY_NAME = "custodia-ledger"
 
@@ -159,6 +159,8 @@ class LedgerVerdict:
     """How many checkpoints OpenBao holds (head and witnesses); None if they were not read."""
     anchored_size: int = 0
     """The size of the largest of them."""
+    alerts: tuple[FollowerAlert, ...] = ()
+    """Each time the follower refused to sign, as recorded in OpenBao."""
 
     @property
     def ok(self) -> bool:
@@ -231,6 +233,7 @@ def verify_online(
         last_seq,
         len(anchored.checkpoints) if anchored else None,
         anchored.largest if anchored else 0,
+        anchored.alerts if anchored else (),
     )
 
 
@@ -278,6 +281,7 @@ def verify_bundle_file(
             bundle.last_sequence,
             len(anchored.checkpoints) if anchored else None,
             anchored.largest if anchored else 0,
+            anchored.alerts if anchored else (),
         )
 
 

@@ -135,6 +135,8 @@ class HeadAnchor(Protocol):
 
     def witness(self, signed: SignedCheckpoint) -> bool: ...
 
+    def alert(self, reason: str, size: int) -> None: ...
+
 
 class LocalCheckpointSigner:
     """An in-memory :class:`events.checkpoint.Ed25519Signer` as a signer (tests, benchmarks)."""
@@ -354,6 +356,11 @@ class LedgerFollower:
             entry=sequence,
             stream=self.names.events_stream,
         )
+        if self._anchor is not None:  # visible to the Secretaría Ejecutiva, outside NATS
+            try:
+                self._anchor.alert(reason, self._compact.size if self._compact else 0)
+            except Exception as exc:
+                log.warning("ledger.follower.alert_failed", error=type(exc).__name__)
         return LedgerDivergedError(reason, sequence)
 
     # -- resuming --------------------------------------------------------------------------

@@ -70,3 +70,8 @@ class LedgerNames:
 
     def witness_key(self, size: int) -> str:
         return f"{self.witness_folder}/{size:020d}"
+
+    @property
+    def alerts_folder(self) -> str:
+        """The KV folder of the follower's alerts (a divergence), one create-only key each."""
+        return f"{self.anchor_prefix}/alertas"

@@ -34,3 +34,12 @@ path "${kv}/data/bitacora/testigos/*" {
 path "${kv}/data/bitacora/+/testigos/*" {
   capabilities = ["create", "read"]
 }
+
+# Alerts: why the follower refused to sign (a rewritten history); create-only too.
+path "${kv}/data/bitacora/alertas/*" {
+  capabilities = ["create"]
+}
+
+path "${kv}/data/bitacora/+/alertas/*" {
+  capabilities = ["create"]
+}

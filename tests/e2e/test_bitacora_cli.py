@@ -16,6 +16,7 @@ import pytest
 
 from cli.main import run
 from custody.layout import SECRETARIA_POLICY, SIGNER_POLICY, create_service_token, ensure_layout
+from custody.ledger.errors import LedgerDivergedError
 from custody.servers import BaoProcess
 from custody.transit_signer import TransitSigner, fetch_public_keyring
 from custody.vault import VaultClient
@@ -301,7 +302,8 @@ def test_verify_against_openbao_catches_a_resigned_rewrite(
     """Finding 3 through the command line: entry 23 rewritten, the checkpoints stream dropped,
     even re-signed by a follower without the anchor. ``verificar`` with the Secretaría
     Ejecutiva's own session compares with OpenBao and says ALTERADA (exit 1), in Spanish;
-    an intact ledger first says so and how far OpenBao vouches for it."""
+    an intact ledger first says so and how far OpenBao vouches for it. The follower's refusal
+    to sign shows as an alert."""
     code, out, _ = custodia(capsys, "bitacora", "verificar")
     assert code == 0
     assert "Comparada con OpenBao: 6 punto(s) de control anclados; el mayor firma 50" in out
@@ -310,11 +312,14 @@ def test_verify_against_openbao_catches_a_resigned_rewrite(
     insider.rewrite(world.url, world.names.events_stream, entries)
     insider.delete_stream(world.url, world.names.checkpoints_stream)
     world.follower(anchored=False).checkpoint_now()  # the old follower's forgery
+    with pytest.raises(LedgerDivergedError):
+        world.follower().checkpoint_now()  # today's refuses, and says so in OpenBao
 
     code, out, _ = custodia(capsys, "bitacora", "verificar")
     assert code == 1
     assert out.startswith("ALTERADA: entre los eventos #21 y #30")
     assert "guardado en OpenBao" in out
+    assert "el servicio se negó a firmar la bitácora (50 eventos leídos)" in out
     code, out, _ = custodia(capsys, "bitacora", "verificar", "--json")
     doc = json.loads(out)
     assert (code, doc["ok"], doc["openbao"]["tamano"]) == (1, False, 50)

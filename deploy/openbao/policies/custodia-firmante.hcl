@@ -34,3 +34,12 @@ path "custodia/data/bitacora/testigos/*" {
 path "custodia/data/bitacora/+/testigos/*" {
   capabilities = ["create", "read"]
 }
+
+# Alerts: why the follower refused to sign (a rewritten history); create-only too.
+path "custodia/data/bitacora/alertas/*" {
+  capabilities = ["create"]
+}
+
+path "custodia/data/bitacora/+/alertas/*" {
+  capabilities = ["create"]
+}

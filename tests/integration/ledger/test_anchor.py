@@ -46,8 +46,9 @@ def kinds(world: LedgerWorld) -> set[tuple[str, int | None, str]]:
 def test_rewritten_history_is_not_resigned_and_fails_against_openbao(world: LedgerWorld) -> None:
     """The attack of finding 3: entry 23 rewritten by deleting and re-creating the events
     stream, the checkpoints stream dropped, the follower restarted. It refuses to sign
-    (``ledger.follower.diverged``), publishes nothing, and verification against the head and
-    witnesses in OpenBao fails, blaming entries 21..30 (witness of size 30 vs. size 20)."""
+    (``ledger.follower.diverged``), publishes nothing, leaves an alert in OpenBao, and
+    verification against the head and witnesses there fails, blaming entries 21..30 (witness
+    of size 30 vs. size 20)."""
     world.build()  # 50 entries, checkpoints 10..50, each anchored and witnessed
     assert world.anchored().largest == 50
     entries = world.entries()
@@ -68,6 +69,8 @@ def test_rewritten_history_is_not_resigned_and_fails_against_openbao(world: Ledg
     assert {i["fuente"] for i in items} == {"openbao"}
     assert items[0]["tipo"] == "raiz_distinta"
     assert (items[0]["desde"], items[0]["hasta"]) == (21, 30)
+    [alert] = verdict.alerts
+    assert "anchored in OpenBao" in alert.reason
 
 
 def test_a_cut_tail_is_detected(world: LedgerWorld) -> None:

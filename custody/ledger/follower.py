@@ -633,7 +633,10 @@ class LedgerFollower:
             self._last_publish = time.monotonic()
             return False
         self._anchored = signed
-        anchor.witness(signed)
+        try:
+            anchor.witness(signed)
+        except CustodiaError as exc:  # the head moved: publish anyway, the next one is witnessed
+            log.warning("ledger.witness.failed", size=signed.size, error=type(exc).__name__)
         log.info("ledger.anchor.advanced", size=signed.size, version=self._anchor_version)
         return True
 

@@ -26,6 +26,7 @@ from cli import bitacora_messages
 from cli.spanish import App
 
 if TYPE_CHECKING:
+    from custody.ledger.anchor import AnchoredRecords
     from custody.ledger.audit import LedgerVerdict
     from custody.ledger.names import LedgerNames
     from events.checkpoint import PublicKeyring, SignedCheckpoint
@@ -229,18 +230,40 @@ def verificar(
         )
     else:
         url, user, password = nats_target()
+        names = ledger_names()
         code = run_verify_online(
             url,
             user,
             password,
-            names=ledger_names(),
+            names=names,
             clave_publica=clave_publica,
             testigo=testigo_,
             referencia=referencia,
             json_output=json_output,
+            anchored=anchored_records(names),
         )
     if code:
         raise typer.Exit(code)
+
+
+def anchored_records(names: LedgerNames) -> AnchoredRecords | None:
+    """The head and witnesses OpenBao keeps for the ledger, read with the person's own session
+    token (Secretaría Ejecutiva, coadministrators); None without a session that may read them."""
+    from cli import remote
+    from custody.errors import VaultPermissionDeniedError, VaultTokenInvalidError
+    from custody.ledger.anchor import read_anchored
+    from custody.session import NoSessionError, SessionExpiredError
+    from custody.vault import VaultClient
+
+    try:
+        current = remote.session()
+    except (NoSessionError, SessionExpiredError):
+        return None
+    client = VaultClient(current.vault_addr, current.token, verify=remote.vault_verify())
+    try:
+        return read_anchored(client, names)
+    except (VaultPermissionDeniedError, VaultTokenInvalidError):
+        return None
 
 
 def _witness_and_reference(
@@ -278,8 +301,10 @@ def run_verify_online(
     testigo: Path | None = None,
     referencia: Path | None = None,
     json_output: bool = False,
+    anchored: AnchoredRecords | None = None,
 ) -> int:
-    """Verify the ledger on the server; print the verdict; 0 if intact, 1 if altered."""
+    """Verify the ledger on the server, and against ``anchored`` (the head and witnesses kept in
+    OpenBao) if given; print the verdict; 0 if intact, 1 if altered."""
     from custody.ledger.audit import ledger_keyring, verify_online
 
     keyring = _keyring(clave_publica)
@@ -295,9 +320,10 @@ def run_verify_online(
                 keyring,
                 witness_checkpoints=witness,
                 reference_leaf_hashes=reference,
+                anchored=anchored,
                 progress=progress,
             )
-    return render_verdict(verdict, json_output)
+    return render_verdict(verdict, json_output, online=True)
 
 
 def run_verify_bundle(
@@ -348,6 +374,17 @@ def verdict_json(verdict: LedgerVerdict) -> dict[str, Any]:
         "clave_independiente": verdict.independent_key,
         "testigo": verdict.witness_checkpoints,
         "referencia": verdict.reference_entries,
+        "openbao": (
+            None
+            if verdict.anchored_checkpoints is None
+            else {
+                "puntos_de_control": verdict.anchored_checkpoints,
+                "tamano": verdict.anchored_size,
+            }
+        ),
+        "alertas": [
+            {"fecha": a.when, "tamano": a.size, "motivo": a.reason} for a in verdict.alerts
+        ],
         "primer_evento": first_event,
         "primer_rango": list(span) if span else None,
         "primer_punto_de_control": first_checkpoint,
@@ -356,7 +393,7 @@ def verdict_json(verdict: LedgerVerdict) -> dict[str, Any]:
     }
 
 
-def render_verdict(verdict: LedgerVerdict, json_output: bool) -> int:
+def render_verdict(verdict: LedgerVerdict, json_output: bool, *, online: bool = False) -> int:
     doc = verdict_json(verdict)
     code = 0 if verdict.ok else bitacora_messages.EXIT_TAMPERED
     if json_output:
@@ -389,6 +426,23 @@ def render_verdict(verdict: LedgerVerdict, json_output: bool) -> int:
             typer.echo(f"  • {item['detalle']}")
         if doc["problemas_omitidos"]:
             typer.echo(f"  … y {doc['problemas_omitidos']} problema(s) más.")
+    if verdict.anchored_checkpoints is None:
+        if online:
+            typer.echo(
+                "  Atención: sin una sesión de la Secretaría Ejecutiva o de coadministración no "
+                "se comparó con la cabeza anclada ni con los testigos guardados en OpenBao."
+            )
+    else:
+        typer.echo(
+            f"  Comparada con OpenBao: {verdict.anchored_checkpoints} punto(s) de control "
+            f"anclados; el mayor firma {verdict.anchored_size} eventos."
+        )
+    for alert in verdict.alerts:
+        typer.echo(
+            f"  Alerta: el {alert.when} el servicio se negó a firmar la bitácora "
+            f"({alert.size} eventos leídos) porque no coincide con lo ya firmado "
+            "(--json: «alertas», con el motivo)."
+        )
     if not verdict.independent_key:
         typer.echo(
             "  Atención: se usó la clave pública de la propia bitácora; para una verificación "

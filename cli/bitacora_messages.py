@@ -5,11 +5,13 @@ Findings come from :mod:`events.ledger_verify` (Merkle and checkpoint checks) an
 ``custodia bitacora verificar --json``::
 
     {"tipo": ..., "evento": n | null, "desde": a | null, "hasta": b | null,
-     "punto_de_control": k | null, "fuente": "bitacora" | "testigo", "detalle": "..."}
+     "punto_de_control": k | null, "fuente": "bitacora" | "testigo" | "openbao",
+     "detalle": "..."}
 
 ``evento`` is the ledger entry (stream sequence) known to be bad, ``desde``..``hasta`` the range
 the fault lies in when only a range is known, ``punto_de_control`` the 1-based position of the
-checkpoint in the order it was stored (in the ledger, or in the witness file).
+checkpoint in the order it was stored (in the ledger, or in the witness file); for ``openbao``
+(the head and witnesses anchored in OpenBao) #1 is the anchored head, then the witnesses by size.
 
 Errors are registered into :mod:`cli.messages` when :mod:`cli.bitacora_cmds` is imported. This
 module imports nothing heavy: problem objects are read by attribute.
@@ -41,6 +43,7 @@ TIPOS: dict[str, str] = {
     "malformed_checkpoint": "punto_de_control_ilegible",
     "wrong_origin": "otra_bitacora",
     "inconsistent_checkpoints": "puntos_de_control_contradictorios",
+    "shorter_than_reference": "mas_corta_que_la_referencia",
     "malformed_leaf": "dato_ilegible",
     "invalid_record": "registro_invalido",
     "numbering": "numeracion_rota",
@@ -55,8 +58,13 @@ def _attr(obj: Any, name: str) -> Any:
 def _cp(index: int | None, source: str | None) -> str:
     if index is None:
         return "un punto de control"
-    where = " del testigo" if source == "witness" else ""
+    where = {"witness": " del testigo", "anchor": " guardado en OpenBao"}.get(source or "", "")
     return f"el punto de control #{index + 1}{where}"
+
+
+def _cap(text: str) -> str:
+    """First letter upper-case, the rest as is (``str.capitalize`` would lower «OpenBao»)."""
+    return text[:1].upper() + text[1:]
 
 
 def _range(first: int | None, last: int | None) -> str:
@@ -86,7 +94,7 @@ def ledger_problem_detail(problem: Any) -> str:
         )
     if kind == "root_mismatch":
         text = (
-            f"{cp.capitalize()} (firma {size} eventos) no coincide con la bitácora: "
+            f"{_cap(cp)} (firma {size} eventos) no coincide con la bitácora: "
             f"{_range(first, last)} fue alterado, reordenado, insertado o eliminado."
         )
         if nid is not None:
@@ -94,26 +102,31 @@ def ledger_problem_detail(problem: Any) -> str:
         return text
     if kind == "truncated":
         return (
-            f"{cp.capitalize()} firma {size} eventos, pero la bitácora tiene menos: "
+            f"{_cap(cp)} firma {size} eventos, pero la bitácora tiene menos: "
             f"se eliminaron los eventos desde el #{nid}."
+        )
+    if kind == "shorter_than_reference":
+        return (
+            f"La copia de referencia tiene {last} eventos, pero la bitácora solo "
+            f"{(first or 1) - 1}: se eliminaron los eventos desde el #{first}."
         )
     if kind == "bad_signature":
         return f"La firma de {cp} no es válida: fue alterado o reemplazado."
     if kind == "unknown_key":
-        return f"{cp.capitalize()} está firmado con una clave que no está en la clave pública."
+        return f"{_cap(cp)} está firmado con una clave que no está en la clave pública."
     if kind == "malformed_checkpoint":
-        return f"{cp.capitalize()} está dañado: no es una nota firmada válida."
+        return f"{_cap(cp)} está dañado: no es una nota firmada válida."
     if kind == "wrong_origin":
-        return f"{cp.capitalize()} pertenece a otra bitácora."
+        return f"{_cap(cp)} pertenece a otra bitácora."
     if kind == "inconsistent_checkpoints":
         other = _cp(problem.other_checkpoint_index, problem.other_checkpoint_source)
         if first is None:
             return (
-                f"{cp.capitalize()} no sigue a {other}: su tamaño retrocede o cambia la raíz "
+                f"{_cap(cp)} no sigue a {other}: su tamaño retrocede o cambia la raíz "
                 "de un tamaño ya firmado (un punto de control reemplazado o repetido)."
             )
         text = (
-            f"{cp.capitalize()} (firma {size} eventos) contradice a {other}, que sí coincide "
+            f"{_cap(cp)} (firma {size} eventos) contradice a {other}, que sí coincide "
             f"con la bitácora: un punto de control reemplazado, o un pasado reescrito en "
             f"{_range(first, last)}."
         )
@@ -148,6 +161,9 @@ def record_problem_detail(problem: Any) -> str:
     return f"Problema en el evento #{seq}."
 
 
+_FUENTES = {"ledger": "bitacora", "witness": "testigo", "anchor": "openbao"}
+
+
 def ledger_problem_item(problem: Any) -> dict[str, Any]:
     index = problem.checkpoint_index
     return {
@@ -156,7 +172,7 @@ def ledger_problem_item(problem: Any) -> dict[str, Any]:
         "desde": problem.first_id,
         "hasta": problem.last_id,
         "punto_de_control": None if index is None else index + 1,
-        "fuente": "testigo" if problem.checkpoint_source == "witness" else "bitacora",
+        "fuente": _FUENTES.get(str(problem.checkpoint_source), "bitacora"),
         "detalle": ledger_problem_detail(problem),
     }
 

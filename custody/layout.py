@@ -71,6 +71,7 @@ COADMIN_POLICY = "custodia-coadministrador"
 TITULAR_POLICY = "custodia-titular"
 SECRETARIA_POLICY = "custodia-secretaria"
 SERVICE_POLICY = "custodia-servicio"
+SIGNER_POLICY = "custodia-firmante"  # the ledger follower's own token (custody.ledger.anchor)
 
 KV_MAX_VERSIONS = 10
 # People's tokens: a working day, renewable up to a day (userpass mounts Custodia creates).
@@ -171,6 +172,7 @@ def policy_documents(mounts: Mounts | None = None) -> dict[str, str]:
         TITULAR_POLICY: _template("titular.hcl").substitute(names),
         SECRETARIA_POLICY: _template("secretaria.hcl").substitute(names),
         SERVICE_POLICY: _template("servicio.hcl").substitute(names),
+        SIGNER_POLICY: _template("firmante.hcl").substitute(names),
     }
     district_template = _template("administrador-distrito.hcl")
     for district in DISTRICTS:
@@ -369,16 +371,21 @@ def _ensure_group(client: VaultClient, report: LayoutReport, spec: GroupSpec) ->
 
 
 def create_service_token(
-    client: VaultClient, *, period: str = "24h", display_name: str = "custodia-servicio"
+    client: VaultClient,
+    *,
+    period: str = "24h",
+    display_name: str = "custodia-servicio",
+    policy: str = SERVICE_POLICY,
 ) -> str:
-    """A periodic orphan token with only :data:`SERVICE_POLICY` (and ``default``).
+    """A periodic orphan token with only ``policy`` (:data:`SERVICE_POLICY`, or
+    :data:`SIGNER_POLICY` for the ledger follower) and ``default``.
 
     The service renews it (``VaultClient.renew_self``) within ``period``. With an external Vault
     an AppRole bound to the same policy is the better source (deploy/openbao/README.md).
     """
     body = client.write(
         "auth/token/create-orphan",
-        {"policies": [SERVICE_POLICY], "period": period, "display_name": display_name},
+        {"policies": [policy], "period": period, "display_name": display_name},
         operation="create-service-token",
     )
     token = ((body or {}).get("auth") or {}).get("client_token")

@@ -175,7 +175,8 @@ def run(settings: Settings) -> None:
     process that started it is gone."""
     from projections.runner import start_projections
 
-    from .runner import REPORTS_DATABASE, build, start_follower
+    from .ledger.service import start_follower
+    from .runner import REPORTS_DATABASE, build
 
     parent = os.getppid()
     with contextlib.suppress(OSError):
@@ -188,7 +189,7 @@ def run(settings: Settings) -> None:
         projections = start_projections(
             services.endpoints.nats_env(), settings.home / REPORTS_DATABASE, on_error="continuar"
         )
-        follower = start_follower(services)
+        follower = start_follower(settings, services)
         log.info("lectura_lista", pid=os.getpid())
         try:
             while not stop.is_set():
@@ -204,6 +205,7 @@ def run(settings: Settings) -> None:
             log.error("lectura_detenida", error=type(error).__name__, detalle=str(error)[:300])
             raise SystemExit(1) from None
         finally:
-            follower.stop()
+            if follower is not None:
+                follower.stop()  # signs the tail first (finding 8)
             projections.close()
             services.close()

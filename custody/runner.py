@@ -112,6 +112,9 @@ def initialize(
     token_file = settings.home / "secrets" / bootstrap.SERVICE_TOKEN_FILE
     if not token_file.exists():
         bootstrap.save_service_token(settings, create_service_token(admin))
+    from .ledger.service import ensure_signer_token
+
+    ensure_signer_token(settings, admin)  # the ledger follower signs with a token of its own
     access = Access(admin)
     pii = PersonalDataVault(admin)
     app = make_application(endpoints)
@@ -249,28 +252,6 @@ def make_report_handler(services: Services, projections: Any, settings: Settings
         return {"filas": report.rows, "contenido": render(report, fmt, policy)}
 
     return handler
-
-
-def start_follower(services: Services) -> Any:
-    """The ledger's Merkle follower: signed checkpoints with the transit key (issue 7)."""
-    from .ledger.follower import FollowerSettings, LedgerFollower
-    from .ledger.names import LedgerNames
-    from .transit_signer import TransitSigner
-
-    factory: Any = services.app.factory
-    settings = FollowerSettings(
-        every_events=int(os.environ.get("CUSTODIA_CHECKPOINT_EVENTS", "1000")),
-        every_seconds=float(os.environ.get("CUSTODIA_CHECKPOINT_SECONDS", "10")),
-        replicas=services.endpoints.replicas,
-    )
-    follower = LedgerFollower(
-        factory.connection,
-        TransitSigner(services.vault),
-        LedgerNames.for_app("custodia", ""),
-        settings=settings,
-    )
-    follower.start()
-    return follower
 
 
 def advance_seconds() -> float:

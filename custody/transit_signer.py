@@ -8,7 +8,8 @@ old ones keep verifying with the old public key: reading the key returns every v
 part, and none is ever removed (Custodia never sets ``min_decryption_version``).
 
 Needs a token allowed ``update`` on ``<transit>/sign/custodia-ledger`` and ``read`` on
-``<transit>/keys/custodia-ledger`` (policy ``custodia-servicio``).
+``<transit>/keys/custodia-ledger``: the ledger follower's own token (policy
+``custodia-firmante``, :mod:`custody.ledger.service`); the service's token cannot sign.
 """
 
 from __future__ import annotations

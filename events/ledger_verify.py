@@ -94,7 +94,9 @@ __all__ = [
 ProgressCallback = Callable[[int, int | None], None]
 """Called as ``progress(events done, total or None)`` every batch and at the end."""
 
-CheckpointSource = Literal["ledger", "witness"]
+CheckpointSource = Literal["ledger", "witness", "anchor"]
+"""Where a checkpoint comes from: the ledger's own stream, a witness file, or the head and
+witnesses anchored outside the ledger (OpenBao)."""
 
 _BATCH = 4096
 _sha256 = hashlib.sha256
@@ -146,6 +148,9 @@ class ProblemKind(StrEnum):
     """The checkpoint belongs to another log."""
     INCONSISTENT_CHECKPOINTS = "inconsistent_checkpoints"
     """Two validly signed checkpoints contradict each other (``other_checkpoint_index``)."""
+    SHORTER_THAN_REFERENCE = "shorter_than_reference"
+    """The reference copy holds ``last_id`` events, the log fewer: from ``first_id`` on they are
+    missing (a tail deleted, or the stream re-created shorter)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +226,7 @@ class _Verifier:
         origin: str | None,
         reference: bytes | None,
         max_problems: int,
+        anchored_checkpoints: Sequence[SignedCheckpoint | bytes] = (),
     ) -> None:
         self.keyring = keyring
         self.origin = origin
@@ -234,14 +240,19 @@ class _Verifier:
         self.last_id = 0
         self.last_good: _Entry | None = None
         # Largest matching checkpoint (tree size, last id in it), overall and per source.
-        self.good: dict[str, tuple[int, int]] = {"any": (0, 0), "ledger": (0, 0), "witness": (0, 0)}
+        self.good: dict[str, tuple[int, int]] = {
+            "any": (0, 0),
+            "ledger": (0, 0),
+            "witness": (0, 0),
+            "anchor": (0, 0),
+        }
         self.checked = 0
         self.verified = 0
         # Open run of mismatches: (problem index, its checkpoint, same-source good bound).
         self.run: tuple[int, _Entry, tuple[int, int]] | None = None
         self.first_diff: tuple[int, int] | None = None  # (tree index, notification id)
         self.trusted: list[_Entry] = []
-        self.pending = self._prepare(checkpoints, witness_checkpoints)
+        self.pending = self._prepare(checkpoints, witness_checkpoints, anchored_checkpoints)
         self.next = 0
 
     # -- checkpoints, statically -------------------------------------------------------------
@@ -250,11 +261,13 @@ class _Verifier:
         self,
         checkpoints: Sequence[SignedCheckpoint | bytes],
         witness: Sequence[SignedCheckpoint | bytes],
+        anchored: Sequence[SignedCheckpoint | bytes],
     ) -> list[_Entry]:
         entries: list[_Entry] = []
         sources: tuple[tuple[CheckpointSource, Sequence[SignedCheckpoint | bytes]], ...] = (
             ("ledger", checkpoints),
             ("witness", witness),
+            ("anchor", anchored),
         )
         for source, items in sources:
             previous: _Entry | None = None
@@ -267,7 +280,7 @@ class _Verifier:
                     self.trusted.append(entry)
                     if source == "ledger":
                         previous = entry
-        entries.sort(key=lambda e: (e.signed.size if e.signed else 0, e.source == "witness"))
+        entries.sort(key=lambda e: (e.signed.size if e.signed else 0, e.source != "ledger"))
         return entries
 
     def _static_check(
@@ -544,6 +557,21 @@ class _Verifier:
                     )
                 )
         self.next = len(self.pending)
+        held = len(self.reference or b"") // HASH_SIZE
+        if held > self.count:
+            # An unsigned copy cannot prove what the missing events were, but it can prove that
+            # the log once held more of them (finding 8: a tail that vanished).
+            self._add(
+                Problem(
+                    ProblemKind.SHORTER_THAN_REFERENCE,
+                    f"the reference copy holds {held} events, the log {self.count}: events from "
+                    f"id {self.last_id + 1} on are missing",
+                    notification_id=self.last_id + 1,
+                    first_id=self.last_id + 1,
+                    last_id=held,
+                    tree_index=self.count,
+                )
+            )
         if self.run is not None and self.run[0] >= 0:
             self._pinpoint(self.run[0])
 
@@ -599,6 +627,7 @@ def verify_ledger(
     total: int | None = None,
     progress: ProgressCallback | None = None,
     max_problems: int = 100,
+    anchored_checkpoints: Sequence[SignedCheckpoint | bytes] = (),
 ) -> VerificationReport:
     """Recompute the Merkle tree of ``events`` and check every checkpoint against it.
 
@@ -606,12 +635,20 @@ def verify_ledger(
     the order they were stored (signed objects, or raw notes so a malformed one is reported).
     ``origin`` defaults to the first checkpoint's. ``expected_last_id`` is the store's own last
     sequence, to catch a deleted tail no checkpoint covers yet. ``witness_checkpoints`` are
-    checked against the log too (not for order). See the module docstring for
-    ``reference_leaf_hashes``. Every checkpoint whose root matches is consistent with all the
-    others that match, since all are roots of the one recomputed tree (RFC 9162 §2.1.4).
+    checked against the log too (not for order), and so are ``anchored_checkpoints`` (the head
+    and witnesses kept in OpenBao, source ``"anchor"``): one larger than the log reports it
+    truncated. See the module docstring for ``reference_leaf_hashes``; a reference holding more
+    events than the log is reported too. Every checkpoint whose root matches is consistent with
+    all the others that match, since all are roots of the one recomputed tree (RFC 9162 §2.1.4).
     """
     verifier = _Verifier(
-        checkpoints, witness_checkpoints, keyring, origin, reference_leaf_hashes, max_problems
+        checkpoints,
+        witness_checkpoints,
+        keyring,
+        origin,
+        reference_leaf_hashes,
+        max_problems,
+        anchored_checkpoints,
     )
     verifier.check_due()
     it = iter(events)

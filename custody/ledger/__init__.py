@@ -17,6 +17,13 @@ when ``NATS_NAMESPACE`` is set, as in :mod:`events.jetstream`)
         ``custodia.checkpoints.keyring``  the public keyring (all versions of the transit key)
                                           as JSON, republished after each rotation.
 
+Outside NATS (:mod:`custody.ledger.anchor`)
+    OpenBao KV v2 keeps the last signed tree head (``bitacora/cabeza``, check-and-set) and every
+    checkpoint once (``bitacora/testigos/<size>``, create-only for the follower's token
+    ``custodia-firmante``). The follower signs only consistent extensions of the head;
+    ``custodia bitacora verificar`` with a Secretaría Ejecutiva or coadministrator session
+    checks the ledger against both, so deleting and re-creating the streams is detected.
+
 Ledger entries ("eventos" on the command line)
     Entry ``n`` is the message with stream sequence ``n``; it is leaf ``n - 1`` of the Merkle
     tree (RFC 9162), and the ``notification_id`` of :mod:`events.ledger_verify`. Sequences run

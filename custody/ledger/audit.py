@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from custody.ledger.errors import (
     EntryNotFoundError,
@@ -73,6 +74,9 @@ __all__ = [
     "verify_bundle_file",
     "verify_online",
 ]
+
+if TYPE_CHECKING:
+    from custody.ledger.anchor import AnchoredRecords, FollowerAlert
 
 DEFAULT_KEY_NAME = "custodia-ledger"
 
@@ -151,6 +155,12 @@ class LedgerVerdict:
     witness_checkpoints: int = 0
     reference_entries: int = 0
     last_sequence: int | None = None
+    anchored_checkpoints: int | None = None
+    """How many checkpoints OpenBao holds (head and witnesses); None if they were not read."""
+    anchored_size: int = 0
+    """The size of the largest of them."""
+    alerts: tuple[FollowerAlert, ...] = ()
+    """Each time the follower refused to sign, as recorded in OpenBao."""
 
     @property
     def ok(self) -> bool:
@@ -184,12 +194,16 @@ def verify_online(
     *,
     witness_checkpoints: Sequence[SignedCheckpoint] = (),
     reference_leaf_hashes: bytes | None = None,
+    anchored: AnchoredRecords | None = None,
     progress: ProgressCallback | None = None,
 ) -> LedgerVerdict:
     """Read the whole events stream and every checkpoint, and verify them.
 
-    Checkpoints are read first, then the stream's last sequence, then entries up to it: every
-    checkpoint read covers entries that exist, and later appends do not disturb the result.
+    ``anchored``: the head and witnesses kept in OpenBao (``custody.ledger.anchor.
+    read_anchored``, read *before* calling this): the ledger must reproduce each of them, and
+    be at least as long as the largest. Checkpoints are read first, then the stream's last
+    sequence, then entries up to it: every checkpoint read covers entries that exist, and
+    later appends do not disturb the result.
     """
     from custody.ledger.nats_io import read_entries, read_subject, stream_last_sequence
 
@@ -207,6 +221,7 @@ def verify_online(
         reference_leaf_hashes=reference_leaf_hashes,
         total=last_seq,
         progress=progress,
+        anchored_checkpoints=anchored.checkpoints if anchored else (),
     )
     return LedgerVerdict(
         report,
@@ -216,6 +231,9 @@ def verify_online(
         len(witness_checkpoints),
         len(reference_leaf_hashes or b"") // HASH_SIZE,
         last_seq,
+        len(anchored.checkpoints) if anchored else None,
+        anchored.largest if anchored else 0,
+        anchored.alerts if anchored else (),
     )
 
 
@@ -234,9 +252,11 @@ def verify_bundle_file(
     *,
     witness_checkpoints: Sequence[SignedCheckpoint] = (),
     reference_leaf_hashes: bytes | None = None,
+    anchored: AnchoredRecords | None = None,
     progress: ProgressCallback | None = None,
 ) -> LedgerVerdict:
-    """Verify a bundle fully offline; raises :class:`events.ledger_verify.BundleError`."""
+    """Verify a bundle fully offline; raises :class:`events.ledger_verify.BundleError`.
+    ``anchored`` as for :func:`verify_online` (read from OpenBao, or None)."""
     with Bundle(path) as bundle:
         checker = RecordChecker()
         report = verify_ledger(
@@ -249,6 +269,7 @@ def verify_bundle_file(
             reference_leaf_hashes=reference_leaf_hashes,
             total=bundle.last_sequence,
             progress=progress,
+            anchored_checkpoints=anchored.checkpoints if anchored else (),
         )
         return LedgerVerdict(
             report,
@@ -258,6 +279,9 @@ def verify_bundle_file(
             len(witness_checkpoints),
             len(reference_leaf_hashes or b"") // HASH_SIZE,
             bundle.last_sequence,
+            len(anchored.checkpoints) if anchored else None,
+            anchored.largest if anchored else 0,
+            anchored.alerts if anchored else (),
         )
 
 

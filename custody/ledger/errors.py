@@ -2,6 +2,7 @@
 
 LedgerError
 ├── LedgerDivergedError    the follower found the stream inconsistent with what was signed
+├── AnchorConflictError    another writer moved the anchored head first (check-and-set)
 ├── KeyringFileError       a public-key file cannot be used
 ├── WitnessFileError       a witness file cannot be used
 ├── NoCheckpointError      the ledger has no signed checkpoint yet
@@ -25,6 +26,14 @@ class LedgerDivergedError(LedgerError):
         super().__init__(reason)
         self.reason = reason
         self.sequence = sequence
+
+
+class AnchorConflictError(LedgerError):
+    """The anchored head is no longer at ``expected_version``: another follower advanced it."""
+
+    def __init__(self, expected_version: int) -> None:
+        super().__init__(f"the anchored head moved past version {expected_version}")
+        self.expected_version = expected_version
 
 
 class KeyringFileError(LedgerError):

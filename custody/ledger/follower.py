@@ -6,8 +6,22 @@ a daemon thread), or step by step with :meth:`LedgerFollower.checkpoint_now`.
 How it works
     It reads every entry of the events stream in sequence order (batched direct gets), appends
     its leaf hash to a :class:`~events.merkle.CompactRange`, and publishes a signed checkpoint
-    every ``every_events`` entries, or after ``every_seconds`` if the tree grew. Checkpoint sizes
-    fall exactly on multiples of ``every_events`` past the previous checkpoint when catching up.
+    every ``every_events`` entries, once no entry arrived for ``quiet_seconds`` (about a second
+    after the last write), or after ``every_seconds`` of steady writes; and the tail when it
+    stops (service stop, SIGTERM). Checkpoint sizes fall exactly on multiples of
+    ``every_events`` past the previous checkpoint when catching up.
+
+Anchored outside NATS (issue 16)
+    With an anchor (:class:`custody.ledger.anchor.VaultAnchor`), every checkpoint first moves
+    the head anchored in OpenBao KV with check-and-set, then is stored as a witness there (a
+    key the signer may create but never update), then published on the checkpoints stream.
+    The follower never signs a tree that is not a consistent extension of the anchored head:
+    on start and whenever another instance moved it, the anchored root must be reproduced by
+    the stream at the anchored size (from the stored frontier plus the entries after it, or
+    recomputed when the tree reaches that size). Deleting and re-creating the events stream
+    with a rewritten entry, dropping the checkpoints stream and restarting therefore ends in
+    ``ledger.follower.diverged``, not in a re-signed forgery; a stream shorter than the
+    anchored head likewise.
 
 No forks, even with several service instances
     Each checkpoint is published with ``Nats-Expected-Last-Subject-Sequence`` set to the stream
@@ -46,7 +60,8 @@ from typing import Any, Protocol
 
 import structlog
 
-from custody.ledger.errors import LedgerDivergedError
+from custody.ledger.anchor import AnchoredHead
+from custody.ledger.errors import AnchorConflictError, LedgerDivergedError
 from custody.ledger.leaves import leaf_bytes
 from custody.ledger.names import FRONTIER_HEADER, LedgerNames
 from custody.ledger.nats_io import (
@@ -89,6 +104,7 @@ __all__ = [
     "CheckpointSigner",
     "FollowerSettings",
     "FollowerStatus",
+    "HeadAnchor",
     "LedgerFollower",
     "LocalCheckpointSigner",
     "keyring_json",
@@ -106,6 +122,20 @@ class CheckpointSigner(Protocol):
     def sign_checkpoint(self, checkpoint: Checkpoint) -> SignedCheckpoint: ...
 
     def public_keyring(self, *, refresh: bool = False) -> PublicKeyring: ...
+
+
+class HeadAnchor(Protocol):
+    """Where the signed tree head is anchored outside NATS (:mod:`custody.ledger.anchor`)."""
+
+    def head(self) -> AnchoredHead | None: ...
+
+    def advance(
+        self, signed: SignedCheckpoint, frontier: Sequence[bytes], expected_version: int
+    ) -> int: ...
+
+    def witness(self, signed: SignedCheckpoint) -> bool: ...
+
+    def alert(self, reason: str, size: int) -> None: ...
 
 
 class LocalCheckpointSigner:
@@ -132,26 +162,32 @@ class FollowerSettings:
 
     every_events: int = 1000
     every_seconds: float = 10.0
-    poll_seconds: float = 0.5
+    quiet_seconds: float = 1.0
+    poll_seconds: float = 0.25
     read_batch: int = 1000
     replicas: int = 1
     create_stream: bool = True
     request_timeout: float = 5.0
 
     def __post_init__(self) -> None:
-        if self.every_events < 1 or self.every_seconds <= 0 or self.poll_seconds <= 0:
-            raise ValueError("every_events >= 1; every_seconds and poll_seconds > 0")
+        if self.every_events < 1 or min(self.every_seconds, self.quiet_seconds) <= 0:
+            raise ValueError("every_events >= 1; every_seconds and quiet_seconds > 0")
+        if self.poll_seconds <= 0:
+            raise ValueError("poll_seconds > 0")
 
 
 @dataclass(frozen=True, slots=True)
 class FollowerStatus:
-    """What the follower knows: its tree size, the latest checkpoint, whether it diverged."""
+    """What the follower knows: its tree size, the latest checkpoint, whether it diverged, the
+    size of the head anchored in OpenBao, and how many steps (polls) it has completed."""
 
     size: int
     checkpoint: SignedCheckpoint | None
     diverged: str | None
     published: int
     running: bool
+    anchored: int = 0
+    steps: int = 0
 
 
 class LedgerFollower:
@@ -163,9 +199,16 @@ class LedgerFollower:
         signer: CheckpointSigner,
         names: LedgerNames | None = None,
         settings: FollowerSettings | None = None,
+        anchor: HeadAnchor | None = None,
     ) -> None:
         self._conn = conn
         self._signer = signer
+        self._anchor = anchor
+        self._anchored: SignedCheckpoint | None = None  # the head anchored outside NATS
+        self._anchor_version = 0
+        self._anchor_pending: SignedCheckpoint | None = None  # checked when the tree reaches it
+        self._last_growth = time.monotonic()
+        self._steps = 0
         self.names = names or LedgerNames.for_app()
         self.settings = settings or FollowerSettings()
         self._compact: CompactRange | None = None
@@ -192,11 +235,28 @@ class LedgerFollower:
         self._thread.start()
 
     def stop(self, timeout: float = 10.0) -> None:
-        """Stop following (a checkpoint being published completes first)."""
+        """Stop following (a checkpoint being published completes first), then sign the tail:
+        entries written since the last checkpoint do not stay unsigned while the service is
+        down (finding 8)."""
         self._stopping.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
+        if self._thread is None:
+            return
+        self._thread.join(timeout)
+        self._thread = None
+        if self._diverged is not None:
+            return
+        try:
+            with self._lock:
+                self._stopping.clear()  # the catch-up reads to the end of the stream
+                try:
+                    self._step(force=True)
+                finally:
+                    self._stopping.set()
+            log.info("ledger.follower.stopped", size=self._covered())
+        except LedgerDivergedError:
+            pass  # logged
+        except Exception as exc:  # the service is stopping: say so, do not fail the stop
+            log.warning("ledger.follower.tail_unsigned", error=type(exc).__name__)
 
     def __enter__(self) -> LedgerFollower:
         self.start()
@@ -221,6 +281,8 @@ class LedgerFollower:
             diverged=self._diverged,
             published=self._published,
             running=self._thread is not None and self._thread.is_alive(),
+            anchored=self._anchored.size if self._anchored else 0,
+            steps=self._steps,
         )
 
     def _run(self) -> None:
@@ -229,6 +291,7 @@ class LedgerFollower:
             try:
                 with self._lock:
                     self._step(force=False)
+                    self._steps += 1
                 backoff = self.settings.poll_seconds
             except LedgerDivergedError:
                 backoff = max(backoff, 5.0)  # already logged; nothing more is signed
@@ -249,15 +312,37 @@ class LedgerFollower:
             raise LedgerDivergedError(self._diverged)
         if self._compact is None:
             self._resume()
+        before = self._tree().size
         self._catch_up()
         compact = self._tree()
-        covered = self._checkpoint.size if self._checkpoint else 0
+        now = time.monotonic()
+        if compact.size > before:
+            self._last_growth = now
+        pending = self._anchor_pending
+        if pending is not None and not self._stopping.is_set():
+            raise self._diverge(
+                f"the stream ends at entry {compact.size}, the head anchored in OpenBao "
+                f"covers {pending.size}",
+                compact.size + 1,
+            )
+        covered = self._covered()
+        settings = self.settings
         if compact.size > covered and (
             force
-            or compact.size - covered >= self.settings.every_events
-            or time.monotonic() - self._last_publish >= self.settings.every_seconds
+            or compact.size - covered >= settings.every_events
+            or now - self._last_growth >= settings.quiet_seconds
+            or now - self._last_publish >= settings.every_seconds
         ):
             self._publish()
+
+    def _covered(self) -> int:
+        """The largest size already signed: the stream's checkpoint or the anchored head."""
+        sizes = [0]
+        if self._checkpoint is not None:
+            sizes.append(self._checkpoint.size)
+        if self._anchored is not None:
+            sizes.append(self._anchored.size)
+        return max(sizes)
 
     def _tree(self) -> CompactRange:
         assert self._compact is not None
@@ -271,11 +356,77 @@ class LedgerFollower:
             entry=sequence,
             stream=self.names.events_stream,
         )
+        if self._anchor is not None:  # visible to the Secretaría Ejecutiva, outside NATS
+            try:
+                self._anchor.alert(reason, self._compact.size if self._compact else 0)
+            except Exception as exc:
+                log.warning("ledger.follower.alert_failed", error=type(exc).__name__)
         return LedgerDivergedError(reason, sequence)
 
     # -- resuming --------------------------------------------------------------------------
 
     def _resume(self) -> None:
+        self._resume_from_stream()
+        if self._anchor is not None:
+            self._check_anchor(self._read_head())
+
+    def _read_head(self) -> AnchoredHead | None:
+        assert self._anchor is not None
+        try:
+            return self._anchor.head()
+        except CheckpointError as exc:
+            raise self._diverge(f"the head anchored in OpenBao is unreadable: {exc}") from None
+
+    def _check_anchor(self, head: AnchoredHead | None) -> None:
+        """The tree must be a consistent extension of the anchored head (or reach it later)."""
+        if head is None:
+            return
+        signed = head.checkpoint
+        try:
+            signed.verify(self._signer.public_keyring(refresh=True), origin=self.names.origin)
+        except CheckpointError as exc:
+            raise self._diverge(
+                f"the head anchored in OpenBao does not verify: {type(exc).__name__}"
+            ) from None
+        self._anchor_version = max(self._anchor_version, head.version)
+        compact = self._tree()
+        if signed.size > compact.size:
+            self._anchor_pending = signed  # checked when the tree reaches its size
+            return
+        if signed.size == compact.size:
+            consistent = compact.root() == signed.root
+        else:  # a consistency check: the anchored tree, extended by the entries after it
+            theirs = self._compact_from(signed, head.frontier)
+            if theirs is not None:
+                self._read_tree(theirs, compact.size, start=signed.size + 1)
+                consistent = theirs.root() == compact.root()
+            else:
+                consistent = self._read_tree(CompactRange(), signed.size).root() == signed.root
+        if not consistent:
+            raise self._diverge(
+                f"the stream does not extend the head anchored in OpenBao (size {signed.size}): "
+                "the history it signed was rewritten"
+            )
+        self._anchor_reached(signed)
+
+    def _anchor_reached(self, signed: SignedCheckpoint) -> None:
+        self._anchor_pending = None
+        if self._anchored is None or signed.size >= self._anchored.size:
+            self._anchored = signed
+
+    def _check_anchor_pending(self) -> None:
+        pending = self._anchor_pending
+        compact = self._tree()
+        if pending is None or compact.size != pending.size:
+            return
+        if compact.root() != pending.root:
+            raise self._diverge(
+                f"entries 1..{pending.size} do not give the root anchored in OpenBao: "
+                "the history it signed was rewritten",
+            )
+        self._anchor_reached(pending)
+
+    def _resume_from_stream(self) -> None:
         names = self.names
         if self.settings.create_stream:
             ensure_checkpoints_stream(self._conn, names, replicas=self.settings.replicas)
@@ -337,11 +488,17 @@ class LedgerFollower:
 
     @staticmethod
     def _from_frontier(signed: SignedCheckpoint, text: str | None) -> CompactRange | None:
-        frontier = decode_frontier(text)
+        return LedgerFollower._compact_from(signed, decode_frontier(text))
+
+    @staticmethod
+    def _compact_from(
+        signed: SignedCheckpoint, frontier: Sequence[bytes] | None
+    ) -> CompactRange | None:
+        """The compact range of ``signed`` from a frontier, if it reproduces the signed root."""
         if frontier is None:
             return None
         try:
-            compact = CompactRange.from_frontier(signed.size, frontier)
+            compact = CompactRange.from_frontier(signed.size, list(frontier))
         except ValueError:
             return None
         return compact if compact.root() == signed.root else None
@@ -406,15 +563,16 @@ class LedgerFollower:
         pos = 0
         while pos < len(hashes):
             take = len(hashes) - pos
-            covered = self._checkpoint.size if self._checkpoint else 0
+            covered = self._covered()
             take = min(take, max(1, covered + every - compact.size))
-            if self._expect is not None and self._expect.size > compact.size:
-                take = min(take, self._expect.size - compact.size)
+            for due in (self._expect, self._anchor_pending):
+                if due is not None and due.size > compact.size:
+                    take = min(take, due.size - compact.size)
             compact.extend(hashes[pos : pos + take])
             pos += take
             self._check_expected()
-            covered = self._checkpoint.size if self._checkpoint else 0
-            if compact.size - covered >= every:
+            self._check_anchor_pending()
+            if compact.size - self._covered() >= every:
                 self._publish()
         if len(hashes) < len(batch):
             raise self._diverge(f"entry {expected} is missing from the stream", expected)
@@ -434,26 +592,53 @@ class LedgerFollower:
 
     def _publish(self) -> None:
         compact = self._tree()
+        if self._anchor_pending is not None or compact.size <= self._covered():
+            return  # never sign below (or beside) what is anchored: it is checked, not re-signed
         checkpoint = Checkpoint(self.names.origin, compact.size, compact.root(), datetime.now(UTC))
         signed = self._signer.sign_checkpoint(checkpoint)
-        self._publish_keyring()
-        headers = {
-            EXPECTED_SUBJECT_SEQ: str(self._checkpoint_seq),
-            FRONTIER_HEADER: encode_frontier(compact.frontier),
-        }
-        reply = self._request(self.names.notes_subject, signed.to_bytes(), headers)
-        if reply is None:  # no answer: it may have landed; look
-            self._adopt_latest(mine=signed)
+        if self._anchor is not None and not self._anchor_checkpoint(signed):
             return
-        error = reply.get("error")
-        if isinstance(error, dict):
-            code = int(error.get("err_code", 0))
-            if code in WRONG_LAST_SEQUENCE:
-                log.info("ledger.checkpoint.lost_race", size=compact.size)
-                self._adopt_latest()
+        self._publish_keyring()
+        frontier = encode_frontier(compact.frontier)
+        for _ in range(3):
+            headers = {EXPECTED_SUBJECT_SEQ: str(self._checkpoint_seq), FRONTIER_HEADER: frontier}
+            reply = self._request(self.names.notes_subject, signed.to_bytes(), headers)
+            if reply is None:  # no answer: it may have landed; look
+                self._adopt_latest(mine=signed)
                 return
-            raise JetStreamAPIError(code, str(error.get("description", "")))
-        self._published_ok(signed, int(reply.get("seq") or 0))
+            error = reply.get("error")
+            if not isinstance(error, dict):
+                self._published_ok(signed, int(reply.get("seq") or 0))
+                return
+            code = int(error.get("err_code", 0))
+            if code not in WRONG_LAST_SEQUENCE:
+                raise JetStreamAPIError(code, str(error.get("description", "")))
+            log.info("ledger.checkpoint.lost_race", size=compact.size)
+            self._adopt_latest()
+            if self._anchor is None or (self._checkpoint and self._checkpoint.size >= signed.size):
+                return
+            # Anchored by this instance, so the stream must carry it too: after the other's.
+
+    def _anchor_checkpoint(self, signed: SignedCheckpoint) -> bool:
+        """Move the anchored head to ``signed`` (check-and-set), then store its witness. False if
+        another instance moved the head first: its head is checked against this tree instead."""
+        anchor = self._anchor
+        assert anchor is not None
+        compact = self._tree()
+        try:
+            self._anchor_version = anchor.advance(signed, compact.frontier, self._anchor_version)
+        except AnchorConflictError:
+            log.info("ledger.anchor.lost_race", size=signed.size)
+            self._check_anchor(self._read_head())
+            self._last_publish = time.monotonic()
+            return False
+        self._anchored = signed
+        try:
+            anchor.witness(signed)
+        except CustodiaError as exc:  # the head moved: publish anyway, the next one is witnessed
+            log.warning("ledger.witness.failed", size=signed.size, error=type(exc).__name__)
+        log.info("ledger.anchor.advanced", size=signed.size, version=self._anchor_version)
+        return True
 
     def _published_ok(self, signed: SignedCheckpoint, seq: int) -> None:
         self._checkpoint = signed

@@ -23,6 +23,8 @@ class LedgerNames:
     checkpoints_stream: str
     checkpoints_prefix: str
     origin: str
+    anchor_prefix: str = "bitacora"
+    """Where the anchored head and the witnesses live in OpenBao's KV (custody.ledger.anchor)."""
 
     @classmethod
     def for_app(cls, app: str = DEFAULT_APP, namespace: str = "") -> LedgerNames:
@@ -39,6 +41,7 @@ class LedgerNames:
             checkpoints_stream=f"{stream}-checkpoints",
             checkpoints_prefix=f"{prefix}.checkpoints",
             origin=origin,
+            anchor_prefix=f"bitacora/{namespace}" if namespace else "bitacora",
         )
 
     @property
@@ -54,3 +57,21 @@ class LedgerNames:
     @property
     def checkpoints_subjects(self) -> list[str]:
         return [f"{self.checkpoints_prefix}.>"]
+
+    @property
+    def anchor_key(self) -> str:
+        """The KV key of the anchored tree head (updated with check-and-set)."""
+        return f"{self.anchor_prefix}/cabeza"
+
+    @property
+    def witness_folder(self) -> str:
+        """The KV folder of the witnesses: one key per checkpoint, created once, never updated."""
+        return f"{self.anchor_prefix}/testigos"
+
+    def witness_key(self, size: int) -> str:
+        return f"{self.witness_folder}/{size:020d}"
+
+    @property
+    def alerts_folder(self) -> str:
+        """The KV folder of the follower's alerts (a divergence), one create-only key each."""
+        return f"{self.anchor_prefix}/alertas"

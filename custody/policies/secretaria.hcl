@@ -15,3 +15,13 @@ path "${totp}/*" {
 path "${transit}/*" {
   capabilities = ["deny"]
 }
+
+# The ledger's anchored head and witnesses (issue 16): read them to verify the ledger
+# («custodia bitacora verificar»); nobody but the follower's token writes there.
+path "${kv}/data/bitacora/*" {
+  capabilities = ["read"]
+}
+
+path "${kv}/metadata/bitacora/*" {
+  capabilities = ["read", "list"]
+}

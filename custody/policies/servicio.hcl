@@ -105,15 +105,7 @@ path "auth/token/revoke-accessor" {
   capabilities = ["update"]
 }
 
-# The ledger's signing key: ed25519, its private part never leaves the server (R8).
-path "${transit}/sign/custodia-ledger" {
-  capabilities = ["update"]
-}
-
-path "${transit}/sign/custodia-ledger/*" {
-  capabilities = ["update"]
-}
-
+# The ledger's public key (verification). Signing is the follower's own token's (custodia-firmante).
 path "${transit}/verify/custodia-ledger" {
   capabilities = ["update"]
 }

@@ -80,8 +80,9 @@ class World:
         (copied as ``init`` left it), its own ``CUSTODIA_HOME``."""
         if self.second is not None and self.second.poll() is None:
             return
-        token = (self.home / "secrets" / SERVICE_TOKEN_FILE).read_text()
-        write_secret(self.second_home / "secrets" / SERVICE_TOKEN_FILE, token)
+        for name in (SERVICE_TOKEN_FILE, "firmante-token"):  # the follower's own token too
+            token = (self.home / "secrets" / name).read_text()
+            write_secret(self.second_home / "secrets" / name, token)
         env = {**self.service_env, "CUSTODIA_HOME": str(self.second_home)}
         self.second = _start_service(self.second_home, env)
 

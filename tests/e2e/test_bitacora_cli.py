@@ -15,7 +15,8 @@ from uuid import uuid4
 import pytest
 
 from cli.main import run
-from custody.layout import create_service_token, ensure_layout
+from custody.layout import SECRETARIA_POLICY, SIGNER_POLICY, create_service_token, ensure_layout
+from custody.ledger.errors import LedgerDivergedError
 from custody.servers import BaoProcess
 from custody.transit_signer import TransitSigner, fetch_public_keyring
 from custody.vault import VaultClient
@@ -39,28 +40,55 @@ def ensure_registered() -> None:
 
 @pytest.fixture
 def world(
-    nats_url: str, openbao: BaoProcess, monkeypatch: pytest.MonkeyPatch
+    nats_url: str, openbao: BaoProcess, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> Iterator[LedgerWorld]:
-    """A 50-entry ledger with 5 transit-signed checkpoints; the CLI's environment points at it."""
+    """A 50-entry ledger with 5 transit-signed checkpoints, anchored and witnessed in OpenBao;
+    the CLI's environment points at it (no session: see ``secretaria_session``)."""
     assert openbao.root_token
     root = VaultClient(openbao.addr, openbao.root_token)
     ensure_layout(root)
     service = root.with_token(create_service_token(root))
+    signer = root.with_token(create_service_token(root, policy=SIGNER_POLICY))
     made = LedgerWorld(
         nats_url,
         "e" + uuid4().hex[:10],
-        TransitSigner(service),
+        TransitSigner(signer),
         lambda: fetch_public_keyring(service),
+        anchor_client=signer,
     )
     made.build()
     ensure_registered()
     for key in ("CUSTODIA_NATS_USER", "CUSTODIA_NATS_PASSWORD"):
         monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("CUSTODIA_SESION", str(tmp_path / "sin-sesion.json"))  # no session
     monkeypatch.setenv("CUSTODIA_NATS_URL", nats_url)
     monkeypatch.setenv("CUSTODIA_NATS_NAMESPACE", made.namespace)
     yield made
     made.close()
     insider.delete_streams(nats_url, made.namespace + "-")
+
+
+@pytest.fixture
+def secretaria_session(
+    world: LedgerWorld, openbao: BaoProcess, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A session of the Secretaría Ejecutiva (a token with its policy), as «sesion iniciar»
+    leaves it: ``bitacora verificar`` then reads the head and witnesses kept in OpenBao."""
+    from custody.session import Session
+
+    assert openbao.root_token
+    root = VaultClient(openbao.addr, openbao.root_token)
+    body = root.write(
+        "auth/token/create", {"policies": [SECRETARIA_POLICY], "ttl": "1h"}, operation="test"
+    )
+    assert body is not None
+    path = tmp_path / "sesion.json"
+    path.write_text(
+        Session("secretaria", body["auth"]["client_token"], openbao.addr, None).to_json()
+    )
+    path.chmod(0o600)
+    monkeypatch.setenv("CUSTODIA_SESION", str(path))
+    return path
 
 
 def custodia(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
@@ -236,7 +264,7 @@ def test_witness_catches_a_resigned_rewrite(
             if m.subject != world.names.notes_subject
         ],
     )
-    world.follower().checkpoint_now()
+    world.follower(anchored=False).checkpoint_now()  # as before issue 16: re-signed
 
     code, _, err = custodia(capsys, *args)
     assert code == 1
@@ -266,3 +294,53 @@ def test_errors_are_spanish(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
         env.setenv("CUSTODIA_HOME", str(tmp_path / "sin-servidores"))
         code, _, err = custodia(capsys, "bitacora", "exportar", "--salida", str(tmp_path / "x"))
     assert (code, "no están en ejecución" in err) == (6, True), err
+
+
+def test_verify_against_openbao_catches_a_resigned_rewrite(
+    world: LedgerWorld, secretaria_session: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Finding 3 through the command line: entry 23 rewritten, the checkpoints stream dropped,
+    even re-signed by a follower without the anchor. ``verificar`` with the Secretaría
+    Ejecutiva's own session compares with OpenBao and says ALTERADA (exit 1), in Spanish;
+    an intact ledger first says so and how far OpenBao vouches for it. The follower's refusal
+    to sign shows as an alert."""
+    code, out, _ = custodia(capsys, "bitacora", "verificar")
+    assert code == 0
+    assert "Comparada con OpenBao: 6 punto(s) de control anclados; el mayor firma 50" in out
+    entries = world.entries()
+    entries[22].data = insider.flip_state_byte(entries[22].data)
+    insider.rewrite(world.url, world.names.events_stream, entries)
+    insider.delete_stream(world.url, world.names.checkpoints_stream)
+    world.follower(anchored=False).checkpoint_now()  # the old follower's forgery
+    with pytest.raises(LedgerDivergedError):
+        world.follower().checkpoint_now()  # today's refuses, and says so in OpenBao
+
+    code, out, _ = custodia(capsys, "bitacora", "verificar")
+    assert code == 1
+    assert out.startswith("ALTERADA: entre los eventos #21 y #30")
+    assert "guardado en OpenBao" in out
+    assert "el servicio se negó a firmar la bitácora (50 eventos leídos)" in out
+    code, out, _ = custodia(capsys, "bitacora", "verificar", "--json")
+    doc = json.loads(out)
+    assert (code, doc["ok"], doc["openbao"]["tamano"]) == (1, False, 50)
+    assert "openbao" in {p["fuente"] for p in doc["problemas"]}
+
+
+def test_verify_flags_a_ledger_shorter_than_the_reference(
+    world: LedgerWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Finding 8: a reference bundle of 50 entries, then entries 46..50 cut with checkpoint #5:
+    ``verificar --referencia`` (no session, NATS only) says the ledger lost entries from #46
+    (exit 1); without the reference it cannot tell."""
+    bundle = tmp_path / "antes.jsonl.gz"
+    assert custodia(capsys, "bitacora", "exportar", "--salida", str(bundle))[0] == 0
+    insider.rewrite(world.url, world.names.events_stream, world.entries()[:45])
+    notes = insider.dump(world.url, world.names.checkpoints_stream)
+    insider.rewrite(world.url, world.names.checkpoints_stream, notes[:-1])
+    assert custodia(capsys, "bitacora", "verificar")[0] == 0
+    code, out, _ = custodia(capsys, "bitacora", "verificar", "--referencia", str(bundle))
+    assert code == 1
+    assert "La copia de referencia tiene 50 eventos, pero la bitácora solo 45" in out
+    code, out, _ = custodia(capsys, "bitacora", "verificar", "--referencia", str(bundle), "--json")
+    items = json.loads(out)["problemas"]
+    assert ("mas_corta_que_la_referencia", 46) in {(i["tipo"], i["evento"]) for i in items}

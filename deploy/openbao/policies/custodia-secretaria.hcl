@@ -15,3 +15,13 @@ path "custodia-totp/*" {
 path "custodia-transit/*" {
   capabilities = ["deny"]
 }
+
+# The ledger's anchored head and witnesses (issue 16): read them to verify the ledger
+# («custodia bitacora verificar»); nobody but the follower's token writes there.
+path "custodia/data/bitacora/*" {
+  capabilities = ["read"]
+}
+
+path "custodia/metadata/bitacora/*" {
+  capabilities = ["read", "list"]
+}

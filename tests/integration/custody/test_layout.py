@@ -13,7 +13,9 @@ from custody.errors import VaultLayoutError, VaultPermissionDeniedError
 from custody.layout import (
     DISTRICTS,
     LEDGER_KEY,
+    SIGNER_POLICY,
     LayoutReport,
+    create_service_token,
     ensure_layout,
     group_specs,
     policy_documents,
@@ -25,14 +27,14 @@ pytestmark = pytest.mark.integration
 
 
 def test_layout_is_complete(layout: LayoutReport, root_client: VaultClient) -> None:
-    """Mounts, 37 policies and 36 groups exist as specified; KV requires check-and-set."""
+    """Mounts, 38 policies and 36 groups exist as specified; KV requires check-and-set."""
     mounts = root_client.read("sys/mounts", operation="t")["data"]
     assert mounts["custodia/"]["type"] == "kv"
     assert mounts["custodia/"]["options"]["version"] == "2"
     assert mounts["custodia-totp/"]["type"] == "totp"
     assert mounts["custodia-transit/"]["type"] == "transit"
     assert root_client.read("custodia/config", operation="t")["data"]["cas_required"] is True
-    assert len(policy_documents()) == 4 + len(DISTRICTS) == 37
+    assert len(policy_documents()) == 5 + len(DISTRICTS) == 38
     for spec in group_specs():
         group = root_client.read(f"identity/group/name/{spec.name}", operation="t")["data"]
         assert group["policies"] == list(spec.policies)
@@ -42,7 +44,7 @@ def test_second_run_changes_nothing(layout: LayoutReport, root_client: VaultClie
     """Running the layout again on a complete server creates and updates nothing."""
     again = ensure_layout(root_client)
     assert not again.changed
-    assert len(again.unchanged) >= 3 + 37 + 36
+    assert len(again.unchanged) >= 3 + 38 + 36
 
 
 def test_rerun_repairs_drift_but_keeps_members(
@@ -78,14 +80,24 @@ def test_wrong_mount_type_is_refused(root_client: VaultClient) -> None:
 def test_ledger_key_signs_and_never_leaves(
     layout: LayoutReport, service_client: VaultClient, root_client: VaultClient
 ) -> None:
-    """The service signs with the ed25519 ledger key; nobody, not even root, can export it."""
-    signed = service_client.write(
+    """The ledger follower's own token signs with the ed25519 ledger key, the service's cannot
+    (issue 16); nobody, not even root, can export it."""
+    signer = root_client.with_token(
+        create_service_token(root_client, policy=SIGNER_POLICY, display_name="firmante")
+    )
+    with pytest.raises(VaultPermissionDeniedError):
+        service_client.write(
+            f"custodia-transit/sign/{LEDGER_KEY}",
+            {"input": base64.b64encode(b"checkpoint").decode()},
+            operation="sign",
+        )
+    signed = signer.write(
         f"custodia-transit/sign/{LEDGER_KEY}",
         {"input": base64.b64encode(b"checkpoint").decode()},
         operation="sign",
     )
     assert signed is not None
-    assert signed["data"]["signature"].startswith("vault:v1:")
+    assert signed["data"]["signature"].startswith("vault:v")  # v2+ once another test rotated
     key = service_client.read(f"custodia-transit/keys/{LEDGER_KEY}", operation="t")["data"]
     assert key["type"] == "ed25519"
     assert key["exportable"] is False

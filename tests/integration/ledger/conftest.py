@@ -7,7 +7,7 @@ from uuid import uuid4
 
 import pytest
 
-from custody.layout import create_service_token, ensure_layout
+from custody.layout import SECRETARIA_POLICY, SIGNER_POLICY, create_service_token, ensure_layout
 from custody.servers import BaoProcess
 from custody.transit_signer import TransitSigner, fetch_public_keyring
 from custody.vault import VaultClient
@@ -31,16 +31,39 @@ def vault_service(vault_root: VaultClient) -> VaultClient:
 
 
 @pytest.fixture(scope="session")
-def transit_signer(vault_service: VaultClient) -> TransitSigner:
-    return TransitSigner(vault_service)
+def vault_signer(vault_root: VaultClient) -> VaultClient:
+    """The ledger follower's own token: policy ``custodia-firmante`` only."""
+    token = create_service_token(vault_root, policy=SIGNER_POLICY, display_name="firmante")
+    return vault_root.with_token(token)
+
+
+@pytest.fixture(scope="session")
+def vault_reader(vault_root: VaultClient) -> VaultClient:
+    """A token with the Secretaría Ejecutiva's policy, as a person's session would carry."""
+    body = vault_root.write(
+        "auth/token/create", {"policies": [SECRETARIA_POLICY], "ttl": "2h"}, operation="test"
+    )
+    assert body is not None
+    return vault_root.with_token(body["auth"]["client_token"])
+
+
+@pytest.fixture(scope="session")
+def transit_signer(vault_signer: VaultClient) -> TransitSigner:
+    return TransitSigner(vault_signer)
 
 
 @pytest.fixture
 def make_world(
-    nats_url: str, transit_signer: TransitSigner, vault_service: VaultClient
+    nats_url: str,
+    transit_signer: TransitSigner,
+    vault_service: VaultClient,
+    vault_signer: VaultClient,
+    vault_reader: VaultClient,
 ) -> Iterator[Callable[[], LedgerWorld]]:
-    """``make_world()``: a ledger in a namespace of its own, signed by OpenBao transit; the
-    auditor's keyring is read from transit (an independent copy, not the ledger's)."""
+    """``make_world()``: a ledger in a namespace of its own, signed by OpenBao transit with the
+    follower's own token, its head anchored and its checkpoints witnessed in OpenBao KV; the
+    auditor's keyring is read from transit (an independent copy, not the ledger's) and the
+    anchored records with the Secretaría Ejecutiva's policy."""
     worlds: list[LedgerWorld] = []
 
     def make() -> LedgerWorld:
@@ -49,6 +72,8 @@ def make_world(
             "t" + uuid4().hex[:10],
             transit_signer,
             lambda: fetch_public_keyring(vault_service),
+            anchor_client=vault_signer,
+            reader_client=vault_reader,
         )
         worlds.append(world)
         return world

@@ -131,3 +131,12 @@ def delete_streams(url: str, prefix: str) -> None:
 
     with contextlib.suppress(Exception):  # cleanup only
         _with_client(url, act)
+
+
+def delete_stream(url: str, stream: str) -> None:
+    """Drop a whole stream (what an operator's credential allows even with deny_delete)."""
+
+    async def act(nc: Client) -> None:
+        await nc.jetstream().delete_stream(stream)
+
+    _with_client(url, act)

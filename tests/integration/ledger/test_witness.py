@@ -74,7 +74,9 @@ def test_witness_detects_a_rewritten_and_resigned_past(world: LedgerWorld, tmp_p
     entries[22].data = insider.flip_state_byte(entries[22].data)
     insider.rewrite(world.url, world.names.events_stream, entries)
     drop_notes(world, keep=0)
-    world.follower().checkpoint_now()
+    # A follower without the anchor in OpenBao, as before issue 16, re-signs the forgery
+    # (today's refuses: test_anchor.py); the witness file still catches it.
+    world.follower(anchored=False).checkpoint_now()
 
     assert world.verify().ok  # self-consistent: only an outside memory can tell
     bundle = world.export(tmp_path / "reescrita.jsonl.gz")

@@ -13,10 +13,12 @@ from eventsourcing.domain import Aggregate, event
 from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
 
 from custody.ledger import audit
+from custody.ledger.anchor import AnchoredRecords, VaultAnchor, read_anchored
 from custody.ledger.audit import LedgerVerdict
 from custody.ledger.follower import CheckpointSigner, FollowerSettings, LedgerFollower
 from custody.ledger.names import LedgerNames
 from custody.ledger.nats_io import checkpoints_stream_config, connect
+from custody.vault import VaultClient
 from events.checkpoint import PublicKeyring, SignedCheckpoint
 from events.jetstream.connection import Connection
 from tests.integration.ledger import insider
@@ -60,6 +62,8 @@ class LedgerWorld:
     namespace: str
     signer: CheckpointSigner
     keyring_source: Any  # () -> PublicKeyring: the auditor's own copy of the public key
+    anchor_client: VaultClient | None = None  # the follower's token: head and witnesses in KV
+    reader_client: VaultClient | None = None  # a reader of them (the Secretaría Ejecutiva's)
     names: LedgerNames = field(init=False)
     app: CustodiaApp = field(init=False)
     conn: Connection = field(init=False)
@@ -104,10 +108,26 @@ class LedgerWorld:
                     cuenta.rotar("regreso")
             self.app.save(cuenta)
 
-    def follower(self, every: int = 10, **settings: Any) -> LedgerFollower:
+    @property
+    def anchor(self) -> VaultAnchor | None:
+        return VaultAnchor(self.anchor_client, self.names) if self.anchor_client else None
+
+    def follower(
+        self, every: int = 10, *, anchored: bool = True, **settings: Any
+    ) -> LedgerFollower:
+        """A follower of this ledger; ``anchored=False``: without the anchor (the old code)."""
         return LedgerFollower(
-            self.conn, self.signer, self.names, FollowerSettings(every_events=every, **settings)
+            self.conn,
+            self.signer,
+            self.names,
+            FollowerSettings(every_events=every, **settings),
+            anchor=self.anchor if anchored else None,
         )
+
+    def anchored(self) -> AnchoredRecords:
+        """The head and witnesses OpenBao keeps, as the Secretaría Ejecutiva reads them."""
+        assert self.reader_client is not None
+        return read_anchored(self.reader_client, self.names)
 
     def build(self, entries: int = 50, every: int = 10) -> SignedCheckpoint:
         """Write ``entries`` entries and sign a checkpoint every ``every`` of them."""

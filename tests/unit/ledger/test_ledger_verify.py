@@ -509,3 +509,31 @@ def test_bundle_keyring_is_only_used_when_none_is_given(
     report = verify_bundle(path, real_keyring)
     assert report.problem is not None
     assert report.problem.kind is ProblemKind.BAD_SIGNATURE
+
+
+def test_a_log_shorter_than_its_reference_is_flagged(log: Log) -> None:
+    """The last 50 events removed together with every checkpoint that covered them, and the
+    store's own last id lowered (the stream re-created): only a reference copy of 1000 events
+    can tell; the verdict says the log lost its events from id 951 on."""
+    events, checkpoints, keyring = log
+    reference = leaf_hashes(events)
+    cut = events[:950]
+    assert verify_ledger(cut, checkpoints[:9], keyring, expected_last_id=950).ok
+    report = verify_ledger(
+        cut, checkpoints[:9], keyring, expected_last_id=950, reference_leaf_hashes=reference
+    )
+    assert only_problem(report) == ProblemKind.SHORTER_THAN_REFERENCE
+    assert report.problem is not None
+    assert (report.problem.first_id, report.problem.last_id) == (951, N)
+
+
+def test_anchored_checkpoints_are_a_source_of_their_own(log: Log) -> None:
+    """Checkpoints kept outside the log (the anchored head and witnesses in OpenBao) are checked
+    like a witness's: a log re-signed after an event was changed contradicts them, and one
+    shorter than the largest of them is truncated; their problems name the source «anchor»."""
+    events, checkpoints, keyring = log
+    assert verify_ledger(events, checkpoints, keyring, anchored_checkpoints=checkpoints).ok
+    report = verify_ledger(events[:900], [], keyring, anchored_checkpoints=checkpoints)
+    assert only_problem(report) == ProblemKind.TRUNCATED
+    assert report.problem is not None
+    assert report.problem.checkpoint_source == "anchor"

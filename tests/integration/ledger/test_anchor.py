@@ -1,0 +1,137 @@
+"""History that cannot be rewritten quietly (issue 16, findings 3 and 8).
+
+The signed tree head is anchored in OpenBao KV (check-and-set) and every checkpoint is kept
+there as a witness the signer can create but never rewrite. An operator with every NATS right
+(the test servers' unauthenticated connection can delete and re-create any stream) rewrites
+the ledger; the follower refuses to sign it, and verification against OpenBao fails.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from structlog.testing import capture_logs
+
+from cli.bitacora_messages import problem_items
+from custody.errors import VaultPermissionDeniedError
+from custody.ledger.errors import LedgerDivergedError
+from custody.transit_signer import TransitSigner
+from custody.vault import VaultClient
+from events.checkpoint import SignedCheckpoint
+from tests.integration.ledger import insider
+from tests.integration.ledger.world import LedgerWorld
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+def stored_sizes(world: LedgerWorld) -> list[int]:
+    return [SignedCheckpoint.from_bytes(m.data).size for m in world.notes()]
+
+
+def kinds(world: LedgerWorld) -> set[tuple[str, int | None, str]]:
+    verdict = world.verify(anchored=world.anchored())
+    assert not verdict.ok
+    return {(i["tipo"], i["evento"], i["fuente"]) for i in problem_items(verdict)}
+
+
+def test_rewritten_history_is_not_resigned_and_fails_against_openbao(world: LedgerWorld) -> None:
+    """The attack of finding 3: entry 23 rewritten by deleting and re-creating the events
+    stream, the checkpoints stream dropped, the follower restarted. It refuses to sign
+    (``ledger.follower.diverged``), publishes nothing, leaves an alert in OpenBao, and
+    verification against the head and witnesses there fails, blaming entries 21..30 (witness
+    of size 30 vs. size 20)."""
+    world.build()  # 50 entries, checkpoints 10..50, each anchored and witnessed
+    assert world.anchored().largest == 50
+    entries = world.entries()
+    entries[22].data = insider.flip_state_byte(entries[22].data)
+    insider.rewrite(world.url, world.names.events_stream, entries)
+    insider.delete_stream(world.url, world.names.checkpoints_stream)
+
+    follower = world.follower()
+    with capture_logs() as logs, pytest.raises(LedgerDivergedError):
+        follower.checkpoint_now()
+    assert any(e["event"] == "ledger.follower.diverged" for e in logs)
+    assert follower.status().diverged
+    assert stored_sizes(world) == []  # nothing re-signed
+    assert world.verify().ok  # NATS alone has nothing left to contradict the forgery...
+    verdict = world.verify(anchored=world.anchored())  # ...OpenBao does
+    assert not verdict.ok
+    items = problem_items(verdict)
+    assert {i["fuente"] for i in items} == {"openbao"}
+    assert items[0]["tipo"] == "raiz_distinta"
+    assert (items[0]["desde"], items[0]["hasta"]) == (21, 30)
+    [alert] = verdict.alerts
+    assert "anchored in OpenBao" in alert.reason
+
+
+def test_a_cut_tail_is_detected(world: LedgerWorld) -> None:
+    """Finding 8: the tail is signed about a second after the last write, so removing entries
+    4..5 (re-creating the stream without them, checkpoints dropped) is caught: the anchored
+    witness names entry 4 as missing, and a restarted follower refuses to sign."""
+    follower = world.follower(every=1000, quiet_seconds=0.2, poll_seconds=0.02)
+    follower.start()
+    try:
+        world.write(5)
+        wait_for(lambda: follower.status().anchored == 5)
+    finally:
+        follower.stop()
+    insider.rewrite(world.url, world.names.events_stream, world.entries()[:3])
+    insider.delete_stream(world.url, world.names.checkpoints_stream)
+
+    assert ("truncada", 4, "openbao") in kinds(world)
+    with pytest.raises(LedgerDivergedError) as caught:
+        world.follower().checkpoint_now()
+    assert "anchored" in caught.value.reason
+
+
+def test_stop_signs_the_tail(world: LedgerWorld) -> None:
+    """With no count or timer due, stopping the follower (service stop, SIGTERM) signs what it
+    has not signed yet: the stream, the anchored head and a witness all reach the last entry."""
+    world.build(20)
+    follower = world.follower(every=1000, every_seconds=3600, quiet_seconds=3600)
+    follower.start()
+    world.write(7)
+    wait_for(lambda: follower.status().size == 27)
+    assert stored_sizes(world) == [10, 20]
+    follower.stop()
+    assert stored_sizes(world)[-1] == 27
+    anchored = world.anchored()
+    assert anchored.largest == 27
+    assert SignedCheckpoint.from_bytes(anchored.witnesses[-1]).size == 27
+    assert world.verify(anchored=anchored).ok
+
+
+def test_the_signer_cannot_rewrite_a_witness_and_the_service_cannot_sign(
+    world: LedgerWorld, vault_service: VaultClient, vault_reader: VaultClient
+) -> None:
+    """OpenBao itself refuses: the follower's token may create a witness but not update,
+    delete or destroy it; the Secretaría Ejecutiva reads but cannot write; the service's token
+    can no longer sign with the ledger key."""
+    world.build(10)
+    signer = world.anchor_client
+    assert signer is not None
+    kv = signer.mounts.kv
+    key = world.names.witness_key(10)
+    forged = {"options": {"cas": 1}, "data": {"punto_de_control": "falso"}}
+    attempts: list[Callable[[], object]] = [
+        lambda: signer.write(f"{kv}/data/{key}", forged, operation="test"),
+        lambda: signer.request("DELETE", f"{kv}/data/{key}", operation="test"),
+        lambda: signer.request("DELETE", f"{kv}/metadata/{key}", operation="test"),
+        lambda: signer.write(f"{kv}/destroy/{key}", {"versions": [1]}, operation="test"),
+        lambda: vault_reader.write(f"{kv}/data/{world.names.anchor_key}", forged, operation="test"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(VaultPermissionDeniedError):
+            attempt()
+    assert SignedCheckpoint.from_bytes(world.anchored().witnesses[0]).size == 10
+    with pytest.raises(VaultPermissionDeniedError):
+        TransitSigner(vault_service).sign(b"una historia falsa")

@@ -18,7 +18,8 @@ What counts as a read, from the audit log alone (measured on OpenBao 2.7, NOTES-
   wrapping token's accessor HMAC as ``request.client_token_accessor`` (the same HMAC, same key),
   and the unwrapped version in clear. So a wrapped read is kept *pending* until its unwrap (a
   read, attributed to whoever made the wrapped read), its revocation or its expiry (nothing).
-  A wrapped read the service made ahead and then revoked is therefore never counted.
+  A wrapped read the service made ahead and then revoked is therefore never counted; a
+  ``sys/wrapping/rewrap`` moves the pending read to the new wrapping token.
 
 How a read is matched to the ledger (the choice, and its risks): the ledger's read records do
 not name OpenBao's request or wrapping token (recording them would need the wrapping token's
@@ -151,7 +152,16 @@ class Revoke:
     keys: tuple[str, ...]
 
 
-Observation = SecretAccess | WrappedRead | Unwrap | Revoke
+@dataclass(frozen=True)
+class Rewrap:
+    """``sys/wrapping/rewrap``: the wrapped answer moves to a new wrapping token."""
+
+    keys: tuple[str, ...]
+    new_keys: tuple[str, ...]
+    expires: datetime
+
+
+Observation = SecretAccess | WrappedRead | Unwrap | Revoke | Rewrap
 
 
 def parse_time(text: str) -> datetime:
@@ -169,6 +179,15 @@ def _dict(value: Any) -> dict[str, Any]:
 
 def _str(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _expiry(wrap: dict[str, Any], default_start: datetime) -> datetime:
+    """When a wrapping token expires: its creation time plus its TTL (both in clear)."""
+    ttl = wrap.get("ttl")
+    seconds = float(ttl) if isinstance(ttl, int | float) else 300.0
+    created = _str(wrap.get("creation_time"))
+    start = parse_time(created) if created else default_start
+    return start + timedelta(seconds=seconds)
 
 
 def _version(data: dict[str, Any]) -> int | None:
@@ -197,6 +216,12 @@ class AuditParser:
             token = _str(_dict(request.get("data")).get("token"))
             keys = tuple(k for k in (_str(request.get("client_token_accessor")), token) if k)
             return Unwrap(keys, _version(data), bool(data))
+        if path == "sys/wrapping/rewrap":
+            token = _str(_dict(request.get("data")).get("token"))
+            keys = tuple(k for k in (_str(request.get("client_token_accessor")), token) if k)
+            wrap = _dict(response.get("wrap_info"))
+            new_keys = tuple(k for k in (_str(wrap.get("accessor")), _str(wrap.get("token"))) if k)
+            return Rewrap(keys, new_keys, _expiry(wrap, parse_time(_str(entry.get("time")))))
         if path in ("auth/token/revoke-self", "auth/token/revoke-accessor", "auth/token/revoke"):
             body = _dict(request.get("data"))
             if path == "auth/token/revoke-self":
@@ -228,13 +253,7 @@ class AuditParser:
         wrap = _dict(response.get("wrap_info"))
         if wrap:
             keys = tuple(k for k in (_str(wrap.get("accessor")), _str(wrap.get("token"))) if k)
-            ttl = wrap.get("ttl")
-            seconds = float(ttl) if isinstance(ttl, int | float) else 300.0
-            created = _str(wrap.get("creation_time"))
-            start = parse_time(created) if created else access.at
-            return WrappedRead(
-                replace(access, wrapped=True), keys, start + timedelta(seconds=seconds)
-            )
+            return WrappedRead(replace(access, wrapped=True), keys, _expiry(wrap, access.at))
         data = _dict(response.get("data"))
         if kind == "codigo_totp":
             return access if data.get("code") else None
@@ -600,6 +619,12 @@ class AuditFollower:
             return 0
         found = self._take_pending(observation.keys)
         if found is None or isinstance(observation, Revoke):
+            return 0
+        if isinstance(observation, Rewrap):
+            if observation.new_keys:
+                self.state.pending.append(
+                    WrappedRead(found.access, observation.new_keys, observation.expires)
+                )
             return 0
         if not observation.has_data:
             return 0

@@ -99,13 +99,17 @@ class SpyLedger:
     def __init__(self, inner: ApplicationLedger) -> None:
         self.inner = inner
         self.asked: list[str] = []
+        self.recorded: list[str] = []
 
     def records(self, access: SecretAccess, since: datetime) -> Iterable[tuple[str, datetime]]:
         return self.inner.records(access, since)
 
     def record_unrecorded(self, access: SecretAccess, detected_at: datetime) -> bool:
         self.asked.append(access.request_id)
-        return self.inner.record_unrecorded(access, detected_at)
+        recorded = self.inner.record_unrecorded(access, detected_at)
+        if recorded:
+            self.recorded.append(access.request_id)
+        return recorded
 
 
 @dataclass
@@ -325,6 +329,64 @@ def test_a_wrapped_read_unwrapped_outside_custodia_is_detected(
     assert len(new) == 1
     event: Any = next(iter(world.app.events.get(new[0].id)))
     assert (event.reader, event.version, event.account) == (person_id("beto"), 2, ACCOUNT)
+
+
+def test_a_rewrapped_read_unwrapped_later_is_detected(world: World, running: AuditFollower) -> None:
+    """Behaviour: beto's wrapped read moved to a new wrapping token (``sys/wrapping/rewrap``
+    with the wrapping token in the body, by an operator) and then unwrapped is still found, and
+    attributed to beto, who read it."""
+    before = {i.id for i in world.unrecorded_incidents()}
+    path = f"/v1/{world.vault.mounts.totp}/code/{ACCOUNT}"
+    wrapped = world.as_beto().adapter.get(path, headers={"X-Vault-Wrap-TTL": "60"})
+    # A person's token may not rewrap (403 for beto's token and for the wrapping token itself);
+    # an operator's root token may.
+    rewrapped = hvac.Client(world.bao.addr, token=world.bao.root_token).adapter.post(
+        "/v1/sys/wrapping/rewrap", json={"token": wrapped["wrap_info"]["token"]}
+    )
+    token = rewrapped["wrap_info"]["token"]
+    assert token != wrapped["wrap_info"]["token"]
+    hvac.Client(world.bao.addr, token=token).sys.unwrap()
+    deadline = time.monotonic() + BOUND
+    while not (new := [i for i in world.unrecorded_incidents() if i.id not in before]):
+        assert time.monotonic() < deadline, "no unrecorded read for the rewrapped read"
+        time.sleep(0.2)
+    event: Any = next(iter(world.app.events.get(new[0].id)))
+    assert (event.reader, event.kind) == (person_id("beto"), "codigo_totp")
+
+
+def test_two_instances_record_a_read_once(world: World) -> None:
+    """Behaviour: two service instances, each following the log with a state of its own, both
+    see beto's direct read; exactly one incident exists for it (its id derives from OpenBao's
+    request id) and only one of them recorded it."""
+    spies = [SpyLedger(ApplicationLedger(world.app, world.custodia.policy)) for _ in range(2)]
+    followers = [
+        AuditFollower(
+            world.audit_log,
+            world.state_file.with_name(f"instance-{n}.json"),
+            spy,
+            world.vault.mounts,
+            grace=3.0,
+            poll_seconds=0.2,
+        )
+        for n, spy in enumerate(spies)
+    ]
+    answer = world.as_beto().secrets.kv.v2.read_secret_version(
+        "cuentas/DD05/x", mount_point=world.vault.mounts.kv, raise_on_deleted_version=False
+    )
+    for follower in followers:
+        follower.start()
+    try:
+        world.wait_unrecorded(answer["request_id"])
+        deadline = time.monotonic() + BOUND
+        while not all(answer["request_id"] in spy.asked for spy in spies):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        for follower in followers:
+            follower.stop()
+    rid = answer["request_id"]
+    assert [i for i in world.unrecorded_incidents() if i.id == incident_id_for(rid)] != []
+    assert sum(spy.recorded.count(rid) for spy in spies) == 1
 
 
 def test_a_root_token_read_is_detected(world: World, running: AuditFollower) -> None:

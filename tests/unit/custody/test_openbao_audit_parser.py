@@ -302,3 +302,33 @@ def test_a_rotated_log_is_drained_before_the_new_one_and_a_truncated_one_reread(
     assert ledger.recorded == ["r1", "r2", "r3", "r4"]
     f.poll()
     assert ledger.recorded == ["r1", "r2", "r3", "r4"]
+
+
+def test_a_rewrapped_read_follows_its_new_wrapping_token(tmp_path: Path) -> None:
+    """``sys/wrapping/rewrap`` moves a pending wrapped read to the new token's HMACs: unwrapping
+    the new token is the read; the old token's keys no longer match anything."""
+    ledger, clock = Ledger(), Clock()
+    f = follower(tmp_path, ledger, clock)
+    append(
+        tmp_path / "audit.log",
+        line("custodia/data/cuentas/DD05/x", rid="w", wrap=wrap_info("old")),
+        line(
+            "sys/wrapping/rewrap",
+            rid="rw",
+            operation="update",
+            body={"token": "hmac-sha256:tok-old"},
+            auth={"display_name": "token"},
+            wrap=wrap_info("new"),
+        ),
+        line(
+            "sys/wrapping/unwrap",
+            rid="u",
+            operation="update",
+            cta="hmac-sha256:new",
+            data=kv_answer(2),
+        ),
+    )
+    clock.now += timedelta(seconds=10)
+    f.poll()
+    assert ledger.recorded == ["w"]
+    assert f.state.pending == []

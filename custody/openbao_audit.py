@@ -334,6 +334,10 @@ class FollowerState:
             return cls.from_json(json.loads(path.read_text(encoding="utf-8")))
         except FileNotFoundError:
             return cls()
+        except (ValueError, KeyError, TypeError):
+            # Unreadable: read the log again from its start (recording is idempotent).
+            log.warning("auditoria_openbao_estado_ilegible", archivo=str(path))
+            return cls()
 
     def save(self, path: Path) -> None:
         """Atomically (temporary file, fsync, rename), mode 0600."""
@@ -713,11 +717,15 @@ def start_audit_follower(services: Any, settings: Any) -> AuditFollower | None:
     if path is None:
         log.warning("auditoria_openbao_sin_archivo")
         return None
-    follower = AuditFollower(
-        path,
-        Path(settings.home) / "run" / STATE_FILE,
-        ApplicationLedger(services.app, services.custodia.policy),
-        services.vault.mounts,
-    )
-    follower.start()
+    try:
+        follower = AuditFollower(
+            path,
+            Path(settings.home) / "run" / STATE_FILE,
+            ApplicationLedger(services.app, services.custodia.policy),
+            services.vault.mounts,
+        )
+        follower.start()
+    except Exception:
+        log.exception("auditoria_openbao_no_iniciada")
+        return None
     return follower

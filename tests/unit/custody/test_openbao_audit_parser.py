@@ -332,3 +332,16 @@ def test_a_rewrapped_read_follows_its_new_wrapping_token(tmp_path: Path) -> None
     f.poll()
     assert ledger.recorded == ["w"]
     assert f.state.pending == []
+
+
+def test_an_unreadable_state_file_means_reading_the_log_again(tmp_path: Path) -> None:
+    """A corrupt state file does not stop the follower: it reads the log from its start, and
+    what was recorded before is not recorded again (the ledger decides, by request id)."""
+    ledger, clock = Ledger(), Clock()
+    append(tmp_path / "audit.log", direct("d1"))
+    follower(tmp_path, ledger, clock).poll()
+    (tmp_path / "state.json").write_text("{not json", encoding="utf-8")
+    again = follower(tmp_path, ledger, clock)
+    assert again.state.offset == 0
+    assert again.poll() == 0
+    assert ledger.recorded == ["d1"]

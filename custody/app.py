@@ -311,7 +311,7 @@ class Custodia:
                         continue
                     # Topics are "<prefix>:<Class>.<Event>".
                     name, _, what = n.topic.rpartition(":")[2].rpartition(".")
-                    if what in ("Registered", "Filed", "Reported"):
+                    if what in ("Registered", "Filed", "Reported", "UnrecordedReadDetected"):
                         self._index.setdefault(name, []).append(UUID(str(n.originator_id)))
                 if page:
                     start = page[-1].id + 1

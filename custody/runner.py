@@ -172,10 +172,15 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
     if ready is not None:
         ready()
     advance = asyncio.create_task(_advance_loop(services, stop))
+    from .openbao_audit import start_audit_follower
+
+    audit = start_audit_follower(services, settings)  # reads bypassing the ledger (issue 16)
     try:
         await stop.wait()
     finally:
         advance.cancel()
+        if audit is not None:
+            await asyncio.to_thread(audit.stop)
         await service.stop()
         await nc.drain()
         await asyncio.to_thread(read_side.stop)

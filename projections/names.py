@@ -17,6 +17,9 @@ from projections.schema import ERASED_PREFIX
 __all__ = ["ERASED_LABEL", "PersonNames"]
 
 ERASED_LABEL = "(persona suprimida)"
+#: Prefixes of what stands where a person's id would (an incident the service opened, a read
+#: with a token of no person): shown as they are.
+NOT_A_PERSON = ("custodia-servicio", "openbao:")
 
 
 class PersonNames:
@@ -42,4 +45,6 @@ class PersonNames:
         known = self._names.get(person)
         if known is not None:
             return known
+        if person.startswith(NOT_A_PERSON):
+            return person  # no person: the service, or a token OpenBao names (issue 16)
         return f"persona-{person[:8]}"

@@ -269,6 +269,7 @@ class ReportsProjection(Projection[ReportsView]):
             ChangeRequest.Rejected: _request_rejected,
             ChangeRequest.Applied: _request_applied,
             Incident.Reported: _incident_reported,
+            Incident.UnrecordedReadDetected: _unrecorded_read,
             Incident.Notified: _incident_notified,
             Incident.Contained: _incident_contained,
             Incident.Closed: _incident_closed,
@@ -871,6 +872,58 @@ def _incident_reported(c: Any, e: Any, position: int) -> None:
         ),
         position,
     )
+
+
+#: ``reported_by`` of an incident the service opened itself (no person reported it).
+DETECTED_BY: Final = "custodia-servicio"
+
+
+def _unrecorded_read(c: Any, e: Any, position: int) -> None:
+    """Issue 16: a secret read found in OpenBao's audit log with no ledger record. It opens an
+    incident, and it is a read like any other in the reads report (no purpose, no registered
+    device) and, for a password, in the exposure report."""
+    at = stamp(e.accessed_at)
+    reader = _text(e.reader) if e.reader is not None else f"openbao:{e.identity}"
+    _REPORT_INCIDENT(
+        c,
+        (
+            _text(e.originator_id),
+            position,
+            e.district,
+            e.account,
+            e.incident_type,
+            e.description,
+            stamp(e.timestamp),
+            DETECTED_BY,
+            stamp(e.notify_by),
+        ),
+        position,
+    )
+    _read_row(
+        c,
+        (
+            position,
+            at,
+            e.district,
+            e.account,
+            e.kind,
+            None if e.staged else e.version,
+            reader,
+            "no_registrada",
+            "lectura sin registro (auditoría de OpenBao)",
+            None,
+            0,
+            0,
+        ),
+        position,
+    )
+    if e.staged and e.kind == "contrasena":
+        # A staged password becomes the account's staged version once confirmed.
+        row = c.execute(
+            "SELECT staged_version FROM accounts WHERE account = ?", (e.account,)
+        ).fetchone()
+        if row is not None and row[0] is not None:
+            _expose(c, e.account, int(row[0]), reader, at, "lectura")
 
 
 _REPORT_INCIDENT: Final = _Statement(

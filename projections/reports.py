@@ -497,6 +497,8 @@ def _reads(data: ViewData, names: PersonNames, filters: ReportFilter) -> list[di
             findings.append("fuera_de_horario")  # 8.A
         if not r.registered_device:
             findings.append("equipo_no_registrado")  # 8.B
+        if r.reader_role == "no_registrada":
+            findings.append("lectura_no_registrada")  # OpenBao's audit log, not the ledger
         if r.voided_reason is not None:
             # Recorded, then the secrets server refused or failed it: nothing was handed over
             # (exposure still counts it: conservative).

@@ -7,11 +7,17 @@ hour of any day —; containment needs the account's credentials rotated after t
 it is closed. States only move forward::
 
     reportado ──notify──▶ notificado ──contain──▶ contenido ──close──▶ cerrado
+
+An incident is also opened by the service itself (:meth:`Incident.unrecorded_read`) when
+OpenBao's audit log shows a secret read that has no matching record in the ledger (issue 16):
+the read is recorded there (who, what, when, from where — never the secret), the incident
+follows the same states.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Final, Literal
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate, event
@@ -32,11 +38,17 @@ from events.domain.values import (
     INCIDENT_TYPES,
     IncidentStatus,
     IncidentType,
+    ReadKind,
     choice,
     validate_text,
 )
 
-__all__ = ["Incident"]
+__all__ = ["UNRECORDED_READ", "Incident"]
+
+#: The type of an incident opened for a secret read the ledger does not record (issue 16).
+UNRECORDED_READ: Final = "lectura_no_registrada"
+
+_KIND_TEXT: Final = {"contrasena": "la contraseña", "codigo_totp": "un código 2FA"}
 
 
 def _detail(detail: str) -> str:
@@ -58,6 +70,38 @@ class Incident(Aggregate):
         description: str
         notify_by: datetime
         by: UUID
+
+    class UnrecordedReadDetected(Aggregate.Created):
+        """OpenBao's audit log shows a secret read with no matching ledger record (issue 16).
+
+        ``reader`` is the person whose login read (``None``: a token of no person, e.g. a
+        root token; ``identity`` then names it as OpenBao does, e.g. ``token``); ``version``
+        the password version (``None`` for a 2FA code); ``staged`` a staged password;
+        ``audit_request_id`` the request id OpenBao logged (the incident's id derives from it,
+        so the read is recorded once); ``accessed_at`` OpenBao's time of the read.
+        ``by`` is ``None``: the service opened it. No secret, token, accessor or HMAC.
+        """
+
+        district: str
+        account: str
+        incident_type: str
+        description: str
+        notify_by: datetime
+        by: UUID | None
+        kind: str
+        version: int | None
+        staged: bool
+        reader: UUID | None
+        identity: str
+        remote_address: str
+        audit_request_id: str
+        accessed_at: datetime
+
+        def apply(self, aggregate: Aggregate) -> None:
+            incident = aggregate
+            assert isinstance(incident, Incident)
+            incident.unrecorded_read_at = self.accessed_at
+            incident.unrecorded_reader = self.reader
 
     class Notified(Aggregate.Event):
         """8.C: the Secretaría Ejecutiva was notified, by ``channel``."""
@@ -84,15 +128,15 @@ class Incident(Aggregate):
         id: UUID,  # the library passes the id under this name
         district: str,
         account: str,
-        incident_type: IncidentType,
+        incident_type: IncidentType | Literal["lectura_no_registrada"],
         description: str,
         notify_by: datetime,
-        by: UUID,
+        by: UUID | None,
         timestamp: datetime,
     ) -> None:
         self.district = district
         self.account = account
-        self.incident_type: IncidentType = incident_type
+        self.incident_type: IncidentType | Literal["lectura_no_registrada"] = incident_type
         self.description = description
         self.reported_by = by
         self.reported_at = timestamp
@@ -103,6 +147,68 @@ class Incident(Aggregate):
         self.contained_at: datetime | None = None
         self.rotation_version: int | None = None
         self.closed_at: datetime | None = None
+        self.unrecorded_read_at: datetime | None = None
+        self.unrecorded_reader: UUID | None = None
+
+    @classmethod
+    def unrecorded_read(
+        cls,
+        *,
+        incident_id: UUID,
+        district: str,
+        account: str,
+        kind: ReadKind,
+        version: int | None,
+        staged: bool,
+        reader: UUID | None,
+        identity: str,
+        remote_address: str,
+        audit_request_id: str,
+        accessed_at: datetime,
+        policy: Policy,
+        at: datetime,
+    ) -> Incident:
+        """Issue 16: record a secret read found in OpenBao's audit log with no ledger record,
+        and open an incident for the Secretaría Ejecutiva (notification deadline as for a
+        reported incident, counted from ``at``, when it was detected)."""
+        at = as_utc(at)
+        what = _KIND_TEXT[choice("kind", kind, ("contrasena", "codigo_totp"))]
+        if staged:
+            what = "la contraseña preparada"
+        if version is not None:
+            what += f" (versión {version})"
+        who = f"la persona {reader}" if reader is not None else f"la identidad «{identity}»"
+        description = validate_text(
+            "description",
+            f"Lectura sin registro en la bitácora: {who} leyó {what} de {account} "
+            f"directamente en OpenBao, desde {remote_address or 'una dirección desconocida'} "
+            "(registro de auditoría de OpenBao).",
+            max_length=4000,
+            multiline=True,
+        )
+        event: type[Incident.UnrecordedReadDetected] = cls.UnrecordedReadDetected
+        incident: Incident = cls._create(
+            event,
+            id=incident_id,
+            district=district,
+            account=account,
+            incident_type=UNRECORDED_READ,
+            description=description,
+            notify_by=policy.notification_deadline(at),
+            by=None,
+            kind=kind,
+            version=version,
+            staged=staged,
+            reader=reader,
+            identity=validate_text("identity", identity or "desconocida", max_length=200),
+            remote_address=validate_text(
+                "remote_address", remote_address or "desconocida", max_length=100
+            ),
+            audit_request_id=validate_text("audit_request_id", audit_request_id, max_length=100),
+            accessed_at=as_utc(accessed_at),
+            timestamp=at,
+        )
+        return incident
 
     @classmethod
     def report(

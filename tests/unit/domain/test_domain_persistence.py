@@ -187,7 +187,13 @@ EXPECTED_TOPICS = {
         "TitularAppointed",
         "TotpRegistered",
     ],
-    "custodia:Incident": ["Closed", "Contained", "Notified", "Reported"],
+    "custodia:Incident": [
+        "Closed",
+        "Contained",
+        "Notified",
+        "Reported",
+        "UnrecordedReadDetected",
+    ],
     "custodia:Person": [
         "DeviceRegistered",
         "DeviceRetired",

@@ -156,7 +156,10 @@ def apply(mutation: Mutation, copy: Path) -> None:
         raise LookupError(f"{mutation.file}: the pattern matched {count} times (stale mutation)")
     path.write_text(mutated)
     if mutation.then:
-        subprocess.run([sys.executable, *mutation.then], cwd=copy, check=True, env=_env(copy))
+        subprocess.run(
+            [sys.executable, *mutation.then],
+            cwd=copy, env=_env(copy), check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
 
 
 def _env(copy: Path) -> dict[str, str]:

@@ -276,7 +276,14 @@ class Custodia:
         person.grant_role(role, district=code, by=by, at=now)
         self._save(person)
         vault_role = role if role in ("coadministrador", "titular", "secretaria") else None
-        self.access.ensure_person(username, password, vault_role)  # type: ignore[arg-type]
+        # The login is the service's to create; a role group is written with the requesting
+        # coadministrator's own token (the service's may not touch role groups: issue 16).
+        self.access.ensure_person(
+            username,
+            password,
+            vault_role,  # type: ignore[arg-type]
+            caller_token=actor.token,
+        )
         return {"usuario": username, "rol": role, "distrito": code}
 
     def whoami(self, actor: Actor) -> dict[str, Any]:
@@ -915,7 +922,8 @@ class Custodia:
 
         by = self.person(actor.username)
         require_coadministrator(by, "reconcile")
-        reconciler = Reconciler(self.access._client)  # the service's own client
+        # The service's own client; the role groups with the coadministrator's token.
+        reconciler = Reconciler(self.access._client, role_token=actor.token)
         report = reconciler.reconcile(self.desired_state(), repair=repair)
         repaired, pending = len(report.repaired), len(report.pending)
         if repair:
@@ -955,7 +963,11 @@ class Custodia:
         person.revoke_role(role, by=by, at=self.clock())
         self._save(person)
         if role in ("coadministrador", "titular", "secretaria"):
-            self.access.remove_role_member(role, username)  # type: ignore[arg-type]
+            self.access.remove_role_member(
+                role,  # type: ignore[arg-type]
+                username,
+                caller_token=actor.token,
+            )
         return {"usuario": username, "rol_revocado": role}
 
     def erase_person(self, actor: Actor, username: str) -> dict[str, Any]:

@@ -170,7 +170,9 @@ def policy_documents(mounts: Mounts | None = None) -> dict[str, str]:
         COADMIN_POLICY: _template("coadministrador.hcl").substitute(names),
         TITULAR_POLICY: _template("titular.hcl").substitute(names),
         SECRETARIA_POLICY: _template("secretaria.hcl").substitute(names),
-        SERVICE_POLICY: _template("servicio.hcl").substitute(names),
+        SERVICE_POLICY: _template("servicio.hcl").substitute(
+            names, district_groups=_district_group_blocks()
+        ),
     }
     district_template = _template("administrador-distrito.hcl")
     for district in DISTRICTS:
@@ -178,6 +180,19 @@ def policy_documents(mounts: Mounts | None = None) -> dict[str, str]:
             names, district=district, district_lower=district.lower()
         )
     return docs
+
+
+def _district_group_blocks() -> str:
+    """The service's membership rights: one exact path per district administrator group."""
+    return "\n".join(
+        f'path "identity/group/name/{district_group(d)}" {{\n'
+        '  capabilities = ["read", "update"]\n'
+        "  allowed_parameters = {\n"
+        '    "member_entity_ids" = []\n'
+        "  }\n"
+        "}\n"
+        for d in DISTRICTS
+    )
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from typing import Any
 
 import structlog
 
-from custody.access import Access
+from custody.access import Access, login_name
 from custody.errors import VaultNotFoundError
 from custody.layout import CURRENT, ROLE_GROUPS, STAGED, AccountRef, district_group, district_id
 from custody.vault import VaultClient, parse_time
@@ -149,11 +149,15 @@ class Reconciler:
         self,
         client: VaultClient,
         *,
+        role_token: str | None = None,
         grace: timedelta = timedelta(seconds=60),
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._client = client
         self._access = Access(client)
+        # The role groups are read and repaired with a coadministrator's own token (the
+        # service's may not touch them); None: with ``client``'s token (administrative).
+        self._role_token = role_token
         self._mounts = client.mounts
         # A staged credential younger than this may be a rotation in flight: left alone.
         self._grace = grace
@@ -183,7 +187,11 @@ class Reconciler:
             wanted = {holder} if holder else set()
             drifts.extend(self._membership(district_group(district), wanted, names, known))
         for role, usernames in sorted((desired.roles or {}).items()):
-            drifts.extend(self._membership(ROLE_GROUPS[role], set(usernames), names, known))
+            drifts.extend(
+                self._membership(
+                    ROLE_GROUPS[role], set(usernames), names, known, token=self._role_token
+                )
+            )
         drifts.extend(self._accounts(desired, holders))
         for drift in drifts:
             log.warning(
@@ -202,13 +210,22 @@ class Reconciler:
         except VaultNotFoundError:
             return {}
         info = ((body or {}).get("data") or {}).get("key_info") or {}
-        return {str(i): str(v.get("name") or i) for i, v in info.items()}
+        accessor = self._access.mount_accessor()
+        # People are their logins: an entity is named by its userpass alias (custody.access).
+        return {str(i): login_name(v, accessor) or str(i) for i, v in info.items()}
 
     def _membership(
-        self, group: str, wanted: set[str], names: Mapping[str, str], known: set[str]
+        self,
+        group: str,
+        wanted: set[str],
+        names: Mapping[str, str],
+        known: set[str],
+        *,
+        token: str | None = None,
     ) -> list[Drift]:
+        client = self._client if token is None else self._client.with_token(token)
         try:
-            body = self._client.read(f"identity/group/name/{group}", operation="reconcile")
+            body = client.read(f"identity/group/name/{group}", operation="reconcile")
         except VaultNotFoundError:
             return [Drift(DriftKind.MISSING_GROUP, group, "present", "missing")]
         ids = (body.get("data") or {}).get("member_entity_ids") or []
@@ -423,7 +440,11 @@ class Reconciler:
             try:
                 if drift.kind is DriftKind.MEMBERSHIP:
                     wanted = [u for u in drift.expected.split(",") if u]
-                    self._access.set_members(drift.facts["group"], wanted)
+                    group = drift.facts["group"]
+                    role_group = group in ROLE_GROUPS.values()
+                    self._access.set_members(
+                        group, wanted, caller_token=self._role_token if role_group else None
+                    )
                 elif drift.kind is DriftKind.STAGED_UNTAGGED:
                     self._retag(drift.facts)
                 elif drift.kind is DriftKind.ORPHAN_STAGED:

@@ -44,3 +44,27 @@ path "custodia-transit/hmac/custodia-fingerprint" {
 path "custodia-transit/hmac/custodia-fingerprint/*" {
   capabilities = ["update"]
 }
+
+# Role groups (finding 5 of issue 16): adding or removing a coadministrator, titular or secretaria
+# is written with a coadministrator's own token, never the service's, so the service token alone
+# cannot make anyone a coadministrator. Members only: never the groups' policies.
+path "identity/group/name/coadministradores" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/titulares" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/secretaria" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}

@@ -84,7 +84,7 @@ def world(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
             now = datetime.now(UTC)
             assert bootstrap_ledger(app, "ana", sealed, f"pii-{person_id('ana')}", now)
             password = secrets.token_urlsafe(18)
-            access.ensure_person("ana", password, "coadministrador")
+            Access(root).ensure_person("ana", password, "coadministrador")  # as init does
             token = vault.with_token(None).login_userpass("ana", password)
             yield World(nats_url, namespace, vault, app, custodia, Actor("ana", token))
         finally:

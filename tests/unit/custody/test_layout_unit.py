@@ -88,7 +88,7 @@ def test_mount_names_are_rendered() -> None:
     docs = policy_documents(Mounts(kv="kv2", totp="otp", transit="tr", userpass="up"))
     assert all("$" not in text for text in docs.values())
     assert 'path "kv2/data/cuentas/DD05/*"' in docs["custodia-administrador-dd05"]
-    assert 'path "auth/up/users/*"' in docs["custodia-servicio"]
+    assert 'path "auth/up/users/+"' in docs["custodia-servicio"]
 
 
 def test_deploy_copies_are_in_sync() -> None:

@@ -142,6 +142,7 @@ class Account:
     current_fingerprint: str | None = None
     staged_version: int | None = None
     staged_fingerprint: str | None = None
+    staged_rotation_id: str | None = None  # the open rotation's id ("" for a version 1 event)
     highest_version: int = 0
     # The highest version ever confirmed (the secrets server numbers versions by confirmations).
     highest_confirmed: int = 0
@@ -321,10 +322,22 @@ class District(Aggregate):
         by: UUID
 
     class RotationStarted(Aggregate.Event):
+        """6.X: a new credential was staged. ``rotation_id`` names this rotation everywhere: the
+        secrets server's tag on the staged credential, reconciliation and confirmation (issue 16,
+        finding 9). Version 2 added it; version 1 events carry "" (the custody layer then derives
+        the id as it used to)."""
+
+        class_version = 2
+
         account: str
         version: int
         fingerprint: str
+        rotation_id: str
         by: UUID
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["rotation_id"] = ""
 
     class RotationConfirmed(Aggregate.Event):
         account: str
@@ -1068,7 +1081,14 @@ class District(Aggregate):
 
     @atomic
     def start_rotation(
-        self, account: str, *, version: int, fingerprint: str, by: Person, at: datetime
+        self,
+        account: str,
+        *,
+        version: int,
+        fingerprint: str,
+        by: Person,
+        at: datetime,
+        rotation_id: str = "",
     ) -> None:
         """A coadministrator staged ``version`` (a new password, shown to them once). Confirmed
         versions only grow; an abandoned version's number may be staged again (the secrets
@@ -1087,17 +1107,27 @@ class District(Aggregate):
             account=current.account_id,
             version=version,
             fingerprint=validate_fingerprint(fingerprint),
+            rotation_id=validate_text("rotation_id", rotation_id, max_length=64)
+            if rotation_id
+            else "",
             by=by.id,
             timestamp=at,
         )
 
     @event(RotationStarted)
     def _rotation_started(
-        self, account: str, version: int, fingerprint: str, by: UUID, timestamp: datetime
+        self,
+        account: str,
+        version: int,
+        fingerprint: str,
+        rotation_id: str,
+        by: UUID,
+        timestamp: datetime,
     ) -> None:
         current = self.accounts[account]
         current.staged_version = version
         current.staged_fingerprint = fingerprint
+        current.staged_rotation_id = rotation_id
         current.highest_version = max(current.highest_version, version)
         current._expose(version, by)  # the generated password is shown to its coadministrator
 
@@ -1166,6 +1196,7 @@ class District(Aggregate):
         current.current_fingerprint = fingerprint
         current.staged_version = None
         current.staged_fingerprint = None
+        current.staged_rotation_id = None
         current.last_confirmed_at = timestamp
         for obligation_id in closed_obligation_ids:
             obligation = self.obligations[str(obligation_id)]
@@ -1208,6 +1239,7 @@ class District(Aggregate):
         current = self.accounts[account]
         current.staged_version = None
         current.staged_fingerprint = None
+        current.staged_rotation_id = None
 
     # --- reads (6.IX, 8.A, 8.B) ------------------------------------------------------------
 

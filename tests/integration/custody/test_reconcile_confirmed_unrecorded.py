@@ -19,7 +19,7 @@ import secrets
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -242,3 +242,32 @@ def test_a_rotation_with_nothing_staged_is_abandoned(world: World) -> None:
         assert district.accounts[account].staged_version is None
     finally:
         fresh.close()
+
+
+def test_reconciliation_keeps_a_rotation_started_after_an_abandoned_one(world: World) -> None:
+    """Issue 16, finding 9: start → abandon → start again; past the grace period, ``reconciliar
+    --reparar`` must not delete the live staged password (it did: the second start tagged it
+    with an id the ledger did not expect, so it looked like an orphan), and ``rotar confirmar``
+    then makes it current. One rotation id: the start event's, OpenBao's tag, reconciliation's."""
+    custodia, ana, account = world.custodia, world.ana, "DD07-x"
+    _register(custodia, ana, account)
+    custodia.start_rotation(ana, account)
+    custodia.abandon_rotation(ana, account)
+    live = custodia.start_rotation(ana, account)
+    custodia.reconcile_grace = timedelta(0)  # every staged credential is past the grace period
+    try:
+        repaired = custodia.reconcile(ana, repair=True)
+    finally:
+        custodia.reconcile_grace = timedelta(seconds=60)
+    assert repaired["diferencias"] == []
+    assert repaired["reparadas"] == 0
+    staged = Credentials(world.vault).staged_metadata(account)
+    assert staged is not None
+    district: Any = world.app.repository.get(District.create_id("DD07"))
+    assert staged["ledger_event_id"] == district.accounts[account].staged_rotation_id
+    confirmed = custodia.confirm_rotation(ana, account)
+    assert confirmed["version"] == live["version"] == 1
+    credentials = Credentials(world.vault)
+    wrapped = credentials.read_current_wrapped(ana.token, account)
+    assert credentials.unwrap(wrapped.token, account).password == live["contrasena"]
+    assert custodia.reconcile(ana, repair=False)["diferencias"] == []

@@ -68,3 +68,10 @@ path "identity/group/name/secretaria" {
     "member_entity_ids" = []
   }
 }
+
+# Root token generation (issue 16, finding 6): ``custodia init`` revokes OpenBao's root token; an
+# operator who needs one again combines a coadministrator's token (this path) with the unseal
+# key (``bao operator generate-root``). Neither alone is enough; every use is audited.
+path "sys/generate-root-token/*" {
+  capabilities = ["create", "read", "update", "delete"]
+}

@@ -166,20 +166,49 @@ def policy_documents(mounts: Mounts | None = None) -> dict[str, str]:
         "transit": mounts.transit,
         "userpass": mounts.userpass,
     }
+    coadmin = _template("coadministrador.hcl").substitute(names)
+    district_template = _template("administrador-distrito.hcl")
+    districts = {
+        district_policy(d): district_template.substitute(
+            names, district=d, district_lower=d.lower()
+        )
+        for d in DISTRICTS
+    }
+    denies = _deny_blocks(
+        secret_grants([coadmin, *districts.values()], (mounts.kv, mounts.totp, mounts.transit))
+    )
     docs = {
-        COADMIN_POLICY: _template("coadministrador.hcl").substitute(names),
-        TITULAR_POLICY: _template("titular.hcl").substitute(names),
-        SECRETARIA_POLICY: _template("secretaria.hcl").substitute(names),
+        COADMIN_POLICY: coadmin,
+        TITULAR_POLICY: _template("titular.hcl").substitute(names, secret_denies=denies),
+        SECRETARIA_POLICY: _template("secretaria.hcl").substitute(names, secret_denies=denies),
         SERVICE_POLICY: _template("servicio.hcl").substitute(
             names, district_groups=_district_group_blocks()
         ),
     }
-    district_template = _template("administrador-distrito.hcl")
-    for district in DISTRICTS:
-        docs[district_policy(district)] = district_template.substitute(
-            names, district=district, district_lower=district.lower()
-        )
+    docs.update(districts)
     return docs
+
+
+_PATH_RE = re.compile(r'^path "([^"]+)"', re.MULTILINE)
+
+
+def policy_paths(text: str) -> list[str]:
+    """The path patterns of a policy document, in order."""
+    return _PATH_RE.findall(text)
+
+
+def secret_grants(documents: list[str], mounts: tuple[str, ...]) -> list[str]:
+    """Every path pattern the people's policies (coadministrator, districts) name on the secret
+    mounts: a titular's and a secretaria's deny must be on each of them, since OpenBao decides a
+    request by its most specific matching pattern across all of a token's policies."""
+    found: set[str] = set()
+    for text in documents:
+        found.update(p for p in policy_paths(text) if p.split("/", 1)[0] in mounts)
+    return sorted(found)
+
+
+def _deny_blocks(paths: list[str]) -> str:
+    return "\n".join(f'path "{p}" {{\n  capabilities = ["deny"]\n}}\n' for p in paths)
 
 
 def _district_group_blocks() -> str:

@@ -76,6 +76,32 @@ def test_titular_and_secretaria_are_denied_everything_secret() -> None:
         assert all(c == '"deny"' for c in capabilities)
 
 
+def test_titular_and_secretaria_deny_every_secret_grant_exactly() -> None:
+    """OpenBao decides by the most specific matching pattern of all of a token's policies, so a
+    deny on a mount is not enough: the titular and secretaria policies deny exactly the three
+    secret mounts and every pattern the coadministrator and district policies grant on them
+    (deleting any deny block fails this test)."""
+    docs = policy_documents()
+    granted: set[str] = set()
+    for name, text in docs.items():
+        if name == "custodia-coadministrador" or name.startswith("custodia-administrador-"):
+            granted.update(
+                p
+                for p in re.findall(r'^path "([^"]+)"', text, re.MULTILINE)
+                if p.split("/", 1)[0] in ("custodia", "custodia-totp", "custodia-transit")
+            )
+    assert "custodia/data/cuentas/DD05/*" in granted
+    assert "custodia-totp/code/DD05-*" in granted
+    assert "custodia/data/preparadas/*" in granted
+    wanted = granted | {"custodia/*", "custodia-totp/*", "custodia-transit/*"}
+    for name in ("custodia-titular", "custodia-secretaria"):
+        blocks = re.findall(
+            r'^path "([^"]+)" \{\n  capabilities = \["deny"\]\n\}', docs[name], re.MULTILINE
+        )
+        assert len(blocks) == len(set(blocks))
+        assert set(blocks) == wanted, name
+
+
 def test_service_policy_denies_secret_values() -> None:
     """The service policy explicitly denies KV data and TOTP codes (least privilege)."""
     text = policy_documents()["custodia-servicio"]

@@ -692,8 +692,13 @@ class Custodia:
             district = self.district(account_id.district)
             district.open_account(str(account_id))
             now = self.clock()
-            district.register_totp(str(account_id), by=by, at=now)  # refuses non-coadmins first
+            from events.domain import require_coadministrator
+
+            require_coadministrator(by, "register TOTP seeds")  # before OpenBao is written
             registration = self.credentials.register_totp(actor.token, str(account_id), uri)
+            district.register_totp(
+                str(account_id), by=by, at=now, seed_fingerprint=registration.seed_fingerprint
+            )
             self._save(district)
         return {
             "cuenta": str(account_id),
@@ -928,6 +933,7 @@ class Custodia:
                         ),
                         staged_version=acc.staged_version,
                         staged_fingerprint=acc.staged_fingerprint,
+                        totp_fingerprint=acc.totp_fingerprint or None,
                     )
         roles: dict[str, list[str]] = {"coadministrador": [], "titular": [], "secretaria": []}
         for person in self._all(Person):

@@ -49,6 +49,7 @@ from typing import Any
 import structlog
 
 from custody.access import Access, login_name
+from custody.credentials import seed_tag
 from custody.errors import VaultNotFoundError
 from custody.layout import CURRENT, ROLE_GROUPS, STAGED, AccountRef, district_group, district_id
 from custody.vault import VaultClient, parse_time
@@ -74,6 +75,8 @@ class DriftKind(StrEnum):
     ORPHAN_STAGED = "orphan_staged"  # a staged credential no open rotation explains
     STAGED_UNTAGGED = "staged_untagged"  # the open rotation is staged without its tag
     STAGED_MISSING = "staged_missing"  # the ledger has an open rotation, Vault nothing staged
+    SEED_UNRECORDED = "seed_unrecorded"  # the TOTP seed is not the one the ledger registered
+    SEED_MISSING = "seed_missing"  # the ledger registered a seed, OpenBao has none
     CONFIRMED_UNRECORDED = "confirmed_unrecorded"  # Vault current ahead by the open rotation
     UNRECORDED_VERSION = "unrecorded_version"  # Vault current ahead, unexplained
     LEDGER_AHEAD = "ledger_ahead"  # the ledger's version is not in Vault
@@ -87,6 +90,8 @@ _REPAIR: Mapping[DriftKind, Repair] = {
     DriftKind.ORPHAN_STAGED: Repair.VAULT,
     DriftKind.STAGED_UNTAGGED: Repair.VAULT,
     DriftKind.STAGED_MISSING: Repair.LEDGER,
+    DriftKind.SEED_UNRECORDED: Repair.MANUAL,
+    DriftKind.SEED_MISSING: Repair.MANUAL,
     DriftKind.CONFIRMED_UNRECORDED: Repair.LEDGER,
     DriftKind.UNRECORDED_VERSION: Repair.MANUAL,
     DriftKind.LEDGER_AHEAD: Repair.MANUAL,
@@ -117,6 +122,9 @@ class AccountState:
     open_rotation: str | None = None  # event id of a started, not yet finished rotation
     staged_version: int | None = None  # the open rotation's version and fingerprint
     staged_fingerprint: str | None = None
+    # The registered 2FA seed's keyed fingerprint (None: no seed, or one registered before the
+    # ledger kept it: not checked).
+    totp_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -348,6 +356,8 @@ class Reconciler:
                         {"account": name, "rotation_event_id": rotation},
                     )
                 )
+        if state is not None and state.totp_fingerprint:
+            drifts.extend(self._seed(ref, state.totp_fingerprint))
         untagged = (
             state is not None
             and rotation is not None
@@ -393,6 +403,27 @@ class Reconciler:
                 )
             )
         return drifts
+
+    def _seed(self, ref: AccountRef, fingerprint: str) -> list[Drift]:
+        """The account's TOTP key must be the seed the ledger registered: Custodia writes the
+        seed's keyed fingerprint as the key's ``account_name``; a seed imported straight into
+        OpenBao (outside the ledger) carries anything else (finding 11). Never repaired here:
+        the seed is unreadable, a person investigates and registers it again."""
+        try:
+            body = self._client.read(ref.totp_key_path(self._mounts), operation="reconcile")
+        except VaultNotFoundError:
+            return [Drift(DriftKind.SEED_MISSING, ref.name, "seed registered", "no seed")]
+        found = str((body.get("data") or {}).get("account_name") or "")
+        if found != seed_tag(fingerprint):
+            return [
+                Drift(
+                    DriftKind.SEED_UNRECORDED,
+                    ref.name,
+                    "the seed registered in the ledger",
+                    "another seed",
+                )
+            ]
+        return []
 
     def _aged(self, staged_meta: Mapping[str, Any]) -> bool:
         created = parse_time(staged_meta.get("updated_time")) or parse_time(

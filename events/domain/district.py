@@ -148,6 +148,7 @@ class Account:
     highest_confirmed: int = 0
     last_confirmed_at: datetime | None = None
     totp_registered: bool = False
+    totp_fingerprint: str = ""  # the registered seed's keyed hash ("" before version 2 events)
     # Who has seen each version (keys are versions as text, for JSON): reads and rotation starts.
     exposure: dict[str, list[UUID]] = field(default_factory=dict)
 
@@ -317,9 +318,20 @@ class District(Aggregate):
         by: UUID
 
     class TotpRegistered(Aggregate.Event):
+        """A 2FA seed was stored. ``seed_fingerprint`` (a keyed hash, never the seed) lets
+        reconciliation recognise a seed imported straight into the secrets server afterwards
+        (issue 16, finding 11). Version 2 added it; version 1 events carry ""."""
+
+        class_version = 2
+
         account: str
         replaced: bool
+        seed_fingerprint: str
         by: UUID
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["seed_fingerprint"] = ""
 
     class RotationStarted(Aggregate.Event):
         """6.X: a new credential was staged. ``rotation_id`` names this rotation everywhere: the
@@ -1061,21 +1073,28 @@ class District(Aggregate):
         self.accounts[account].closed_at = timestamp
 
     @atomic
-    def register_totp(self, account: str, *, by: Person, at: datetime) -> None:
-        """A coadministrator stored (or replaced) the account's 2FA seed in the TOTP engine."""
+    def register_totp(
+        self, account: str, *, by: Person, at: datetime, seed_fingerprint: str = ""
+    ) -> None:
+        """A coadministrator stored (or replaced) the account's 2FA seed in the TOTP engine;
+        ``seed_fingerprint`` is a keyed hash computed by the custody layer."""
         at = command_time(self, at)
         require_coadministrator(by, "register TOTP seeds")
         current = self.open_account(account)
         self._totp_registered(
             account=current.account_id,
             replaced=current.totp_registered,
+            seed_fingerprint=validate_fingerprint(seed_fingerprint) if seed_fingerprint else "",
             by=by.id,
             timestamp=at,
         )
 
     @event(TotpRegistered)
-    def _totp_registered(self, account: str, replaced: bool, by: UUID, timestamp: datetime) -> None:
+    def _totp_registered(
+        self, account: str, replaced: bool, seed_fingerprint: str, by: UUID, timestamp: datetime
+    ) -> None:
         self.accounts[account].totp_registered = True
+        self.accounts[account].totp_fingerprint = seed_fingerprint
 
     # --- rotations -------------------------------------------------------------------------
 

@@ -271,3 +271,31 @@ def test_reconciliation_keeps_a_rotation_started_after_an_abandoned_one(world: W
     wrapped = credentials.read_current_wrapped(ana.token, account)
     assert credentials.unwrap(wrapped.token, account).password == live["contrasena"]
     assert custodia.reconcile(ana, repair=False)["diferencias"] == []
+
+
+def test_writes_straight_into_openbao_are_found(world: World) -> None:
+    """Issue 16, finding 11 (detection): a coadministrator's own token can still write a
+    credential version and re-import a 2FA seed in OpenBao, outside the ledger; reconciliation
+    reports both for a person (``unrecorded_version``, ``seed_unrecorded``), never silently."""
+    custodia, ana, account = world.custodia, world.ana, "DD08-x"
+    _register(custodia, ana, account)
+    custodia.start_rotation(ana, account)
+    custodia.confirm_rotation(ana, account)
+    seed = "JBSWY3DPEHPK3PXP"
+    custodia.register_totp(ana, account, f"otpauth://totp/X:DD08IECM?secret={seed}")
+    assert custodia.reconcile(ana, repair=False)["diferencias"] == []
+
+    own = world.vault.with_token(ana.token)
+    own.write(
+        "custodia/data/cuentas/DD08/x",
+        {"data": {"password": "Fuera-de-bitacora-1"}, "options": {"cas": 1}},
+        operation="attack",
+    )
+    own.write("custodia-totp/keys/DD08-x", {"key": "GEZDGNBVGY3TQOJQ"}, operation="attack")
+    found = custodia.reconcile(ana, repair=True)
+    assert sorted((d["tipo"], d["objeto"]) for d in found["diferencias"]) == [
+        ("seed_unrecorded", account),
+        ("unrecorded_version", account),
+    ]
+    assert found["pendientes"] == 2
+    assert found["reparadas"] == 0

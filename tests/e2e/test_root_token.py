@@ -80,7 +80,12 @@ def test_init_revokes_the_root_token_and_restarts_still_unseal(tmp_path: Path) -
     assert health.status_code == 200
     assert health.json()["sealed"] is False
 
+    # A crash between the revocation and the file's deletion leaves a dead token behind: the
+    # next init recognises it (OpenBao refuses it), deletes it and goes on without it.
+    stack.root_token_file.write_text(root)
+    stack.root_token_file.chmod(0o600)
     second = _init(home)
+    assert not stack.root_token_file.exists()
     assert second["bitacora_creada"] is False
     assert second["politicas_aplicadas"] is False
     assert second["token_raiz_revocado"] is False

@@ -214,3 +214,24 @@ def test_legitimate_flows_still_work(
     )
     access.designate("DD33", None)
     assert access.district_holders("DD33") == ()
+
+
+def test_a_coadministrator_token_changes_role_members_only(
+    service_client: VaultClient, root_client: VaultClient, coadmin: User
+) -> None:
+    """The coadministrator's own token, which now writes role membership, may set the members
+    of the three role groups and nothing else: no policy on a role group, no new group, no
+    district group (designation goes through the service and the ledger)."""
+    own = service_client.with_token(coadmin.token)
+    for group in ROLE_GROUPS:
+        status, _ = bao(own, "POST", f"identity/group/name/{group}", {"policies": ["root"]})
+        assert status == 403, group
+        assert bao(own, "GET", f"identity/group/name/{group}")[0] == 200
+    assert bao(own, "POST", "identity/group/name/otro", {"member_entity_ids": []})[0] == 403
+    assert (
+        bao(
+            own, "POST", f"identity/group/name/{district_group('DD33')}", {"member_entity_ids": []}
+        )[0]
+        == 403
+    )
+    assert bao(root_client, "GET", "identity/group/name/otro")[0] == 404

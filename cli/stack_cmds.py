@@ -183,6 +183,8 @@ def init(
         "vault": {"addr": result.vault_addr},
         "coadministrador": result.first_user,
         "bitacora_creada": result.ledger_created,
+        "politicas_aplicadas": result.layout_applied,
+        "token_raiz_revocado": result.root_token_revoked,
     }
     if json_output:
         from cli.output import print_json
@@ -193,6 +195,14 @@ def init(
     typer.echo(f"  NATS JetStream: {result.nats_url}")
     typer.echo(f"  OpenBao:        {result.vault_addr}")
     typer.echo(f"  Coadministración: {result.first_user}")
+    if result.root_token_revoked:
+        typer.echo("  El token raíz de OpenBao se revocó (ver README para generar otro).")
+    if not result.layout_applied:
+        typer.echo(
+            "  Aviso: la configuración de OpenBao no se volvió a aplicar (no hay token raíz). "
+            "Para aplicarla, un operador genera un token con «bao operator generate-root» y lo "
+            "pasa en CUSTODIA_VAULT_TOKEN. La contraseña no se cambió."
+        )
 
 
 def servicio() -> None:

@@ -14,10 +14,10 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from copy import deepcopy
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar, cast
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -160,6 +160,9 @@ class Custodia:
         self.pii = pii
         self.policy = policy
         self.clock = clock or (lambda: datetime.now(UTC))
+        # A staged credential younger than this may be a rotation in flight: reconciliation
+        # leaves it alone (custody.reconcile).
+        self.reconcile_grace = timedelta(seconds=60)
         # Commands on one district are serialized in this process (the ledger's optimistic
         # concurrency still protects against other processes).
         self._locks: dict[str, threading.Lock] = {}
@@ -276,7 +279,14 @@ class Custodia:
         person.grant_role(role, district=code, by=by, at=now)
         self._save(person)
         vault_role = role if role in ("coadministrador", "titular", "secretaria") else None
-        self.access.ensure_person(username, password, vault_role)  # type: ignore[arg-type]
+        # The login is the service's to create; a role group is written with the requesting
+        # coadministrator's own token (the service's may not touch role groups: issue 16).
+        self.access.ensure_person(
+            username,
+            password,
+            vault_role,  # type: ignore[arg-type]
+            caller_token=actor.token,
+        )
         return {"usuario": username, "rol": role, "distrito": code}
 
     def whoami(self, actor: Actor) -> dict[str, Any]:
@@ -499,7 +509,9 @@ class Custodia:
             by, district = self.person_and_district(actor.username, account_id.district)
             acc = district.open_account(str(account_id))
             base = acc.current_version or 0
-            event_id = str(uuid5(REQUEST_NAMESPACE, f"{account_id}:{acc.highest_version + 1}"))
+            # One rotation id, recorded in the start event, tagged on the staged credential in
+            # OpenBao, and used by reconciliation and confirmation (issue 16, finding 9).
+            event_id = str(uuid4())
             now = self.clock()
 
             def record(staged: Any) -> None:
@@ -509,6 +521,7 @@ class Custodia:
                     fingerprint=staged.fingerprint,
                     by=by,
                     at=now,
+                    rotation_id=event_id,
                 )
                 self._save(district)
 
@@ -560,11 +573,10 @@ class Custodia:
                 else:
                     self._save(district)
 
-            event_id = self.credentials.staged_metadata(str(account_id)) or {}
             confirmed = self.credentials.confirm(
                 actor.token,
                 str(account_id),
-                str(event_id.get("ledger_event_id", "")),
+                self._rotation_id(acc),
                 confirmed_by=actor.username,
                 record=record,
             )
@@ -591,12 +603,11 @@ class Custodia:
                 district.abandon_rotation(str(account_id), version=version, by=by, at=now)
                 self._save(district)
 
-            meta = self.credentials.staged_metadata(str(account_id)) or {}
             try:
                 self.credentials.abandon(
                     actor.token,
                     str(account_id),
-                    str(meta.get("ledger_event_id", "")),
+                    self._rotation_id(acc),
                     record=record,
                 )
             except NoStagedRotationError:
@@ -604,6 +615,14 @@ class Custodia:
                 # ``staged_missing``): recording the abandonment is all there is to do.
                 record(None)
         return {"cuenta": str(account_id), "version_descartada": version}
+
+    def _rotation_id(self, acc: Any) -> str:
+        """The open rotation's id, as its start event recorded it. A start event recorded
+        before the id existed (version 1) has none: OpenBao's tag is taken, as it used to be."""
+        if acc.staged_rotation_id:
+            return str(acc.staged_rotation_id)
+        meta = self.credentials.staged_metadata(str(acc.account_id)) or {}
+        return str(meta.get("ledger_event_id", ""))
 
     def reveal(
         self, actor: Actor, account: str, purpose: str, device: str | None
@@ -673,8 +692,13 @@ class Custodia:
             district = self.district(account_id.district)
             district.open_account(str(account_id))
             now = self.clock()
-            district.register_totp(str(account_id), by=by, at=now)  # refuses non-coadmins first
+            from events.domain import require_coadministrator
+
+            require_coadministrator(by, "register TOTP seeds")  # before OpenBao is written
             registration = self.credentials.register_totp(actor.token, str(account_id), uri)
+            district.register_totp(
+                str(account_id), by=by, at=now, seed_fingerprint=registration.seed_fingerprint
+            )
             self._save(district)
         return {
             "cuenta": str(account_id),
@@ -892,13 +916,24 @@ class Custodia:
                 if acc.is_open:
                     accounts[acc.account_id] = AccountState(
                         current_version=acc.current_version or 0,
+                        # The start event's rotation id; for a version 1 event (no id),
+                        # the id that version derived for an account never abandoned.
                         open_rotation=(
-                            str(uuid5(REQUEST_NAMESPACE, f"{acc.account_id}:{acc.staged_version}"))
+                            (
+                                acc.staged_rotation_id
+                                or str(
+                                    uuid5(
+                                        REQUEST_NAMESPACE,
+                                        f"{acc.account_id}:{acc.staged_version}",
+                                    )
+                                )
+                            )
                             if acc.staged_version
                             else None
                         ),
                         staged_version=acc.staged_version,
                         staged_fingerprint=acc.staged_fingerprint,
+                        totp_fingerprint=acc.totp_fingerprint or None,
                     )
         roles: dict[str, list[str]] = {"coadministrador": [], "titular": [], "secretaria": []}
         for person in self._all(Person):
@@ -915,7 +950,10 @@ class Custodia:
 
         by = self.person(actor.username)
         require_coadministrator(by, "reconcile")
-        reconciler = Reconciler(self.access._client)  # the service's own client
+        # The service's own client; the role groups with the coadministrator's token.
+        reconciler = Reconciler(
+            self.access._client, role_token=actor.token, grace=self.reconcile_grace
+        )
         report = reconciler.reconcile(self.desired_state(), repair=repair)
         repaired, pending = len(report.repaired), len(report.pending)
         if repair:
@@ -955,7 +993,11 @@ class Custodia:
         person.revoke_role(role, by=by, at=self.clock())
         self._save(person)
         if role in ("coadministrador", "titular", "secretaria"):
-            self.access.remove_role_member(role, username)  # type: ignore[arg-type]
+            self.access.remove_role_member(
+                role,  # type: ignore[arg-type]
+                username,
+                caller_token=actor.token,
+            )
         return {"usuario": username, "rol_revocado": role}
 
     def erase_person(self, actor: Actor, username: str) -> dict[str, Any]:

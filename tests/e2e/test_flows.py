@@ -684,7 +684,10 @@ def test_no_secret_anywhere_in_the_stream_logs_or_audit(world: World) -> None:
     # set to log raw (``log_raw``). The control: the log does hold ana's login password, as
     # the HMAC OpenBao itself computes for it — the entries that carried secrets were scanned.
     audit = (world.home / "openbao" / "audit.log").read_bytes()
-    root = VaultClient(bootstrap.resolve(settings, "cliente").vault_addr, keys.root_token)
+    # ``init`` revoked the root token: an operator regenerates one (unseal key + ana's token).
+    root = VaultClient(
+        bootstrap.resolve(settings, "cliente").vault_addr, stack.generate_root_token(ana_token)
+    )
     hashed = root.write(
         "sys/audit-hash/custodia-audit", {"input": PASSWORDS["ana"]}, operation="audit-hash"
     )

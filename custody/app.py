@@ -311,7 +311,13 @@ class Custodia:
                         continue
                     # Topics are "<prefix>:<Class>.<Event>".
                     name, _, what = n.topic.rpartition(":")[2].rpartition(".")
-                    if what in ("Registered", "Filed", "Reported", "UnrecordedReadDetected"):
+                    if what in (
+                        "Registered",
+                        "Filed",
+                        "Reported",
+                        "UnrecordedReadDetected",
+                        "LedgerTamperingDetected",
+                    ):
                         self._index.setdefault(name, []).append(UUID(str(n.originator_id)))
                 if page:
                     start = page[-1].id + 1
@@ -855,7 +861,8 @@ class Custodia:
     def contain_incident(self, actor: Actor, identifier: str, detail: str) -> dict[str, Any]:
         by = self.person(actor.username)
         incident = self._incident(identifier)
-        district = self.district(incident.district)
+        # The institution's incident (the ledger's) has no district: no rotation to check.
+        district = self.district(incident.district) if incident.district else None
         incident.contain(district, detail, by=by, at=self.clock())
         self._save(incident)
         return self._incident_row(incident)

@@ -104,7 +104,7 @@ def estado(json_output: JsonOption = False) -> None:
 def _ledger_integrity(home: Path) -> dict[str, Any]:
     """``bitacora`` in ``estado --json``: ``integra`` (None: the service has not checked yet),
     ``alertas``, ``ultima_alerta``, ``incidentes_abiertos``, ``revisado``."""
-    from custody.ledger.alerts import read_status
+    from custody.ledger_status import read_status  # light: no NATS, no eventsourcing
 
     found = read_status(home)
     if found is None:

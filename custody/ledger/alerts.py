@@ -13,17 +13,14 @@ read again — after a restart, or by another service instance — records nothi
 ledger's optimistic concurrency settles a race between instances). Alerts already recorded in
 this process are not read again.
 
-For ``custodia estado``, what was seen is written (atomically, mode 0600) to
+For ``custodia estado``, what was seen is written (:mod:`custody.ledger_status`) to
 ``<home>/run/bitacora.json``: how many alerts, the last one, the incidents, and ``integra``
 (no alert whose incident is still open). Nothing there is secret.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
 import os
-import tempfile
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -35,21 +32,15 @@ import structlog
 
 from custody.ledger.anchor import FollowerAlert, read_alerts
 from custody.ledger.names import LedgerNames
+from custody.ledger_status import status_path, write_status
 from custody.vault import VaultClient
 
-__all__ = [
-    "DEFAULT_POLL_SECONDS",
-    "STATUS_FILE",
-    "AlertWatcher",
-    "read_status",
-    "start_alert_watcher",
-]
+__all__ = ["DEFAULT_POLL_SECONDS", "AlertWatcher", "recorder", "start_alert_watcher"]
 
 log = structlog.get_logger("custodia.bitacora.alertas")
 
 #: Well within the 60 s the Secretaría Ejecutiva is promised (issue 16).
 DEFAULT_POLL_SECONDS = 5.0
-STATUS_FILE = "bitacora.json"
 
 Record = Callable[[FollowerAlert], tuple[UUID, bool]]
 Status = Callable[[UUID], str | None]
@@ -171,29 +162,8 @@ class AlertWatcher:
         }
 
     def _write_status(self) -> None:
-        if self.status_file is None:
-            return
-        path = self.status_file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".bitacora-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                json.dump(self.status(), handle)
-            os.chmod(tmp, 0o600)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-
-
-def read_status(home: Path) -> dict[str, Any] | None:
-    """What the service last wrote for ``custodia estado`` (None if nothing, or unreadable)."""
-    try:
-        data = json.loads((home / "run" / STATUS_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+        if self.status_file is not None:
+            write_status(self.status_file, self.status())
 
 
 def start_alert_watcher(services: Any, settings: Any) -> AlertWatcher | None:
@@ -204,7 +174,7 @@ def start_alert_watcher(services: Any, settings: Any) -> AlertWatcher | None:
             services.vault,
             LedgerNames.for_app("custodia", ""),
             recorder(services.custodia),
-            Path(settings.home) / "run" / STATUS_FILE,
+            status_path(Path(settings.home)),
             incident_status=services.custodia.incident_status,
             poll_seconds=seconds if seconds > 0 else DEFAULT_POLL_SECONDS,
         )

@@ -219,6 +219,7 @@ class LedgerFollower:
         self._published_keyring: PublicKeyring | None = None
         self._last_publish = time.monotonic()
         self._diverged: str | None = None
+        self._unsent_alert: Divergence | None = None  # retried until OpenBao has it
         self._published = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -309,6 +310,8 @@ class LedgerFollower:
 
     def _step(self, force: bool) -> None:
         if self._diverged is not None:
+            if self._unsent_alert is not None:
+                self._send_alert(self._unsent_alert)
             raise LedgerDivergedError(self._diverged)
         if self._compact is None:
             self._resume()
@@ -383,13 +386,22 @@ class LedgerFollower:
             observed_size=divergence.observed_size,
             stream=self.names.events_stream,
         )
-        if self._anchor is not None:  # visible to the Secretaría Ejecutiva, outside NATS
-            try:
-                alert_id = self._anchor.alert(divergence)
-                log.warning("ledger.follower.alerted", alert=alert_id)
-            except Exception as exc:
-                log.warning("ledger.follower.alert_failed", error=type(exc).__name__)
+        self._send_alert(divergence)
         return LedgerDivergedError(reason, sequence)
+
+    def _send_alert(self, divergence: Divergence) -> None:
+        """The alert in OpenBao, visible to the Secretaría Ejecutiva and made an incident by the
+        service; if OpenBao cannot take it now, the next step tries again."""
+        self._unsent_alert = None
+        if self._anchor is None:
+            return
+        try:
+            alert_id = self._anchor.alert(divergence)
+        except Exception as exc:
+            self._unsent_alert = divergence
+            log.warning("ledger.follower.alert_failed", error=type(exc).__name__)
+            return
+        log.warning("ledger.follower.alerted", alert=alert_id)
 
     # -- resuming --------------------------------------------------------------------------
 

@@ -121,7 +121,9 @@ def test_a_rewritten_history_becomes_one_incident_and_estado_says_so(tmp_path: P
     ``bitacora_alterada`` incident of the institution (``cuenta``/``distrito`` null, reported by
     the service) is in ``incidentes bitacora``, ``estado --json`` reports the ledger as not
     intact with the alert; after another restart (the follower diverges again) there is still
-    exactly one such incident. Before this change: a log line and an alert in OpenBao only."""
+    exactly one such incident. It is in ``reporte incidentes``, and is notified, contained
+    and closed, after which ``estado`` no longer reports an open one. Before this change: a
+    log line and an alert in OpenBao only."""
     home = tmp_path / "home"
     home.mkdir()
     init = init_home(home, "ana", SERVICE_PASSWORD.format("ana"))
@@ -192,6 +194,23 @@ def test_a_rewritten_history_becomes_one_incident_and_estado_says_so(tmp_path: P
         )
         assert [r["incidente"] for r in tampering()] == [row["incidente"]]
         assert estado()["bitacora"]["alertas"] == 1
+
+        # The institution's incident runs its course: the report lists it with no account,
+        # UTCSyD notifies, contains (no rotation to require) and closes; estado then says so.
+        report = world.call("ana", "reporte", {"tipo": "incidentes", "formato": "json"})
+        [listed] = [r for r in report["filas"] if r["incidente"] == row["incidente"]]
+        assert (listed["cuenta"], listed["distrito"]) == (None, None)
+        assert listed["reportado_por"] == "custodia-servicio"
+        incident = {"incidente": row["incidente"]}
+        world.call("ana", "incidentes.notificar", incident | {"oficio": "UTCSyD/300/2026"})
+        detail = {"detalle": "Historia restaurada desde los testigos; credencial revocada"}
+        world.call("ana", "incidentes.contener", incident | detail)
+        closed = world.call("ana", "incidentes.cerrar", incident | {"detalle": "Verificada"})
+        assert closed["estado"] == "cerrado"
+        _until(
+            lambda: estado()["bitacora"]["integra"] is True,
+            "estado still reports an open ledger-integrity incident",
+        )
     finally:
         stop_service(world.service)
         run_custodia("detener", home=home)

@@ -42,9 +42,12 @@ Refusal to sign a tampered history
     A hole in the sequences, an entry missing under a checkpoint, or a checkpoint on the stream
     that its tree contradicts makes the follower *diverged*: it logs
     ``ledger.follower.diverged`` and signs nothing more until restarted (verification tells
-    what happened). A checkpoint on the stream whose signature does not verify is logged and
-    skipped: the follower keeps signing its own, correct tree (on restart, from the last
-    checkpoint that does verify, after recomputing the tree up to it).
+    what happened). With an anchor it also leaves an alert in OpenBao saying what it found
+    (:class:`custody.ledger.anchor.Divergence`), once per contradiction, retried until OpenBao
+    takes it; the service makes each alert an incident (:mod:`custody.ledger.alerts`).
+    A checkpoint on the stream whose signature does not verify is logged and skipped: the
+    follower keeps signing its own, correct tree (on restart, from the last checkpoint that
+    does verify, after recomputing the tree up to it).
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ from events.domain import (
     parse_district_id,
     person_id,
 )
+from events.domain.incident import LEDGER_DIVERGENCES
 from events.domain.official_channel import OfficialChannel
 from events.errors import CustodiaError
 
@@ -46,6 +47,15 @@ from .pii import PersonalDataVault
 log = structlog.get_logger("custodia.app")
 
 REQUEST_NAMESPACE = uuid5(NAMESPACE_URL, "https://custodia.iecm.mx/solicitudes")
+#: Namespace of the ids of the incidents opened for the ledger follower's alerts (issue 16).
+LEDGER_ALERT_NAMESPACE = uuid5(NAMESPACE_URL, "https://custodia.iecm.mx/bitacora/alertas")
+
+
+def ledger_incident_id(alert_id: str) -> UUID:
+    """The id of the incident recording the ledger follower's alert ``alert_id``."""
+    return uuid5(LEDGER_ALERT_NAMESPACE, alert_id)
+
+
 T = TypeVar("T")
 
 
@@ -321,7 +331,13 @@ class Custodia:
                         continue
                     # Topics are "<prefix>:<Class>.<Event>".
                     name, _, what = n.topic.rpartition(":")[2].rpartition(".")
-                    if what in ("Registered", "Filed", "Reported", "UnrecordedReadDetected"):
+                    if what in (
+                        "Registered",
+                        "Filed",
+                        "Reported",
+                        "UnrecordedReadDetected",
+                        "LedgerTamperingDetected",
+                    ):
                         self._index.setdefault(name, []).append(UUID(str(n.originator_id)))
                 if page:
                     start = page[-1].id + 1
@@ -879,7 +895,8 @@ class Custodia:
     def contain_incident(self, actor: Actor, identifier: str, detail: str) -> dict[str, Any]:
         by = self.person(actor.username)
         incident = self._incident(identifier)
-        district = self.district(incident.district)
+        # The institution's incident (the ledger's) has no district: no rotation to check.
+        district = self.district(incident.district) if incident.district else None
         incident.contain(district, detail, by=by, at=self.clock())
         self._save(incident)
         return self._incident_row(incident)
@@ -890,6 +907,55 @@ class Custodia:
         incident.close(detail, by=by, at=self.clock())
         self._save(incident)
         return self._incident_row(incident)
+
+    def record_ledger_tampering(
+        self,
+        *,
+        alert_id: str,
+        divergence: str,
+        entry: int | None,
+        anchored_size: int,
+        anchored_root: str | None,
+        observed_size: int,
+        observed_root: str | None,
+        diverged_at: datetime,
+    ) -> tuple[UUID, bool]:
+        """Issue 16: the ledger follower's alert ``alert_id`` (it refused to sign a ledger that
+        does not extend the head anchored in OpenBao) opens the institution's incident. Its id
+        derives from the alert, so an alert read again (a restart, another instance) records
+        nothing more: the id, and whether this call recorded it."""
+        incident_id = ledger_incident_id(alert_id)
+        try:
+            self.app.repository.get(incident_id)
+            return incident_id, False
+        except AggregateNotFoundError:
+            pass
+        incident = Incident.ledger_tampering(
+            incident_id=incident_id,
+            divergence=divergence if divergence in LEDGER_DIVERGENCES else "otra",
+            entry=entry,
+            anchored_size=anchored_size,
+            anchored_root=anchored_root,
+            observed_size=observed_size,
+            observed_root=observed_root,
+            alert_id=alert_id,
+            diverged_at=diverged_at,
+            policy=self.policy,
+            at=self.clock(),
+        )
+        try:
+            self.app.save(incident)
+        except IntegrityError:
+            return incident_id, False  # another instance recorded it first
+        return incident_id, True
+
+    def incident_status(self, incident_id: UUID) -> str | None:
+        """The state of an incident (``None`` if the ledger has no such incident)."""
+        try:
+            item: Any = self.app.repository.get(incident_id)
+        except AggregateNotFoundError:
+            return None
+        return str(item.status) if isinstance(item, Incident) else None
 
     def list_incidents(self, actor: Actor, district: str | None) -> list[dict[str, Any]]:
         by = self.person(actor.username)

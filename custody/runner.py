@@ -255,12 +255,17 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
     from .openbao_audit import start_audit_follower
 
     audit = start_audit_follower(services, settings)  # reads bypassing the ledger (issue 16)
+    from .ledger.alerts import start_alert_watcher
+
+    alerts = start_alert_watcher(services, settings)  # the follower's alerts: incidents
     try:
         await stop.wait()
     finally:
         advance.cancel()
         if audit is not None:
             await asyncio.to_thread(audit.stop)
+        if alerts is not None:
+            await asyncio.to_thread(alerts.stop)
         await service.stop()
         await nc.drain()
         await asyncio.to_thread(read_side.stop)

@@ -16,6 +16,24 @@ path "${totp}/code/*" {
   capabilities = ["deny"]
 }
 
+# The ledger follower's alerts (it refused to sign a rewritten history): read-only, so the
+# service records each as an incident (custody.ledger.alerts). Nothing secret is there.
+path "${kv}/data/bitacora/alertas/*" {
+  capabilities = ["read"]
+}
+
+path "${kv}/data/bitacora/+/alertas/*" {
+  capabilities = ["read"]
+}
+
+path "${kv}/metadata/bitacora/alertas/*" {
+  capabilities = ["list"]
+}
+
+path "${kv}/metadata/bitacora/+/alertas/*" {
+  capabilities = ["list"]
+}
+
 # Versions and custom_metadata (ledger event ids, fingerprints) for reveals and reconciliation.
 path "${kv}/metadata/*" {
   capabilities = ["read", "list"]

@@ -16,6 +16,24 @@ path "custodia-totp/code/*" {
   capabilities = ["deny"]
 }
 
+# The ledger follower's alerts (it refused to sign a rewritten history): read-only, so the
+# service records each as an incident (custody.ledger.alerts). Nothing secret is there.
+path "custodia/data/bitacora/alertas/*" {
+  capabilities = ["read"]
+}
+
+path "custodia/data/bitacora/+/alertas/*" {
+  capabilities = ["read"]
+}
+
+path "custodia/metadata/bitacora/alertas/*" {
+  capabilities = ["list"]
+}
+
+path "custodia/metadata/bitacora/+/alertas/*" {
+  capabilities = ["list"]
+}
+
 # Versions and custom_metadata (ledger event ids, fingerprints) for reveals and reconciliation.
 path "custodia/metadata/*" {
   capabilities = ["read", "list"]

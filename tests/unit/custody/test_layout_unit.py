@@ -102,8 +102,9 @@ def test_titular_and_secretaria_deny_every_secret_grant_exactly() -> None:
     ledger_records = {"custodia/data/bitacora/*", "custodia/metadata/bitacora/*"}
     assert ledger_records <= granted
     granted -= ledger_records
-    assert 'path "custodia/data/bitacora/*" {\n  capabilities = ["read"]' in (
-        docs["custodia-secretaria"]
+    assert (
+        'path "custodia/data/bitacora/*" {\n  capabilities = ["read"]'
+        in (docs["custodia-secretaria"])
     )
     assert "custodia/data/cuentas/DD05/*" in granted
     assert "custodia-totp/code/DD05-*" in granted

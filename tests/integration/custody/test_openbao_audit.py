@@ -204,7 +204,7 @@ def world(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
             sealed = pii.seal(str(person_id("ana")), {"nombre": "Ana", "correo": "ana@iecm.mx"})
             assert bootstrap_ledger(app, "ana", sealed, f"pii-{person_id('ana')}", _now())
             password = secrets.token_urlsafe(18)
-            access.ensure_person("ana", password, "coadministrador")
+            access.ensure_person("ana", password, "coadministrador", caller_token=bao.root_token)
             ana = Actor("ana", vault.with_token(None).login_userpass("ana", password))
             beto_password = secrets.token_urlsafe(18)
             custodia.register_person(

@@ -25,6 +25,7 @@ from custody.embedded import EmbeddedStack
 from custody.ledger import nats_io
 from custody.protocol import RemoteError
 from custody.servers import pid_alive
+from custody.vault import VaultClient
 from events.domain import District
 from events.jetstream import records
 from tests.reads import delivered_reads
@@ -55,6 +56,11 @@ class FaultWorld:
     @property
     def home(self) -> Path:
         return self.world.home
+
+    def root_vault(self) -> VaultClient:
+        """OpenBao as root, without looking the servers up (NATS may be down)."""
+        root = EmbeddedStack(self.home).vault_keys().root_token
+        return VaultClient(self.endpoints.vault_addr, root)
 
     def client(self, user: str, *, timeout: float = 15.0) -> CommandClient:
         """A client that does not look the servers up (they may be down)."""
@@ -138,8 +144,9 @@ def restart_stack(home: Any) -> Any:
     return EmbeddedStack(home).start()
 
 
-def seal_openbao(world: ServiceWorld) -> None:
-    world.root_vault().write("sys/seal", operation="test")
+def seal_openbao(fw: FaultWorld) -> None:
+    """Seal OpenBao as its root (``sys/seal``): it then refuses every request until unsealed."""
+    fw.root_vault().write("sys/seal", operation="test")
 
 
 # -- the ledger ------------------------------------------------------------------------------

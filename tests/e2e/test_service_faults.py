@@ -172,7 +172,7 @@ def test_reveal_and_rotation_fail_closed_while_openbao_is_sealed_then_recover(
     root = world.root_vault()
     reveal(fw, "bety", "antes-del-sellado")  # the service knows the current version
     before = reads_by_purpose(world)
-    seal_openbao(world)
+    seal_openbao(fw)
     try:
         for n in range(3):  # with the session cached by the service, and without
             seen = openbao_refusal(partial(reveal, fw, "bety", f"sellado-{n}"))

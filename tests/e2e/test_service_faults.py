@@ -174,7 +174,7 @@ def test_reveal_and_rotation_fail_closed_while_openbao_is_sealed_then_recover(
     before = reads_by_purpose(world)
     seal_openbao(fw)
     try:
-        for n in range(3):  # with the session cached by the service, and without
+        for n in range(3):
             seen = openbao_refusal(partial(reveal, fw, "bety", f"sellado-{n}"))
             assert seen == "VaultSealedError"
         cli = world.run("bety", "revelar", "--cuenta", "DD05-x", "--motivo", "sellado-cli")

@@ -219,3 +219,37 @@ def test_while_its_token_may_not_sign_nothing_is_signed_and_it_signs_when_allowe
         allow()
     assert set(errors[:2]) == {"VaultPermissionDeniedError"}, errors
     _history_intact(world, sizes)
+
+
+def test_stopped_while_sealed_it_says_the_tail_is_unsigned_and_the_next_start_signs_it(
+    world: LedgerWorld, bao: Bao
+) -> None:
+    """The service stops while OpenBao is sealed: the follower's last attempt to sign the tail
+    fails, it says so (``ledger.follower.tail_unsigned``) and the stop completes; nothing is
+    published. Started again once OpenBao is unsealed, a follower resumes from the last valid
+    checkpoint and signs the whole tail; the ledger verifies."""
+    world.write(10)
+    assert follower_for(world).checkpoint_now() is not None
+    bao.seal()
+    try:
+        world.write(5)
+        follower = follower_for(world)
+        with capture_logs() as logs:
+            follower.start()
+            retries = Retries(logs)
+            wait_for(lambda: len(retries.errors()) >= 1, "a failed attempt to sign")
+            follower.stop()
+        events = [e["event"] for e in logs]
+        assert "ledger.follower.tail_unsigned" in events, events
+        assert max(s.size for s in stored(world)) == 10
+    finally:
+        bao.unseal()
+    restarted = follower_for(world)
+    signed = restarted.checkpoint_now()
+    assert signed is not None
+    assert signed.size == 15
+    sizes = [s.size for s in stored(world)]
+    assert sizes == sorted(set(sizes)), sizes
+    verdict = world.verify()
+    assert verdict.ok, verdict
+    assert verdict.report.checkpoints_verified == len(sizes)

@@ -85,7 +85,7 @@ def run(addr: str, root_token: str, iterations: int) -> None:
     service = root.with_token(create_service_token(root))
     access = Access(service)
     password = secrets.token_urlsafe(16)
-    access.ensure_person("bench-coad", password, "coadministrador")
+    Access(root).ensure_person("bench-coad", password, "coadministrador")  # as init does
     access.ensure_person("bench-admin", password)
     access.set_district_holder("DD05", "bench-admin")
     anonymous = service.with_token(None)

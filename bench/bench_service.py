@@ -50,7 +50,6 @@ from custody import protocol, session
 from custody.bootstrap import Endpoints, resolve
 from custody.client import CommandClient
 from custody.config import Settings
-from custody.embedded import EmbeddedStack
 from custody.vault import VaultClient, new_session
 
 CUSTODIA = str(Path(sys.executable).parent / "custodia")
@@ -204,7 +203,8 @@ async def run(
     parts alike."""
     settings = Settings.from_env({"CUSTODIA_HOME": str(home)})
     client_ep, service_ep = resolve(settings, "cliente"), resolve(settings, "servicio")
-    root = VaultClient(client_ep.vault_addr, EmbeddedStack(home).vault_keys().root_token)
+    # The caller's token (``init`` revoked the root token; none is needed here).
+    caller_vault = VaultClient(client_ep.vault_addr, token)
     client_nc = await nats.connect(**_options(client_ep), name="bench-cliente")
     service_nc = await nats.connect(**_options(service_ep), name="bench-servicio")
     caller = Caller(client_nc, token)
@@ -215,7 +215,7 @@ async def run(
     stock_session = new_session()
     stock_session.verify = client_ep.vault_verify
     hv = hvac.Client(url=client_ep.vault_addr, token=token, session=stock_session)
-    hv_t = root.with_token(token).hvac
+    hv_t = caller_vault.hvac
     reveal_args = {"cuenta": ACCOUNT, "motivo": "medición de latencia"}
     per = max(10, runs // rounds)
     samples: dict[str, list[float]] = {}

@@ -99,10 +99,11 @@ class Story:
             raise DemoError(f"{' '.join(args[:2])}: {result.stderr.strip()}")
         return json.loads(result.stdout) if result.stdout.strip() else None
 
-    def refused(self, user: str, *args: str) -> str:
+    def refused(self, user: str, *args: str, code: int | None = None) -> str:
+        """The refusal's message; ``code``: the exit status it must have (any but 0 if None)."""
         result = self.run(user, *args)
-        if result.returncode == 0:
-            raise DemoError(f"{' '.join(args[:2])} should have been refused")
+        if result.returncode == 0 or (code is not None and result.returncode != code):
+            raise DemoError(f"{' '.join(args[:2])}: expected refusal, exit {result.returncode}")
         return result.stderr.strip().removeprefix("Error: ")
 
     def login(self, user: str) -> None:
@@ -427,7 +428,26 @@ def _vacation(s: Story) -> str:
 
 
 def _former_refused(s: Story) -> str:
-    return s.refused("bety", "revelar", "--cuenta", "DD05-x", "--motivo", "sigo aquí")
+    """6.IX proved by the server, not by Custodia: the service refuses bety (exit 3), and
+    OpenBao itself, asked directly with bety's own session token for the credential, answers
+    403. The refusal shown is OpenBao's; the step fails if OpenBao would hand it over."""
+    from cli.messages import EXIT_DENIED
+    from custody import session as sessions
+    from custody.errors import VaultPermissionDeniedError
+    from custody.layout import AccountRef
+    from custody.vault import Mounts, VaultClient
+
+    s.refused("bety", "revelar", "--cuenta", "DD05-x", "--motivo", "sigo aquí", code=EXIT_DENIED)
+    own = sessions.load(s.home / "sesion-bety.json")
+    path = AccountRef.parse("DD05-x").data_path(Mounts())
+    try:
+        VaultClient(own.vault_addr, own.token).read(path, operation="read", account="DD05-x")
+    except VaultPermissionDeniedError as refusal:
+        return (
+            f"OpenBao respondió {refusal.status} (permiso denegado) a la lectura de "
+            f"{refusal.path} con la sesión de bety (6.IX)"
+        )
+    raise DemoError("OpenBao entregó la credencial de DD05-x a bety sin designación")
 
 
 def _rotate_all(s: Story) -> str:

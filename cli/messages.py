@@ -58,6 +58,19 @@ MESSAGES: dict[str, tuple[int, Render]] = {
         ),
     ),
     "StackError": (EXIT_CONFIG, lambda e: "No se pudieron administrar los servidores embebidos."),
+    "AdministrativeTokenRequiredError": (
+        EXIT_CONFIG,
+        lambda e: (
+            "Esta operación necesita un token administrativo de OpenBao, y el token raíz se "
+            "revocó al terminar el primer «custodia init». Un operador genera uno con la llave "
+            "de apertura («bao operator generate-root», ver README), lo pasa en "
+            "CUSTODIA_VAULT_TOKEN y lo revoca al terminar («bao token revoke -self»)."
+        ),
+    ),
+    "RootTokenGenerationError": (
+        EXIT_CONFIG,
+        lambda e: "OpenBao no completó la generación de un token raíz con la llave de apertura.",
+    ),
     "HomeNotWritableError": (
         EXIT_CONFIG,
         lambda e: (

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
@@ -43,7 +44,8 @@ def arrancar(json_output: JsonOption = False) -> None:
 
 def estado(json_output: JsonOption = False) -> None:
     """Muestra qué está en ejecución para este CUSTODIA_HOME: NATS y OpenBao (embebidos o
-    externos), sus direcciones, salud y versiones, y el servicio.
+    externos), sus direcciones, salud y versiones, el servicio, y la integridad de la bitácora
+    (la última alerta del seguidor que firma los puntos de control, si la hay).
 
     Ejemplo: [cyan]custodia estado --json[/cyan]
     """
@@ -66,6 +68,7 @@ def estado(json_output: JsonOption = False) -> None:
             "salud": _probe_vault(settings.vault_addr),
         }
     status["home"] = str(settings.home)
+    status["bitacora"] = _ledger_integrity(settings.home)
     if json_output:
         print_json(status)
         return
@@ -88,7 +91,61 @@ def estado(json_output: JsonOption = False) -> None:
         )
     servicio = status["servicio"]
     table.add_row("Servicio", "—", "—", "activo" if servicio["activo"] else "detenido", "—")
+    ledger, detail = _ledger_text(status["bitacora"])
+    table.add_row("Bitácora", "—", "—", ledger, "—")
     console().print(table)
+    if detail:
+        console().print(detail, highlight=False)
+
+
+# -- the ledger's integrity (issue 16): what the service last saw of the follower's alerts ------
+
+
+def _ledger_integrity(home: Path) -> dict[str, Any]:
+    """``bitacora`` in ``estado --json``: ``integra`` (None: the service has not checked yet),
+    ``alertas``, ``ultima_alerta``, ``incidentes_abiertos``, ``revisado``."""
+    from custody.ledger_status import read_status  # light: no NATS, no eventsourcing
+
+    found = read_status(home)
+    if found is None:
+        return {
+            "integra": None,
+            "alertas": None,
+            "ultima_alerta": None,
+            "incidentes_abiertos": [],
+            "revisado": None,
+        }
+    return found
+
+
+_DIVERGENCES = {
+    "reescrita": "entradas reescritas",
+    "truncada": "bitácora recortada",
+    "entrada_faltante": "falta una entrada",
+    "bifurcada": "otra historia firmada",
+    "cabeza_invalida": "cabeza anclada inválida",
+}
+
+
+def _ledger_text(ledger: dict[str, Any]) -> tuple[str, str]:
+    """The ``Bitácora`` row's health, and a line on the last alert (if any)."""
+    integra = ledger.get("integra")
+    if integra is None:
+        return "[dim]sin revisar[/dim]", ""
+    last = ledger.get("ultima_alerta") or None
+    line = ""
+    if isinstance(last, dict):
+        where = f" desde la entrada {last['entrada']}" if last.get("entrada") else ""
+        kind = _DIVERGENCES.get(str(last.get("tipo")), "contradice lo firmado")
+        line = (
+            f"Última alerta del seguidor de la bitácora ({last.get('fecha')}): {kind}{where}; "
+            f"cabeza anclada de {last.get('tamano_anclado')} entradas; "
+            f"incidente {last.get('incidente')}."
+        )
+    if integra:
+        return "[green]íntegra[/green]", line
+    count = ledger.get("alertas") or 0
+    return f"[red]ALTERADA[/red] ({count} alerta{'s' if count != 1 else ''})", line
 
 
 def _salud(value: str) -> str:
@@ -183,6 +240,8 @@ def init(
         "vault": {"addr": result.vault_addr},
         "coadministrador": result.first_user,
         "bitacora_creada": result.ledger_created,
+        "politicas_aplicadas": result.layout_applied,
+        "token_raiz_revocado": result.root_token_revoked,
     }
     if json_output:
         from cli.output import print_json
@@ -193,6 +252,14 @@ def init(
     typer.echo(f"  NATS JetStream: {result.nats_url}")
     typer.echo(f"  OpenBao:        {result.vault_addr}")
     typer.echo(f"  Coadministración: {result.first_user}")
+    if result.root_token_revoked:
+        typer.echo("  El token raíz de OpenBao se revocó (ver README para generar otro).")
+    if not result.layout_applied:
+        typer.echo(
+            "  Aviso: la configuración de OpenBao no se volvió a aplicar (no hay token raíz). "
+            "Para aplicarla, un operador genera un token con «bao operator generate-root» y lo "
+            "pasa en CUSTODIA_VAULT_TOKEN. La contraseña no se cambió."
+        )
 
 
 def servicio() -> None:

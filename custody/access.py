@@ -7,8 +7,14 @@ district whose single member is the district's designated account administrator.
 evaluates a token's identity policies on every request, so a membership change applies to
 existing tokens at once — no token has to be revoked (verified by the integration tests).
 
-All of this runs with the service token (policy ``custodia-servicio``), which may replace a
-group's members but not its policies, and may not give any login or entity a policy.
+All of this runs with the service token (policy ``custodia-servicio``), which may create a NEW
+login (never change one: no password reset), create its alias without naming an entity (so
+OpenBao makes a fresh entity: a login can never be attached to someone else's identity), and
+replace the members of the 33 district groups — nothing else (issue 16, finding 5). People are
+found by their login's alias, not by the entity's name (which the service may set). The role
+groups (coadministradores, titulares, secretaria) are written with the requesting
+coadministrator's own token (``caller_token``): the service token alone cannot make anyone a
+coadministrator. ``custodia init`` uses an administrative token for the first coadministrator.
 
 Order of writes for a designation (``designate``), so that Vault never grants what the ledger
 does not (see ``custody.reconcile``):
@@ -26,16 +32,16 @@ members are put back before the error propagates.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal, TypeVar
+from typing import Any, Literal, TypeVar
 
 import structlog
 
 from custody.errors import (
-    IdentityConflictError,
     UnknownPersonError,
     UnknownRoleError,
+    VaultInvalidRequestError,
     VaultNotFoundError,
 )
 from custody.layout import ROLE_GROUPS, district_group, district_id
@@ -45,6 +51,15 @@ log = structlog.get_logger()
 
 Role = Literal["coadministrador", "titular", "administrador", "secretaria"]
 T = TypeVar("T")
+
+
+def login_name(entity: Mapping[str, Any], accessor: str) -> str | None:
+    """The login (alias) name of an entity on the userpass mount ``accessor``; else its name."""
+    for alias in entity.get("aliases") or []:
+        if alias.get("mount_accessor") == accessor and alias.get("name"):
+            return str(alias["name"])
+    name = entity.get("name")
+    return str(name) if name else None
 
 
 @dataclass(frozen=True)
@@ -85,14 +100,22 @@ class Access:
     # -- people ------------------------------------------------------------------------------
 
     def ensure_person(
-        self, username: str, password: str | None = None, role: Role | None = None
+        self,
+        username: str,
+        password: str | None = None,
+        role: Role | None = None,
+        *,
+        caller_token: str | None = None,
     ) -> Person:
         """Create or complete a person's login, entity and alias; safe to call again.
 
-        ``password`` sets (or resets) the userpass password; None leaves the login as it is
-        (with OIDC/JWT there is no password here). ``role`` adds the person to that role's group
-        (coadministrador, titular, secretaria); an administrador gets access only through a
-        designation. Call it after the person's registration is recorded in the ledger.
+        ``password`` creates the userpass login; None leaves the login as it is (with OIDC/JWT
+        there is no password here). With the service token an existing login cannot be changed:
+        OpenBao refuses (:class:`VaultPermissionDeniedError`) — a password reset is an
+        operator's act. ``role`` adds the person to that role's group (coadministrador,
+        titular, secretaria) with ``caller_token`` (a coadministrator's own token; None: this
+        client's token, administrative at ``custodia init``); an administrador gets access only
+        through a designation. Call it after the person's registration is recorded in the ledger.
         """
         check_username(username)
         if password is not None:
@@ -102,31 +125,21 @@ class Access:
                 operation="ensure-person",
                 secret_body=True,
             )
-        entity_id = self.entity_id(username)
-        if entity_id is None:
-            body = self._client.write(
-                "identity/entity",
-                {"name": username, "metadata": {"custodia": "persona"}},
-                operation="ensure-person",
-            )
-            entity_id = ((body or {}).get("data") or {}).get("id") or self.entity_id(username)
-            if entity_id is None:  # pragma: no cover - the server answered without an id
-                raise UnknownPersonError(username)
-        alias_id = self._ensure_alias(username, entity_id)
+        entity_id, alias_id = self._ensure_alias(username)
         if role is not None and role in ROLE_GROUPS:
-            self.add_role_member(role, username)
+            self.add_role_member(role, username, caller_token=caller_token)
         log.info("custody.person.ensured", username=username, role=role)
         return Person(username, entity_id, alias_id)
 
     def entity_id(self, username: str) -> str | None:
-        """The entity id of ``username``, or None if the person has no identity yet."""
+        """The entity id of ``username``'s login (its alias), or None if it has no identity yet.
+
+        By alias, not by entity name: the login is the person (only they know its password), and
+        an alias cannot be moved to another entity with the service token, while a name can be
+        given to any entity."""
         check_username(username)
-        try:
-            body = self._client.read(f"identity/entity/name/{username}", operation="lookup-person")
-        except VaultNotFoundError:
-            return None
-        entity = body.get("data") or {}
-        return str(entity["id"]) if entity.get("id") else None
+        found = self._lookup_alias(username)
+        return str(found["id"]) if found.get("id") else None
 
     def require_entity_id(self, username: str) -> str:
         entity_id = self.entity_id(username)
@@ -134,7 +147,8 @@ class Access:
             raise UnknownPersonError(username)
         return entity_id
 
-    def _mount_accessor(self) -> str:
+    def mount_accessor(self) -> str:
+        """The accessor of the userpass mount (people's aliases live on it)."""
         if self._accessor is None:
             body = self._client.read("sys/auth", operation="ensure-person")
             mounts = body.get("data") or body
@@ -144,68 +158,110 @@ class Access:
             self._accessor = str(entry["accessor"])
         return self._accessor
 
-    def _ensure_alias(self, username: str, entity_id: str) -> str | None:
-        accessor = self._mount_accessor()
+    def _lookup_alias(self, username: str) -> dict[str, Any]:
         try:
             body = self._client.write(
                 "identity/lookup/entity",
-                {"alias_name": username, "alias_mount_accessor": accessor},
-                operation="ensure-person",
+                {"alias_name": username, "alias_mount_accessor": self.mount_accessor()},
+                operation="lookup-person",
             )
         except VaultNotFoundError:
-            body = None
-        found = (body or {}).get("data") or {}
-        if found:
-            if found.get("id") != entity_id:
-                raise IdentityConflictError(username, self._auth_mount)
-            for alias in found.get("aliases") or []:
-                if alias.get("mount_accessor") == accessor and alias.get("name") == username:
-                    return str(alias.get("id"))
-            return None
-        created = self._client.write(
-            "identity/entity-alias",
-            {"name": username, "mount_accessor": accessor, "canonical_id": entity_id},
-            operation="ensure-person",
-        )
-        return str(((created or {}).get("data") or {}).get("id") or "") or None
+            return {}
+        return dict((body or {}).get("data") or {})
+
+    def _ensure_alias(self, username: str) -> tuple[str, str | None]:
+        """The entity and alias of ``username``'s login, created if missing.
+
+        The alias is created without ``canonical_id``: OpenBao then creates a new entity for it
+        (the service policy allows nothing else). The entity is then named after the login; if
+        that name is taken (an entity made outside Custodia), the entity keeps its generated
+        name — the alias is what identifies the person."""
+        accessor = self.mount_accessor()
+        found = self._lookup_alias(username)
+        if not found:
+            created = self._client.write(
+                "identity/entity-alias",
+                {"name": username, "mount_accessor": accessor},
+                operation="ensure-person",
+            )
+            canonical = ((created or {}).get("data") or {}).get("canonical_id")
+            # No answer: the alias was made meanwhile (OpenBao answers a duplicate with 204).
+            found = {"id": canonical} if canonical else self._lookup_alias(username)
+        entity_id = str(found.get("id") or "")
+        if not entity_id:  # pragma: no cover - the server answered without an id
+            raise UnknownPersonError(username)
+        self._name_entity(username, entity_id)
+        for alias in self._lookup_alias(username).get("aliases") or []:
+            if alias.get("mount_accessor") == accessor and alias.get("name") == username:
+                return entity_id, str(alias.get("id"))
+        return entity_id, None
+
+    def _name_entity(self, username: str, entity_id: str) -> None:
+        body = self._client.read(f"identity/entity/id/{entity_id}", operation="ensure-person")
+        data = body.get("data") or {}
+        if data.get("name") == username:
+            return
+        try:
+            self._client.write(
+                f"identity/entity/id/{entity_id}",
+                {"name": username, "metadata": {"custodia": "persona"}},
+                operation="ensure-person",
+            )
+        except VaultInvalidRequestError:
+            # The name belongs to another entity (made outside Custodia): the alias identifies.
+            log.warning("custody.person.entity_name_taken", username=username)
 
     def delete_login(self, username: str) -> None:
-        """Remove a person's userpass login (baja); their entity stays for the audit trail."""
+        """Remove a person's userpass login; their entity stays for the audit trail.
+
+        Needs an administrative token: the service may not delete logins (deleting and creating
+        one again would be a password reset)."""
         check_username(username)
         self._client.delete(f"auth/{self._auth_mount}/users/{username}", operation="delete-login")
 
     # -- groups ------------------------------------------------------------------------------
 
-    def members(self, group: str) -> tuple[str, ...]:
-        """The user names (entity names) of a group's members, sorted."""
-        ids = self._member_ids(group)
+    def _as(self, caller_token: str | None) -> VaultClient:
+        return self._client if caller_token is None else self._client.with_token(caller_token)
+
+    def members(self, group: str, *, caller_token: str | None = None) -> tuple[str, ...]:
+        """The user names (login names) of a group's members, sorted; a role group is read with
+        a coadministrator's ``caller_token`` (the service may not read it)."""
+        ids = self._member_ids(group, self._as(caller_token))
         return tuple(sorted(self._names_of(ids)))
 
-    def _member_ids(self, group: str) -> list[str]:
-        body = self._client.read(f"identity/group/name/{group}", operation="read-group")
+    def _member_ids(self, group: str, client: VaultClient) -> list[str]:
+        body = client.read(f"identity/group/name/{group}", operation="read-group")
         return [str(i) for i in ((body.get("data") or {}).get("member_entity_ids") or [])]
 
     def _names_of(self, entity_ids: Iterable[str]) -> list[str]:
+        accessor = self.mount_accessor()
         names = []
         for entity_id in entity_ids:
             try:
                 body = self._client.read(f"identity/entity/id/{entity_id}", operation="read-group")
-                names.append(str((body.get("data") or {}).get("name") or entity_id))
             except VaultNotFoundError:
                 names.append(entity_id)  # a deleted entity still listed: show its id
+                continue
+            names.append(login_name(body.get("data") or {}, accessor) or entity_id)
         return names
 
     def _group_lock(self, group: str) -> threading.RLock:
         with self._group_locks_guard:
             return self._group_locks.setdefault(group, threading.RLock())
 
-    def set_members(self, group: str, usernames: Iterable[str]) -> MembershipChange:
-        """Replace a group's members in ONE write: leavers and joiners change together."""
+    def set_members(
+        self, group: str, usernames: Iterable[str], *, caller_token: str | None = None
+    ) -> MembershipChange:
+        """Replace a group's members in ONE write: leavers and joiners change together.
+
+        ``caller_token`` writes with that token instead of this client's (role groups)."""
         wanted = sorted(set(usernames))
         ids = [self.require_entity_id(u) for u in wanted]
+        client = self._as(caller_token)
         with self._group_lock(group):
-            previous = self.members(group)
-            self._client.write(
+            previous = self.members(group, caller_token=caller_token)
+            client.write(
                 f"identity/group/name/{group}",
                 {"member_entity_ids": ids},
                 operation="set-members",
@@ -267,22 +323,31 @@ class Access:
             raise UnknownRoleError(role)
         return group
 
-    def set_role_members(self, role: Role, usernames: Iterable[str]) -> MembershipChange:
-        """Replace the members of a role's group (coadministradores, titulares, secretaria)."""
-        return self.set_members(self.role_group(role), usernames)
+    def set_role_members(
+        self, role: Role, usernames: Iterable[str], *, caller_token: str | None = None
+    ) -> MembershipChange:
+        """Replace the members of a role's group (coadministradores, titulares, secretaria),
+        with a coadministrator's ``caller_token`` (None: this client's, administrative)."""
+        return self.set_members(self.role_group(role), usernames, caller_token=caller_token)
 
-    def add_role_member(self, role: Role, username: str) -> MembershipChange:
+    def add_role_member(
+        self, role: Role, username: str, *, caller_token: str | None = None
+    ) -> MembershipChange:
         """Add one member (read-modify-write: identity groups have no check-and-set; serialized
         in this process, while two processes changing the group at once can lose one change,
         which reconciliation against the ledger restores)."""
         group = self.role_group(role)
         with self._group_lock(group):
-            return self.set_members(group, {*self.members(group), username})
+            current = self.members(group, caller_token=caller_token)
+            return self.set_members(group, {*current, username}, caller_token=caller_token)
 
-    def remove_role_member(self, role: Role, username: str) -> MembershipChange:
+    def remove_role_member(
+        self, role: Role, username: str, *, caller_token: str | None = None
+    ) -> MembershipChange:
         group = self.role_group(role)
         with self._group_lock(group):
-            return self.set_members(group, set(self.members(group)) - {username})
+            current = self.members(group, caller_token=caller_token)
+            return self.set_members(group, set(current) - {username}, caller_token=caller_token)
 
     def groups_of(self, username: str) -> tuple[str, ...]:
         """The names of the groups a person belongs to (for the service's role mapping)."""

@@ -14,10 +14,10 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from copy import deepcopy
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar, cast
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import structlog
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
@@ -34,6 +34,7 @@ from events.domain import (
     parse_district_id,
     person_id,
 )
+from events.domain.incident import LEDGER_DIVERGENCES
 from events.domain.official_channel import OfficialChannel
 from events.errors import CustodiaError
 
@@ -46,6 +47,15 @@ from .pii import PersonalDataVault
 log = structlog.get_logger("custodia.app")
 
 REQUEST_NAMESPACE = uuid5(NAMESPACE_URL, "https://custodia.iecm.mx/solicitudes")
+#: Namespace of the ids of the incidents opened for the ledger follower's alerts (issue 16).
+LEDGER_ALERT_NAMESPACE = uuid5(NAMESPACE_URL, "https://custodia.iecm.mx/bitacora/alertas")
+
+
+def ledger_incident_id(alert_id: str) -> UUID:
+    """The id of the incident recording the ledger follower's alert ``alert_id``."""
+    return uuid5(LEDGER_ALERT_NAMESPACE, alert_id)
+
+
 T = TypeVar("T")
 
 
@@ -160,6 +170,9 @@ class Custodia:
         self.pii = pii
         self.policy = policy
         self.clock = clock or (lambda: datetime.now(UTC))
+        # A staged credential younger than this may be a rotation in flight: reconciliation
+        # leaves it alone (custody.reconcile).
+        self.reconcile_grace = timedelta(seconds=60)
         # Commands on one district are serialized in this process (the ledger's optimistic
         # concurrency still protects against other processes).
         self._locks: dict[str, threading.Lock] = {}
@@ -276,7 +289,14 @@ class Custodia:
         person.grant_role(role, district=code, by=by, at=now)
         self._save(person)
         vault_role = role if role in ("coadministrador", "titular", "secretaria") else None
-        self.access.ensure_person(username, password, vault_role)  # type: ignore[arg-type]
+        # The login is the service's to create; a role group is written with the requesting
+        # coadministrator's own token (the service's may not touch role groups: issue 16).
+        self.access.ensure_person(
+            username,
+            password,
+            vault_role,  # type: ignore[arg-type]
+            caller_token=actor.token,
+        )
         return {"usuario": username, "rol": role, "distrito": code}
 
     def whoami(self, actor: Actor) -> dict[str, Any]:
@@ -311,7 +331,13 @@ class Custodia:
                         continue
                     # Topics are "<prefix>:<Class>.<Event>".
                     name, _, what = n.topic.rpartition(":")[2].rpartition(".")
-                    if what in ("Registered", "Filed", "Reported", "UnrecordedReadDetected"):
+                    if what in (
+                        "Registered",
+                        "Filed",
+                        "Reported",
+                        "UnrecordedReadDetected",
+                        "LedgerTamperingDetected",
+                    ):
                         self._index.setdefault(name, []).append(UUID(str(n.originator_id)))
                 if page:
                     start = page[-1].id + 1
@@ -499,7 +525,9 @@ class Custodia:
             by, district = self.person_and_district(actor.username, account_id.district)
             acc = district.open_account(str(account_id))
             base = acc.current_version or 0
-            event_id = str(uuid5(REQUEST_NAMESPACE, f"{account_id}:{acc.highest_version + 1}"))
+            # One rotation id, recorded in the start event, tagged on the staged credential in
+            # OpenBao, and used by reconciliation and confirmation (issue 16, finding 9).
+            event_id = str(uuid4())
             now = self.clock()
 
             def record(staged: Any) -> None:
@@ -509,6 +537,7 @@ class Custodia:
                     fingerprint=staged.fingerprint,
                     by=by,
                     at=now,
+                    rotation_id=event_id,
                 )
                 self._save(district)
 
@@ -560,11 +589,10 @@ class Custodia:
                 else:
                     self._save(district)
 
-            event_id = self.credentials.staged_metadata(str(account_id)) or {}
             confirmed = self.credentials.confirm(
                 actor.token,
                 str(account_id),
-                str(event_id.get("ledger_event_id", "")),
+                self._rotation_id(acc),
                 confirmed_by=actor.username,
                 record=record,
             )
@@ -591,12 +619,11 @@ class Custodia:
                 district.abandon_rotation(str(account_id), version=version, by=by, at=now)
                 self._save(district)
 
-            meta = self.credentials.staged_metadata(str(account_id)) or {}
             try:
                 self.credentials.abandon(
                     actor.token,
                     str(account_id),
-                    str(meta.get("ledger_event_id", "")),
+                    self._rotation_id(acc),
                     record=record,
                 )
             except NoStagedRotationError:
@@ -604,6 +631,14 @@ class Custodia:
                 # ``staged_missing``): recording the abandonment is all there is to do.
                 record(None)
         return {"cuenta": str(account_id), "version_descartada": version}
+
+    def _rotation_id(self, acc: Any) -> str:
+        """The open rotation's id, as its start event recorded it. A start event recorded
+        before the id existed (version 1) has none: OpenBao's tag is taken, as it used to be."""
+        if acc.staged_rotation_id:
+            return str(acc.staged_rotation_id)
+        meta = self.credentials.staged_metadata(str(acc.account_id)) or {}
+        return str(meta.get("ledger_event_id", ""))
 
     def reveal(
         self, actor: Actor, account: str, purpose: str, device: str | None
@@ -673,8 +708,13 @@ class Custodia:
             district = self.district(account_id.district)
             district.open_account(str(account_id))
             now = self.clock()
-            district.register_totp(str(account_id), by=by, at=now)  # refuses non-coadmins first
+            from events.domain import require_coadministrator
+
+            require_coadministrator(by, "register TOTP seeds")  # before OpenBao is written
             registration = self.credentials.register_totp(actor.token, str(account_id), uri)
+            district.register_totp(
+                str(account_id), by=by, at=now, seed_fingerprint=registration.seed_fingerprint
+            )
             self._save(district)
         return {
             "cuenta": str(account_id),
@@ -855,7 +895,8 @@ class Custodia:
     def contain_incident(self, actor: Actor, identifier: str, detail: str) -> dict[str, Any]:
         by = self.person(actor.username)
         incident = self._incident(identifier)
-        district = self.district(incident.district)
+        # The institution's incident (the ledger's) has no district: no rotation to check.
+        district = self.district(incident.district) if incident.district else None
         incident.contain(district, detail, by=by, at=self.clock())
         self._save(incident)
         return self._incident_row(incident)
@@ -866,6 +907,55 @@ class Custodia:
         incident.close(detail, by=by, at=self.clock())
         self._save(incident)
         return self._incident_row(incident)
+
+    def record_ledger_tampering(
+        self,
+        *,
+        alert_id: str,
+        divergence: str,
+        entry: int | None,
+        anchored_size: int,
+        anchored_root: str | None,
+        observed_size: int,
+        observed_root: str | None,
+        diverged_at: datetime,
+    ) -> tuple[UUID, bool]:
+        """Issue 16: the ledger follower's alert ``alert_id`` (it refused to sign a ledger that
+        does not extend the head anchored in OpenBao) opens the institution's incident. Its id
+        derives from the alert, so an alert read again (a restart, another instance) records
+        nothing more: the id, and whether this call recorded it."""
+        incident_id = ledger_incident_id(alert_id)
+        try:
+            self.app.repository.get(incident_id)
+            return incident_id, False
+        except AggregateNotFoundError:
+            pass
+        incident = Incident.ledger_tampering(
+            incident_id=incident_id,
+            divergence=divergence if divergence in LEDGER_DIVERGENCES else "otra",
+            entry=entry,
+            anchored_size=anchored_size,
+            anchored_root=anchored_root,
+            observed_size=observed_size,
+            observed_root=observed_root,
+            alert_id=alert_id,
+            diverged_at=diverged_at,
+            policy=self.policy,
+            at=self.clock(),
+        )
+        try:
+            self.app.save(incident)
+        except IntegrityError:
+            return incident_id, False  # another instance recorded it first
+        return incident_id, True
+
+    def incident_status(self, incident_id: UUID) -> str | None:
+        """The state of an incident (``None`` if the ledger has no such incident)."""
+        try:
+            item: Any = self.app.repository.get(incident_id)
+        except AggregateNotFoundError:
+            return None
+        return str(item.status) if isinstance(item, Incident) else None
 
     def list_incidents(self, actor: Actor, district: str | None) -> list[dict[str, Any]]:
         by = self.person(actor.username)
@@ -892,13 +982,24 @@ class Custodia:
                 if acc.is_open:
                     accounts[acc.account_id] = AccountState(
                         current_version=acc.current_version or 0,
+                        # The start event's rotation id; for a version 1 event (no id),
+                        # the id that version derived for an account never abandoned.
                         open_rotation=(
-                            str(uuid5(REQUEST_NAMESPACE, f"{acc.account_id}:{acc.staged_version}"))
+                            (
+                                acc.staged_rotation_id
+                                or str(
+                                    uuid5(
+                                        REQUEST_NAMESPACE,
+                                        f"{acc.account_id}:{acc.staged_version}",
+                                    )
+                                )
+                            )
                             if acc.staged_version
                             else None
                         ),
                         staged_version=acc.staged_version,
                         staged_fingerprint=acc.staged_fingerprint,
+                        totp_fingerprint=acc.totp_fingerprint or None,
                     )
         roles: dict[str, list[str]] = {"coadministrador": [], "titular": [], "secretaria": []}
         for person in self._all(Person):
@@ -915,7 +1016,10 @@ class Custodia:
 
         by = self.person(actor.username)
         require_coadministrator(by, "reconcile")
-        reconciler = Reconciler(self.access._client)  # the service's own client
+        # The service's own client; the role groups with the coadministrator's token.
+        reconciler = Reconciler(
+            self.access._client, role_token=actor.token, grace=self.reconcile_grace
+        )
         report = reconciler.reconcile(self.desired_state(), repair=repair)
         repaired, pending = len(report.repaired), len(report.pending)
         if repair:
@@ -955,7 +1059,11 @@ class Custodia:
         person.revoke_role(role, by=by, at=self.clock())
         self._save(person)
         if role in ("coadministrador", "titular", "secretaria"):
-            self.access.remove_role_member(role, username)  # type: ignore[arg-type]
+            self.access.remove_role_member(
+                role,  # type: ignore[arg-type]
+                username,
+                caller_token=actor.token,
+            )
         return {"usuario": username, "rol_revocado": role}
 
     def erase_person(self, actor: Actor, username: str) -> dict[str, Any]:

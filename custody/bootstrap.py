@@ -110,9 +110,9 @@ def resolve(settings: Settings, role: NatsRole, *, start: bool = False) -> Endpo
     )
 
 
-def admin_token(settings: Settings) -> str:
-    """The administrative OpenBao token for ``init``: the embedded root token, or
-    CUSTODIA_VAULT_TOKEN."""
+def admin_token(settings: Settings) -> str | None:
+    """The administrative OpenBao token for ``init``: CUSTODIA_VAULT_TOKEN, or the embedded
+    root token until the first ``init`` revokes it (then None)."""
     if settings.vault_token:
         return settings.vault_token
     if settings.embedded_vault:

@@ -199,6 +199,14 @@ class OtpauthKey:
 _B32_ALPHABET = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
 
 
+SEED_TAG_PREFIX = "custodia:"
+
+
+def seed_tag(fingerprint: str) -> str:
+    """What Custodia writes as a TOTP key's ``account_name``: the seed's keyed fingerprint."""
+    return f"{SEED_TAG_PREFIX}{fingerprint}"
+
+
 def parse_otpauth(account: str, uri: str) -> OtpauthKey:
     """Validate an ``otpauth://totp/`` URI; :class:`InvalidOtpauthUriError` names the bad part.
 
@@ -1102,7 +1110,9 @@ class Credentials:
             {
                 "key": key.secret_b32,
                 "issuer": key.issuer,
-                "account_name": key.label or ref.name,
+                # The seed's keyed fingerprint, also recorded in the ledger: reconciliation
+                # recognises a seed imported straight into OpenBao (issue 16, finding 11).
+                "account_name": seed_tag(fingerprint),
                 "algorithm": key.algorithm,
                 "digits": key.digits,
                 "period": key.period,

@@ -8,7 +8,9 @@ Layout of the home::
     run/stack.json      pids and ports of the running servers (rewritten atomically)
     nats/               nats.conf, jetstream/ (file storage, sync_interval: always), nats.log
     openbao/            openbao.hcl, data/ (raft), audit.log (declared audit device), openbao.log
-    secrets/            mode 0700; openbao-init.json (unseal key, root token), mode 0600
+    secrets/            mode 0700; openbao-init.json (the unseal key ONLY), mode 0600;
+                        openbao-root-token (mode 0600) only from OpenBao's first start until
+                        ``custodia init`` revokes that root token (issue 16, finding 6)
 
 Servers run detached (own session) and outlive the command that started them; ``stop()`` ends
 them. ``start()`` is idempotent: a server recorded in ``stack.json`` that is alive, ours and
@@ -18,8 +20,10 @@ previous ports when they are free. Whatever a failed ``start()`` started, it sto
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
+import http.client
 import json
 import os
 import tempfile
@@ -75,6 +79,14 @@ class UnsealError(StackError):
         self.path = path
 
 
+class RootTokenGenerationError(StackError):
+    """OpenBao did not complete a root token generation with the unseal key of this home."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"root token generation failed: {reason}")
+        self.reason = reason
+
+
 class StackNotRunningError(StackError):
     """The embedded servers of this home are not running."""
 
@@ -114,10 +126,11 @@ class StackInfo:
 
 @dataclass(frozen=True)
 class VaultKeys:
-    """OpenBao's unseal key and initial root token, kept in ``secrets/openbao-init.json``."""
+    """OpenBao's unseal key (``secrets/openbao-init.json``, a file of its own) and, until
+    ``custodia init`` revokes it, the initial root token (``secrets/openbao-root-token``)."""
 
     unseal_key: str
-    root_token: str
+    root_token: str | None = None
 
     def __repr__(self) -> str:  # never print the secrets
         return "VaultKeys(<redactado>)"
@@ -135,6 +148,7 @@ class EmbeddedStack:
         self.secrets_dir = home / "secrets"
         self.stack_file = self.run_dir / "stack.json"
         self.key_file = self.secrets_dir / "openbao-init.json"
+        self.root_token_file = self.secrets_dir / "openbao-root-token"
 
     # -- public API -------------------------------------------------------------------------
 
@@ -226,7 +240,9 @@ class EmbeddedStack:
         return result
 
     def vault_keys(self) -> VaultKeys:
-        """The unseal key and root token of the embedded OpenBao (validated)."""
+        """The unseal key of the embedded OpenBao (validated) and its root token, if it has
+        not been revoked yet. A key file of an earlier version, which also held the root token,
+        is split in two files here."""
         path = self.key_file
         try:
             mode = path.stat().st_mode & 0o777
@@ -239,14 +255,60 @@ class EmbeddedStack:
             raise CorruptKeyFileError(path, f"permissions {oct(mode)} are too open (expected 0600)")
         try:
             data = json.loads(raw)
-            key, token = data["unseal_key"], data["root_token"]
+            key = data["unseal_key"]
         except (ValueError, KeyError, TypeError):
-            raise CorruptKeyFileError(
-                path, "not valid JSON with unseal_key and root_token"
-            ) from None
-        if not isinstance(key, str) or not isinstance(token, str) or not key or not token:
-            raise CorruptKeyFileError(path, "empty unseal_key or root_token")
-        return VaultKeys(key, token)
+            raise CorruptKeyFileError(path, "not valid JSON with unseal_key") from None
+        if not isinstance(key, str) or not key:
+            raise CorruptKeyFileError(path, "empty unseal_key")
+        legacy = data.get("root_token")
+        if isinstance(legacy, str) and legacy:
+            # One file per secret: the token moves to its own file, the key file keeps the key.
+            self._write_secret_text(self.root_token_file, legacy)
+            self._write_secret_json(path, {"unseal_key": key})
+        return VaultKeys(key, self._root_token())
+
+    def _root_token(self) -> str | None:
+        try:
+            token = self.root_token_file.read_text().strip()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise CorruptKeyFileError(self.root_token_file, f"unreadable: {exc.strerror}") from None
+        return token or None
+
+    def forget_root_token(self) -> None:
+        """Delete the root token's file (``custodia init`` calls it once it revoked the token)."""
+        with contextlib.suppress(FileNotFoundError):
+            self.root_token_file.unlink()
+
+    def generate_root_token(self, token: str) -> str:
+        """A new root token, made with the unseal key kept here and ``token``, a token allowed
+        on ``sys/generate-root-token/*`` (a coadministrator's: two parties, the one who holds
+        the unseal key and a coadministrator). What ``bao operator generate-root`` does with
+        BAO_TOKEN set: start an attempt (one-time password), give the key, decode. For an
+        operator who needs one (applying the layout again, an investigation); revoke it after
+        use (``bao token revoke -self``). Every use is in OpenBao's audit log."""
+        info = self.info()
+        if info is None:
+            raise StackNotRunningError(self.home)
+        port = info.vault.port
+        keys = self.vault_keys()
+        base = "/v1/sys/generate-root-token"
+        _bao_request(port, "DELETE", f"{base}/attempt", token)  # cancel an abandoned attempt
+        status, started = _bao_request(port, "PUT", f"{base}/attempt", token, {})
+        data = (started or {}).get("data") or started or {}
+        if status != 200 or not data.get("otp"):
+            raise RootTokenGenerationError(f"attempt answered {status}")
+        nonce, otp = str(data["nonce"]), str(data["otp"])
+        status, done = _bao_request(
+            port, "PUT", f"{base}/update", token, {"key": keys.unseal_key, "nonce": nonce}
+        )
+        data = (done or {}).get("data") or done or {}
+        if status != 200 or not data.get("encoded_token"):
+            raise RootTokenGenerationError(f"update answered {status}")
+        encoded = str(data["encoded_token"])
+        raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4))
+        return bytes(a ^ b for a, b in zip(raw, otp.encode(), strict=False)).decode()
 
     def record_service(self, pid: int | None) -> None:
         """Record (or forget) the pid of a running ``custodia servicio`` for this home."""
@@ -344,8 +406,10 @@ class EmbeddedStack:
             )
             if status != 200 or not isinstance(body, dict):
                 raise servers.ServerStartError("OpenBao", f"init answered {status}", proc.log_file)
-            keys = VaultKeys(body["keys_base64"][0], body["root_token"])
-            self._write_secret_json(self.key_file, asdict(keys))
+            # The unseal key and the root token in two files: the token is revoked (and its
+            # file deleted) at the end of ``custodia init``; the key stays, for every start.
+            self._write_secret_text(self.root_token_file, str(body["root_token"]))
+            self._write_secret_json(self.key_file, {"unseal_key": body["keys_base64"][0]})
         if seal.get("sealed", True) or not seal.get("initialized"):
             keys = self.vault_keys()
             status, body = http_put_json(proc.port, "/v1/sys/unseal", {"key": keys.unseal_key})
@@ -446,6 +510,15 @@ class EmbeddedStack:
             os.fsync(out.fileno())
         os.replace(tmp, path)
 
+    def _write_secret_text(self, path: Path, text: str) -> None:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(text)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, path)
+
     def _is_ours(self, pid: int, name: str) -> bool:
         if not pid_alive(pid):
             return False
@@ -490,6 +563,25 @@ class EmbeddedStack:
 
 def _record(entry: dict[str, Any]) -> ServerRecord:
     return ServerRecord(int(entry["pid"]), int(entry["port"]), int(entry["aux_port"]))
+
+
+def _bao_request(
+    port: int, method: str, path: str, token: str, payload: dict[str, Any] | None = None
+) -> tuple[int, Any]:
+    """One request to the embedded OpenBao with ``token``: status and decoded JSON (or None)."""
+    conn = http.client.HTTPConnection(servers.LOOPBACK, port, timeout=10.0)
+    headers = {"X-Vault-Token": token, "Content-Type": "application/json"}
+    try:
+        body = json.dumps(payload) if payload is not None else None
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        raw = response.read()
+    finally:
+        conn.close()
+    try:
+        return response.status, json.loads(raw) if raw else None
+    except ValueError:
+        return response.status, None
 
 
 def default_home(env: dict[str, str] | None = None) -> Path:

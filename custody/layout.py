@@ -71,6 +71,8 @@ COADMIN_POLICY = "custodia-coadministrador"
 TITULAR_POLICY = "custodia-titular"
 SECRETARIA_POLICY = "custodia-secretaria"
 SERVICE_POLICY = "custodia-servicio"
+#: Where the ledger's anchored head, witnesses and alerts live in the KV mount (custody.ledger).
+LEDGER_RECORDS = "bitacora"
 SIGNER_POLICY = "custodia-firmante"  # the ledger follower's own token (custody.ledger.anchor)
 
 KV_MAX_VERSIONS = 10
@@ -167,19 +169,73 @@ def policy_documents(mounts: Mounts | None = None) -> dict[str, str]:
         "transit": mounts.transit,
         "userpass": mounts.userpass,
     }
+    coadmin = _template("coadministrador.hcl").substitute(names)
+    district_template = _template("administrador-distrito.hcl")
+    districts = {
+        district_policy(d): district_template.substitute(
+            names, district=d, district_lower=d.lower()
+        )
+        for d in DISTRICTS
+    }
+    denies = _deny_blocks(
+        secret_grants([coadmin, *districts.values()], (mounts.kv, mounts.totp, mounts.transit))
+    )
     docs = {
-        COADMIN_POLICY: _template("coadministrador.hcl").substitute(names),
-        TITULAR_POLICY: _template("titular.hcl").substitute(names),
-        SECRETARIA_POLICY: _template("secretaria.hcl").substitute(names),
-        SERVICE_POLICY: _template("servicio.hcl").substitute(names),
+        COADMIN_POLICY: coadmin,
+        TITULAR_POLICY: _template("titular.hcl").substitute(names, secret_denies=denies),
+        SECRETARIA_POLICY: _template("secretaria.hcl").substitute(names, secret_denies=denies),
+        SERVICE_POLICY: _template("servicio.hcl").substitute(
+            names, district_groups=_district_group_blocks()
+        ),
         SIGNER_POLICY: _template("firmante.hcl").substitute(names),
     }
-    district_template = _template("administrador-distrito.hcl")
-    for district in DISTRICTS:
-        docs[district_policy(district)] = district_template.substitute(
-            names, district=district, district_lower=district.lower()
-        )
+    docs.update(districts)
     return docs
+
+
+_PATH_RE = re.compile(r'^path "([^"]+)"', re.MULTILINE)
+
+
+def policy_paths(text: str) -> list[str]:
+    """The path patterns of a policy document, in order."""
+    return _PATH_RE.findall(text)
+
+
+def secret_grants(documents: list[str], mounts: tuple[str, ...]) -> list[str]:
+    """Every path pattern the people's policies (coadministrator, districts) name on the secret
+    mounts: a titular's and a secretaria's deny must be on each of them, since OpenBao decides a
+    request by its most specific matching pattern across all of a token's policies."""
+    found: set[str] = set()
+    for text in documents:
+        found.update(
+            p for p in policy_paths(text) if p.split("/", 1)[0] in mounts and not _ledger_record(p)
+        )
+    return sorted(found)
+
+
+def _ledger_record(path: str) -> bool:
+    """The ledger's anchored head, witnesses and alerts (``<kv>/{data,metadata}/bitacora/*``):
+    no secret; the Secretaría Ejecutiva reads them to verify the ledger, so they are never
+    denied to her."""
+    parts = path.split("/")
+    return len(parts) >= 3 and parts[1] in {"data", "metadata"} and parts[2] == LEDGER_RECORDS
+
+
+def _deny_blocks(paths: list[str]) -> str:
+    return "\n".join(f'path "{p}" {{\n  capabilities = ["deny"]\n}}\n' for p in paths)
+
+
+def _district_group_blocks() -> str:
+    """The service's membership rights: one exact path per district administrator group."""
+    return "\n".join(
+        f'path "identity/group/name/{district_group(d)}" {{\n'
+        '  capabilities = ["read", "update"]\n'
+        "  allowed_parameters = {\n"
+        '    "member_entity_ids" = []\n'
+        "  }\n"
+        "}\n"
+        for d in DISTRICTS
+    )
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,7 @@ MAX_TEXT = 4000
 _COMMAND = re.compile(r"^[a-z][a-z0-9_-]{0,30}(\.[a-z][a-z0-9_-]{0,30}){0,2}$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 _HKDF_INFO = b"custodia reply v1"
+SEALED_FIELDS = frozenset({"contrasena", "envoltorio"})  # reply fields that travel only sealed
 
 
 class ProtocolError(CustodiaError):
@@ -170,7 +171,13 @@ def decode_reply(data: bytes) -> Any:
     if not isinstance(reply, dict) or "ok" not in reply:
         raise ProtocolError("reply has no ok field")
     if reply["ok"]:
-        return reply.get("data")
+        out = reply.get("data")
+        if isinstance(out, dict) and any(
+            not isinstance(out[k], dict) or set(out[k]) != {"sealed"}
+            for k in SEALED_FIELDS & out.keys()
+        ):
+            raise ProtocolError("secret reply field not sealed")
+        return out
     error = reply.get("error") or {}
     chain = [str(name) for name in error.get("chain") or []]
     raise RemoteError(

@@ -48,7 +48,8 @@ from typing import Any
 
 import structlog
 
-from custody.access import Access
+from custody.access import Access, login_name
+from custody.credentials import seed_tag
 from custody.errors import VaultNotFoundError
 from custody.layout import CURRENT, ROLE_GROUPS, STAGED, AccountRef, district_group, district_id
 from custody.vault import VaultClient, parse_time
@@ -74,6 +75,8 @@ class DriftKind(StrEnum):
     ORPHAN_STAGED = "orphan_staged"  # a staged credential no open rotation explains
     STAGED_UNTAGGED = "staged_untagged"  # the open rotation is staged without its tag
     STAGED_MISSING = "staged_missing"  # the ledger has an open rotation, Vault nothing staged
+    SEED_UNRECORDED = "seed_unrecorded"  # the TOTP seed is not the one the ledger registered
+    SEED_MISSING = "seed_missing"  # the ledger registered a seed, OpenBao has none
     CONFIRMED_UNRECORDED = "confirmed_unrecorded"  # Vault current ahead by the open rotation
     UNRECORDED_VERSION = "unrecorded_version"  # Vault current ahead, unexplained
     LEDGER_AHEAD = "ledger_ahead"  # the ledger's version is not in Vault
@@ -87,6 +90,8 @@ _REPAIR: Mapping[DriftKind, Repair] = {
     DriftKind.ORPHAN_STAGED: Repair.VAULT,
     DriftKind.STAGED_UNTAGGED: Repair.VAULT,
     DriftKind.STAGED_MISSING: Repair.LEDGER,
+    DriftKind.SEED_UNRECORDED: Repair.MANUAL,
+    DriftKind.SEED_MISSING: Repair.MANUAL,
     DriftKind.CONFIRMED_UNRECORDED: Repair.LEDGER,
     DriftKind.UNRECORDED_VERSION: Repair.MANUAL,
     DriftKind.LEDGER_AHEAD: Repair.MANUAL,
@@ -117,6 +122,9 @@ class AccountState:
     open_rotation: str | None = None  # event id of a started, not yet finished rotation
     staged_version: int | None = None  # the open rotation's version and fingerprint
     staged_fingerprint: str | None = None
+    # The registered 2FA seed's keyed fingerprint (None: no seed, or one registered before the
+    # ledger kept it: not checked).
+    totp_fingerprint: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,11 +157,15 @@ class Reconciler:
         self,
         client: VaultClient,
         *,
+        role_token: str | None = None,
         grace: timedelta = timedelta(seconds=60),
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self._client = client
         self._access = Access(client)
+        # The role groups are read and repaired with a coadministrator's own token (the
+        # service's may not touch them); None: with ``client``'s token (administrative).
+        self._role_token = role_token
         self._mounts = client.mounts
         # A staged credential younger than this may be a rotation in flight: left alone.
         self._grace = grace
@@ -183,7 +195,11 @@ class Reconciler:
             wanted = {holder} if holder else set()
             drifts.extend(self._membership(district_group(district), wanted, names, known))
         for role, usernames in sorted((desired.roles or {}).items()):
-            drifts.extend(self._membership(ROLE_GROUPS[role], set(usernames), names, known))
+            drifts.extend(
+                self._membership(
+                    ROLE_GROUPS[role], set(usernames), names, known, token=self._role_token
+                )
+            )
         drifts.extend(self._accounts(desired, holders))
         for drift in drifts:
             log.warning(
@@ -202,13 +218,22 @@ class Reconciler:
         except VaultNotFoundError:
             return {}
         info = ((body or {}).get("data") or {}).get("key_info") or {}
-        return {str(i): str(v.get("name") or i) for i, v in info.items()}
+        accessor = self._access.mount_accessor()
+        # People are their logins: an entity is named by its userpass alias (custody.access).
+        return {str(i): login_name(v, accessor) or str(i) for i, v in info.items()}
 
     def _membership(
-        self, group: str, wanted: set[str], names: Mapping[str, str], known: set[str]
+        self,
+        group: str,
+        wanted: set[str],
+        names: Mapping[str, str],
+        known: set[str],
+        *,
+        token: str | None = None,
     ) -> list[Drift]:
+        client = self._client if token is None else self._client.with_token(token)
         try:
-            body = self._client.read(f"identity/group/name/{group}", operation="reconcile")
+            body = client.read(f"identity/group/name/{group}", operation="reconcile")
         except VaultNotFoundError:
             return [Drift(DriftKind.MISSING_GROUP, group, "present", "missing")]
         ids = (body.get("data") or {}).get("member_entity_ids") or []
@@ -331,6 +356,8 @@ class Reconciler:
                         {"account": name, "rotation_event_id": rotation},
                     )
                 )
+        if state is not None and state.totp_fingerprint:
+            drifts.extend(self._seed(ref, state.totp_fingerprint))
         untagged = (
             state is not None
             and rotation is not None
@@ -376,6 +403,27 @@ class Reconciler:
                 )
             )
         return drifts
+
+    def _seed(self, ref: AccountRef, fingerprint: str) -> list[Drift]:
+        """The account's TOTP key must be the seed the ledger registered: Custodia writes the
+        seed's keyed fingerprint as the key's ``account_name``; a seed imported straight into
+        OpenBao (outside the ledger) carries anything else (finding 11). Never repaired here:
+        the seed is unreadable, a person investigates and registers it again."""
+        try:
+            body = self._client.read(ref.totp_key_path(self._mounts), operation="reconcile")
+        except VaultNotFoundError:
+            return [Drift(DriftKind.SEED_MISSING, ref.name, "seed registered", "no seed")]
+        found = str((body.get("data") or {}).get("account_name") or "")
+        if found != seed_tag(fingerprint):
+            return [
+                Drift(
+                    DriftKind.SEED_UNRECORDED,
+                    ref.name,
+                    "the seed registered in the ledger",
+                    "another seed",
+                )
+            ]
+        return []
 
     def _aged(self, staged_meta: Mapping[str, Any]) -> bool:
         created = parse_time(staged_meta.get("updated_time")) or parse_time(
@@ -423,7 +471,11 @@ class Reconciler:
             try:
                 if drift.kind is DriftKind.MEMBERSHIP:
                     wanted = [u for u in drift.expected.split(",") if u]
-                    self._access.set_members(drift.facts["group"], wanted)
+                    group = drift.facts["group"]
+                    role_group = group in ROLE_GROUPS.values()
+                    self._access.set_members(
+                        group, wanted, caller_token=self._role_token if role_group else None
+                    )
                 elif drift.kind is DriftKind.STAGED_UNTAGGED:
                     self._retag(drift.facts)
                 elif drift.kind is DriftKind.ORPHAN_STAGED:

@@ -12,8 +12,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import structlog
+from eventsourcing.application import AggregateNotFoundError
 
 from events.domain import Policy
+from events.errors import ConfigurationError
 
 from . import bootstrap
 from .access import Access
@@ -21,6 +23,8 @@ from .app import Custodia, CustodiaApplication, bootstrap_ledger
 from .commands import VaultAuthenticator, build_handlers, checking_arguments
 from .config import Settings
 from .credentials import Credentials
+from .embedded import EmbeddedStack
+from .errors import VaultPermissionDeniedError, VaultTokenInvalidError
 from .layout import create_service_token, ensure_layout
 from .pii import PersonalDataVault
 from .service import CachedAuthenticator, CommandService
@@ -97,17 +101,41 @@ class InitResult:
     first_user: str
     ledger_created: bool
     layout_changes: int
+    # False: a later ``init`` without an administrative token (the embedded root token was
+    # revoked by the first one): OpenBao's layout was not checked again.
+    layout_applied: bool = True
+    root_token_revoked: bool = False
+
+
+class AdministrativeTokenRequiredError(ConfigurationError):
+    """``init`` must change OpenBao and has no administrative token (the embedded root token is
+    revoked at the end of the first ``init``): an operator generates one with the unseal key."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("CUSTODIA_VAULT_TOKEN", reason)
+        self.reason = reason
 
 
 def initialize(
     settings: Settings, username: str, password: str, name: str, email: str
 ) -> InitResult:
     """``custodia init``: servers (embedded), OpenBao layout, service token, NATS streams, the
-    first coadministrator and the 33 districts. Idempotent."""
+    first coadministrator and the 33 districts. Idempotent.
+
+    The embedded OpenBao's root token is revoked at the end (issue 16, finding 6): nobody keeps
+    a token that can do everything. A later ``init`` without CUSTODIA_VAULT_TOKEN finds no
+    administrative token; if the first coadministrator and the ledger are already there it
+    only checks them, with the service's token, and says the layout was not applied again."""
     endpoints = bootstrap.resolve(settings, "servicio", start=True)
-    admin = VaultClient(
-        endpoints.vault_addr, bootstrap.admin_token(settings), verify=endpoints.vault_verify
-    )
+    embedded_root = not settings.vault_token and settings.embedded_vault
+    token = bootstrap.admin_token(settings)
+    if token is not None and embedded_root and not _token_valid(endpoints, token):
+        # Revoked by an earlier ``init`` that stopped before deleting the file.
+        EmbeddedStack(settings.home).forget_root_token()
+        token = None
+    if token is None:
+        return _initialize_again(settings, endpoints, username)
+    admin = VaultClient(endpoints.vault_addr, token, verify=endpoints.vault_verify)
     report = ensure_layout(admin)
     token_file = settings.home / "secrets" / bootstrap.SERVICE_TOKEN_FILE
     if not token_file.exists():
@@ -128,7 +156,59 @@ def initialize(
         app.close()
     access.ensure_person(username, password, "coadministrador")
     changes = len(getattr(report, "created", [])) + len(getattr(report, "updated", []))
-    return InitResult(endpoints.nats_url, endpoints.vault_addr, username, created, changes)
+    revoked = False
+    if embedded_root:
+        # Nobody keeps the root token: an operator regenerates one with the unseal key
+        # (``bao operator generate-root``) when needed. Revoked first, then its file deleted:
+        # a crash in between leaves a dead token, which the next ``init`` recognises.
+        admin.revoke_self()
+        EmbeddedStack(settings.home).forget_root_token()
+        revoked = True
+        log.info("vault.root_token.revoked")
+    return InitResult(
+        endpoints.nats_url,
+        endpoints.vault_addr,
+        username,
+        created,
+        changes,
+        root_token_revoked=revoked,
+    )
+
+
+def _token_valid(endpoints: bootstrap.Endpoints, token: str) -> bool:
+    try:
+        VaultClient(endpoints.vault_addr, token, verify=endpoints.vault_verify).lookup_self()
+    except (VaultPermissionDeniedError, VaultTokenInvalidError):
+        return False
+    return True
+
+
+def _initialize_again(
+    settings: Settings, endpoints: bootstrap.Endpoints, username: str
+) -> InitResult:
+    """``init`` once the root token is gone: only what the service's token can check."""
+    from events.domain import person_id
+
+    token_file = settings.home / "secrets" / bootstrap.SERVICE_TOKEN_FILE
+    if not token_file.exists():
+        raise AdministrativeTokenRequiredError("no service token and no administrative token")
+    app = make_application(endpoints)
+    try:
+        app.repository.get(person_id(username))
+    except AggregateNotFoundError:
+        raise AdministrativeTokenRequiredError(
+            f"{username} is not in the ledger; registering a first coadministrator again "
+            "needs an administrative token"
+        ) from None
+    finally:
+        app.close()
+    service = VaultClient(
+        endpoints.vault_addr, bootstrap.service_token(settings), verify=endpoints.vault_verify
+    )
+    Access(service).ensure_person(username)  # the identity is there (its password unchanged)
+    return InitResult(
+        endpoints.nats_url, endpoints.vault_addr, username, False, 0, layout_applied=False
+    )
 
 
 async def serve(settings: Settings, *, ready: Any = None) -> None:
@@ -175,12 +255,17 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
     from .openbao_audit import start_audit_follower
 
     audit = start_audit_follower(services, settings)  # reads bypassing the ledger (issue 16)
+    from .ledger.alerts import start_alert_watcher
+
+    alerts = start_alert_watcher(services, settings)  # the follower's alerts: incidents
     try:
         await stop.wait()
     finally:
         advance.cancel()
         if audit is not None:
             await asyncio.to_thread(audit.stop)
+        if alerts is not None:
+            await asyncio.to_thread(alerts.stop)
         await service.stop()
         await nc.drain()
         await asyncio.to_thread(read_side.stop)

@@ -4,7 +4,9 @@ Given the real secrets of a test run (a password, a staged password, a TOTP seed
 token, a wrapping token, an unseal key), :func:`scan` walks any value — strings, bytes, mappings,
 sequences, dataclasses, exceptions with their causes, structlog ``capture_logs()`` entries — and
 reports where a secret appears, raw or in the encodings a leak usually takes: JSON-escaped,
-URL-encoded, hex, and base64 at any alignment inside a longer base64 text.
+URL-encoded, hex, and base64 at any of the three byte alignments inside a longer base64 text.
+A secret of 8 bytes or more is found in part too: every run of 8 of its bytes is looked for, in
+every encoding, so a token cut short in a log line is still caught.
 
 A :class:`Finding` names the location and the encoding, never the secret, so a failing assertion
 does not print what it protects.
@@ -22,6 +24,9 @@ from dataclasses import dataclass
 from typing import Any
 
 MIN_SECRET_LENGTH = 6
+# A secret of this many bytes or more is also found in part: any run of WINDOW of its bytes is
+# a leak (a token logged cut at 22 of 24 characters still gives it away).
+WINDOW = 8
 _MAX_DEPTH = 40
 
 
@@ -39,38 +44,82 @@ def _as_bytes(secret: str | bytes) -> bytes:
 
 
 def _base64_cores(raw: bytes, encode: Any) -> list[bytes]:
-    """The part of base64(x + raw + y) that is the same whatever the bytes around ``raw``."""
+    """What base64(x + raw + y) holds whatever the bytes around ``raw``, at each of the three
+    byte alignments: the characters whose six bits all come from ``raw`` (a 6-byte TOTP code
+    still gives 7 or 8 of them at every alignment)."""
     cores = []
     for shift in range(3):
-        encoded = encode(b"\0" * shift + raw)
-        start = 0 if shift == 0 else 4  # the first quantum mixes in the unknown prefix
-        tail = (shift + len(raw)) % 3
-        end = len(encoded) - (4 if tail else 0)  # the last quantum mixes in the unknown suffix
-        core = encoded[start:end]
-        if len(core) >= 8:
+        encoded = encode(b"\0" * shift + raw + b"\0\0\0")
+        first = -(-8 * shift // 6)  # the first character made only of raw's bits
+        last = 8 * (shift + len(raw)) // 6  # one past the last
+        core = encoded[first:last]
+        if len(core) >= 7:
             cores.append(core)
     return cores
 
 
+def _windows(raw: bytes) -> list[bytes]:
+    """``raw`` itself if short, else every run of :data:`WINDOW` bytes in it."""
+    if len(raw) <= WINDOW:
+        return [raw]
+    return [raw[i : i + WINDOW] for i in range(len(raw) - WINDOW + 1)]
+
+
+def _text_windows(text: str) -> list[str]:
+    if len(text) <= WINDOW:
+        return [text]
+    return [text[i : i + WINDOW] for i in range(len(text) - WINDOW + 1)]
+
+
 def variants(secret: str | bytes) -> dict[str, list[bytes]]:
-    """The encodings of ``secret`` that :func:`scan` looks for, by name."""
+    """The encodings of ``secret`` — of every :data:`WINDOW`-byte run of it when it is longer —
+    that :func:`scan` looks for, by name. Each encoding here works byte by byte (or character by
+    character), so the encoding of a part of the secret is a part of the encoded secret."""
     raw = _as_bytes(secret)
-    text = raw.decode("utf-8", errors="replace")
+    parts = _windows(raw)
+    texts = _text_windows(raw.decode("utf-8", errors="replace"))
     found: dict[str, list[bytes]] = {
-        "raw": [raw],
+        "raw": parts,
         "json": [
-            json.dumps(text)[1:-1].encode(),
-            json.dumps(text, ensure_ascii=False)[1:-1].encode("utf-8"),
+            escaped
+            for text in texts
+            for escaped in (
+                json.dumps(text)[1:-1].encode(),
+                json.dumps(text, ensure_ascii=False)[1:-1].encode("utf-8"),
+            )
         ],
         "url": [
-            urllib.parse.quote(raw, safe="").encode(),
-            urllib.parse.quote_plus(raw, safe="").encode(),
+            quoted
+            for part in parts
+            for quoted in (
+                urllib.parse.quote(part, safe="").encode(),
+                urllib.parse.quote_plus(part, safe="").encode(),
+            )
         ],
-        "hex": [binascii.hexlify(raw)],
-        "base64": _base64_cores(raw, base64.b64encode),
-        "base64url": _base64_cores(raw, base64.urlsafe_b64encode),
+        "hex": [binascii.hexlify(part) for part in parts],
+        "base64": [core for part in parts for core in _base64_cores(part, base64.b64encode)],
+        "base64url": [
+            core for part in parts for core in _base64_cores(part, base64.urlsafe_b64encode)
+        ],
     }
     return {name: sorted(set(values)) for name, values in found.items() if values}
+
+
+def _occurs(needle: bytes, blob: bytes, encoding: str) -> bool:
+    """Whether ``needle`` is in ``blob``; a needle shorter than :data:`WINDOW` bytes (a 6-digit
+    code) counts in its raw forms only as a whole token, not inside a longer run of letters and
+    digits (``123456`` inside a timestamp ``1733123456789`` is not that code)."""
+    if len(needle) >= WINDOW or encoding.startswith("base64"):
+        return needle in blob
+    start = blob.find(needle)
+    while start >= 0:
+        end = start + len(needle)
+        before = blob[start - 1 : start]
+        after = blob[end : end + 1]
+        if not (before.isalnum() or after.isalnum()):
+            return True
+        start = blob.find(needle, start + 1)
+    return False
 
 
 class _Scanner:
@@ -87,9 +136,13 @@ class _Scanner:
 
     def check(self, blob: bytes, location: str) -> None:
         lowered = blob.lower()
+        found: set[tuple[int, str]] = set()
         for index, name, needle in self.needles:
             # hex is case-insensitive; everything else must match exactly.
-            if needle in (lowered if name == "hex" else blob):
+            if (index, name) not in found and _occurs(
+                needle, lowered if name == "hex" else blob, name
+            ):
+                found.add((index, name))
                 self.findings.append(Finding(location, name, index))
 
     def walk(self, value: Any, location: str, depth: int = 0) -> None:

@@ -432,7 +432,7 @@ _BUILDS: Final[dict[type[Any], tuple[dict[str, str], Build, bool]]] = {
         True,
     ),
     District.RotationStarted: (
-        _fields(account="str", version="int", fingerprint="str", by="UUID"),
+        _fields(account="str", version="int", fingerprint="str", rotation_id="str", by="UUID"),
         _rotation_started,
         True,
     ),
@@ -529,7 +529,7 @@ _BUILDS: Final[dict[type[Any], tuple[dict[str, str], Build, bool]]] = {
         True,
     ),
     District.TotpRegistered: (
-        _fields(account="str", replaced="bool", by="UUID"),
+        _fields(account="str", replaced="bool", seed_fingerprint="str", by="UUID"),
         _totp_registered,
         True,
     ),

@@ -402,7 +402,7 @@ def _body_incidentes(report: Report, policy: Policy) -> str:
         rows.append(
             [
                 _td(r["incidente"][:8]),
-                _td(r["cuenta"]),
+                _td(r["cuenta"] or "Instituto"),  # the ledger's incident: the institution's
                 _td(r["tipo"]),
                 _td(fecha(r["reportado"], policy)),
                 _td(fecha(r["plazo_notificacion"], policy)),

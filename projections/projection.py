@@ -270,6 +270,8 @@ class ReportsProjection(Projection[ReportsView]):
             ChangeRequest.Applied: _request_applied,
             Incident.Reported: _incident_reported,
             Incident.UnrecordedReadDetected: _unrecorded_read,
+            Incident.LedgerTamperingDetected: _ledger_tampering,
+            Incident.LedgerContained: _ledger_contained,
             Incident.Notified: _incident_notified,
             Incident.Contained: _incident_contained,
             Incident.Closed: _incident_closed,
@@ -924,6 +926,35 @@ def _unrecorded_read(c: Any, e: Any, position: int) -> None:
         ).fetchone()
         if row is not None and row[0] is not None:
             _expose(c, e.account, int(row[0]), reader, at, "lectura")
+
+
+#: ``district`` and ``account`` of the institution's incident (the ledger's), which has
+#: neither: the columns are NOT NULL; reports show ``None`` (projections.reports).
+INSTITUTION: Final = ""
+
+
+def _ledger_tampering(c: Any, e: Any, position: int) -> None:
+    """Issue 16: the ledger follower refused to sign a ledger that does not extend the head
+    anchored in OpenBao. The institution's incident: no district, no account."""
+    _REPORT_INCIDENT(
+        c,
+        (
+            _text(e.originator_id),
+            position,
+            INSTITUTION,
+            INSTITUTION,
+            e.incident_type,
+            e.description,
+            stamp(e.timestamp),
+            DETECTED_BY,
+            stamp(e.notify_by),
+        ),
+        position,
+    )
+
+
+def _ledger_contained(c: Any, e: Any, position: int) -> None:
+    _CONTAIN_INCIDENT(c, (stamp(e.timestamp), None, _text(e.originator_id)), position)
 
 
 _REPORT_INCIDENT: Final = _Statement(

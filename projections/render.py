@@ -273,7 +273,11 @@ def _tabla_incidentes(report: Report, policy: Policy, console: Console) -> None:
         frozenset({1}),
         {0: 11, 2: 10, 3: 10, 4: 10, 5: 10},
     )
-    kinds = {"intervencion": "intervención", "operacion_no_autorizada": "no autoriz."}
+    kinds = {
+        "intervencion": "intervención",
+        "operacion_no_autorizada": "no autoriz.",
+        "bitacora_alterada": "bitácora alterada",
+    }
     for r in report.rows:
         notified = _corta(r["notificado"], policy)
         if r["notificado_a_tiempo"] is not None:
@@ -282,7 +286,7 @@ def _tabla_incidentes(report: Report, policy: Policy, console: Console) -> None:
             notified = "[bold red]SIN NOTIF.\nVENCIDO[/]"
         table.add_row(
             f"{r['incidente'][:8]}\n{kinds.get(r['tipo'], r['tipo'])}",
-            r["cuenta"],
+            r["cuenta"] or "Instituto",  # the ledger's incident is the institution's
             _corta(r["reportado"], policy),
             notified,
             _corta(r["contenido"], policy),

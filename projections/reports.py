@@ -351,8 +351,11 @@ def _compliance(
             }
         )
     failing = [r["distrito"] for r in rows if r["veredicto"] == "no_cumple"]
-    institute = "cumple" if not failing else "no_cumple"
     whole = data.district is None
+    # The institution's incidents (a ledger found altered, issue 16) are no district's fault:
+    # they count against the Instituto, in a whole-institution report only.
+    institutional = [i for i in incidents[""] if i.status != "cerrado"] if whole else []
+    institute = "cumple" if not failing and not institutional else "no_cumple"
     subject = "Instituto" if whole else f"Dirección Distrital {data.district}"
     if not rows:
         line = f"{subject}: sin direcciones distritales registradas en la bitácora."
@@ -363,6 +366,13 @@ def _compliance(
             f"{subject}: no cumple — {len(failing)} de {len(rows)} direcciones distritales no "
             f"cumplen ({', '.join(failing)})."
         )
+    if institutional:
+        plural = "s" if len(institutional) != 1 else ""
+        line = (
+            f"{subject}: no cumple — {len(institutional)} incidente{plural} de integridad de la "
+            f"bitácora abierto{plural} (R8); {len(failing)} de {len(rows)} direcciones "
+            "distritales no cumplen."
+        )
     for row in rows:
         row["veredicto_instituto"] = institute if whole else None
         if admin_view:
@@ -372,6 +382,7 @@ def _compliance(
         "veredicto": institute,
         "linea": line,
         **_rotation_summary(rotation_rows),
+        "incidentes_institucionales_abiertos": len(institutional),
         "incidentes_por_mes": _incidents_by_month(data.incidents, policy),
     }
     return rows, summary
@@ -456,8 +467,9 @@ def _incidents(
         rows.append(
             {
                 "incidente": i.incident_id,
-                "cuenta": i.account,
-                "distrito": i.district,
+                # The institution's incident (the ledger's) has neither: null.
+                "cuenta": i.account or None,
+                "distrito": i.district or None,
                 "tipo": i.incident_type,
                 "estado": i.status,
                 "reportado": i.reported_at,

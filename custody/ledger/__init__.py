@@ -23,6 +23,9 @@ Outside NATS (:mod:`custody.ledger.anchor`)
     ``custodia-firmante``). The follower signs only consistent extensions of the head;
     ``custodia bitacora verificar`` with a Secretaría Ejecutiva or coadministrator session
     checks the ledger against both, so deleting and re-creating the streams is detected.
+    When the follower refuses to sign it leaves a create-only alert there
+    (``bitacora/alertas/<id>``); the service reads the alerts with its own token and records
+    each as the institution's incident (``bitacora_alterada``, :mod:`custody.ledger.alerts`).
 
 Ledger entries ("eventos" on the command line)
     Entry ``n`` is the message with stream sequence ``n``; it is leaf ``n - 1`` of the Merkle

@@ -42,9 +42,12 @@ Refusal to sign a tampered history
     A hole in the sequences, an entry missing under a checkpoint, or a checkpoint on the stream
     that its tree contradicts makes the follower *diverged*: it logs
     ``ledger.follower.diverged`` and signs nothing more until restarted (verification tells
-    what happened). A checkpoint on the stream whose signature does not verify is logged and
-    skipped: the follower keeps signing its own, correct tree (on restart, from the last
-    checkpoint that does verify, after recomputing the tree up to it).
+    what happened). With an anchor it also leaves an alert in OpenBao saying what it found
+    (:class:`custody.ledger.anchor.Divergence`), once per contradiction, retried until OpenBao
+    takes it; the service makes each alert an incident (:mod:`custody.ledger.alerts`).
+    A checkpoint on the stream whose signature does not verify is logged and skipped: the
+    follower keeps signing its own, correct tree (on restart, from the last checkpoint that
+    does verify, after recomputing the tree up to it).
 """
 
 from __future__ import annotations
@@ -60,7 +63,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from custody.ledger.anchor import AnchoredHead
+from custody.ledger.anchor import AnchoredHead, Divergence, DivergenceKind
 from custody.ledger.errors import AnchorConflictError, LedgerDivergedError
 from custody.ledger.leaves import leaf_bytes
 from custody.ledger.names import FRONTIER_HEADER, LedgerNames
@@ -135,7 +138,7 @@ class HeadAnchor(Protocol):
 
     def witness(self, signed: SignedCheckpoint) -> bool: ...
 
-    def alert(self, reason: str, size: int) -> None: ...
+    def alert(self, divergence: Divergence) -> str | None: ...
 
 
 class LocalCheckpointSigner:
@@ -219,6 +222,7 @@ class LedgerFollower:
         self._published_keyring: PublicKeyring | None = None
         self._last_publish = time.monotonic()
         self._diverged: str | None = None
+        self._unsent_alert: Divergence | None = None  # retried until OpenBao has it
         self._published = 0
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -309,6 +313,8 @@ class LedgerFollower:
 
     def _step(self, force: bool) -> None:
         if self._diverged is not None:
+            if self._unsent_alert is not None:
+                self._send_alert(self._unsent_alert)
             raise LedgerDivergedError(self._diverged)
         if self._compact is None:
             self._resume()
@@ -324,6 +330,8 @@ class LedgerFollower:
                 f"the stream ends at entry {compact.size}, the head anchored in OpenBao "
                 f"covers {pending.size}",
                 compact.size + 1,
+                kind="truncada",
+                against=pending,
             )
         covered = self._covered()
         settings = self.settings
@@ -348,20 +356,55 @@ class LedgerFollower:
         assert self._compact is not None
         return self._compact
 
-    def _diverge(self, reason: str, sequence: int | None = None) -> LedgerDivergedError:
+    def _diverge(
+        self,
+        reason: str,
+        sequence: int | None = None,
+        *,
+        kind: DivergenceKind = "otra",
+        against: SignedCheckpoint | None = None,
+        observed: CompactRange | None = None,
+    ) -> LedgerDivergedError:
+        """Stop signing; log it and leave an alert in OpenBao: ``kind`` of divergence, the first
+        wrong ``sequence`` when known, the signed head it contradicts (``against``: by default
+        the anchored head, else the last checkpoint) and the tree the stream gave."""
         self._diverged = reason
+        head = against or self._anchor_pending or self._anchored or self._checkpoint
+        tree = observed if observed is not None else self._compact
+        divergence = Divergence(
+            kind=kind,
+            reason=reason,
+            entry=sequence,
+            anchored_size=head.size if head is not None else 0,
+            anchored_root=head.root if head is not None else None,
+            observed_size=tree.size if tree is not None else 0,
+            observed_root=tree.root() if tree is not None and tree.size else None,
+        )
         log.error(
             "ledger.follower.diverged",
             reason=reason,
+            kind=kind,
             entry=sequence,
+            anchored_size=divergence.anchored_size,
+            observed_size=divergence.observed_size,
             stream=self.names.events_stream,
         )
-        if self._anchor is not None:  # visible to the Secretaría Ejecutiva, outside NATS
-            try:
-                self._anchor.alert(reason, self._compact.size if self._compact else 0)
-            except Exception as exc:
-                log.warning("ledger.follower.alert_failed", error=type(exc).__name__)
+        self._send_alert(divergence)
         return LedgerDivergedError(reason, sequence)
+
+    def _send_alert(self, divergence: Divergence) -> None:
+        """The alert in OpenBao, visible to the Secretaría Ejecutiva and made an incident by the
+        service; if OpenBao cannot take it now, the next step tries again."""
+        self._unsent_alert = None
+        if self._anchor is None:
+            return
+        try:
+            alert_id = self._anchor.alert(divergence)
+        except Exception as exc:
+            self._unsent_alert = divergence
+            log.warning("ledger.follower.alert_failed", error=type(exc).__name__)
+            return
+        log.warning("ledger.follower.alerted", alert=alert_id)
 
     # -- resuming --------------------------------------------------------------------------
 
@@ -375,7 +418,9 @@ class LedgerFollower:
         try:
             return self._anchor.head()
         except CheckpointError as exc:
-            raise self._diverge(f"the head anchored in OpenBao is unreadable: {exc}") from None
+            raise self._diverge(
+                f"the head anchored in OpenBao is unreadable: {exc}", kind="cabeza_invalida"
+            ) from None
 
     def _check_anchor(self, head: AnchoredHead | None) -> None:
         """The tree must be a consistent extension of the anchored head (or reach it later)."""
@@ -386,7 +431,9 @@ class LedgerFollower:
             signed.verify(self._signer.public_keyring(refresh=True), origin=self.names.origin)
         except CheckpointError as exc:
             raise self._diverge(
-                f"the head anchored in OpenBao does not verify: {type(exc).__name__}"
+                f"the head anchored in OpenBao does not verify: {type(exc).__name__}",
+                kind="cabeza_invalida",
+                against=signed,
             ) from None
         self._anchor_version = max(self._anchor_version, head.version)
         compact = self._tree()
@@ -405,7 +452,9 @@ class LedgerFollower:
         if not consistent:
             raise self._diverge(
                 f"the stream does not extend the head anchored in OpenBao (size {signed.size}): "
-                "the history it signed was rewritten"
+                "the history it signed was rewritten",
+                kind="reescrita",
+                against=signed,
             )
         self._anchor_reached(signed)
 
@@ -423,6 +472,8 @@ class LedgerFollower:
             raise self._diverge(
                 f"entries 1..{pending.size} do not give the root anchored in OpenBao: "
                 "the history it signed was rewritten",
+                kind="reescrita",
+                against=pending,
             )
         self._anchor_reached(pending)
 
@@ -447,12 +498,19 @@ class LedgerFollower:
             raise self._diverge(
                 f"the stream ends at entry {last_seq}, the last checkpoint covers {signed.size}",
                 last_seq + 1,
+                kind="truncada",
+                against=signed,
             )
         compact = self._from_frontier(signed, frontier)
         if compact is None:
             compact = self._read_tree(CompactRange(), signed.size)
             if compact.root() != signed.root:
-                raise self._diverge(f"entries 1..{signed.size} do not give the signed root")
+                raise self._diverge(
+                    f"entries 1..{signed.size} do not give the signed root",
+                    kind="reescrita",
+                    against=signed,
+                    observed=compact,
+                )
         else:
             self._check_tail(compact, signed.size)
         self._compact = compact
@@ -513,6 +571,8 @@ class LedgerFollower:
             raise self._diverge(
                 f"entries {size - width + 1}..{size} differ from what the last checkpoint signed",
                 size - width + 1,
+                kind="reescrita",
+                against=self._checkpoint,
             )
 
     def _read_tree(self, compact: CompactRange, stop: int, start: int = 1) -> CompactRange:
@@ -523,14 +583,20 @@ class LedgerFollower:
         ):
             expected = self._hash_into(compact, batch, expected)
         if expected != stop + 1:
-            raise self._diverge(f"entry {expected} is missing from the stream", expected)
+            raise self._diverge(
+                f"entry {expected} is missing from the stream", expected, kind="entrada_faltante"
+            )
         return compact
 
     def _hash_into(self, compact: CompactRange, batch: list[RawMessage], expected: int) -> int:
         hashes = []
         for seq, subject, data in batch:
             if seq != expected:
-                raise self._diverge(f"entry {expected} is missing from the stream", expected)
+                raise self._diverge(
+                    f"entry {expected} is missing from the stream",
+                    expected,
+                    kind="entrada_faltante",
+                )
             hashes.append(_sha256(b"\x00" + leaf_bytes(subject, data)).digest())
             expected += 1
         compact.extend(hashes)
@@ -575,7 +641,9 @@ class LedgerFollower:
             if compact.size - self._covered() >= every:
                 self._publish()
         if len(hashes) < len(batch):
-            raise self._diverge(f"entry {expected} is missing from the stream", expected)
+            raise self._diverge(
+                f"entry {expected} is missing from the stream", expected, kind="entrada_faltante"
+            )
 
     def _check_expected(self) -> None:
         expect = self._expect
@@ -585,7 +653,9 @@ class LedgerFollower:
         self._expect = None
         if compact.root() != expect.root:
             raise self._diverge(
-                f"entries 1..{expect.size} do not give the root another instance signed"
+                f"entries 1..{expect.size} do not give the root another instance signed",
+                kind="bifurcada",
+                against=expect,
             )
 
     # -- publishing ------------------------------------------------------------------------
@@ -680,7 +750,11 @@ class LedgerFollower:
         compact = self._tree()
         if other.size == compact.size:
             if other.root != compact.root():
-                raise self._diverge(f"another instance signed another root for size {other.size}")
+                raise self._diverge(
+                    f"another instance signed another root for size {other.size}",
+                    kind="bifurcada",
+                    against=other,
+                )
         elif other.size > compact.size:
             self._expect = other  # checked when the tree reaches its size
         else:
@@ -692,7 +766,9 @@ class LedgerFollower:
                 if theirs.root() != compact.root():
                     raise self._diverge(
                         f"the checkpoint of size {other.size} another instance signed does not "
-                        f"extend to this tree of size {compact.size}"
+                        f"extend to this tree of size {compact.size}",
+                        kind="bifurcada",
+                        against=other,
                     )
         self._checkpoint = other
         self._last_publish = time.monotonic()

@@ -1,10 +1,11 @@
 # custodia-servicio — the token of "custodia servicio", the command service (issue 6).
-# Least privilege: it manages people, entities and group MEMBERSHIP, reads versions and metadata,
-# signs the ledger and seals personal data — but it can NOT read a credential, a staged
-# credential or a 2FA code itself. Reveals are requested with the CALLER's own token and response
+# Least privilege: it creates new logins, changes the MEMBERSHIP of the 33 district groups only,
+# reads versions and metadata, signs the ledger and seals personal data — but it can NOT read a
+# credential, a staged credential or a 2FA code itself. Reveals are requested with the CALLER's own token and response
 # wrapping; the service only ever holds a single-use wrapping token (custody.credentials).
 # It cannot change which policies a group or an entity carries, nor give a login any policy.
-# Rendered by custody.layout from this template: ${kv}, ${totp}, ${transit}, ${userpass}.
+# Rendered by custody.layout from this template: ${kv}, ${totp}, ${transit}, ${userpass};
+# district_groups (below) is one block per district group.
 
 # Never a secret value (explicit deny: wins over anything granted elsewhere).
 path "${kv}/data/*" {
@@ -13,6 +14,24 @@ path "${kv}/data/*" {
 
 path "${totp}/code/*" {
   capabilities = ["deny"]
+}
+
+# The ledger follower's alerts (it refused to sign a rewritten history): read-only, so the
+# service records each as an incident (custody.ledger.alerts). Nothing secret is there.
+path "${kv}/data/bitacora/alertas/*" {
+  capabilities = ["read"]
+}
+
+path "${kv}/data/bitacora/+/alertas/*" {
+  capabilities = ["read"]
+}
+
+path "${kv}/metadata/bitacora/alertas/*" {
+  capabilities = ["list"]
+}
+
+path "${kv}/metadata/bitacora/+/alertas/*" {
+  capabilities = ["list"]
 }
 
 # Versions and custom_metadata (ledger event ids, fingerprints) for reveals and reconciliation.
@@ -35,9 +54,12 @@ path "${totp}/keys/*" {
   capabilities = ["read"]
 }
 
-# People: logins (password only: no policies through the user), entities and aliases.
-path "auth/${userpass}/users/*" {
-  capabilities = ["create", "update", "delete"]
+# People (finding 5 of issue 16: the service token must not be a coadministrator in disguise).
+# A NEW login only: "create" without "update" means an existing login cannot be changed (no
+# password reset: users/<name>/password is an update), nor deleted and created again; only a
+# password can be given, never a policy or a token setting.
+path "auth/${userpass}/users/+" {
+  capabilities = ["create"]
   allowed_parameters = {
     "password" = []
   }
@@ -47,24 +69,32 @@ path "sys/auth" {
   capabilities = ["read"]
 }
 
-path "identity/entity" {
+# A login's alias is created WITHOUT canonical_id, so OpenBao makes a new entity for it: the
+# service cannot attach a login to an existing person's entity (and inherit their groups), nor
+# move an alias (no update or delete on entity-alias/id/*). People are found by their login's
+# alias; the entity's name is cosmetic (set once, to the user name).
+path "identity/entity-alias" {
   capabilities = ["create", "update"]
   allowed_parameters = {
-    "name"     = []
-    "metadata" = []
+    "name"           = []
+    "mount_accessor" = []
   }
+}
+
+path "identity/entity-alias/id/*" {
+  capabilities = ["read"]
 }
 
 path "identity/entity/id" {
   capabilities = ["list"]
 }
 
+# Name and metadata only: never policies, never aliases, never "disabled".
 path "identity/entity/id/*" {
-  capabilities = ["read", "update", "delete"]
+  capabilities = ["read", "update"]
   allowed_parameters = {
     "name"     = []
     "metadata" = []
-    "disabled" = []
   }
 }
 
@@ -72,24 +102,26 @@ path "identity/entity/name/*" {
   capabilities = ["read"]
 }
 
-path "identity/entity-alias" {
-  capabilities = ["create", "update"]
-}
-
-path "identity/entity-alias/id/*" {
-  capabilities = ["read", "delete"]
-}
-
 path "identity/lookup/entity" {
   capabilities = ["update"]
 }
 
-# Designation is access: the service replaces a group's members, and nothing else about it.
-path "identity/group/name/*" {
-  capabilities = ["read", "update"]
-  allowed_parameters = {
-    "member_entity_ids" = []
-  }
+# Designation is access: the service replaces the members of the 33 district administrator
+# groups, and nothing else about them. One exact path per group ("*" is a glob only at the end
+# of a path, and "update" on a group name that does not exist would create that group).
+${district_groups}
+# Role groups: never through the service. Adding or removing a coadministrator, titular or
+# secretaria is written with the requesting coadministrator's own token (custody.access).
+path "identity/group/name/coadministradores" {
+  capabilities = ["deny"]
+}
+
+path "identity/group/name/titulares" {
+  capabilities = ["deny"]
+}
+
+path "identity/group/name/secretaria" {
+  capabilities = ["deny"]
 }
 
 path "identity/group/id/*" {

@@ -142,11 +142,13 @@ class Account:
     current_fingerprint: str | None = None
     staged_version: int | None = None
     staged_fingerprint: str | None = None
+    staged_rotation_id: str | None = None  # the open rotation's id ("" for a version 1 event)
     highest_version: int = 0
     # The highest version ever confirmed (the secrets server numbers versions by confirmations).
     highest_confirmed: int = 0
     last_confirmed_at: datetime | None = None
     totp_registered: bool = False
+    totp_fingerprint: str = ""  # the registered seed's keyed hash ("" before version 2 events)
     # Who has seen each version (keys are versions as text, for JSON): reads and rotation starts.
     exposure: dict[str, list[UUID]] = field(default_factory=dict)
 
@@ -316,15 +318,38 @@ class District(Aggregate):
         by: UUID
 
     class TotpRegistered(Aggregate.Event):
+        """A 2FA seed was stored. ``seed_fingerprint`` (a keyed hash, never the seed) lets
+        reconciliation recognise a seed imported straight into the secrets server afterwards
+        (issue 16, finding 11). Version 2 added it; version 1 events carry ""."""
+
+        class_version = 2
+
         account: str
         replaced: bool
+        seed_fingerprint: str
         by: UUID
 
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["seed_fingerprint"] = ""
+
     class RotationStarted(Aggregate.Event):
+        """6.X: a new credential was staged. ``rotation_id`` names this rotation everywhere: the
+        secrets server's tag on the staged credential, reconciliation and confirmation (issue 16,
+        finding 9). Version 2 added it; version 1 events carry "" (the custody layer then derives
+        the id as it used to)."""
+
+        class_version = 2
+
         account: str
         version: int
         fingerprint: str
+        rotation_id: str
         by: UUID
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["rotation_id"] = ""
 
     class RotationConfirmed(Aggregate.Event):
         account: str
@@ -1048,27 +1073,41 @@ class District(Aggregate):
         self.accounts[account].closed_at = timestamp
 
     @atomic
-    def register_totp(self, account: str, *, by: Person, at: datetime) -> None:
-        """A coadministrator stored (or replaced) the account's 2FA seed in the TOTP engine."""
+    def register_totp(
+        self, account: str, *, by: Person, at: datetime, seed_fingerprint: str = ""
+    ) -> None:
+        """A coadministrator stored (or replaced) the account's 2FA seed in the TOTP engine;
+        ``seed_fingerprint`` is a keyed hash computed by the custody layer."""
         at = command_time(self, at)
         require_coadministrator(by, "register TOTP seeds")
         current = self.open_account(account)
         self._totp_registered(
             account=current.account_id,
             replaced=current.totp_registered,
+            seed_fingerprint=validate_fingerprint(seed_fingerprint) if seed_fingerprint else "",
             by=by.id,
             timestamp=at,
         )
 
     @event(TotpRegistered)
-    def _totp_registered(self, account: str, replaced: bool, by: UUID, timestamp: datetime) -> None:
+    def _totp_registered(
+        self, account: str, replaced: bool, seed_fingerprint: str, by: UUID, timestamp: datetime
+    ) -> None:
         self.accounts[account].totp_registered = True
+        self.accounts[account].totp_fingerprint = seed_fingerprint
 
     # --- rotations -------------------------------------------------------------------------
 
     @atomic
     def start_rotation(
-        self, account: str, *, version: int, fingerprint: str, by: Person, at: datetime
+        self,
+        account: str,
+        *,
+        version: int,
+        fingerprint: str,
+        by: Person,
+        at: datetime,
+        rotation_id: str = "",
     ) -> None:
         """A coadministrator staged ``version`` (a new password, shown to them once). Confirmed
         versions only grow; an abandoned version's number may be staged again (the secrets
@@ -1087,17 +1126,27 @@ class District(Aggregate):
             account=current.account_id,
             version=version,
             fingerprint=validate_fingerprint(fingerprint),
+            rotation_id=validate_text("rotation_id", rotation_id, max_length=64)
+            if rotation_id
+            else "",
             by=by.id,
             timestamp=at,
         )
 
     @event(RotationStarted)
     def _rotation_started(
-        self, account: str, version: int, fingerprint: str, by: UUID, timestamp: datetime
+        self,
+        account: str,
+        version: int,
+        fingerprint: str,
+        rotation_id: str,
+        by: UUID,
+        timestamp: datetime,
     ) -> None:
         current = self.accounts[account]
         current.staged_version = version
         current.staged_fingerprint = fingerprint
+        current.staged_rotation_id = rotation_id
         current.highest_version = max(current.highest_version, version)
         current._expose(version, by)  # the generated password is shown to its coadministrator
 
@@ -1166,6 +1215,7 @@ class District(Aggregate):
         current.current_fingerprint = fingerprint
         current.staged_version = None
         current.staged_fingerprint = None
+        current.staged_rotation_id = None
         current.last_confirmed_at = timestamp
         for obligation_id in closed_obligation_ids:
             obligation = self.obligations[str(obligation_id)]
@@ -1208,6 +1258,7 @@ class District(Aggregate):
         current = self.accounts[account]
         current.staged_version = None
         current.staged_fingerprint = None
+        current.staged_rotation_id = None
 
     # --- reads (6.IX, 8.A, 8.B) ------------------------------------------------------------
 

@@ -12,6 +12,15 @@ An incident is also opened by the service itself (:meth:`Incident.unrecorded_rea
 OpenBao's audit log shows a secret read that has no matching record in the ledger (issue 16):
 the read is recorded there (who, what, when, from where — never the secret), the incident
 follows the same states.
+
+And for the whole institution (:meth:`Incident.ledger_tampering`), when the ledger follower
+refuses to sign because the ledger is not a consistent extension of the signed tree head
+anchored in OpenBao (issue 16, R8): the ledger of every district is in question, so the
+incident has no district and no account (``district`` and ``account`` are ``None``). It is
+notified and closed like any other; its containment cannot be a rotation of one account's
+credentials, so it is recorded (:attr:`Incident.LedgerContained`) with what was done (the
+history restored from the witnesses, the credential that rewrote it revoked), by a
+coadministrator.
 """
 
 from __future__ import annotations
@@ -28,6 +37,7 @@ from events.domain.district import ChannelPayload, District
 from events.domain.errors import (
     ContainmentWithoutRotationError,
     DistrictMismatchError,
+    InvalidTextError,
     InvalidTransitionError,
     NotAllowedToReportError,
 )
@@ -43,12 +53,46 @@ from events.domain.values import (
     validate_text,
 )
 
-__all__ = ["UNRECORDED_READ", "Incident"]
+__all__ = ["LEDGER_DIVERGENCES", "LEDGER_TAMPERING", "UNRECORDED_READ", "Incident"]
 
 #: The type of an incident opened for a secret read the ledger does not record (issue 16).
 UNRECORDED_READ: Final = "lectura_no_registrada"
 
+#: The type of an incident opened when the ledger is not a consistent extension of the signed
+#: tree head anchored outside NATS (issue 16): the whole institution's, no district.
+LEDGER_TAMPERING: Final = "bitacora_alterada"
+
+#: How the ledger departs from what was signed, as the follower found it.
+LedgerDivergence = Literal[
+    "reescrita", "truncada", "entrada_faltante", "bifurcada", "cabeza_invalida", "otra"
+]
+LEDGER_DIVERGENCES: Final[tuple[LedgerDivergence, ...]] = (
+    "reescrita",
+    "truncada",
+    "entrada_faltante",
+    "bifurcada",
+    "cabeza_invalida",
+    "otra",
+)
+_DIVERGENCE_TEXT: Final = {
+    "reescrita": "entradas ya firmadas fueron reescritas",
+    "truncada": "la bitácora es más corta que lo ya firmado",
+    "entrada_faltante": "falta una entrada de la bitácora",
+    "bifurcada": "otra instancia firmó otra historia del mismo tamaño",
+    "cabeza_invalida": "la cabeza anclada en OpenBao no se puede leer o su firma no es válida",
+    "otra": "la bitácora contradice lo ya firmado",
+}
+
+IncidentKind = IncidentType | Literal["lectura_no_registrada", "bitacora_alterada"]
+
 _KIND_TEXT: Final = {"contrasena": "la contraseña", "codigo_totp": "un código 2FA"}
+
+
+def _root_text(field: str, root: str | None) -> str | None:
+    """A tree root as base64 text (public data), or None."""
+    if root is None:
+        return None
+    return validate_text(field, root, max_length=100)
 
 
 def _detail(detail: str) -> str:
@@ -103,6 +147,42 @@ class Incident(Aggregate):
             incident.unrecorded_read_at = self.accessed_at
             incident.unrecorded_reader = self.reader
 
+    class LedgerTamperingDetected(Aggregate.Created):
+        """The ledger follower refused to sign (issue 16): the ledger is not a consistent
+        extension of the signed tree head anchored in OpenBao. The institution's incident:
+        ``district`` and ``account`` are ``None``.
+
+        ``divergence`` is how it departs (:data:`LEDGER_DIVERGENCES`); ``entry`` the first
+        ledger entry found wrong when known; ``anchored_size``/``anchored_root`` the head it
+        contradicts (root base64, ``None`` if unreadable); ``observed_size``/``observed_root``
+        what the follower computed from the stream; ``alert_id`` the follower's alert in
+        OpenBao (``bitacora/alertas/<id>``; the incident's id derives from it, so one alert is
+        one incident); ``diverged_at`` when the follower wrote it. ``by`` is ``None``: the
+        service opened it. No secret: a tree head is public data.
+        """
+
+        district: str | None
+        account: str | None
+        incident_type: str
+        description: str
+        notify_by: datetime
+        by: UUID | None
+        divergence: str
+        entry: int | None
+        anchored_size: int
+        anchored_root: str | None
+        observed_size: int
+        observed_root: str | None
+        alert_id: str
+        diverged_at: datetime
+
+        def apply(self, aggregate: Aggregate) -> None:
+            incident = aggregate
+            assert isinstance(incident, Incident)
+            incident.divergence = self.divergence
+            incident.diverged_at = self.diverged_at
+            incident.ledger_alert = self.alert_id
+
     class Notified(Aggregate.Event):
         """8.C: the Secretaría Ejecutiva was notified, by ``channel``."""
 
@@ -118,6 +198,12 @@ class Incident(Aggregate):
         rotation_confirmed_at: datetime
         by: UUID
 
+    class LedgerContained(Aggregate.Event):
+        """Containment of a ledger-integrity incident: what was done (``detail``), by whom."""
+
+        detail: str
+        by: UUID
+
     class Closed(Aggregate.Event):
         detail: str
         by: UUID
@@ -126,17 +212,17 @@ class Incident(Aggregate):
     def __init__(
         self,
         id: UUID,  # the library passes the id under this name
-        district: str,
-        account: str,
-        incident_type: IncidentType | Literal["lectura_no_registrada"],
+        district: str | None,
+        account: str | None,
+        incident_type: IncidentKind,
         description: str,
         notify_by: datetime,
         by: UUID | None,
         timestamp: datetime,
     ) -> None:
-        self.district = district
+        self.district = district  # None: the whole institution (a ledger-integrity incident)
         self.account = account
-        self.incident_type: IncidentType | Literal["lectura_no_registrada"] = incident_type
+        self.incident_type: IncidentKind = incident_type
         self.description = description
         self.reported_by = by
         self.reported_at = timestamp
@@ -149,6 +235,14 @@ class Incident(Aggregate):
         self.closed_at: datetime | None = None
         self.unrecorded_read_at: datetime | None = None
         self.unrecorded_reader: UUID | None = None
+        self.divergence: str | None = None
+        self.diverged_at: datetime | None = None
+        self.ledger_alert: str | None = None
+
+    @property
+    def institutional(self) -> bool:
+        """An incident of the whole institution (no district, no account): the ledger's."""
+        return self.district is None
 
     @classmethod
     def unrecorded_read(
@@ -211,6 +305,62 @@ class Incident(Aggregate):
         return incident
 
     @classmethod
+    def ledger_tampering(
+        cls,
+        *,
+        incident_id: UUID,
+        divergence: str,
+        entry: int | None,
+        anchored_size: int,
+        anchored_root: str | None,
+        observed_size: int,
+        observed_root: str | None,
+        alert_id: str,
+        diverged_at: datetime,
+        policy: Policy,
+        at: datetime,
+    ) -> Incident:
+        """Issue 16, R8: the follower found the ledger rewritten, cut or forked against the
+        head anchored in OpenBao and refused to sign; open the institution's incident for the
+        Secretaría Ejecutiva (deadline counted from ``at``, when the service detected it)."""
+        at = as_utc(at)
+        kind = choice("divergence", divergence, LEDGER_DIVERGENCES)
+        alert = validate_text("alert_id", alert_id, max_length=200)
+        for name, number in (("anchored_size", anchored_size), ("observed_size", observed_size)):
+            if not isinstance(number, int) or number < 0:
+                raise InvalidTextError(name, "not a size")
+        where = f" desde la entrada {entry}" if entry is not None else ""
+        description = validate_text(
+            "description",
+            f"Bitácora alterada: {_DIVERGENCE_TEXT[kind]}{where}. La cabeza firmada anclada en "
+            f"OpenBao cubre {anchored_size} entradas; el seguidor calculó {observed_size} "
+            f"entradas y se negó a firmar (alerta {alert} en OpenBao).",
+            max_length=4000,
+            multiline=True,
+        )
+        event: type[Incident.LedgerTamperingDetected] = cls.LedgerTamperingDetected
+        incident: Incident = cls._create(
+            event,
+            id=incident_id,
+            district=None,
+            account=None,
+            incident_type=LEDGER_TAMPERING,
+            description=description,
+            notify_by=policy.notification_deadline(at),
+            by=None,
+            divergence=kind,
+            entry=entry,
+            anchored_size=anchored_size,
+            anchored_root=_root_text("anchored_root", anchored_root),
+            observed_size=observed_size,
+            observed_root=_root_text("observed_root", observed_root),
+            alert_id=alert,
+            diverged_at=as_utc(diverged_at),
+            timestamp=at,
+        )
+        return incident
+
+    @classmethod
     def report(
         cls,
         district: District,
@@ -258,13 +408,23 @@ class Incident(Aggregate):
         self.notified_at = timestamp
         self.notified_on_time = on_time
 
-    def contain(self, district: District, detail: str, *, by: Person, at: datetime) -> None:
-        """Containment: refused unless the account has a rotation confirmed after the report."""
+    def contain(self, district: District | None, detail: str, *, by: Person, at: datetime) -> None:
+        """Containment: refused unless the account has a rotation confirmed after the report.
+        An incident of the institution (the ledger's) has no account: ``district`` is ``None``
+        and the containment is what ``detail`` says was done."""
         at = command_time(self, at)
         require_coadministrator(by, "contain incidents")
         self._require_status("notificado", "contain")
+        if self.district is None or district is None:
+            if self.district is not None or district is not None:
+                raise DistrictMismatchError(
+                    self.district or "institución", district.code if district else "institución"
+                )
+            self._ledger_contained(detail=_detail(detail), by=by.id, timestamp=at)
+            return
         if district.code != self.district:
             raise DistrictMismatchError(self.district, district.code)
+        assert self.account is not None  # an incident of a district is of one of its accounts
         account = district.account(self.account)
         confirmed_at = account.last_confirmed_at
         if confirmed_at is None or confirmed_at <= self.reported_at or confirmed_at > at:
@@ -292,6 +452,11 @@ class Incident(Aggregate):
         self.status = "contenido"
         self.contained_at = timestamp
         self.rotation_version = rotation_version
+
+    @event(LedgerContained)
+    def _ledger_contained(self, detail: str, by: UUID, timestamp: datetime) -> None:
+        self.status = "contenido"
+        self.contained_at = timestamp
 
     def close(self, detail: str, *, by: Person, at: datetime) -> None:
         """A coadministrator closes a contained incident."""

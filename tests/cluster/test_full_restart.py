@@ -59,10 +59,10 @@ def test_everything_killed_and_restarted_keeps_every_acknowledged_write(
             nats_ready_at = time.monotonic()
             bao.start()  # unseals all three: a quorum is needed before any becomes active
             bao_ready_at = time.monotonic()
-            deadline = time.monotonic() + 40
-            while (
-                writers.acks_between(bao_ready_at, float("inf")) < 100
-                or sum(1 for _, t in kv.acknowledged.values() if t > bao_ready_at) < 20
+            deadline = time.monotonic() + 120  # a hang guard only
+            while (  # both kinds of traffic resumed
+                writers.acks_between(bao_ready_at, float("inf")) < 10
+                or sum(1 for _, t in kv.acknowledged.values() if t > bao_ready_at) < 5
             ):
                 assert time.monotonic() < deadline, "traffic did not resume"
                 assert not writers.other_errors, writers.other_errors

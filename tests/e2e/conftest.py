@@ -120,8 +120,11 @@ class ServiceWorld:
         return run_custodia(*args, home=self.home, env=env, stdin=stdin)
 
     def root_vault(self) -> VaultClient:
-        """OpenBao as root (the embedded key file): for revoking tokens and wrapping."""
-        root = EmbeddedStack(self.home).vault_keys().root_token
+        """OpenBao as root, for revoking tokens and wrapping: ``init`` revoked its root token,
+        so a new one is generated with the unseal key, as an operator does."""
+        if not self.session_file("ana").exists():
+            self.login("ana")
+        root = EmbeddedStack(self.home).generate_root_token(self.token("ana"))
         return VaultClient(self.endpoints().vault_addr, root)
 
     def ledger_messages(self) -> int:

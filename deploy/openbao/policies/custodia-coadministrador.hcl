@@ -54,3 +54,34 @@ path "custodia/data/bitacora/*" {
 path "custodia/metadata/bitacora/*" {
   capabilities = ["read", "list"]
 }
+
+# Role groups (finding 5 of issue 16): adding or removing a coadministrator, titular or secretaria
+# is written with a coadministrator's own token, never the service's, so the service token alone
+# cannot make anyone a coadministrator. Members only: never the groups' policies.
+path "identity/group/name/coadministradores" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/titulares" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/secretaria" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+# Root token generation (issue 16, finding 6): ``custodia init`` revokes OpenBao's root token; an
+# operator who needs one again combines a coadministrator's token (this path) with the unseal
+# key (``bao operator generate-root``). Neither alone is enough; every use is audited.
+path "sys/generate-root-token/*" {
+  capabilities = ["create", "read", "update", "delete"]
+}

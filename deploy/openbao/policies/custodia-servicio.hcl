@@ -1,10 +1,11 @@
 # custodia-servicio — the token of "custodia servicio", the command service (issue 6).
-# Least privilege: it manages people, entities and group MEMBERSHIP, reads versions and metadata,
-# signs the ledger and seals personal data — but it can NOT read a credential, a staged
-# credential or a 2FA code itself. Reveals are requested with the CALLER's own token and response
+# Least privilege: it creates new logins, changes the MEMBERSHIP of the 33 district groups only,
+# reads versions and metadata, signs the ledger and seals personal data — but it can NOT read a
+# credential, a staged credential or a 2FA code itself. Reveals are requested with the CALLER's own token and response
 # wrapping; the service only ever holds a single-use wrapping token (custody.credentials).
 # It cannot change which policies a group or an entity carries, nor give a login any policy.
-# Rendered by custody.layout from this template: custodia, custodia-totp, custodia-transit, userpass.
+# Rendered by custody.layout from this template: custodia, custodia-totp, custodia-transit, userpass;
+# district_groups (below) is one block per district group.
 
 # Never a secret value (explicit deny: wins over anything granted elsewhere).
 path "custodia/data/*" {
@@ -13,6 +14,24 @@ path "custodia/data/*" {
 
 path "custodia-totp/code/*" {
   capabilities = ["deny"]
+}
+
+# The ledger follower's alerts (it refused to sign a rewritten history): read-only, so the
+# service records each as an incident (custody.ledger.alerts). Nothing secret is there.
+path "custodia/data/bitacora/alertas/*" {
+  capabilities = ["read"]
+}
+
+path "custodia/data/bitacora/+/alertas/*" {
+  capabilities = ["read"]
+}
+
+path "custodia/metadata/bitacora/alertas/*" {
+  capabilities = ["list"]
+}
+
+path "custodia/metadata/bitacora/+/alertas/*" {
+  capabilities = ["list"]
 }
 
 # Versions and custom_metadata (ledger event ids, fingerprints) for reveals and reconciliation.
@@ -35,9 +54,12 @@ path "custodia-totp/keys/*" {
   capabilities = ["read"]
 }
 
-# People: logins (password only: no policies through the user), entities and aliases.
-path "auth/userpass/users/*" {
-  capabilities = ["create", "update", "delete"]
+# People (finding 5 of issue 16: the service token must not be a coadministrator in disguise).
+# A NEW login only: "create" without "update" means an existing login cannot be changed (no
+# password reset: users/<name>/password is an update), nor deleted and created again; only a
+# password can be given, never a policy or a token setting.
+path "auth/userpass/users/+" {
+  capabilities = ["create"]
   allowed_parameters = {
     "password" = []
   }
@@ -47,24 +69,32 @@ path "sys/auth" {
   capabilities = ["read"]
 }
 
-path "identity/entity" {
+# A login's alias is created WITHOUT canonical_id, so OpenBao makes a new entity for it: the
+# service cannot attach a login to an existing person's entity (and inherit their groups), nor
+# move an alias (no update or delete on entity-alias/id/*). People are found by their login's
+# alias; the entity's name is cosmetic (set once, to the user name).
+path "identity/entity-alias" {
   capabilities = ["create", "update"]
   allowed_parameters = {
-    "name"     = []
-    "metadata" = []
+    "name"           = []
+    "mount_accessor" = []
   }
+}
+
+path "identity/entity-alias/id/*" {
+  capabilities = ["read"]
 }
 
 path "identity/entity/id" {
   capabilities = ["list"]
 }
 
+# Name and metadata only: never policies, never aliases, never "disabled".
 path "identity/entity/id/*" {
-  capabilities = ["read", "update", "delete"]
+  capabilities = ["read", "update"]
   allowed_parameters = {
     "name"     = []
     "metadata" = []
-    "disabled" = []
   }
 }
 
@@ -72,24 +102,256 @@ path "identity/entity/name/*" {
   capabilities = ["read"]
 }
 
-path "identity/entity-alias" {
-  capabilities = ["create", "update"]
-}
-
-path "identity/entity-alias/id/*" {
-  capabilities = ["read", "delete"]
-}
-
 path "identity/lookup/entity" {
   capabilities = ["update"]
 }
 
-# Designation is access: the service replaces a group's members, and nothing else about it.
-path "identity/group/name/*" {
+# Designation is access: the service replaces the members of the 33 district administrator
+# groups, and nothing else about them. One exact path per group ("*" is a glob only at the end
+# of a path, and "update" on a group name that does not exist would create that group).
+path "identity/group/name/dd01-administracion" {
   capabilities = ["read", "update"]
   allowed_parameters = {
     "member_entity_ids" = []
   }
+}
+
+path "identity/group/name/dd02-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd03-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd04-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd05-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd06-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd07-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd08-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd09-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd10-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd11-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd12-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd13-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd14-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd15-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd16-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd17-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd18-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd19-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd20-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd21-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd22-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd23-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd24-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd25-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd26-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd27-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd28-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd29-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd30-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd31-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd32-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/dd33-administracion" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+# Role groups: never through the service. Adding or removing a coadministrator, titular or
+# secretaria is written with the requesting coadministrator's own token (custody.access).
+path "identity/group/name/coadministradores" {
+  capabilities = ["deny"]
+}
+
+path "identity/group/name/titulares" {
+  capabilities = ["deny"]
+}
+
+path "identity/group/name/secretaria" {
+  capabilities = ["deny"]
 }
 
 path "identity/group/id/*" {

@@ -48,13 +48,24 @@ def credentials(service_client: VaultClient) -> Credentials:
 
 
 @pytest.fixture(scope="session")
-def make_user(access: Access, service_client: VaultClient) -> MakeUser:
-    """``make_user(prefix, role=None)``: a registered person, logged in."""
+def founder(root_client: VaultClient, service_client: VaultClient, layout: LayoutReport) -> User:
+    """The first coadministrator, made with the administrative token as ``custodia init`` does."""
+    username = f"fundador-{uuid.uuid4().hex[:8]}"
+    password = secrets.token_urlsafe(18)
+    Access(root_client).ensure_person(username, password, "coadministrador")
+    anonymous = service_client.with_token(None)
+    return User(username, password, anonymous.login_userpass(username, password), anonymous)
+
+
+@pytest.fixture(scope="session")
+def make_user(access: Access, service_client: VaultClient, founder: User) -> MakeUser:
+    """``make_user(prefix, role=None)``: a registered person, logged in. The service creates
+    the login; a role is granted with a coadministrator's own token (the founder's)."""
 
     def make(prefix: str, role: Role | None = None) -> User:
         username = f"{prefix}-{uuid.uuid4().hex[:8]}"
         password = secrets.token_urlsafe(18)
-        access.ensure_person(username, password, role)
+        access.ensure_person(username, password, role, caller_token=founder.login())
         anonymous = service_client.with_token(None)
         return User(username, password, anonymous.login_userpass(username, password), anonymous)
 

@@ -209,13 +209,18 @@ def test_staged_missing_and_manual_cases(
     assert report.repaired == []
 
 
-def test_role_group_drift(access: Access, reconciler: Reconciler, make_user: MakeUser) -> None:
-    """Role groups reconcile too: a member the ledger does not know is removed."""
+def test_role_group_drift(
+    access: Access, service_client: VaultClient, make_user: MakeUser, coadmin: User
+) -> None:
+    """Role groups reconcile too, with the requesting coadministrator's token (the service's
+    may not touch them): a member the ledger does not know is removed."""
     intruder = make_user("rc-role", "titular")
-    wanted = set(access.members("titulares")) - {intruder.username}
+    token = coadmin.login()
+    wanted = set(access.members("titulares", caller_token=token)) - {intruder.username}
+    reconciler = Reconciler(service_client, role_token=token, grace=timedelta(0))
     report = reconciler.reconcile(DesiredState(roles={"titular": wanted}))
     assert kinds(report.repaired) == ["membership"]
-    assert intruder.username not in access.members("titulares")
+    assert intruder.username not in access.members("titulares", caller_token=token)
 
 
 def test_repair_rechecks_the_ledger(

@@ -19,7 +19,7 @@ import secrets
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -84,7 +84,7 @@ def world(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
             now = datetime.now(UTC)
             assert bootstrap_ledger(app, "ana", sealed, f"pii-{person_id('ana')}", now)
             password = secrets.token_urlsafe(18)
-            access.ensure_person("ana", password, "coadministrador")
+            Access(root).ensure_person("ana", password, "coadministrador")  # as init does
             token = vault.with_token(None).login_userpass("ana", password)
             yield World(nats_url, namespace, vault, app, custodia, Actor("ana", token))
         finally:
@@ -242,3 +242,60 @@ def test_a_rotation_with_nothing_staged_is_abandoned(world: World) -> None:
         assert district.accounts[account].staged_version is None
     finally:
         fresh.close()
+
+
+def test_reconciliation_keeps_a_rotation_started_after_an_abandoned_one(world: World) -> None:
+    """Issue 16, finding 9: start → abandon → start again; past the grace period, ``reconciliar
+    --reparar`` must not delete the live staged password (it did: the second start tagged it
+    with an id the ledger did not expect, so it looked like an orphan), and ``rotar confirmar``
+    then makes it current. One rotation id: the start event's, OpenBao's tag, reconciliation's."""
+    custodia, ana, account = world.custodia, world.ana, "DD07-x"
+    _register(custodia, ana, account)
+    custodia.start_rotation(ana, account)
+    custodia.abandon_rotation(ana, account)
+    live = custodia.start_rotation(ana, account)
+    custodia.reconcile_grace = timedelta(0)  # every staged credential is past the grace period
+    try:
+        repaired = custodia.reconcile(ana, repair=True)
+    finally:
+        custodia.reconcile_grace = timedelta(seconds=60)
+    assert repaired["diferencias"] == []
+    assert repaired["reparadas"] == 0
+    staged = Credentials(world.vault).staged_metadata(account)
+    assert staged is not None
+    district: Any = world.app.repository.get(District.create_id("DD07"))
+    assert staged["ledger_event_id"] == district.accounts[account].staged_rotation_id
+    confirmed = custodia.confirm_rotation(ana, account)
+    assert confirmed["version"] == live["version"] == 1
+    credentials = Credentials(world.vault)
+    wrapped = credentials.read_current_wrapped(ana.token, account)
+    assert credentials.unwrap(wrapped.token, account).password == live["contrasena"]
+    assert custodia.reconcile(ana, repair=False)["diferencias"] == []
+
+
+def test_writes_straight_into_openbao_are_found(world: World) -> None:
+    """Issue 16, finding 11 (detection): a coadministrator's own token can still write a
+    credential version and re-import a 2FA seed in OpenBao, outside the ledger; reconciliation
+    reports both for a person (``unrecorded_version``, ``seed_unrecorded``), never silently."""
+    custodia, ana, account = world.custodia, world.ana, "DD08-x"
+    _register(custodia, ana, account)
+    custodia.start_rotation(ana, account)
+    custodia.confirm_rotation(ana, account)
+    seed = "JBSWY3DPEHPK3PXP"
+    custodia.register_totp(ana, account, f"otpauth://totp/X:DD08IECM?secret={seed}")
+    assert custodia.reconcile(ana, repair=False)["diferencias"] == []
+
+    own = world.vault.with_token(ana.token)
+    own.write(
+        "custodia/data/cuentas/DD08/x",
+        {"data": {"password": "Fuera-de-bitacora-1"}, "options": {"cas": 1}},
+        operation="attack",
+    )
+    own.write("custodia-totp/keys/DD08-x", {"key": "GEZDGNBVGY3TQOJQ"}, operation="attack")
+    found = custodia.reconcile(ana, repair=True)
+    assert sorted((d["tipo"], d["objeto"]) for d in found["diferencias"]) == [
+        ("seed_unrecorded", account),
+        ("unrecorded_version", account),
+    ]
+    assert found["pendientes"] == 2
+    assert found["reparadas"] == 0

@@ -62,7 +62,10 @@ def test_embedded_nats_killed_during_writes_loses_no_acknowledged_event(
             rushed = EventWriters(hasty, threads=1)
             calm.start()
             try:
-                time.sleep(1.0)
+                deadline = time.monotonic() + 120  # hang guards only, here and below
+                while len(calm.acknowledged) < 20:  # writes are under way
+                    assert time.monotonic() < deadline, "no writes before the kill"
+                    time.sleep(0.02)
                 rushed.start()
                 time.sleep(0.1)
                 killed_at = time.monotonic()
@@ -72,15 +75,15 @@ def test_embedded_nats_killed_during_writes_loses_no_acknowledged_event(
                 restarting_at = time.monotonic()
                 info = stack.start()  # the supervisor: same port, same store
                 restarted_at = time.monotonic()
-                deadline = restarted_at + 20
-                while calm.acks_between(restarted_at, float("inf")) < 200:
+                deadline = restarted_at + 120
+                while calm.acks_between(restarted_at, float("inf")) < 20:
                     assert time.monotonic() < deadline, "writes did not resume"
                     assert not calm.other_errors, calm.other_errors
                     time.sleep(0.05)
             finally:
                 rushed.stop()
                 calm.stop()
-        assert calm.acks_between(0, killed_at) > 100, "writes were under way at the kill"
+        assert calm.acks_between(0, killed_at) > 0, "writes were under way at the kill"
         assert rushed.unknown or rushed.refused, "the short-timeout writers saw the outage"
         stack.stop()
         info = stack.start()  # cold: the store is read back from disk

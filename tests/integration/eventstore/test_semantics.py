@@ -294,7 +294,8 @@ def test_invalid_messages_are_skipped_and_reported(factory: Factory, nats_url: s
 
 
 def test_subscription_blocks_then_stops_from_another_thread(factory: Factory) -> None:
-    """An idle subscription blocks; stop() from another thread ends the iteration promptly."""
+    """An idle subscription blocks; stop() from another thread ends the iteration (the wait
+    for it only guards against a hang)."""
     recorder = factory.application_recorder()
     recorder.insert_events([event(uuid4(), 1)])
     received: list[int] = []
@@ -308,26 +309,25 @@ def test_subscription_blocks_then_stops_from_another_thread(factory: Factory) ->
 
     thread = threading.Thread(target=consume)
     thread.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 60
+    while not received:  # the subscription has delivered what there is, and now waits
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
     assert not ended.is_set()
-    started = time.monotonic()
     subscription.stop()
-    assert ended.wait(2)
-    assert time.monotonic() - started < 1
+    assert ended.wait(60)
     assert received == [1]
     thread.join()
 
 
 def test_subscription_sees_writes_of_another_connection(new_factory: NewFactory) -> None:
-    """New records written elsewhere reach a waiting subscriber without polling delays."""
+    """New records written by another connection after the subscription started reach it, in
+    order (the subscription's promptness is a figure for bench/, not asserted here)."""
     reader = new_factory().application_recorder()
     writer = new_factory().application_recorder()
     with reader.subscribe(gt=0, topics=[TOPIC]) as subscription:
-        time.sleep(0.2)  # the subscription is idle when the writes come
-        started = time.monotonic()
         writer.insert_events([event(uuid4(), 1), event(uuid4(), 1)])
         ids = [next(subscription).id, next(subscription).id]
-        assert time.monotonic() - started < 0.5
     assert ids == [1, 2]
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -23,16 +23,15 @@ class Counter(Aggregate):
             aggregate.count += 1
 
 
-def race(
-    env: dict[str, str], counter_id: str, attempts: int, start: float
-) -> tuple[list[int], int]:
-    """From ``start`` (a time), try ``attempts`` times to increment the counter.
+def race(env: dict[str, str], counter_id: str, attempts: int, start: Any) -> tuple[list[int], int]:
+    """Once every racer has passed ``start`` (a ``multiprocessing`` barrier), try ``attempts``
+    times to increment the counter.
 
     Returns the versions this process won, and how many attempts it lost.
     """
     app: Application[UUID] = Application(env=env)
     app.repository.get(UUID(counter_id))  # connected and warm before the start
-    time.sleep(max(0.0, start - time.time()))
+    start.wait()
     won = []
     lost = 0
     try:

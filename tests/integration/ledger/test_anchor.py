@@ -8,18 +8,26 @@ the ledger; the follower refuses to sign it, and verification against OpenBao fa
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from uuid import UUID
 
 import pytest
 from structlog.testing import capture_logs
 
 from cli.bitacora_messages import problem_items
+from custody.app import ledger_incident_id
 from custody.errors import VaultPermissionDeniedError
+from custody.ledger.alerts import AlertWatcher
+from custody.ledger.anchor import FollowerAlert
 from custody.ledger.errors import LedgerDivergedError
 from custody.transit_signer import TransitSigner
 from custody.vault import VaultClient
 from events.checkpoint import SignedCheckpoint
+from events.domain import Incident, Policy
 from tests.integration.ledger import insider
 from tests.integration.ledger.world import LedgerWorld
 
@@ -71,6 +79,69 @@ def test_rewritten_history_is_not_resigned_and_fails_against_openbao(world: Ledg
     assert (items[0]["desde"], items[0]["hasta"]) == (21, 30)
     [alert] = verdict.alerts
     assert "anchored in OpenBao" in alert.reason
+    # What the follower found, for the incident: a rewrite, against the head of size 50.
+    assert (alert.kind, alert.anchored_size, alert.observed_size) == ("reescrita", 50, 50)
+    assert alert.anchored_root is not None
+    assert alert.observed_root not in (None, alert.anchored_root)
+
+
+def test_each_alert_becomes_one_incident_read_by_the_service(
+    world: LedgerWorld, vault_service: VaultClient, tmp_path: Path
+) -> None:
+    """Issue 16: the follower refuses to sign a rewritten history, twice (a restart); OpenBao
+    keeps one alert (its key derives from what was contradicted, create-only). The service's
+    own token reads it (and OpenBao refuses it writing an alert or reading the anchored head);
+    its watcher opens one ``bitacora_alterada`` incident, of no district, and reading the
+    alerts again — another pass, a new watcher (a restart) — opens no second one."""
+    world.build(30)
+    entries = world.entries()
+    entries[4].data = insider.flip_state_byte(entries[4].data)
+    insider.rewrite(world.url, world.names.events_stream, entries)
+    insider.delete_stream(world.url, world.names.checkpoints_stream)
+    for _ in range(2):  # the service restarted on the forged history: still one alert
+        with pytest.raises(LedgerDivergedError):
+            world.follower().checkpoint_now()
+    [alert] = world.anchored().alerts
+
+    kv = vault_service.mounts.kv
+    forged = {"options": {"cas": 0}, "data": {"motivo": "nada"}}
+    with pytest.raises(VaultPermissionDeniedError):
+        vault_service.write(f"{kv}/data/{world.names.alerts_folder}/x", forged, operation="t")
+    with pytest.raises(VaultPermissionDeniedError):
+        vault_service.read(f"{kv}/data/{world.names.anchor_key}", operation="t")
+
+    ledger: dict[UUID, Incident] = {}
+
+    def record(found: FollowerAlert) -> tuple[UUID, bool]:
+        incident = Incident.ledger_tampering(
+            incident_id=ledger_incident_id(found.id),
+            divergence=found.kind,
+            entry=found.entry,
+            anchored_size=found.anchored_size,
+            anchored_root=found.anchored_root,
+            observed_size=found.observed_size,
+            observed_root=found.observed_root,
+            alert_id=found.id,
+            diverged_at=datetime.fromisoformat(found.when),
+            policy=Policy(),
+            at=datetime.now(UTC),
+        )
+        new = incident.id not in ledger
+        ledger.setdefault(incident.id, incident)
+        return incident.id, new
+
+    status_file = tmp_path / "bitacora.json"
+    watcher = AlertWatcher(vault_service, world.names, record, status_file)
+    assert watcher.poll() == 1
+    assert watcher.poll() == 0
+    restarted = AlertWatcher(vault_service, world.names, record, status_file)
+    assert restarted.poll() == 0
+    [incident] = ledger.values()
+    assert (incident.district, incident.account, incident.divergence) == (None, None, "reescrita")
+    assert incident.ledger_alert == alert.id
+    status = json.loads(status_file.read_text())
+    assert (status["integra"], status["alertas"]) == (False, 1)
+    assert status["ultima_alerta"]["tipo"] == "reescrita"
 
 
 def test_a_cut_tail_is_detected(world: LedgerWorld) -> None:

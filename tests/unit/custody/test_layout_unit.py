@@ -83,6 +83,41 @@ def test_titular_and_secretaria_are_denied_everything_secret() -> None:
             assert capabilities == '"deny"', (name, path)
 
 
+def test_titular_and_secretaria_deny_every_secret_grant_exactly() -> None:
+    """OpenBao decides by the most specific matching pattern of all of a token's policies, so a
+    deny on a mount is not enough: the titular and secretaria policies deny exactly the three
+    secret mounts and every pattern the coadministrator and district policies grant on them
+    (deleting any deny block fails this test)."""
+    docs = policy_documents()
+    granted: set[str] = set()
+    for name, text in docs.items():
+        if name == "custodia-coadministrador" or name.startswith("custodia-administrador-"):
+            granted.update(
+                p
+                for p in re.findall(r'^path "([^"]+)"', text, re.MULTILINE)
+                if p.split("/", 1)[0] in ("custodia", "custodia-totp", "custodia-transit")
+            )
+    # The ledger's anchored head and witnesses hold no secret: the Secretaría Ejecutiva reads
+    # them to verify the ledger (her policy grants that read; it is not denied).
+    ledger_records = {"custodia/data/bitacora/*", "custodia/metadata/bitacora/*"}
+    assert ledger_records <= granted
+    granted -= ledger_records
+    assert (
+        'path "custodia/data/bitacora/*" {\n  capabilities = ["read"]'
+        in (docs["custodia-secretaria"])
+    )
+    assert "custodia/data/cuentas/DD05/*" in granted
+    assert "custodia-totp/code/DD05-*" in granted
+    assert "custodia/data/preparadas/*" in granted
+    wanted = granted | {"custodia/*", "custodia-totp/*", "custodia-transit/*"}
+    for name in ("custodia-titular", "custodia-secretaria"):
+        blocks = re.findall(
+            r'^path "([^"]+)" \{\n  capabilities = \["deny"\]\n\}', docs[name], re.MULTILINE
+        )
+        assert len(blocks) == len(set(blocks))
+        assert set(blocks) == wanted, name
+
+
 def test_service_policy_denies_secret_values() -> None:
     """The service policy explicitly denies KV data and TOTP codes (least privilege)."""
     text = policy_documents()["custodia-servicio"]
@@ -95,7 +130,7 @@ def test_mount_names_are_rendered() -> None:
     docs = policy_documents(Mounts(kv="kv2", totp="otp", transit="tr", userpass="up"))
     assert all("$" not in text for text in docs.values())
     assert 'path "kv2/data/cuentas/DD05/*"' in docs["custodia-administrador-dd05"]
-    assert 'path "auth/up/users/*"' in docs["custodia-servicio"]
+    assert 'path "auth/up/users/+"' in docs["custodia-servicio"]
 
 
 def test_deploy_copies_are_in_sync() -> None:

@@ -8,8 +8,10 @@ import urllib.parse
 from dataclasses import dataclass, field
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from custody.secretscan import assert_no_secrets, scan, variants
+from custody.secretscan import WINDOW, assert_no_secrets, scan, variants
 
 SECRET = "S3cr3t!Pa$$w0rd#2025"
 
@@ -89,3 +91,86 @@ def test_short_secrets_are_refused() -> None:
 def test_variants_never_empty() -> None:
     """Every encoding family yields at least one needle for a normal secret."""
     assert set(variants(SECRET)) == {"raw", "json", "url", "hex", "base64", "base64url"}
+
+
+def test_finds_a_secret_logged_in_part() -> None:
+    """A 24-character token logged cut at 22 characters (either end) is still found."""
+    token = "hvs.CAESIJx9kq2Lr7TmWz4a"
+    assert len(token) == 24
+    assert scan(f"token={token[:22]}...", [token])
+    assert scan(f"...{token[2:]}", [token])
+    assert scan(base64.b64encode(f"x{token[:22]}".encode()).decode(), [token])
+
+
+@pytest.mark.parametrize("prefix", [b"", b"a", b"ab"])
+def test_finds_a_totp_code_base64_encoded_at_every_alignment(prefix: bytes) -> None:
+    """A 6-digit code, base64-encoded inside a longer text at any of the 3 alignments."""
+    blob = base64.b64encode(prefix + b'{"codigo":"492039"}').decode()
+    assert {"base64"} <= {f.encoding for f in scan(blob, ["492039"])}
+
+
+def test_a_short_code_inside_a_longer_number_is_not_that_code() -> None:
+    """A 6-digit code counts raw only as a token of its own, not inside a timestamp."""
+    assert scan("ts=1733492039117 seq=7", ["492039"]) == []
+    assert scan("codigo: 492039.", ["492039"])
+
+
+# -- properties -------------------------------------------------------------------------------
+
+_SECRET_TEXT = st.text(
+    alphabet=st.characters(min_codepoint=0x21, max_codepoint=0x7E), min_size=WINDOW, max_size=48
+)
+_ANY_TEXT = st.text(max_size=200)
+# Text that shares no character with any encoding the scanner looks for (letters, digits and
+# the base64, URL and JSON escape characters): a haystack of it can hold no secret.
+_UNRELATED_TEXT = st.text(
+    alphabet=st.characters(
+        blacklist_categories=["Lu", "Ll", "Lt", "Lm", "Lo", "Nd", "Nl", "No", "Cs"],
+        blacklist_characters="+/=-_%.\\",
+    ),
+    max_size=300,
+)
+
+
+@given(secret=_SECRET_TEXT, before=_ANY_TEXT, after=_ANY_TEXT)
+def test_property_a_secret_at_any_offset_is_found(secret: str, before: str, after: str) -> None:
+    """A secret embedded anywhere in any text is found."""
+    assert scan(before + secret + after, [secret])
+
+
+@given(secret=_SECRET_TEXT, data=st.data(), before=_ANY_TEXT, after=_ANY_TEXT)
+def test_property_any_part_of_8_bytes_is_found(
+    secret: str, data: st.DataObject, before: str, after: str
+) -> None:
+    """Any contiguous part of at least 8 bytes of a secret, anywhere, is found."""
+    start = data.draw(st.integers(0, len(secret) - WINDOW))
+    end = data.draw(st.integers(start + WINDOW, len(secret)))
+    assert scan(before + secret[start:end] + after, [secret])
+
+
+@given(
+    secret=st.binary(min_size=6, max_size=40),
+    before=st.binary(max_size=40),
+    after=st.binary(max_size=40),
+    urlsafe=st.booleans(),
+)
+def test_property_base64_at_any_alignment_is_found(
+    secret: bytes, before: bytes, after: bytes, urlsafe: bool
+) -> None:
+    """A secret of 6 bytes or more, base64-encoded (standard or URL-safe) inside other bytes at
+    any alignment, is found — a 6-digit TOTP code included."""
+    encode = base64.urlsafe_b64encode if urlsafe else base64.b64encode
+    assert scan(encode(before + secret + after), [secret])
+
+
+_TOKEN_TEXT = st.text(
+    alphabet="ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.",
+    min_size=WINDOW,
+    max_size=48,
+)
+
+
+@given(secrets=st.lists(_TOKEN_TEXT, min_size=1, max_size=4), haystack=_UNRELATED_TEXT)
+def test_property_text_without_the_secret_is_not_flagged(secrets: list[str], haystack: str) -> None:
+    """Text that cannot hold a token-like secret in any encoding is never flagged."""
+    assert scan({"log": haystack, "lines": haystack.split()}, secrets) == []

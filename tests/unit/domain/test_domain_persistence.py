@@ -190,6 +190,8 @@ EXPECTED_TOPICS = {
     "custodia:Incident": [
         "Closed",
         "Contained",
+        "LedgerContained",
+        "LedgerTamperingDetected",
         "Notified",
         "Reported",
         "UnrecordedReadDetected",

@@ -4,13 +4,14 @@ kill, seal and restart those servers and to read the ledger as the ``verificador
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
@@ -52,6 +53,7 @@ class FaultWorld:
     bound: float
     service_pid: int
     endpoints: Any  # resolved once: the ports stay the same across restarts
+    root_token: str = field(repr=False)  # generated once, while the stack is up
 
     @property
     def home(self) -> Path:
@@ -59,8 +61,7 @@ class FaultWorld:
 
     def root_vault(self) -> VaultClient:
         """OpenBao as root, without looking the servers up (NATS may be down)."""
-        root = EmbeddedStack(self.home).vault_keys().root_token
-        return VaultClient(self.endpoints.vault_addr, root)
+        return VaultClient(self.endpoints.vault_addr, self.root_token)
 
     def client(self, user: str, *, timeout: float = 15.0) -> CommandClient:
         """A client that does not look the servers up (they may be down)."""
@@ -91,7 +92,13 @@ def fault_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultWorld
             world.call(
                 "luis", "designar", {"distrito": "DD05", "persona": "bety", "oficio": "DD05/1/26"}
             )
-            yield FaultWorld(world, measured_bound(world), service.pid, world.endpoints())
+            # ``init`` revoked its root token: one is generated (unseal key + ana) for the module.
+            root = world.root_vault()
+            yield FaultWorld(
+                world, measured_bound(world), service.pid, world.endpoints(), str(root.token)
+            )
+            with contextlib.suppress(Exception):  # a test may have left OpenBao sealed
+                root.write("auth/token/revoke-self", operation="test")
         finally:
             stop_service(service)
     finally:

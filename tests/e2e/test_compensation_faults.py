@@ -243,11 +243,11 @@ def test_when_the_revocation_fails_too_it_is_logged_and_a_use_of_the_token_is_ca
     is used anyway (as if it had leaked), the service's OpenBao audit follower records an
     incident of an unrecorded read by that person of that account and version."""
     world, home = faults.world, faults.home
-    root_token = faults.root_vault().token  # read while the stack is up
+    root = faults.root_vault()
 
     def both_die() -> None:
         kill_nats(home, faults.bound)
-        VaultClient(faults.endpoints.vault_addr, root_token).write("sys/seal", operation="test")
+        root.write("sys/seal", operation="test")
 
     with capture_logs() as logs, pytest.raises(LEDGER_DOWN):
         instance.reveal("compensacion-sin-revocar", proceed=once(both_die))
@@ -352,7 +352,9 @@ def test_a_failed_compensation_leaves_an_orphan_that_reconciliation_deletes(
     assert differences(faults)["diferencias"] == []
     # A minute later (the reconciler's own clock moved on, not the test's), it is an orphan.
     later = Reconciler(
-        instance.services.vault, clock=lambda: datetime.now(UTC) + timedelta(seconds=61)
+        instance.services.vault,
+        role_token=faults.world.token("ana"),  # role groups are read with a coadministrator's
+        clock=lambda: datetime.now(UTC) + timedelta(seconds=61),
     )
     desired = instance.services.custodia.desired_state()
     found = later.reconcile(desired, repair=False).drifts
@@ -367,22 +369,11 @@ def test_a_failed_compensation_leaves_an_orphan_that_reconciliation_deletes(
     verifies(faults.world)
 
 
-ABANDONED_FIRST_BUG = (
-    "after an abandoned rotation the next one is staged as the same version number but tagged "
-    "uuid5(account:highest_version + 1) (custody/app.py start_rotation), while desired_state "
-    "derives the open rotation's id from uuid5(account:staged_version): the ids differ, so "
-    "reconciliation reports unrecorded_version (manual) instead of confirmed_unrecorded, and "
-    "the confirmation OpenBao has is never recorded by --reparar"
-)
-
-
 @pytest.mark.parametrize(
     "account",
     [
         "DD05-facebook",
-        pytest.param(
-            "DD05-tiktok", marks=pytest.mark.xfail(strict=True, reason=ABANDONED_FIRST_BUG)
-        ),
+        "DD05-tiktok",
     ],
     ids=["first-rotation", "after-an-abandoned-rotation"],
 )
@@ -393,8 +384,9 @@ def test_a_confirmation_whose_record_fails_is_recorded_by_reconciliation(
     may already use it) and NATS dies before the ledger's "rotation confirmed": the command
     fails, OpenBao keeps the new version; ``reconciliar`` reports ``confirmed_unrecorded``,
     ``--reparar`` records the confirmation and deletes the staged copy; then it is clean, the
-    ledger's current version is OpenBao's and the ledger verifies. (``DD05-tiktok`` had a
-    rotation started and abandoned before.)"""
+    ledger's current version is OpenBao's and the ledger verifies. ``DD05-tiktok`` had a
+    rotation started and abandoned before, so its next one is staged as the same version
+    number: the rotation's own id, not its version, must tie OpenBao's tag to the ledger."""
     world = faults.world
     platform = account.split("-")[1]
     world.call(
@@ -429,3 +421,31 @@ def test_a_confirmation_whose_record_fails_is_recorded_by_reconciliation(
     ]
     assert confirmed == [staged["version"]]
     verifies(world)
+
+
+def test_an_open_rotation_after_an_abandoned_one_is_not_an_orphan(
+    faults: FaultWorld, instance: Instance
+) -> None:
+    """A rotation started after an abandoned one is open in the ledger and staged in OpenBao:
+    a minute later (past the reconciler's grace) reconciliation finds nothing to repair —
+    deleting it would throw away a password the coadministrator may be applying. (It was
+    reported as ``orphan_staged`` while the rotation's id was derived from version numbers.)"""
+    world, account = faults.world, "DD05-youtube"
+    world.call(
+        "ana",
+        "cuentas.alta",
+        {"cuenta": account, "usuario": "dd05iecm", "correo": "dd05.youtube@iecm.mx"},
+    )
+    world.call("ana", "rotar.iniciar", {"cuenta": account})
+    world.call("ana", "rotar.abandonar", {"cuenta": account})
+    world.call("ana", "rotar.iniciar", {"cuenta": account})
+    try:
+        later = Reconciler(
+            instance.services.vault,
+            role_token=world.token("ana"),
+            clock=lambda: datetime.now(UTC) + timedelta(seconds=61),
+        )
+        found = later.reconcile(instance.services.custodia.desired_state(), repair=False).drifts
+        assert [(d.kind, d.subject) for d in found if d.subject == account] == []
+    finally:
+        world.call("ana", "rotar.abandonar", {"cuenta": account})

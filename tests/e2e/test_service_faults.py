@@ -169,7 +169,7 @@ def test_reveal_and_rotation_fail_closed_while_openbao_is_sealed_then_recover(
     Unsealed with the key kept in the home, the same service process reveals again (the
     password unwraps once), reconciliation finds nothing to repair and the ledger verifies."""
     fw, world = faults, faults.world
-    root = world.root_vault()
+    root = fw.root_vault()
     reveal(fw, "bety", "antes-del-sellado")  # the service knows the current version
     before = reads_by_purpose(world)
     seal_openbao(fw)
@@ -227,7 +227,7 @@ def _recovered(fw: FaultWorld, vault_addr: str) -> None:
     """After an OpenBao outage: a reveal is recorded and unwraps once; no rotation was left
     staged; reconciliation reports no difference; the ledger verifies."""
     world = fw.world
-    root = world.root_vault()
+    root = fw.root_vault()
     data = wait_until(lambda: _try_reveal(fw, "despues"), fw.bound, "a reveal again")
     assert data is not None
     credentials = Credentials(root)

@@ -8,8 +8,8 @@ output for the hosts ``nats-N.custodia.internal`` / ``bao-N.custodia.internal``
 NATS
     ``server_name`` ``nats-N``, cluster ``custodia`` with routes to every member (mutual TLS),
     client TLS, JetStream on file storage, and the accounts and permissions of
-    :mod:`custody.nats_auth` (the ``servicio`` / ``cliente`` / ``verificador`` users). Streams are
-    created by the event store with ``NATS_REPLICAS=3`` (:meth:`NatsCluster.env`).
+    :mod:`custody.nats_auth` (its users, each with a variable password). Streams are created by
+    the event store with ``NATS_REPLICAS=3`` (:meth:`NatsCluster.env`, as ``administrador``).
 OpenBao
     Integrated storage (raft) with ``retry_join`` blocks naming every member, a TLS listener, the
     file audit device declared in the configuration (the same path on every member, or a standby
@@ -625,8 +625,18 @@ class NatsCluster:
         """Every member, comma-separated: the value of ``NATS_URL``."""
         return ",".join(self.urls)
 
-    def env(self, user: str = "servicio") -> dict[str, str]:
-        """Environment for :mod:`events.jetstream` as ``user``: all servers, 3 replicas, TLS."""
+    def save_identities(
+        self, home: Path, names: tuple[str, ...] = ("servicio", "escritor", "administrador")
+    ) -> None:
+        """Write the service machine's NATS identities into ``home/secrets`` (one 0600 file
+        each), where ``custodia init``/``servicio`` look for them with external servers."""
+        (home / "secrets").mkdir(mode=0o700, parents=True, exist_ok=True)
+        for name in names:
+            nats_auth.save_user(nats_auth.user_file(home / "secrets", name), self.users[name])
+
+    def env(self, user: str = "administrador") -> dict[str, str]:
+        """Environment for :mod:`events.jetstream` as ``user``: all servers, 3 replicas, TLS.
+        The default identity may create streams (the harness's own event-store tests)."""
         env = {
             "PERSISTENCE_MODULE": "events.jetstream",
             "NATS_URL": self.url,

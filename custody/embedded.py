@@ -379,19 +379,38 @@ class EmbeddedStack:
 
     @property
     def nats_users_file(self) -> Path:
+        """The former single file of every NATS password (split at the next start)."""
         return self.secrets_dir / "nats-users.json"
 
-    def nats_users(self) -> dict[str, nats_auth.NatsUser]:
-        """The embedded NATS users and their passwords (generated on first start)."""
+    def nats_user_file(self, name: str) -> Path:
+        return nats_auth.user_file(self.secrets_dir, name)
+
+    def nats_user(self, name: str) -> nats_auth.NatsUser:
+        """One embedded NATS identity and its password (each in a file of its own)."""
+        path = self.nats_user_file(name)
         try:
-            return nats_auth.load_users(self.nats_users_file)
+            return nats_auth.load_user(path, name)
         except (OSError, ValueError, KeyError):
-            raise CorruptKeyFileError(self.nats_users_file, "unreadable") from None
+            raise CorruptKeyFileError(path, "unreadable") from None
+
+    def nats_users(self) -> dict[str, nats_auth.NatsUser]:
+        """Every embedded NATS identity (the supervisor renders the server's configuration)."""
+        return {name: self.nats_user(name) for name in nats_auth.USERS}
 
     def _ensure_nats_auth(self) -> None:
-        # The trust boundary (custody.nats_auth) applies to the embedded server too.
-        if not self.nats_users_file.exists():
-            nats_auth.save_users(self.nats_users_file, nats_auth.generate_users())
+        # The trust boundary (custody.nats_auth) applies to the embedded server too. One file
+        # per identity: a command line reads only its own.
+        former: dict[str, nats_auth.NatsUser] = {}
+        if self.nats_users_file.exists():
+            try:
+                former = nats_auth.load_users(self.nats_users_file)
+            except (OSError, ValueError, KeyError):
+                raise CorruptKeyFileError(self.nats_users_file, "unreadable") from None
+        fresh = nats_auth.generate_users()
+        for name in nats_auth.USERS:
+            if not self.nats_user_file(name).exists():
+                nats_auth.save_user(self.nats_user_file(name), former.get(name, fresh[name]))
+        self.nats_users_file.unlink(missing_ok=True)
         conf = nats_auth.render_accounts(
             self.nats_users(), nats_auth.LEDGER_STREAMS, nats_auth.EVENT_SUBJECTS
         )

@@ -14,6 +14,7 @@ duration. Never a secret: arguments are not logged, only the facts named below.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -24,12 +25,13 @@ from typing import Any, Protocol
 
 import structlog
 
-from events.errors import CustodiaError, InfrastructureError
+from events.errors import ConfigurationError, CustodiaError, InfrastructureError
 
 from . import protocol
+from .nats_auth import IDEMPOTENCY_BUCKET as IDEMPOTENCY_BUCKET
+from .nats_auth import INBOX_PREFIX
 
 TOKEN_CACHE_SECONDS = 5.0
-IDEMPOTENCY_BUCKET = "custodia-solicitudes"
 IDEMPOTENCY_TTL = 24 * 3600.0
 PENDING = b"\x00pending"  # + b" " + the micro-service id of the instance that claimed it
 # How long a retry waits for the instance named in a pending claim to answer a PING.
@@ -213,6 +215,67 @@ class Call:
 Handler = Callable[[Call], Any]
 
 
+def answerable(reply: str | None) -> bool:
+    """Whether the service may answer to ``reply``: only an inbox subject."""
+    return (
+        bool(reply) and str(reply).startswith(INBOX_PREFIX) and len(str(reply)) > len(INBOX_PREFIX)
+    )
+
+
+def _drop(log: Any, what: str, reply: str | None) -> None:
+    # The subject is logged cut short: it is attacker-chosen text.
+    log.warning("respuesta_rechazada", comando=what, respuesta=str(reply or "")[:80])
+
+
+def idempotency_bucket_config(replicas: int) -> Any:
+    """The idempotency bucket, as ``custodia init`` creates it."""
+    from nats.js.api import KeyValueConfig, StorageType
+
+    return KeyValueConfig(
+        bucket=IDEMPOTENCY_BUCKET,
+        ttl=IDEMPOTENCY_TTL,
+        history=1,
+        storage=StorageType.FILE,
+        replicas=replicas,
+    )
+
+
+@functools.cache
+def _inbox_only_service() -> type:
+    from nats.micro.service import Service
+
+    class InboxOnlyService(Service):
+        """A micro service whose discovery verbs ($SRV PING/INFO/STATS) answer only inboxes."""
+
+        def __init__(self, nc: Any, config: Any, log: Any) -> None:
+            super().__init__(nc, config)
+            self._custodia_log = log
+
+        async def _handle_ping_request(self, msg: Any) -> None:
+            if answerable(msg.reply):
+                await super()._handle_ping_request(msg)
+            else:
+                _drop(self._custodia_log, "$SRV.PING", msg.reply)
+
+        async def _handle_info_request(self, msg: Any) -> None:
+            if answerable(msg.reply):
+                await super()._handle_info_request(msg)
+            else:
+                _drop(self._custodia_log, "$SRV.INFO", msg.reply)
+
+        async def _handle_stats_request(self, msg: Any) -> None:
+            if answerable(msg.reply):
+                await super()._handle_stats_request(msg)
+            else:
+                _drop(self._custodia_log, "$SRV.STATS", msg.reply)
+
+    return InboxOnlyService
+
+
+def _make_micro_service(nc: Any, config: Any, log: Any) -> Any:
+    return _inbox_only_service()(nc, config, log)
+
+
 class CommandService:
     """Serves ``handlers`` on NATS until :meth:`stop` is called."""
 
@@ -242,30 +305,39 @@ class CommandService:
         self._kv: Any = None
         self._nc: Any = None
 
-    async def start(self, nc: Any) -> None:
-        """Register the micro service and one endpoint per command on connection ``nc``."""
-        from nats.js.api import KeyValueConfig, StorageType
-        from nats.micro import add_service
+    async def start(self, nc: Any, writer: Any = None) -> None:
+        """Register the micro service and one endpoint per command on connection ``nc`` (the
+        responder: it may publish only to inboxes); the idempotency bucket is written through
+        ``writer`` (the ledger writer's connection; ``nc`` when not given). The bucket is made
+        by ``custodia init`` (administrative identity); it is created here only when missing
+        and the connection may (a server without the accounts of :mod:`custody.nats_auth`)."""
+        from nats.js.errors import BucketNotFoundError
+        from nats.micro.service import ServiceConfig
 
         self._nc = nc
+        js = (writer or nc).jetstream()
         # Idempotency: one record per (caller, request id), kept a day (retries after a lost
         # reply get the recorded reply instead of a second execution).
-        self._kv = await nc.jetstream().create_key_value(
-            KeyValueConfig(
-                bucket=IDEMPOTENCY_BUCKET,
-                ttl=IDEMPOTENCY_TTL,
-                history=1,
-                storage=StorageType.FILE,
-                replicas=self.replicas,
-            )
-        )
-        self._service = await add_service(
+        try:
+            self._kv = await js.key_value(IDEMPOTENCY_BUCKET)
+        except BucketNotFoundError:
+            try:
+                self._kv = await js.create_key_value(idempotency_bucket_config(self.replicas))
+            except Exception:  # refused to this identity: only init's may create it
+                raise ConfigurationError(
+                    IDEMPOTENCY_BUCKET, "missing: run «custodia init» first"
+                ) from None
+        self._service = _make_micro_service(
             nc,
-            name=protocol.SERVICE_NAME,
-            version=self.version,
-            description="Custodia: órdenes autenticadas sobre la bitácora",
-            queue_group=protocol.QUEUE_GROUP,
+            ServiceConfig(
+                name=protocol.SERVICE_NAME,
+                version=self.version,
+                description="Custodia: órdenes autenticadas sobre la bitácora",
+                queue_group=protocol.QUEUE_GROUP,
+            ),
+            self.log,
         )
+        await self._service.start()
         for command in sorted(self.handlers):
             await self._service.add_endpoint(
                 name=command.replace(".", "-"),
@@ -284,6 +356,11 @@ class CommandService:
         serve = self._make_server(command)
 
         async def endpoint(request: Any) -> None:
+            # A reply subject that is not an inbox is an attempt to make the service publish
+            # somewhere else (a ledger or KV subject): nothing is run, nothing is answered.
+            if not answerable(request._msg.reply):
+                _drop(self.log, command, request._msg.reply)
+                return
             await self._in_progress.acquire()
             task = asyncio.create_task(serve(request))
             self._tasks.add(task)

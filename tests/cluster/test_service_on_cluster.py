@@ -82,6 +82,7 @@ class World:
             return
         token = (self.home / "secrets" / SERVICE_TOKEN_FILE).read_text()
         write_secret(self.second_home / "secrets" / SERVICE_TOKEN_FILE, token)
+        self.cluster.nats.save_identities(self.second_home, ("servicio", "escritor"))
         env = {**self.service_env, "CUSTODIA_HOME": str(self.second_home)}
         self.second = _start_service(self.second_home, env)
 
@@ -195,6 +196,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         }
         home = base / "home"
         home.mkdir()
+        # The service's responder and writer, and init's administrative identity: one file each.
+        nats.save_identities(home)
         w = World(home, cluster, env, service_env)
         init = run_custodia(
             "init", "--usuario", "ana", "--password-stdin", "--json",

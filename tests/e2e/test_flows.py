@@ -615,7 +615,9 @@ def test_no_secret_anywhere_in_the_stream_logs_or_audit(world: World) -> None:
     assert info is not None
 
     async def every_message() -> list[bytes]:
-        nc = await nats.connect(info.nats_url, user="servicio", password=users["servicio"].password)
+        nc = await nats.connect(
+            info.nats_url, user="administrador", password=users["administrador"].password
+        )
         js = nc.jetstream()
         found: list[bytes] = []
         try:

@@ -15,6 +15,7 @@ from nats.js.api import StreamConfig
 from nats.js.errors import Error as JetStreamError
 
 from custody.nats_auth import generate_users, render_accounts
+from custody.protocol import QUEUE_GROUP
 from custody.servers import NatsConfig, NatsProcess, free_port, start_nats
 
 pytestmark = pytest.mark.integration
@@ -55,17 +56,20 @@ async def _connect(proc: NatsProcess, user: str, password: str, errors: list[str
 def test_client_cannot_write_the_ledger_but_can_send_commands(
     secured_nats: tuple[NatsProcess, dict[str, str]],
 ) -> None:
-    """A client connection cannot publish an event nor touch the stream; the service can; the
-    verifier reads but cannot write; commands flow from client to service."""
+    """A client connection cannot publish an event nor touch the stream; the service's writer
+    can append (the stream is made by the administrative identity); the verifier reads but
+    cannot write; commands flow from client to the service's responder."""
     proc, passwords = secured_nats
 
     async def scenario() -> None:
         errors: list[str] = []
+        admin = await _connect(proc, "administrador", passwords["administrador"], errors)
         service = await _connect(proc, "servicio", passwords["servicio"], errors)
+        writer = await _connect(proc, "escritor", passwords["escritor"], errors)
         client = await _connect(proc, "cliente", passwords["cliente"], errors)
         verifier = await _connect(proc, "verificador", passwords["verificador"], errors)
-        js = service.jetstream()
-        await js.add_stream(StreamConfig(name=STREAM, subjects=[EVENTS]))
+        await admin.jetstream().add_stream(StreamConfig(name=STREAM, subjects=[EVENTS]))
+        js = writer.jetstream()
         await js.publish("custodia.boundary.a", b"legit")
 
         # The client: a JetStream publish to an event subject is refused by the server.
@@ -94,7 +98,7 @@ def test_client_cannot_write_the_ledger_but_can_send_commands(
         async def answer(msg: Msg) -> None:
             await msg.respond(b"pong:" + msg.data)
 
-        await service.subscribe("custodia.cmd.ping", cb=answer)
+        await service.subscribe("custodia.cmd.ping", cb=answer, queue=QUEUE_GROUP)
         await service.flush()
         reply = await client.request("custodia.cmd.ping", b"1", timeout=2)
         assert reply.data == b"pong:1"
@@ -104,7 +108,7 @@ def test_client_cannot_write_the_ledger_but_can_send_commands(
         await client.flush()
         await asyncio.sleep(0.2)
         assert any("permissions violation" in e.lower() for e in errors)
-        for conn in (service, client, verifier):
+        for conn in (admin, service, writer, client, verifier):
             await conn.close()
 
     asyncio.run(scenario())

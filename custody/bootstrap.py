@@ -26,11 +26,14 @@ from . import nats_auth
 from .config import Settings
 from .embedded import EmbeddedStack, StackInfo, StackNotRunningError
 
-NatsRole = Literal["servicio", "escritor", "administrador", "cliente", "verificador"]
+NatsRole = Literal[
+    "servicio", "escritor", "administrador", "cliente", "verificador", "autenticador"
+]
 SERVICE_TOKEN_FILE = "servicio-token"  # noqa: S105  # a file name
 # Identities of the service's machine (and ``init``): with external servers, taken from their
 # own file in ``CUSTODIA_HOME/secrets`` when there is one.
-SERVICE_ROLES = frozenset({"servicio", "escritor", "administrador"})
+SERVICE_ROLES = frozenset({"servicio", "escritor", "administrador", "autenticador"})
+CALLOUT_SEED_FILE = "nats-emisor.seed"
 
 
 @dataclass(frozen=True)
@@ -109,7 +112,13 @@ def resolve(settings: Settings, role: NatsRole, *, start: bool = False) -> Endpo
             user, password, creds = role, nats_auth.load_user(own, role).password, None
     else:
         assert info is not None
-        nats_url, user, password, creds = info.nats_url, role, stack.nats_user(role).password, None
+        nats_url, user, password, creds = info.nats_url, None, None, None
+        if role != "cliente":
+            user, password = role, stack.nats_user(role).password
+    if role == "cliente":
+        # A person has no NATS password: their OpenBao token is their NATS credential (the
+        # auth callout checks it, custody.nats_callout); see custody.client.
+        user, password, creds = None, None, None
     vault_addr = settings.vault_addr or (info.vault_addr if info else "")
     return Endpoints(
         nats_url=nats_url,
@@ -123,6 +132,19 @@ def resolve(settings: Settings, role: NatsRole, *, start: bool = False) -> Endpo
         vault_ca=settings.vault_ca,
         replicas=settings.replicas,
     )
+
+
+def callout_seed(settings: Settings) -> str:
+    """The auth callout's issuer seed: ``secrets/nats-emisor.seed`` of ``CUSTODIA_HOME`` (the
+    embedded stack makes it; with external servers, the deployment puts it there)."""
+    path = settings.home / "secrets" / CALLOUT_SEED_FILE
+    try:
+        seed = path.read_text().strip()
+    except FileNotFoundError:
+        raise ConfigurationError(str(path), "missing: the NATS auth callout needs it") from None
+    if not seed.startswith("SA"):
+        raise ConfigurationError(str(path), "not an account nkey seed")
+    return seed
 
 
 def admin_token(settings: Settings) -> str:

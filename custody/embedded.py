@@ -393,6 +393,20 @@ class EmbeddedStack:
         except (OSError, ValueError, KeyError):
             raise CorruptKeyFileError(path, "unreadable") from None
 
+    @property
+    def callout_seed_file(self) -> Path:
+        """The auth callout's issuer seed (custody.nats_callout): signs people's NATS users."""
+        return self.secrets_dir / "nats-emisor.seed"
+
+    def callout_seed(self) -> str:
+        try:
+            seed = self.callout_seed_file.read_text().strip()
+        except OSError:
+            raise CorruptKeyFileError(self.callout_seed_file, "unreadable") from None
+        if not seed.startswith("SA"):
+            raise CorruptKeyFileError(self.callout_seed_file, "not an account seed")
+        return seed
+
     def nats_users(self) -> dict[str, nats_auth.NatsUser]:
         """Every embedded NATS identity (the supervisor renders the server's configuration)."""
         return {name: self.nats_user(name) for name in nats_auth.USERS}
@@ -411,8 +425,21 @@ class EmbeddedStack:
             if not self.nats_user_file(name).exists():
                 nats_auth.save_user(self.nats_user_file(name), former.get(name, fresh[name]))
         self.nats_users_file.unlink(missing_ok=True)
+        # No shared client credential any more: people connect through the auth callout.
+        self.nats_user_file("cliente").unlink(missing_ok=True)
+        if not self.callout_seed_file.exists():
+            from .nats_callout import new_issuer_seed
+
+            fd = os.open(self.callout_seed_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(new_issuer_seed())
+        from .nats_callout import issuer_public_key
+
         conf = nats_auth.render_accounts(
-            self.nats_users(), nats_auth.LEDGER_STREAMS, nats_auth.EVENT_SUBJECTS
+            self.nats_users(),
+            nats_auth.LEDGER_STREAMS,
+            nats_auth.EVENT_SUBJECTS,
+            issuer_public_key(self.callout_seed()),
         )
         target = self.nats_dir / "auth.conf"
         if not target.exists() or target.read_text() != conf:

@@ -17,9 +17,12 @@ Users and what they may do::
                    subscribe: command subjects (queue group only), service discovery, inboxes
     escritor       (writer) publish: event subjects, the idempotency bucket, read-only JetStream
                    API; never a stream create/update/delete/purge or a message delete
-    administrador  every JetStream API of the account (``init``/upgrade only)
-    cliente        publish: command subjects;  subscribe: inboxes
+    administrador  every JetStream API of the account (``init``/upgrade only); $SRV discovery
     verificador    publish: read-only JetStream API on the ledger streams;  subscribe: inboxes
+    autenticador   (account AUTH) the auth callout, inside ``custodia servicio``
+
+People have no password here: each connects with their OpenBao token, checked by the auth
+callout (:mod:`custody.nats_callout`), and may only send commands and read their own inbox.
 
 Each identity's password lives in a file of its own (``secrets/nats-<user>.json``, mode 0600).
 """
@@ -36,7 +39,9 @@ from pathlib import Path
 from .protocol import QUEUE_GROUP, SERVICE_NAME, SUBJECT_PREFIX
 
 ACCOUNT = "CUSTODIA"
-USERS = ("servicio", "escritor", "administrador", "cliente", "verificador")
+AUTH_ACCOUNT = "AUTH"
+CALLOUT_USER = "autenticador"
+USERS = ("servicio", "escritor", "administrador", "verificador", CALLOUT_USER)
 # The application's streams and subjects (events.jetstream naming for the app ``custodia``).
 LEDGER_STREAMS = ["custodia-events", "custodia-checkpoints"]
 EVENT_SUBJECTS = [
@@ -140,9 +145,11 @@ def _user(
 
 
 def render_accounts(
-    users: dict[str, NatsUser], ledger_streams: list[str], event_subjects: list[str]
+    users: dict[str, NatsUser], ledger_streams: list[str], event_subjects: list[str], issuer: str
 ) -> str:
-    """The ``accounts`` block for ``nats.conf`` with the users and their permissions."""
+    """The ``accounts`` and ``authorization`` blocks for ``nats.conf``: the service's users
+    and their permissions, and the auth callout (``issuer``: its public account key) through
+    which every person connects (custody.nats_callout)."""
     commands = f"{SUBJECT_PREFIX}.>"
     bucket = f"$KV.{IDEMPOTENCY_BUCKET}.>"
     inboxes = f"{INBOX_PREFIX}>"
@@ -154,24 +161,39 @@ def render_accounts(
     writer_pub = [*writer_api(), bucket, *event_subjects]
     writer_pub_deny = [*DESTRUCTIVE_API, commands, "$SRV.>"]
     writer_sub = [inboxes]
-    admin_pub = ["$JS.API.>", "$JS.ACK.>", "$JS.FC.>", bucket, *event_subjects]
-    client_pub = [commands]
-    client_pub_deny = ["$JS.>", "$KV.>", "$SRV.>", *event_subjects]
+    # The administrator may also ask the service's discovery ($SRV: up, endpoints, stats).
+    admin_pub = ["$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$SRV.>", bucket, *event_subjects]
     verifier_pub = [*read_only_api(ledger_streams), "$JS.FC.>", "$JS.ACK.>"]
     verifier_pub_deny = [*DESTRUCTIVE_API, "$KV.>", *event_subjects]
     blocks = [
         _user(users["servicio"], responder_pub, responder_sub, responder_pub_deny),
         _user(users["escritor"], writer_pub, writer_sub, writer_pub_deny, [commands, "$SRV.>"]),
         _user(users["administrador"], admin_pub, [inboxes]),
-        _user(users["cliente"], client_pub, [inboxes], client_pub_deny),
         _user(users["verificador"], verifier_pub, [inboxes], verifier_pub_deny),
     ]
+    service_users = [users[name].user for name in USERS]
+    callout = users[CALLOUT_USER]
     return f"""
 accounts {{
   {ACCOUNT}: {{
     jetstream: enabled
     users: [
 {"".join(blocks)}    ]
+  }}
+  {AUTH_ACCOUNT}: {{
+    users: [
+      {{
+        user: {json.dumps(callout.user)}
+        password: {json.dumps(callout.password)}
+      }}
+    ]
+  }}
+}}
+authorization {{
+  auth_callout {{
+    issuer: {json.dumps(issuer)}
+    account: {AUTH_ACCOUNT}
+    auth_users: {_list(service_users)}
   }}
 }}
 """

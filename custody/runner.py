@@ -202,6 +202,7 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
         handlers,
         CachedAuthenticator(VaultAuthenticator(services.vault)),
         replicas=services.endpoints.replicas,
+        person_inboxes=True,
     )
     # Two NATS identities: the responder answers commands and may publish only to inboxes; the
     # writer holds the idempotency bucket (and, through the application, the ledger).
@@ -219,6 +220,18 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
         error_cb=_log_nats_error,
     )
     await service.start(nc, writer)
+    # The auth callout: people connect to NATS with their OpenBao token (custody.nats_callout);
+    # each connection's token is checked with OpenBao itself, never from a cache.
+    from .nats_callout import AuthCallout
+
+    gatekeeper = await nats.connect(
+        **bootstrap.resolve(settings, "autenticador").nats_options(),  # type: ignore[arg-type]
+        name="custodia-autenticador",
+        max_reconnect_attempts=-1,
+        error_cb=_log_nats_error,
+    )
+    callout = AuthCallout(VaultAuthenticator(services.vault), bootstrap.callout_seed(settings))
+    await callout.start(gatekeeper)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -236,9 +249,11 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
         await stop.wait()
     finally:
         advance.cancel()
+        await callout.stop()
         await service.stop()
         await nc.drain()
         await writer.drain()
+        await gatekeeper.drain()
         await asyncio.to_thread(read_side.stop)
         projections.close()
         services.close()

@@ -288,8 +288,12 @@ class CommandService:
         workers: int = 8,
         version: str = "0.1.0",
         replicas: int = 1,
+        person_inboxes: bool = False,
     ) -> None:
         self.replicas = replicas
+        # With per-person NATS identities (custody.nats_callout): a request is answered only to
+        # an inbox of the person whose token it carries, ``_INBOX.<user>.``.
+        self.person_inboxes = person_inboxes
         self.handlers = dict(handlers)
         self.authenticator = authenticator
         self.public = public
@@ -389,6 +393,10 @@ class CommandService:
                     raise protocol.ProtocolError("missing or invalid request id")
                 caller = await self._authenticate(command, headers.get(protocol.TOKEN_HEADER))
                 username = caller.username
+                if not self._own_inbox(command, caller, request._msg.reply):
+                    # Someone else's inbox: the answer would reach another person.
+                    _drop(self.log, command, request._msg.reply)
+                    return
                 call = Call(
                     command=command,
                     caller=caller,
@@ -431,6 +439,13 @@ class CommandService:
             self._log(command, username, outcome, error_type, started, args)
 
         return endpoint
+
+    def _own_inbox(self, command: str, caller: Caller, reply: str | None) -> bool:
+        if not self.person_inboxes or command in self.public:
+            return True
+        from .nats_callout import inbox_prefix
+
+        return str(reply or "").startswith(inbox_prefix(caller.username) + ".")
 
     def _log(
         self,

@@ -434,6 +434,7 @@ def test_a_retried_request_is_answered_without_running_twice(world: World) -> No
     from custody import protocol
     from custody.bootstrap import resolve
     from custody.config import Settings
+    from custody.nats_callout import inbox_prefix
 
     session = json.loads((world.home / "sesion-ana.json").read_text())
     endpoints = resolve(Settings.from_env({"CUSTODIA_HOME": str(world.home)}), "cliente")
@@ -445,7 +446,12 @@ def test_a_retried_request_is_answered_without_running_twice(world: World) -> No
     }
 
     async def twice() -> list[bytes]:
-        nc = await nats.connect(**endpoints.nats_options())  # type: ignore[arg-type]
+        # ana's token is her NATS credential; her replies come to her own inbox prefix.
+        nc = await nats.connect(
+            **endpoints.nats_options(),  # type: ignore[arg-type]
+            token=session["token"],
+            inbox_prefix=inbox_prefix("ana"),
+        )
         try:
             replies = []
             for _ in range(2):

@@ -18,6 +18,7 @@ from custody.ledger.follower import FollowerSettings, LedgerFollower, LocalCheck
 from custody.ledger.names import LedgerNames
 from custody.ledger.nats_io import connect
 from custody.nats_auth import generate_users, render_accounts
+from custody.nats_callout import issuer_public_key, new_issuer_seed
 from custody.runner import prepare_streams
 from custody.servers import NatsConfig, NatsProcess, free_port, start_nats
 from tests.integration.ledger.world import Cuenta, CustodiaApp
@@ -40,7 +41,9 @@ def secured(
         store_dir=workdir / "js",
         port=port,
         http_port=free_port(exclude={port}),
-        extra=render_accounts(users, LEDGER_STREAMS, LEDGER_SUBJECTS),
+        extra=render_accounts(
+            users, LEDGER_STREAMS, LEDGER_SUBJECTS, issuer_public_key(new_issuer_seed())
+        ),
     )
     proc = start_nats(config, workdir / "nats.conf", workdir / "nats.log")
     try:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +29,18 @@ from custody.ledger import audit
 from custody.ledger.follower import FollowerSettings, LedgerFollower, LocalCheckpointSigner
 from custody.ledger.names import LedgerNames
 from custody.ledger.nats_io import connect
-from custody.nats_auth import (
-    EVENT_SUBJECTS,
-    IDEMPOTENCY_BUCKET,
-    LEDGER_STREAMS,
-    generate_users,
-    render_accounts,
-)
+from custody.nats_auth import IDEMPOTENCY_BUCKET, LEDGER_STREAMS
 from custody.runner import prepare_streams
-from custody.servers import NatsConfig, NatsProcess, free_port, start_nats
+from custody.servers import BaoProcess, NatsProcess
 from custody.service import Call, Caller, CommandService, NotAuthenticatedError
 from tests.integration.ledger.world import Cuenta, CustodiaApp
+from tests.integration.service.people import (
+    Accounts,
+    connect_person,
+    people_tokens,
+    running_callout,
+    start_secured_nats,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -70,19 +71,15 @@ def _handlers() -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NatsProcess, Any]]:
-    """A server with Custodia's accounts, its ledger made by the administrative identity, 12
-    events written and checkpointed by the writer."""
+def secured(
+    tmp_path_factory: pytest.TempPathFactory, openbao: BaoProcess
+) -> Iterator[tuple[NatsProcess, Any]]:
+    """A server with Custodia's accounts and auth callout, its ledger made by the administrative
+    identity, 12 events written and checkpointed by the writer; mallory logged in to OpenBao."""
     workdir: Path = tmp_path_factory.mktemp("nats-reply")
-    users = generate_users()
-    port = free_port()
-    config = NatsConfig(
-        store_dir=workdir / "js",
-        port=port,
-        http_port=free_port(exclude={port}),
-        extra=render_accounts(users, LEDGER_STREAMS, EVENT_SUBJECTS),
-    )
-    proc = start_nats(config, workdir / "nats.conf", workdir / "nats.log")
+    accounts = Accounts()
+    users = accounts.users
+    proc = start_secured_nats(workdir, accounts)
     try:
 
         def env(user: str) -> dict[str, str]:
@@ -107,7 +104,8 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[NatsProc
             LedgerFollower(conn, signer, NAMES, FollowerSettings(every_events=5)).checkpoint_now()
         finally:
             conn.close()
-        yield proc, (users, signer)
+        tokens = people_tokens(openbao, ("mallory",))
+        yield proc, (accounts, signer, tokens, openbao)
     finally:
         proc.stop()
 
@@ -119,14 +117,14 @@ class Errors(list[str]):
         super().__init__()
         self.arrived = asyncio.Event()
 
-    def add(self, error: str) -> None:
-        self.append(error)
+    def append(self, error: str) -> None:
+        super().append(error)
         self.arrived.set()
 
 
 async def _connect(url: str, user: str, password: str, errors: Errors) -> Client:
     async def on_error(exc: Exception) -> None:
-        errors.add(str(exc))
+        errors.append(str(exc))
 
     return await nats.connect(
         url, user=user, password=password, error_cb=on_error, allow_reconnect=False
@@ -158,7 +156,7 @@ async def _counts(nc: Client) -> dict[str, int]:
 
 
 async def _start_service(
-    url: str, users: dict[str, Any] | None
+    url: str, users: Mapping[str, Any] | None
 ) -> tuple[CommandService, tuple[Client, Client, Errors]]:
     """The command service with its two identities (or anonymous on an open server)."""
     errors = Errors()
@@ -237,18 +235,21 @@ def test_service_answers_only_inboxes_even_where_the_server_would_let_it(
 def test_reply_injection_is_refused_by_server_and_service(
     secured: tuple[NatsProcess, Any], tmp_path: Path
 ) -> None:
-    """With Custodia's accounts, a client aiming the service's answers at the events stream,
+    """With Custodia's accounts, a person (mallory, logged in) aiming the service's answers at
+    the events stream,
     the checkpoint notes or a bucket key changes nothing: its $SRV publishes are refused by
     the server, its command requests are dropped by the service, the ledger's and the
     bucket's message counts stay the same and the ledger still verifies. And the responder
     identity itself cannot publish on those subjects (server refusal)."""
-    proc, (users, signer) = secured
+    proc, (accounts, signer, tokens, bao) = secured
+    users = accounts.users
 
     async def scenario() -> None:
         errors = Errors()
         admin = await _connect(proc.url, "administrador", users["administrador"].password, Errors())
-        attacker = await _connect(proc.url, "cliente", users["cliente"].password, errors)
         service, (responder, writer, service_errors) = await _start_service(proc.url, users)
+        async with running_callout(proc.url, accounts, bao):
+            attacker = await connect_person(proc.url, "mallory", tokens["mallory"], errors)
         try:
             before = await _counts(admin)
             with capture_logs() as logs:
@@ -298,7 +299,8 @@ def test_writer_and_verifier_cannot_destroy_the_ledger(secured: tuple[NatsProces
     bucket, nor delete a message; the verifier cannot either; the responder has no JetStream
     right at all. Each refusal is the server's (a publish permission violation on the API
     subject), and the streams are intact afterwards."""
-    proc, (users, _) = secured
+    proc, (accounts, *_) = secured
+    users = accounts.users
     events, checkpoints = LEDGER_STREAMS
 
     async def scenario() -> None:
@@ -338,7 +340,8 @@ def test_writer_cannot_listen_to_commands_nor_answer_for_the_service(
     """The writer identity (whose password the service's machine holds) may not subscribe to
     the command subjects, where callers' requests travel; the responder may, only in the
     service's queue group (a plain subscription, which would copy every request, is refused)."""
-    proc, (users, _) = secured
+    proc, (accounts, *_) = secured
+    users = accounts.users
 
     async def scenario() -> None:
         writer_errors, responder_errors = Errors(), Errors()

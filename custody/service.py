@@ -2,7 +2,8 @@
 
 A NATS micro service (discovery, stats and the standard error headers come with it). Every
 request on ``custodia.cmd.<command>`` is authenticated by the caller's own OpenBao/Vault token
-(checked with the server, cached for at most ``TOKEN_CACHE_SECONDS``), mapped to a person and
+(checked with the server; a success is reused for at most ``TOKEN_CACHE_SECONDS`` by commands
+that only read, never by one that writes: a revoked token writes nothing), mapped to a person and
 roles, handed to the command's handler (synchronous application code, run on a worker thread),
 and answered. Several instances may run at once: they share a queue group, and optimistic
 concurrency in the event store keeps them correct.
@@ -178,6 +179,10 @@ class CachedAuthenticator:
         hit = self.cached(token)
         if hit is not None:
             return hit
+        return self.fresh(token)
+
+    def fresh(self, token: str) -> Caller:
+        """Check ``token`` with the server now (never from the cache), and remember it."""
         now = time.monotonic()
         caller = self.inner.authenticate(token)
         with self._lock:
@@ -575,9 +580,15 @@ class CommandService:
             return Caller("anónimo", "", (), token="")
         if not token:
             raise NotAuthenticatedError("missing")
+        check = self.authenticator.authenticate
         if isinstance(self.authenticator, CachedAuthenticator):
-            hit = self.authenticator.cached(token)  # answered here: no hop to a worker thread
-            if hit is not None:
-                return hit
+            if command not in READ_ONLY:
+                # A command that writes is never served from the cache: a token revoked a
+                # moment ago is refused at once (issue 16, finding 10).
+                check = self.authenticator.fresh
+            else:
+                hit = self.authenticator.cached(token)  # answered here: no hop to a thread
+                if hit is not None:
+                    return hit
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self.authenticator.authenticate, token)
+        return await loop.run_in_executor(self._pool, check, token)

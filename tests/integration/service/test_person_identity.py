@@ -224,3 +224,59 @@ def test_the_callout_cleans_names_and_bounds_the_identity_by_the_token() -> None
     assert claims["nats"]["pub"] == {"allow": ["custodia.cmd.>"]}
     assert claims["aud"] == "CUSTODIA"
 
+
+def test_a_write_with_a_revoked_token_is_refused_at_once(
+    world: tuple[NatsProcess, Accounts, BaoProcess, dict[str, str]],
+) -> None:
+    """Finding 10: rosa's token is checked (and cached) by a read, then revoked in OpenBao; on
+    her connection, still open, the very next command that writes is refused
+    (NotAuthenticatedError) and does not run; the token cache serves reads only."""
+    from custody.service import CachedAuthenticator
+
+    proc, accounts, bao, _ = world
+    token = people_tokens(bao, ("rosa",))["rosa"]
+    ran: list[str] = []
+
+    def write(call: Call) -> dict[str, str]:
+        ran.append(call.caller.username)
+        return {"hecho": "sí"}
+
+    async def scenario() -> None:
+        responder = await nats.connect(
+            proc.url, user="servicio", password=accounts.password("servicio")
+        )
+        writer = await nats.connect(
+            proc.url, user="escritor", password=accounts.password("escritor")
+        )
+        authenticator = CachedAuthenticator(
+            VaultAuthenticator(VaultClient(bao.addr, bao.root_token))
+        )
+        service = CommandService(
+            {"sesion.quien": _whoami, "cuentas.alta": write}, authenticator, person_inboxes=True
+        )
+        await _bucket(proc.url, accounts)
+        await service.start(responder, writer)
+        async with running_callout(proc.url, accounts, bao):
+            rosa = await connect_person(proc.url, "rosa", token)
+        try:
+            first = await rosa.request(
+                protocol.subject_for("sesion.quien"), b"{}", timeout=5, headers=_headers(token)
+            )
+            assert protocol.decode_reply(first.data) == {"usuario": "rosa"}  # now cached
+            VaultClient(bao.addr, bao.root_token).write(
+                "auth/token/revoke", {"token": token}, operation="revoke-token"
+            )
+            answer = await rosa.request(
+                protocol.subject_for("cuentas.alta"), b"{}", timeout=5, headers=_headers(token)
+            )
+            with pytest.raises(protocol.RemoteError) as refused:
+                protocol.decode_reply(answer.data)
+            assert refused.value.remote_type == "NotAuthenticatedError"
+            assert ran == []
+        finally:
+            await rosa.close()
+            await service.stop()
+            await responder.close()
+            await writer.close()
+
+    asyncio.run(scenario())

@@ -14,11 +14,11 @@ runs with exactly this configuration (rendered into ``CUSTODIA_HOME/nats/auth.co
 Users and what they may do::
 
     servicio       (responder) publish: inboxes only, and PING of its own service
-                   subscribe: command subjects (queue group only), service discovery, inboxes
+                   subscribe: command subjects (queue group only), service discovery, its inboxes
     escritor       (writer) publish: event subjects, the idempotency bucket, read-only JetStream
                    API; never a stream create/update/delete/purge or a message delete
     administrador  every JetStream API of the account (``init``/upgrade only); $SRV discovery
-    verificador    publish: read-only JetStream API on the ledger streams;  subscribe: inboxes
+    verificador    publish: read-only JetStream API on the ledger streams;  subscribe: its inboxes
     autenticador   (account AUTH) the auth callout, inside ``custodia servicio``
 
 People have no password here: each connects with their OpenBao token, checked by the auth
@@ -153,23 +153,45 @@ def render_accounts(
     commands = f"{SUBJECT_PREFIX}.>"
     bucket = f"$KV.{IDEMPOTENCY_BUCKET}.>"
     inboxes = f"{INBOX_PREFIX}>"
+    # The service's and the verifier's own inboxes: nats-py's ``_INBOX.<nuid>`` and its request
+    # replies ``_INBOX.<nuid>.<n>``. A person's replies come to ``_INBOX.<user>.<nuid>.<n>``
+    # (four tokens): denied to every other identity (for a wildcard subscription such as
+    # ``_INBOX.>``, the server drops those messages on delivery). A ``*`` in an allow list would
+    # not do: the server lets ``_INBOX.>`` through an allowed ``_INBOX.*``.
+    own_inboxes = [inboxes]
+    others_inboxes = [f"{INBOX_PREFIX}*.*.*", f"{INBOX_PREFIX}*.*.*.>"]
     # The responder answers only to inboxes: no allow_responses (with it, a requester chooses
     # where the responder publishes, past any deny) and no right on the ledger or the bucket.
     responder_pub = [inboxes, f"$SRV.PING.{SERVICE_NAME}.*"]
     responder_pub_deny = ["$JS.>", "$KV.>", *event_subjects]
-    responder_sub = [f"{commands} {QUEUE_GROUP}", "$SRV.>", inboxes]
+    responder_sub = [f"{commands} {QUEUE_GROUP}", "$SRV.>", *own_inboxes]
     writer_pub = [*writer_api(), bucket, *event_subjects]
     writer_pub_deny = [*DESTRUCTIVE_API, commands, "$SRV.>"]
-    writer_sub = [inboxes]
-    # The administrator may also ask the service's discovery ($SRV: up, endpoints, stats).
-    admin_pub = ["$JS.API.>", "$JS.ACK.>", "$JS.FC.>", "$SRV.>", bucket, *event_subjects]
+    writer_sub = own_inboxes
+    # The administrator may also ask the service's discovery ($SRV: up, endpoints, stats), and
+    # publish to inboxes (bench/bench_service.py measures a stream publish there).
+    admin_pub = [
+        "$JS.API.>",
+        "$JS.ACK.>",
+        "$JS.FC.>",
+        "$SRV.>",
+        inboxes,
+        bucket,
+        *event_subjects,
+    ]
     verifier_pub = [*read_only_api(ledger_streams), "$JS.FC.>", "$JS.ACK.>"]
     verifier_pub_deny = [*DESTRUCTIVE_API, "$KV.>", *event_subjects]
     blocks = [
-        _user(users["servicio"], responder_pub, responder_sub, responder_pub_deny),
-        _user(users["escritor"], writer_pub, writer_sub, writer_pub_deny, [commands, "$SRV.>"]),
-        _user(users["administrador"], admin_pub, [inboxes]),
-        _user(users["verificador"], verifier_pub, [inboxes], verifier_pub_deny),
+        _user(users["servicio"], responder_pub, responder_sub, responder_pub_deny, others_inboxes),
+        _user(
+            users["escritor"],
+            writer_pub,
+            writer_sub,
+            writer_pub_deny,
+            [commands, "$SRV.>", *others_inboxes],
+        ),
+        _user(users["administrador"], admin_pub, own_inboxes, None, others_inboxes),
+        _user(users["verificador"], verifier_pub, own_inboxes, verifier_pub_deny, others_inboxes),
     ]
     service_users = [users[name].user for name in USERS]
     callout = users[CALLOUT_USER]

@@ -227,9 +227,11 @@ def answerable(reply: str | None) -> bool:
     )
 
 
-def _drop(log: Any, what: str, reply: str | None) -> None:
+def _drop(what: str, reply: str | None) -> None:
     # The subject is logged cut short: it is attacker-chosen text.
-    log.warning("respuesta_rechazada", comando=what, respuesta=str(reply or "")[:80])
+    structlog.get_logger("custodia.servicio").warning(
+        "respuesta_rechazada", comando=what, respuesta=str(reply or "")[:80]
+    )
 
 
 def idempotency_bucket_config(replicas: int) -> Any:
@@ -252,33 +254,29 @@ def _inbox_only_service() -> type:
     class InboxOnlyService(Service):
         """A micro service whose discovery verbs ($SRV PING/INFO/STATS) answer only inboxes."""
 
-        def __init__(self, nc: Any, config: Any, log: Any) -> None:
-            super().__init__(nc, config)
-            self._custodia_log = log
-
         async def _handle_ping_request(self, msg: Any) -> None:
             if answerable(msg.reply):
                 await super()._handle_ping_request(msg)
             else:
-                _drop(self._custodia_log, "$SRV.PING", msg.reply)
+                _drop("$SRV.PING", msg.reply)
 
         async def _handle_info_request(self, msg: Any) -> None:
             if answerable(msg.reply):
                 await super()._handle_info_request(msg)
             else:
-                _drop(self._custodia_log, "$SRV.INFO", msg.reply)
+                _drop("$SRV.INFO", msg.reply)
 
         async def _handle_stats_request(self, msg: Any) -> None:
             if answerable(msg.reply):
                 await super()._handle_stats_request(msg)
             else:
-                _drop(self._custodia_log, "$SRV.STATS", msg.reply)
+                _drop("$SRV.STATS", msg.reply)
 
     return InboxOnlyService
 
 
-def _make_micro_service(nc: Any, config: Any, log: Any) -> Any:
-    return _inbox_only_service()(nc, config, log)
+def _make_micro_service(nc: Any, config: Any) -> Any:
+    return _inbox_only_service()(nc, config)
 
 
 class CommandService:
@@ -344,7 +342,6 @@ class CommandService:
                 description="Custodia: órdenes autenticadas sobre la bitácora",
                 queue_group=protocol.QUEUE_GROUP,
             ),
-            self.log,
         )
         await self._service.start()
         for command in sorted(self.handlers):
@@ -368,7 +365,7 @@ class CommandService:
             # A reply subject that is not an inbox is an attempt to make the service publish
             # somewhere else (a ledger or KV subject): nothing is run, nothing is answered.
             if not answerable(request._msg.reply):
-                _drop(self.log, command, request._msg.reply)
+                _drop(command, request._msg.reply)
                 return
             await self._in_progress.acquire()
             task = asyncio.create_task(serve(request))
@@ -400,7 +397,7 @@ class CommandService:
                 username = caller.username
                 if not self._own_inbox(command, caller, request._msg.reply):
                     # Someone else's inbox: the answer would reach another person.
-                    _drop(self.log, command, request._msg.reply)
+                    _drop(command, request._msg.reply)
                     return
                 call = Call(
                     command=command,

@@ -3,6 +3,7 @@ what the per-person NATS identity tests connect with."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
@@ -50,7 +51,27 @@ def start_secured_nats(workdir: Path, accounts: Accounts, extra: str | None = No
         http_port=free_port(exclude={port}),
         extra=extra if extra is not None else accounts.render(),
     )
-    return start_nats(config, workdir / "nats.conf", workdir / "nats.log")
+    proc = start_nats(config, workdir / "nats.conf", workdir / "nats.log")
+    asyncio.run(_jetstream_ready(proc.url, accounts))
+    return proc
+
+
+async def _jetstream_ready(url: str, accounts: Accounts) -> None:
+    """Until the account's JetStream answers (right after a start it may not have responders)."""
+    from nats.errors import NoRespondersError
+    from nats.errors import TimeoutError as NatsTimeoutError
+
+    nc = await nats.connect(url, user="administrador", password=accounts.password("administrador"))
+    try:
+        for _ in range(100):
+            try:
+                await nc.jetstream(timeout=1).account_info()
+                return
+            except (NoRespondersError, NatsTimeoutError):
+                await asyncio.sleep(0.1)
+        raise RuntimeError("JetStream did not start")
+    finally:
+        await nc.close()
 
 
 def people_tokens(bao: BaoProcess, names: tuple[str, ...]) -> dict[str, str]:

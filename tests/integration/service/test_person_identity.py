@@ -280,3 +280,50 @@ def test_a_write_with_a_revoked_token_is_refused_at_once(
             await writer.close()
 
     asyncio.run(scenario())
+
+
+def test_no_other_identity_reads_a_persons_replies(
+    world: tuple[NatsProcess, Accounts, BaoProcess, dict[str, str]],
+) -> None:
+    """The responder, the writer, the administrator and the verifier may subscribe to
+    ``_INBOX.>`` (their own inboxes) but a person's replies (``_INBOX.<user>.<nuid>.<n>``) are
+    denied to them: subscribed to ``_INBOX.>`` and to ``_INBOX.bob.>``, none receives bob's
+    reply, which bob does receive."""
+    proc, accounts, bao, tokens = world
+
+    async def scenario() -> None:
+        service, connections = await _service(proc.url, accounts, bao)
+        async with running_callout(proc.url, accounts, bao):
+            bob = await connect_person(proc.url, "bob", tokens["bob"])
+        others: list[Any] = []
+        subscriptions: list[Any] = []
+        try:
+            for user in ("servicio", "escritor", "administrador", "verificador"):
+                nc = await nats.connect(proc.url, user=user, password=accounts.password(user))
+                others.append(nc)
+                for subject in ("_INBOX.>", f"{inbox_prefix('bob')}.>"):
+                    subscriptions.append(await nc.subscribe(subject))
+                await nc.flush()
+            reply = await bob.request(
+                protocol.subject_for("sesion.quien"),
+                b"{}",
+                timeout=5,
+                headers=_headers(tokens["bob"]),
+            )
+            assert reply.subject.startswith(f"{inbox_prefix('bob')}.")
+            assert protocol.decode_reply(reply.data) == {"usuario": "bob"}
+            for nc in others:
+                await nc.flush()  # anything delivered before this is in the pending queues
+            seen = []
+            for sub in subscriptions:
+                for _ in range(sub.pending_msgs):
+                    seen.append((await sub.next_msg(timeout=1)).subject)
+            assert not [s for s in seen if s.startswith(f"{inbox_prefix('bob')}.")], seen
+        finally:
+            for nc in [*others, bob]:
+                await nc.close()
+            await service.stop()
+            for conn in connections:
+                await conn.close()
+
+    asyncio.run(scenario())

@@ -33,6 +33,7 @@ from custody.nats_auth import IDEMPOTENCY_BUCKET, LEDGER_STREAMS
 from custody.runner import prepare_streams
 from custody.servers import BaoProcess, NatsProcess
 from custody.service import Call, Caller, CommandService, NotAuthenticatedError
+from tests.conftest import start_test_nats
 from tests.integration.ledger.world import Cuenta, CustodiaApp
 from tests.integration.service.people import (
     Accounts,
@@ -204,11 +205,13 @@ async def _answered(requester: Client) -> None:
 
 
 def test_service_answers_only_inboxes_even_where_the_server_would_let_it(
-    nats_server: NatsProcess,
+    tmp_path: Path,
 ) -> None:
     """On a server with no permissions at all (the service's code is the only defence), the
     service drops every request and every $SRV verb whose reply subject is not an inbox: it
-    runs nothing, publishes nothing there, and logs the refusal."""
+    runs nothing, publishes nothing there, and logs the refusal. (A server of its own: no other
+    test's service shares the queue group.)"""
+    nats_server = start_test_nats(tmp_path)
 
     async def scenario() -> None:
         watcher = await nats.connect(nats_server.url)
@@ -229,7 +232,10 @@ def test_service_answers_only_inboxes_even_where_the_server_would_let_it(
             await js.delete_stream(stream)
             await watcher.close()
 
-    asyncio.run(scenario())
+    try:
+        asyncio.run(scenario())
+    finally:
+        nats_server.stop()
 
 
 def test_reply_injection_is_refused_by_server_and_service(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import tempfile
@@ -421,9 +422,11 @@ class EmbeddedStack:
             except (OSError, ValueError, KeyError):
                 raise CorruptKeyFileError(self.nats_users_file, "unreadable") from None
         fresh = nats_auth.generate_users()
+        written = False
         for name in nats_auth.USERS:
             if not self.nats_user_file(name).exists():
                 nats_auth.save_user(self.nats_user_file(name), former.get(name, fresh[name]))
+                written = True
         self.nats_users_file.unlink(missing_ok=True)
         # No shared client credential any more: people connect through the auth callout.
         self.nats_user_file("cliente").unlink(missing_ok=True)
@@ -435,17 +438,29 @@ class EmbeddedStack:
                 out.write(new_issuer_seed())
         from .nats_callout import issuer_public_key
 
-        conf = nats_auth.render_accounts(
-            self.nats_users(),
+        issuer = issuer_public_key(self.callout_seed())
+        target = self.nats_dir / "auth.conf"
+        # The configuration without its passwords: when it is what the server already has, the
+        # passwords are not read at all (``custodia servicio`` starting the stack does not load
+        # the administrative identity's); they are read only to write a new configuration.
+        shape = nats_auth.render_accounts(
+            {name: nats_auth.NatsUser(name, "") for name in nats_auth.USERS},
             nats_auth.LEDGER_STREAMS,
             nats_auth.EVENT_SUBJECTS,
-            issuer_public_key(self.callout_seed()),
+            issuer,
         )
-        target = self.nats_dir / "auth.conf"
+        digest = hashlib.sha256(shape.encode()).hexdigest()
+        marker = self.nats_dir / "auth.conf.forma"
+        if not written and target.exists() and marker.exists() and marker.read_text() == digest:
+            return
+        conf = nats_auth.render_accounts(
+            self.nats_users(), nats_auth.LEDGER_STREAMS, nats_auth.EVENT_SUBJECTS, issuer
+        )
         if not target.exists() or target.read_text() != conf:
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as out:
                 out.write(conf)
+        marker.write_text(digest)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

@@ -393,7 +393,9 @@ class CommandService:
                 request_id = headers.get(protocol.REQUEST_ID_HEADER)
                 if not protocol.valid_request_id(request_id):
                     raise protocol.ProtocolError("missing or invalid request id")
-                caller = await self._authenticate(command, headers.get(protocol.TOKEN_HEADER))
+                caller, recheck = await self._authenticate(
+                    command, headers.get(protocol.TOKEN_HEADER)
+                )
                 username = caller.username
                 if not self._own_inbox(command, caller, request._msg.reply):
                     # Someone else's inbox: the answer would reach another person.
@@ -407,7 +409,7 @@ class CommandService:
                     reply_key=headers.get(protocol.REPLY_KEY_HEADER),
                     received_at=datetime.now(UTC),
                 )
-                replay, data = await self._run(command, call)
+                replay, data = await self._run(command, call, recheck)
                 if replay is not None:
                     await request.respond(replay)
                     self._log(command, username, "repetida", None, started, args)
@@ -474,7 +476,9 @@ class CommandService:
             },
         )
 
-    async def _run(self, command: str, call: Call) -> tuple[bytes | None, Any]:
+    async def _run(
+        self, command: str, call: Call, recheck: asyncio.Future[Caller] | None = None
+    ) -> tuple[bytes | None, Any]:
         """Claim the request id and run the handler: ``(recorded reply, None)`` for a retry of
         a request already done, else ``(None, the handler's result)``.
 
@@ -482,18 +486,28 @@ class CommandService:
         reads need not wait for it) and waits in ``call.proceed()`` before its first side
         effect; if the claim is not granted it is stopped there, and its result or error is
         dropped for the claim's answer. Any other handler starts once the claim is granted.
+
+        ``recheck``: the check with OpenBao of a token taken from the cache for a command that
+        writes; it runs alongside the claim (and the reads), and no side effect happens before
+        it succeeds (a revoked token raises :class:`NotAuthenticatedError` here).
         """
         handler = self.handlers[command]
         loop = asyncio.get_running_loop()
+        if recheck is not None:
+            recheck.add_done_callback(lambda done: done.cancelled() or done.exception())
         if not getattr(handler, "claim_overlapping", False) or command in READ_ONLY:
             replay = await self._claim(command, call.caller, call.request_id)
             if replay is not None:
                 return replay, None
+            if recheck is not None:
+                await recheck
             return None, await loop.run_in_executor(self._pool, handler, call)
         gate = _Gate()
         work = loop.run_in_executor(self._pool, handler, replace(call, proceed=gate.wait))
         try:
             replay = await self._claim(command, call.caller, call.request_id)
+            if replay is None and recheck is not None:
+                await recheck
         except BaseException:
             _abandon(gate, work)
             raise
@@ -572,20 +586,26 @@ class CommandService:
             # The command is done; only a retry's answer is affected (it will say "in progress").
             self.log.warning("idempotencia_no_registrada", comando=command)
 
-    async def _authenticate(self, command: str, token: str | None) -> Caller:
+    async def _authenticate(
+        self, command: str, token: str | None
+    ) -> tuple[Caller, asyncio.Future[Caller] | None]:
+        """The caller, and for a command that writes whose token came from the cache, the check
+        with OpenBao still running (awaited before the first side effect, see :meth:`_run`): a
+        command that writes is never served from the cache alone, so a token revoked a moment
+        ago writes nothing (issue 16, finding 10)."""
         if command in self.public:
-            return Caller("anónimo", "", (), token="")
+            return Caller("anónimo", "", (), token=""), None
         if not token:
             raise NotAuthenticatedError("missing")
-        check = self.authenticator.authenticate
-        if isinstance(self.authenticator, CachedAuthenticator):
-            if command not in READ_ONLY:
-                # A command that writes is never served from the cache: a token revoked a
-                # moment ago is refused at once (issue 16, finding 10).
-                check = self.authenticator.fresh
-            else:
-                hit = self.authenticator.cached(token)  # answered here: no hop to a thread
-                if hit is not None:
-                    return hit
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, check, token)
+        if isinstance(self.authenticator, CachedAuthenticator):
+            hit = self.authenticator.cached(token)  # answered here: no hop to a thread
+            if command not in READ_ONLY:
+                if hit is None:
+                    fresh = self.authenticator.fresh
+                    return await loop.run_in_executor(self._pool, fresh, token), None
+                recheck = loop.run_in_executor(self._pool, self.authenticator.fresh, token)
+                return hit, recheck
+            if hit is not None:
+                return hit, None
+        return await loop.run_in_executor(self._pool, self.authenticator.authenticate, token), None

@@ -187,7 +187,7 @@ def prepare(home: Path) -> tuple[str, CommandClient]:
     settings = Settings.from_env({"CUSTODIA_HOME": str(home)})
     client_ep = resolve(settings, "cliente")
     token = session.login(client_ep.vault_addr, "ana", PASSWORD, home / "sesion-ana.json").token
-    setup = CommandClient(client_ep, token)
+    setup = CommandClient(client_ep, token, username="ana")
     account = {"cuenta": ACCOUNT, "usuario": "DD05IECM", "correo": "dd05.x@iecm.mx"}
     setup.call("cuentas.alta", account)
     setup.call("rotar.iniciar", {"cuenta": ACCOUNT})
@@ -202,11 +202,20 @@ async def run(
     round), so a noisy neighbour on a shared machine weighs on the service and on its raw
     parts alike."""
     settings = Settings.from_env({"CUSTODIA_HOME": str(home)})
-    client_ep, service_ep = resolve(settings, "cliente"), resolve(settings, "servicio")
+    # ana connects with her token (the auth callout); the raw parts are measured as the
+    # administrative identity (JetStream) and the responder (the echo), as the service has them.
+    client_ep, service_ep = resolve(settings, "cliente"), resolve(settings, "administrador")
+    responder_ep = resolve(settings, "servicio")
+    client_options: dict[str, Any] = {
+        **client_ep.nats_options(),
+        "token": token,
+        "inbox_prefix": "_INBOX.ana",
+    }
     # The caller's token (``init`` revoked the root token; none is needed here).
     caller_vault = VaultClient(client_ep.vault_addr, token)
-    client_nc = await nats.connect(**_options(client_ep), name="bench-cliente")
+    client_nc = await nats.connect(**client_options, name="bench-cliente")
     service_nc = await nats.connect(**_options(service_ep), name="bench-servicio")
+    responder_nc = await nats.connect(**_options(responder_ep), name="bench-respondedor")
     caller = Caller(client_nc, token)
     # With the caller's token, as the service makes every one of these calls (OpenBao checks
     # the caller's policies on each; the root token would skip that work). Twice: with stock
@@ -240,8 +249,8 @@ async def run(
                     after=lambda: caller.call("rotar.confirmar", {"cuenta": ACCOUNT}),
                 ),
             )
-            add("rtt", await _echo(client_nc, service_nc, per))
-            add("connect", await _connect_cost(client_ep, per))
+            add("rtt", await _echo(client_nc, responder_nc, per))
+            add("connect", await _connect_cost(client_options, per))
             add("kv_reveal", await asyncio.to_thread(measure_sync, lambda: _raw_reveal(hv), per))
             add("kv_rotate", await asyncio.to_thread(_raw_rotation, hv, per))
             add(
@@ -254,6 +263,7 @@ async def run(
     finally:
         await client_nc.close()
         await service_nc.close()
+        await responder_nc.close()
     figures: dict[str, float] = {}
     print(f"\nThrough the service ({len(samples['revelar'])} runs each, {rounds} rounds, warm):")
     figures["revelar"], figures["revelar_p99"] = report(
@@ -291,7 +301,7 @@ async def _echo(client_nc: Any, service_nc: Any, runs: int) -> list[float]:
     async def respond(msg: Any) -> None:
         await msg.respond(reply)
 
-    sub = await service_nc.subscribe(ECHO_SUBJECT, cb=respond)
+    sub = await service_nc.subscribe(ECHO_SUBJECT, cb=respond, queue=protocol.QUEUE_GROUP)
     await service_nc.flush()
     headers = {
         protocol.TOKEN_HEADER: "x" * 95,
@@ -315,9 +325,11 @@ async def _echo(client_nc: Any, service_nc: Any, runs: int) -> list[float]:
         await sub.unsubscribe()
 
 
-async def _connect_cost(endpoints: Endpoints, runs: int) -> list[float]:
+async def _connect_cost(options: dict[str, Any], runs: int) -> list[float]:
+    """A person's connection, as each command makes it (through the auth callout)."""
+
     async def once() -> None:
-        nc = await nats.connect(**_options(endpoints), allow_reconnect=False)
+        nc = await nats.connect(**options, allow_reconnect=False)
         await nc.close()
 
     return await measure_async(once, max(20, runs // 2))

@@ -32,10 +32,15 @@ def call(command: str, args: dict[str, Any] | None = None, *, anonymous: bool = 
     from custody.client import CommandClient
 
     current = settings()
-    token = None if anonymous else session().token
+    opened = None if anonymous else session()
     endpoints = resolve(current, "cliente")
     clean = {k: v for k, v in (args or {}).items() if v is not None}
-    return CommandClient(endpoints, token).call(command, clean)
+    # The session's token is also the person's NATS credential (custody.nats_callout).
+    return CommandClient(
+        endpoints,
+        opened.token if opened else None,
+        username=opened.username if opened else None,
+    ).call(command, clean)
 
 
 def channel_args(

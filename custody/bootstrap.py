@@ -1,11 +1,15 @@
 """Where the servers are and with which credentials: one place that wires it for every process.
 
 Embedded default (no ``CUSTODIA_NATS_URL`` / ``CUSTODIA_VAULT_ADDR``): addresses come from the
-supervisor's ``stack.json``; NATS passwords from ``secrets/nats-users.json``; the administrative
+supervisor's ``stack.json``; each NATS identity's password from its own file,
+``secrets/nats-<user>.json`` (a process reads only the files of the identities it acts as); the
+administrative
 OpenBao token is the embedded root token (``init`` only) and the service token is kept in
 ``secrets/servicio-token`` (both 0600). External servers: ``CUSTODIA_NATS_URL`` (+
-``CUSTODIA_NATS_CREDS``), ``CUSTODIA_VAULT_ADDR`` (+ ``CUSTODIA_VAULT_TOKEN`` for ``init`` and
-``servicio`` only).
+``CUSTODIA_NATS_CREDS``, or ``CUSTODIA_NATS_USER``/``CUSTODIA_NATS_PASSWORD``; the service's
+identities ``servicio``/``escritor`` and ``init``'s ``administrador`` come from their own
+``secrets/nats-<user>.json`` in ``CUSTODIA_HOME`` when present), ``CUSTODIA_VAULT_ADDR``
+(+ ``CUSTODIA_VAULT_TOKEN`` for ``init`` and ``servicio`` only).
 """
 
 from __future__ import annotations
@@ -18,11 +22,18 @@ from typing import Literal
 
 from events.errors import ConfigurationError
 
+from . import nats_auth
 from .config import Settings
 from .embedded import EmbeddedStack, StackInfo, StackNotRunningError
 
-NatsRole = Literal["servicio", "cliente", "verificador"]
+NatsRole = Literal[
+    "servicio", "escritor", "administrador", "cliente", "verificador", "autenticador"
+]
 SERVICE_TOKEN_FILE = "servicio-token"  # noqa: S105  # a file name
+# Identities of the service's machine (and ``init``): with external servers, taken from their
+# own file in ``CUSTODIA_HOME/secrets`` when there is one.
+SERVICE_ROLES = frozenset({"servicio", "escritor", "administrador", "autenticador"})
+CALLOUT_SEED_FILE = "nats-emisor.seed"
 
 
 @dataclass(frozen=True)
@@ -77,6 +88,11 @@ class Endpoints:
         elif self.nats_user is not None and self.nats_password is not None:
             env["NATS_USER"] = self.nats_user
             env["NATS_PASSWORD"] = self.nats_password
+        # eventsourcing reads ``CUSTODIA_<KEY>`` (the application's name) before ``<KEY>``, and
+        # from the process environment too: pin this identity under both names, so that a
+        # ``CUSTODIA_NATS_USER`` meant for another process does not replace it.
+        for key in ("NATS_CREDS", "NATS_USER", "NATS_PASSWORD"):
+            env[f"CUSTODIA_{key}"] = env.get(key, "")
         return env
 
 
@@ -91,10 +107,18 @@ def resolve(settings: Settings, role: NatsRole, *, start: bool = False) -> Endpo
     if settings.nats_url:
         nats_url, creds = settings.nats_url, settings.nats_creds
         user, password = settings.nats_user, settings.nats_password
+        own = nats_auth.user_file(settings.home / "secrets", role)
+        if role in SERVICE_ROLES and own.exists():
+            user, password, creds = role, nats_auth.load_user(own, role).password, None
     else:
         assert info is not None
-        users = stack.nats_users()
-        nats_url, user, password, creds = info.nats_url, role, users[role].password, None
+        nats_url, user, password, creds = info.nats_url, None, None, None
+        if role != "cliente":
+            user, password = role, stack.nats_user(role).password
+    if role == "cliente":
+        # A person has no NATS password: their OpenBao token is their NATS credential (the
+        # auth callout checks it, custody.nats_callout); see custody.client.
+        user, password, creds = None, None, None
     vault_addr = settings.vault_addr or (info.vault_addr if info else "")
     return Endpoints(
         nats_url=nats_url,
@@ -108,6 +132,19 @@ def resolve(settings: Settings, role: NatsRole, *, start: bool = False) -> Endpo
         vault_ca=settings.vault_ca,
         replicas=settings.replicas,
     )
+
+
+def callout_seed(settings: Settings) -> str:
+    """The auth callout's issuer seed: ``secrets/nats-emisor.seed`` of ``CUSTODIA_HOME`` (the
+    embedded stack makes it; with external servers, the deployment puts it there)."""
+    path = settings.home / "secrets" / CALLOUT_SEED_FILE
+    try:
+        seed = path.read_text().strip()
+    except FileNotFoundError:
+        raise ConfigurationError(str(path), "missing: the NATS auth callout needs it") from None
+    if not seed.startswith("SA"):
+        raise ConfigurationError(str(path), "not an account nkey seed")
+    return seed
 
 
 def admin_token(settings: Settings) -> str | None:

@@ -27,13 +27,32 @@ class ServiceUnavailableError(InfrastructureError):
         self.reason = reason
 
 
-class CommandClient:
-    """Sends commands as the person holding ``token``."""
+def _not_authenticated() -> protocol.RemoteError:
+    """What the service answers to a token it does not accept: the NATS server (through the auth
+    callout) refused the connection for the same reason."""
+    return protocol.RemoteError("NotAuthenticatedError", {"reason": "invalid"})
 
-    def __init__(self, endpoints: Endpoints, token: str | None, *, timeout: float = 15.0) -> None:
+
+class CommandClient:
+    """Sends commands as the person holding ``token``.
+
+    With a token and no NATS password in ``endpoints`` (every person's case), the token is also
+    the NATS credential: the server's auth callout checks it with OpenBao and lets the
+    connection send commands and read ``_INBOX.<username>.>`` only (custody.nats_callout).
+    ``username`` is the token's owner (looked up in OpenBao when not given)."""
+
+    def __init__(
+        self,
+        endpoints: Endpoints,
+        token: str | None,
+        *,
+        timeout: float = 15.0,
+        username: str | None = None,
+    ) -> None:
         self.endpoints = endpoints
         self._token = token
         self.timeout = timeout
+        self.username = username
         self.retries = 0  # requests sent again (same request id) by this client, in total
 
     def __repr__(self) -> str:
@@ -42,6 +61,31 @@ class CommandClient:
     def call(self, command: str, args: dict[str, Any] | None = None, *, retries: int = 2) -> Any:
         """Send ``command`` and return its reply data (sealed fields opened)."""
         return asyncio.run(self._call(command, dict(args or {}), retries))
+
+    def _person_options(self) -> dict[str, Any]:
+        """The connection options of a person: their token and their own inbox prefix."""
+        options = self.endpoints.nats_options()
+        if not self._token or "user" in options or "user_credentials" in options:
+            return options
+        from .nats_callout import inbox_prefix
+
+        if self.username is None:
+            self.username = self._owner()
+        return {**options, "token": self._token, "inbox_prefix": inbox_prefix(self.username)}
+
+    def _owner(self) -> str:
+        from .errors import VaultTokenInvalidError
+        from .vault import VaultClient
+
+        assert self._token is not None
+        vault = VaultClient(self.endpoints.vault_addr, None, verify=self.endpoints.vault_verify)
+        try:
+            owner = vault.lookup_self(self._token).username
+        except VaultTokenInvalidError:
+            raise _not_authenticated() from None
+        if not owner:
+            raise _not_authenticated()
+        return str(owner)
 
     async def _call(self, command: str, args: dict[str, Any], retries: int) -> Any:
         import nats
@@ -57,6 +101,7 @@ class CommandClient:
         if self._token:
             headers[protocol.TOKEN_HEADER] = self._token
         payload = protocol.encode(args)
+        options = await asyncio.to_thread(self._person_options)
 
         async def connect() -> tuple[Any, asyncio.Event]:
             """A connection, and the event set when it closes."""
@@ -74,7 +119,7 @@ class CommandClient:
                 # (nats-py's ``max_reconnect_attempts=0`` would retry forever: a CLI hung on
                 # an unreachable NATS).
                 nc = await nats.connect(
-                    **self.endpoints.nats_options(),  # type: ignore[arg-type]
+                    **options,
                     allow_reconnect=False,
                     connect_timeout=CONNECT_TIMEOUT,
                     max_reconnect_attempts=1,
@@ -83,6 +128,8 @@ class CommandClient:
                     error_cb=on_error,
                 )
             except (TimeoutError, OSError, NatsError) as exc:
+                if "authorization violation" in str(exc).lower() and "token" in options:
+                    raise _not_authenticated() from None
                 raise ServiceUnavailableError(f"nats: {type(exc).__name__}") from None
             return nc, lost
 

@@ -8,8 +8,8 @@ output for the hosts ``nats-N.custodia.internal`` / ``bao-N.custodia.internal``
 NATS
     ``server_name`` ``nats-N``, cluster ``custodia`` with routes to every member (mutual TLS),
     client TLS, JetStream on file storage, and the accounts and permissions of
-    :mod:`custody.nats_auth` (the ``servicio`` / ``cliente`` / ``verificador`` users). Streams are
-    created by the event store with ``NATS_REPLICAS=3`` (:meth:`NatsCluster.env`).
+    :mod:`custody.nats_auth` (its users, each with a variable password). Streams are created by
+    the event store with ``NATS_REPLICAS=3`` (:meth:`NatsCluster.env`, as ``administrador``).
 OpenBao
     Integrated storage (raft) with ``retry_join`` blocks naming every member, a TLS listener, the
     file audit device declared in the configuration (the same path on every member, or a standby
@@ -55,6 +55,7 @@ from typing import Any, Self
 from events.errors import StackError
 
 from . import nats_auth
+from .nats_callout import issuer_public_key
 from .servers import (
     LOOPBACK,
     NatsProcess,
@@ -306,6 +307,10 @@ audit "file" "custodia-audit" {{
 {spec.seal}"""
 
 
+# The auth callout's issuer: its public account key (``A…``), from the environment.
+CALLOUT_ISSUER_VARIABLE = "$CUSTODIA_NATS_CALLOUT_ISSUER"
+
+
 def deploy_accounts() -> str:
     """The accounts block for ``deploy/nats/accounts.conf``: passwords come from the environment.
 
@@ -316,9 +321,11 @@ def deploy_accounts() -> str:
         name: nats_auth.NatsUser(name, f"$CUSTODIA_NATS_{name.upper()}_PASSWORD")
         for name in nats_auth.USERS
     }
-    text = nats_auth.render_accounts(users, nats_auth.LEDGER_STREAMS, nats_auth.EVENT_SUBJECTS)
+    text = nats_auth.render_accounts(
+        users, nats_auth.LEDGER_STREAMS, nats_auth.EVENT_SUBJECTS, CALLOUT_ISSUER_VARIABLE
+    )
     # NATS expands a variable only when it is not quoted.
-    return re.sub(r'"(\$CUSTODIA_NATS_[A-Z]+_PASSWORD)"', r"\1", text).lstrip("\n")
+    return re.sub(r'"(\$CUSTODIA_NATS_[A-Z_]+)"', r"\1", text).lstrip("\n")
 
 
 def deploy_files() -> dict[str, str]:
@@ -566,6 +573,9 @@ class NatsCluster:
         self.workdir = workdir
         self.tls = tls
         self.users = users if users is not None else nats_auth.generate_users()
+        from .nats_callout import new_issuer_seed
+
+        self.callout_seed = new_issuer_seed()
         self.sync_always = sync_always
         taken: set[int] = set()
         self.nodes = []
@@ -611,7 +621,10 @@ class NatsCluster:
             routes=tuple(f"{LOOPBACK}:{n.cluster_port}" for n in self.nodes),
             tls=self.tls,
             accounts=nats_auth.render_accounts(
-                self.users, nats_auth.LEDGER_STREAMS, nats_auth.EVENT_SUBJECTS
+                self.users,
+                nats_auth.LEDGER_STREAMS,
+                nats_auth.EVENT_SUBJECTS,
+                issuer_public_key(self.callout_seed),
             ),
             sync_always=self.sync_always,
         )
@@ -625,8 +638,25 @@ class NatsCluster:
         """Every member, comma-separated: the value of ``NATS_URL``."""
         return ",".join(self.urls)
 
-    def env(self, user: str = "servicio") -> dict[str, str]:
-        """Environment for :mod:`events.jetstream` as ``user``: all servers, 3 replicas, TLS."""
+    def save_identities(
+        self,
+        home: Path,
+        names: tuple[str, ...] = ("servicio", "escritor", "administrador", "autenticador"),
+    ) -> None:
+        """Write the service machine's NATS identities into ``home/secrets`` (one 0600 file
+        each, and the auth callout's issuer seed), where ``custodia init``/``servicio`` look
+        for them with external servers."""
+        from .bootstrap import CALLOUT_SEED_FILE, write_secret
+
+        (home / "secrets").mkdir(mode=0o700, parents=True, exist_ok=True)
+        for name in names:
+            nats_auth.save_user(nats_auth.user_file(home / "secrets", name), self.users[name])
+        if "autenticador" in names:
+            write_secret(home / "secrets" / CALLOUT_SEED_FILE, self.callout_seed)
+
+    def env(self, user: str = "administrador") -> dict[str, str]:
+        """Environment for :mod:`events.jetstream` as ``user``: all servers, 3 replicas, TLS.
+        The default identity may create streams (the harness's own event-store tests)."""
         env = {
             "PERSISTENCE_MODULE": "events.jetstream",
             "NATS_URL": self.url,

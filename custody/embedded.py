@@ -23,6 +23,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import fcntl
+import hashlib
 import http.client
 import json
 import os
@@ -443,27 +444,87 @@ class EmbeddedStack:
 
     @property
     def nats_users_file(self) -> Path:
+        """The former single file of every NATS password (split at the next start)."""
         return self.secrets_dir / "nats-users.json"
 
-    def nats_users(self) -> dict[str, nats_auth.NatsUser]:
-        """The embedded NATS users and their passwords (generated on first start)."""
+    def nats_user_file(self, name: str) -> Path:
+        return nats_auth.user_file(self.secrets_dir, name)
+
+    def nats_user(self, name: str) -> nats_auth.NatsUser:
+        """One embedded NATS identity and its password (each in a file of its own)."""
+        path = self.nats_user_file(name)
         try:
-            return nats_auth.load_users(self.nats_users_file)
+            return nats_auth.load_user(path, name)
         except (OSError, ValueError, KeyError):
-            raise CorruptKeyFileError(self.nats_users_file, "unreadable") from None
+            raise CorruptKeyFileError(path, "unreadable") from None
+
+    @property
+    def callout_seed_file(self) -> Path:
+        """The auth callout's issuer seed (custody.nats_callout): signs people's NATS users."""
+        return self.secrets_dir / "nats-emisor.seed"
+
+    def callout_seed(self) -> str:
+        try:
+            seed = self.callout_seed_file.read_text().strip()
+        except OSError:
+            raise CorruptKeyFileError(self.callout_seed_file, "unreadable") from None
+        if not seed.startswith("SA"):
+            raise CorruptKeyFileError(self.callout_seed_file, "not an account seed")
+        return seed
+
+    def nats_users(self) -> dict[str, nats_auth.NatsUser]:
+        """Every embedded NATS identity (the supervisor renders the server's configuration)."""
+        return {name: self.nats_user(name) for name in nats_auth.USERS}
 
     def _ensure_nats_auth(self) -> None:
-        # The trust boundary (custody.nats_auth) applies to the embedded server too.
-        if not self.nats_users_file.exists():
-            nats_auth.save_users(self.nats_users_file, nats_auth.generate_users())
-        conf = nats_auth.render_accounts(
-            self.nats_users(), nats_auth.LEDGER_STREAMS, nats_auth.EVENT_SUBJECTS
-        )
+        # The trust boundary (custody.nats_auth) applies to the embedded server too. One file
+        # per identity: a command line reads only its own.
+        former: dict[str, nats_auth.NatsUser] = {}
+        if self.nats_users_file.exists():
+            try:
+                former = nats_auth.load_users(self.nats_users_file)
+            except (OSError, ValueError, KeyError):
+                raise CorruptKeyFileError(self.nats_users_file, "unreadable") from None
+        fresh = nats_auth.generate_users()
+        written = False
+        for name in nats_auth.USERS:
+            if not self.nats_user_file(name).exists():
+                nats_auth.save_user(self.nats_user_file(name), former.get(name, fresh[name]))
+                written = True
+        self.nats_users_file.unlink(missing_ok=True)
+        # No shared client credential any more: people connect through the auth callout.
+        self.nats_user_file("cliente").unlink(missing_ok=True)
+        if not self.callout_seed_file.exists():
+            from .nats_callout import new_issuer_seed
+
+            fd = os.open(self.callout_seed_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(new_issuer_seed())
+        from .nats_callout import issuer_public_key
+
+        issuer = issuer_public_key(self.callout_seed())
         target = self.nats_dir / "auth.conf"
+        # The configuration without its passwords: when it is what the server already has, the
+        # passwords are not read at all (``custodia servicio`` starting the stack does not load
+        # the administrative identity's); they are read only to write a new configuration.
+        shape = nats_auth.render_accounts(
+            {name: nats_auth.NatsUser(name, "") for name in nats_auth.USERS},
+            nats_auth.LEDGER_STREAMS,
+            nats_auth.EVENT_SUBJECTS,
+            issuer,
+        )
+        digest = hashlib.sha256(shape.encode()).hexdigest()
+        marker = self.nats_dir / "auth.conf.forma"
+        if not written and target.exists() and marker.exists() and marker.read_text() == digest:
+            return
+        conf = nats_auth.render_accounts(
+            self.nats_users(), nats_auth.LEDGER_STREAMS, nats_auth.EVENT_SUBJECTS, issuer
+        )
         if not target.exists() or target.read_text() != conf:
             fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as out:
                 out.write(conf)
+        marker.write_text(digest)
 
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:

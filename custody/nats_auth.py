@@ -1,16 +1,30 @@
 """NATS accounts, users and permissions: the trust boundary of the ledger, enforced by NATS.
 
-Only ``custodia servicio`` writes events. Users' command lines may only send requests on the
-command subjects and receive replies; the Secretaría Ejecutiva's verifier may read the event
-streams but not write them. The embedded default runs with exactly this configuration
-(rendered into ``CUSTODIA_HOME/nats/auth.conf``); ``deploy/nats/`` holds the clustered version.
+Only ``custodia servicio`` writes events, and it does so with two identities: a **responder**
+that answers commands and may publish only to inboxes (a requester cannot make it publish on a
+ledger or KV subject by choosing the reply subject: no ``allow_responses``), and a **writer**
+that appends to the ledger and the idempotency bucket but cannot create, change, purge or delete
+a stream nor delete a message. Streams and buckets are made at ``custodia init`` by an
+**administrative** identity that the running service never loads. People may only send
+requests on the command subjects and receive their own replies; the Secretaría Ejecutiva's
+verifier may read the ledger streams but not write, purge or delete them. The embedded default
+runs with exactly this configuration (rendered into ``CUSTODIA_HOME/nats/auth.conf``);
+``deploy/nats/`` holds the clustered version.
 
 Users and what they may do::
 
-    servicio     publish: JetStream API, event subjects, service discovery; replies to requests
-                 subscribe: command subjects, its inboxes, service discovery
-    cliente      publish: command subjects, service discovery;  subscribe: inboxes
-    verificador  publish: read-only JetStream API on the ledger streams; subscribe: inboxes
+    servicio       (responder) publish: inboxes only, and PING of its own service
+                   subscribe: command subjects (queue group only), service discovery, its inboxes
+    escritor       (writer) publish: event subjects, the idempotency bucket, read-only JetStream
+                   API; never a stream create/update/delete/purge or a message delete
+    administrador  every JetStream API of the account (``init``/upgrade only); $SRV discovery
+    verificador    publish: read-only JetStream API on the ledger streams;  subscribe: its inboxes
+    autenticador   (account AUTH) the auth callout, inside ``custodia servicio``
+
+People have no password here: each connects with their OpenBao token, checked by the auth
+callout (:mod:`custody.nats_callout`), and may only send commands and read their own inbox.
+
+Each identity's password lives in a file of its own (``secrets/nats-<user>.json``, mode 0600).
 """
 
 from __future__ import annotations
@@ -22,10 +36,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .protocol import SUBJECT_PREFIX
+from .protocol import QUEUE_GROUP, SERVICE_NAME, SUBJECT_PREFIX
 
 ACCOUNT = "CUSTODIA"
-USERS = ("servicio", "cliente", "verificador")
+AUTH_ACCOUNT = "AUTH"
+CALLOUT_USER = "autenticador"
+USERS = ("servicio", "escritor", "administrador", "verificador", CALLOUT_USER)
 # The application's streams and subjects (events.jetstream naming for the app ``custodia``).
 LEDGER_STREAMS = ["custodia-events", "custodia-checkpoints"]
 EVENT_SUBJECTS = [
@@ -33,6 +49,24 @@ EVENT_SUBJECTS = [
     "custodia.tracking.>",
     "custodia.snapshots.>",
     "custodia.checkpoints.>",
+]
+IDEMPOTENCY_BUCKET = "custodia-solicitudes"
+# A reply subject the service answers to: an inbox, never a ledger or KV subject.
+INBOX_PREFIX = "_INBOX."
+# JetStream API calls that change or destroy a stream or its messages: refused to everybody but
+# the administrative identity (a deny wins over any allow).
+DESTRUCTIVE_API = [
+    "$JS.API.STREAM.CREATE.>",
+    "$JS.API.STREAM.UPDATE.>",
+    "$JS.API.STREAM.DELETE.>",
+    "$JS.API.STREAM.PURGE.>",
+    "$JS.API.STREAM.MSG.DELETE.>",
+    "$JS.API.STREAM.SNAPSHOT.>",
+    "$JS.API.STREAM.RESTORE.>",
+    "$JS.API.STREAM.PEER.REMOVE.>",
+    "$JS.API.STREAM.LEADER.STEPDOWN.>",
+    "$JS.API.ACCOUNT.PURGE.>",
+    "$JS.API.SERVER.>",
 ]
 
 
@@ -69,54 +103,119 @@ def read_only_api(streams: list[str]) -> list[str]:
     return subjects
 
 
-def render_accounts(
-    users: dict[str, NatsUser], ledger_streams: list[str], event_subjects: list[str]
+def writer_api() -> list[str]:
+    """JetStream API subjects the writer needs: read any stream of the account (its own and the
+    bucket's), read through consumers; writes go to the event and bucket subjects themselves."""
+    return [
+        "$JS.API.INFO",
+        "$JS.API.STREAM.INFO.*",
+        "$JS.API.STREAM.NAMES",
+        "$JS.API.STREAM.MSG.GET.*",
+        "$JS.API.DIRECT.GET.>",
+        "$JS.API.CONSUMER.CREATE.>",
+        "$JS.API.CONSUMER.DURABLE.CREATE.>",
+        "$JS.API.CONSUMER.INFO.>",
+        "$JS.API.CONSUMER.DELETE.>",
+        "$JS.API.CONSUMER.MSG.NEXT.>",
+        "$JS.ACK.>",
+        "$JS.FC.>",
+    ]
+
+
+def _user(
+    user: NatsUser,
+    publish: list[str],
+    subscribe: list[str],
+    publish_deny: list[str] | None = None,
+    subscribe_deny: list[str] | None = None,
 ) -> str:
-    """The ``accounts`` block for ``nats.conf`` with the three users and their permissions."""
+    pub = f"allow: {_list(publish)}" + (f", deny: {_list(publish_deny)}" if publish_deny else "")
+    sub = f"allow: {_list(subscribe)}" + (
+        f", deny: {_list(subscribe_deny)}" if subscribe_deny else ""
+    )
+    return f"""      {{
+        user: {json.dumps(user.user)}
+        password: {json.dumps(user.password)}
+        permissions: {{
+          publish: {{ {pub} }}
+          subscribe: {{ {sub} }}
+        }}
+      }}
+"""
+
+
+def render_accounts(
+    users: dict[str, NatsUser], ledger_streams: list[str], event_subjects: list[str], issuer: str
+) -> str:
+    """The ``accounts`` and ``authorization`` blocks for ``nats.conf``: the service's users
+    and their permissions, and the auth callout (``issuer``: its public account key) through
+    which every person connects (custody.nats_callout)."""
     commands = f"{SUBJECT_PREFIX}.>"
-    service_pub = [
+    bucket = f"$KV.{IDEMPOTENCY_BUCKET}.>"
+    inboxes = f"{INBOX_PREFIX}>"
+    # The service's and the verifier's own inboxes: nats-py's ``_INBOX.<nuid>`` and its request
+    # replies ``_INBOX.<nuid>.<n>``. A person's replies come to ``_INBOX.<user>.<nuid>.<n>``
+    # (four tokens): denied to every other identity (for a wildcard subscription such as
+    # ``_INBOX.>``, the server drops those messages on delivery). A ``*`` in an allow list would
+    # not do: the server lets ``_INBOX.>`` through an allowed ``_INBOX.*``.
+    own_inboxes = [inboxes]
+    others_inboxes = [f"{INBOX_PREFIX}*.*.*", f"{INBOX_PREFIX}*.*.*.>"]
+    # The responder answers only to inboxes: no allow_responses (with it, a requester chooses
+    # where the responder publishes, past any deny) and no right on the ledger or the bucket.
+    responder_pub = [inboxes, f"$SRV.PING.{SERVICE_NAME}.*"]
+    responder_pub_deny = ["$JS.>", "$KV.>", *event_subjects]
+    responder_sub = [f"{commands} {QUEUE_GROUP}", "$SRV.>", *own_inboxes]
+    writer_pub = [*writer_api(), bucket, *event_subjects]
+    writer_pub_deny = [*DESTRUCTIVE_API, commands, "$SRV.>"]
+    writer_sub = own_inboxes
+    # The administrator may also ask the service's discovery ($SRV: up, endpoints, stats), and
+    # publish to inboxes (bench/bench_service.py measures a stream publish there).
+    admin_pub = [
         "$JS.API.>",
         "$JS.ACK.>",
         "$JS.FC.>",
         "$SRV.>",
-        "_INBOX.>",
-        "$KV.custodia-solicitudes.>",
+        inboxes,
+        bucket,
         *event_subjects,
     ]
-    service_sub = [commands, "_INBOX.>", "$SRV.>"]
-    client_pub = [commands, "$SRV.>"]
     verifier_pub = [*read_only_api(ledger_streams), "$JS.FC.>", "$JS.ACK.>"]
+    verifier_pub_deny = [*DESTRUCTIVE_API, "$KV.>", *event_subjects]
+    blocks = [
+        _user(users["servicio"], responder_pub, responder_sub, responder_pub_deny, others_inboxes),
+        _user(
+            users["escritor"],
+            writer_pub,
+            writer_sub,
+            writer_pub_deny,
+            [commands, "$SRV.>", *others_inboxes],
+        ),
+        _user(users["administrador"], admin_pub, own_inboxes, None, others_inboxes),
+        _user(users["verificador"], verifier_pub, own_inboxes, verifier_pub_deny, others_inboxes),
+    ]
+    service_users = [users[name].user for name in USERS]
+    callout = users[CALLOUT_USER]
     return f"""
 accounts {{
   {ACCOUNT}: {{
     jetstream: enabled
     users: [
+{"".join(blocks)}    ]
+  }}
+  {AUTH_ACCOUNT}: {{
+    users: [
       {{
-        user: {json.dumps(users["servicio"].user)}
-        password: {json.dumps(users["servicio"].password)}
-        permissions: {{
-          publish: {{ allow: {_list(service_pub)} }}
-          subscribe: {{ allow: {_list(service_sub)} }}
-          allow_responses: true
-        }}
-      }}
-      {{
-        user: {json.dumps(users["cliente"].user)}
-        password: {json.dumps(users["cliente"].password)}
-        permissions: {{
-          publish: {{ allow: {_list(client_pub)}, deny: {_list(["$JS.>", *event_subjects])} }}
-          subscribe: {{ allow: ["_INBOX.>"] }}
-        }}
-      }}
-      {{
-        user: {json.dumps(users["verificador"].user)}
-        password: {json.dumps(users["verificador"].password)}
-        permissions: {{
-          publish: {{ allow: {_list(verifier_pub)}, deny: {_list(event_subjects)} }}
-          subscribe: {{ allow: ["_INBOX.>"] }}
-        }}
+        user: {json.dumps(callout.user)}
+        password: {json.dumps(callout.password)}
       }}
     ]
+  }}
+}}
+authorization {{
+  auth_callout {{
+    issuer: {json.dumps(issuer)}
+    account: {AUTH_ACCOUNT}
+    auth_users: {_list(service_users)}
   }}
 }}
 """
@@ -126,16 +225,30 @@ def generate_users() -> dict[str, NatsUser]:
     return {name: NatsUser(name, secrets.token_urlsafe(24)) for name in USERS}
 
 
-def load_users(path: Path) -> dict[str, NatsUser]:
+def user_file(secrets_dir: Path, name: str) -> Path:
+    """Where one identity's password is kept: a file of its own."""
+    return secrets_dir / f"nats-{name}.json"
+
+
+def load_user(path: Path, name: str) -> NatsUser:
     data = json.loads(path.read_text())
-    return {name: NatsUser(name, data[name]) for name in USERS}
+    if data.get("user") != name or not isinstance(data.get("password"), str):
+        raise ValueError(f"{path.name}: not the password of {name}")
+    return NatsUser(name, data["password"])
 
 
-def save_users(path: Path, users: dict[str, NatsUser]) -> None:
-    """Write the users' passwords to ``path`` with mode 0600 (atomically)."""
+def save_user(path: Path, user: NatsUser) -> None:
+    """Write one user's password to ``path`` with mode 0600 (atomically)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     os.fchmod(fd, 0o600)
     with os.fdopen(fd, "w") as out:
-        json.dump({name: user.password for name, user in users.items()}, out)
+        json.dump({"user": user.user, "password": user.password}, out)
     os.replace(tmp, path)
+
+
+def load_users(path: Path) -> dict[str, NatsUser]:
+    """The former single file of every password (``secrets/nats-users.json``); read only to
+    split it into one file per identity."""
+    data = json.loads(path.read_text())
+    return {name: NatsUser(name, data[name]) for name in USERS if name in data}

@@ -26,6 +26,7 @@ from .credentials import Credentials
 from .embedded import EmbeddedStack
 from .errors import VaultPermissionDeniedError, VaultTokenInvalidError
 from .layout import create_service_token, ensure_layout
+from .nats_auth import IDEMPOTENCY_BUCKET
 from .pii import PersonalDataVault
 from .service import CachedAuthenticator, CommandService
 from .vault import VaultClient
@@ -78,7 +79,9 @@ class Services:
 
 
 def build(settings: Settings, *, start: bool = False) -> Services:
-    endpoints = bootstrap.resolve(settings, "servicio", start=start)
+    # The ledger is written as ``escritor``: it appends, but cannot create, purge or delete a
+    # stream, nor delete a message (custody.nats_auth).
+    endpoints = bootstrap.resolve(settings, "escritor", start=start)
     vault = VaultClient(
         endpoints.vault_addr, bootstrap.service_token(settings), verify=endpoints.vault_verify
     )
@@ -125,8 +128,11 @@ def initialize(
     The embedded OpenBao's root token is revoked at the end (issue 16, finding 6): nobody keeps
     a token that can do everything. A later ``init`` without CUSTODIA_VAULT_TOKEN finds no
     administrative token; if the first coadministrator and the ledger are already there it
-    only checks them, with the service's token, and says the layout was not applied again."""
-    endpoints = bootstrap.resolve(settings, "servicio", start=True)
+    only checks them, with the service's token, and says the layout was not applied again.
+
+    Streams and the idempotency bucket are created here, as the administrative NATS identity
+    (``administrador``): the running service may not create, change or delete them."""
+    endpoints = bootstrap.resolve(settings, "administrador", start=True)
     embedded_root = not settings.vault_token and settings.embedded_vault
     token = bootstrap.admin_token(settings)
     if token is not None and embedded_root and not _token_valid(endpoints, token):
@@ -152,6 +158,7 @@ def initialize(
         pid = person_id(username)
         sealed = pii.seal(str(pid), {"nombre": name, "correo": email, "telefono": ""})
         created = bootstrap_ledger(app, username, sealed, f"pii-{pid}", datetime.now(UTC))
+        prepare_streams(app, endpoints.replicas)
     finally:
         app.close()
     access.ensure_person(username, password, "coadministrador")
@@ -195,6 +202,7 @@ def _initialize_again(
     app = make_application(endpoints)
     try:
         app.repository.get(person_id(username))
+        prepare_streams(app, endpoints.replicas)  # an upgrade may bring new streams
     except AggregateNotFoundError:
         raise AdministrativeTokenRequiredError(
             f"{username} is not in the ledger; registering a first coadministrator again "
@@ -209,6 +217,52 @@ def _initialize_again(
     return InitResult(
         endpoints.nats_url, endpoints.vault_addr, username, False, 0, layout_applied=False
     )
+
+
+def prepare_streams(app: Any, replicas: int, *, patience: float = 90.0) -> None:
+    """Create what the service writes to but may not create (administrative identity): the
+    ledger's checkpoints stream and the idempotency bucket (the events and snapshots streams
+    are made by the application itself). A cluster whose JetStream is still electing its
+    leaders is waited for, up to ``patience`` seconds."""
+    import time
+
+    from nats.errors import NoRespondersError
+    from nats.errors import TimeoutError as NatsTimeoutError
+    from nats.js.errors import BucketNotFoundError, ServiceUnavailableError
+
+    from events.jetstream.errors import EventStoreUnavailableError
+
+    from .ledger.names import LedgerNames
+    from .ledger.nats_io import ensure_checkpoints_stream
+    from .service import idempotency_bucket_config
+
+    factory: Any = app.factory
+    conn = factory.connection
+
+    async def bucket() -> None:
+        js = conn.client.jetstream(timeout=10)
+        try:
+            await js.key_value(IDEMPOTENCY_BUCKET)
+        except BucketNotFoundError:
+            await js.create_key_value(idempotency_bucket_config(replicas))
+
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            ensure_checkpoints_stream(conn, LedgerNames.for_app("custodia", ""), replicas=replicas)
+            conn.run(bucket())
+            return
+        except (
+            EventStoreUnavailableError,
+            NatsTimeoutError,
+            NoRespondersError,
+            ServiceUnavailableError,
+            TimeoutError,
+        ) as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("flujos_no_listos", error=type(exc).__name__)
+            time.sleep(1.0)
 
 
 async def serve(settings: Settings, *, ready: Any = None) -> None:
@@ -232,13 +286,36 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
         handlers,
         CachedAuthenticator(VaultAuthenticator(services.vault)),
         replicas=services.endpoints.replicas,
+        person_inboxes=True,
     )
+    # Two NATS identities: the responder answers commands and may publish only to inboxes; the
+    # writer holds the idempotency bucket (and, through the application, the ledger).
+    responder = bootstrap.resolve(settings, "servicio")
     nc = await nats.connect(
-        **services.endpoints.nats_options(),  # type: ignore[arg-type]
+        **responder.nats_options(),  # type: ignore[arg-type]
         name="custodia-servicio",
         max_reconnect_attempts=-1,
+        error_cb=_log_nats_error,
     )
-    await service.start(nc)
+    writer = await nats.connect(
+        **services.endpoints.nats_options(),  # type: ignore[arg-type]
+        name="custodia-escritor",
+        max_reconnect_attempts=-1,
+        error_cb=_log_nats_error,
+    )
+    await service.start(nc, writer)
+    # The auth callout: people connect to NATS with their OpenBao token (custody.nats_callout);
+    # each connection's token is checked with OpenBao itself, never from a cache.
+    from .nats_callout import AuthCallout
+
+    gatekeeper = await nats.connect(
+        **bootstrap.resolve(settings, "autenticador").nats_options(),  # type: ignore[arg-type]
+        name="custodia-autenticador",
+        max_reconnect_attempts=-1,
+        error_cb=_log_nats_error,
+    )
+    callout = AuthCallout(VaultAuthenticator(services.vault), bootstrap.callout_seed(settings))
+    await callout.start(gatekeeper)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -266,12 +343,20 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
             await asyncio.to_thread(audit.stop)
         if alerts is not None:
             await asyncio.to_thread(alerts.stop)
+        await callout.stop()
         await service.stop()
         await nc.drain()
+        await writer.drain()
+        await gatekeeper.drain()
         await asyncio.to_thread(read_side.stop)
         projections.close()
         services.close()
         stack.record_service(None)
+
+
+async def _log_nats_error(exc: Exception) -> None:
+    """A refusal by the NATS server (a permissions violation) is logged, never raised."""
+    log.warning("nats_error", error=type(exc).__name__, detalle=str(exc)[:200])
 
 
 def report_scope(person: Any) -> Any:

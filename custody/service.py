@@ -2,7 +2,8 @@
 
 A NATS micro service (discovery, stats and the standard error headers come with it). Every
 request on ``custodia.cmd.<command>`` is authenticated by the caller's own OpenBao/Vault token
-(checked with the server, cached for at most ``TOKEN_CACHE_SECONDS``), mapped to a person and
+(checked with the server; a success is reused for at most ``TOKEN_CACHE_SECONDS`` by commands
+that only read, never by one that writes: a revoked token writes nothing), mapped to a person and
 roles, handed to the command's handler (synchronous application code, run on a worker thread),
 and answered. Several instances may run at once: they share a queue group, and optimistic
 concurrency in the event store keeps them correct.
@@ -14,6 +15,7 @@ duration. Never a secret: arguments are not logged, only the facts named below.
 from __future__ import annotations
 
 import asyncio
+import functools
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -24,12 +26,13 @@ from typing import Any, Protocol
 
 import structlog
 
-from events.errors import CustodiaError, InfrastructureError
+from events.errors import ConfigurationError, CustodiaError, InfrastructureError
 
 from . import protocol
+from .nats_auth import IDEMPOTENCY_BUCKET as IDEMPOTENCY_BUCKET
+from .nats_auth import INBOX_PREFIX
 
 TOKEN_CACHE_SECONDS = 5.0
-IDEMPOTENCY_BUCKET = "custodia-solicitudes"
 IDEMPOTENCY_TTL = 24 * 3600.0
 PENDING = b"\x00pending"  # + b" " + the micro-service id of the instance that claimed it
 # How long a retry waits for the instance named in a pending claim to answer a PING.
@@ -176,6 +179,10 @@ class CachedAuthenticator:
         hit = self.cached(token)
         if hit is not None:
             return hit
+        return self.fresh(token)
+
+    def fresh(self, token: str) -> Caller:
+        """Check ``token`` with the server now (never from the cache), and remember it."""
         now = time.monotonic()
         caller = self.inner.authenticate(token)
         with self._lock:
@@ -213,6 +220,65 @@ class Call:
 Handler = Callable[[Call], Any]
 
 
+def answerable(reply: str | None) -> bool:
+    """Whether the service may answer to ``reply``: only an inbox subject."""
+    return (
+        bool(reply) and str(reply).startswith(INBOX_PREFIX) and len(str(reply)) > len(INBOX_PREFIX)
+    )
+
+
+def _drop(what: str, reply: str | None) -> None:
+    # The subject is logged cut short: it is attacker-chosen text.
+    structlog.get_logger("custodia.servicio").warning(
+        "respuesta_rechazada", comando=what, respuesta=str(reply or "")[:80]
+    )
+
+
+def idempotency_bucket_config(replicas: int) -> Any:
+    """The idempotency bucket, as ``custodia init`` creates it."""
+    from nats.js.api import KeyValueConfig, StorageType
+
+    return KeyValueConfig(
+        bucket=IDEMPOTENCY_BUCKET,
+        ttl=IDEMPOTENCY_TTL,
+        history=1,
+        storage=StorageType.FILE,
+        replicas=replicas,
+    )
+
+
+@functools.cache
+def _inbox_only_service() -> type:
+    from nats.micro.service import Service
+
+    class InboxOnlyService(Service):
+        """A micro service whose discovery verbs ($SRV PING/INFO/STATS) answer only inboxes."""
+
+        async def _handle_ping_request(self, msg: Any) -> None:
+            if answerable(msg.reply):
+                await super()._handle_ping_request(msg)
+            else:
+                _drop("$SRV.PING", msg.reply)
+
+        async def _handle_info_request(self, msg: Any) -> None:
+            if answerable(msg.reply):
+                await super()._handle_info_request(msg)
+            else:
+                _drop("$SRV.INFO", msg.reply)
+
+        async def _handle_stats_request(self, msg: Any) -> None:
+            if answerable(msg.reply):
+                await super()._handle_stats_request(msg)
+            else:
+                _drop("$SRV.STATS", msg.reply)
+
+    return InboxOnlyService
+
+
+def _make_micro_service(nc: Any, config: Any) -> Any:
+    return _inbox_only_service()(nc, config)
+
+
 class CommandService:
     """Serves ``handlers`` on NATS until :meth:`stop` is called."""
 
@@ -225,8 +291,12 @@ class CommandService:
         workers: int = 8,
         version: str = "0.1.0",
         replicas: int = 1,
+        person_inboxes: bool = False,
     ) -> None:
         self.replicas = replicas
+        # With per-person NATS identities (custody.nats_callout): a request is answered only to
+        # an inbox of the person whose token it carries, ``_INBOX.<user>.``.
+        self.person_inboxes = person_inboxes
         self.handlers = dict(handlers)
         self.authenticator = authenticator
         self.public = public
@@ -242,30 +312,38 @@ class CommandService:
         self._kv: Any = None
         self._nc: Any = None
 
-    async def start(self, nc: Any) -> None:
-        """Register the micro service and one endpoint per command on connection ``nc``."""
-        from nats.js.api import KeyValueConfig, StorageType
-        from nats.micro import add_service
+    async def start(self, nc: Any, writer: Any = None) -> None:
+        """Register the micro service and one endpoint per command on connection ``nc`` (the
+        responder: it may publish only to inboxes); the idempotency bucket is written through
+        ``writer`` (the ledger writer's connection; ``nc`` when not given). The bucket is made
+        by ``custodia init`` (administrative identity); it is created here only when missing
+        and the connection may (a server without the accounts of :mod:`custody.nats_auth`)."""
+        from nats.js.errors import BucketNotFoundError
+        from nats.micro.service import ServiceConfig
 
         self._nc = nc
+        js = (writer or nc).jetstream()
         # Idempotency: one record per (caller, request id), kept a day (retries after a lost
         # reply get the recorded reply instead of a second execution).
-        self._kv = await nc.jetstream().create_key_value(
-            KeyValueConfig(
-                bucket=IDEMPOTENCY_BUCKET,
-                ttl=IDEMPOTENCY_TTL,
-                history=1,
-                storage=StorageType.FILE,
-                replicas=self.replicas,
-            )
-        )
-        self._service = await add_service(
+        try:
+            self._kv = await js.key_value(IDEMPOTENCY_BUCKET)
+        except BucketNotFoundError:
+            try:
+                self._kv = await js.create_key_value(idempotency_bucket_config(self.replicas))
+            except Exception:  # refused to this identity: only init's may create it
+                raise ConfigurationError(
+                    IDEMPOTENCY_BUCKET, "missing: run «custodia init» first"
+                ) from None
+        self._service = _make_micro_service(
             nc,
-            name=protocol.SERVICE_NAME,
-            version=self.version,
-            description="Custodia: órdenes autenticadas sobre la bitácora",
-            queue_group=protocol.QUEUE_GROUP,
+            ServiceConfig(
+                name=protocol.SERVICE_NAME,
+                version=self.version,
+                description="Custodia: órdenes autenticadas sobre la bitácora",
+                queue_group=protocol.QUEUE_GROUP,
+            ),
         )
+        await self._service.start()
         for command in sorted(self.handlers):
             await self._service.add_endpoint(
                 name=command.replace(".", "-"),
@@ -284,6 +362,11 @@ class CommandService:
         serve = self._make_server(command)
 
         async def endpoint(request: Any) -> None:
+            # A reply subject that is not an inbox is an attempt to make the service publish
+            # somewhere else (a ledger or KV subject): nothing is run, nothing is answered.
+            if not answerable(request._msg.reply):
+                _drop(command, request._msg.reply)
+                return
             await self._in_progress.acquire()
             task = asyncio.create_task(serve(request))
             self._tasks.add(task)
@@ -310,8 +393,14 @@ class CommandService:
                 request_id = headers.get(protocol.REQUEST_ID_HEADER)
                 if not protocol.valid_request_id(request_id):
                     raise protocol.ProtocolError("missing or invalid request id")
-                caller = await self._authenticate(command, headers.get(protocol.TOKEN_HEADER))
+                caller, recheck = await self._authenticate(
+                    command, headers.get(protocol.TOKEN_HEADER)
+                )
                 username = caller.username
+                if not self._own_inbox(command, caller, request._msg.reply):
+                    # Someone else's inbox: the answer would reach another person.
+                    _drop(command, request._msg.reply)
+                    return
                 call = Call(
                     command=command,
                     caller=caller,
@@ -320,7 +409,7 @@ class CommandService:
                     reply_key=headers.get(protocol.REPLY_KEY_HEADER),
                     received_at=datetime.now(UTC),
                 )
-                replay, data = await self._run(command, call)
+                replay, data = await self._run(command, call, recheck)
                 if replay is not None:
                     await request.respond(replay)
                     self._log(command, username, "repetida", None, started, args)
@@ -355,6 +444,13 @@ class CommandService:
 
         return endpoint
 
+    def _own_inbox(self, command: str, caller: Caller, reply: str | None) -> bool:
+        if not self.person_inboxes or command in self.public:
+            return True
+        from .nats_callout import inbox_prefix
+
+        return str(reply or "").startswith(inbox_prefix(caller.username) + ".")
+
     def _log(
         self,
         command: str,
@@ -380,7 +476,9 @@ class CommandService:
             },
         )
 
-    async def _run(self, command: str, call: Call) -> tuple[bytes | None, Any]:
+    async def _run(
+        self, command: str, call: Call, recheck: asyncio.Future[Caller] | None = None
+    ) -> tuple[bytes | None, Any]:
         """Claim the request id and run the handler: ``(recorded reply, None)`` for a retry of
         a request already done, else ``(None, the handler's result)``.
 
@@ -388,18 +486,28 @@ class CommandService:
         reads need not wait for it) and waits in ``call.proceed()`` before its first side
         effect; if the claim is not granted it is stopped there, and its result or error is
         dropped for the claim's answer. Any other handler starts once the claim is granted.
+
+        ``recheck``: the check with OpenBao of a token taken from the cache for a command that
+        writes; it runs alongside the claim (and the reads), and no side effect happens before
+        it succeeds (a revoked token raises :class:`NotAuthenticatedError` here).
         """
         handler = self.handlers[command]
         loop = asyncio.get_running_loop()
+        if recheck is not None:
+            recheck.add_done_callback(lambda done: done.cancelled() or done.exception())
         if not getattr(handler, "claim_overlapping", False) or command in READ_ONLY:
             replay = await self._claim(command, call.caller, call.request_id)
             if replay is not None:
                 return replay, None
+            if recheck is not None:
+                await recheck
             return None, await loop.run_in_executor(self._pool, handler, call)
         gate = _Gate()
         work = loop.run_in_executor(self._pool, handler, replace(call, proceed=gate.wait))
         try:
             replay = await self._claim(command, call.caller, call.request_id)
+            if replay is None and recheck is not None:
+                await recheck
         except BaseException:
             _abandon(gate, work)
             raise
@@ -478,14 +586,26 @@ class CommandService:
             # The command is done; only a retry's answer is affected (it will say "in progress").
             self.log.warning("idempotencia_no_registrada", comando=command)
 
-    async def _authenticate(self, command: str, token: str | None) -> Caller:
+    async def _authenticate(
+        self, command: str, token: str | None
+    ) -> tuple[Caller, asyncio.Future[Caller] | None]:
+        """The caller, and for a command that writes whose token came from the cache, the check
+        with OpenBao still running (awaited before the first side effect, see :meth:`_run`): a
+        command that writes is never served from the cache alone, so a token revoked a moment
+        ago writes nothing (issue 16, finding 10)."""
         if command in self.public:
-            return Caller("anónimo", "", (), token="")
+            return Caller("anónimo", "", (), token=""), None
         if not token:
             raise NotAuthenticatedError("missing")
-        if isinstance(self.authenticator, CachedAuthenticator):
-            hit = self.authenticator.cached(token)  # answered here: no hop to a worker thread
-            if hit is not None:
-                return hit
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool, self.authenticator.authenticate, token)
+        if isinstance(self.authenticator, CachedAuthenticator):
+            hit = self.authenticator.cached(token)  # answered here: no hop to a thread
+            if command not in READ_ONLY:
+                if hit is None:
+                    fresh = self.authenticator.fresh
+                    return await loop.run_in_executor(self._pool, fresh, token), None
+                recheck = loop.run_in_executor(self._pool, self.authenticator.fresh, token)
+                return hit, recheck
+            if hit is not None:
+                return hit, None
+        return await loop.run_in_executor(self._pool, self.authenticator.authenticate, token), None

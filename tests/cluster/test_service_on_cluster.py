@@ -60,7 +60,7 @@ UNKNOWN_REMOTE = {"RequestInProgressError", "RequestAbandonedError", "OutcomeUnk
 class World:
     home: Path
     cluster: Cluster
-    env: dict[str, str]  # as the ``cliente`` NATS user, without the admin token
+    env: dict[str, str]  # a person's: no NATS password (their token), no admin token
     service_env: dict[str, str]
     service: subprocess.Popen[bytes] | None = None
     # A second instance (its own home: projections database, log), in the same queue group.
@@ -83,6 +83,9 @@ class World:
         for name in (SERVICE_TOKEN_FILE, "firmante-token"):  # the follower's own token too
             token = (self.home / "secrets" / name).read_text()
             write_secret(self.second_home / "secrets" / name, token)
+        self.cluster.nats.save_identities(
+            self.second_home, ("servicio", "escritor", "autenticador")
+        )
         env = {**self.service_env, "CUSTODIA_HOME": str(self.second_home)}
         self.second = _start_service(self.second_home, env)
 
@@ -94,8 +97,6 @@ class World:
         return Endpoints(
             nats_url=self.cluster.nats.url,
             vault_addr=self.env["CUSTODIA_VAULT_ADDR"],
-            nats_user="cliente",
-            nats_password=self.env["CUSTODIA_NATS_PASSWORD"],
             nats_ca=ca,
             vault_ca=ca,
             replicas=3,
@@ -115,7 +116,7 @@ class World:
 
     def client(self, user: str, timeout: float = 15.0) -> CommandClient:
         token = sessions.load(self.session_file(user)).token
-        return CommandClient(self.endpoints(), token, timeout=timeout)
+        return CommandClient(self.endpoints(), token, timeout=timeout, username=user)
 
     def call(self, user: str, command: str, args: dict[str, Any]) -> Any:
         return self.client(user).call(command, args)
@@ -127,7 +128,8 @@ class World:
         stdin: str | None = None,
         env: dict[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """The real ``custodia`` executable as ``user`` (their session), NATS user ``cliente``."""
+        """The real ``custodia`` executable as ``user`` (their session: their token is their
+        NATS credential)."""
         full = {**self.env, **(env or {})}
         if user:
             full["CUSTODIA_SESION"] = str(self.session_file(user))
@@ -191,11 +193,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         }
         env = {
             **common,
-            "CUSTODIA_NATS_USER": "cliente",
-            "CUSTODIA_NATS_PASSWORD": nats.users["cliente"].password,
         }
         home = base / "home"
         home.mkdir()
+        # The service's responder and writer, and init's administrative identity: one file each.
+        nats.save_identities(home)
         w = World(home, cluster, env, service_env)
         init = run_custodia(
             "init", "--usuario", "ana", "--password-stdin", "--json",

@@ -44,15 +44,16 @@ def test_nats_cluster_replicates_the_event_stream_three_times(cluster: Cluster) 
 
 
 def test_nats_refuses_untrusted_and_unprivileged_clients(cluster: Cluster) -> None:
-    """A client that does not trust the cluster's CA cannot connect at all; the ``cliente`` user
-    connects but cannot touch the event stream (the accounts of custody/nats_auth.py)."""
+    """A client that does not trust the cluster's CA cannot connect at all; the service's
+    responder (``servicio``, which answers commands) connects but cannot touch the event stream
+    (the accounts of custody/nats_auth.py; people have no password: custody/nats_callout.py)."""
     env = {**cluster.nats.env(), "NATS_CONNECT_TIMEOUT": "2", "NATS_TIMEOUT": "2"}
     untrusting = Factory(Environment(APP, {k: v for k, v in env.items() if k != "NATS_TLS_CA"}))
     with pytest.raises(OperationalError, match="CERTIFICATE_VERIFY_FAILED"):
         untrusting.application_recorder()
     untrusting.close()
-    password = cluster.nats.users["cliente"].password
-    client = Factory(Environment(APP, {**env, "NATS_USER": "cliente", "NATS_PASSWORD": password}))
+    password = cluster.nats.users["servicio"].password
+    client = Factory(Environment(APP, {**env, "NATS_USER": "servicio", "NATS_PASSWORD": password}))
     try:
         with pytest.raises(OperationalError):
             client.application_recorder()  # the stream's API is not the client's to call

@@ -64,8 +64,8 @@ SERVICE_PASSWORD = "{}-clave-segura-1"  # each person's password, from their use
 @dataclass
 class ServiceWorld:
     """``custodia servicio`` (a separate process) on the embedded NATS and OpenBao of ``home``,
-    and people with sessions, for tests that talk to the service directly as the ``cliente``
-    NATS user (or through the real executable with :meth:`run`)."""
+    and people with sessions, for tests that talk to the service directly, each person with
+    their own token as NATS credential (or through the real executable with :meth:`run`)."""
 
     home: Path
     service: subprocess.Popen[bytes]
@@ -93,7 +93,8 @@ class ServiceWorld:
         return sessions.load(self.session_file(user)).token
 
     def client(self, user: str | None, *, timeout: float = 15.0) -> CommandClient:
-        return CommandClient(self.endpoints(), self.token(user) if user else None, timeout=timeout)
+        token = self.token(user) if user else None
+        return CommandClient(self.endpoints(), token, timeout=timeout, username=user)
 
     def call(self, user: str, command: str, args: dict[str, Any] | None = None) -> Any:
         return self.client(user).call(command, args or {})

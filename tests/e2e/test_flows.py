@@ -440,6 +440,7 @@ def test_a_retried_request_is_answered_without_running_twice(world: World) -> No
     from custody import protocol
     from custody.bootstrap import resolve
     from custody.config import Settings
+    from custody.nats_callout import inbox_prefix
 
     session = json.loads((world.home / "sesion-ana.json").read_text())
     endpoints = resolve(Settings.from_env({"CUSTODIA_HOME": str(world.home)}), "cliente")
@@ -451,7 +452,12 @@ def test_a_retried_request_is_answered_without_running_twice(world: World) -> No
     }
 
     async def twice() -> list[bytes]:
-        nc = await nats.connect(**endpoints.nats_options())  # type: ignore[arg-type]
+        # ana's token is her NATS credential; her replies come to her own inbox prefix.
+        nc = await nats.connect(
+            **endpoints.nats_options(),  # type: ignore[arg-type]
+            token=session["token"],
+            inbox_prefix=inbox_prefix("ana"),
+        )
         try:
             replies = []
             for _ in range(2):
@@ -653,7 +659,9 @@ def test_no_secret_anywhere_in_the_stream_logs_or_audit(world: World) -> None:
     assert info is not None
 
     async def every_message() -> list[bytes]:
-        nc = await nats.connect(info.nats_url, user="servicio", password=users["servicio"].password)
+        nc = await nats.connect(
+            info.nats_url, user="administrador", password=users["administrador"].password
+        )
         js = nc.jetstream()
         found: list[bytes] = []
         try:

@@ -1,4 +1,4 @@
-"""Hostile requests straight on the command subjects, as the ``cliente`` NATS user (issue 10).
+"""Hostile requests straight on the command subjects, from people's own NATS connections (issue 10).
 
 Random bytes, bodies that are not JSON objects, wrong schemas, fields at and over their limits,
 bodies over 64 KiB and over NATS's max_payload, injection strings in every text field, forged
@@ -30,7 +30,7 @@ from nats.errors import MaxPayloadError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
 from custody import protocol
-from custody.bootstrap import Endpoints
+from custody.nats_callout import inbox_prefix
 from custody.vault import VaultClient
 
 from .conftest import ServiceWorld, totp_uri
@@ -221,7 +221,7 @@ def injections(limit: int) -> list[str]:
     return PRINTABLE_INJECTIONS + FORBIDDEN_INJECTIONS + long_ones
 
 
-# -- a synchronous handle on a NATS connection as ``cliente`` -----------------------------------
+# -- a synchronous handle on a person's NATS connection ------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -242,24 +242,25 @@ class Request:
     body: bytes
     headers: dict[str, str] = field(repr=False)  # may carry a token
     timeout: float = 15.0
+    sender: str = "ana"  # whose NATS connection sends it (a person's own, by their token)
 
 
 class Wire:
     """A nats-py connection on its own event-loop thread, driven from synchronous tests."""
 
-    def __init__(self, endpoints: Endpoints, *, reconnect: bool = True) -> None:
+    def __init__(self, options: dict[str, Any], *, reconnect: bool = True) -> None:
         self.errors: list[str] = []
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._thread.start()
-        self._nc: Any = self.run(self._connect(endpoints, reconnect))
+        self._nc: Any = self.run(self._connect(options, reconnect))
 
-    async def _connect(self, endpoints: Endpoints, reconnect: bool) -> Any:
+    async def _connect(self, options: dict[str, Any], reconnect: bool) -> Any:
         async def on_error(exc: Exception) -> None:
             self.errors.append(str(exc))
 
         return await nats.connect(
-            **endpoints.nats_options(),  # type: ignore[arg-type]
+            **options,
             name="custodia-fuzz",
             error_cb=on_error,
             allow_reconnect=reconnect,
@@ -314,12 +315,31 @@ class Wire:
 DEFAULT = object()
 
 
+def person_wire(world: ServiceWorld, user: str, *, reconnect: bool = True) -> Wire:
+    """``user``'s own NATS connection: their token is the credential (the auth callout), their
+    inbox prefix their own. There is no shared client credential any more."""
+    return Wire(
+        {
+            **world.endpoints("cliente").nats_options(),
+            "token": world.token(user),
+            "inbox_prefix": inbox_prefix(user),
+        },
+        reconnect=reconnect,
+    )
+
+
+def monitor_wire(world: ServiceWorld) -> Wire:
+    """The operator's connection for the service's discovery (``$SRV``), which people lack."""
+    return Wire(world.endpoints("administrador").nats_options())
+
+
 class Fuzz:
     """The world, a wire, the baseline, and the count of hostile requests sent."""
 
-    def __init__(self, world: ServiceWorld, wire: Wire) -> None:
+    def __init__(self, world: ServiceWorld, monitor: Wire) -> None:
         self.world = world
-        self.wire = wire
+        self.monitor = monitor
+        self.wires: dict[str, Wire] = {}
         self.cases = 0
         self._tokens = {u: world.token(u) for u in ("ana", "luis", "bety", "sofia", "mario")}
         self.endpoints = self._discover()
@@ -329,7 +349,7 @@ class Fuzz:
 
     def _discover(self) -> dict[str, str]:
         """The service's endpoints (``$SRV.INFO``): command name -> subject."""
-        info = self.wire.send(Request("$SRV.INFO.custodia", b"", {}))
+        info = self.monitor.send(Request("$SRV.INFO.custodia", b"", {}))
         assert info.kind == "reply"
         return {
             str(e["subject"])[len(protocol.SUBJECT_PREFIX) + 1 :]: str(e["subject"])
@@ -338,7 +358,7 @@ class Fuzz:
 
     def endpoint_crashes(self) -> int:
         """Requests whose endpoint handler raised (micro ``$SRV.STATS``: ``num_errors``)."""
-        stats = self.wire.send(Request("$SRV.STATS.custodia", b"", {}))
+        stats = self.monitor.send(Request("$SRV.STATS.custodia", b"", {}))
         assert stats.kind == "reply"
         return sum(int(e.get("num_errors") or 0) for e in stats.body()["endpoints"])
 
@@ -366,15 +386,36 @@ class Fuzz:
         if isinstance(key, str):
             headers[protocol.REPLY_KEY_HEADER] = key
         payload = body if isinstance(body, bytes) else json.dumps(body).encode()
-        return Request(subject or f"{protocol.SUBJECT_PREFIX}.{command}", payload, headers, timeout)
+        subject = subject or f"{protocol.SUBJECT_PREFIX}.{command}"
+        return Request(subject, payload, headers, timeout, user or "ana")
+
+    @property
+    def wire(self) -> Wire:
+        """ana's connection (where requests with no person's token are sent from)."""
+        return self.wire_of("ana")
+
+    def wire_of(self, user: str) -> Wire:
+        if user not in self.wires:
+            self.wires[user] = person_wire(self.world, user)
+        return self.wires[user]
 
     def send(self, request: Request) -> Outcome:
         self.cases += 1
-        return self.wire.send(request)
+        return self.wire_of(request.sender).send(request)
 
     def send_all(self, requests: list[Request]) -> list[Outcome]:
+        """Each person's requests from their own connection, in order."""
         self.cases += len(requests)
-        return self.wire.send_all(requests)
+        outcomes: dict[int, Outcome] = {}
+        for sender in dict.fromkeys(r.sender for r in requests):
+            mine = [i for i, r in enumerate(requests) if r.sender == sender]
+            sent = self.wire_of(sender).send_all([requests[i] for i in mine])
+            outcomes.update(zip(mine, sent, strict=True))
+        return [outcomes[i] for i in range(len(requests))]
+
+    def close(self) -> None:
+        for wire in [*self.wires.values(), self.monitor]:
+            wire.close()
 
     def assert_unharmed(self) -> None:
         """The service is up, answers a valid request, crashed on nothing and wrote nothing."""
@@ -410,10 +451,9 @@ def refusal(outcome: Outcome, *expected: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def fuzz(service_world: ServiceWorld) -> Iterator[Fuzz]:
     """The shared world plus one request id already used by luis for a real change request
-    (written before the baseline), and a wire as ``cliente``."""
-    wire = Wire(service_world.endpoints("cliente"))
+    (written before the baseline); each person sends from their own connection."""
+    fuzz = Fuzz(service_world, monitor_wire(service_world))
     try:
-        fuzz = Fuzz(service_world, wire)
         request = fuzz.request(
             "cambios.solicitar",
             {
@@ -425,11 +465,11 @@ def fuzz(service_world: ServiceWorld) -> Iterator[Fuzz]:
             user="luis",
             request_id="fuzz-luis-0001",
         )
-        assert wire.send(request).body()["ok"] is True
+        assert fuzz.wire_of("luis").send(request).body()["ok"] is True
         fuzz.baseline = service_world.ledger_messages()
         yield fuzz
     finally:
-        wire.close()
+        fuzz.close()
 
 
 # -- bodies ------------------------------------------------------------------------------------
@@ -604,7 +644,7 @@ def test_bodies_over_nats_max_payload_never_reach_the_service(fuzz: Fuzz) -> Non
     huge = b'{"motivo": "' + b"x" * (2 * 1024 * 1024) + b'"}'
     assert fuzz.send(fuzz.request("revelar", huge)).kind == "max-payload"
 
-    liar = Wire(fuzz.world.endpoints("cliente"), reconnect=False)
+    liar = person_wire(fuzz.world, "ana", reconnect=False)
     try:
         liar._nc._max_payload = 64 * 1024 * 1024
         fuzz.cases += 1
@@ -833,7 +873,7 @@ def test_header_injection_in_the_token(fuzz: Fuzz) -> None:
     """A token header smuggling a second header line (CR LF) does not authenticate."""
     smuggled = "nada\r\nCustodia-Token: " + fuzz.world.token("ana")
     request = fuzz.request("rotar.iniciar", {"cuenta": "DD05-x"}, token=smuggled, timeout=3)
-    own = Wire(fuzz.world.endpoints("cliente"), reconnect=False)  # it may not survive it
+    own = person_wire(fuzz.world, "ana", reconnect=False)  # it may not survive it
     try:
         fuzz.cases += 1
         outcome = own.send(request)
@@ -875,7 +915,7 @@ FORBIDDEN_SUBJECTS = [
 
 def test_unknown_commands_and_forbidden_subjects(fuzz: Fuzz) -> None:
     """An unknown command has no responder (NATS says so at once); a subject outside the
-    command space is a permissions violation for ``cliente`` and is dropped by the server."""
+    command space is a permissions violation for a person and is dropped by the server."""
     unknown = [
         fuzz.request(c, {}, subject=f"{protocol.SUBJECT_PREFIX}.{c}") for c in UNKNOWN_COMMANDS
     ]
@@ -891,7 +931,7 @@ def test_unknown_commands_and_forbidden_subjects(fuzz: Fuzz) -> None:
 def test_zz_summary(fuzz: Fuzz, capsys: pytest.CaptureFixture[str]) -> None:
     """After every hostile request above: the service is up, micro PING answers, the ledger
     has exactly the messages it had before the first one; the count of cases is printed."""
-    ping = fuzz.wire.send(Request("$SRV.PING.custodia", b"", {}))
+    ping = fuzz.monitor.send(Request("$SRV.PING.custodia", b"", {}))
     assert ping.kind == "reply"
     fuzz.assert_unharmed()
     assert fuzz.crashes == 0  # not even while the world was set up

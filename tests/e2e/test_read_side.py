@@ -86,9 +86,9 @@ def test_read_side_runs_apart_is_restarted_and_follows_its_service(tmp_path: Pat
             10,
             "the read side's lower priority",
         )
-        ledger = CustodiaApplication(env=world.endpoints("servicio").nats_env())
+        ledger = CustodiaApplication(env=world.endpoints("escritor").nats_env())
         view = ReportPosition(
-            world.endpoints("servicio").nats_env(), home / REPORTS_DATABASE, ledger.recorder
+            world.endpoints("escritor").nats_env(), home / REPORTS_DATABASE, ledger.recorder
         )
         account = {"cuenta": "DD05-x", "usuario": "DD05IECM", "correo": "dd05.x@iecm.mx"}
         world.call("ana", "cuentas.alta", account)

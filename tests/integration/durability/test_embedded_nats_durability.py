@@ -19,8 +19,8 @@ pytestmark = pytest.mark.integration
 
 
 def event_store_env(stack: EmbeddedStack, info: StackInfo, timeout: str) -> dict[str, str]:
-    """The embedded server as the service reaches it: the ``servicio`` user."""
-    servicio = stack.nats_users()["servicio"]
+    """The embedded server with the identity that may create streams (``administrador``)."""
+    servicio = stack.nats_user("administrador")
     return {
         "PERSISTENCE_MODULE": "events.jetstream",
         "NATS_URL": info.nats_url,

@@ -18,6 +18,8 @@ from custody.ledger.follower import FollowerSettings, LedgerFollower, LocalCheck
 from custody.ledger.names import LedgerNames
 from custody.ledger.nats_io import connect
 from custody.nats_auth import generate_users, render_accounts
+from custody.nats_callout import issuer_public_key, new_issuer_seed
+from custody.runner import prepare_streams
 from custody.servers import NatsConfig, NatsProcess, free_port, start_nats
 from tests.integration.ledger.world import Cuenta, CustodiaApp
 
@@ -39,7 +41,9 @@ def secured(
         store_dir=workdir / "js",
         port=port,
         http_port=free_port(exclude={port}),
-        extra=render_accounts(users, LEDGER_STREAMS, LEDGER_SUBJECTS),
+        extra=render_accounts(
+            users, LEDGER_STREAMS, LEDGER_SUBJECTS, issuer_public_key(new_issuer_seed())
+        ),
     )
     proc = start_nats(config, workdir / "nats.conf", workdir / "nats.log")
     try:
@@ -51,21 +55,29 @@ def secured(
 def test_service_signs_and_verifier_only_reads(
     secured: tuple[NatsProcess, dict[str, str]], tmp_path: Path
 ) -> None:
-    """``servicio`` writes events and signs checkpoints; ``verificador`` verifies, exports,
-    proves and witnesses with its read-only rights, and its forged checkpoint is refused."""
+    """The ledger's streams are made by ``administrador``; the service's writer (``escritor``)
+    writes events and signs checkpoints; ``verificador`` verifies, exports, proves and
+    witnesses with its read-only rights, and its forged checkpoint is refused."""
     proc, passwords = secured
-    env = {
-        "PERSISTENCE_MODULE": "events.jetstream",
-        "NATS_URL": proc.url,
-        "NATS_USER": "servicio",
-        "NATS_PASSWORD": passwords["servicio"],
-    }
-    app = CustodiaApp(env=env)
-    for _ in range(12):
+
+    def env(user: str) -> dict[str, str]:
+        return {
+            "PERSISTENCE_MODULE": "events.jetstream",
+            "NATS_URL": proc.url,
+            "NATS_USER": user,
+            "NATS_PASSWORD": passwords[user],
+        }
+
+    admin = CustodiaApp(env=env("administrador"))
+    admin.save(Cuenta("DD05-x"))
+    prepare_streams(admin, 1)
+    admin.close()
+    app = CustodiaApp(env=env("escritor"))
+    for _ in range(11):
         app.save(Cuenta("DD05-x"))
     app.close()
     signer = LocalCheckpointSigner()
-    service = connect(proc.url, "servicio", passwords["servicio"])
+    service = connect(proc.url, "escritor", passwords["escritor"])
     try:
         LedgerFollower(service, signer, NAMES, FollowerSettings(every_events=5)).checkpoint_now()
     finally:

@@ -14,8 +14,15 @@ from nats.errors import Error as NatsError
 from nats.js.api import StreamConfig
 from nats.js.errors import Error as JetStreamError
 
-from custody.nats_auth import generate_users, render_accounts
-from custody.servers import NatsConfig, NatsProcess, free_port, start_nats
+from custody.protocol import QUEUE_GROUP
+from custody.servers import BaoProcess, NatsProcess
+from tests.integration.service.people import (
+    Accounts,
+    connect_person,
+    people_tokens,
+    running_callout,
+    start_secured_nats,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -25,20 +32,13 @@ EVENTS = "custodia.boundary.>"
 
 @pytest.fixture(scope="module")
 def secured_nats(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[NatsProcess, dict[str, str]]]:
+    tmp_path_factory: pytest.TempPathFactory, openbao: BaoProcess
+) -> Iterator[tuple[NatsProcess, Accounts, BaoProcess, str]]:
     workdir: Path = tmp_path_factory.mktemp("nats-auth")
-    users = generate_users()
-    port = free_port()
-    config = NatsConfig(
-        store_dir=workdir / "js",
-        port=port,
-        http_port=free_port(exclude={port}),
-        extra=render_accounts(users, [STREAM], [EVENTS]),
-    )
-    proc = start_nats(config, workdir / "nats.conf", workdir / "nats.log")
+    accounts = Accounts()
+    proc = start_secured_nats(workdir, accounts, accounts.render([STREAM], [EVENTS]))
     try:
-        yield proc, {name: user.password for name, user in users.items()}
+        yield proc, accounts, openbao, people_tokens(openbao, ("carla",))["carla"]
     finally:
         proc.stop()
 
@@ -53,19 +53,24 @@ async def _connect(proc: NatsProcess, user: str, password: str, errors: list[str
 
 
 def test_client_cannot_write_the_ledger_but_can_send_commands(
-    secured_nats: tuple[NatsProcess, dict[str, str]],
+    secured_nats: tuple[NatsProcess, Accounts, BaoProcess, str],
 ) -> None:
-    """A client connection cannot publish an event nor touch the stream; the service can; the
-    verifier reads but cannot write; commands flow from client to service."""
-    proc, passwords = secured_nats
+    """A client connection cannot publish an event nor touch the stream; the service's writer
+    can append (the stream is made by the administrative identity); the verifier reads but
+    cannot write; commands flow from client to the service's responder."""
+    proc, accounts, bao, token = secured_nats
+    passwords = {name: user.password for name, user in accounts.users.items()}
 
     async def scenario() -> None:
         errors: list[str] = []
+        admin = await _connect(proc, "administrador", passwords["administrador"], errors)
         service = await _connect(proc, "servicio", passwords["servicio"], errors)
-        client = await _connect(proc, "cliente", passwords["cliente"], errors)
+        writer = await _connect(proc, "escritor", passwords["escritor"], errors)
+        async with running_callout(proc.url, accounts, bao):  # a person: carla, by her token
+            client = await connect_person(proc.url, "carla", token, errors)
         verifier = await _connect(proc, "verificador", passwords["verificador"], errors)
-        js = service.jetstream()
-        await js.add_stream(StreamConfig(name=STREAM, subjects=[EVENTS]))
+        await admin.jetstream().add_stream(StreamConfig(name=STREAM, subjects=[EVENTS]))
+        js = writer.jetstream()
         await js.publish("custodia.boundary.a", b"legit")
 
         # The client: a JetStream publish to an event subject is refused by the server.
@@ -94,7 +99,7 @@ def test_client_cannot_write_the_ledger_but_can_send_commands(
         async def answer(msg: Msg) -> None:
             await msg.respond(b"pong:" + msg.data)
 
-        await service.subscribe("custodia.cmd.ping", cb=answer)
+        await service.subscribe("custodia.cmd.ping", cb=answer, queue=QUEUE_GROUP)
         await service.flush()
         reply = await client.request("custodia.cmd.ping", b"1", timeout=2)
         assert reply.data == b"pong:1"
@@ -104,7 +109,7 @@ def test_client_cannot_write_the_ledger_but_can_send_commands(
         await client.flush()
         await asyncio.sleep(0.2)
         assert any("permissions violation" in e.lower() for e in errors)
-        for conn in (service, client, verifier):
+        for conn in (admin, service, writer, client, verifier):
             await conn.close()
 
     asyncio.run(scenario())

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from custody import nats_auth
 from custody.cluster import deploy_files, make_test_pki
+from custody.nats_callout import issuer_public_key, new_issuer_seed
 from custody.servers import nats_server_binary
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
@@ -46,6 +47,7 @@ def test_deploy_nats_config_is_valid_for_nats_server(tmp_path: Path) -> None:
         (tmp_path / name).write_text(text)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODIA_NATS_")}
     passwords = {f"CUSTODIA_NATS_{u.upper()}_PASSWORD": "x" for u in nats_auth.USERS}
+    passwords["CUSTODIA_NATS_CALLOUT_ISSUER"] = issuer_public_key(new_issuer_seed())
 
     def check(extra: dict[str, str]) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -59,6 +61,6 @@ def test_deploy_nats_config_is_valid_for_nats_server(tmp_path: Path) -> None:
 
     ok = check(passwords)
     assert ok.returncode == 0, ok.stderr + ok.stdout
-    missing = check({k: v for k, v in passwords.items() if "CLIENTE" not in k})
+    missing = check({k: v for k, v in passwords.items() if "VERIFICADOR" not in k})
     assert missing.returncode != 0
-    assert "CUSTODIA_NATS_CLIENTE_PASSWORD" in missing.stderr + missing.stdout
+    assert "CUSTODIA_NATS_VERIFICADOR_PASSWORD" in missing.stderr + missing.stdout

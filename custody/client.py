@@ -11,7 +11,7 @@ import contextlib
 import uuid
 from typing import Any
 
-from events.errors import InfrastructureError
+from events.errors import CustodiaError, InfrastructureError
 
 from . import protocol
 from .bootstrap import Endpoints
@@ -25,6 +25,13 @@ class ServiceUnavailableError(InfrastructureError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+def _as_remote(error: CustodiaError) -> protocol.RemoteError:
+    """A local failure in the shape the service would have answered it."""
+    return protocol.RemoteError(
+        type(error).__name__, protocol.error_attrs(error), protocol.error_chain(error)
+    )
 
 
 def _not_authenticated() -> protocol.RemoteError:
@@ -83,9 +90,34 @@ class CommandClient:
             owner = vault.lookup_self(self._token).username
         except VaultTokenInvalidError:
             raise _not_authenticated() from None
+        except InfrastructureError as exc:  # OpenBao sealed or down: said as the service says it
+            raise _as_remote(exc) from None
         if not owner:
             raise _not_authenticated()
         return str(owner)
+
+    def _refusal(self) -> protocol.RemoteError:
+        """Why NATS refused this person's connection: the auth callout could not accept the
+        token. Asked of OpenBao itself, so a sealed or unreachable OpenBao is not reported as an
+        invalid session; a token OpenBao still accepts means the callout (the service) failed."""
+        from .errors import VaultTokenInvalidError
+        from .vault import VaultClient
+
+        assert self._token is not None
+        vault = VaultClient(self.endpoints.vault_addr, None, verify=self.endpoints.vault_verify)
+        try:
+            vault.lookup_self(self._token)
+        except VaultTokenInvalidError:
+            return _not_authenticated()
+        except InfrastructureError as exc:
+            return _as_remote(exc)
+        except CustodiaError:
+            return _not_authenticated()
+        return protocol.RemoteError(
+            "ServiceUnavailableError",
+            {"reason": "nats: authorization refused"},
+            ["ServiceUnavailableError", "InfrastructureError", "CustodiaError"],
+        )
 
     async def _call(self, command: str, args: dict[str, Any], retries: int) -> Any:
         import nats
@@ -129,7 +161,9 @@ class CommandClient:
                 )
             except (TimeoutError, OSError, NatsError) as exc:
                 if "authorization violation" in str(exc).lower() and "token" in options:
-                    raise _not_authenticated() from None
+                    raise await asyncio.get_running_loop().run_in_executor(
+                        None, self._refusal
+                    ) from None
                 raise ServiceUnavailableError(f"nats: {type(exc).__name__}") from None
             return nc, lost
 
@@ -156,7 +190,19 @@ class CommandClient:
                 raise ConnectionClosedError
             return sent.result()
 
-        nc, lost = await connect()
+        async def first_connect() -> tuple[Any, asyncio.Event]:
+            """A connection; while the service is (re)starting its auth callout does not answer
+            yet and NATS refuses a valid token: tried again, like a request with no responders."""
+            for attempt in range(retries + 1):
+                try:
+                    return await connect()
+                except protocol.RemoteError as exc:
+                    if exc.remote_type != "ServiceUnavailableError" or attempt == retries:
+                        raise
+                    await asyncio.sleep(0.5 * (attempt + 1))
+            raise AssertionError("unreachable")
+
+        nc, lost = await first_connect()
         try:
             for attempt in range(retries + 1):
                 self.retries += attempt > 0

@@ -77,6 +77,7 @@ from custody.ledger.nats_io import (
     last_note,
     read_entries,
     read_subject,
+    stream_exists,
     stream_last_sequence,
 )
 from events.checkpoint import (
@@ -479,8 +480,8 @@ class LedgerFollower:
 
     def _resume_from_stream(self) -> None:
         names = self.names
-        if self.settings.create_stream:
-            ensure_checkpoints_stream(self._conn, names, replicas=self.settings.replicas)
+        if self.settings.create_stream and not stream_exists(self._conn, names.checkpoints_stream):
+            self._checkpoints_stream_missing()
         stored = last_note(self._conn, names.checkpoints_stream, names.notes_subject)
         if stored is None:
             self._compact = CompactRange()
@@ -516,6 +517,40 @@ class LedgerFollower:
         self._compact = compact
         self._checkpoint = signed
         log.info("ledger.follower.resumed", size=signed.size, checkpoint_seq=stored.sequence)
+
+    def _checkpoints_stream_missing(self) -> None:
+        """No checkpoints stream. On a new ledger ``init`` makes it (the service's NATS identity
+        may not create streams; this is tried for setups where it may). Once OpenBao anchors a
+        signed head, a missing stream is tampering: the entries are checked against the anchor
+        at once (a rewritten history is named as such), and the follower diverges either way
+        instead of starting a second history."""
+        head = self._read_head() if self._anchor is not None else None
+        if head is None:
+            ensure_checkpoints_stream(self._conn, self.names, replicas=self.settings.replicas)
+            return
+        signed = head.checkpoint
+        last_seq = stream_last_sequence(self._conn, self.names.events_stream)
+        if last_seq < signed.size:
+            raise self._diverge(
+                f"the stream ends at entry {last_seq}, OpenBao anchors {signed.size}",
+                last_seq + 1,
+                kind="truncada",
+                against=signed,
+            )
+        compact = self._read_tree(CompactRange(), signed.size)
+        if compact.root() != signed.root:
+            raise self._diverge(
+                f"entries 1..{signed.size} do not give the root anchored in OpenBao: "
+                "the history it signed was rewritten",
+                kind="reescrita",
+                against=signed,
+                observed=compact,
+            )
+        raise self._diverge(
+            f"the checkpoints stream is gone, though OpenBao anchors {signed.size} entries",
+            kind="otra",
+            against=signed,
+        )
 
     def _verified(self, stored: StoredNote) -> SignedCheckpoint | None:
         """The stored note if it parses, is for this log and its signature holds; else None."""

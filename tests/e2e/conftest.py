@@ -173,10 +173,13 @@ def start_service(home: Path) -> subprocess.Popen[bytes]:
     # One pass at start only: the periodic pass puts OpenBao's district groups back to the
     # ledger's holders, racing the tests that change a group behind Custodia's back.
     env["CUSTODIA_AVANCE_SECONDS"] = "3600"
-    with (home / "servicio.log").open("ab") as log:
+    log_file = home / "servicio.log"
+    # A restarted service appends to the same log: wait for a readiness line of its own.
+    ready_before = log_file.read_bytes().count(b"servicio_listo") if log_file.exists() else 0
+    with log_file.open("ab") as log:
         service = subprocess.Popen([CUSTODIA, "servicio"], env=env, stdout=log, stderr=log)
     deadline = time.monotonic() + 60
-    while b"servicio_listo" not in (home / "servicio.log").read_bytes():
+    while log_file.read_bytes().count(b"servicio_listo") <= ready_before:
         if service.poll() is not None or time.monotonic() > deadline:
             stop_service(service)
             raise RuntimeError((home / "servicio.log").read_text(errors="replace")[-2000:])

@@ -65,7 +65,7 @@ class FaultWorld:
 
     def client(self, user: str, *, timeout: float = 15.0) -> CommandClient:
         """A client that does not look the servers up (they may be down)."""
-        return CommandClient(self.endpoints, self.world.token(user), timeout=timeout)
+        return CommandClient(self.endpoints, self.world.token(user), timeout=timeout, username=user)
 
 
 def fault_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultWorld]:

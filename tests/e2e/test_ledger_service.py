@@ -104,10 +104,9 @@ def _until(check: Any, what: str, bound: float = BOUND) -> Any:
 
 
 def operator_nats_url(world: ServiceWorld) -> str:
-    """A NATS URL with an identity that may delete and re-create streams (finding 3: today the
-    service's own credential, in the data directory; an operator's administrative one once the
-    service loses that right)."""
-    endpoints = world.endpoints("servicio")
+    """A NATS URL with an identity that may delete and re-create streams: the administrative
+    one ``init`` uses (the service's identities may not; finding 3 is an operator's attack)."""
+    endpoints = world.endpoints("administrador")
     parts = urlsplit(endpoints.nats_servers[0])
     user = quote(endpoints.nats_user or "", safe="")
     password = quote(endpoints.nats_password or "", safe="")

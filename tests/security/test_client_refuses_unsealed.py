@@ -61,7 +61,9 @@ def responder(nats_url: str) -> Iterator[Responder]:
 
 
 def _client(nats_url: str) -> CommandClient:
-    return CommandClient(Endpoints(nats_url, "http://127.0.0.1:9"), "token", timeout=10)
+    return CommandClient(
+        Endpoints(nats_url, "http://127.0.0.1:9"), "token", timeout=10, username="ana"
+    )
 
 
 @pytest.mark.parametrize(

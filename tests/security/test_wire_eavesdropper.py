@@ -1,15 +1,17 @@
 """R7 on the wire: whoever listens on NATS with an identity a person holds learns no secret.
 
-People's command lines share NATS identities (today the ``cliente`` user; the Secretaría's
-verifier has ``verificador``). Each identity is given an eavesdropper that subscribes to
-everything it may — ``>`` first, then the subjects its permissions might allow — while a full
-flow runs: a rotation (the staged password comes back), a reveal (a wrapping token), a 2FA
-code (another wrapping token, then a code) and a new person with a password. The captured
-traffic holds none of those secrets in any encoding, and every secret field of every captured
-reply is sealed to its requester's key.
+Each person reaches NATS with an identity of their own (their OpenBao token, checked by the
+service's auth callout: publish on the command subjects, subscribe to their own inbox only);
+the Secretaría's verifier has ``verificador``. Each identity is given an eavesdropper that
+subscribes to everything it may — ``>`` first, then the subjects its permissions might allow,
+its own inbox included — while a full flow runs: a rotation (the staged password comes back),
+a reveal (a wrapping token), a 2FA code (another wrapping token, then a code) and a new person
+with a password. The captured traffic holds none of those secrets in any encoding, and every
+secret field of every captured reply is sealed to its requester's key — even on the
+requester's own inbox, as a second connection of the same person hears it.
 
-To add an identity (per-person NATS identities through the auth callout, say), add an
-:class:`Identity` to ``IDENTITIES``: how to connect as it, and whether it may read reply inboxes.
+To add an identity, add an :class:`Identity` to ``IDENTITIES``: how to connect as it, what it
+may subscribe to besides ``LISTEN``, and which secret reply fields it must hear.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import nats
 import pytest
 
 from custody.credentials import Credentials
+from custody.nats_callout import inbox_prefix
 from custody.secretscan import scan
 from custody.vault import VaultClient
 from tests.e2e.conftest import SERVICE_PASSWORD, ServiceWorld
@@ -45,14 +48,41 @@ class Identity:
 
     name: str
     connect_options: Callable[[ServiceWorld], dict[str, Any]]
-    reads_inboxes: bool  # its permissions let it subscribe to other clients' reply inboxes
+    # Subjects it may subscribe to besides LISTEN (a person's own inbox).
+    own: Callable[[ServiceWorld], list[str]] = lambda _w: []
+    # Replies it must hear during the flow, by secret field: {"contrasena": 1, ...}.
+    hears: dict[str, int] | None = None
+
+
+def _person(user: str) -> Callable[[ServiceWorld], dict[str, Any]]:
+    def options(world: ServiceWorld) -> dict[str, Any]:
+        return {
+            **world.endpoints("cliente").nats_options(),
+            "token": world.token(user),
+            "inbox_prefix": inbox_prefix(user),
+        }
+
+    return options
+
+
+def _own_inbox(user: str) -> Callable[[ServiceWorld], list[str]]:
+    return lambda _w: [f"{inbox_prefix(user)}.>"]
+
+
+def _bystander(world: ServiceWorld) -> dict[str, Any]:
+    """sofia, of the Secretaría Ejecutiva: a person with nothing to do with the flow."""
+    if not world.session_file("sofia").exists():
+        world.add_person("sofia", "secretaria")
+    return _person("sofia")(world)
 
 
 IDENTITIES = [
-    Identity("cliente", lambda w: w.endpoints("cliente").nats_options(), reads_inboxes=True),
-    Identity(
-        "verificador", lambda w: w.endpoints("verificador").nats_options(), reads_inboxes=True
-    ),
+    # Another person: only their own inbox, where nothing of the flow arrives.
+    Identity("otra_persona", _bystander, _own_inbox("sofia")),
+    Identity("verificador", lambda w: w.endpoints("verificador").nats_options()),
+    # The requesters themselves, on a second connection: their replies, sealed.
+    Identity("misma_persona_ana", _person("ana"), _own_inbox("ana"), {"contrasena": 1}),
+    Identity("misma_persona_bety", _person("bety"), _own_inbox("bety"), {"envoltorio": 2}),
 ]
 
 _people = itertools.count()
@@ -64,7 +94,7 @@ class Capture:
     refused: list[str]  # the server's own permission errors, as received
 
 
-async def _listen(options: dict[str, Any]) -> tuple[Any, Capture]:
+async def _listen(options: dict[str, Any], own: list[str]) -> tuple[Any, Capture]:
     capture = Capture([], [])
 
     async def on_error(exc: Exception) -> None:
@@ -74,10 +104,15 @@ async def _listen(options: dict[str, Any]) -> tuple[Any, Capture]:
         capture.messages.append((msg.subject, dict(msg.headers or {}), msg.data or b""))
 
     nc = await nats.connect(**options, allow_reconnect=False, error_cb=on_error)
-    for subject in LISTEN:
+    for subject in [*LISTEN, *own]:
         await nc.subscribe(subject, cb=on_message)
     await nc.flush()
     return nc, capture
+
+
+def _heard(capture: Capture, wanted: dict[str, int]) -> bool:
+    replies = _replies(capture)
+    return all(sum(field in r for r in replies) >= n for field, n in wanted.items())
 
 
 def _replies(capture: Capture) -> list[dict[str, Any]]:
@@ -138,12 +173,13 @@ def test_an_eavesdropper_learns_no_secret(service_world: ServiceWorld, identity:
     person = f"oyente{next(_people)}"
 
     async def scenario() -> tuple[Capture, list[str]]:
-        nc, capture = await _listen(identity.connect_options(service_world))
+        options = await asyncio.to_thread(identity.connect_options, service_world)
+        nc, capture = await _listen(options, identity.own(service_world))
         try:
-            secrets, sent = await asyncio.to_thread(_run_flow, service_world, person)
-            if identity.reads_inboxes:  # wait for the replies to reach the listener too
+            secrets, _sent = await asyncio.to_thread(_run_flow, service_world, person)
+            if identity.hears:  # wait for the replies to reach the listener too
                 deadline = asyncio.get_running_loop().time() + 60
-                while len(_replies(capture)) < sent:
+                while not _heard(capture, identity.hears):
                     assert asyncio.get_running_loop().time() < deadline, len(capture.messages)
                     await asyncio.sleep(0.05)
             await nc.flush()
@@ -159,9 +195,9 @@ def test_an_eavesdropper_learns_no_secret(service_world: ServiceWorld, identity:
     assert 'nats: permissions violation for subscription to "custodia.cmd.>"' in refused
     # The listener did hear the flow, so finding nothing below means something.
     replies = _replies(capture)
-    if identity.reads_inboxes:
-        assert sum("contrasena" in r for r in replies) >= 1
-        assert sum("envoltorio" in r for r in replies) >= 2
+    assert _heard(capture, identity.hears or {})
+    if not identity.hears:  # nobody else's replies reach it
+        assert replies == []
     for reply in replies:
         for key in SECRET_FIELDS & reply.keys():
             sealed = isinstance(reply[key], dict) and set(reply[key]) == {"sealed"}

@@ -350,6 +350,9 @@ class CommandService:
                 subject=protocol.subject_for(command),
                 handler=self._make_endpoint(command),
             )
+        # Ready only once the server has every subscription: a request sent the moment this
+        # returns must not find no responders (or be dropped unseen on an open server).
+        await nc.flush()
 
     async def stop(self) -> None:
         if self._service is not None:

@@ -521,18 +521,25 @@ class LedgerFollower:
     def _checkpoints_stream_missing(self) -> None:
         """No checkpoints stream. On a new ledger ``init`` makes it (the service's NATS identity
         may not create streams; this is tried for setups where it may). Once OpenBao anchors a
-        signed head, a missing stream is tampering: the entries are checked against the anchor
-        at once (a rewritten history is named as such), and the follower diverges either way
-        instead of starting a second history."""
+        signed head, a missing stream is tampering: the entries are checked against the anchor at
+        once (a rewritten or cut history is named as such); an intact history resumes on a
+        re-created stream where this identity may create one, and diverges where it may not."""
         head = self._read_head() if self._anchor is not None else None
         if head is None:
             ensure_checkpoints_stream(self._conn, self.names, replicas=self.settings.replicas)
             return
+        try:  # where this identity may create it, an empty stream: nothing is signed below
+            ensure_checkpoints_stream(self._conn, self.names, replicas=self.settings.replicas)
+            created = True
+        except Exception as exc:
+            log.warning("ledger.follower.checkpoints_stream_missing", error=type(exc).__name__)
+            created = False
         signed = head.checkpoint
         last_seq = stream_last_sequence(self._conn, self.names.events_stream)
         if last_seq < signed.size:
             raise self._diverge(
-                f"the stream ends at entry {last_seq}, OpenBao anchors {signed.size}",
+                f"the stream ends at entry {last_seq}, the head anchored in OpenBao covers "
+                f"{signed.size}",
                 last_seq + 1,
                 kind="truncada",
                 against=signed,
@@ -546,11 +553,13 @@ class LedgerFollower:
                 against=signed,
                 observed=compact,
             )
-        raise self._diverge(
-            f"the checkpoints stream is gone, though OpenBao anchors {signed.size} entries",
-            kind="otra",
-            against=signed,
-        )
+        if not created:
+            raise self._diverge(
+                f"the checkpoints stream is gone, though the head anchored in OpenBao covers "
+                f"{signed.size} entries",
+                kind="otra",
+                against=signed,
+            )
 
     def _verified(self, stored: StoredNote) -> SignedCheckpoint | None:
         """The stored note if it parses, is for this log and its signature holds; else None."""

@@ -43,20 +43,17 @@ class Mutation:
     note: str = ""
 
 
-_DENY_BLOCKS = (
-    r'path "\$\{kv\}/\*" \{\n  capabilities = \["deny"\]\n\}\n\n'
-    r'path "\$\{totp\}/\*" \{\n  capabilities = \["deny"\]\n\}\n\n'
-    r'path "\$\{transit\}/\*" \{\n  capabilities = \["deny"\]\n\}\n'
-)
+# Every deny of the titular/secretaria template: the mount-wide ones and the generated
+# per-path ones (``${secret_denies}``), with the comment between them.
+_DENY_BLOCKS = r'path "\$\{kv\}/\*" \{\n  capabilities = \["deny"\]\n\}\n.*?\$\{secret_denies\}\n'
 # A policy must not be empty: one harmless rule stays.
 _NO_DENY = 'path "sys/mounts" {\n  capabilities = ["deny"]\n}\n'
 _REGENERATE = ("-m", "custody.layout", "deploy/openbao/policies")
 _POLICY_TESTS = (
     "tests/unit/custody/test_layout_unit.py",
-    "tests/integration/custody/test_layout.py",
-    "tests/integration/custody/test_access_matrix.py",
+    "tests/integration/custody/test_separation_of_duties.py",
 )
-_POLICY_NOTE = "deny-in-depth tests (titular/secretaria in a district group) are another branch's"
+_POLICY_NOTE = ""
 
 MUTATIONS = [
     Mutation(
@@ -124,6 +121,24 @@ MUTATIONS = [
             "tests/integration/service/test_nats_trust_boundary.py",
             "tests/integration/ledger/test_permissions.py",
         ),
+    ),
+    Mutation(
+        "service-answers-any-reply",
+        "the service answers whatever reply subject a request names (reply-subject injection)",
+        "custody/service.py",
+        r"(def answerable\(reply: str \| None\) -> bool:\n    \"\"\"[^\n]*\"\"\"\n)",
+        r"\1    return bool(reply)\n",
+        ("tests/integration/service/test_reply_injection.py",),
+    ),
+    Mutation(
+        "follower-ignores-anchor",
+        "the ledger follower does not compare its tree with the head anchored in OpenBao",
+        "custody/ledger/follower.py",
+        r"(    def _resume\(self\) -> None:\n        self\._resume_from_stream\(\)\n)"
+        r"        if self\._anchor is not None:\n"
+        r"            self\._check_anchor\(self\._read_head\(\)\)\n",
+        r"\1",
+        ("tests/integration/ledger/test_anchor.py",),
     ),
     Mutation(
         "demo-any-refusal",

@@ -14,8 +14,6 @@ identities ``servicio``/``escritor`` and ``init``'s ``administrador`` come from 
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -25,6 +23,7 @@ from events.errors import ConfigurationError
 from . import nats_auth
 from .config import Settings
 from .embedded import EmbeddedStack, StackInfo, StackNotRunningError
+from .secret_files import write_secret
 
 NatsRole = Literal[
     "servicio", "escritor", "administrador", "cliente", "verificador", "autenticador"
@@ -173,15 +172,3 @@ def service_token(settings: Settings) -> str:
 
 def save_service_token(settings: Settings, token: str) -> None:
     write_secret(settings.home / "secrets" / SERVICE_TOKEN_FILE, token)
-
-
-def write_secret(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` with mode 0600, atomically (the directory is made 0700)."""
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w") as out:
-        out.write(text)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(tmp, path)

@@ -646,7 +646,8 @@ class NatsCluster:
         """Write the service machine's NATS identities into ``home/secrets`` (one 0600 file
         each, and the auth callout's issuer seed), where ``custodia init``/``servicio`` look
         for them with external servers."""
-        from .bootstrap import CALLOUT_SEED_FILE, write_secret
+        from .bootstrap import CALLOUT_SEED_FILE
+        from .secret_files import write_secret
 
         (home / "secrets").mkdir(mode=0o700, parents=True, exist_ok=True)
         for name in names:

@@ -37,6 +37,7 @@ from typing import Any
 from events.errors import StackError
 
 from . import nats_auth, servers
+from .secret_files import write_secret, write_secret_json
 from .servers import (
     BaoProcess,
     NatsConfig,
@@ -264,8 +265,8 @@ class EmbeddedStack:
         legacy = data.get("root_token")
         if isinstance(legacy, str) and legacy:
             # One file per secret: the token moves to its own file, the key file keeps the key.
-            self._write_secret_text(self.root_token_file, legacy)
-            self._write_secret_json(path, {"unseal_key": key})
+            write_secret(self.root_token_file, legacy)
+            write_secret_json(path, {"unseal_key": key})
         return VaultKeys(key, self._root_token())
 
     def _root_token(self) -> str | None:
@@ -409,8 +410,8 @@ class EmbeddedStack:
                 raise servers.ServerStartError("OpenBao", f"init answered {status}", proc.log_file)
             # The unseal key and the root token in two files: the token is revoked (and its
             # file deleted) at the end of ``custodia init``; the key stays, for every start.
-            self._write_secret_text(self.root_token_file, str(body["root_token"]))
-            self._write_secret_json(self.key_file, {"unseal_key": body["keys_base64"][0]})
+            write_secret(self.root_token_file, str(body["root_token"]))
+            write_secret_json(self.key_file, {"unseal_key": body["keys_base64"][0]})
         if seal.get("sealed", True) or not seal.get("initialized"):
             keys = self.vault_keys()
             status, body = http_put_json(proc.port, "/v1/sys/unseal", {"key": keys.unseal_key})
@@ -558,24 +559,6 @@ class EmbeddedStack:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
         with os.fdopen(fd, "w") as out:
             json.dump(data, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-
-    def _write_secret_json(self, path: Path, data: dict[str, Any]) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as out:
-            json.dump(data, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-
-    def _write_secret_text(self, path: Path, text: str) -> None:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(text)
             out.flush()
             os.fsync(out.fileno())
         os.replace(tmp, path)

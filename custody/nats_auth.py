@@ -30,9 +30,7 @@ Each identity's password lives in a file of its own (``secrets/nats-<user>.json`
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -239,12 +237,9 @@ def load_user(path: Path, name: str) -> NatsUser:
 
 def save_user(path: Path, user: NatsUser) -> None:
     """Write one user's password to ``path`` with mode 0600 (atomically)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "w") as out:
-        json.dump({"user": user.user, "password": user.password}, out)
-    os.replace(tmp, path)
+    from .secret_files import write_secret_json
+
+    write_secret_json(path, {"user": user.user, "password": user.password})
 
 
 def load_users(path: Path) -> dict[str, NatsUser]:

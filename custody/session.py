@@ -13,8 +13,8 @@ from pathlib import Path
 
 from events.errors import CustodiaError, VaultError
 
-from .bootstrap import write_secret
 from .config import Settings
+from .secret_files import write_secret
 from .vault import VaultClient
 
 

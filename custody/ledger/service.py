@@ -13,12 +13,12 @@ from typing import TYPE_CHECKING
 
 import structlog
 
-from custody.bootstrap import write_secret
 from custody.config import Settings
 from custody.layout import SIGNER_POLICY, create_service_token
 from custody.ledger.anchor import VaultAnchor
 from custody.ledger.follower import FollowerSettings, LedgerFollower
 from custody.ledger.names import LedgerNames
+from custody.secret_files import write_secret
 from custody.transit_signer import TransitSigner
 from custody.vault import VaultClient
 from events.errors import ConfigurationError, CustodiaError

@@ -58,12 +58,12 @@ async def _request_raw(
     world: ServiceWorld, user: str, command: str, args: dict[str, Any], request_id: str
 ) -> bytes:
     """A request sent by ``user`` exactly as given (no sealing by the client): the reply."""
-    nc = await nats.connect(
+    options: dict[str, Any] = {
         **world.endpoints("cliente").nats_options(),
-        token=world.token(user),
-        inbox_prefix=inbox_prefix(user),
-        allow_reconnect=False,
-    )
+        "token": world.token(user),
+        "inbox_prefix": inbox_prefix(user),
+    }
+    nc = await nats.connect(**options, allow_reconnect=False)
     try:
         headers = {
             REQUEST_ID_HEADER: request_id,

@@ -19,8 +19,9 @@ import base64
 from collections.abc import Mapping
 from typing import Any
 
+from events.domain import ValidationError
+
 from .layout import REQUEST_KEY
-from .protocol import ProtocolError
 from .vault import VaultClient
 
 MARK = "sellado_openbao"
@@ -32,13 +33,13 @@ SEALED_ARGUMENTS: dict[str, frozenset[str]] = {
 }
 
 
-class SealedArgumentError(ProtocolError):
+class SealedArgumentError(ValidationError):
     """A password argument came in the clear, or its sealed value does not open for this
-    request (another request's, another command's, or not sealed by OpenBao)."""
+    request (another request's, another command's, or not sealed by OpenBao); ``field`` names
+    the argument (a malformed argument, as the protocol sees it)."""
 
     def __init__(self, argument: str, problem: str) -> None:
-        super().__init__(problem)
-        self.argument = argument
+        super().__init__(argument, problem)
 
 
 def context(command: str, request_id: str) -> str:

@@ -561,6 +561,13 @@ _INFRA: dict[str, tuple[int, Render]] = {
         ),
     ),
     "InternalError": (EXIT_DOMAIN, lambda e: "Falla interna del servicio; quedó en su registro."),
+    "SealedArgumentError": (
+        EXIT_USAGE,
+        lambda e: (
+            "La contraseña debe viajar sellada con OpenBao y no se recibió así (o el sello es de "
+            "otra solicitud); no se registró nada. Use la versión actual de «custodia»."
+        ),
+    ),
     "ProtocolError": (EXIT_USAGE, lambda e: "Solicitud mal formada."),
     "ServiceUnavailableError": (
         EXIT_UNAVAILABLE,

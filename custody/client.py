@@ -96,6 +96,22 @@ class CommandClient:
             raise _not_authenticated()
         return str(owner)
 
+    def _seal(self, command: str, request_id: str, args: dict[str, Any]) -> dict[str, Any]:
+        """``args`` with the command's password arguments sealed by OpenBao with this client's
+        token, bound to ``request_id`` (custody.sealed_args)."""
+        from .sealed_args import SEALED_ARGUMENTS, seal_arguments
+        from .vault import VaultClient
+
+        if command not in SEALED_ARGUMENTS:
+            return args
+        vault = VaultClient(
+            self.endpoints.vault_addr, self._token, verify=self.endpoints.vault_verify
+        )
+        try:
+            return seal_arguments(vault, command, request_id, args)
+        except CustodiaError as exc:  # e.g. not a coadministrator: said as the service says it
+            raise _as_remote(exc) from None
+
     def _refusal(self) -> protocol.RemoteError:
         """Why NATS refused this person's connection: the auth callout could not accept the
         token. Asked of OpenBao itself, so a sealed or unreachable OpenBao is not reported as an
@@ -132,6 +148,10 @@ class CommandClient:
         }
         if self._token:
             headers[protocol.TOKEN_HEADER] = self._token
+        if self._token:
+            args = await asyncio.to_thread(
+                self._seal, command, headers[protocol.REQUEST_ID_HEADER], args
+            )
         payload = protocol.encode(args)
         options = await asyncio.to_thread(self._person_options)
 

@@ -187,8 +187,26 @@ def _requiring_reply_key(handler: Callable[[Call], Any]) -> Handler:
     return checked
 
 
-def build_handlers(custodia: Custodia) -> dict[str, Handler]:
-    """Every command the service answers."""
+def opening_sealed(command: str, handler: Handler, vault: VaultClient) -> Handler:
+    """``handler``, seeing the password arguments of ``command`` opened with the service's own
+    token, and refusing one sent in the clear (custody.sealed_args)."""
+    from dataclasses import replace
+
+    from .sealed_args import SEALED_ARGUMENTS, open_arguments
+
+    if command not in SEALED_ARGUMENTS:
+        return handler
+
+    def opened(call: Call) -> Any:
+        args = open_arguments(vault, command, call.request_id, call.args)
+        return handler(replace(call, args=args))
+
+    return opened
+
+
+def build_handlers(custodia: Custodia, vault: VaultClient) -> dict[str, Handler]:
+    """Every command the service answers; ``vault`` (the service's token) opens sealed
+    password arguments."""
 
     def actor(call: Call) -> Actor:
         return Actor(call.caller.username, call.caller.token, call.proceed)
@@ -334,7 +352,10 @@ def build_handlers(custodia: Custodia) -> dict[str, Handler]:
     }
     for name in SEALING_COMMANDS & set(table):
         table[name] = _requiring_reply_key(table[name])
-    checked = {name: checking_arguments(name, handler) for name, handler in table.items()}
+    checked = {
+        name: checking_arguments(name, opening_sealed(name, handler, vault))
+        for name, handler in table.items()
+    }
     # These call ``actor.proceed()`` before their first side effect (the Custodia methods
     # say where): their ledger and OpenBao reads run while the request id is being claimed.
     for name in CLAIM_OVERLAPPING:

@@ -8,7 +8,8 @@
         pii-borrados/<person>   metadata-only tombstones of erased personal-data keys
     <totp>/          TOTP engine: keys/DD05-x (imported seeds, write-only), code/DD05-x
     <transit>/       custodia-ledger (ed25519, not exportable: signs ledger checkpoints),
-                     custodia-fingerprint (hmac: keyed fingerprints), pii-<person-id> (per person)
+                     custodia-fingerprint (hmac: keyed fingerprints), pii-<person-id> (per person),
+                     custodia-solicitudes (aes256-gcm96, derived: password arguments of requests)
     auth/<userpass>/ people's logins (OIDC/JWT instead: deploy/openbao/README.md)
     identity groups  coadministradores, titulares, secretaria, dd01-administracion … dd33-…
     ACL policies     custodia-coadministrador, custodia-titular, custodia-secretaria,
@@ -55,6 +56,7 @@ ERASED = "pii-borrados"
 
 LEDGER_KEY = "custodia-ledger"
 FINGERPRINT_KEY = "custodia-fingerprint"
+REQUEST_KEY = "custodia-solicitudes"  # seals password arguments of requests (sealed_args)
 
 COADMIN_GROUP = "coadministradores"
 TITULAR_GROUP = "titulares"
@@ -301,6 +303,13 @@ def ensure_layout(client: VaultClient) -> LayoutReport:
         client, report, LEDGER_KEY, {"type": "ed25519", "exportable": False}, "ed25519"
     )
     _ensure_transit_key(client, report, FINGERPRINT_KEY, {"type": "hmac", "key_size": 32}, "hmac")
+    _ensure_transit_key(
+        client,
+        report,
+        REQUEST_KEY,
+        {"type": "aes256-gcm96", "derived": True, "exportable": False},
+        "aes256-gcm96",
+    )
     for name, text in policy_documents(mounts).items():
         _ensure_policy(client, report, name, text)
     for spec in group_specs():
@@ -375,6 +384,8 @@ def _ensure_transit_key(
     data = body.get("data") or {}
     if data.get("type") != kind:
         raise VaultLayoutError(path, f"a transit key of type {data.get('type')}, expected {kind}")
+    if params.get("derived") and not data.get("derived"):
+        raise VaultLayoutError(path, "the key is not derived; Custodia binds it to a context")
     if data.get("exportable"):
         raise VaultLayoutError(path, "the key is exportable; Custodia's keys must never leave")
     report.unchanged.append(f"transit:{name}")

@@ -270,7 +270,7 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
     import nats
 
     services = build(settings, start=settings.embedded_nats or settings.embedded_vault)
-    handlers = build_handlers(services.custodia)
+    handlers = build_handlers(services.custodia, services.vault)
     from .readside import ReadSide, ReportPosition
 
     # The projections and the ledger follower run in a child process (custody.readside).

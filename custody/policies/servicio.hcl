@@ -162,3 +162,8 @@ path "${transit}/encrypt/pii-*" {
 path "${transit}/decrypt/pii-*" {
   capabilities = ["update"]
 }
+
+# Password arguments of requests (issue 16, finding 4): opened, never sealed, by the service.
+path "${transit}/decrypt/custodia-solicitudes" {
+  capabilities = ["update"]
+}

@@ -45,6 +45,12 @@ path "custodia-transit/hmac/custodia-fingerprint/*" {
   capabilities = ["update"]
 }
 
+# Password arguments of requests (issue 16, finding 4): sealed with the coadministrator's own
+# token before they cross NATS (personas alta); only the service's token opens them.
+path "custodia-transit/encrypt/custodia-solicitudes" {
+  capabilities = ["update"]
+}
+
 # The ledger's anchored head and witnesses (issue 16): read them to verify the ledger
 # («custodia bitacora verificar»); nobody but the follower's token writes there.
 path "custodia/data/bitacora/*" {

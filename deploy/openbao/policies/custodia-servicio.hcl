@@ -392,3 +392,8 @@ path "custodia-transit/encrypt/pii-*" {
 path "custodia-transit/decrypt/pii-*" {
   capabilities = ["update"]
 }
+
+# Password arguments of requests (issue 16, finding 4): opened, never sealed, by the service.
+path "custodia-transit/decrypt/custodia-solicitudes" {
+  capabilities = ["update"]
+}

@@ -163,6 +163,10 @@ path "custodia-totp/keys/*" {
   capabilities = ["deny"]
 }
 
+path "custodia-transit/encrypt/custodia-solicitudes" {
+  capabilities = ["deny"]
+}
+
 path "custodia-transit/hmac/custodia-fingerprint" {
   capabilities = ["deny"]
 }

@@ -36,7 +36,6 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import datetime as dt
-import http.client
 import ipaddress
 import json
 import os
@@ -62,6 +61,7 @@ from .servers import (
     PortInUseError,
     bao_binary,
     free_port,
+    http_json,
     nats_server_binary,
     port_is_free,
 )
@@ -468,39 +468,6 @@ def _free_ports(count: int, taken: set[int]) -> list[int]:
     return ports
 
 
-def _http_json(
-    url_host: str,
-    port: int,
-    path: str,
-    *,
-    method: str = "GET",
-    payload: dict[str, Any] | None = None,
-    token: str | None = None,
-    context: ssl.SSLContext | None = None,
-    timeout: float = 2.0,
-) -> tuple[int, Any]:
-    """One HTTP(S) request on loopback; the status and the decoded JSON (or None)."""
-    conn: http.client.HTTPConnection
-    if context is None:
-        conn = http.client.HTTPConnection(url_host, port, timeout=timeout)
-    else:
-        conn = http.client.HTTPSConnection(url_host, port, timeout=timeout, context=context)
-    headers = {"Content-Type": "application/json"}
-    if token:
-        headers["X-Vault-Token"] = token
-    try:
-        body = json.dumps(payload) if payload is not None else None
-        conn.request(method, path, body=body, headers=headers)
-        response = conn.getresponse()
-        raw = response.read()
-    finally:
-        conn.close()
-    try:
-        return response.status, json.loads(raw) if raw else None
-    except ValueError:
-        return response.status, None
-
-
 # -- NATS ---------------------------------------------------------------------------------------
 
 
@@ -543,7 +510,7 @@ class NatsNode:
 
     def monitor(self, path: str, timeout: float = 2.0) -> tuple[int, Any]:
         """GET on the monitoring port (``/healthz``, ``/jsz``, ``/routez`` ...)."""
-        return _http_json(LOOPBACK, self.http_port, path, timeout=timeout)
+        return http_json(LOOPBACK, self.http_port, path, timeout=timeout)
 
     def as_process(self) -> NatsProcess:
         """The :class:`custody.servers.NatsProcess` view of this node (while it runs)."""
@@ -991,7 +958,7 @@ class BaoCluster:
     ) -> tuple[int, Any]:
         """One API request to member ``index`` (raises ``OSError`` if it does not answer)."""
         node = self.nodes[index]
-        return _http_json(
+        return http_json(
             LOOPBACK,
             node.port,
             path,

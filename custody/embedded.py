@@ -24,7 +24,6 @@ import base64
 import contextlib
 import fcntl
 import hashlib
-import http.client
 import json
 import os
 import tempfile
@@ -613,19 +612,9 @@ def _bao_request(
     port: int, method: str, path: str, token: str, payload: dict[str, Any] | None = None
 ) -> tuple[int, Any]:
     """One request to the embedded OpenBao with ``token``: status and decoded JSON (or None)."""
-    conn = http.client.HTTPConnection(servers.LOOPBACK, port, timeout=10.0)
-    headers = {"X-Vault-Token": token, "Content-Type": "application/json"}
-    try:
-        body = json.dumps(payload) if payload is not None else None
-        conn.request(method, path, body=body, headers=headers)
-        response = conn.getresponse()
-        raw = response.read()
-    finally:
-        conn.close()
-    try:
-        return response.status, json.loads(raw) if raw else None
-    except ValueError:
-        return response.status, None
+    return servers.http_json(
+        servers.LOOPBACK, port, path, method=method, payload=payload, token=token, timeout=10.0
+    )
 
 
 def default_home(env: dict[str, str] | None = None) -> Path:

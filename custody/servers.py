@@ -17,6 +17,7 @@ import secrets
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -163,23 +164,45 @@ def http_get_json(port: int, path: str, timeout: float = 2.0) -> tuple[int, Any]
         return response.status, None
 
 
+def http_json(
+    host: str,
+    port: int,
+    path: str,
+    *,
+    method: str = "GET",
+    payload: dict[str, Any] | None = None,
+    token: str | None = None,
+    context: ssl.SSLContext | None = None,
+    timeout: float = 2.0,
+) -> tuple[int, Any]:
+    """One HTTP(S) request (an OpenBao or NATS monitoring endpoint on loopback): the status and
+    the decoded JSON (None when the body is empty or not JSON); TLS when ``context`` is given."""
+    conn: http.client.HTTPConnection
+    if context is None:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    else:
+        conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=context)
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["X-Vault-Token"] = token
+    try:
+        body = json.dumps(payload) if payload is not None else None
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        raw = response.read()
+    finally:
+        conn.close()
+    try:
+        return response.status, json.loads(raw) if raw else None
+    except ValueError:
+        return response.status, None
+
+
 def http_put_json(
     port: int, path: str, payload: dict[str, Any], timeout: float = 10.0
 ) -> tuple[int, Any]:
     """PUT JSON to ``http://127.0.0.1:port/path``; returns the status and the decoded JSON."""
-    conn = http.client.HTTPConnection(LOOPBACK, port, timeout=timeout)
-    try:
-        conn.request(
-            "PUT", path, body=json.dumps(payload), headers={"Content-Type": "application/json"}
-        )
-        response = conn.getresponse()
-        body = response.read()
-    finally:
-        conn.close()
-    try:
-        return response.status, json.loads(body) if body else None
-    except ValueError:
-        return response.status, None
+    return http_json(LOOPBACK, port, path, method="PUT", payload=payload, timeout=timeout)
 
 
 def pid_alive(pid: int) -> bool:

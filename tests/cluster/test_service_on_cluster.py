@@ -758,9 +758,25 @@ def test_everything_killed_and_restarted_with_the_service(
         o.command for o in load.outcomes if o.status == "ok" and o.started >= service_ready_at
     )
     assert again["revelar"], again
-    assert again["incidentes.reportar"], again
+    # Reporters whose calls straddle the restart may still be in their retries when the load
+    # stops (seen on a loaded 2-core CI): how many got through is a figure; that reporting works
+    # after the restart is asserted below, deterministically.
+    figures["reports_ok_after_restart"] = again["incidentes.reportar"]
     _reconcile(world, load, figures)
     # And afterwards, through the real executable.
     done = world.run("adm10", "revelar", "--cuenta", "DD10-x", "--motivo", "reinicio", "--json")
     assert done.returncode == 0, done.stdout + done.stderr
+    reported = world.run(
+        "adm10",
+        "incidentes",
+        "reportar",
+        "--cuenta",
+        "DD10-x",
+        "--tipo",
+        "intervencion",
+        "--descripcion",
+        "tras el reinicio de todo",
+        "--json",
+    )
+    assert reported.returncode == 0, reported.stdout + reported.stderr
     _report("everything killed and restarted", load, times, figures)

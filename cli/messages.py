@@ -394,6 +394,13 @@ _DOMAIN: dict[str, tuple[int, Render]] = {
         EXIT_DOMAIN,
         lambda e: "La solicitud no ampara este cambio (6.XI).",
     ),
+    "ChangeValueRequiredError": (
+        EXIT_USAGE,
+        lambda e: (
+            f"Indique el valor nuevo de {_field(e, 'field')} con --valor: el detalle de la "
+            "solicitud es texto libre, no un valor. No se registró nada."
+        ),
+    ),
     "ChangeNotRecordedError": (
         EXIT_DOMAIN,
         lambda e: "La solicitud no se puede marcar como aplicada: el cambio no está registrado.",
@@ -485,7 +492,11 @@ _INFRA: dict[str, tuple[int, Render]] = {
     ),
     "InvalidUsernameError": (
         EXIT_USAGE,
-        lambda e: f"«{_attr(e, 'value')}» no es un usuario válido (minúsculas, dígitos, ., _ y -).",
+        lambda e: (
+            "El usuario no es válido para OpenBao: de 1 a 64 letras sin acentos, dígitos, "
+            "«.», «_» o «-», que empiece y termine con letra o dígito y sin «..» "
+            "(p. ej. ana.lopez). No se registró nada."
+        ),
     ),
     "UnknownRoleError": (EXIT_USAGE, lambda e: f"Rol desconocido: {_attr(e, 'role')}."),
     "InvalidOtpauthUriError": (
@@ -499,6 +510,13 @@ _INFRA: dict[str, tuple[int, Render]] = {
     "NoStagedRotationError": (
         EXIT_DOMAIN,
         lambda e: f"No hay contraseña preparada para {_attr(e, 'account')}.",
+    ),
+    "LoginTakenError": (
+        EXIT_CONFLICT,
+        lambda e: (
+            f"Ya existe en OpenBao un acceso con el usuario {_attr(e, 'username')} y la "
+            "contraseña dada no es la suya; no se registró nada. Elija otro usuario."
+        ),
     ),
     "UnknownPersonError": (
         EXIT_NOT_FOUND,
@@ -520,6 +538,13 @@ _INFRA: dict[str, tuple[int, Render]] = {
         lambda e: "No se supo si la bitácora registró la operación; consulte antes de repetirla.",
     ),
     # custody.app / service / client / session
+    "PersonAlreadyRegisteredError": (
+        EXIT_CONFLICT,
+        lambda e: (
+            f"El usuario {_attr(e, 'username')} ya está registrado en Custodia con otro rol "
+            "o distrito; no se cambió nada."
+        ),
+    ),
     "PersonNotRegisteredError": (
         EXIT_DENIED,
         lambda e: f"El usuario {_attr(e, 'username')} no está registrado en Custodia.",

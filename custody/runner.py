@@ -132,6 +132,10 @@ def initialize(
 
     Streams and the idempotency bucket are created here, as the administrative NATS identity
     (``administrador``): the running service may not create, change or delete them."""
+    from events.domain import Username
+
+    # Before anything starts or is written: the ledger and OpenBao get the same, canonical name.
+    username = Username.parse(username)
     endpoints = bootstrap.resolve(settings, "administrador", start=True)
     embedded_root = not settings.vault_token and settings.embedded_vault
     token = bootstrap.admin_token(settings)

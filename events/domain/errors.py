@@ -10,6 +10,7 @@ e-mail addresses carry the domain, not the address.
     DomainError
     ├── ValidationError                  malformed input
     │   ├── InvalidIdentifierError       district, account, platform, user name, device, ...
+    │   │   └── InvalidUsernameError     not an OpenBao/Vault user name (events.domain.ids)
     │   ├── InvalidChoiceError           a value outside its vocabulary (role, reason, field, ...)
     │   ├── InvalidTextError             empty, too long, or with control characters
     │   ├── InvalidEmailError            not an e-mail address
@@ -54,6 +55,7 @@ e-mail addresses carry the domain, not the address.
     │   └── DeviceNotRegisteredError
     ├── InvalidTransitionError           a change request or incident in the wrong state
     ├── ChangeRequestMismatchError       a request used for another account or field (6.XI)
+    ├── ChangeValueRequiredError         applying an e-mail, phone or handle change without it
     ├── ChangeNotRecordedError           applying a request whose change the district lacks
     └── ContainmentWithoutRotationError  containment with no rotation after the report (8.C)
 """
@@ -76,6 +78,7 @@ __all__ = [
     "AlreadyAdministratorError",
     "ChangeNotRecordedError",
     "ChangeRequestMismatchError",
+    "ChangeValueRequiredError",
     "ContainmentWithoutRotationError",
     "CredentialVersionError",
     "DeviceAlreadyRegisteredError",
@@ -92,6 +95,7 @@ __all__ = [
     "InvalidPhoneError",
     "InvalidTextError",
     "InvalidTransitionError",
+    "InvalidUsernameError",
     "NaiveDatetimeError",
     "NoAbsenceError",
     "NoAdministratorError",
@@ -137,6 +141,15 @@ class InvalidIdentifierError(ValidationError):
         super().__init__(kind, f"invalid {kind} identifier: {value!r}")
         self.kind = kind
         self.value = value
+
+
+class InvalidUsernameError(InvalidIdentifierError):
+    """Not a user name OpenBao's userpass accepts as a login (:class:`events.domain.Username`).
+
+    The value is not kept: a mistyped user name can be someone's real name."""
+
+    def __init__(self) -> None:
+        super().__init__("username", "…")
 
 
 class InvalidChoiceError(ValidationError):
@@ -513,6 +526,16 @@ class ChangeRequestMismatchError(DomainError):
         super().__init__(f"change request {request_id}: {problem}")
         self.request_id = request_id
         self.problem = problem
+
+
+class ChangeValueRequiredError(DomainError):
+    """Applying ``request_id`` changes the account's ``field`` and no new value was given (the
+    request's free-text detail is not a value) (6.XI, 11.1)."""
+
+    def __init__(self, request_id: UUID, field: str) -> None:
+        super().__init__(f"change request {request_id}: the new {field} is required")
+        self.request_id = request_id
+        self.field = field
 
 
 class ChangeNotRecordedError(DomainError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
@@ -13,6 +14,8 @@ import pytest
 from aiosmtpd.controller import Controller
 from eventsourcing.persistence import InfrastructureFactory, Tracking
 from eventsourcing.utils import Environment
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from custody.notices import NoticeSender, NoticeSettings, list_notices
 from custody.servers import free_port
@@ -144,3 +147,72 @@ def test_without_an_smtp_url_notices_are_listed_pending(tmp_path: Path) -> None:
     assert NoticeSettings.from_env({}).smtp_url is None
     assert [r["estado"] for r in list_notices(db)] == ["pendiente"] * 3
     view.datastore.close()
+
+
+STEPS = st.lists(st.sampled_from(["down", "up", "round", "restart", "add"]), max_size=14)
+
+
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=STEPS)
+def test_every_notice_due_is_delivered_exactly_once(
+    tmp_path_factory: Any, steps: list[str]
+) -> None:
+    """Property (issue 19): whatever the order of SMTP outages, sender restarts (a new sender
+    on the same outbox file, as after a service restart), rounds and new notices, once the
+    server is up every notice due has been delivered exactly once."""
+    db = tmp_path_factory.mktemp("avisos") / "avisos.sqlite"
+    view = outbox(db)
+    port = free_port()
+    inbox = Inbox()
+    env = NoticeSettings(
+        smtp_url=f"smtp://127.0.0.1:{port}",
+        mailboxes={"secretaria": "se@iecm.test", "utcsyd": "utcsyd@iecm.test"},
+        titular_pattern="titular.{distrito}@iecm.test",
+        max_retry_s=0,  # due again at once: the property is about order, not waiting
+    )
+    position = 0
+    server: Controller | None = None
+
+    def add() -> None:
+        nonlocal position
+        position += 1
+        reported, _ = incident_events()
+        view.record(notices_for(reported), Tracking("custodia", position))
+
+    sender = NoticeSender(db, env)
+    try:
+        add()
+        for step in steps:
+            if step == "down" and server is not None:
+                server.stop()
+                server = None
+            elif step == "up" and server is None:
+                server = Controller(inbox, hostname="127.0.0.1", port=port)
+                server.start()
+            elif step == "round":
+                sender.send_due()
+            elif step == "restart":
+                sender = NoticeSender(db, env)
+            elif step == "add":
+                add()
+        if server is None:
+            server = Controller(inbox, hostname="127.0.0.1", port=port)
+            server.start()
+        for _ in range(10):
+            if all(r["estado"] == "enviado" for r in list_notices(db)):
+                break
+            sender.send_due()
+        due = {r["aviso"] for r in list_notices(db)}
+        assert all(r["estado"] == "enviado" for r in list_notices(db))
+        with inbox.lock:
+            delivered = [
+                str(message_from_bytes(raw, policy=policy.default)["X-Custodia-Aviso"])
+                for raw in inbox.received
+            ]
+        assert sorted(delivered) == sorted(due)
+    finally:
+        if server is not None:
+            server.stop()
+        view.datastore.close()

@@ -13,7 +13,10 @@ what it records:
 - while the SMTP server cannot be reached (or refuses), the notice stays pending and is retried
   with exponential back-off (1 s doubling, at most ``CUSTODIA_AVISOS_ESPERA_MAXIMA`` seconds,
   300 by default); nothing is lost: the outbox is on disk;
-- without ``CUSTODIA_SMTP_URL`` nothing is sent: ``avisos lista`` shows every notice pending.
+- without ``CUSTODIA_SMTP_URL`` nothing is sent: ``avisos lista`` shows every notice pending;
+- an outbox created over a ledger that already has a history does not mail that history: the
+  notices of events more than a day older than the outbox are listed as ``anterior`` (an
+  upgrade must not send years of designations at once).
 
 Recipients, by role: the Secretaría Ejecutiva ``CUSTODIA_CORREO_SECRETARIA``, the UTCSyD
 ``CUSTODIA_CORREO_UTCSYD``, a district's titular ``CUSTODIA_CORREO_TITULAR`` (a pattern with
@@ -63,6 +66,7 @@ POLL_S = 0.5
 FIRST_RETRY_S = 1.0
 MAX_RETRY_S = 300.0
 BATCH = 50
+HISTORY = timedelta(days=1)  # notices this much older than the outbox are not sent
 MESSAGE_DOMAIN = "custodia.iecm.mx"
 
 
@@ -184,8 +188,18 @@ _DUE = (
     "SELECT n.notice_id, n.recipient, n.subject, n.body, COALESCE(s.attempts, 0) AS attempts"
     " FROM notices AS n LEFT JOIN notices_sent AS s USING (notice_id)"
     " WHERE s.sent_at IS NULL AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= ?)"
-    " ORDER BY n.position, n.notice_id LIMIT ?"
+    " AND n.created_at >= ? ORDER BY n.position, n.notice_id LIMIT ?"
 )
+
+
+def _history_before(conn: sqlite3.Connection) -> str:
+    """Notices created before this instant predate the outbox (module docstring)."""
+    found = conn.execute("SELECT value FROM outbox_meta WHERE key = 'creado'").fetchone()
+    if found is None:
+        return ""
+    return (datetime.fromisoformat(found[0]) - HISTORY).isoformat()
+
+
 _ATTEMPT = (
     "INSERT INTO notices_sent (notice_id, attempts, next_attempt_at, last_error)"
     " VALUES (?, ?, ?, ?) ON CONFLICT (notice_id) DO UPDATE SET attempts = excluded.attempts,"
@@ -233,7 +247,7 @@ class NoticeSender:
         sent = 0
         try:
             now = datetime.now(UTC)
-            rows = conn.execute(_DUE, (now.isoformat(), BATCH)).fetchall()
+            rows = conn.execute(_DUE, (now.isoformat(), _history_before(conn), BATCH)).fetchall()
             for row in rows:
                 if self._stop.is_set():
                     break
@@ -290,6 +304,7 @@ def list_notices(db_path: Path) -> list[dict[str, Any]]:
         return []
     conn = _open(db_path)
     try:
+        history = _history_before(conn)
         rows = conn.execute(
             "SELECT n.*, s.sent_at, s.address, COALESCE(s.attempts, 0) AS attempts,"
             " s.next_attempt_at, s.last_error FROM notices AS n"
@@ -308,7 +323,13 @@ def list_notices(db_path: Path) -> list[dict[str, Any]]:
             "asunto": r["subject"],
             "creado": r["created_at"],
             "plazo": r["deadline"],
-            "estado": "enviado" if r["sent_at"] else "pendiente",
+            "estado": (
+                "enviado"
+                if r["sent_at"]
+                else "anterior"
+                if r["created_at"] < history
+                else "pendiente"
+            ),
             "enviado": r["sent_at"],
             "correo": r["address"],
             "intentos": int(r["attempts"]),

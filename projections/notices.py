@@ -205,6 +205,12 @@ class NoticesView(SQLiteTrackingRecorder):
                 created_at TEXT NOT NULL,
                 deadline TEXT
             ) WITHOUT ROWID""",
+            # When this outbox was created: notices of events much older (a ledger that
+            # predates the outbox) are listed, not sent (custody.notices).
+            """CREATE TABLE IF NOT EXISTS outbox_meta (
+                key TEXT PRIMARY KEY,
+                value TEXT NOT NULL
+            ) WITHOUT ROWID""",
             """CREATE TABLE IF NOT EXISTS notices_sent (
                 notice_id TEXT PRIMARY KEY,
                 sent_at TEXT,
@@ -214,6 +220,14 @@ class NoticesView(SQLiteTrackingRecorder):
                 last_error TEXT
             ) WITHOUT ROWID""",
         ]
+
+    def create_table(self) -> None:
+        super().create_table()
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(
+                "INSERT OR IGNORE INTO outbox_meta VALUES ('creado', ?)",
+                (datetime.now(UTC).isoformat(),),
+            )
 
     def record(self, notices: list[Notice], tracking: Tracking) -> None:
         """``notices`` and the tracking position, in one transaction."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 from typing import Any
@@ -52,7 +53,8 @@ def incident_events() -> list[Any]:
     return [*incident.pending_events, *tampering.pending_events]
 
 
-def outbox(path: Path) -> NoticesView:
+def outbox(path: Path, *, created: str = "2000-01-01T00:00:00+00:00") -> NoticesView:
+    """An outbox file, as if created at ``created`` (the test events are of 2025)."""
     env = Environment(
         "avisos",
         {
@@ -63,6 +65,8 @@ def outbox(path: Path) -> NoticesView:
     )
     factory: Any = InfrastructureFactory.construct(env=env)
     view: NoticesView = factory.tracking_recorder(NoticesView)
+    with sqlite3.connect(path) as conn:
+        conn.execute("UPDATE outbox_meta SET value = ? WHERE key = 'creado'", (created,))
     return view
 
 
@@ -149,6 +153,11 @@ def test_without_an_smtp_url_notices_are_listed_pending(tmp_path: Path) -> None:
     view.datastore.close()
 
 
+MAILBOXES = {
+    "CUSTODIA_CORREO_SECRETARIA": "se@iecm.test",
+    "CUSTODIA_CORREO_UTCSYD": "utcsyd@iecm.test",
+    "CUSTODIA_CORREO_TITULAR": "titular.{distrito}@iecm.test",
+}
 STEPS = st.lists(st.sampled_from(["down", "up", "round", "restart", "add"]), max_size=14)
 
 
@@ -216,3 +225,40 @@ def test_every_notice_due_is_delivered_exactly_once(
         if server is not None:
             server.stop()
         view.datastore.close()
+
+
+def test_an_outbox_created_over_an_old_ledger_does_not_mail_its_history(
+    tmp_path: Path, port: int
+) -> None:
+    """An upgrade: notices of events more than a day older than the outbox are listed as
+    ``anterior`` and never sent (the 2025 incident here, in an outbox made today)."""
+    db = tmp_path / "avisos.sqlite"
+    view = outbox(db, created=datetime.now(UTC).isoformat())
+    reported, _ = incident_events()
+    view.record(notices_for(reported), Tracking("custodia", 1))
+    inbox = Inbox()
+    smtp = Controller(inbox, hostname="127.0.0.1", port=port)
+    smtp.start()
+    try:
+        env = {"CUSTODIA_SMTP_URL": f"smtp://127.0.0.1:{port}", **MAILBOXES}
+        assert NoticeSender(db, NoticeSettings.from_env(env)).send_due() == 0
+    finally:
+        smtp.stop()
+    assert [r["estado"] for r in list_notices(db)] == ["anterior"] * 3
+    assert inbox.received == []
+    view.datastore.close()
+
+
+def test_an_unrecorded_read_is_due_to_the_three_mailboxes() -> None:
+    """Issue 16's unrecorded read opens an incident: told like any other."""
+    world = make_world()
+    incident = Incident.unrecorded_read(
+        incident_id=uuid4(), district="DD05", account="DD05-x", kind="contrasena", version=1,
+        staged=False, reader=None, identity="token", remote_address="127.0.0.1",
+        audit_request_id="req-1", accessed_at=later(10), policy=POLICY, at=later(11),
+    )  # fmt: skip
+    assert world.district.code == "DD05"
+    [event] = incident.pending_events
+    notices = notices_for(event)
+    assert [n.recipient for n in notices] == ["secretaria", "utcsyd", "titular:DD05"]
+    assert "lectura de credenciales sin registro" in notices[0].subject

@@ -484,7 +484,10 @@ def _incidents(
                     None if i.notified_on_time is None else bool(i.notified_on_time)
                 ),
                 "minutos_a_notificacion": minutes,
-                "notificacion_vencida": i.notified_at is None and as_of > i.notify_by,
+                # A false alarm dismissed before notifying owes no notification.
+                "notificacion_vencida": (
+                    i.notified_at is None and i.status != "descartado" and as_of > i.notify_by
+                ),
                 "via_notificacion": i.notified_channel,
                 "contenido": i.contained_at,
                 "version_rotada": i.rotation_version,

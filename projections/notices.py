@@ -231,9 +231,15 @@ class NoticesView(SQLiteTrackingRecorder):
 
     def record(self, notices: list[Notice], tracking: Tracking) -> None:
         """``notices`` and the tracking position, in one transaction."""
-        with self.datastore.transaction(commit=True) as cursor:
-            self._insert(cursor, notices, tracking.notification_id)
-            self._insert_tracking(cursor, tracking)
+        with self.datastore.get_connection(commit=True) as connection:
+            # Most events make no notice: a commit per event without an fsync (WAL, NORMAL).
+            # A power loss may lose the last commits; the events are then processed again and
+            # make the same notices (same ids, INSERT OR IGNORE). The sender's record of what
+            # it sent uses its own, fully synchronous, connection.
+            connection._sqlite_conn.execute("PRAGMA synchronous = NORMAL")
+            with connection.transaction(commit=True) as cursor:
+                self._insert(cursor, notices, tracking.notification_id)
+                self._insert_tracking(cursor, tracking)
 
     @staticmethod
     def _insert(cursor: SQLiteCursor, notices: list[Notice], position: int) -> None:

@@ -414,8 +414,14 @@ def wait_for_outbox(db_path: Path, ledger_position: int, timeout: float = 10.0) 
 
 
 def make_notices_handler(services: Any, home: Path) -> Any:
-    """``avisos.lista`` for the coadministrators and the Secretaría Ejecutiva."""
+    """``avisos.lista`` for the coadministrators and the Secretaría Ejecutiva. Checks the
+    notices' configuration first: the service refuses to start on a bad one (naming the
+    variable) instead of its read side failing over and over."""
+    import os
+
     from .app import Actor, ScopeError
+
+    NoticeSettings.from_env(os.environ)
 
     def handler(call: Any) -> list[dict[str, Any]]:
         actor = Actor(call.caller.username, call.caller.token)

@@ -14,6 +14,11 @@ what it records:
   with exponential back-off (1 s doubling, at most ``CUSTODIA_AVISOS_ESPERA_MAXIMA`` seconds,
   300 by default); nothing is lost: the outbox is on disk;
 - without ``CUSTODIA_SMTP_URL`` nothing is sent: ``avisos lista`` shows every notice pending;
+- several service instances (each with its own home, hence its own outbox) send each notice
+  once between them: before delivering, an instance claims the notice in NATS (key
+  ``aviso.<id>`` of the idempotency bucket, ``kv.create``: one instance wins, the others record
+  it as sent by another instance). The bucket keeps keys 24 hours: an instance that catches up
+  on notices older than that could send them again;
 - an outbox created over a ledger that already has a history does not mail that history: the
   notices of events more than a day older than the outbox are listed as ``anterior`` (an
   upgrade must not send years of designations at once).
@@ -31,22 +36,25 @@ password (``smtp://usuario:clave@host:puerto``) never reaches a log line or the 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import html
 import smtplib
 import sqlite3
 import threading
 import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import structlog
+from nats.errors import Error as NatsError
 
 from events.errors import ConfigurationError
 
@@ -191,6 +199,10 @@ _DUE = (
     " AND n.created_at >= ? ORDER BY n.position, n.notice_id LIMIT ?"
 )
 
+_SENT = "UPDATE notices_sent SET sent_at = ?, address = ?, last_error = NULL WHERE notice_id = ?"
+#: ``address`` of a notice another instance claimed (and sends).
+ELSEWHERE = "otra instancia"
+
 
 def _history_before(conn: sqlite3.Connection) -> str:
     """Notices created before this instant predate the outbox (module docstring)."""
@@ -207,6 +219,40 @@ _ATTEMPT = (
 )
 
 
+class Claims(Protocol):
+    """Who sends a notice when several instances have outboxes: ``True`` for this one."""
+
+    def claim(self, notice_id: str) -> bool: ...
+
+
+class KvClaims:
+    """Claims in the service's NATS key-value bucket (module docstring), as ``instance``."""
+
+    def __init__(self, nats_options: Mapping[str, Any], bucket: str, instance: str) -> None:
+        self.nats_options = dict(nats_options)
+        self.bucket = bucket
+        self.instance = instance.encode()
+
+    def claim(self, notice_id: str) -> bool:
+        return asyncio.run(self._claim(f"aviso.{notice_id}"))
+
+    async def _claim(self, key: str) -> bool:
+        import nats
+        from nats.js.errors import KeyWrongLastSequenceError
+
+        nc = await nats.connect(**self.nats_options, allow_reconnect=False)
+        try:
+            kv = await nc.jetstream(timeout=10).key_value(self.bucket)
+            try:
+                await kv.create(key, self.instance)
+                return True
+            except KeyWrongLastSequenceError:
+                entry = await kv.get(key)
+                return entry.value == self.instance  # our own claim: a retry
+        finally:
+            await nc.close()
+
+
 def _open(db_path: Path) -> sqlite3.Connection:
     conn = sqlite3.connect(db_path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.row_factory = sqlite3.Row
@@ -216,9 +262,12 @@ def _open(db_path: Path) -> sqlite3.Connection:
 class NoticeSender:
     """Delivers the outbox's pending notices (module docstring), in a thread of its own."""
 
-    def __init__(self, db_path: Path, settings: NoticeSettings) -> None:
+    def __init__(
+        self, db_path: Path, settings: NoticeSettings, claims: Claims | None = None
+    ) -> None:
         self.db_path = db_path
         self.settings = settings
+        self.claims = claims
         self._stop = threading.Event()
         self.failures = 0  # consecutive rounds the SMTP server could not take a notice
         self._thread = threading.Thread(target=self._run, name="custodia-avisos", daemon=True)
@@ -262,10 +311,16 @@ class NoticeSender:
                 # The attempt is committed before the delivery: a crash in between retries it.
                 conn.execute(_ATTEMPT, (row["notice_id"], attempts, retry_at, "en_envio"))
                 try:
+                    if self.claims is not None and not self.claims.claim(row["notice_id"]):
+                        conn.execute(
+                            _SENT, (datetime.now(UTC).isoformat(), ELSEWHERE, row["notice_id"])
+                        )
+                        log.info("aviso_de_otra_instancia", aviso=row["notice_id"])
+                        continue
                     if smtp is None:
                         smtp = _connect(self.settings)
                     smtp.send_message(build_message(row, address, self.settings.sender))
-                except (OSError, smtplib.SMTPException) as error:
+                except (OSError, smtplib.SMTPException, NatsError) as error:
                     conn.execute(
                         _ATTEMPT, (row["notice_id"], attempts, retry_at, type(error).__name__)
                     )
@@ -282,11 +337,7 @@ class NoticeSender:
                     smtp = None
                     self.failures += 1
                     break  # the server is down or refusing: the rest wait for the next round
-                conn.execute(
-                    "UPDATE notices_sent SET sent_at = ?, address = ?, last_error = NULL"
-                    " WHERE notice_id = ?",
-                    (datetime.now(UTC).isoformat(), address, row["notice_id"]),
-                )
+                conn.execute(_SENT, (datetime.now(UTC).isoformat(), address, row["notice_id"]))
                 sent += 1
                 self.failures = 0
                 log.info("aviso_enviado", aviso=row["notice_id"], intento=attempts)
@@ -375,18 +426,23 @@ class RunningNotices:
             self.runner.__exit__(None, None, None)
 
 
-def start_notices(app_env: Mapping[str, str], home: Path, env: Mapping[str, str]) -> RunningNotices:
-    """Start the outbox (``home/avisos.sqlite``) over the ledger of ``app_env`` and, when
-    ``CUSTODIA_SMTP_URL`` is set in ``env``, the sender."""
+def start_notices(
+    endpoints: Any, home: Path, env: Mapping[str, str], *, bucket: str | None = None
+) -> RunningNotices:
+    """Start the outbox (``home/avisos.sqlite``) over the ledger the ``endpoints`` reach and,
+    when ``CUSTODIA_SMTP_URL`` is set in ``env``, the sender, claiming each notice in the
+    idempotency bucket (``bucket``) first."""
     from eventsourcing.projection import ProjectionRunner
 
     from projections.notices import NoticesProjection, NoticesView
     from projections.projection import LedgerReader
 
+    from .nats_auth import IDEMPOTENCY_BUCKET
+
     settings = NoticeSettings.from_env(env)
     db_path = home / NOTICES_DATABASE
     prefix = NoticesProjection.name.upper()
-    runner_env = dict(app_env)
+    runner_env = dict(endpoints.nats_env())
     runner_env[f"{prefix}_PERSISTENCE_MODULE"] = "eventsourcing.sqlite"
     runner_env[f"{prefix}_SQLITE_DBNAME"] = str(db_path)
     runner_env[f"{prefix}_CREATE_TABLE"] = "y"
@@ -399,11 +455,27 @@ def start_notices(app_env: Mapping[str, str], home: Path, env: Mapping[str, str]
     runner.__enter__()
     sender = None
     if settings.smtp_url:
-        sender = NoticeSender(db_path, settings)
+        claims = KvClaims(
+            endpoints.nats_options(), bucket or IDEMPOTENCY_BUCKET, _instance(db_path)
+        )
+        sender = NoticeSender(db_path, settings, claims)
         sender.start()
     else:
         log.info("avisos_sin_smtp")  # listed as pending
     return RunningNotices(runner, sender)
+
+
+def _instance(db_path: Path) -> str:
+    """This outbox's instance id (made once, kept in the file): the owner of its claims."""
+    conn = _open(db_path)
+    try:
+        conn.execute(
+            "INSERT OR IGNORE INTO outbox_meta VALUES ('instancia', ?)", (str(uuid.uuid4()),)
+        )
+        found = conn.execute("SELECT value FROM outbox_meta WHERE key = 'instancia'").fetchone()
+        return str(found[0])
+    finally:
+        conn.close()
 
 
 def wait_for_outbox(db_path: Path, ledger_position: int, timeout: float = 10.0) -> None:

@@ -192,7 +192,7 @@ def run(settings: Settings) -> None:
         follower = start_follower(settings, services)
         from .notices import start_notices  # issue 19: the e-mail outbox and its sender
 
-        notices = start_notices(services.endpoints.nats_env(), settings.home, os.environ)
+        notices = start_notices(services.endpoints, settings.home, os.environ)
         log.info("lectura_lista", pid=os.getpid())
         try:
             while not stop.is_set():

@@ -41,6 +41,7 @@ import contextlib
 import html
 import smtplib
 import sqlite3
+import ssl
 import threading
 import time
 import uuid
@@ -150,13 +151,15 @@ def _connect(settings: NoticeSettings) -> smtplib.SMTP:
     host = parts.hostname or "localhost"
     port = parts.port or _default_port(parts.scheme)
     smtp: smtplib.SMTP
+    # smtplib's own default context does not verify the server's certificate: this one does.
+    context = ssl.create_default_context()
     if parts.scheme == "smtps":
-        smtp = smtplib.SMTP_SSL(host, port, timeout=10)
+        smtp = smtplib.SMTP_SSL(host, port, timeout=10, context=context)
     else:
         smtp = smtplib.SMTP(host, port, timeout=10)
         smtp.ehlo()
         if smtp.has_extn("starttls"):
-            smtp.starttls()
+            smtp.starttls(context=context)
             smtp.ehlo()
     if parts.username:
         smtp.login(unquote(parts.username), unquote(parts.password or ""))

@@ -174,7 +174,22 @@ _FIELDS = {
     "handle": "el usuario de la red",
     "reason": "el motivo",
     "incident_type": "el tipo de incidente",
+    "detectado": "la hora de detección (AAAA-MM-DDTHH:MM)",
+    "fecha": "la fecha (AAAA-MM-DD)",
+    "hasta": "el periodo (--hasta antes de --desde)",
+    "motivo": "el motivo",
+    "measures": "las medidas",
     "field": "el campo",
+}
+
+
+# What a state machine refused to do (InvalidTransitionError.action), in Spanish.
+_ACTIONS = {
+    "notify": "notificar",
+    "contain": "contener",
+    "close": "cerrar",
+    "dismiss": "descartar",
+    "acknowledge": "registrar el enterado",
 }
 
 
@@ -240,6 +255,14 @@ _DOMAIN: dict[str, tuple[int, Render]] = {
         ),
     ),
     "InvalidPeriodError": (EXIT_USAGE, lambda e: "El periodo de ausencia no es posible."),
+    "DetectionTimeError": (
+        EXIT_USAGE,
+        lambda e: "La hora de detección no puede ser futura ni posterior al reporte.",
+    ),
+    "NotExecutiveSecretariatError": (
+        EXIT_DENIED,
+        lambda e: "Solo la Secretaría Ejecutiva puede darse por enterada de un incidente (8.C).",
+    ),
     "TimeOrderError": (
         EXIT_CONFLICT,
         lambda e: "La fecha de la operación es anterior a la última registrada.",
@@ -388,7 +411,10 @@ _DOMAIN: dict[str, tuple[int, Render]] = {
     "DeviceNotRegisteredError": (EXIT_NOT_FOUND, lambda e: "El dispositivo no está registrado."),
     "InvalidTransitionError": (
         EXIT_DOMAIN,
-        lambda e: f"No se puede {_attr(e, 'action')} en estado «{_attr(e, 'state')}».",
+        lambda e: (
+            f"No se puede {_ACTIONS.get(_attr(e, 'action'), _attr(e, 'action'))} en estado "
+            f"«{_attr(e, 'state').replace('_', ' ')}»."
+        ),
     ),
     "ChangeRequestMismatchError": (
         EXIT_DOMAIN,

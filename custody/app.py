@@ -31,6 +31,7 @@ from events.domain import (
     Person,
     Policy,
     Username,
+    ValidationError,
     parse_account_id,
     parse_district_id,
     person_id,
@@ -901,25 +902,18 @@ class Custodia:
         return item
 
     def _incident_row(self, incident: Incident) -> dict[str, Any]:
-        def iso(value: datetime | None) -> str | None:
-            return value.isoformat() if value else None
+        from .incidents import incident_row
 
-        return {
-            "incidente": str(incident.id),
-            "cuenta": incident.account,
-            "distrito": incident.district,
-            "tipo": incident.incident_type,
-            "estado": incident.status,
-            "reportado": iso(incident.reported_at),
-            "notificar_antes_de": iso(incident.notify_by),
-            "notificado": iso(incident.notified_at),
-            "contenido": iso(incident.contained_at),
-            "cerrado": iso(getattr(incident, "closed_at", None)),
-            "notificado_a_tiempo": incident.notified_on_time,
-        }
+        return incident_row(incident)
 
     def report_incident(
-        self, actor: Actor, account: str, kind: str, description: str, request_id: str
+        self,
+        actor: Actor,
+        account: str,
+        kind: str,
+        description: str,
+        request_id: str,
+        detected_at: datetime | None = None,
     ) -> dict[str, Any]:
         account_id = parse_account_id(account)
         by = self.person(actor.username)
@@ -933,6 +927,7 @@ class Custodia:
             policy=self.policy,
             at=self.clock(),
             incident_id=uuid5(REQUEST_NAMESPACE, request_id),
+            detected_at=detected_at,
         )
         self._save(incident)
         return self._incident_row(incident)
@@ -959,6 +954,22 @@ class Custodia:
         by = self.person(actor.username)
         incident = self._incident(identifier)
         incident.close(detail, by=by, at=self.clock())
+        self._save(incident)
+        return self._incident_row(incident)
+
+    def dismiss_incident(self, actor: Actor, identifier: str, reason: str) -> dict[str, Any]:
+        by = self.person(actor.username)
+        incident = self._incident(identifier)
+        incident.dismiss(reason, by=by, at=self.clock())
+        self._save(incident)
+        return self._incident_row(incident)
+
+    def acknowledge_incident(
+        self, actor: Actor, identifier: str, measures: str | None
+    ) -> dict[str, Any]:
+        by = self.person(actor.username)
+        incident = self._incident(identifier)
+        incident.acknowledge(measures, by=by, at=self.clock())
         self._save(incident)
         return self._incident_row(incident)
 
@@ -1011,13 +1022,26 @@ class Custodia:
             return None
         return str(item.status) if isinstance(item, Incident) else None
 
-    def list_incidents(self, actor: Actor, district: str | None) -> list[dict[str, Any]]:
+    def list_incidents(
+        self,
+        actor: Actor,
+        district: str | None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """The incident ledger; ``since``/``until`` bound when each was reported."""
+        from .incidents import in_period
+
         by = self.person(actor.username)
         if not (by.is_coadministrator or by.has_role("secretaria")):
             raise ScopeError(actor.username, district or "*")
         code = str(parse_district_id(district)) if district else None
+        if since is not None and until is not None and since > until:
+            raise ValidationError("hasta", "before desde")
         return [
-            self._incident_row(i) for i in self._all(Incident) if code is None or i.district == code
+            self._incident_row(i)
+            for i in sorted(self._all(Incident), key=lambda i: i.reported_at)
+            if (code is None or i.district == code) and in_period(i.reported_at, since, until)
         ]
 
     # -- reconciliation (ledger vs OpenBao) and erasure -------------------------------------

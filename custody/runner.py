@@ -286,6 +286,11 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
     handlers["reporte"] = checking_arguments(
         "reporte", make_report_handler(services, projections, settings)
     )
+    from .notices import make_notices_handler  # issue 19
+
+    handlers["avisos.lista"] = checking_arguments(
+        "avisos.lista", make_notices_handler(services, settings.home)
+    )
     service = CommandService(
         handlers,
         CachedAuthenticator(VaultAuthenticator(services.vault)),

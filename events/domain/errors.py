@@ -18,6 +18,7 @@ e-mail addresses carry the domain, not the address.
     │   ├── InvalidHandleError           not a user name for the platform
     │   ├── InvalidOfficialChannelError  not a vía oficial (5.XXIII)
     │   ├── NaiveDatetimeError           a datetime without time zone
+    │   ├── DetectionTimeError           an incident detected in the future or after its report
     │   └── InvalidPeriodError           an absence period that ends before it starts
     ├── TimeOrderError                   a command dated before the aggregate's last event
     ├── PermissionDeniedError            the actor may not do this
@@ -25,6 +26,7 @@ e-mail addresses carry the domain, not the address.
     │   ├── NotDistrictAuthorityError    only the district's titular (or UTCSyD) (6.VII, 6.X)
     │   ├── NotEntitledToReadError       R1 / 6.IX: not the holder nor a coadministrator
     │   ├── NotAllowedToReportError      not the district's titular, administrator or UTCSyD
+    │   ├── NotExecutiveSecretariatError only the Secretaría Ejecutiva (8.C: its acknowledgement)
     │   └── SelfRevocationError          a coadministrator revoking their own role
     ├── RoleConflictError                readers (coadministrador, administrador) vs non-readers
     ├── NotDesignatableError             a person who cannot hold a district's credentials
@@ -81,6 +83,7 @@ __all__ = [
     "ChangeValueRequiredError",
     "ContainmentWithoutRotationError",
     "CredentialVersionError",
+    "DetectionTimeError",
     "DeviceAlreadyRegisteredError",
     "DeviceNotRegisteredError",
     "DistrictMismatchError",
@@ -106,6 +109,7 @@ __all__ = [
     "NotDesignatableError",
     "NotDistrictAuthorityError",
     "NotEntitledToReadError",
+    "NotExecutiveSecretariatError",
     "PermissionDeniedError",
     "PersonStateError",
     "PersonStillActiveError",
@@ -223,6 +227,21 @@ class InvalidPeriodError(ValidationError):
         self.problem = problem
 
 
+class DetectionTimeError(ValidationError):
+    """An incident's detection time is impossible (``problem``: ``futuro``, in the future;
+    ``despues_del_reporte``, after it was reported)."""
+
+    def __init__(self, detected_at: datetime, reported_at: datetime, problem: str) -> None:
+        super().__init__(
+            "detectado",
+            f"detected at {detected_at.isoformat()}, reported at {reported_at.isoformat()}: "
+            f"{problem}",
+        )
+        self.detected_at = detected_at
+        self.reported_at = reported_at
+        self.problem = problem
+
+
 # --- time ----------------------------------------------------------------------------------
 
 
@@ -276,6 +295,10 @@ class NotAllowedToReportError(PermissionDeniedError):
     def __init__(self, person_id: UUID, action: str, district: str) -> None:
         super().__init__(person_id, action, f"{person_id} may not {action} for {district}")
         self.district = district
+
+
+class NotExecutiveSecretariatError(PermissionDeniedError):
+    """Only the Secretaría Ejecutiva (role ``secretaria``) may perform ``action`` (8.C)."""
 
 
 class SelfRevocationError(PermissionDeniedError):

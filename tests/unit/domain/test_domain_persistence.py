@@ -173,7 +173,10 @@ EXPECTED_TOPICS = {
         "AccountRegistered",
         "AccountSettingChanged",
         "AccountStatusRecorded",
+        "ActingTitularAppointed",
+        "ActingTitularEnded",
         "AdministratorDesignated",
+        "AuthorityExceptionRecorded",
         "CredentialHolderChanged",
         "CredentialRead",
         "DesignationEnded",
@@ -185,6 +188,7 @@ EXPECTED_TOPICS = {
         "RotationObligationWithdrawn",
         "RotationStarted",
         "TitularAppointed",
+        "TitularEnded",
         "TotpRegistered",
     ],
     "custodia:Incident": [
@@ -197,6 +201,7 @@ EXPECTED_TOPICS = {
         "UnrecordedReadDetected",
     ],
     "custodia:Person": [
+        "Departed",
         "DeviceRegistered",
         "DeviceRetired",
         "PersonalDataErased",

@@ -249,7 +249,7 @@ class ReportsProjection(Projection[ReportsView]):
             District.TitularEnded: _titular_ended,
             District.ActingTitularAppointed: _history_only,
             District.ActingTitularEnded: _history_only,
-            District.AuthorityExceptionRecorded: _history_only,
+            District.AuthorityExceptionRecorded: _authority_exception,
             Person.Departed: _departed,
             District.AdministratorDesignated: _administrator_designated,
             District.DesignationEnded: _designation_ended,
@@ -509,8 +509,23 @@ def _titular_ended(c: Any, e: Any, position: int) -> None:
 
 
 def _history_only(c: Any, e: Any, position: int) -> None:
-    """Acting titulares and UTCSyD's exceptions: read by the designation history
+    """Acting titulares: read by the designation history
     (projections.history), straight from the district's events (R9)."""
+
+
+def _authority_exception(c: Any, e: Any, position: int) -> None:
+    c.execute(
+        "INSERT OR REPLACE INTO authority_exceptions VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            position,
+            _code(e),
+            e.action,
+            e.reason,
+            channel_text(e.channel),
+            str(e.by),
+            stamp(e.timestamp),
+        ),
+    )
 
 
 def _departed(c: Any, e: Any, position: int) -> None:

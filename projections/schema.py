@@ -178,6 +178,16 @@ CREATE_STATEMENTS: Final[tuple[str, ...]] = (
         rotation_version INTEGER,
         closed_at TEXT
     ) WITHOUT ROWID""",
+    # R9: UTCSyD acted in a titular's stead (issue 18); flagged in the compliance report.
+    """CREATE TABLE IF NOT EXISTS authority_exceptions (
+        position INTEGER PRIMARY KEY,
+        district TEXT NOT NULL,
+        action TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        channel TEXT,
+        by_id TEXT NOT NULL,
+        at TEXT NOT NULL
+    )""",
     # A poison event or an invalid message: recorded, never silently skipped.
     """CREATE TABLE IF NOT EXISTS projection_errors (
         ref TEXT PRIMARY KEY,
@@ -210,6 +220,7 @@ TABLE_KEYS: Final[dict[str, str]] = {
     "voided_reads": "position",
     "change_requests": "request_id",
     "incidents": "incident_id",
+    "authority_exceptions": "position",
     "projection_errors": "ref",
 }
 VIEW_TABLES: Final = tuple(TABLE_KEYS)
@@ -229,4 +240,5 @@ PERSON_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("change_requests", "decided_by"),
     ("change_requests", "applied_by"),
     ("incidents", "reported_by"),
+    ("authority_exceptions", "by_id"),
 )

@@ -142,6 +142,11 @@ def test_a_titular_registered_with_personas_alta_designates_and_utcsyd_only_by_e
     carlos = [r for r in rows if r["persona"] == "carlos" and r["rol"] == "administrador"]
     assert carlos[-1]["excepcion"] == "Titular incomunicado; instrucción de la DAOD"
     assert carlos[-1]["via_oficial"].startswith("oficio UTCSyD/9/2026")
+    report = world.ok("ana", "reporte", "cumplimiento", "--distrito", "DD05", "--formato", "json")
+    flagged = report[0]["excepciones_autoridad"]
+    assert [(x["accion"], x["motivo"], x["por"]) for x in flagged] == [
+        ("designate administrators", "Titular incomunicado; instrucción de la DAOD", "ana")
+    ]
     world.ok(
         "luis", "designar", "--distrito", "DD05", "--persona", "bety", "--oficio", "DD05/002/2026"
     )

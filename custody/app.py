@@ -51,6 +51,10 @@ REQUEST_NAMESPACE = uuid5(NAMESPACE_URL, "https://custodia.iecm.mx/solicitudes")
 LEDGER_ALERT_NAMESPACE = uuid5(NAMESPACE_URL, "https://custodia.iecm.mx/bitacora/alertas")
 
 
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
 def ledger_incident_id(alert_id: str) -> UUID:
     """The id of the incident recording the ledger follower's alert ``alert_id``."""
     return uuid5(LEDGER_ALERT_NAMESPACE, alert_id)
@@ -317,6 +321,7 @@ class Custodia:
                     "usuario": getattr(item, "username", None),
                     "roles": dict(item.roles),
                     "borrado": item.erased,
+                    "baja": _iso(getattr(item, "departed_at", None)),
                 }
             )
         return sorted(people, key=lambda p: str(p["usuario"]))

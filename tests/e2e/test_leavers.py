@@ -212,6 +212,12 @@ def test_an_acting_titular_designates_only_while_the_encargo_lasts(world: Leaver
     assert ("titular_encargado", "rosa") in roles
     assert ("titular", "luis") in roles
     assert ("sustituto", "carlos") in roles
+    csv_report = world.run(
+        "ana", "reporte", "designaciones", "--distrito", "DD05", "--formato", "csv"
+    )
+    assert csv_report.returncode == 0, csv_report.stderr
+    assert csv_report.stdout.startswith("rol,persona,desde,hasta,via_oficial,excepcion")
+    assert "titular_encargado,rosa," in csv_report.stdout
 
 
 def test_revoking_the_administrator_role_removes_access_and_owes_rotations(

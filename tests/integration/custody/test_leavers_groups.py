@@ -147,3 +147,29 @@ def test_the_district_group_holds_exactly_the_ledgers_holder(
     for leaver in world.departed:
         with pytest.raises(VaultTokenInvalidError):
             world.vault.lookup_self(world.tokens[leaver])
+
+
+def test_only_a_coadministrator_disables_an_identity_and_nobody_enables_it_again(
+    world: World,
+) -> None:
+    """The departure's OpenBao write: a coadministrator's own token may set ``disabled=true`` on
+    a person's entity and nothing else (re-enabling it or giving it a policy: 403); the service
+    token may not disable anyone (403). The disabled person's session is refused at once."""
+    from custody.errors import VaultPermissionDeniedError
+
+    user = world.add("administrador")
+    entity = world.custodia.access.require_entity_id(user)
+    path = f"identity/entity/id/{entity}"
+    as_ana = world.vault.with_token(world.ana.token)
+    with pytest.raises(VaultPermissionDeniedError):
+        world.vault.write(path, {"disabled": True}, operation="test-disable")  # service token
+    with pytest.raises(VaultPermissionDeniedError):
+        as_ana.write(path, {"policies": ["custodia-coadministrador"]}, operation="test-policy")
+    world.vault.lookup_self(world.tokens[user])  # still valid
+    world.custodia.access.disable_person(user, caller_token=world.ana.token)
+    assert world.custodia.access.is_disabled(user)
+    with pytest.raises(VaultTokenInvalidError):
+        world.vault.lookup_self(world.tokens[user])
+    with pytest.raises(VaultPermissionDeniedError):
+        as_ana.write(path, {"disabled": False}, operation="test-enable")
+    assert world.custodia.access.is_disabled(user)

@@ -445,7 +445,10 @@ class Custodia:
     ) -> dict[str, Any]:
         """``custodia titular``: the district's titular is now ``username``. A registered person
         without the titular role gets it; the previous titular's role ends with the post."""
+        from events.domain import require_coadministrator
+
         by = self.person(actor.username)
+        require_coadministrator(by, "appoint titulares")  # before the idempotent answer below
         person = self.person(username)
         code = str(parse_district_id(district))
         with self._lock(code):

@@ -173,3 +173,44 @@ def test_only_a_coadministrator_disables_an_identity_and_nobody_enables_it_again
     with pytest.raises(VaultPermissionDeniedError):
         as_ana.write(path, {"disabled": False}, operation="test-enable")
     assert world.custodia.access.is_disabled(user)
+
+
+def test_a_departure_whose_ledger_write_fails_still_locks_the_leaver_out_and_completes_on_retry(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Revoke before record: the ledger (JetStream) refuses the departure's district write.
+    The command fails, but the leaver's identity is already disabled, so OpenBao refuses their
+    old token; the ledger still names them (nothing half-recorded). ``personas baja`` again
+    completes it: the ledger records the departure and the district group is empty."""
+    from eventsourcing.persistence import StoredEvent
+
+    from events.jetstream import EventStoreUnavailableError
+
+    custodia = world.custodia
+    leaver = world.add("administrador")
+    custodia.designate(world.luis, "DD05", leaver, OFICIO)
+    assert custodia.access.district_holders("DD05") == (leaver,)
+    recorder = custodia.app.recorder
+    insert = recorder.insert_events
+    failures = [1]
+
+    def failing_once(stored: list[StoredEvent], **kwargs: object) -> object:
+        if failures[0]:
+            failures[0] -= 1
+            raise EventStoreUnavailableError("NATS unreachable (injected)")
+        return insert(stored, **kwargs)
+
+    monkeypatch.setattr(recorder, "insert_events", failing_once)
+    with pytest.raises(EventStoreUnavailableError):
+        custodia.depart(world.ana, leaver, "baja", OFICIO)
+    with pytest.raises(VaultTokenInvalidError):
+        world.vault.lookup_self(world.tokens[leaver])
+    assert custodia.person(leaver).roles == {"administrador": "DD05"}
+    assert custodia.district("DD05").administrator is not None
+
+    done = custodia.depart(world.ana, leaver, "baja", OFICIO)
+    assert done["roles_terminados"] == {"administrador": "DD05"}
+    assert custodia.person(leaver).has_departed
+    assert custodia.district("DD05").administrator is None
+    assert custodia.access.district_holders("DD05") == ()
+    world.group_matches_ledger()

@@ -118,7 +118,8 @@ ARGUMENTS: dict[str, frozenset[str]] = {
         {"usuario", "nombre", "correo", "telefono", "rol", "distrito", "contrasena"}
     ),
     "personas.lista": frozenset(),
-    "personas.revocar": frozenset({"usuario", "rol"}),
+    "personas.revocar": frozenset({"usuario", "rol"}) | _CHANNEL,
+    "personas.baja": frozenset({"usuario", "motivo"}) | _CHANNEL,
     "personas.borrar_datos": frozenset({"usuario"}),
     "reconciliar": frozenset({"reparar"}),
     "cuentas.alta": frozenset(
@@ -127,9 +128,13 @@ ARGUMENTS: dict[str, frozenset[str]] = {
     "cuentas.lista": frozenset({"distrito"}),
     "cuentas.baja": frozenset({"cuenta"}) | _CHANNEL,
     "titular": frozenset({"distrito", "persona"}) | _CHANNEL,
-    "designar": frozenset({"distrito", "persona"}) | _CHANNEL,
-    "ausencia": frozenset({"distrito", "motivo", "desde", "hasta", "sustituto"}) | _CHANNEL,
-    "ausencia.terminar": frozenset({"distrito"}) | _CHANNEL,
+    "titular.encargo": frozenset({"distrito", "persona", "desde", "hasta"}) | _CHANNEL,
+    "titular.encargo_terminar": frozenset({"distrito"}) | _CHANNEL,
+    "designar": frozenset({"distrito", "persona", "excepcion"}) | _CHANNEL,
+    "ausencia": frozenset({"distrito", "motivo", "desde", "hasta", "sustituto", "excepcion"})
+    | _CHANNEL,
+    "ausencia.terminar": frozenset({"distrito", "excepcion"}) | _CHANNEL,
+    "historial": frozenset({"distrito", "fecha"}),
     "rotar.iniciar": frozenset({"cuenta"}),
     "rotar.confirmar": frozenset({"cuenta", "solicitud"}),
     "rotar.abandonar": frozenset({"cuenta"}),
@@ -236,7 +241,16 @@ def build_handlers(custodia: Custodia, vault: VaultClient) -> dict[str, Handler]
         ),
         "personas.lista": lambda c: custodia.list_people(actor(c)),
         "personas.revocar": lambda c: custodia.revoke_role(
-            actor(c), _text(c.args, "usuario", limit=64), _text(c.args, "rol", limit=20)
+            actor(c),
+            _text(c.args, "usuario", limit=64),
+            _text(c.args, "rol", limit=20),
+            channel_from(c.args) if _has_channel(c.args) else None,
+        ),
+        "personas.baja": lambda c: custodia.depart(
+            actor(c),
+            _text(c.args, "usuario", limit=64),
+            _text(c.args, "motivo", limit=40),
+            channel_from(c.args),
         ),
         "personas.borrar_datos": lambda c: custodia.erase_person(
             actor(c), _text(c.args, "usuario", limit=64)
@@ -262,11 +276,28 @@ def build_handlers(custodia: Custodia, vault: VaultClient) -> dict[str, Handler]
             _text(c.args, "persona", limit=64),
             channel_from(c.args) if _has_channel(c.args) else None,
         ),
+        "titular.encargo": lambda c: custodia.appoint_acting_titular(
+            actor(c),
+            _text(c.args, "distrito", limit=8),
+            _text(c.args, "persona", limit=64),
+            starts_on=_date(c.args, "desde", required=True),  # type: ignore[arg-type]
+            ends_on=_date(c.args, "hasta", required=False),
+            channel=channel_from(c.args),
+        ),
+        "titular.encargo_terminar": lambda c: custodia.end_acting_titular(
+            actor(c),
+            _text(c.args, "distrito", limit=8),
+            channel_from(c.args) if _has_channel(c.args) else None,
+        ),
         "designar": lambda c: custodia.designate(
             actor(c),
             _text(c.args, "distrito", limit=8),
             _text(c.args, "persona", limit=64),
             channel_from(c.args),
+            _opt(c.args, "excepcion", 500),
+        ),
+        "historial": lambda c: custodia.history(
+            actor(c), _text(c.args, "distrito", limit=8), _date(c.args, "fecha", required=False)
         ),
         "ausencia": lambda c: custodia.report_absence(
             actor(c),
@@ -276,11 +307,13 @@ def build_handlers(custodia: Custodia, vault: VaultClient) -> dict[str, Handler]
             ends_on=_date(c.args, "hasta", required=False),
             substitute=_text(c.args, "sustituto", limit=64),
             channel=channel_from(c.args),
+            exception=_opt(c.args, "excepcion", 500),
         ),
         "ausencia.terminar": lambda c: custodia.end_absence(
             actor(c),
             _text(c.args, "distrito", limit=8),
             channel_from(c.args) if _has_channel(c.args) else None,
+            _opt(c.args, "excepcion", 500),
         ),
         "rotar.iniciar": lambda c: sealed(
             c, custodia.start_rotation(actor(c), _text(c.args, "cuenta", limit=64)), "contrasena"

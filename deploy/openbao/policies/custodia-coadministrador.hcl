@@ -91,3 +91,14 @@ path "identity/group/name/secretaria" {
 path "sys/generate-root-token/*" {
   capabilities = ["create", "read", "update", "delete"]
 }
+
+# A departure (issue 18, R2): the leaver's identity is disabled with the coadministrator's own
+# token, which refuses every token of theirs and their login from the next request. Only
+# ``disabled = true``: a coadministrator can neither enable an identity again nor change
+# anything else about it (policies, aliases, name).
+path "identity/entity/id/*" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "disabled" = [true]
+  }
+}

@@ -48,7 +48,7 @@ def test_account_paths() -> None:
     assert ref.totp_code_path(mounts) == "custodia-totp/code/DD05-x"
     assert ref.access_path("revelar") == "custodia-acceso/DD05/revelar/x"
     assert AccountRef.parse("DD05-google-business").platform == "google-business"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown operation"):
         ref.access_path("leer")
 
 

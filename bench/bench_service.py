@@ -47,9 +47,10 @@ import structlog
 from nats.js.api import StreamConfig
 
 from custody import protocol, session
-from custody.bootstrap import Endpoints, resolve
+from custody.bootstrap import Endpoints, resolve, service_token
 from custody.client import CommandClient
 from custody.config import Settings
+from custody.layout import AccountRef
 from custody.vault import VaultClient, new_session
 
 CUSTODIA = str(Path(sys.executable).parent / "custodia")
@@ -211,20 +212,28 @@ async def run(
         "token": token,
         "inbox_prefix": "_INBOX.ana",
     }
-    # The caller's token (``init`` revoked the root token; none is needed here).
+    # The caller's token asks OpenBao for the caller's capability on the operation's marker;
+    # the service's token makes the operation (issue 16, finding 2: people's tokens read no
+    # secret). ``init`` revoked the root token; none is needed here.
     caller_vault = VaultClient(client_ep.vault_addr, token)
+    own_vault = VaultClient(client_ep.vault_addr, service_token(settings))
     client_nc = await nats.connect(**client_options, name="bench-cliente")
     service_nc = await nats.connect(**_options(service_ep), name="bench-servicio")
     responder_nc = await nats.connect(**_options(responder_ep), name="bench-respondedor")
     caller = Caller(client_nc, token)
-    # With the caller's token, as the service makes every one of these calls (OpenBao checks
-    # the caller's policies on each; the root token would skip that work). Twice: with stock
-    # hvac (a requests session: the issue's "hvac KV operation") and with hvac on the service's
-    # own transport (custody.transport: less client work per call, so a smaller sum).
+    # As the service makes these calls: the caller's capabilities on the marker with the
+    # caller's token, then the operation with the service's token (the root token would skip
+    # the policy work). In sequence here (the service sends the authorization alongside its own
+    # reads, so the sum is lenient). Twice: with stock hvac (a requests session: the issue's
+    # "hvac KV operation") and with hvac on the service's own transport (custody.transport:
+    # less client work per call, so a smaller sum).
     stock_session = new_session()
     stock_session.verify = client_ep.vault_verify
-    hv = hvac.Client(url=client_ep.vault_addr, token=token, session=stock_session)
-    hv_t = caller_vault.hvac
+    hv = (
+        hvac.Client(url=client_ep.vault_addr, token=token, session=stock_session),
+        hvac.Client(url=client_ep.vault_addr, token=own_vault.token, session=stock_session),
+    )
+    hv_t = (caller_vault.hvac, own_vault.hvac)
     reveal_args = {"cuenta": ACCOUNT, "motivo": "medición de latencia"}
     per = max(10, runs // rounds)
     samples: dict[str, list[float]] = {}
@@ -279,8 +288,8 @@ async def run(
     for key, label in (
         ("rtt", "NATS request round trip, trivial responder"),
         ("connect", "  + NATS connect/close (CommandClient's extra)"),
-        ("kv_reveal", "hvac: metadata read + wrapped read (revelar)"),
-        ("kv_rotate", "hvac: metadata + HMAC + CAS write + metadata (rotar)"),
+        ("kv_reveal", "hvac: capabilities + metadata read + wrapped read (revelar)"),
+        ("kv_rotate", "hvac: capabilities + metadata + HMAC + CAS write + metadata (rotar)"),
         ("kv_reveal_t", "  the same on the service's transport (revelar)"),
         ("kv_rotate_t", "  the same on the service's transport (rotar)"),
         ("publish", "JetStream publish, expected last subject sequence"),
@@ -335,7 +344,16 @@ async def _connect_cost(options: dict[str, Any], runs: int) -> list[float]:
     return await measure_async(once, max(20, runs // 2))
 
 
-def _raw_reveal(hv: Any) -> None:
+def _authorize(caller: Any, operation: str) -> None:
+    """The caller's capability on the operation's marker (custody.credentials)."""
+    marker = AccountRef.parse(ACCOUNT).access_path(operation)
+    answer = caller.adapter.request("POST", "/v1/sys/capabilities-self", json={"paths": [marker]})
+    assert "read" in answer["data"][marker]
+
+
+def _raw_reveal(clients: tuple[Any, Any]) -> None:
+    caller, hv = clients
+    _authorize(caller, "revelar")
     meta = hv.adapter.request("GET", f"/v1/{KV_METADATA}")
     version = meta["data"]["current_version"]
     wrapped = hv.adapter.request(
@@ -344,8 +362,11 @@ def _raw_reveal(hv: Any) -> None:
     assert wrapped["wrap_info"]["token"]
 
 
-def _raw_rotation(hv: Any, runs: int) -> list[float]:
+def _raw_rotation(clients: tuple[Any, Any], runs: int) -> list[float]:
+    caller, hv = clients
+
     def once() -> None:
+        _authorize(caller, "preparar")
         hv.adapter.request("GET", f"/v1/{KV_METADATA}")
         hv.adapter.request(
             "POST",

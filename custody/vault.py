@@ -75,6 +75,15 @@ class TokenInfo:
     ttl: int
     renewable: bool
     accessor: str = field(repr=False, default="")
+    # How the token was made: ``auth/userpass/login/<user>`` for a login, ``auth/token/create/
+    # <role>`` for a child token (custody.session.request_token).
+    path: str = ""
+    num_uses: int = 0
+
+    @property
+    def child(self) -> bool:
+        """Made by another token (``auth/token/create…``), not by a login."""
+        return self.path.startswith("auth/token/")
 
 
 def new_session(*, trust_env: bool = False) -> requests.Session:
@@ -529,8 +538,14 @@ class VaultClient:
         data = body.get("data") or {}
         meta = data.get("meta") or {}
         entity_id = data.get("entity_id") or None
+        path = str(data.get("path") or "")
         username = meta.get("username") if isinstance(meta, dict) else None
-        if username is None and entity_id:
+        if path.startswith("auth/token/"):
+            # A child token's metadata is whatever its creator asked for (a person could name
+            # someone else): its owner is found by its entity's login (custody.commands), and
+            # no use of a use-limited token is spent here on reading the entity.
+            username = None
+        elif username is None and entity_id:
             # Not userpass (OIDC/JWT): the entity's name is the user name (custody.access).
             # The default policy lets a token read its own entity.
             try:
@@ -548,7 +563,22 @@ class VaultClient:
             ttl=int(data.get("ttl") or 0),
             renewable=bool(data.get("renewable")),
             accessor=str(data.get("accessor") or ""),
+            path=path,
+            num_uses=int(data.get("num_uses") or 0),
         )
+
+    def create_child_token(self, role: str, *, ttl: int, num_uses: int) -> str:
+        """A child of this client's token made through the token role ``role`` (its bounds on
+        TTL and uses are OpenBao's to enforce); a token that may not is refused by OpenBao."""
+        body = self.write(
+            f"auth/token/create/{role}",
+            {"ttl": f"{ttl}s", "num_uses": num_uses, "renewable": False},
+            operation="create-child-token",
+        )
+        token = ((body or {}).get("auth") or {}).get("client_token")
+        if not token:
+            raise VaultPermissionDeniedError("create-child-token", f"auth/token/create/{role}")
+        return str(token)
 
     def renew_self(self, increment: str | None = None) -> int:
         """Renew this client's token; the new TTL in seconds."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from events.errors import CustodiaError, InfrastructureError
@@ -190,11 +191,18 @@ class CommandClient:
             )
             args = sealed
             headers[protocol.TOKEN_HEADER] = token
-        try:
-            return await self._send(command, args, headers, key, token, retries)
-        finally:
-            if token is not None:
+        forgotten: list[bool] = []
+
+        async def forget() -> None:
+            """Revoke the request token (once), alongside closing the connection."""
+            if token is not None and not forgotten:
+                forgotten.append(True)
                 await asyncio.to_thread(self._forget, token)
+
+        try:
+            return await self._send(command, args, headers, key, token, retries, forget)
+        finally:
+            await forget()
 
     async def _send(
         self,
@@ -204,6 +212,7 @@ class CommandClient:
         key: protocol.ReplyKey,
         token: str | None,
         retries: int,
+        forget: Callable[[], Awaitable[None]],
     ) -> Any:
         import nats
         from nats.errors import ConnectionClosedError, NoRespondersError
@@ -304,7 +313,7 @@ class CommandClient:
                         raise ServiceUnavailableError(f"nats: {type(exc).__name__}") from None
                     await asyncio.sleep(0.2 * (attempt + 1))
         finally:
-            await nc.close()
+            await asyncio.gather(nc.close(), forget())
         return _open_sealed(protocol.decode_reply(msg.data), key)
 
 

@@ -69,11 +69,18 @@ def session_path(settings: Settings, env: dict[str, str] | None = None) -> Path:
 
 
 def login(
-    vault_addr: str, username: str, password: str, path: Path, *, verify: bool | str = True
+    vault_addr: str,
+    username: str,
+    password: str,
+    path: Path,
+    *,
+    verify: bool | str = True,
+    code: str | None = None,
 ) -> Session:
-    """Log in with userpass and keep the token in ``path`` (0600); ``verify``: a CA bundle."""
+    """Log in with userpass and keep the token in ``path`` (0600); ``verify``: a CA bundle;
+    ``code``: the current TOTP code when OpenBao enforces a second factor on this person."""
     client = VaultClient(vault_addr, verify=verify)
-    token = client.login_userpass(username, password)
+    token = client.login_userpass(username, password, code=code)
     info = client.with_token(token).lookup_self()
     session = Session(username, token, vault_addr, info.expire_time)
     write_secret(path, session.to_json())

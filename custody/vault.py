@@ -30,6 +30,8 @@ from hvac import exceptions as hvac_exceptions
 
 from custody.errors import (
     InvalidUsernameError,
+    SecondFactorRefusedError,
+    SecondFactorRequiredError,
     VaultCasConflictError,
     VaultInvalidRequestError,
     VaultNotFoundError,
@@ -593,8 +595,15 @@ class VaultClient:
         """Revoke this client's token (``custodia sesion cerrar``)."""
         self.write("auth/token/revoke-self", operation="revoke-self")
 
-    def login_userpass(self, username: str, password: str, *, mount: str | None = None) -> str:
-        """Log in with userpass; the new token. Wrong credentials: permission denied."""
+    def login_userpass(
+        self, username: str, password: str, *, mount: str | None = None, code: str | None = None
+    ) -> str:
+        """Log in with userpass; the new token. Wrong credentials: permission denied.
+
+        When OpenBao enforces login MFA on this person (TOTP), the login answers with an MFA
+        requirement and no token: ``code`` then completes it (``sys/mfa/validate``); without one
+        :class:`SecondFactorRequiredError`; a wrong or reused code is refused by OpenBao
+        (:class:`SecondFactorRefusedError`)."""
         check_username(username)
         mount = mount or self.mounts.userpass
         try:
@@ -607,7 +616,39 @@ class VaultClient:
         except VaultInvalidRequestError:
             # userpass answers 400 "invalid username or password" in some versions.
             body = None
-        token = ((body or {}).get("auth") or {}).get("client_token")
+        auth = (body or {}).get("auth") or {}
+        token = auth.get("client_token")
+        requirement = auth.get("mfa_requirement")
+        if not token and requirement:
+            return self._second_factor(username, requirement, code)
         if not token:
             raise VaultPermissionDeniedError("login", f"auth/{mount}/login/{username}")
+        return str(token)
+
+    def _second_factor(self, username: str, requirement: dict[str, Any], code: str | None) -> str:
+        """Complete a login OpenBao holds for its second factor: the TOTP ``code`` for every
+        method it asks for (OpenBao decides whether it is right, and takes it once)."""
+        if not code:
+            raise SecondFactorRequiredError(username)
+        methods = [
+            str(method["id"])
+            for constraint in (requirement.get("mfa_constraints") or {}).values()
+            for method in (constraint.get("any") or [])[:1]
+            if method.get("id")
+        ]
+        try:
+            body = self.write(
+                "sys/mfa/validate",
+                {
+                    "mfa_request_id": requirement.get("mfa_request_id"),
+                    "mfa_payload": {method: [code] for method in methods},
+                },
+                operation="login-mfa",
+                secret_body=True,
+            )
+        except (VaultPermissionDeniedError, VaultInvalidRequestError):
+            raise SecondFactorRefusedError(username) from None
+        token = ((body or {}).get("auth") or {}).get("client_token")
+        if not token:
+            raise SecondFactorRefusedError(username)
         return str(token)

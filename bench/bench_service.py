@@ -7,11 +7,12 @@ as a subprocess, embedded NATS and OpenBao), then measures, warm:
   own latency) and with :class:`~custody.client.CommandClient` (one connection per command, as
   the CLI does it);
 - their raw parts on the same servers: a NATS request round trip to a trivial responder (same
-  users, headers and reply size), the OpenBao operations the command needs done with raw hvac
-  and the caller's token, as the service does them, once with stock hvac (a requests session)
-  and once with hvac on the service's own transport (:mod:`custody.transport`) (reveal:
-  metadata read + wrapped read; rotation start: metadata read + transit HMAC + check-and-set
-  write + metadata write), one JetStream publish with
+  users, headers and reply size), for CommandClient also a NATS connect/close and the request
+  token it makes and revokes (custody.session), the OpenBao operations the command needs done
+  with raw hvac and the caller's token, as the service does them, once with stock hvac (a
+  requests session) and once with hvac on the service's own transport
+  (:mod:`custody.transport`) (reveal: metadata read + wrapped read; rotation start: metadata
+  read + transit HMAC + check-and-set write + metadata write), one JetStream publish with
   ``Nats-Expected-Last-Subject-Sequence`` on a stream configured like the ledger's;
 - for context, the idempotency record the service keeps per command (a KV create + put);
 - ``custodia --help`` against ``python -c pass`` (``bench_cli.py``).
@@ -260,6 +261,12 @@ async def run(
             )
             add("rtt", await _echo(client_nc, responder_nc, per))
             add("connect", await _connect_cost(client_options, per))
+            add(
+                "request_token",
+                await asyncio.to_thread(
+                    measure_sync, lambda: _request_token_cost(client_ep.vault_addr, token), per
+                ),
+            )
             add("kv_reveal", await asyncio.to_thread(measure_sync, lambda: _raw_reveal(hv), per))
             add("kv_rotate", await asyncio.to_thread(_raw_rotation, hv, per))
             add(
@@ -288,6 +295,7 @@ async def run(
     for key, label in (
         ("rtt", "NATS request round trip, trivial responder"),
         ("connect", "  + NATS connect/close (CommandClient's extra)"),
+        ("request_token", "  + request token: create + revoke (CommandClient's extra)"),
         ("kv_reveal", "hvac: capabilities + metadata read + wrapped read (revelar)"),
         ("kv_rotate", "hvac: capabilities + metadata + HMAC + CAS write + metadata (rotar)"),
         ("kv_reveal_t", "  the same on the service's transport (revelar)"),
@@ -342,6 +350,13 @@ async def _connect_cost(options: dict[str, Any], runs: int) -> list[float]:
         await nc.close()
 
     return await measure_async(once, max(20, runs // 2))
+
+
+def _request_token_cost(vault_addr: str, token: str) -> None:
+    """The request token each command of a person's command line makes and revokes
+    (custody.session), as two raw OpenBao calls."""
+    child = session.request_token(vault_addr, token, uses=4, ttl=60)
+    session.forget_request_token(vault_addr, child)
 
 
 def _authorize(caller: Any, operation: str) -> None:
@@ -475,7 +490,11 @@ def main() -> None:
         for name, total, parts in (
             ("revelar", f["revelar"], reveal_parts),
             ("rotar iniciar", f["rotar"], rotate_parts),
-            ("revelar, CommandClient", f["revelar_cc"], reveal_parts + f["connect"]),
+            (
+                "revelar, CommandClient",
+                f["revelar_cc"],
+                reveal_parts + f["connect"] + f["request_token"],
+            ),
         ):
             verdict = "ok" if total <= 1.5 * parts else "OVER"
             print(f"  {name:<24} {total:7.2f} / {parts:7.2f} ms = {total / parts:4.2f}x  {verdict}")

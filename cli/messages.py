@@ -491,6 +491,20 @@ _INFRA: dict[str, tuple[int, Render]] = {
             + " (6.IX). Si acaba de iniciar sesión, revise su usuario y contraseña."
         ),
     ),
+    "SecondFactorRequiredError": (
+        EXIT_DENIED,
+        lambda e: (
+            f"OpenBao exige el segundo factor de {_attr(e, 'username')}: repita con "
+            "«--codigo» y el código de seis dígitos de su aplicación autenticadora."
+        ),
+    ),
+    "SecondFactorRefusedError": (
+        EXIT_DENIED,
+        lambda e: (
+            "OpenBao rechazó el código del segundo factor (incorrecto o ya usado). "
+            "Espere el siguiente código e intente de nuevo."
+        ),
+    ),
     "VaultTokenInvalidError": (
         EXIT_DENIED,
         lambda e: (

@@ -49,10 +49,17 @@ def sesion_iniciar(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Lee la contraseña de la entrada estándar.")
     ] = False,
+    codigo: Annotated[
+        str | None,
+        typer.Option(
+            "--codigo", help="Código de seis dígitos de su segundo factor, si OpenBao lo exige."
+        ),
+    ] = None,
 ) -> None:
     """Se autentica contra OpenBao y guarda el token (modo 0600) en CUSTODIA_HOME.
 
     Ejemplo: [cyan]echo "$CLAVE" | custodia sesion iniciar --usuario ana --password-stdin[/cyan]
+    Con segundo factor: [cyan]... --password-stdin --codigo 123456[/cyan]
     """
     from cli.remote import settings
     from custody import session as sessions
@@ -67,6 +74,7 @@ def sesion_iniciar(
         password,
         sessions.session_path(current),
         verify=endpoints.vault_verify,
+        code=codigo.strip() if codigo else None,
     )
     typer.echo(f"Sesión iniciada como {opened.username}.")
 

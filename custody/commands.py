@@ -24,10 +24,16 @@ from .vault import VaultClient
 
 
 class VaultAuthenticator:
-    """Authenticates a caller's token with OpenBao itself (``auth/token/lookup-self``)."""
+    """Authenticates a caller's token with OpenBao itself (``auth/token/lookup-self``).
+
+    A request token (a child of a person's session, custody.session) names its owner by its
+    entity only: the person is the login (userpass alias) of that entity, read with the
+    service's own token (no use of the caller's use-limited token is spent on it). Its metadata
+    is ignored: the person who made it chose it."""
 
     def __init__(self, client: VaultClient) -> None:
         self.client = client
+        self._accessor: str | None = None
 
     def authenticate(self, token: str) -> Caller:
         from .errors import (
@@ -44,15 +50,46 @@ class VaultAuthenticator:
             raise  # OpenBao could not answer (e.g. a failover): not a verdict on the token
         except Exception:  # any refusal means: not authenticated
             raise NotAuthenticatedError("invalid") from None
-        if not info.username:
+        username = info.username
+        if info.child:
+            try:
+                username = self._login_of(info.entity_id)
+            except (
+                VaultUnreachableError,
+                VaultUnavailableError,
+                VaultSealedError,
+                VaultServerError,
+            ):
+                raise
+            except Exception:
+                raise NotAuthenticatedError("no-identity") from None
+        if not username:
             raise NotAuthenticatedError("no-identity")
         return Caller(
-            username=info.username,
+            username=username,
             entity_id=info.entity_id or "",
             policies=info.policies + info.identity_policies,
             token=token,
             expires_at=info.expire_time,
         )
+
+    def _login_of(self, entity_id: str | None) -> str | None:
+        """The login name of ``entity_id`` on the people's userpass mount (its name if none)."""
+        from .access import login_name
+        from .errors import VaultNotFoundError
+
+        if not entity_id:
+            return None
+        if self._accessor is None:
+            body = self.client.read("sys/auth", operation="lookup-person")
+            mounts = body.get("data") or body
+            entry = mounts.get(self.client.mounts.userpass + "/") or {}
+            self._accessor = str(entry.get("accessor") or "")
+        try:
+            entity = self.client.read(f"identity/entity/id/{entity_id}", operation="lookup-person")
+        except VaultNotFoundError:
+            return None
+        return login_name(entity.get("data") or {}, self._accessor)
 
 
 def _text(

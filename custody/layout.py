@@ -93,6 +93,21 @@ KV_MAX_VERSIONS = 10
 # People's tokens: a working day, renewable up to a day (userpass mounts Custodia creates).
 USER_TOKEN_TTL = "8h"  # noqa: S105  # a duration, not a secret
 USER_TOKEN_MAX_TTL = "24h"  # noqa: S105  # a duration, not a secret
+# Request tokens (custody.session.request_token): what crosses NATS instead of a session token.
+# The role bounds them whatever the client asks: OpenBao caps TTL and uses, never an orphan.
+REQUEST_TOKEN_ROLE = "custodia-solicitud"  # noqa: S105  # a role name, not a secret
+REQUEST_TOKEN_MAX_TTL = 120  # seconds
+REQUEST_TOKEN_MAX_USES = 32
+# Appended to OpenBao's ``default`` policy, so every login (whatever its groups, or none) may
+# make request tokens through the role, and nothing else: not ``auth/token/create`` itself.
+# A request token has the default policy too, but OpenBao refuses any child of a use-limited
+# token ("restricted use token cannot generate child tokens").
+REQUEST_TOKEN_GRANT = f"""
+# custodia: request tokens (custody.session.request_token)
+path "auth/token/create/{REQUEST_TOKEN_ROLE}" {{
+  capabilities = ["update"]
+}}
+"""
 
 _DISTRICT_RE = re.compile(r"^(?:dd)?0?(\d{1,2})$", re.IGNORECASE)
 _PLATFORM_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -354,6 +369,7 @@ def ensure_layout(client: VaultClient) -> LayoutReport:
     )
     for name, text in policy_documents(mounts).items():
         _ensure_policy(client, report, name, text)
+    ensure_request_tokens(client, report)
     for spec in group_specs():
         _ensure_group(client, report, spec)
     log.info(
@@ -363,6 +379,44 @@ def ensure_layout(client: VaultClient) -> LayoutReport:
         unchanged=len(report.unchanged),
     )
     return report
+
+
+def ensure_request_tokens(client: VaultClient, report: LayoutReport | None = None) -> None:
+    """The token role ``custodia-solicitud`` and its grant in the ``default`` policy."""
+    report = report if report is not None else LayoutReport()
+    wanted: dict[str, Any] = {
+        "allowed_policies": [],  # empty: a child's policies are a subset of its parent's
+        "orphan": False,  # revoking the session revokes its request tokens
+        "renewable": False,
+        "token_type": "service",
+        "token_explicit_max_ttl": REQUEST_TOKEN_MAX_TTL,
+        "token_num_uses": REQUEST_TOKEN_MAX_USES,
+    }
+    role = f"auth/token/roles/{REQUEST_TOKEN_ROLE}"
+    try:
+        current_role = client.read(role, operation="layout").get("data") or {}
+    except VaultNotFoundError:
+        current_role = None
+    if current_role is not None and all(
+        (current_role.get(k) or []) == v if k == "allowed_policies" else current_role.get(k) == v
+        for k, v in wanted.items()
+    ):
+        report.unchanged.append(f"token-role:{REQUEST_TOKEN_ROLE}")
+    else:
+        client.write(role, wanted, operation="layout")
+        name = f"token-role:{REQUEST_TOKEN_ROLE}"
+        (report.created if current_role is None else report.updated).append(name)
+    body = client.read("sys/policies/acl/default", operation="layout") or {}
+    current = str((body.get("data") or {}).get("policy") or "")
+    if REQUEST_TOKEN_GRANT.strip() in current:
+        report.unchanged.append("policy:default")
+        return
+    client.write(
+        "sys/policies/acl/default",
+        {"policy": current.rstrip() + "\n" + REQUEST_TOKEN_GRANT},
+        operation="layout",
+    )
+    report.updated.append("policy:default")
 
 
 def _ensure_mounts(client: VaultClient, report: LayoutReport) -> None:

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from custody.credentials import Credentials
 from custody.errors import VaultPermissionDeniedError, VaultTokenInvalidError
 from custody.vault import VaultClient
 from events.errors import CustodiaError
@@ -56,16 +57,15 @@ class Leavers(ServiceWorld):
             args += ["--distrito", district]
         return self.ok("ana", *args, stdin=SERVICE_PASSWORD.format(user) + "\n")
 
-    def vault(self, token: str) -> VaultClient:
+    def vault(self, token: str | None) -> VaultClient:
         return VaultClient(self.endpoints().vault_addr, token)
 
     def can_read(self, user: str) -> bool:
-        """Whether OpenBao lets ``user``'s current session token read DD05-x's password
-        (a wrapped read: nothing secret reaches the test)."""
+        """Whether OpenBao grants ``user``'s current session token the reveal of DD05-x: its
+        answer on the reveal's marker, the very question the service asks before it reads on
+        the person's behalf (people's tokens never read a secret themselves)."""
         try:
-            self.vault(self.token(user)).request(
-                "GET", ACCOUNT_PATH, operation="test-read", wrap_ttl=30
-            )
+            Credentials(self.vault(None)).authorize(self.token(user), "DD05-x", "revelar")
         except VaultPermissionDeniedError:
             return False
         return True

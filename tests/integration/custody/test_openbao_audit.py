@@ -220,7 +220,14 @@ def world(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
                 district="DD05",
                 password=beto_password,
             )
-            custodia.designate(ana, "DD05", "beto", OfficialChannel.oficio("OF-16/2026"))
+            # The UTCSyD designates only as a recorded exception (issue 18): enough here.
+            custodia.designate(
+                ana,
+                "DD05",
+                "beto",
+                OfficialChannel.oficio("OF-16/2026"),
+                exception="prueba: sin titular en DD05",
+            )
             for account in (ACCOUNT, LEGIT):
                 _register(custodia, ana, account)
                 _rotate(custodia, ana, account)

@@ -6,8 +6,16 @@ commands, never at module level, so ``custodia --help`` stays fast.
 
 from __future__ import annotations
 
+import copy
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from cli import bitacora_cmds, demo_cmd, ordenes, reporte_cmds, stack_cmds
 from cli.spanish import App
+
+if TYPE_CHECKING:
+    from typer._click import Command
 
 # Set by cli.main.run: a --help anywhere means nothing runs, so nothing heavy is imported.
 HELP_ONLY = False
@@ -33,10 +41,29 @@ reporte_cmds.register(app)
 
 @app.callback()
 def _configure() -> None:
-    # Runs before every command: structlog is configured once, here (not for --help, which
-    # must stay light).
+    # Runs before every command: structlog is configured once, here, as soon as anything
+    # imports it (not for --help, which must stay light; a data command never imports it).
     if HELP_ONLY:
         return
-    from cli.logging import configure
+    from cli.logging import configure_on_import
 
-    configure()
+    configure_on_import()
+
+
+def command_for(args: Sequence[str]) -> Command:
+    """The click command that runs ``args``: when they start with an area or a command, a tree
+    with only that branch (typer builds every parameter of every command it is given, which
+    costs more than a data command's round trip); the whole tree for the top-level help, a
+    usage error, or shell completion (which reads its words from the environment)."""
+    import typer.main
+
+    chosen = app
+    first = args[0] if args else ""
+    if first and not first.startswith("-") and "_CUSTODIA_COMPLETE" not in os.environ:
+        groups = [g for g in app.registered_groups if g.name == first]
+        commands = [c for c in app.registered_commands if c.name == first]
+        if groups or commands:
+            chosen = copy.copy(app)
+            chosen.registered_groups = groups
+            chosen.registered_commands = commands
+    return typer.main.get_command(chosen)

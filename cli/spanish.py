@@ -13,22 +13,35 @@ from typing import Any, TypeVar
 
 import typer
 import typer.core
-import typer.rich_utils as rich_utils
 
 HELP_OPTION_TEXT = "Muestra esta ayuda y termina."
 
-rich_utils.ARGUMENTS_PANEL_TITLE = "Argumentos"
-rich_utils.OPTIONS_PANEL_TITLE = "Opciones"
-rich_utils.COMMANDS_PANEL_TITLE = "Comandos"
-rich_utils.DEFAULT_STRING = "[predeterminado: {}]"
-rich_utils.ENVVAR_STRING = "[variable de entorno: {}]"
-rich_utils.REQUIRED_LONG_STRING = "[obligatorio]"
-rich_utils.DEPRECATED_STRING = "(obsoleto) "
-rich_utils.OptionHighlighter.highlights = [
-    *rich_utils.OptionHighlighter.highlights[:-1],
-    r"(?P<usage>Uso: )",
-]
-rich_utils.highlighter = rich_utils.OptionHighlighter()
+_rich_in_spanish = False
+
+
+def _spanish_rich_help() -> None:
+    """Translate typer's rich help (panel titles, defaults, ``Uso:``), once, when help is first
+    formatted: typer.rich_utils imports rich and markdown-it, which a command that runs does not
+    need (issue 17, the thin client)."""
+    global _rich_in_spanish
+    if _rich_in_spanish:
+        return
+    import typer.rich_utils as rich_utils
+
+    rich_utils.ARGUMENTS_PANEL_TITLE = "Argumentos"
+    rich_utils.OPTIONS_PANEL_TITLE = "Opciones"
+    rich_utils.COMMANDS_PANEL_TITLE = "Comandos"
+    rich_utils.DEFAULT_STRING = "[predeterminado: {}]"
+    rich_utils.ENVVAR_STRING = "[variable de entorno: {}]"
+    rich_utils.REQUIRED_LONG_STRING = "[obligatorio]"
+    rich_utils.DEPRECATED_STRING = "(obsoleto) "
+    rich_utils.OptionHighlighter.highlights = [
+        *rich_utils.OptionHighlighter.highlights[:-1],
+        r"(?P<usage>Uso: )",
+    ]
+    rich_utils.highlighter = rich_utils.OptionHighlighter()
+    _rich_in_spanish = True
+
 
 _COMPLETION_HELP = {
     "install_completion": "Instala el autocompletado para el intérprete de comandos actual.",
@@ -62,6 +75,10 @@ class SpanishCommand(typer.core.TyperCommand):
     def get_usage(self, ctx: Any) -> str:
         return _spanish_usage(super().get_usage(ctx))
 
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _spanish_rich_help()
+        super().format_help(ctx, formatter)
+
 
 class SpanishGroup(typer.core.TyperGroup):
     """A typer group whose generated help speaks Spanish."""
@@ -75,6 +92,10 @@ class SpanishGroup(typer.core.TyperGroup):
 
     def get_usage(self, ctx: Any) -> str:
         return _spanish_usage(super().get_usage(ctx))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _spanish_rich_help()
+        super().format_help(ctx, formatter)
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -15,7 +15,9 @@ from events.errors import CustodiaError, VaultError
 
 from .config import Settings
 from .secret_files import write_secret
-from .vault import VaultClient
+
+# VaultClient (hvac, requests) is imported by login and logout only: reading the session file,
+# which every data command does, stays cheap (issue 17, the thin client).
 
 
 class NoSessionError(CustodiaError):
@@ -64,6 +66,8 @@ def login(
     vault_addr: str, username: str, password: str, path: Path, *, verify: bool | str = True
 ) -> Session:
     """Log in with userpass and keep the token in ``path`` (0600); ``verify``: a CA bundle."""
+    from .vault import VaultClient
+
     client = VaultClient(vault_addr, verify=verify)
     token = client.login_userpass(username, password)
     info = client.with_token(token).lookup_self()
@@ -99,6 +103,8 @@ def logout(path: Path) -> str | None:
     except SessionExpiredError as exc:
         path.unlink(missing_ok=True)
         return exc.username
+    from .vault import VaultClient
+
     try:
         VaultClient(session.vault_addr, session.token).revoke_self()
     except VaultError:

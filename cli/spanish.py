@@ -61,6 +61,16 @@ def _translate_params(command: Any) -> None:
     for param in getattr(command, "params", []):
         if param.name in _COMPLETION_HELP:
             param.help = _COMPLETION_HELP[param.name]
+            _absent_is_false(param)
+
+
+def _absent_is_false(flag: Any) -> None:
+    """An absent help or completion flag is ``False``, not ``None``. typer sends every value
+    that is not already a bool through its pydantic coercion: with ``None`` there, merely
+    running a command imported pydantic and built a validator, more than a data command's
+    whole round trip (issue 17, the thin client). The flags' callbacks treat both alike."""
+    if flag.default is None:
+        flag.default = False
 
 
 class SpanishCommand(typer.core.TyperCommand):
@@ -70,6 +80,7 @@ class SpanishCommand(typer.core.TyperCommand):
         option = super().get_help_option(ctx)
         if option is not None:
             option.help = HELP_OPTION_TEXT
+            _absent_is_false(option)
         return option
 
     def get_usage(self, ctx: Any) -> str:
@@ -87,6 +98,7 @@ class SpanishGroup(typer.core.TyperGroup):
         option = super().get_help_option(ctx)
         if option is not None:
             option.help = HELP_OPTION_TEXT
+            _absent_is_false(option)
         _translate_params(self)
         return option
 

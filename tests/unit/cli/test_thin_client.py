@@ -19,9 +19,10 @@ import typer.main
 import cli.app
 from cli.main import run
 
-# Neither --help nor a data command needs these. structlog is on the list for its cost: it
-# imports rich's tracebacks and pygments, more than a data command's whole round trip.
-HEAVY = ("hvac", "requests", "eventsourcing", "structlog")
+# Neither --help nor a data command needs these. structlog and pydantic are on the list for
+# their cost, each more than a data command's whole round trip: structlog imports rich's
+# tracebacks and pygments; typer coerces through pydantic any value that is not a bool.
+HEAVY = ("hvac", "requests", "eventsourcing", "structlog", "pydantic")
 
 
 def _loaded_after(code: str, env: dict[str, str] | None = None) -> list[str]:
@@ -43,7 +44,7 @@ def _loaded_after(code: str, env: dict[str, str] | None = None) -> list[str]:
 )
 def test_help_imports_no_adapter_library(args: list[str]) -> None:
     """``custodia --help`` and the help of an area or a command, run through the CLI entry,
-    import none of hvac, requests, eventsourcing, structlog."""
+    import none of hvac, requests, eventsourcing, structlog, pydantic."""
     code = (
         "from cli.main import run\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
@@ -87,7 +88,8 @@ def test_one_branch_helps_as_the_whole_tree(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """For every area and command, the tree built for one branch prints the same help as the
-    whole tree; top-level help, unknown names and options get the whole tree."""
+    whole tree; the top-level help's tree (names and summaries only) prints the same top-level
+    help; unknown names and options get the whole tree."""
     monkeypatch.setenv("COLUMNS", "100")
     whole = typer.main.get_command(cli.app.app)
     paths = _paths()
@@ -96,10 +98,11 @@ def test_one_branch_helps_as_the_whole_tree(
         branch = cli.app.command_for(path)
         assert list(getattr(branch, "commands", {})) == [path[0]]
         assert _help(branch, path, capsys) == _help(whole, path, capsys), path
-    for args in ([], ["--help"], ["no-existe"], ["--install-completion"]):
+    for args in ([], ["--help"], ["-h"], ["no-existe"], ["--install-completion"]):
         assert sorted(getattr(cli.app.command_for(args), "commands", {})) == sorted(
             getattr(whole, "commands", {})
         )
+    assert _help(cli.app.command_for(["--help"]), [], capsys) == _help(whole, [], capsys)
 
 
 def test_an_unknown_command_is_still_refused_in_spanish(capsys: pytest.CaptureFixture[str]) -> None:

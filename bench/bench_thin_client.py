@@ -7,9 +7,11 @@
   does; ana logged in), against ``python -c "import nats, typer"``. Goal: <= 1.5x.
 - for context: ``python -c pass`` and ``custodia cuentas lista --json``.
 
-Each sample is a new process, wall time. The commands are interleaved (one sample of each per
-round), so a noisy neighbour on a shared machine weighs on a figure and on its baseline alike;
-medians are reported. Stops everything it started.
+Each sample is a new process, wall time, with bytecode caches written (as pip writes them when
+it installs the wheel; ``PYTHONDONTWRITEBYTECODE`` is dropped for the measured processes). The
+commands are interleaved (one sample of each per round), so a noisy neighbour on a shared
+machine weighs on a figure and on its baseline alike; medians are reported. Stops everything
+it started.
 
 Run: ``.venv/bin/python bench/bench_thin_client.py [--runs 30]``.
 """
@@ -91,6 +93,9 @@ def main() -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODIA_")}
         env["CUSTODIA_HOME"] = str(home)
         env["COLUMNS"] = "100"
+        # Bytecode is cached, as in an installed wheel (pip compiles it at install): otherwise
+        # every run compiles Custodia's modules anew, and none of the baselines' libraries.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         figures = measure(
             {
                 "python -c pass": [python, "-c", "pass"],

@@ -23,9 +23,12 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from events.errors import CustodiaError
+
+if TYPE_CHECKING:  # imported where used: importing the wire module stays cheap
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 SUBJECT_PREFIX = "custodia.cmd"
 SERVICE_NAME = "custodia"
@@ -198,7 +201,7 @@ def decode_reply(data: bytes) -> Any:
 class ReplyKey:
     """The client's ephemeral key pair for one request."""
 
-    private: Any = field(repr=False)
+    private: X25519PrivateKey = field(repr=False)
 
     @classmethod
     def generate(cls) -> ReplyKey:
@@ -207,11 +210,9 @@ class ReplyKey:
         return cls(X25519PrivateKey.generate())
 
     def public_b64(self) -> str:
-        from cryptography.hazmat.primitives import serialization
-
-        raw = self.private.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
+        # public_bytes_raw, not public_bytes(Encoding.Raw, …): the serialization package costs
+        # a command line more than the rest of its cryptography (issue 17, the thin client).
+        raw = self.private.public_key().public_bytes_raw()
         return base64.b64encode(raw).decode()
 
     def open(self, sealed: dict[str, Any]) -> Any:

@@ -5,7 +5,8 @@
 - ``custodia sesion quien``, a real round trip to ``custodia servicio`` (a fresh home with
   ``custodia init``, the service and embedded NATS and OpenBao, started as ``bench_service.py``
   does; ana logged in), against ``python -c "import nats, typer"``. Goal: <= 1.5x.
-- for context: ``python -c pass`` and ``custodia cuentas lista --json``.
+- for context: ``python -c pass``, ``custodia sesion quien --json`` (no rich rendering) and
+  ``custodia cuentas lista --json`` (its absent ``--distrito`` makes typer import pydantic).
 
 Each sample is a new process, wall time, with bytecode caches written (as pip writes them when
 it installs the wheel; ``PYTHONDONTWRITEBYTECODE`` is dropped for the measured processes). The
@@ -103,6 +104,7 @@ def main() -> None:
                 "custodia --help": [CUSTODIA, "--help"],
                 IMPORT_NATS_TYPER: [python, "-c", "import nats, typer"],
                 "custodia sesion quien": [CUSTODIA, "sesion", "quien"],
+                "custodia sesion quien --json": [CUSTODIA, "sesion", "quien", "--json"],
                 "custodia cuentas lista --json": [CUSTODIA, "cuentas", "lista", "--json"],
             },
             env,
@@ -126,10 +128,8 @@ def main() -> None:
         1.5,
     )
     nats_typer = figures[IMPORT_NATS_TYPER]
-    lista = figures["custodia cuentas lista --json"]
-    print(
-        f"  (context) custodia cuentas lista --json / import nats, typer: {lista / nats_typer:.2f}x"
-    )
+    for name in ("custodia sesion quien --json", "custodia cuentas lista --json"):
+        print(f"  (context) {name} / import nats, typer: {figures[name] / nats_typer:.2f}x")
 
 
 if __name__ == "__main__":

@@ -4,18 +4,24 @@ Human-readable on a terminal, JSON lines otherwise. The :func:`redact` processor
 before rendering: it drops the value of any key that names a secret and masks anything that
 looks like a token, an unseal key, a password assignment or an ``otpauth://`` URI, wherever it
 appears in the event. Redaction is a safety net; code must not log secrets in the first place.
+
+structlog itself is imported only by a process that logs: importing it costs tens of
+milliseconds (it loads rich's tracebacks and pygments), more than a data command's whole round
+trip. :func:`configure_on_import` configures it the moment anything first imports it.
 """
 
 from __future__ import annotations
 
+import importlib.abc
+import importlib.util
 import logging
 import os
 import re
 import sys
-from collections.abc import Mapping, MutableMapping
+from collections.abc import Mapping, MutableMapping, Sequence
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 from typing import Any, TextIO
-
-import structlog
 
 REDACTED = "[redactado]"
 
@@ -78,6 +84,8 @@ def redact(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapp
 
 def processors(json_output: bool) -> list[Any]:
     """The processor chain, shared by :func:`configure` and the tests."""
+    import structlog
+
     chain: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -107,6 +115,8 @@ class _Stderr:
 
 def configure(stream: TextIO | None = None, level: str | None = None) -> None:
     """Configure structlog once: pretty on a terminal, JSON lines otherwise."""
+    import structlog
+
     out: Any = stream if stream is not None else _Stderr()
     name = (level or os.environ.get("CUSTODIA_LOG_LEVEL") or "WARNING").upper()
     numeric = logging.getLevelName(name)
@@ -118,3 +128,45 @@ def configure(stream: TextIO | None = None, level: str | None = None) -> None:
         logger_factory=structlog.PrintLoggerFactory(out),
         cache_logger_on_first_use=False,
     )
+
+
+def configure_on_import() -> None:
+    """:func:`configure` now if structlog is already imported; otherwise right after the first
+    import of structlog, wherever it happens (a command that never logs never imports it)."""
+    if "structlog" in sys.modules:
+        configure()
+    elif not any(isinstance(finder, _ConfigureOnImport) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _ConfigureOnImport())
+
+
+class _ConfigureOnImport(importlib.abc.MetaPathFinder):
+    """Finds structlog as the other finders do, with a loader that configures it once loaded;
+    then leaves ``sys.meta_path``."""
+
+    def find_spec(
+        self, fullname: str, path: Sequence[str] | None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if fullname != "structlog":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None:
+            spec.loader = _ThenConfigure(spec.loader)
+        return spec
+
+
+class _ThenConfigure(importlib.abc.Loader):
+    """structlog's own loader, followed by :func:`configure`."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self._loader = loader
+
+    def create_module(self, spec: ModuleSpec) -> ModuleType | None:
+        return self._loader.create_module(spec)
+
+    def exec_module(self, module: ModuleType) -> None:
+        self._loader.exec_module(module)
+        configure()
+
+    def __getattr__(self, name: str) -> Any:  # get_resource_reader, is_package, …
+        return getattr(self._loader, name)

@@ -15,17 +15,15 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 def run(args: list[str]) -> int:
     """Run the command line with ``args``; return the exit code."""
-    import typer.main  # imported here so the error handling below stays cheap
-    from typer._click import exceptions as click_exceptions
+    from typer._click import exceptions as click_exceptions  # here: the handling stays cheap
     from typer.exceptions import Abort, Exit
 
     import cli.app
-    from cli.app import app
 
     cli.app.HELP_ONLY = any(arg in ("-h", "--help") for arg in args)
     from events.errors import CustodiaError
 
-    command = typer.main.get_command(app)
+    command = cli.app.command_for(args)
     try:
         result = command.main(args=args, prog_name="custodia", standalone_mode=False)
     except click_exceptions.NoArgsIsHelpError as exc:

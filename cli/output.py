@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # rich is imported when something is rendered, not for every command
+    from rich.console import Console
 
 
 def print_json(data: Any) -> None:
@@ -12,7 +15,7 @@ def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
-def console() -> Any:
+def console() -> Console:
     """A rich console on stdout that fits an 80-column terminal when the width is unknown."""
     from rich.console import Console
 
@@ -20,7 +23,7 @@ def console() -> Any:
     return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 80)
 
 
-def error_console() -> Any:
+def error_console() -> Console:
     from rich.console import Console
 
     return Console(stderr=True)

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import typer
 
+if TYPE_CHECKING:  # at run time imported by the functions that need them (a thin client)
+    from custody.config import Settings
+    from custody.session import Session
 
-def settings() -> Any:
+
+def settings() -> Settings:
     from custody.config import Settings
 
     return Settings.from_env()
 
 
-def session() -> Any:
+def session() -> Session:
     from custody import session as sessions
 
     current = settings()

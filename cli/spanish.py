@@ -13,22 +13,35 @@ from typing import Any, TypeVar
 
 import typer
 import typer.core
-import typer.rich_utils as rich_utils
 
 HELP_OPTION_TEXT = "Muestra esta ayuda y termina."
 
-rich_utils.ARGUMENTS_PANEL_TITLE = "Argumentos"
-rich_utils.OPTIONS_PANEL_TITLE = "Opciones"
-rich_utils.COMMANDS_PANEL_TITLE = "Comandos"
-rich_utils.DEFAULT_STRING = "[predeterminado: {}]"
-rich_utils.ENVVAR_STRING = "[variable de entorno: {}]"
-rich_utils.REQUIRED_LONG_STRING = "[obligatorio]"
-rich_utils.DEPRECATED_STRING = "(obsoleto) "
-rich_utils.OptionHighlighter.highlights = [
-    *rich_utils.OptionHighlighter.highlights[:-1],
-    r"(?P<usage>Uso: )",
-]
-rich_utils.highlighter = rich_utils.OptionHighlighter()
+_rich_in_spanish = False
+
+
+def _spanish_rich_help() -> None:
+    """Translate typer's rich help (panel titles, defaults, ``Uso:``), once, when help is first
+    formatted: typer.rich_utils imports rich and markdown-it, which a command that runs does not
+    need (issue 17, the thin client)."""
+    global _rich_in_spanish
+    if _rich_in_spanish:
+        return
+    import typer.rich_utils as rich_utils
+
+    rich_utils.ARGUMENTS_PANEL_TITLE = "Argumentos"
+    rich_utils.OPTIONS_PANEL_TITLE = "Opciones"
+    rich_utils.COMMANDS_PANEL_TITLE = "Comandos"
+    rich_utils.DEFAULT_STRING = "[predeterminado: {}]"
+    rich_utils.ENVVAR_STRING = "[variable de entorno: {}]"
+    rich_utils.REQUIRED_LONG_STRING = "[obligatorio]"
+    rich_utils.DEPRECATED_STRING = "(obsoleto) "
+    rich_utils.OptionHighlighter.highlights = [
+        *rich_utils.OptionHighlighter.highlights[:-1],
+        r"(?P<usage>Uso: )",
+    ]
+    rich_utils.highlighter = rich_utils.OptionHighlighter()
+    _rich_in_spanish = True
+
 
 _COMPLETION_HELP = {
     "install_completion": "Instala el autocompletado para el intérprete de comandos actual.",
@@ -48,6 +61,16 @@ def _translate_params(command: Any) -> None:
     for param in getattr(command, "params", []):
         if param.name in _COMPLETION_HELP:
             param.help = _COMPLETION_HELP[param.name]
+            _absent_is_false(param)
+
+
+def _absent_is_false(flag: Any) -> None:
+    """An absent help or completion flag is ``False``, not ``None``. typer sends every value
+    that is not already a bool through its pydantic coercion: with ``None`` there, merely
+    running a command imported pydantic and built a validator, more than a data command's
+    whole round trip (issue 17, the thin client). The flags' callbacks treat both alike."""
+    if flag.default is None:
+        flag.default = False
 
 
 class SpanishCommand(typer.core.TyperCommand):
@@ -57,10 +80,15 @@ class SpanishCommand(typer.core.TyperCommand):
         option = super().get_help_option(ctx)
         if option is not None:
             option.help = HELP_OPTION_TEXT
+            _absent_is_false(option)
         return option
 
     def get_usage(self, ctx: Any) -> str:
         return _spanish_usage(super().get_usage(ctx))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _spanish_rich_help()
+        super().format_help(ctx, formatter)
 
 
 class SpanishGroup(typer.core.TyperGroup):
@@ -70,11 +98,16 @@ class SpanishGroup(typer.core.TyperGroup):
         option = super().get_help_option(ctx)
         if option is not None:
             option.help = HELP_OPTION_TEXT
+            _absent_is_false(option)
         _translate_params(self)
         return option
 
     def get_usage(self, ctx: Any) -> str:
         return _spanish_usage(super().get_usage(ctx))
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        _spanish_rich_help()
+        super().format_help(ctx, formatter)
 
 
 F = TypeVar("F", bound=Callable[..., Any])

@@ -88,7 +88,7 @@ class CommandClient:
         options = self.endpoints.nats_options()
         if not token or "user" in options or "user_credentials" in options:
             return options
-        from .nats_callout import inbox_prefix
+        from .nats_auth import inbox_prefix  # not nats_callout: the service side logs
 
         if self.username is None:
             self.username = self._owner()
@@ -142,11 +142,11 @@ class CommandClient:
     def _seal(self, command: str, request_id: str, args: dict[str, Any]) -> dict[str, Any]:
         """``args`` with the command's password arguments sealed by OpenBao with this client's
         token, bound to ``request_id`` (custody.sealed_args)."""
-        from .sealed_args import SEALED_ARGUMENTS, seal_arguments
+        if command not in protocol.SEALED_ARGUMENTS:
+            return args  # most commands: neither the domain nor hvac is imported
+        from .sealed_args import seal_arguments
         from .vault import VaultClient
 
-        if command not in SEALED_ARGUMENTS:
-            return args
         vault = VaultClient(
             self.endpoints.vault_addr, self._token, verify=self.endpoints.vault_verify
         )

@@ -95,9 +95,17 @@ USER_TOKEN_TTL = "8h"  # noqa: S105  # a duration, not a secret
 USER_TOKEN_MAX_TTL = "24h"  # noqa: S105  # a duration, not a secret
 # Request tokens (custody.session.request_token): what crosses NATS instead of a session token.
 # The role bounds them whatever the client asks: OpenBao caps TTL and uses, never an orphan.
-REQUEST_TOKEN_ROLE = "custodia-solicitud"  # noqa: S105  # a role name, not a secret
-REQUEST_TOKEN_MAX_TTL = 120  # seconds
-REQUEST_TOKEN_MAX_USES = 32
+# (Defined with the session, which every command reads without importing this module.)
+from custody.session import (  # noqa: E402
+    REQUEST_TOKEN_MAX_TTL as REQUEST_TOKEN_MAX_TTL,
+)
+from custody.session import (  # noqa: E402
+    REQUEST_TOKEN_MAX_USES as REQUEST_TOKEN_MAX_USES,
+)
+from custody.session import (  # noqa: E402
+    REQUEST_TOKEN_ROLE as REQUEST_TOKEN_ROLE,
+)
+
 # Appended to OpenBao's ``default`` policy, so every login (whatever its groups, or none) may
 # make request tokens through the role, and nothing else: not ``auth/token/create`` itself.
 # A request token has the default policy too, but OpenBao refuses any child of a use-limited

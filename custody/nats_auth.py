@@ -30,6 +30,7 @@ Each identity's password lives in a file of its own (``secrets/nats-<user>.json`
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,22 @@ EVENT_SUBJECTS = [
 IDEMPOTENCY_BUCKET = "custodia-solicitudes"
 # A reply subject the service answers to: an inbox, never a ledger or KV subject.
 INBOX_PREFIX = "_INBOX."
+_UNSAFE_IN_SUBJECT = re.compile(r"[*>\s]")
+
+
+def subject_name(username: str) -> str:
+    """``username`` as one subject token: a ``.`` becomes ``~`` (no user name holds one, so
+    ``ana.lopez`` and ``analopez`` keep inboxes of their own); ``*``, ``>`` and white space,
+    which no user name holds either, are dropped."""
+    return _UNSAFE_IN_SUBJECT.sub("", username.replace(".", "~"))
+
+
+def inbox_prefix(username: str) -> str:
+    """The inbox prefix of ``username``'s connections: ``_INBOX.<user>`` (the auth callout grants
+    it; the client connects with it)."""
+    return f"{INBOX_PREFIX}{subject_name(username)}"
+
+
 # JetStream API calls that change or destroy a stream or its messages: refused to everybody but
 # the administrative identity (a deny wins over any allow).
 DESTRUCTIVE_API = [

@@ -24,35 +24,21 @@ import asyncio
 import base64
 import json
 import os
-import re
 import time
 import uuid
 from typing import Any
 
 import structlog
 
-from .nats_auth import ACCOUNT, AUTH_ACCOUNT, CALLOUT_USER, INBOX_PREFIX
+from .nats_auth import ACCOUNT, AUTH_ACCOUNT, CALLOUT_USER, inbox_prefix, subject_name
 from .protocol import SUBJECT_PREFIX
 
 CALLOUT_SUBJECT = "$SYS.REQ.USER.AUTH"
 CALLOUT_QUEUE = "custodia-autenticador"
 _HEADER = {"typ": "JWT", "alg": "ed25519-nkey"}
-_UNSAFE = re.compile(r"[.*>\s]")
 __all__ = ["AUTH_ACCOUNT", "CALLOUT_USER", "AuthCallout", "inbox_prefix", "subject_name"]
 
 log = structlog.get_logger("custodia.autenticador")
-
-
-def subject_name(username: str) -> str:
-    """``username`` as one subject token: a ``.`` becomes ``~`` (no user name holds one, so
-    ``ana.lopez`` and ``analopez`` keep inboxes of their own); ``*``, ``>`` and white space,
-    which no user name holds either, are dropped."""
-    return _UNSAFE.sub("", username.replace(".", "~"))
-
-
-def inbox_prefix(username: str) -> str:
-    """The inbox prefix of ``username``'s connections: ``_INBOX.<user>``."""
-    return f"{INBOX_PREFIX}{subject_name(username)}"
 
 
 def new_issuer_seed() -> str:

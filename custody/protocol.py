@@ -23,9 +23,12 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from events.errors import CustodiaError
+
+if TYPE_CHECKING:  # imported where used: importing the wire module stays cheap
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
 
 SUBJECT_PREFIX = "custodia.cmd"
 SERVICE_NAME = "custodia"
@@ -40,6 +43,12 @@ _COMMAND = re.compile(r"^[a-z][a-z0-9_-]{0,30}(\.[a-z][a-z0-9_-]{0,30}){0,2}$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 _HKDF_INFO = b"custodia reply v1"
 SEALED_FIELDS = frozenset({"contrasena", "envoltorio"})  # reply fields that travel only sealed
+# Request arguments, per command, that travel only sealed by OpenBao (custody.sealed_args). Here,
+# on the light wire module, so a client learns that a command seals nothing without importing
+# the OpenBao adapter.
+SEALED_ARGUMENTS: dict[str, frozenset[str]] = {
+    "personas.alta": frozenset({"contrasena"}),
+}
 
 
 class ProtocolError(CustodiaError):
@@ -192,7 +201,7 @@ def decode_reply(data: bytes) -> Any:
 class ReplyKey:
     """The client's ephemeral key pair for one request."""
 
-    private: Any = field(repr=False)
+    private: X25519PrivateKey = field(repr=False)
 
     @classmethod
     def generate(cls) -> ReplyKey:
@@ -201,11 +210,9 @@ class ReplyKey:
         return cls(X25519PrivateKey.generate())
 
     def public_b64(self) -> str:
-        from cryptography.hazmat.primitives import serialization
-
-        raw = self.private.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
+        # public_bytes_raw, not public_bytes(Encoding.Raw, …): the serialization package costs
+        # a command line more than the rest of its cryptography (issue 17, the thin client).
+        raw = self.private.public_key().public_bytes_raw()
         return base64.b64encode(raw).decode()
 
     def open(self, sealed: dict[str, Any]) -> Any:

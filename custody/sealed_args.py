@@ -17,20 +17,18 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from events.domain import ValidationError
 
 from .layout import REQUEST_KEY
-from .vault import VaultClient
+from .protocol import SEALED_ARGUMENTS as SEALED_ARGUMENTS  # defined on the light wire module
+
+if TYPE_CHECKING:
+    from .vault import VaultClient
 
 MARK = "sellado_openbao"
 MAX_SEALED = 2048  # characters of a transit ciphertext (a password is at most 256)
-
-# The arguments, per command, that travel only sealed.
-SEALED_ARGUMENTS: dict[str, frozenset[str]] = {
-    "personas.alta": frozenset({"contrasena"}),
-}
 
 
 class SealedArgumentError(ValidationError):

@@ -17,13 +17,23 @@ import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any, NoReturn
 
 from events.errors import CustodiaError, VaultError
 
 from .config import Settings
-from .layout import REQUEST_TOKEN_MAX_TTL, REQUEST_TOKEN_MAX_USES, REQUEST_TOKEN_ROLE
 from .secret_files import write_secret
-from .vault import VaultClient
+
+# VaultClient (hvac, requests) is imported by login and logout only: reading the session file
+# and making a request token, which every data command does, stay cheap (issue 17, the thin
+# client): the two request-token calls go to OpenBao over the standard library's HTTP client.
+
+# Request tokens: what crosses NATS instead of a session token. The role (made by ``init``,
+# custody.layout) bounds them whatever the client asks: OpenBao caps TTL and uses, never an
+# orphan.
+REQUEST_TOKEN_ROLE = "custodia-solicitud"  # noqa: S105  # a role name, not a secret
+REQUEST_TOKEN_MAX_TTL = 120  # seconds
+REQUEST_TOKEN_MAX_USES = 32
 
 
 class NoSessionError(CustodiaError):
@@ -79,6 +89,8 @@ def login(
 ) -> Session:
     """Log in with userpass and keep the token in ``path`` (0600); ``verify``: a CA bundle;
     ``code``: the current TOTP code when OpenBao enforces a second factor on this person."""
+    from .vault import VaultClient
+
     client = VaultClient(vault_addr, verify=verify)
     token = client.login_userpass(username, password, code=code)
     info = client.with_token(token).lookup_self()
@@ -114,6 +126,8 @@ def logout(path: Path) -> str | None:
     except SessionExpiredError as exc:
         path.unlink(missing_ok=True)
         return exc.username
+    from .vault import VaultClient
+
     try:
         VaultClient(session.vault_addr, session.token).revoke_self()
     except VaultError:
@@ -131,12 +145,92 @@ def request_token(
     raises :class:`~custody.errors.VaultPermissionDeniedError` (OpenBao's refusal)."""
     uses = max(1, min(uses, REQUEST_TOKEN_MAX_USES))
     ttl = max(1, min(ttl, REQUEST_TOKEN_MAX_TTL))
-    client = VaultClient(vault_addr, session_token, verify=verify)
-    return client.create_child_token(REQUEST_TOKEN_ROLE, ttl=ttl, num_uses=uses)
+    path = f"auth/token/create/{REQUEST_TOKEN_ROLE}"
+    body = _post(
+        vault_addr,
+        path,
+        session_token,
+        {"ttl": f"{ttl}s", "num_uses": uses, "renewable": False},
+        verify,
+        "create-child-token",
+    )
+    token = ((body or {}).get("auth") or {}).get("client_token")
+    if not isinstance(token, str) or not token:
+        from .errors import VaultPermissionDeniedError
+
+        raise VaultPermissionDeniedError("create-child-token", path)
+    return token
 
 
 def forget_request_token(vault_addr: str, token: str, *, verify: bool | str = True) -> None:
     """Revoke a request token once its request is answered (best effort: one that ran out of
     uses or expired is already gone)."""
     with contextlib.suppress(CustodiaError):
-        VaultClient(vault_addr, token, verify=verify).revoke_self()
+        _post(vault_addr, "auth/token/revoke-self", token, {}, verify, "revoke-self")
+
+
+def _post(
+    vault_addr: str,
+    path: str,
+    token: str,
+    payload: dict[str, object],
+    verify: bool | str,
+    operation: str,
+) -> dict[str, Any] | None:
+    """One POST to OpenBao's API with the standard library: the decoded JSON answer; OpenBao's
+    refusals as :mod:`custody.errors` says them (never the token, never the body)."""
+    import http.client
+    import ssl
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(vault_addr)
+    host, port = parts.hostname or "127.0.0.1", parts.port
+    conn: http.client.HTTPConnection
+    if parts.scheme == "https":
+        if verify is False:
+            context = ssl._create_unverified_context()  # noqa: S323  # as the caller asked
+        else:
+            context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
+        conn = http.client.HTTPSConnection(host, port or 443, timeout=30, context=context)
+    else:
+        conn = http.client.HTTPConnection(host, port or 80, timeout=30)
+    try:
+        conn.request(
+            "POST",
+            f"{parts.path.rstrip('/')}/v1/{path}",
+            body=json.dumps(payload),
+            headers={"X-Vault-Token": token, "Content-Type": "application/json"},
+        )
+        response = conn.getresponse()
+        raw = response.read()
+    except (OSError, http.client.HTTPException) as exc:
+        _refused(vault_addr, path, operation, None, type(exc).__name__)
+    finally:
+        conn.close()
+    if response.status >= 300:
+        _refused(vault_addr, path, operation, response.status, None)
+    try:
+        answer = json.loads(raw) if raw else None
+    except ValueError:
+        _refused(vault_addr, path, operation, 500, None)
+    return answer if isinstance(answer, dict) else None
+
+
+def _refused(
+    vault_addr: str, path: str, operation: str, status: int | None, reason: str | None
+) -> NoReturn:
+    """Raise what OpenBao's answer means (custody.errors loads the domain: only on failure)."""
+    from .errors import (
+        VaultPermissionDeniedError,
+        VaultServerError,
+        VaultUnavailableError,
+        VaultUnreachableError,
+    )
+
+    if status is None:
+        raise VaultUnreachableError(vault_addr, operation, reason or "unreachable")
+    if status in (400, 401, 403):
+        raise VaultPermissionDeniedError(operation, path)
+    if status in (429, 472, 473, 501, 503):
+        raise VaultUnavailableError(vault_addr, operation, status)
+    raise VaultServerError(operation, path, status)

@@ -146,6 +146,7 @@ ARGUMENTS: dict[str, frozenset[str]] = {
     "incidentes.cerrar": frozenset({"incidente", "detalle"}),
     "incidentes.bitacora": frozenset({"distrito"}),
     "reporte": frozenset({"tipo", "formato", "distrito", "desde", "hasta"}),
+    "bitacora.estado": frozenset(),
 }
 
 

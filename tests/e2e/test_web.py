@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from custody.cluster import make_test_pki
 from custody.vault import VaultClient
 from events.errors import CustodiaError
 from tests.e2e.conftest import SERVICE_PASSWORD, ServiceWorld
@@ -223,3 +225,23 @@ def test_repeated_failures_slow_the_next_attempt_down(service_world: ServiceWorl
         assert throttle.delay("mario", "otra-direccion") == pytest.approx(0.02)
         assert login(client, "mario", SERVICE_PASSWORD.format("mario")).status_code == 303
         assert throttle.delay("mario", "otra-direccion") == 0.0
+
+
+def test_over_tls_the_cookie_is_secure_and_hsts_is_sent(
+    service_world: ServiceWorld, tmp_path: Path
+) -> None:
+    """Served over TLS (``--certificado``/``--clave``), the session cookie and the login form's
+    cookie are Secure, and every answer carries Strict-Transport-Security."""
+    tls = make_test_pki(tmp_path, ips=("127.0.0.1",))
+    with serving(service_world, tls=tls) as server, server.client() as client:
+        form = client.get("/ingresar")
+        assert "Secure" in form.headers["set-cookie"]
+        assert form.headers["strict-transport-security"].startswith("max-age=")
+        response = login(client, "sofia", SERVICE_PASSWORD.format("sofia"))
+        assert response.status_code == 303
+        cookie = next(
+            v for k, v in response.headers.multi_items() if k == "set-cookie" and "sesion" in v
+        )
+        assert "Secure" in cookie
+        assert "HttpOnly" in cookie
+        assert client.get("/").status_code == 200

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 import httpx
 import uvicorn
 
+from custody.cluster import TlsFiles
 from tests.e2e.conftest import SERVICE_PASSWORD, ServiceWorld
 from web.app import create_app
 from web.backend import ServiceBackend
@@ -34,9 +36,13 @@ class WebServer:
     backend: ServiceBackend
     throttle: LoginThrottle
     store: SessionStore
+    tls: TlsFiles | None = None
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, follow_redirects=False, timeout=60)
+        verify: bool | ssl.SSLContext = (
+            ssl.create_default_context(cafile=str(self.tls.ca)) if self.tls else True
+        )
+        return httpx.Client(base_url=self.url, follow_redirects=False, timeout=60, verify=verify)
 
     @contextmanager
     def logged_in(self, user: str) -> Iterator[httpx.Client]:
@@ -69,8 +75,11 @@ def login(client: httpx.Client, user: str, password: str, code: str = "") -> htt
 
 
 @contextmanager
-def serving(world: ServiceWorld, throttle: LoginThrottle | None = None) -> Iterator[WebServer]:
-    """``custodia web``'s application for ``world``, until the block ends."""
+def serving(
+    world: ServiceWorld, throttle: LoginThrottle | None = None, tls: TlsFiles | None = None
+) -> Iterator[WebServer]:
+    """``custodia web``'s application for ``world`` (over TLS with ``tls``), until the block
+    ends."""
     backend = ServiceBackend(world.settings)
     limiter = throttle or LoginThrottle()
     store = SessionStore()
@@ -80,6 +89,8 @@ def serving(world: ServiceWorld, throttle: LoginThrottle | None = None) -> Itera
         host="127.0.0.1",
         port=port,
         log_level="warning",
+        ssl_certfile=str(tls.cert) if tls else None,
+        ssl_keyfile=str(tls.key) if tls else None,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
@@ -90,7 +101,8 @@ def serving(world: ServiceWorld, throttle: LoginThrottle | None = None) -> Itera
             raise RuntimeError("the web view did not start")
         time.sleep(0.05)
     try:
-        yield WebServer(f"http://127.0.0.1:{port}", backend, limiter, store)
+        scheme = "https" if tls else "http"
+        yield WebServer(f"{scheme}://127.0.0.1:{port}", backend, limiter, store, tls)
     finally:
         server.should_exit = True
         thread.join(20)

@@ -1,7 +1,8 @@
 """``custodia bitacora``: verify, export, prove and witness the tamper-evident ledger.
 
 Each command is a thin wrapper over a plain function (``run_*``) that takes explicit connection
-settings; :func:`nats_target` is the one place they come from (environment for now). Offline
+settings; :func:`nats_target` is where they come from: the same settings as every other command
+(``custody.config.Settings``, resolved by ``custody.bootstrap.resolve``). Offline
 forms (``--paquete``, ``prueba --verificar``) never connect to anything.
 
 An "evento #n" is ledger entry ``n``: the message with stream sequence ``n`` (one record of one
@@ -14,7 +15,6 @@ from __future__ import annotations
 import base64
 import contextlib
 import hashlib
-import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +26,7 @@ from cli import bitacora_messages
 from cli.spanish import App
 
 if TYPE_CHECKING:
+    from custody.bootstrap import Endpoints
     from custody.ledger.anchor import AnchoredRecords
     from custody.ledger.audit import LedgerVerdict
     from custody.ledger.names import LedgerNames
@@ -74,38 +75,28 @@ def register(app: App) -> None:
 # -- the seam: where the CLI finds NATS --------------------------------------------------------
 
 
-def nats_target() -> tuple[str, str | None, str | None]:
-    """``(url, user, password)`` of the NATS server, as the read-only ``verificador`` user.
+def nats_target() -> Endpoints:
+    """How to reach NATS as the read-only ``verificador`` user: the settings every command uses
+    (``CUSTODIA_NATS_URL``, ``CUSTODIA_NATS_CREDS`` or ``CUSTODIA_NATS_USER``/``…_PASSWORD``,
+    ``CUSTODIA_NATS_CA``; embedded: this ``CUSTODIA_HOME``'s servers), read in one place."""
+    from custody.bootstrap import resolve
+    from custody.config import Settings
 
-    External NATS: ``CUSTODIA_NATS_URL`` with ``CUSTODIA_NATS_USER``/``CUSTODIA_NATS_PASSWORD``;
-    embedded: the addresses and credentials of this ``CUSTODIA_HOME`` (custody.bootstrap).
-    """
-    url = os.environ.get("CUSTODIA_NATS_URL", "").strip()
-    if not url:
-        from custody.bootstrap import resolve
-        from custody.config import Settings
-
-        endpoints = resolve(Settings.from_env(), "verificador")
-        return endpoints.nats_url, endpoints.nats_user, endpoints.nats_password
-    user = os.environ.get("CUSTODIA_NATS_USER", "").strip() or None
-    password = os.environ.get("CUSTODIA_NATS_PASSWORD") or None
-    return url, user, password
+    return resolve(Settings.from_env(), "verificador")
 
 
 def ledger_names() -> LedgerNames:
-    """The ledger's streams (``CUSTODIA_NATS_NAMESPACE`` as for the event store)."""
+    """The ledger's streams: the ones the service writes (no namespace)."""
     from custody.ledger.names import LedgerNames
 
-    return LedgerNames.for_app("custodia", os.environ.get("CUSTODIA_NATS_NAMESPACE", "").strip())
+    return LedgerNames.for_app("custodia", "")
 
 
 @contextlib.contextmanager
-def _connection(nats_url: str, user: str | None, password: str | None) -> Iterator[Connection]:
-    from custody.ledger.nats_io import connect
+def _connection(nats: Endpoints) -> Iterator[Connection]:
+    from custody.ledger.nats_io import connect_to
 
-    conn = connect(
-        nats_url, user, password, tls_ca_file=os.environ.get("CUSTODIA_NATS_CA", "").strip() or None
-    )
+    conn = connect_to(nats)
     try:
         yield conn
     finally:
@@ -229,12 +220,10 @@ def verificar(
             json_output=json_output,
         )
     else:
-        url, user, password = nats_target()
+        nats = nats_target()
         names = ledger_names()
         code = run_verify_online(
-            url,
-            user,
-            password,
+            nats,
             names=names,
             clave_publica=clave_publica,
             testigo=testigo_,
@@ -292,9 +281,7 @@ def _witness_and_reference(
 
 
 def run_verify_online(
-    nats_url: str,
-    user: str | None,
-    password: str | None,
+    nats: Endpoints,
     *,
     names: LedgerNames,
     clave_publica: Path | None = None,
@@ -308,7 +295,7 @@ def run_verify_online(
     from custody.ledger.audit import ledger_keyring, verify_online
 
     keyring = _keyring(clave_publica)
-    with _connection(nats_url, user, password) as conn:
+    with _connection(nats) as conn:
         witness_keyring = keyring or (ledger_keyring(conn, names) if testigo else None)
         witness, reference = _witness_and_reference(
             testigo, referencia, witness_keyring, names.origin
@@ -466,14 +453,12 @@ def exportar(
 
     Ejemplo: [cyan]custodia bitacora exportar --salida bitacora.jsonl.gz[/cyan]
     """
-    url, user, password = nats_target()
-    run_export(url, user, password, names=ledger_names(), salida=salida, json_output=json_output)
+    nats = nats_target()
+    run_export(nats, names=ledger_names(), salida=salida, json_output=json_output)
 
 
 def run_export(
-    nats_url: str,
-    user: str | None,
-    password: str | None,
+    nats: Endpoints,
     *,
     names: LedgerNames,
     salida: Path,
@@ -482,7 +467,7 @@ def run_export(
     from custody.ledger.audit import export_bundle
 
     with (
-        _connection(nats_url, user, password) as conn,
+        _connection(nats) as conn,
         progress_bar("Exportando la bitácora") as progress,
     ):
         result = export_bundle(conn, names, salida, progress=progress)
@@ -553,11 +538,9 @@ def prueba(
         return
     if (evento is None) == (notificacion is None):
         raise typer.BadParameter("indique --evento o --notificacion (uno de los dos)")
-    url, user, password = nats_target()
+    nats = nats_target()
     run_prove(
-        url,
-        user,
-        password,
+        nats,
         names=ledger_names(),
         evento=evento,
         notificacion=notificacion,
@@ -568,9 +551,7 @@ def prueba(
 
 
 def run_prove(
-    nats_url: str,
-    user: str | None,
-    password: str | None,
+    nats: Endpoints,
     *,
     names: LedgerNames,
     evento: int | None = None,
@@ -583,7 +564,7 @@ def run_prove(
 
     keyring = _keyring(clave_publica)
     with (
-        _connection(nats_url, user, password) as conn,
+        _connection(nats) as conn,
         progress_bar("Calculando la prueba") as progress,
     ):
         proof = prove_entry(
@@ -687,10 +668,10 @@ def registrar_testigo(
             archivo, paquete=paquete, clave_publica=clave_publica, json_output=json_output
         )
     else:
-        url, user, password = nats_target()
+        nats = nats_target()
         code = run_witness(
             archivo,
-            nats=(url, user, password),
+            nats=nats,
             names=ledger_names(),
             clave_publica=clave_publica,
             json_output=json_output,
@@ -702,7 +683,7 @@ def registrar_testigo(
 def run_witness(
     archivo: Path,
     *,
-    nats: tuple[str, str | None, str | None] | None = None,
+    nats: Endpoints | None = None,
     names: LedgerNames | None = None,
     paquete: Path | None = None,
     clave_publica: Path | None = None,
@@ -724,7 +705,7 @@ def run_witness(
             else:
                 assert nats is not None
                 assert names is not None
-                with _connection(*nats) as conn:
+                with _connection(nats) as conn:
                     result = observe_online(conn, archivo, names, keyring, progress=progress)
     except (WitnessConflictError, LedgerDivergedError) as exc:
         if not json_output:
@@ -771,16 +752,12 @@ def clave_publica(
 
     Ejemplo: [cyan]custodia bitacora clave-publica --salida clave.json[/cyan]
     """
-    url, user, password = nats_target()
-    run_public_key(
-        url, user, password, names=ledger_names(), salida=salida, json_output=json_output
-    )
+    nats = nats_target()
+    run_public_key(nats, names=ledger_names(), salida=salida, json_output=json_output)
 
 
 def run_public_key(
-    nats_url: str,
-    user: str | None,
-    password: str | None,
+    nats: Endpoints,
     *,
     names: LedgerNames,
     salida: Path | None = None,
@@ -791,7 +768,7 @@ def run_public_key(
     from custody.ledger.audit import ledger_keyring
     from custody.ledger.errors import NoCheckpointError
 
-    with _connection(nats_url, user, password) as conn:
+    with _connection(nats) as conn:
         keyring = ledger_keyring(conn, names)
     if keyring is None:
         raise NoCheckpointError("no keyring published")

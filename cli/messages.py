@@ -174,7 +174,22 @@ _FIELDS = {
     "handle": "el usuario de la red",
     "reason": "el motivo",
     "incident_type": "el tipo de incidente",
+    "detectado": "la hora de detección (AAAA-MM-DDTHH:MM)",
+    "fecha": "la fecha (AAAA-MM-DD)",
+    "hasta": "el periodo (--hasta antes de --desde)",
+    "motivo": "el motivo",
+    "measures": "las medidas",
     "field": "el campo",
+}
+
+
+# What a state machine refused to do (InvalidTransitionError.action), in Spanish.
+_ACTIONS = {
+    "notify": "notificar",
+    "contain": "contener",
+    "close": "cerrar",
+    "dismiss": "descartar",
+    "acknowledge": "registrar el enterado",
 }
 
 
@@ -240,6 +255,14 @@ _DOMAIN: dict[str, tuple[int, Render]] = {
         ),
     ),
     "InvalidPeriodError": (EXIT_USAGE, lambda e: "El periodo de ausencia no es posible."),
+    "DetectionTimeError": (
+        EXIT_USAGE,
+        lambda e: "La hora de detección no puede ser futura ni posterior al reporte.",
+    ),
+    "NotExecutiveSecretariatError": (
+        EXIT_DENIED,
+        lambda e: "Solo la Secretaría Ejecutiva puede darse por enterada de un incidente (8.C).",
+    ),
     "TimeOrderError": (
         EXIT_CONFLICT,
         lambda e: "La fecha de la operación es anterior a la última registrada.",
@@ -388,11 +411,21 @@ _DOMAIN: dict[str, tuple[int, Render]] = {
     "DeviceNotRegisteredError": (EXIT_NOT_FOUND, lambda e: "El dispositivo no está registrado."),
     "InvalidTransitionError": (
         EXIT_DOMAIN,
-        lambda e: f"No se puede {_attr(e, 'action')} en estado «{_attr(e, 'state')}».",
+        lambda e: (
+            f"No se puede {_ACTIONS.get(_attr(e, 'action'), _attr(e, 'action'))} en estado "
+            f"«{_attr(e, 'state').replace('_', ' ')}»."
+        ),
     ),
     "ChangeRequestMismatchError": (
         EXIT_DOMAIN,
         lambda e: "La solicitud no ampara este cambio (6.XI).",
+    ),
+    "ChangeValueRequiredError": (
+        EXIT_USAGE,
+        lambda e: (
+            f"Indique el valor nuevo de {_field(e, 'field')} con --valor: el detalle de la "
+            "solicitud es texto libre, no un valor. No se registró nada."
+        ),
     ),
     "ChangeNotRecordedError": (
         EXIT_DOMAIN,
@@ -485,7 +518,11 @@ _INFRA: dict[str, tuple[int, Render]] = {
     ),
     "InvalidUsernameError": (
         EXIT_USAGE,
-        lambda e: f"«{_attr(e, 'value')}» no es un usuario válido (minúsculas, dígitos, ., _ y -).",
+        lambda e: (
+            "El usuario no es válido para OpenBao: de 1 a 64 letras sin acentos, dígitos, "
+            "«.», «_» o «-», que empiece y termine con letra o dígito y sin «..» "
+            "(p. ej. ana.lopez). No se registró nada."
+        ),
     ),
     "UnknownRoleError": (EXIT_USAGE, lambda e: f"Rol desconocido: {_attr(e, 'role')}."),
     "InvalidOtpauthUriError": (
@@ -499,6 +536,13 @@ _INFRA: dict[str, tuple[int, Render]] = {
     "NoStagedRotationError": (
         EXIT_DOMAIN,
         lambda e: f"No hay contraseña preparada para {_attr(e, 'account')}.",
+    ),
+    "LoginTakenError": (
+        EXIT_CONFLICT,
+        lambda e: (
+            f"Ya existe en OpenBao un acceso con el usuario {_attr(e, 'username')} y la "
+            "contraseña dada no es la suya; no se registró nada. Elija otro usuario."
+        ),
     ),
     "UnknownPersonError": (
         EXIT_NOT_FOUND,
@@ -520,6 +564,13 @@ _INFRA: dict[str, tuple[int, Render]] = {
         lambda e: "No se supo si la bitácora registró la operación; consulte antes de repetirla.",
     ),
     # custody.app / service / client / session
+    "PersonAlreadyRegisteredError": (
+        EXIT_CONFLICT,
+        lambda e: (
+            f"El usuario {_attr(e, 'username')} ya está registrado en Custodia con otro rol "
+            "o distrito; no se cambió nada."
+        ),
+    ),
     "PersonNotRegisteredError": (
         EXIT_DENIED,
         lambda e: f"El usuario {_attr(e, 'username')} no está registrado en Custodia.",

@@ -610,17 +610,35 @@ Detalle = Annotated[str, typer.Option("--detalle", help="Qué se hizo.")]
 @incidentes.command("reportar")
 def incidentes_reportar(
     cuenta: Cuenta,
-    tipo: Annotated[str, typer.Option("--tipo", help="intervencion u operacion-no-autorizada.")],
+    tipo: Annotated[
+        str,
+        typer.Option(
+            "--tipo",
+            help="intervencion, operacion-no-autorizada, suplantacion, perdida-acceso, "
+            "filtracion u otro.",
+        ),
+    ],
     descripcion: Annotated[str, typer.Option("--descripcion", help="Qué ocurrió.")],
+    detectado: Annotated[
+        str | None,
+        typer.Option(
+            "--detectado",
+            help="Cuándo se detectó (AAAA-MM-DDTHH:MM, hora de la Ciudad de México); "
+            "por omisión, ahora.",
+        ),
+    ] = None,
     json_output: Json = False,
 ) -> None:
     """Reporta un incidente (8.C, 9.XVIII); corre el plazo para notificar a la Secretaría
-    Ejecutiva.
+    Ejecutiva, y se avisa de inmediato a la Secretaría Ejecutiva, a la UTCSyD y al titular.
 
     Ejemplo: [cyan]custodia incidentes reportar --cuenta DD05-x --tipo intervencion
-    --descripcion "publicaciones ajenas"[/cyan]
+    --descripcion "publicaciones ajenas" --detectado 2026-03-02T09:15[/cyan]
     """
-    data = call("incidentes.reportar", {"cuenta": cuenta, "tipo": tipo, "descripcion": descripcion})
+    data = call(
+        "incidentes.reportar",
+        {"cuenta": cuenta, "tipo": tipo, "descripcion": descripcion, "detectado": detectado},
+    )
     show(data, json_output, "Incidente reportado")
 
 
@@ -646,7 +664,8 @@ def incidentes_notificar(
 
 @incidentes.command("contener")
 def incidentes_contener(incidente: Incidente, detalle: Detalle, json_output: Json = False) -> None:
-    """Registra la contención (requiere una rotación confirmada después del reporte).
+    """Registra la contención (requiere una rotación confirmada después del reporte; puede
+    preceder a la notificación).
 
     Ejemplo: [cyan]custodia incidentes contener --incidente 9a1b… --detalle "rotada"[/cyan]
     """
@@ -659,7 +678,7 @@ def incidentes_contener(incidente: Incidente, detalle: Detalle, json_output: Jso
 
 @incidentes.command("cerrar")
 def incidentes_cerrar(incidente: Incidente, detalle: Detalle, json_output: Json = False) -> None:
-    """Cierra un incidente contenido.
+    """Cierra un incidente contenido y ya notificado.
 
     Ejemplo: [cyan]custodia incidentes cerrar --incidente 9a1b… --detalle "sin más actividad"[/cyan]
     """
@@ -670,16 +689,65 @@ def incidentes_cerrar(incidente: Incidente, detalle: Detalle, json_output: Json 
     )
 
 
+@incidentes.command("descartar")
+def incidentes_descartar(
+    incidente: Incidente,
+    motivo: Annotated[str, typer.Option("--motivo", help="Por qué fue una falsa alarma.")],
+    json_output: Json = False,
+) -> None:
+    """Cierra un incidente como falsa alarma (estado «descartado»), con su motivo.
+
+    Ejemplo: [cyan]custodia incidentes descartar --incidente 9a1b… --motivo "publicación
+    programada por el distrito"[/cyan]
+    """
+    show(
+        call("incidentes.descartar", {"incidente": incidente, "motivo": motivo}),
+        json_output,
+        "Incidente descartado",
+    )
+
+
+@incidentes.command("enterado")
+def incidentes_enterado(
+    incidente: Incidente,
+    medidas: Annotated[
+        str | None, typer.Option("--medidas", help="Medidas que ordena la Secretaría.")
+    ] = None,
+    json_output: Json = False,
+) -> None:
+    """La Secretaría Ejecutiva se da por enterada de un incidente notificado (8.C).
+
+    Ejemplo: [cyan]custodia incidentes enterado --incidente 9a1b… --medidas "informar al
+    Consejo"[/cyan]
+    """
+    show(
+        call("incidentes.enterado", {"incidente": incidente, "medidas": medidas}),
+        json_output,
+        "Enterado registrado",
+    )
+
+
 @incidentes.command("bitacora")
-def incidentes_bitacora(distrito: DistritoOpc = None, json_output: Json = False) -> None:
+def incidentes_bitacora(
+    distrito: DistritoOpc = None,
+    desde: Annotated[
+        str | None, typer.Option("--desde", help="Reportados desde este día (AAAA-MM-DD).")
+    ] = None,
+    hasta: Annotated[
+        str | None, typer.Option("--hasta", help="Reportados hasta este día (AAAA-MM-DD).")
+    ] = None,
+    json_output: Json = False,
+) -> None:
     """La bitácora de incidentes con sus tiempos (Secretaría Ejecutiva, coadministración).
 
-    Ejemplo: [cyan]custodia incidentes bitacora --json[/cyan]
+    Ejemplo: [cyan]custodia incidentes bitacora --desde 2026-03-01 --hasta 2026-03-31
+    --json[/cyan]
     """
-    rows = call("incidentes.bitacora", {"distrito": distrito})
+    rows = call("incidentes.bitacora", {"distrito": distrito, "desde": desde, "hasta": hasta})
     if not json_output:
+        keys = ("incidente", "cuenta", "tipo", "estado", "detectado", "reportado")
         rows = [
-            {k: r.get(k) for k in ("incidente", "cuenta", "tipo", "estado", "notificado_a_tiempo")}
+            {**{k: r.get(k) for k in keys}, "notificado_a_tiempo": r.get("notificado_a_tiempo")}
             for r in rows
         ]
     show(rows, json_output, "Incidentes")

@@ -383,15 +383,8 @@ def reconstruir(
     from cli.bitacora_cmds import nats_target, progress_bar
     from projections.runner import rebuild
 
-    url, user, password = nats_target()
-    env = {"PERSISTENCE_MODULE": "events.jetstream", "NATS_URL": url, "CREATE_TABLE": "n"}
-    if user:
-        env["NATS_USER"] = user
-    if password:
-        env["NATS_PASSWORD"] = password
-    namespace = os.environ.get("CUSTODIA_NATS_NAMESPACE", "").strip()
-    if namespace:
-        env["NATS_NAMESPACE"] = namespace
+    # The same connection settings as every command (URL, credentials file or user, CA).
+    env = {**nats_target().nats_env(), "CREATE_TABLE": "n"}
     with progress_bar("Reconstruyendo proyecciones") as progress:
         result = rebuild(
             database(), env, progress=progress, on_error="detener" if detener else "continuar"

@@ -39,10 +39,12 @@ from typing import Any, Literal, TypeVar
 import structlog
 
 from custody.errors import (
+    LoginTakenError,
     UnknownPersonError,
     UnknownRoleError,
     VaultInvalidRequestError,
     VaultNotFoundError,
+    VaultPermissionDeniedError,
 )
 from custody.layout import ROLE_GROUPS, district_group, district_id
 from custody.vault import VaultClient, check_username
@@ -130,6 +132,41 @@ class Access:
             self.add_role_member(role, username, caller_token=caller_token)
         log.info("custody.person.ensured", username=username, role=role)
         return Person(username, entity_id, alias_id)
+
+    def create_login(self, username: str, password: str) -> bool:
+        """Create ``username``'s userpass login; True if created, False if it was already there
+        with this very password (a retry of a registration whose ledger write failed after its
+        login was made). OpenBao's refusal is the existence check: the service may only
+        *create* a login, so an existing one answers 403 and is never changed. Any other
+        existing login: :class:`LoginTakenError`.
+
+        Nothing here can delete a login (the service may not: that would be a password reset),
+        so a registration creates the login before it writes the ledger and a retry adopts the
+        login only by proving its password."""
+        name = check_username(username)
+        try:
+            self._client.write(
+                f"auth/{self._auth_mount}/users/{name}",
+                {"password": password},
+                operation="ensure-person",
+                secret_body=True,
+            )
+        except VaultPermissionDeniedError:
+            if not self._opens(name, password):
+                raise LoginTakenError(name) from None
+            log.info("custody.person.login_adopted", username=name)
+            return False
+        return True
+
+    def _opens(self, username: str, password: str) -> bool:
+        """Whether ``password`` logs ``username`` in (the token made to prove it is revoked)."""
+        anonymous = self._client.with_token(None)
+        try:
+            token = anonymous.login_userpass(username, password, mount=self._auth_mount)
+        except (VaultPermissionDeniedError, VaultInvalidRequestError, VaultNotFoundError):
+            return False
+        anonymous.with_token(token).revoke_self()
+        return True
 
     def entity_id(self, username: str) -> str | None:
         """The entity id of ``username``'s login (its alias), or None if it has no identity yet.

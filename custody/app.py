@@ -30,12 +30,15 @@ from events.domain import (
     Incident,
     Person,
     Policy,
+    Username,
+    ValidationError,
     parse_account_id,
     parse_district_id,
     person_id,
 )
 from events.domain.incident import LEDGER_DIVERGENCES
 from events.domain.official_channel import OfficialChannel
+from events.domain.values import validate_text
 from events.errors import CustodiaError
 
 from .access import Access
@@ -89,6 +92,14 @@ class CustodiaApplication(Application[UUID]):
 
 class PersonNotRegisteredError(CustodiaError):
     """The user name has no registration in the ledger."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(username)
+        self.username = username
+
+
+class PersonAlreadyRegisteredError(CustodiaError):
+    """The user name is registered already, with another role or district (or erased)."""
 
     def __init__(self, username: str) -> None:
         super().__init__(username)
@@ -275,29 +286,73 @@ class Custodia:
         district: str | None,
         password: str | None,
     ) -> dict[str, Any]:
+        """A coadministrator registers a person, their role and their login.
+
+        Order, so that nothing is left half-written: (1) every check — the user name (the one
+        parser, :class:`events.domain.Username`), the caller, the role and district (the
+        domain, on a trial aggregate that is never saved), the password; (2) the login,
+        created in OpenBao, whose refusal is the check that no other login has that name;
+        (3) the ledger; (4) the login's identity and role group. A failure at (2) writes
+        nothing. A failure at (3) leaves a login that grants nothing (no group, no ledger
+        registration: the service refuses every command of an unregistered person), and at
+        (4) a registration whose group reconciliation puts back; either way the same command
+        again completes the registration (the login is adopted by proving its password)."""
+        username = Username.parse(username)
         by = self.person(actor.username)
         from events.domain import require_coadministrator
 
         require_coadministrator(by, "register people")  # before any key is created in OpenBao
         now = self.clock()
-        pid = person_id(username)
-        sealed = self.pii.seal(str(pid), {"nombre": name, "correo": email, "telefono": phone or ""})
-        person = Person.register(
-            username, personal_data=sealed, personal_data_key=f"pii-{pid}", by=by, at=now
-        )
         code = str(parse_district_id(district)) if district else None
-        person.grant_role(role, district=code, by=by, at=now)
-        self._save(person)
+        if password is not None:
+            validate_text("contrasena", password, max_length=256)
+        pid = person_id(username)
+        existing = self._registered(pid)
+        if existing is not None:
+            if existing.erased or role not in existing.roles or existing.roles[role] != code:
+                raise PersonAlreadyRegisteredError(username)
+        else:
+            # The domain's checks (role, district, role conflicts) on an aggregate never saved.
+            trial = Person.register(
+                username, personal_data="-", personal_data_key="-", by=by, at=now
+            )
+            trial.grant_role(role, district=code, by=by, at=now)
+        if password is not None:
+            self.access.create_login(username, password)
+        if existing is None:
+            sealed = self.pii.seal(
+                str(pid), {"nombre": name, "correo": email, "telefono": phone or ""}
+            )
+            person = Person.register(
+                username, personal_data=sealed, personal_data_key=f"pii-{pid}", by=by, at=now
+            )
+            person.grant_role(role, district=code, by=by, at=now)
+            try:
+                self._save(person)
+            except BaseException:
+                if password is not None:
+                    # The service may not delete a login: it stays, granting nothing, until
+                    # the same command is sent again.
+                    log.warning("custody.person.login_without_registration", username=username)
+                raise
         vault_role = role if role in ("coadministrador", "titular", "secretaria") else None
         # The login is the service's to create; a role group is written with the requesting
         # coadministrator's own token (the service's may not touch role groups: issue 16).
         self.access.ensure_person(
             username,
-            password,
+            None,
             vault_role,  # type: ignore[arg-type]
             caller_token=actor.token,
         )
-        return {"usuario": username, "rol": role, "distrito": code}
+        return {"usuario": str(username), "rol": role, "distrito": code}
+
+    def _registered(self, pid: UUID) -> Person | None:
+        try:
+            person: Any = self.app.repository.get(pid)
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(person, Person)
+        return person
 
     def whoami(self, actor: Actor) -> dict[str, Any]:
         person = self.person(actor.username)
@@ -819,7 +874,7 @@ class Custodia:
         with self._lock(str(account_id.district)):
             district = self.district(account_id.district)
             now = self.clock()
-            district.change_account_setting(request, value or request.detail, by=by, at=now)
+            district.change_account_setting(request, value, by=by, at=now)
             request.apply(district, by=by, at=now)
             self._save(district, request)
         return self._change_request_row(request)
@@ -847,25 +902,18 @@ class Custodia:
         return item
 
     def _incident_row(self, incident: Incident) -> dict[str, Any]:
-        def iso(value: datetime | None) -> str | None:
-            return value.isoformat() if value else None
+        from .incidents import incident_row
 
-        return {
-            "incidente": str(incident.id),
-            "cuenta": incident.account,
-            "distrito": incident.district,
-            "tipo": incident.incident_type,
-            "estado": incident.status,
-            "reportado": iso(incident.reported_at),
-            "notificar_antes_de": iso(incident.notify_by),
-            "notificado": iso(incident.notified_at),
-            "contenido": iso(incident.contained_at),
-            "cerrado": iso(getattr(incident, "closed_at", None)),
-            "notificado_a_tiempo": incident.notified_on_time,
-        }
+        return incident_row(incident)
 
     def report_incident(
-        self, actor: Actor, account: str, kind: str, description: str, request_id: str
+        self,
+        actor: Actor,
+        account: str,
+        kind: str,
+        description: str,
+        request_id: str,
+        detected_at: datetime | None = None,
     ) -> dict[str, Any]:
         account_id = parse_account_id(account)
         by = self.person(actor.username)
@@ -879,6 +927,7 @@ class Custodia:
             policy=self.policy,
             at=self.clock(),
             incident_id=uuid5(REQUEST_NAMESPACE, request_id),
+            detected_at=detected_at,
         )
         self._save(incident)
         return self._incident_row(incident)
@@ -905,6 +954,22 @@ class Custodia:
         by = self.person(actor.username)
         incident = self._incident(identifier)
         incident.close(detail, by=by, at=self.clock())
+        self._save(incident)
+        return self._incident_row(incident)
+
+    def dismiss_incident(self, actor: Actor, identifier: str, reason: str) -> dict[str, Any]:
+        by = self.person(actor.username)
+        incident = self._incident(identifier)
+        incident.dismiss(reason, by=by, at=self.clock())
+        self._save(incident)
+        return self._incident_row(incident)
+
+    def acknowledge_incident(
+        self, actor: Actor, identifier: str, measures: str | None
+    ) -> dict[str, Any]:
+        by = self.person(actor.username)
+        incident = self._incident(identifier)
+        incident.acknowledge(measures, by=by, at=self.clock())
         self._save(incident)
         return self._incident_row(incident)
 
@@ -957,13 +1022,26 @@ class Custodia:
             return None
         return str(item.status) if isinstance(item, Incident) else None
 
-    def list_incidents(self, actor: Actor, district: str | None) -> list[dict[str, Any]]:
+    def list_incidents(
+        self,
+        actor: Actor,
+        district: str | None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """The incident ledger; ``since``/``until`` bound when each was reported."""
+        from .incidents import in_period
+
         by = self.person(actor.username)
         if not (by.is_coadministrator or by.has_role("secretaria")):
             raise ScopeError(actor.username, district or "*")
         code = str(parse_district_id(district)) if district else None
+        if since is not None and until is not None and since > until:
+            raise ValidationError("hasta", "before desde")
         return [
-            self._incident_row(i) for i in self._all(Incident) if code is None or i.district == code
+            self._incident_row(i)
+            for i in sorted(self._all(Incident), key=lambda i: i.reported_at)
+            if (code is None or i.district == code) and in_period(i.reported_at, since, until)
         ]
 
     # -- reconciliation (ledger vs OpenBao) and erasure -------------------------------------
@@ -1061,10 +1139,10 @@ class Custodia:
         if role in ("coadministrador", "titular", "secretaria"):
             self.access.remove_role_member(
                 role,  # type: ignore[arg-type]
-                username,
+                person.username,  # as OpenBao stores it, whatever case was typed
                 caller_token=actor.token,
             )
-        return {"usuario": username, "rol_revocado": role}
+        return {"usuario": person.username, "rol_revocado": role}
 
     def erase_person(self, actor: Actor, username: str) -> dict[str, Any]:
         """9.IV, 9.XX: the person's sealed personal data becomes unrecoverable (their transit key

@@ -17,6 +17,7 @@ from events.domain.values import validate_email, validate_phone
 from . import protocol
 from .app import Actor, Custodia
 from .app import channel_from as _channel_from
+from .incidents import day_bound, local_minute
 from .protocol import MAX_TEXT
 from .service import Call, Caller, Handler, claim_overlapping
 from .vault import VaultClient
@@ -140,11 +141,14 @@ ARGUMENTS: dict[str, frozenset[str]] = {
     "cambios.rechazar": frozenset({"solicitud", "motivo"}),
     "cambios.aplicar": frozenset({"solicitud", "valor"}),
     "cambios.lista": frozenset({"estado"}),
-    "incidentes.reportar": frozenset({"cuenta", "tipo", "descripcion"}),
+    "incidentes.reportar": frozenset({"cuenta", "tipo", "descripcion", "detectado"}),
     "incidentes.notificar": frozenset({"incidente"}) | _CHANNEL,
     "incidentes.contener": frozenset({"incidente", "detalle"}),
     "incidentes.cerrar": frozenset({"incidente", "detalle"}),
-    "incidentes.bitacora": frozenset({"distrito"}),
+    "incidentes.descartar": frozenset({"incidente", "motivo"}),
+    "incidentes.enterado": frozenset({"incidente", "medidas"}),
+    "incidentes.bitacora": frozenset({"distrito", "desde", "hasta"}),
+    "avisos.lista": frozenset(),
     "reporte": frozenset({"tipo", "formato", "distrito", "desde", "hasta"}),
     "bitacora.estado": frozenset(),
 }
@@ -337,6 +341,7 @@ def build_handlers(custodia: Custodia, vault: VaultClient) -> dict[str, Handler]
             _text(c.args, "tipo", limit=40).replace("-", "_"),
             _text(c.args, "descripcion", limit=4000),
             c.request_id,
+            local_minute(_opt(c.args, "detectado", 32), custodia.policy.zone),
         ),
         "incidentes.notificar": lambda c: custodia.notify_incident(
             actor(c), _text(c.args, "incidente", limit=64), channel_from(c.args)
@@ -347,8 +352,17 @@ def build_handlers(custodia: Custodia, vault: VaultClient) -> dict[str, Handler]
         "incidentes.cerrar": lambda c: custodia.close_incident(
             actor(c), _text(c.args, "incidente", limit=64), _text(c.args, "detalle", limit=4000)
         ),
+        "incidentes.descartar": lambda c: custodia.dismiss_incident(
+            actor(c), _text(c.args, "incidente", limit=64), _text(c.args, "motivo", limit=4000)
+        ),
+        "incidentes.enterado": lambda c: custodia.acknowledge_incident(
+            actor(c), _text(c.args, "incidente", limit=64), _opt(c.args, "medidas", 4000)
+        ),
         "incidentes.bitacora": lambda c: custodia.list_incidents(
-            actor(c), _opt(c.args, "distrito", 8)
+            actor(c),
+            _opt(c.args, "distrito", 8),
+            day_bound(_opt(c.args, "desde", 10), custodia.policy.zone, end=False),
+            day_bound(_opt(c.args, "hasta", 10), custodia.policy.zone, end=True),
         ),
     }
     for name in SEALING_COMMANDS & set(table):

@@ -20,9 +20,9 @@ and these attributes (``cli.messages``). The tree, below :class:`events.errors.C
         ├── WrappingTokenInvalidError      a wrapping token was already used, revoked or expired
         └── WrappingPathMismatchError      a wrapping token wraps something other than expected
     CustodyInputError                      bad input caught before any request is made
+                                           (a user name: the domain's InvalidUsernameError)
     ├── InvalidAccountError                not an account identifier (``DD05-x``)
     ├── InvalidDistrictError               not a district (``DD01`` … ``DD33``)
-    ├── InvalidUsernameError               not a usable Vault user name
     ├── InvalidPersonIdError               not a usable person id (for a transit key name)
     ├── UnknownRoleError                   a role without a group of its own (administrador)
     └── InvalidOtpauthUriError             not an acceptable ``otpauth://totp/`` URI
@@ -31,11 +31,14 @@ and these attributes (``cli.messages``). The tree, below :class:`events.errors.C
     ├── RotationMismatchError              the staged credential belongs to another rotation
     ├── UnknownPersonError                 no identity entity for that user name
     ├── IdentityConflictError              a login alias already belongs to another entity
+    ├── LoginTakenError                    a login of that name exists and is not the one given
     └── PersonalDataErasedError            the person's personal-data key was erased
 """
 
 from __future__ import annotations
 
+# Re-exported: a user name has one parser and one error, the domain's (events.domain.Username).
+from events.domain.errors import InvalidUsernameError as InvalidUsernameError
 from events.errors import CustodiaError, VaultError
 
 
@@ -192,14 +195,6 @@ class InvalidDistrictError(CustodyInputError):
         self.value = value
 
 
-class InvalidUsernameError(CustodyInputError):
-    """Not a usable Vault user name (lower-case letters, digits, ``.``, ``_``, ``-``)."""
-
-    def __init__(self, value: str) -> None:
-        super().__init__(f"not a valid user name: {value!r}")
-        self.value = value
-
-
 class InvalidPersonIdError(CustodyInputError):
     """Not a usable person id (it names a transit key: letters, digits and ``-`` only)."""
 
@@ -255,6 +250,15 @@ class UnknownPersonError(CustodyStateError):
 
     def __init__(self, username: str) -> None:
         super().__init__(f"no OpenBao/Vault identity for user {username!r}")
+        self.username = username
+
+
+class LoginTakenError(CustodyStateError):
+    """OpenBao refused to create the login: one of that name exists, and the password given
+    does not open it (so it is not a login an earlier attempt of this registration created)."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(f"a login named {username!r} already exists")
         self.username = username
 
 

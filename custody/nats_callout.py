@@ -43,8 +43,10 @@ log = structlog.get_logger("custodia.autenticador")
 
 
 def subject_name(username: str) -> str:
-    """``username`` as one subject token: without ``.``, ``*``, ``>`` nor white space."""
-    return _UNSAFE.sub("", username)
+    """``username`` as one subject token: a ``.`` becomes ``~`` (no user name holds one, so
+    ``ana.lopez`` and ``analopez`` keep inboxes of their own); ``*``, ``>`` and white space,
+    which no user name holds either, are dropped."""
+    return _UNSAFE.sub("", username.replace(".", "~"))
 
 
 def inbox_prefix(username: str) -> str:

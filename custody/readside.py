@@ -190,6 +190,9 @@ def run(settings: Settings) -> None:
             services.endpoints.nats_env(), settings.home / REPORTS_DATABASE, on_error="continuar"
         )
         follower = start_follower(settings, services)
+        from .notices import start_notices  # issue 19: the e-mail outbox and its sender
+
+        notices = start_notices(services.endpoints, settings.home, os.environ)
         log.info("lectura_lista", pid=os.getpid())
         try:
             while not stop.is_set():
@@ -198,6 +201,8 @@ def run(settings: Settings) -> None:
                 projections.run_forever(timeout=PARENT_POLL_S)
                 if projections.runner.is_interrupted.is_set() and not stop.is_set():
                     raise RuntimeError("the projection stopped")
+                if notices.stopped() and not stop.is_set():
+                    raise RuntimeError("the notices outbox stopped")
                 if os.getppid() != parent:
                     log.warning("lectura_sin_servicio")  # the service was killed
                     break
@@ -207,5 +212,6 @@ def run(settings: Settings) -> None:
         finally:
             if follower is not None:
                 follower.stop()  # signs the tail first (finding 8)
+            notices.close()
             projections.close()
             services.close()

@@ -132,6 +132,10 @@ def initialize(
 
     Streams and the idempotency bucket are created here, as the administrative NATS identity
     (``administrador``): the running service may not create, change or delete them."""
+    from events.domain import Username
+
+    # Before anything starts or is written: the ledger and OpenBao get the same, canonical name.
+    username = Username.parse(username)
     endpoints = bootstrap.resolve(settings, "administrador", start=True)
     embedded_root = not settings.vault_token and settings.embedded_vault
     token = bootstrap.admin_token(settings)
@@ -284,6 +288,11 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
     )
     handlers["bitacora.estado"] = checking_arguments(
         "bitacora.estado", make_ledger_status_handler(services, settings)
+    )
+    from .notices import make_notices_handler  # issue 19
+
+    handlers["avisos.lista"] = checking_arguments(
+        "avisos.lista", make_notices_handler(services, settings.home)
     )
     service = CommandService(
         handlers,

@@ -41,7 +41,15 @@ OWNER_PING_S = 1.0
 CLAIM_PATIENCE_S = 20.0
 # Commands that change nothing: answered again on a retry, no idempotency record needed.
 READ_ONLY = frozenset(
-    {"sesion.quien", "personas.lista", "cuentas.lista", "cambios.lista", "incidentes.bitacora"}
+    {
+        "sesion.quien",
+        "personas.lista",
+        "cuentas.lista",
+        "cambios.lista",
+        "incidentes.bitacora",
+        "avisos.lista",
+        "bitacora.estado",
+    }
 )
 LOGGED_ARGS = ("distrito", "cuenta", "solicitud", "incidente", "persona", "usuario")
 

@@ -29,7 +29,6 @@ import structlog
 from hvac import exceptions as hvac_exceptions
 
 from custody.errors import (
-    InvalidUsernameError,
     VaultCasConflictError,
     VaultInvalidRequestError,
     VaultNotFoundError,
@@ -42,13 +41,13 @@ from custody.errors import (
     WrappingTokenInvalidError,
 )
 from custody.transport import Transport
+from events.domain.ids import Username
 from events.errors import VaultError
 
 log = structlog.get_logger()
 T = TypeVar("T")
 
 DEFAULT_TIMEOUT = 5.0
-USERNAME_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 _MAX_REASON = 300
 
 
@@ -101,11 +100,11 @@ def parse_time(value: object) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def check_username(username: str) -> str:
-    """A user name safe to put in a Vault path, or :class:`InvalidUsernameError`."""
-    if not isinstance(username, str) or not USERNAME_RE.match(username):
-        raise InvalidUsernameError(str(username))
-    return username
+def check_username(username: str) -> Username:
+    """A user name safe to put in a Vault path, in the canonical form OpenBao stores, or
+    :class:`~events.domain.errors.InvalidUsernameError`: the domain's one parser
+    (:class:`events.domain.Username`), so the ledger and OpenBao accept the same names."""
+    return Username(username)
 
 
 class Members:
@@ -564,8 +563,9 @@ class VaultClient:
         self.write("auth/token/revoke-self", operation="revoke-self")
 
     def login_userpass(self, username: str, password: str, *, mount: str | None = None) -> str:
-        """Log in with userpass; the new token. Wrong credentials: permission denied."""
-        check_username(username)
+        """Log in with userpass; the new token. Wrong credentials: permission denied. The name
+        as typed (``Luis``) is taken in the form OpenBao stores (``luis``), as OpenBao does."""
+        username = Username.parse(username)
         mount = mount or self.mounts.userpass
         try:
             body = self.write(

@@ -353,20 +353,6 @@ def _request_applied(rows: FastRows, n: Notification, s: Any, district: str) -> 
     return (rows.instant(s.timestamp), rows.person(s.by), s.rotation_version, rows.originator(n))
 
 
-def _incident_reported(rows: FastRows, n: Notification, s: Any, district: str) -> Params:
-    return (
-        rows.originator(n),
-        n.id,
-        s.district,
-        s.account,
-        s.incident_type,
-        s.description,
-        rows.instant(s.timestamp),
-        rows.person(s.by),
-        rows.instant(s.notify_by),
-    )
-
-
 def _incident_notified(rows: FastRows, n: Notification, s: Any, district: str) -> Params:
     rows.person(s.by)
     channel = channel_text(rows.untagged(s.channel))
@@ -558,19 +544,7 @@ _BUILDS: Final[dict[type[Any], tuple[dict[str, str], Build, bool]]] = {
         _request_applied,
         False,
     ),
-    Incident.Reported: (
-        _fields(
-            originator_topic="str",
-            district="str",
-            account="str",
-            incident_type="str",
-            description="str",
-            notify_by="datetime",
-            by="UUID",
-        ),
-        _incident_reported,
-        False,
-    ),
+    # Incident.Reported (version 2, issue 19) also writes incident_steps: the usual path.
     Incident.Notified: (
         _fields(channel="ChannelPayload", on_time="bool", by="UUID"),
         _incident_notified,

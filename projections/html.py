@@ -404,22 +404,30 @@ def _body_incidentes(report: Report, policy: Policy) -> str:
                 _td(r["incidente"][:8]),
                 _td(r["cuenta"] or "Instituto"),  # the ledger's incident: the institution's
                 _td(r["tipo"]),
+                _td(fecha(r.get("detectado"), policy)),
                 _td(fecha(r["reportado"], policy)),
                 _td(fecha(r["plazo_notificacion"], policy)),
                 _td(fecha(r["notificado"], policy)),
                 _td(notified, "mal" if on_time is False or r["notificacion_vencida"] else ""),
+                _td(fecha(r.get("enterado"), policy)),
                 _td(fecha(r["contenido"], policy)),
-                _td(fecha(r["cerrado"], policy)),
+                _td(
+                    fecha(r["cerrado"], policy)
+                    if not r.get("descartado")
+                    else f"descartado {fecha(r['descartado'], policy)}"
+                ),
             ]
         )
     headers = [
         "Incidente",
         "Cuenta",
         "Tipo",
+        "Detectado",
         "Reportado",
         "Plazo de notificación",
         "Notificado",
         "Notificación",
+        "Enterado (Secretaría)",
         "Contenido",
         "Cerrado",
     ]

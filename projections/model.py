@@ -157,6 +157,12 @@ class IncidentRow:
     contained_at: datetime | None
     rotation_version: int | None
     closed_at: datetime | None
+    # incident_steps (issue 19): null for an incident the view recorded before that table.
+    detected_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    measures: str | None = None
+    dismissed_at: datetime | None = None
+    dismiss_reason: str | None = None
 
 
 @dataclass(frozen=True)
@@ -257,7 +263,13 @@ _QUERIES: dict[str, tuple[type[Any], str, str, str]] = {
     ),
     "reads": (ReadRow, "SELECT *, NULL FROM reads", "district", "position"),
     "requests": (RequestRow, "SELECT * FROM change_requests", "district", "position"),
-    "incidents": (IncidentRow, "SELECT * FROM incidents", "district", "position"),
+    "incidents": (
+        IncidentRow,
+        "SELECT incidents.*, s.detected_at, s.acknowledged_at, s.measures, s.dismissed_at,"
+        " s.dismiss_reason FROM incidents LEFT JOIN incident_steps AS s USING (incident_id)",
+        "district",
+        "position",
+    ),
 }
 _FLAGGED = "(outside_working_hours = 1 OR registered_device = 0)"
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from events.domain import InvalidIdentifierError, person_id
+from events.domain import InvalidIdentifierError, Username, person_id
 from projections.schema import ERASED_PREFIX
 
 __all__ = ["ERASED_LABEL", "PersonNames"]
@@ -29,9 +29,10 @@ class PersonNames:
         self._names: dict[str, str] = {}
         for username in usernames:
             try:
-                self._names[str(person_id(username))] = username.strip().lower()
+                name = Username.parse(username)  # the one user-name parser
             except InvalidIdentifierError:
                 continue
+            self._names[str(person_id(name))] = str(name)
 
     def __len__(self) -> int:
         return len(self._names)

@@ -275,6 +275,8 @@ class ReportsProjection(Projection[ReportsView]):
             Incident.Notified: _incident_notified,
             Incident.Contained: _incident_contained,
             Incident.Closed: _incident_closed,
+            Incident.Dismissed: _incident_dismissed,
+            Incident.Acknowledged: _incident_acknowledged,
         }
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
@@ -874,6 +876,37 @@ def _incident_reported(c: Any, e: Any, position: int) -> None:
         ),
         position,
     )
+    _STEP_DETECTED(c, (_text(e.originator_id), stamp(e.detected_at)), position)
+
+
+_STEP_DETECTED: Final = _Statement(
+    "INSERT INTO incident_steps (incident_id, detected_at) VALUES (?, ?)", one_row=False
+)
+
+
+def _incident_dismissed(c: Any, e: Any, position: int) -> None:
+    """Issue 19: a false alarm, closed with its reason."""
+    incident = _text(e.originator_id)
+    _update(c, "UPDATE incidents SET status = 'descartado' WHERE incident_id = ?", (incident,))
+    c.execute(
+        "INSERT INTO incident_steps (incident_id, dismissed_at, dismissed_by, dismiss_reason)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (incident_id) DO UPDATE SET"
+        " dismissed_at = excluded.dismissed_at, dismissed_by = excluded.dismissed_by,"
+        " dismiss_reason = excluded.dismiss_reason",
+        (incident, stamp(e.timestamp), _text(e.by), e.reason),
+    )
+
+
+def _incident_acknowledged(c: Any, e: Any, position: int) -> None:
+    """8.C, issue 19: the Secretaría Ejecutiva's acknowledgement and measures."""
+    incident = _text(e.originator_id)
+    c.execute(
+        "INSERT INTO incident_steps (incident_id, acknowledged_at, acknowledged_by, measures)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (incident_id) DO UPDATE SET"
+        " acknowledged_at = excluded.acknowledged_at,"
+        " acknowledged_by = excluded.acknowledged_by, measures = excluded.measures",
+        (incident, stamp(e.timestamp), _text(e.by), e.measures),
+    )
 
 
 #: ``reported_by`` of an incident the service opened itself (no person reported it).
@@ -974,8 +1007,9 @@ def _incident_notified(c: Any, e: Any, position: int) -> None:
 
 
 _NOTIFY_INCIDENT: Final = _Statement(
-    "UPDATE incidents SET status = 'notificado', notified_at = ?, notified_on_time = ?,"
-    " notified_channel = ? WHERE incident_id = ?"
+    # A contained incident stays contained (issue 19: containment may come first).
+    "UPDATE incidents SET status = CASE status WHEN 'reportado' THEN 'notificado' ELSE status"
+    " END, notified_at = ?, notified_on_time = ?, notified_channel = ? WHERE incident_id = ?"
 )
 
 
@@ -1037,7 +1071,6 @@ _ROWS: Final[dict[type[Any], Handler]] = {
     ChangeRequest.Approved: _DECIDE_REQUEST,
     ChangeRequest.Rejected: _DECIDE_REQUEST,
     ChangeRequest.Applied: _APPLY_REQUEST,
-    Incident.Reported: _REPORT_INCIDENT,
     Incident.Notified: _NOTIFY_INCIDENT,
     Incident.Contained: _CONTAIN_INCIDENT,
     Incident.Closed: _CLOSE_INCIDENT,

@@ -277,6 +277,10 @@ def _tabla_incidentes(report: Report, policy: Policy, console: Console) -> None:
         "intervencion": "intervención",
         "operacion_no_autorizada": "no autoriz.",
         "bitacora_alterada": "bitácora alterada",
+        "perdida_acceso": "pérdida de acceso",
+        "suplantacion": "suplantación",
+        "filtracion": "filtración",
+        "lectura_no_registrada": "lectura no registrada",
     }
     for r in report.rows:
         notified = _corta(r["notificado"], policy)
@@ -290,7 +294,8 @@ def _tabla_incidentes(report: Report, policy: Policy, console: Console) -> None:
             _corta(r["reportado"], policy),
             notified,
             _corta(r["contenido"], policy),
-            _corta(r["cerrado"], policy),
+            # Issue 19: a false alarm shows when it was dismissed.
+            _corta(r["cerrado"], policy) if not r.get("descartado") else "descartado",
         )
     console.print(table)
     s = report.summary

@@ -302,7 +302,7 @@ def _compliance(
         states = [(o, obligation_state(o, as_of)) for o in obligations[d.code]]
         open_ones = [(o, s) for o, s in states if s in ("abierta", "vencida")]
         overdue = [o for o, s in open_ones if s == "vencida"]
-        live_incidents = [i for i in incidents[d.code] if i.status != "cerrado"]
+        live_incidents = [i for i in incidents[d.code] if i.status not in ("cerrado", "descartado")]
         unnotified = [i for i in live_incidents if i.notified_at is None and as_of > i.notify_by]
         reasons, verdict = _verdict(d, accounts, len(overdue), len(unnotified))
         absence = None
@@ -354,7 +354,9 @@ def _compliance(
     whole = data.district is None
     # The institution's incidents (a ledger found altered, issue 16) are no district's fault:
     # they count against the Instituto, in a whole-institution report only.
-    institutional = [i for i in incidents[""] if i.status != "cerrado"] if whole else []
+    institutional = (
+        [i for i in incidents[""] if i.status not in ("cerrado", "descartado")] if whole else []
+    )
     institute = "cumple" if not failing and not institutional else "no_cumple"
     subject = "Instituto" if whole else f"Dirección Distrital {data.district}"
     if not rows:
@@ -472,6 +474,8 @@ def _incidents(
                 "distrito": i.district or None,
                 "tipo": i.incident_type,
                 "estado": i.status,
+                # Issue 19; an incident the service opened was detected when recorded.
+                "detectado": i.detected_at or i.reported_at,
                 "reportado": i.reported_at,
                 "reportado_por": names.name(i.reported_by),
                 "plazo_notificacion": i.notify_by,
@@ -480,11 +484,18 @@ def _incidents(
                     None if i.notified_on_time is None else bool(i.notified_on_time)
                 ),
                 "minutos_a_notificacion": minutes,
-                "notificacion_vencida": i.notified_at is None and as_of > i.notify_by,
+                # A false alarm dismissed before notifying owes no notification.
+                "notificacion_vencida": (
+                    i.notified_at is None and i.status != "descartado" and as_of > i.notify_by
+                ),
                 "via_notificacion": i.notified_channel,
                 "contenido": i.contained_at,
                 "version_rotada": i.rotation_version,
                 "cerrado": i.closed_at,
+                "enterado": i.acknowledged_at,
+                "medidas": i.measures,
+                "descartado": i.dismissed_at,
+                "motivo_descarte": i.dismiss_reason,
                 "descripcion": i.description,
             }
         )
@@ -582,7 +593,7 @@ def _build_incidentes(
         "incidentes_por_mes": _incidents_by_month(shown, policy),
         "notificados_a_tiempo": on_time,
         "notificados": len(notified),
-        "abiertos": sum(1 for r in rows if r["estado"] != "cerrado"),
+        "abiertos": sum(1 for r in rows if r["estado"] not in ("cerrado", "descartado")),
     }
 
 

@@ -178,6 +178,18 @@ CREATE_STATEMENTS: Final[tuple[str, ...]] = (
         rotation_version INTEGER,
         closed_at TEXT
     ) WITHOUT ROWID""",
+    # Issue 19: the steps an incident gained later (a table of its own, so that a view made
+    # before it gets it by CREATE IF NOT EXISTS). ``acknowledged_by``: the secretaria.
+    """CREATE TABLE IF NOT EXISTS incident_steps (
+        incident_id TEXT PRIMARY KEY,
+        detected_at TEXT,
+        acknowledged_at TEXT,
+        acknowledged_by TEXT,
+        measures TEXT,
+        dismissed_at TEXT,
+        dismissed_by TEXT,
+        dismiss_reason TEXT
+    ) WITHOUT ROWID""",
     # A poison event or an invalid message: recorded, never silently skipped.
     """CREATE TABLE IF NOT EXISTS projection_errors (
         ref TEXT PRIMARY KEY,
@@ -210,6 +222,7 @@ TABLE_KEYS: Final[dict[str, str]] = {
     "voided_reads": "position",
     "change_requests": "request_id",
     "incidents": "incident_id",
+    "incident_steps": "incident_id",
     "projection_errors": "ref",
 }
 VIEW_TABLES: Final = tuple(TABLE_KEYS)
@@ -229,4 +242,6 @@ PERSON_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("change_requests", "decided_by"),
     ("change_requests", "applied_by"),
     ("incidents", "reported_by"),
+    ("incident_steps", "acknowledged_by"),
+    ("incident_steps", "dismissed_by"),
 )

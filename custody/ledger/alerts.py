@@ -138,7 +138,7 @@ class AlertWatcher:
         open_ones = []
         for _, incident_id in alerts:
             state = self._incident_status(incident_id) if self._incident_status else None
-            if state != "cerrado":
+            if state not in ("cerrado", "descartado"):
                 open_ones.append(str(incident_id))
         last = alerts[-1] if alerts else None
         return {

@@ -15,6 +15,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import nats.errors
 import nats.js.errors
@@ -24,6 +25,9 @@ from custody.ledger.names import FRONTIER_HEADER, LedgerNames
 from events.jetstream.connection import Connection, DirectReply, NatsSettings, RawMessage
 from events.jetstream.errors import EventStoreUnavailableError, StreamNotFoundError
 from events.merkle import HASH_SIZE
+
+if TYPE_CHECKING:
+    from custody.bootstrap import Endpoints
 
 __all__ = [
     "EXPECTED_SUBJECT_SEQ",
@@ -55,19 +59,35 @@ def connect(
     name: str = "custodia-bitacora",
     timeout: float = 10.0,
     tls_ca_file: str | None = None,
+    creds_file: str | None = None,
 ) -> Connection:
     """A connection to the NATS server(s) at ``nats_url`` (comma-separated for a cluster);
-    ``tls_ca_file``: the CA bundle of servers with a private CA (``CUSTODIA_NATS_CA``)."""
+    ``tls_ca_file``: the CA bundle of servers with a private CA (``CUSTODIA_NATS_CA``);
+    ``creds_file``: a NATS credentials file (``CUSTODIA_NATS_CREDS``), instead of a password."""
     servers = tuple(url.strip() for url in nats_url.split(",") if url.strip())
     return Connection(
         NatsSettings(
             servers=servers,
-            user=user,
-            password=password,
+            creds_file=creds_file,
+            user=None if creds_file else user,
+            password=None if creds_file else password,
             name=name,
             timeout=timeout,
             tls_ca_file=tls_ca_file,
         )
+    )
+
+
+def connect_to(endpoints: Endpoints, *, name: str = "custodia-bitacora") -> Connection:
+    """A connection with the settings every command uses (:func:`custody.bootstrap.resolve`):
+    URL, credentials file or user and password, and CA."""
+    return connect(
+        endpoints.nats_url,
+        endpoints.nats_user,
+        endpoints.nats_password,
+        name=name,
+        tls_ca_file=str(endpoints.nats_ca) if endpoints.nats_ca else None,
+        creds_file=str(endpoints.nats_creds) if endpoints.nats_creds else None,
     )
 
 

@@ -44,6 +44,7 @@ from events.domain.errors import (
     AccountPolicyViolationError,
     AlreadyAdministratorError,
     ChangeRequestMismatchError,
+    ChangeValueRequiredError,
     CredentialVersionError,
     DistrictMismatchError,
     DistrictStateError,
@@ -968,19 +969,23 @@ class District(Aggregate):
     def change_account_setting(
         self,
         request: ChangeRequest,
-        value: str,
+        value: str | None,
         *,
         by: Person,
         at: datetime,
     ) -> None:
         """6.XI, 11.1: applies an approved request to change the account's e-mail, phone or user
-        name. The change may not introduce a policy violation. Mark the request applied in the
-        same save (:meth:`ChangeRequest.apply`)."""
+        name to ``value``, which is required (the request's detail is free text, not a value).
+        The change may not introduce a policy violation. Mark the request applied in the same
+        save (:meth:`ChangeRequest.apply`)."""
         at = command_time(self, at)
         require_coadministrator(by, "change account settings")
         self._require_applicable(request)
         current = self.open_account(request.account)
         setting = request.field
+        if setting in ("correo", "usuario", "telefono") and (value is None or not value.strip()):
+            raise ChangeValueRequiredError(request.id, setting)
+        value = value or ""
         email, handle = current.email, current.handle
         if setting == "correo":
             email = new_value = validate_email("email", value)

@@ -10,6 +10,7 @@ e-mail addresses carry the domain, not the address.
     DomainError
     ├── ValidationError                  malformed input
     │   ├── InvalidIdentifierError       district, account, platform, user name, device, ...
+    │   │   └── InvalidUsernameError     not an OpenBao/Vault user name (events.domain.ids)
     │   ├── InvalidChoiceError           a value outside its vocabulary (role, reason, field, ...)
     │   ├── InvalidTextError             empty, too long, or with control characters
     │   ├── InvalidEmailError            not an e-mail address
@@ -17,6 +18,7 @@ e-mail addresses carry the domain, not the address.
     │   ├── InvalidHandleError           not a user name for the platform
     │   ├── InvalidOfficialChannelError  not a vía oficial (5.XXIII)
     │   ├── NaiveDatetimeError           a datetime without time zone
+    │   ├── DetectionTimeError           an incident detected in the future or after its report
     │   └── InvalidPeriodError           an absence period that ends before it starts
     ├── TimeOrderError                   a command dated before the aggregate's last event
     ├── PermissionDeniedError            the actor may not do this
@@ -24,6 +26,7 @@ e-mail addresses carry the domain, not the address.
     │   ├── NotDistrictAuthorityError    only the district's titular (or UTCSyD) (6.VII, 6.X)
     │   ├── NotEntitledToReadError       R1 / 6.IX: not the holder nor a coadministrator
     │   ├── NotAllowedToReportError      not the district's titular, administrator or UTCSyD
+    │   ├── NotExecutiveSecretariatError only the Secretaría Ejecutiva (8.C: its acknowledgement)
     │   └── SelfRevocationError          a coadministrator revoking their own role
     ├── RoleConflictError                readers (coadministrador, administrador) vs non-readers
     ├── NotDesignatableError             a person who cannot hold a district's credentials
@@ -54,6 +57,7 @@ e-mail addresses carry the domain, not the address.
     │   └── DeviceNotRegisteredError
     ├── InvalidTransitionError           a change request or incident in the wrong state
     ├── ChangeRequestMismatchError       a request used for another account or field (6.XI)
+    ├── ChangeValueRequiredError         applying an e-mail, phone or handle change without it
     ├── ChangeNotRecordedError           applying a request whose change the district lacks
     └── ContainmentWithoutRotationError  containment with no rotation after the report (8.C)
 """
@@ -76,8 +80,10 @@ __all__ = [
     "AlreadyAdministratorError",
     "ChangeNotRecordedError",
     "ChangeRequestMismatchError",
+    "ChangeValueRequiredError",
     "ContainmentWithoutRotationError",
     "CredentialVersionError",
+    "DetectionTimeError",
     "DeviceAlreadyRegisteredError",
     "DeviceNotRegisteredError",
     "DistrictMismatchError",
@@ -92,6 +98,7 @@ __all__ = [
     "InvalidPhoneError",
     "InvalidTextError",
     "InvalidTransitionError",
+    "InvalidUsernameError",
     "NaiveDatetimeError",
     "NoAbsenceError",
     "NoAdministratorError",
@@ -102,6 +109,7 @@ __all__ = [
     "NotDesignatableError",
     "NotDistrictAuthorityError",
     "NotEntitledToReadError",
+    "NotExecutiveSecretariatError",
     "PermissionDeniedError",
     "PersonStateError",
     "PersonStillActiveError",
@@ -137,6 +145,15 @@ class InvalidIdentifierError(ValidationError):
         super().__init__(kind, f"invalid {kind} identifier: {value!r}")
         self.kind = kind
         self.value = value
+
+
+class InvalidUsernameError(InvalidIdentifierError):
+    """Not a user name OpenBao's userpass accepts as a login (:class:`events.domain.Username`).
+
+    The value is not kept: a mistyped user name can be someone's real name."""
+
+    def __init__(self) -> None:
+        super().__init__("username", "…")
 
 
 class InvalidChoiceError(ValidationError):
@@ -210,6 +227,21 @@ class InvalidPeriodError(ValidationError):
         self.problem = problem
 
 
+class DetectionTimeError(ValidationError):
+    """An incident's detection time is impossible (``problem``: ``futuro``, in the future;
+    ``despues_del_reporte``, after it was reported)."""
+
+    def __init__(self, detected_at: datetime, reported_at: datetime, problem: str) -> None:
+        super().__init__(
+            "detectado",
+            f"detected at {detected_at.isoformat()}, reported at {reported_at.isoformat()}: "
+            f"{problem}",
+        )
+        self.detected_at = detected_at
+        self.reported_at = reported_at
+        self.problem = problem
+
+
 # --- time ----------------------------------------------------------------------------------
 
 
@@ -263,6 +295,10 @@ class NotAllowedToReportError(PermissionDeniedError):
     def __init__(self, person_id: UUID, action: str, district: str) -> None:
         super().__init__(person_id, action, f"{person_id} may not {action} for {district}")
         self.district = district
+
+
+class NotExecutiveSecretariatError(PermissionDeniedError):
+    """Only the Secretaría Ejecutiva (role ``secretaria``) may perform ``action`` (8.C)."""
 
 
 class SelfRevocationError(PermissionDeniedError):
@@ -513,6 +549,16 @@ class ChangeRequestMismatchError(DomainError):
         super().__init__(f"change request {request_id}: {problem}")
         self.request_id = request_id
         self.problem = problem
+
+
+class ChangeValueRequiredError(DomainError):
+    """Applying ``request_id`` changes the account's ``field`` and no new value was given (the
+    request's free-text detail is not a value) (6.XI, 11.1)."""
+
+    def __init__(self, request_id: UUID, field: str) -> None:
+        super().__init__(f"change request {request_id}: the new {field} is required")
+        self.request_id = request_id
+        self.field = field
 
 
 class ChangeNotRecordedError(DomainError):

@@ -6,7 +6,9 @@ A district is ``DD01`` … ``DD33`` (1.); an account is the district plus its pl
 the constructors accept only the canonical form.
 
 People are identified in events by a UUID derived from their OpenBao/Vault user name (their login
-identifier, recorded once, at registration).
+identifier, recorded once, at registration). :class:`Username` is the one parser of user names:
+the domain, the service and the OpenBao adapter (``custody.vault.check_username``) all use it, so
+a name the ledger accepts is one OpenBao's userpass accepts as a login.
 """
 
 from __future__ import annotations
@@ -15,15 +17,17 @@ import re
 from typing import Final
 from uuid import UUID, uuid5
 
-from events.domain.errors import InvalidIdentifierError
+from events.domain.errors import InvalidIdentifierError, InvalidUsernameError
 
 __all__ = [
     "DISTRICT_COUNT",
     "DISTRICT_NAMESPACE",
     "KNOWN_PLATFORMS",
     "PERSON_NAMESPACE",
+    "USERNAME_MAX_LENGTH",
     "AccountId",
     "DistrictId",
+    "Username",
     "normalize_platform",
     "normalize_username",
     "parse_account_id",
@@ -44,7 +48,15 @@ _PLATFORM_ALIASES: Final = {"twitter": "x"}  # 10.VIII: "X (antes Twitter)"
 _CANONICAL_DISTRICT = re.compile(r"DD(0[1-9]|[12][0-9]|3[0-3])", re.ASCII)
 _LENIENT_DISTRICT = re.compile(r"(?:dd)?([0-9]{1,2})", re.ASCII | re.IGNORECASE)
 _PLATFORM = re.compile(r"[a-z][a-z0-9_]{0,31}", re.ASCII)
-_USERNAME = re.compile(r"[a-z0-9][a-z0-9._@-]{0,127}", re.ASCII)
+# OpenBao's userpass takes a name matching ``\w(([\w-.]+)?\w)?`` and stores it lower-cased;
+# a name with ``..`` is stored but cannot log in (measured on OpenBao 2.7). Custodia takes the
+# subset below: lower-case ASCII letters and digits at both ends, ``.``, ``_`` and ``-`` between,
+# no ``..``, at most 64 characters (tests/integration/custody/test_usernames.py checks it
+# against the real server).
+USERNAME_MAX_LENGTH: Final = 64
+_USERNAME = re.compile(
+    rf"(?!.*\.\.)[a-z0-9](?:[a-z0-9._-]{{0,{USERNAME_MAX_LENGTH - 2}}}[a-z0-9])?", re.ASCII
+)
 
 
 class DistrictId(str):
@@ -137,13 +149,33 @@ def parse_account_id(text: str) -> AccountId:
     return AccountId.parse(text)
 
 
-def normalize_username(username: str) -> str:
-    """An OpenBao/Vault user name as the server stores it (userpass lowercases names)."""
-    name = username.strip().lower() if isinstance(username, str) else ""
-    if not _USERNAME.fullmatch(name):
-        # The value is not echoed: a mistyped user name can be someone's real name.
-        raise InvalidIdentifierError("username", "…")
-    return name
+class Username(str):
+    """An OpenBao/Vault (userpass) user name in canonical form: what the server stores.
+
+    The constructor accepts only the canonical form (lower case); :meth:`parse` also takes what
+    a person types (``Luis``, `` luis ``) and returns it as OpenBao stores it (userpass lowercases
+    names). Anything else is refused with :class:`InvalidUsernameError` (``ana@iecm``,
+    ``ana lopez``, ``ñandu``, ``-ana``, ``ana.``)."""
+
+    __slots__ = ()
+
+    def __new__(cls, value: str) -> Username:
+        if not isinstance(value, str) or not _USERNAME.fullmatch(value):
+            # The value is not echoed: a mistyped user name can be someone's real name.
+            raise InvalidUsernameError()
+        return super().__new__(cls, value)
+
+    @classmethod
+    def parse(cls, text: str) -> Username:
+        """``text`` without surrounding blanks, lower-cased, if that is a valid user name."""
+        name = text.strip() if isinstance(text, str) else ""
+        # ASCII before lowering: "\u212a" (Kelvin sign) lowers to "k".
+        return cls(name.lower() if name.isascii() else "")
+
+
+def normalize_username(username: str) -> Username:
+    """Same as :meth:`Username.parse`."""
+    return Username.parse(username)
 
 
 def person_id(username: str) -> UUID:

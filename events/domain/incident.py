@@ -7,6 +7,14 @@ hour of any day —; containment needs the account's credentials rotated after t
 it is closed. States only move forward::
 
     reportado ──notify──▶ notificado ──contain──▶ contenido ──close──▶ cerrado
+        └──────────contain──────────────────────────▲ (notify still due)
+
+Containment may come before the notification (issue 19: the rotation is done at once, the
+oficio follows); closure needs both. Any open incident may be dismissed as a false alarm
+(``descartado``, with the reason). Once notified, the Secretaría Ejecutiva records its
+acknowledgement and the measures it ordered (:meth:`Incident.acknowledge`), any time after.
+A report records when the incident was *detected* as well as when it was reported (never
+later than the report); the notification deadline runs from the report, when UTCSyD learns.
 
 An incident is also opened by the service itself (:meth:`Incident.unrecorded_read`) when
 OpenBao's audit log shows a secret read that has no matching record in the ledger (issue 16):
@@ -26,7 +34,7 @@ coadministrator.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final, Literal
+from typing import Any, Final, Literal
 from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate, event
@@ -36,10 +44,12 @@ from events.domain.clock import as_utc
 from events.domain.district import ChannelPayload, District
 from events.domain.errors import (
     ContainmentWithoutRotationError,
+    DetectionTimeError,
     DistrictMismatchError,
     InvalidTextError,
     InvalidTransitionError,
     NotAllowedToReportError,
+    NotExecutiveSecretariatError,
 )
 from events.domain.official_channel import OfficialChannel
 from events.domain.person import Person, require_coadministrator
@@ -106,14 +116,23 @@ class Incident(Aggregate):
     __deepcopy__ = aggregate_deepcopy  # the state is plain data: copied cheaply
 
     class Reported(Aggregate.Created):
-        """``notify_by`` is the notification deadline under the policy in force."""
+        """``notify_by`` is the notification deadline under the policy in force;
+        ``detected_at`` when the compromise was noticed (version 2; a version 1 report, made
+        before it was asked, counts as detected when reported)."""
+
+        class_version = 2
 
         district: str
         account: str
         incident_type: str
         description: str
         notify_by: datetime
+        detected_at: datetime
         by: UUID
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["detected_at"] = state["timestamp"]
 
     class UnrecordedReadDetected(Aggregate.Created):
         """OpenBao's audit log shows a secret read with no matching ledger record (issue 16).
@@ -208,6 +227,18 @@ class Incident(Aggregate):
         detail: str
         by: UUID
 
+    class Dismissed(Aggregate.Event):
+        """A false alarm: closed without consequence, with the coadministrator's reason."""
+
+        reason: str
+        by: UUID
+
+    class Acknowledged(Aggregate.Event):
+        """8.C: the Secretaría Ejecutiva took note; ``measures`` it ordered, if any."""
+
+        measures: str | None
+        by: UUID
+
     @event(Reported)
     def __init__(
         self,
@@ -219,6 +250,7 @@ class Incident(Aggregate):
         notify_by: datetime,
         by: UUID | None,
         timestamp: datetime,
+        detected_at: datetime | None = None,
     ) -> None:
         self.district = district  # None: the whole institution (a ledger-integrity incident)
         self.account = account
@@ -226,6 +258,8 @@ class Incident(Aggregate):
         self.description = description
         self.reported_by = by
         self.reported_at = timestamp
+        # The service's own incidents (no ``detected_at`` field) are detected when recorded.
+        self.detected_at = detected_at or timestamp
         self.notify_by = notify_by
         self.status: IncidentStatus = "reportado"
         self.notified_at: datetime | None = None
@@ -233,6 +267,10 @@ class Incident(Aggregate):
         self.contained_at: datetime | None = None
         self.rotation_version: int | None = None
         self.closed_at: datetime | None = None
+        self.dismissed_at: datetime | None = None
+        self.dismiss_reason: str | None = None
+        self.acknowledged_at: datetime | None = None
+        self.measures: str | None = None
         self.unrecorded_read_at: datetime | None = None
         self.unrecorded_reader: UUID | None = None
         self.divergence: str | None = None
@@ -372,10 +410,15 @@ class Incident(Aggregate):
         policy: Policy,
         at: datetime,
         incident_id: UUID | None = None,
+        detected_at: datetime | None = None,
     ) -> Incident:
         """8.C, 9.XVIII: the district's administrator, its titular or a coadministrator reports
-        that an open account was intervened or operated without authorization."""
+        that an open account was intervened or operated without authorization. ``detected_at``
+        (default: now) may not be later than the report."""
         at = as_utc(at)
+        detected = at if detected_at is None else as_utc(detected_at)
+        if detected > at:
+            raise DetectionTimeError(detected, at, "posterior_al_reporte")
         current = district.open_account(account)
         titular = district.titular_id == by.id and by.is_titular_of(district.code)
         if not (titular or by.is_coadministrator or district.is_administrator_of_record(by, at)):
@@ -389,13 +432,20 @@ class Incident(Aggregate):
             notify_by=policy.notification_deadline(at),
             by=by.id,
             timestamp=at,
+            detected_at=detected,
         )
+
+    @property
+    def is_open(self) -> bool:
+        """Neither closed nor dismissed."""
+        return self.status not in ("cerrado", "descartado")
 
     def notify(self, *, channel: OfficialChannel, by: Person, at: datetime) -> None:
         """8.C: a coadministrator records the notification to the Secretaría Ejecutiva."""
         at = command_time(self, at)
         require_coadministrator(by, "notify incidents")
-        self._require_status("reportado", "notify")
+        if self.notified_at is not None or not self.is_open:
+            raise InvalidTransitionError("incident", self.id, self.status, "notify")
         self._notified(
             channel=channel.to_event(), on_time=at <= self.notify_by, by=by.id, timestamp=at
         )
@@ -404,7 +454,8 @@ class Incident(Aggregate):
     def _notified(
         self, channel: ChannelPayload, on_time: bool, by: UUID, timestamp: datetime
     ) -> None:
-        self.status = "notificado"
+        if self.status == "reportado":  # a contained incident stays contained
+            self.status = "notificado"
         self.notified_at = timestamp
         self.notified_on_time = on_time
 
@@ -414,7 +465,8 @@ class Incident(Aggregate):
         and the containment is what ``detail`` says was done."""
         at = command_time(self, at)
         require_coadministrator(by, "contain incidents")
-        self._require_status("notificado", "contain")
+        if self.status not in ("reportado", "notificado"):
+            raise InvalidTransitionError("incident", self.id, self.status, "contain")
         if self.district is None or district is None:
             if self.district is not None or district is not None:
                 raise DistrictMismatchError(
@@ -459,16 +511,61 @@ class Incident(Aggregate):
         self.contained_at = timestamp
 
     def close(self, detail: str, *, by: Person, at: datetime) -> None:
-        """A coadministrator closes a contained incident."""
+        """A coadministrator closes a contained incident, once the Secretaría Ejecutiva was
+        notified (8.C)."""
         at = command_time(self, at)
         require_coadministrator(by, "close incidents")
         self._require_status("contenido", "close")
+        if self.notified_at is None:
+            raise InvalidTransitionError("incident", self.id, "sin_notificar", "close")
         self._closed(detail=_detail(detail), by=by.id, timestamp=at)
 
     @event(Closed)
     def _closed(self, detail: str, by: UUID, timestamp: datetime) -> None:
         self.status = "cerrado"
         self.closed_at = timestamp
+
+    def dismiss(self, reason: str, *, by: Person, at: datetime) -> None:
+        """A coadministrator closes an open incident as a false alarm, saying why."""
+        at = command_time(self, at)
+        require_coadministrator(by, "dismiss incidents")
+        if not self.is_open:
+            raise InvalidTransitionError("incident", self.id, self.status, "dismiss")
+        self._dismissed(
+            reason=validate_text("reason", reason, max_length=4000, multiline=True),
+            by=by.id,
+            timestamp=at,
+        )
+
+    @event(Dismissed)
+    def _dismissed(self, reason: str, by: UUID, timestamp: datetime) -> None:
+        self.status = "descartado"
+        self.dismissed_at = timestamp
+        self.dismiss_reason = reason
+
+    def acknowledge(self, measures: str | None, *, by: Person, at: datetime) -> None:
+        """8.C: the Secretaría Ejecutiva records that it took note of a notified incident, and
+        the measures it ordered. Once."""
+        at = command_time(self, at)
+        if not by.has_role("secretaria"):
+            raise NotExecutiveSecretariatError(by.id, "acknowledge incidents")
+        if self.notified_at is None:
+            raise InvalidTransitionError("incident", self.id, "sin_notificar", "acknowledge")
+        if self.acknowledged_at is not None:
+            raise InvalidTransitionError("incident", self.id, "enterado", "acknowledge")
+        text = measures.strip() if measures else ""
+        self._acknowledged(
+            measures=(
+                validate_text("measures", text, max_length=4000, multiline=True) if text else None
+            ),
+            by=by.id,
+            timestamp=at,
+        )
+
+    @event(Acknowledged)
+    def _acknowledged(self, measures: str | None, by: UUID, timestamp: datetime) -> None:
+        self.acknowledged_at = timestamp
+        self.measures = measures
 
     def _require_status(self, status: IncidentStatus, action: str) -> None:
         if self.status != status:

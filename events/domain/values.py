@@ -82,10 +82,19 @@ ChangeField = Literal["correo", "telefono", "usuario", "contrasena", "otro"]
 CHANGE_FIELDS: Final = cast(tuple[ChangeField, ...], get_args(ChangeField))
 ChangeRequestStatus = Literal["solicitada", "aprobada", "rechazada", "aplicada"]
 
-# 8.C, 9.XVIII: operated by unauthorized staff / intervened by outsiders.
-IncidentType = Literal["intervencion", "operacion_no_autorizada"]
+# 8.C, 9.XVIII: intervened by outsiders / operated by unauthorized staff, and what else puts an
+# account at risk (issue 19): impersonation, lost access, a leaked credential, anything else.
+IncidentType = Literal[
+    "intervencion",
+    "operacion_no_autorizada",
+    "suplantacion",
+    "perdida_acceso",
+    "filtracion",
+    "otro",
+]
 INCIDENT_TYPES: Final = cast(tuple[IncidentType, ...], get_args(IncidentType))
-IncidentStatus = Literal["reportado", "notificado", "contenido", "cerrado"]
+# ``descartado``: closed as a false alarm.
+IncidentStatus = Literal["reportado", "notificado", "contenido", "cerrado", "descartado"]
 
 # What was read: the account's password or a current TOTP code (never the seed).
 ReadKind = Literal["contrasena", "codigo_totp"]

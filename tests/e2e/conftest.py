@@ -166,10 +166,14 @@ def init_home(home: Path, user: str, password: str) -> subprocess.CompletedProce
         raise
 
 
-def start_service(home: Path) -> subprocess.Popen[bytes]:
-    """``custodia servicio`` for ``home``, its output in ``home/servicio.log``; ready on return."""
+def start_service(
+    home: Path, extra_env: Mapping[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """``custodia servicio`` for ``home`` (plus ``extra_env``), its output in
+    ``home/servicio.log``; ready on return."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODIA_")}
     env["CUSTODIA_HOME"] = str(home)
+    env.update(extra_env or {})
     # One pass at start only: the periodic pass puts OpenBao's district groups back to the
     # ledger's holders, racing the tests that change a group behind Custodia's back.
     env["CUSTODIA_AVANCE_SECONDS"] = "3600"

@@ -61,8 +61,14 @@ def world(
     for key in ("CUSTODIA_NATS_USER", "CUSTODIA_NATS_PASSWORD"):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("CUSTODIA_SESION", str(tmp_path / "sin-sesion.json"))  # no session
+    monkeypatch.setenv("CUSTODIA_HOME", str(tmp_path / "custodia"))
     monkeypatch.setenv("CUSTODIA_NATS_URL", nats_url)
-    monkeypatch.setenv("CUSTODIA_NATS_NAMESPACE", made.namespace)
+    monkeypatch.setenv("CUSTODIA_VAULT_ADDR", openbao.addr)
+    # This module's ledger has streams of its own (a namespace): the product reads only the
+    # service's, so the CLI's one seam for them is pointed here.
+    from cli import bitacora_cmds
+
+    monkeypatch.setattr(bitacora_cmds, "ledger_names", lambda: made.names)
     yield made
     made.close()
     insider.delete_streams(nats_url, made.namespace + "-")

@@ -152,6 +152,7 @@ SCHEMA: dict[str, dict[str, Arg]] = {
         "cuenta": text("DD05-x", 64),
         "tipo": text("intervencion", 40),
         "descripcion": text("publicaciones ajenas", 4000, free=True),
+        "detectado": text("", 32, required=False),
     },
     "incidentes.notificar": {"incidente": text(UNKNOWN_ID, 64), **CHANNEL},
     "incidentes.contener": {
@@ -161,6 +162,14 @@ SCHEMA: dict[str, dict[str, Arg]] = {
     "incidentes.cerrar": {
         "incidente": text(UNKNOWN_ID, 64),
         "detalle": text("resuelto", 4000, free=True),
+    },
+    "incidentes.descartar": {
+        "incidente": text(UNKNOWN_ID, 64),
+        "motivo": text("falsa alarma", 4000, free=True),
+    },
+    "incidentes.enterado": {
+        "incidente": text(UNKNOWN_ID, 64),
+        "medidas": text("", 4000, required=False, free=True),
     },
 }
 

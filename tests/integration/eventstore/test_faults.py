@@ -5,6 +5,7 @@ Each test that harms its server starts one of its own (same ports and store on r
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -43,6 +44,24 @@ def crash(server: NatsProcess) -> None:
     """SIGKILL: no shutdown, no flushing; acknowledged writes were fsynced already."""
     os.kill(server.pid, signal.SIGKILL)
     os.waitpid(server.pid, 0)
+
+
+def freeze(server: NatsProcess) -> None:
+    """SIGSTOP, and wait until every thread of the server is stopped: ``kill`` returns before
+    the signal has stopped threads running on another core, which could still read a write
+    sent right after (seen on a loaded 2-core machine: the "lost" write landed)."""
+    os.kill(server.pid, signal.SIGSTOP)
+    tasks = Path(f"/proc/{server.pid}/task")
+    for _ in range(2000):  # 20 s at most
+        states = []
+        for task in tasks.iterdir():
+            with contextlib.suppress(OSError):
+                # The state follows the parenthesised command name: "pid (comm) S ...".
+                states.append((task / "stat").read_text().rsplit(")", 1)[1].split()[0])
+        if states and all(state in ("T", "t") for state in states):
+            return
+        time.sleep(0.01)
+    raise AssertionError(f"nats-server {server.pid} did not stop: {states}")
 
 
 def restart(server: NatsProcess) -> NatsProcess:
@@ -215,7 +234,7 @@ def test_an_unanswered_write_that_landed_is_found(own_server: list[NatsProcess])
     recorder = factory.application_recorder()
     recorder.insert_events([event(uuid4())])
     frozen = uuid4()
-    os.kill(own_server[0].pid, signal.SIGSTOP)
+    freeze(own_server[0])
     try:
         with pytest.raises(OutcomeUnknownError) as caught:
             recorder.insert_events([event(frozen)])
@@ -236,7 +255,7 @@ def test_an_unanswered_write_that_was_lost_is_settled(own_server: list[NatsProce
     recorder = factory.application_recorder()
     recorder.insert_events([event(uuid4())])
     lost, other = uuid4(), uuid4()
-    os.kill(own_server[0].pid, signal.SIGSTOP)
+    freeze(own_server[0])
     with pytest.raises(OutcomeUnknownError) as caught:
         recorder.insert_events([event(lost)])
     crash(own_server[0])  # the frozen server dies with the write unread

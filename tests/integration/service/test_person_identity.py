@@ -209,18 +209,18 @@ def test_bad_or_revoked_tokens_and_no_token_do_not_connect(
 
 
 def test_the_callout_cleans_names_and_bounds_the_identity_by_the_token() -> None:
-    """A user name becomes one subject token (no ``.``, ``*``, ``>`` or spaces), and the user
-    JWT expires no later than the OpenBao token it was issued for."""
+    """A user name becomes one subject token (``.`` as ``~``; no ``*``, ``>`` or spaces), and
+    the user JWT expires no later than the OpenBao token it was issued for."""
     from datetime import UTC, datetime, timedelta
 
     from custody.nats_callout import AuthCallout, decode_claims, new_issuer_seed
 
-    assert inbox_prefix("ana.b *>x") == "_INBOX.anabx"
+    assert inbox_prefix("ana.b *>x") == "_INBOX.ana~bx"
     callout = AuthCallout(None, new_issuer_seed())
     expiry = datetime.now(UTC) + timedelta(seconds=90)
     claims = decode_claims(callout.user_jwt("UABC", "ana.b", expiry))
     assert claims["exp"] <= int(expiry.timestamp())
-    assert claims["nats"]["sub"] == {"allow": ["_INBOX.anab.>"]}
+    assert claims["nats"]["sub"] == {"allow": ["_INBOX.ana~b.>"]}
     assert claims["nats"]["pub"] == {"allow": ["custodia.cmd.>"]}
     assert claims["aud"] == "CUSTODIA"
 

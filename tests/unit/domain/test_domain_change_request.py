@@ -12,6 +12,7 @@ from events.domain import (
     ChangeNotRecordedError,
     ChangeRequest,
     ChangeRequestMismatchError,
+    ChangeValueRequiredError,
     DistrictMismatchError,
     InvalidChoiceError,
     InvalidTransitionError,
@@ -133,6 +134,20 @@ def test_an_approved_setting_change_is_recorded_on_the_district_then_applied(wor
         world.district.change_account_setting(
             request, "otro.dd05@iecm.mx", by=world.coadmin, at=later(14)
         )
+
+
+@pytest.mark.parametrize("field", ["correo", "telefono", "usuario"])
+@pytest.mark.parametrize("value", [None, "", "  "])
+def test_a_setting_change_needs_its_new_value(world: World, field: str, value: str | None) -> None:
+    """Issue 17: an e-mail, phone or handle change is applied only with the new value; the
+    request's free-text detail is never taken for it, and nothing is recorded without it."""
+    request = file(world, field)
+    request.approve(by=world.coadmin, at=later(11))
+    version = world.district.version
+    with pytest.raises(ChangeValueRequiredError) as raised:
+        world.district.change_account_setting(request, value, by=world.coadmin, at=later(12))
+    assert raised.value.field == field
+    assert world.district.version == version
 
 
 def test_a_password_change_request_is_a_rotation(world: World) -> None:

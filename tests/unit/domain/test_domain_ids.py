@@ -13,7 +13,9 @@ from events.domain import (
     District,
     DistrictId,
     InvalidIdentifierError,
+    InvalidUsernameError,
     Person,
+    Username,
     normalize_platform,
     parse_account_id,
     parse_district_id,
@@ -125,6 +127,30 @@ def test_invalid_user_names_are_refused_without_echoing_them() -> None:
         person_id("Juan Pérez")
     assert "Juan" not in str(raised.value)
     assert "Juan" not in raised.value.value
+
+
+@pytest.mark.parametrize(
+    "text", ["ana@iecm", "ana lopez", "ñandu", "-ana", "ana-", ".ana", "ana.", "ana..lopez",
+             "_ana", "a" * 65, "", "\u212aarla"],
+)  # fmt: skip
+def test_user_names_openbao_would_refuse_are_refused_by_the_one_parser(text: str) -> None:
+    """``Username`` (what ``person_id`` and the OpenBao adapter use) refuses what OpenBao's
+    userpass refuses or cannot log in (checked against the server in
+    tests/integration/custody/test_usernames.py), with an error naming no value."""
+    with pytest.raises(InvalidUsernameError) as raised:
+        Username.parse(text)
+    assert raised.value.value == "…"
+    with pytest.raises(InvalidUsernameError):
+        person_id(text)
+
+
+def test_a_typed_user_name_becomes_the_name_openbao_stores() -> None:
+    """Upper case and surrounding blanks are what OpenBao's userpass forgives (it lower-cases):
+    the parser gives the stored form; the constructor takes only that form."""
+    assert Username.parse(" Ana.Lopez ") == "ana.lopez"
+    assert Username.parse("a" * 64) == "a" * 64
+    with pytest.raises(InvalidUsernameError):
+        Username("Ana.Lopez")
 
 
 def test_ids_are_stable_across_installations() -> None:

@@ -163,6 +163,36 @@ def test_version_1_credential_reads_are_upcast() -> None:
     assert world.carla.id in reloaded.exposure("DD05-x", 2)
 
 
+def test_version_1_incident_reports_are_upcast() -> None:
+    """Issue 19: a report stored before the detection time was asked loads as detected when
+    it was reported; new reports are stored as version 2 with their own detection time."""
+    world, request, incident = rich_history()
+    app = in_memory_application()
+    app.save(*aggregates(world, request, incident))
+    [stored] = [
+        n for n in app.recorder.select_notifications(start=1, limit=1000)
+        if n.topic == "custodia:Incident.Reported"
+    ]  # fmt: skip
+    assert b'"class_version":2' in stored.state
+    state = app.mapper.transcoder.decode(stored.state)
+    del state["detected_at"]
+    state.pop("class_version")
+    old = StoredEvent(
+        originator_id=stored.originator_id,
+        originator_version=stored.originator_version,
+        topic=stored.topic,
+        state=app.mapper.transcoder.encode(state),
+    )
+    upcast = app.mapper.to_domain_event(old)
+    assert isinstance(upcast, Incident.Reported)
+    assert upcast.detected_at == upcast.timestamp
+    other = in_memory_application()
+    other.recorder.insert_events([old])
+    reloaded: Incident = other.repository.get(incident.id)
+    assert isinstance(reloaded, Incident)
+    assert reloaded.detected_at == reloaded.reported_at
+
+
 EXPECTED_TOPICS = {
     "custodia:ChangeRequest": ["Applied", "Approved", "Filed", "Rejected"],
     "custodia:District": [
@@ -188,8 +218,10 @@ EXPECTED_TOPICS = {
         "TotpRegistered",
     ],
     "custodia:Incident": [
+        "Acknowledged",
         "Closed",
         "Contained",
+        "Dismissed",
         "LedgerContained",
         "LedgerTamperingDetected",
         "Notified",

@@ -13,7 +13,9 @@ should have been accepted) and against the events recorded so far:
   its outgoing holder had not seen — and every such rotation does close it;
 - a read is recorded exactly when the reader is entitled (coadministrator, or holder with the
   administrator role); the titular and the secretaria never read;
-- a change request is applied only after approval; incidents only move forward;
+- a change request is applied only after approval; incidents only move forward (containment
+  may precede notification, closure needs both, a closed or dismissed incident takes no step,
+  only the secretaria acknowledges, once, a notified incident);
 - a refused command changes nothing; everything saved reloads equal through eventsourcing.
 """
 
@@ -73,7 +75,13 @@ STEPS = st.sampled_from(
     ]
 )
 MEMO = OfficialChannel.memorandum("MEM/DD05/7")
-INCIDENT_RANK = {"reportado": 0, "notificado": 1, "contenido": 2, "cerrado": 3}
+INCIDENT_STEP_EVENTS = (
+    Incident.Notified,
+    Incident.Contained,
+    Incident.Closed,
+    Incident.Dismissed,
+    Incident.Acknowledged,
+)
 
 
 @dataclass
@@ -126,7 +134,7 @@ class _Ledger(RuleBasedStateMachine):
         self.obligations: dict[UUID, TrackedObligation] = {}
         self.seen: dict[tuple[str, int], set[UUID]] = {}
         self.request_status: dict[UUID, str] = {}
-        self.incident_status: dict[UUID, str] = {}
+        self.incident_steps: dict[UUID, set[str]] = {}
         self.incident_rotation: dict[UUID, tuple[str, datetime]] = {}
         self.last_confirmed: dict[str, datetime] = {}
         self._start_in_operation()
@@ -301,18 +309,24 @@ class _Ledger(RuleBasedStateMachine):
                 )
                 self.request_status[event.originator_id] = "aplicada"
             elif isinstance(event, Incident.Reported):
-                self.incident_status[event.originator_id] = "reportado"
+                assert event.detected_at <= event.timestamp
+                self.incident_steps[event.originator_id] = set()
                 self.incident_rotation[event.originator_id] = (event.account, event.timestamp)
-            elif isinstance(event, Incident.Notified | Incident.Contained | Incident.Closed):
-                new = {"Notified": "notificado", "Contained": "contenido", "Closed": "cerrado"}[
-                    type(event).__name__
-                ]
-                old = self.incident_status[event.originator_id]
-                assert INCIDENT_RANK[new] == INCIDENT_RANK[old] + 1, "incidents move forward"
-                if new == "contenido":
+            elif isinstance(event, INCIDENT_STEP_EVENTS):
+                step = type(event).__name__
+                done = self.incident_steps[event.originator_id]
+                assert step not in done, "each step of an incident happens once"
+                if step != "Acknowledged":
+                    assert not done & {"Closed", "Dismissed"}, "a finished incident takes no step"
+                if step == "Contained":
                     account, reported_at = self.incident_rotation[event.originator_id]
                     assert self.last_confirmed.get(account, reported_at) > reported_at
-                self.incident_status[event.originator_id] = new
+                if step == "Closed":
+                    assert {"Notified", "Contained"} <= done, "closed before notice and containment"
+                if step == "Acknowledged":
+                    assert "Notified" in done, "acknowledged before being notified"
+                    assert event.by == self.person("S").id, "only the secretaria acknowledges"
+                done.add(step)
         open_in_model = {o.obligation_id for o in self.district.open_obligations()}
         assert open_in_model == set(self.obligations)
         assert self.district.holder_at(self.now) == self.expected_holder(self.now)
@@ -623,14 +637,14 @@ class LifecycleMachine(_Ledger):
 
     @rule(
         platform=st.sampled_from(PLATFORMS[:2]),
-        step=st.sampled_from(("report", "notify", "contain", "close")),
+        step=st.sampled_from(("report", "notify", "contain", "close", "dismiss", "acknowledge")),
         by=st.sampled_from(("C", "C", "T", "holder", "S")),
     )
     def incident(self, platform: str, step: str, by: str) -> None:
         """Reports an incident on the account, or handles its latest open one (possibly out
         of order, or by the wrong person)."""
         account, actor = f"DD05-{platform}", self.person(by)
-        open_ones = [i for i in self.incidents if i.account == account and i.status != "cerrado"]
+        open_ones = [i for i in self.incidents if i.account == account and i.is_open]
         if step == "report" or not open_ones:
             try:
                 incident = Incident.report(
@@ -652,6 +666,8 @@ class LifecycleMachine(_Ledger):
             "notify": lambda: incident.notify(channel=OFICIO, by=actor, at=self.now),
             "contain": lambda: incident.contain(self.district, "Rotada", by=actor, at=self.now),
             "close": lambda: incident.close("Cerrado", by=actor, at=self.now),
+            "dismiss": lambda: incident.dismiss("Falsa alarma", by=actor, at=self.now),
+            "acknowledge": lambda: incident.acknowledge("Medidas", by=actor, at=self.now),
         }
         self.run(commands[step], incident)
 

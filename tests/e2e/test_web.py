@@ -17,7 +17,7 @@ from custody.cluster import make_test_pki
 from custody.vault import VaultClient
 from events.errors import CustodiaError
 from tests.e2e.conftest import SERVICE_PASSWORD, ServiceWorld
-from tests.e2e.web_harness import WebServer, csrf_of, login, serving
+from tests.e2e.web_harness import WebServer, csrf_of, login, notified_incident, serving
 from web.app import PAGES, REPORT_PAGES
 from web.sessions import LoginThrottle
 
@@ -245,3 +245,37 @@ def test_over_tls_the_cookie_is_secure_and_hsts_is_sent(
         assert "Secure" in cookie
         assert "HttpOnly" in cookie
         assert client.get("/").status_code == 200
+
+
+def test_the_secretaria_acknowledges_an_incident(
+    web: WebServer, service_world: ServiceWorld
+) -> None:
+    """The Secretaría Ejecutiva records her acknowledgement and measures from /incidentes (a
+    POST with the session's CSRF token): the incident ledger shows ``enterado``; without the
+    token the POST is refused and nothing is recorded; a titular gets no form and the service
+    refuses his POST."""
+    incident = notified_incident(service_world, "intervencion")
+    with web.logged_in("luis") as titular:
+        page = titular.get("/incidentes")
+        assert f"/incidentes/{incident}/enterado" not in page.text
+        refused = titular.post(
+            f"/incidentes/{incident}/enterado", data={"csrf": csrf_of(page.text)}
+        )
+        assert refused.status_code in (403, 422)
+    with web.logged_in("sofia") as client:
+        page = client.get("/incidentes")
+        assert f"/incidentes/{incident}/enterado" in page.text
+        forged = client.post(f"/incidentes/{incident}/enterado", data={"medidas": "x"})
+        assert forged.status_code == 403
+        rows = {r["incidente"]: r for r in client.get("/incidentes?formato=json").json()}
+        assert rows[incident]["enterado"] is None
+        done = client.post(
+            f"/incidentes/{incident}/enterado",
+            data={"csrf": csrf_of(page.text), "medidas": "Dar vista al Órgano Interno"},
+        )
+        assert done.status_code == 303
+        assert done.headers["location"] == "/incidentes?aviso=enterado"
+        rows = {r["incidente"]: r for r in client.get("/incidentes?formato=json").json()}
+        assert rows[incident]["enterado"] is not None
+        cli_rows = _report(service_world, "sofia", "incidentes")
+        assert {r["incidente"]: r for r in cli_rows}[incident]["enterado"] is not None

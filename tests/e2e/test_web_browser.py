@@ -7,17 +7,20 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
 from tests.e2e.conftest import SERVICE_PASSWORD, ServiceWorld
-from tests.e2e.web_harness import WebServer, serving
+from tests.e2e.web_harness import WebServer, notified_incident, serving
 
 pytestmark = pytest.mark.e2e
 
+T = TypeVar("T")
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
 )
@@ -53,6 +56,13 @@ def _login(page: Page, web: WebServer, user: str, start: str = "/") -> None:
     page.get_by_label("Contraseña").fill(SERVICE_PASSWORD.format(user))
     page.get_by_role("button", name="Ingresar").click()
     page.wait_for_load_state()
+
+
+def _outside_playwright(work: Callable[[], T]) -> T:
+    """Run ``work`` in a thread: Playwright's sync API holds an event loop in this one, and the
+    command client runs its own."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(work).result()
 
 
 def _shot(page: Page, name: str) -> None:
@@ -147,5 +157,26 @@ def test_login_page_is_usable_with_the_keyboard_on_a_phone(
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= 375
         _shot(page, "ingresar-telefono")
+    finally:
+        context.close()
+
+
+def test_secretaria_acknowledges_an_incident_in_the_browser(
+    browser: Browser, web: WebServer, service_world: ServiceWorld
+) -> None:
+    """From /incidentes, sofia writes the measures and presses the button of a notified
+    incident: the page confirms it and the incident no longer awaits her."""
+    incident = _outside_playwright(lambda: notified_incident(service_world, "suplantacion"))
+    context = browser.new_context(locale="es-MX")
+    page = context.new_page()
+    try:
+        _login(page, web, "sofia", "/incidentes")
+        form = page.locator(f"form[action='/incidentes/{incident}/enterado']")
+        form.get_by_label("Medidas (opcional)").fill("Dar vista a la Contraloría")
+        _shot(page, "incidentes-enterado")
+        form.get_by_role("button").click()
+        page.wait_for_load_state()
+        assert "Quedó registrado el enterado" in page.get_by_role("status").inner_text()
+        assert page.locator(f"form[action='/incidentes/{incident}/enterado']").count() == 0
     finally:
         context.close()

@@ -106,3 +106,15 @@ def serving(
     finally:
         server.should_exit = True
         thread.join(20)
+
+
+def notified_incident(world: ServiceWorld, kind: str) -> str:
+    """An incident on DD05-x reported by bety and notified by ana: awaiting the Secretaría."""
+    reported = world.call(
+        "bety",
+        "incidentes.reportar",
+        {"cuenta": "DD05-x", "tipo": kind, "descripcion": "Publicación no autorizada"},
+    )
+    incident = str(reported["incidente"])
+    world.call("ana", "incidentes.notificar", {"incidente": incident, "oficio": "UTCSyD/1/26"})
+    return incident

@@ -105,14 +105,17 @@ def run(addr: str, root_token: str, iterations: int) -> None:
         wrapped = credentials.read_current_wrapped(admin, "DD05-x")
         credentials.unwrap(wrapped.token, "DD05-x")
 
-    raw = hvac.Client(addr, token=coad, session=new_session(trust_env=False))
-    raw_env = hvac.Client(addr, token=coad, session=new_session(trust_env=True))
-    raw_transport = hvac.Client(addr, token=coad, session=Transport())
+    # The raw baseline is the service's token on a path it may read unwrapped (people's tokens
+    # read no secret, and current credentials are read only wrapped: issue 16, finding 2).
+    own = service.token
+    raw = hvac.Client(addr, token=own, session=new_session(trust_env=False))
+    raw_env = hvac.Client(addr, token=own, session=new_session(trust_env=True))
+    raw_transport = hvac.Client(addr, token=own, session=Transport())
     raw_version = [0]
 
     def raw_write() -> None:
         raw.secrets.kv.v2.create_or_update_secret(
-            "cuentas/DD05/bench",
+            "preparadas/DD05/bench",
             {"password": generate_password("x")},
             cas=raw_version[0],
             mount_point="custodia",
@@ -121,11 +124,11 @@ def run(addr: str, root_token: str, iterations: int) -> None:
 
     def raw_read(client: hvac.Client) -> Callable[[], object]:
         return lambda: client.secrets.kv.v2.read_secret_version(
-            "cuentas/DD05/bench", mount_point="custodia", raise_on_deleted_version=True
+            "preparadas/DD05/bench", mount_point="custodia", raise_on_deleted_version=True
         )
 
     def raw_wrapped() -> None:  # the floor of any response-wrapping design: wrap + unwrap
-        wrapped = raw.read("custodia/data/cuentas/DD05/bench", wrap_ttl="60s")
+        wrapped = raw.read("custodia/data/preparadas/DD05/bench", wrap_ttl="60s")
         raw.sys.unwrap(wrapped["wrap_info"]["token"])
 
     rotation()  # the account has a credential before reveals are measured

@@ -7,11 +7,12 @@ as a subprocess, embedded NATS and OpenBao), then measures, warm:
   own latency) and with :class:`~custody.client.CommandClient` (one connection per command, as
   the CLI does it);
 - their raw parts on the same servers: a NATS request round trip to a trivial responder (same
-  users, headers and reply size), the OpenBao operations the command needs done with raw hvac
-  and the caller's token, as the service does them, once with stock hvac (a requests session)
-  and once with hvac on the service's own transport (:mod:`custody.transport`) (reveal:
-  metadata read + wrapped read; rotation start: metadata read + transit HMAC + check-and-set
-  write + metadata write), one JetStream publish with
+  users, headers and reply size), for CommandClient also a NATS connect/close and the request
+  token it makes and revokes (custody.session), the OpenBao operations the command needs done
+  with raw hvac and the caller's token, as the service does them, once with stock hvac (a
+  requests session) and once with hvac on the service's own transport
+  (:mod:`custody.transport`) (reveal: metadata read + wrapped read; rotation start: metadata
+  read + transit HMAC + check-and-set write + metadata write), one JetStream publish with
   ``Nats-Expected-Last-Subject-Sequence`` on a stream configured like the ledger's;
 - for context, the idempotency record the service keeps per command (a KV create + put);
 - ``custodia --help`` against ``python -c pass`` (``bench_cli.py``).
@@ -47,9 +48,10 @@ import structlog
 from nats.js.api import StreamConfig
 
 from custody import protocol, session
-from custody.bootstrap import Endpoints, resolve
+from custody.bootstrap import Endpoints, resolve, service_token
 from custody.client import CommandClient
 from custody.config import Settings
+from custody.layout import AccountRef
 from custody.vault import VaultClient, new_session
 
 CUSTODIA = str(Path(sys.executable).parent / "custodia")
@@ -211,20 +213,28 @@ async def run(
         "token": token,
         "inbox_prefix": "_INBOX.ana",
     }
-    # The caller's token (``init`` revoked the root token; none is needed here).
+    # The caller's token asks OpenBao for the caller's capability on the operation's marker;
+    # the service's token makes the operation (issue 16, finding 2: people's tokens read no
+    # secret). ``init`` revoked the root token; none is needed here.
     caller_vault = VaultClient(client_ep.vault_addr, token)
+    own_vault = VaultClient(client_ep.vault_addr, service_token(settings))
     client_nc = await nats.connect(**client_options, name="bench-cliente")
     service_nc = await nats.connect(**_options(service_ep), name="bench-servicio")
     responder_nc = await nats.connect(**_options(responder_ep), name="bench-respondedor")
     caller = Caller(client_nc, token)
-    # With the caller's token, as the service makes every one of these calls (OpenBao checks
-    # the caller's policies on each; the root token would skip that work). Twice: with stock
-    # hvac (a requests session: the issue's "hvac KV operation") and with hvac on the service's
-    # own transport (custody.transport: less client work per call, so a smaller sum).
+    # As the service makes these calls: the caller's capabilities on the marker with the
+    # caller's token, then the operation with the service's token (the root token would skip
+    # the policy work). In sequence here (the service sends the authorization alongside its own
+    # reads, so the sum is lenient). Twice: with stock hvac (a requests session: the issue's
+    # "hvac KV operation") and with hvac on the service's own transport (custody.transport:
+    # less client work per call, so a smaller sum).
     stock_session = new_session()
     stock_session.verify = client_ep.vault_verify
-    hv = hvac.Client(url=client_ep.vault_addr, token=token, session=stock_session)
-    hv_t = caller_vault.hvac
+    hv = (
+        hvac.Client(url=client_ep.vault_addr, token=token, session=stock_session),
+        hvac.Client(url=client_ep.vault_addr, token=own_vault.token, session=stock_session),
+    )
+    hv_t = (caller_vault.hvac, own_vault.hvac)
     reveal_args = {"cuenta": ACCOUNT, "motivo": "medición de latencia"}
     per = max(10, runs // rounds)
     samples: dict[str, list[float]] = {}
@@ -251,6 +261,12 @@ async def run(
             )
             add("rtt", await _echo(client_nc, responder_nc, per))
             add("connect", await _connect_cost(client_options, per))
+            add(
+                "request_token",
+                await asyncio.to_thread(
+                    measure_sync, lambda: _request_token_cost(client_ep.vault_addr, token), per
+                ),
+            )
             add("kv_reveal", await asyncio.to_thread(measure_sync, lambda: _raw_reveal(hv), per))
             add("kv_rotate", await asyncio.to_thread(_raw_rotation, hv, per))
             add(
@@ -279,8 +295,9 @@ async def run(
     for key, label in (
         ("rtt", "NATS request round trip, trivial responder"),
         ("connect", "  + NATS connect/close (CommandClient's extra)"),
-        ("kv_reveal", "hvac: metadata read + wrapped read (revelar)"),
-        ("kv_rotate", "hvac: metadata + HMAC + CAS write + metadata (rotar)"),
+        ("request_token", "  + request token: create + revoke (CommandClient's extra)"),
+        ("kv_reveal", "hvac: capabilities + metadata read + wrapped read (revelar)"),
+        ("kv_rotate", "hvac: capabilities + metadata + HMAC + CAS write + metadata (rotar)"),
         ("kv_reveal_t", "  the same on the service's transport (revelar)"),
         ("kv_rotate_t", "  the same on the service's transport (rotar)"),
         ("publish", "JetStream publish, expected last subject sequence"),
@@ -335,7 +352,23 @@ async def _connect_cost(options: dict[str, Any], runs: int) -> list[float]:
     return await measure_async(once, max(20, runs // 2))
 
 
-def _raw_reveal(hv: Any) -> None:
+def _request_token_cost(vault_addr: str, token: str) -> None:
+    """The request token each command of a person's command line makes and revokes
+    (custody.session), as two raw OpenBao calls."""
+    child = session.request_token(vault_addr, token, uses=4, ttl=60)
+    session.forget_request_token(vault_addr, child)
+
+
+def _authorize(caller: Any, operation: str) -> None:
+    """The caller's capability on the operation's marker (custody.credentials)."""
+    marker = AccountRef.parse(ACCOUNT).access_path(operation)
+    answer = caller.adapter.request("POST", "/v1/sys/capabilities-self", json={"paths": [marker]})
+    assert "read" in answer["data"][marker]
+
+
+def _raw_reveal(clients: tuple[Any, Any]) -> None:
+    caller, hv = clients
+    _authorize(caller, "revelar")
     meta = hv.adapter.request("GET", f"/v1/{KV_METADATA}")
     version = meta["data"]["current_version"]
     wrapped = hv.adapter.request(
@@ -344,8 +377,11 @@ def _raw_reveal(hv: Any) -> None:
     assert wrapped["wrap_info"]["token"]
 
 
-def _raw_rotation(hv: Any, runs: int) -> list[float]:
+def _raw_rotation(clients: tuple[Any, Any], runs: int) -> list[float]:
+    caller, hv = clients
+
     def once() -> None:
+        _authorize(caller, "preparar")
         hv.adapter.request("GET", f"/v1/{KV_METADATA}")
         hv.adapter.request(
             "POST",
@@ -454,7 +490,11 @@ def main() -> None:
         for name, total, parts in (
             ("revelar", f["revelar"], reveal_parts),
             ("rotar iniciar", f["rotar"], rotate_parts),
-            ("revelar, CommandClient", f["revelar_cc"], reveal_parts + f["connect"]),
+            (
+                "revelar, CommandClient",
+                f["revelar_cc"],
+                reveal_parts + f["connect"] + f["request_token"],
+            ),
         ):
             verdict = "ok" if total <= 1.5 * parts else "OVER"
             print(f"  {name:<24} {total:7.2f} / {parts:7.2f} ms = {total / parts:4.2f}x  {verdict}")

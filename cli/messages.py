@@ -277,7 +277,9 @@ _DOMAIN: dict[str, tuple[int, Render]] = {
     "NotDistrictAuthorityError": (
         EXIT_DENIED,
         lambda e: (
-            f"Solo la persona titular de {_attr(e, 'district')} puede hacer esto (6.VII, 6.X)."
+            f"Solo la persona titular de {_attr(e, 'district')} (o quien la supla por encargo "
+            "de despacho) puede hacer esto (6.VII, 6.X); la UTCSyD, solo como excepción "
+            'registrada: --excepcion "motivo" con vía oficial.'
         ),
     ),
     "NotEntitledToReadError": (
@@ -332,6 +334,17 @@ _DOMAIN: dict[str, tuple[int, Render]] = {
     "NoAbsenceError": (
         EXIT_DOMAIN,
         lambda e: f"{_attr(e, 'district')} no tiene ausencia registrada.",
+    ),
+    "TitularAlreadyAppointedError": (
+        EXIT_CONFLICT,
+        lambda e: (
+            f"{_attr(e, 'district')} ya tiene persona titular. El cambio de titular se registra "
+            f"con «custodia titular --distrito {_attr(e, 'district')} --persona U»."
+        ),
+    ),
+    "NoActingTitularError": (
+        EXIT_DOMAIN,
+        lambda e: f"{_attr(e, 'district')} no tiene encargo de despacho registrado.",
     ),
     "AccountStateError": (
         EXIT_DOMAIN,
@@ -403,6 +416,18 @@ _DOMAIN: dict[str, tuple[int, Render]] = {
         EXIT_CONFLICT,
         lambda e: f"Esa persona ya tiene el rol {_attr(e, 'role')}.",
     ),
+    "PersonDepartedError": (
+        EXIT_DOMAIN,
+        lambda e: "Esa persona ya causó baja: no tiene roles y no se le pueden asignar.",
+    ),
+    "DepartureIsNotAbsenceError": (
+        EXIT_USAGE,
+        lambda e: (
+            f"«{_attr(e, 'reason')}» es una salida definitiva, no una ausencia temporal: "
+            "regístrela con «custodia personas baja --usuario U --motivo "
+            f"{str(_attr(e, 'reason')).replace('_', '-')} <vía oficial>»."
+        ),
+    ),
     "RoleNotGrantedError": (
         EXIT_DOMAIN,
         lambda e: f"Esa persona no tiene el rol {_attr(e, 'role')}.",
@@ -464,6 +489,20 @@ _INFRA: dict[str, tuple[int, Render]] = {
             "OpenBao negó el acceso: su sesión no tiene permiso para esta operación"
             + (f" sobre {_attr(e, 'account')}" if _attr(e, "account") else "")
             + " (6.IX). Si acaba de iniciar sesión, revise su usuario y contraseña."
+        ),
+    ),
+    "SecondFactorRequiredError": (
+        EXIT_DENIED,
+        lambda e: (
+            f"OpenBao exige el segundo factor de {_attr(e, 'username')}: repita con "
+            "«--codigo» y el código de seis dígitos de su aplicación autenticadora."
+        ),
+    ),
+    "SecondFactorRefusedError": (
+        EXIT_DENIED,
+        lambda e: (
+            "OpenBao rechazó el código del segundo factor (incorrecto o ya usado). "
+            "Espere el siguiente código e intente de nuevo."
         ),
     ),
     "VaultTokenInvalidError": (

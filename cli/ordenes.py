@@ -49,10 +49,17 @@ def sesion_iniciar(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Lee la contraseña de la entrada estándar.")
     ] = False,
+    codigo: Annotated[
+        str | None,
+        typer.Option(
+            "--codigo", help="Código de seis dígitos de su segundo factor, si OpenBao lo exige."
+        ),
+    ] = None,
 ) -> None:
     """Se autentica contra OpenBao y guarda el token (modo 0600) en CUSTODIA_HOME.
 
     Ejemplo: [cyan]echo "$CLAVE" | custodia sesion iniciar --usuario ana --password-stdin[/cyan]
+    Con segundo factor: [cyan]... --password-stdin --codigo 123456[/cyan]
     """
     from cli.remote import settings
     from custody import session as sessions
@@ -67,6 +74,7 @@ def sesion_iniciar(
         password,
         sessions.session_path(current),
         verify=endpoints.vault_verify,
+        code=codigo.strip() if codigo else None,
     )
     typer.echo(f"Sesión iniciada como {opened.username}.")
 
@@ -148,13 +156,55 @@ def personas_lista(json_output: Json = False) -> None:
 def personas_revocar(
     usuario: Annotated[str, typer.Option("--usuario", help="Usuario de la persona.")],
     rol: Annotated[str, typer.Option("--rol", help="Rol que se revoca.")],
+    oficio: Oficio = None,
+    memorandum: Memo = None,
+    correo_oficial: Correo = None,
+    fecha: Fecha = None,
     json_output: Json = False,
 ) -> None:
-    """Revoca un rol (coadministración); el acceso en OpenBao lo sigue.
+    """Termina un rol (coadministración) con los efectos de una baja para ese rol: termina su
+    designación o titularidad, pierde el acceso en OpenBao de inmediato y se abren
+    obligaciones de rotación de toda cuenta que pudo leer o vio desde su última rotación.
 
     Ejemplo: [cyan]custodia personas revocar --usuario bety --rol administrador[/cyan]
     """
-    show(call("personas.revocar", {"usuario": usuario, "rol": rol}), json_output, "Rol revocado")
+    data = call(
+        "personas.revocar",
+        {"usuario": usuario, "rol": rol, **channel_args(oficio, memorandum, correo_oficial, fecha)},
+    )
+    show(data, json_output, "Rol revocado")
+
+
+@personas.command("baja")
+def personas_baja(
+    usuario: Annotated[str, typer.Option("--usuario", help="Usuario de la persona que sale.")],
+    motivo: Annotated[
+        str, typer.Option("--motivo", help="baja, promocion, cambio-adscripcion u otro.")
+    ],
+    oficio: Oficio = None,
+    memorandum: Memo = None,
+    correo_oficial: Correo = None,
+    fecha: Fecha = None,
+    json_output: Json = False,
+) -> None:
+    """Registra la salida definitiva de una persona (6.X): de inmediato terminan todos sus
+    roles y designaciones, su identidad queda deshabilitada en OpenBao (sesiones e inicio de
+    sesión rechazados) y se abren obligaciones de rotación de toda cuenta que pudo leer o vio
+    desde su última rotación. El distrito queda sin persona administradora hasta que su
+    titular designe.
+
+    Ejemplo: [cyan]custodia personas baja --usuario bety --motivo promocion
+    --oficio DD05/060/2026[/cyan]
+    """
+    data = call(
+        "personas.baja",
+        {
+            "usuario": usuario,
+            "motivo": motivo,
+            **channel_args(oficio, memorandum, correo_oficial, fecha),
+        },
+    )
+    show(data, json_output, "Baja registrada")
 
 
 @personas.command("borrar-datos")
@@ -276,6 +326,16 @@ def cuentas_baja(
 # -- designaciones ----------------------------------------------------------------------------
 
 
+Excepcion = Annotated[
+    str | None,
+    typer.Option(
+        "--excepcion",
+        help="Solo UTCSyD: motivo para actuar en lugar de la persona titular (queda registrado "
+        "como excepción y aparece en el reporte de cumplimiento).",
+    ),
+]
+
+
 def designar(
     distrito: Distrito,
     persona: Annotated[str, typer.Option("--persona", help="Usuario de la persona designada.")],
@@ -283,10 +343,12 @@ def designar(
     memorandum: Memo = None,
     correo_oficial: Correo = None,
     fecha: Fecha = None,
+    excepcion: Excepcion = None,
     json_output: Json = False,
 ) -> None:
     """Designa a la persona administradora de cuenta (enlace) del distrito (6.VII, 6.X); quien
-    la tenía pierde el acceso de inmediato y se abren obligaciones de rotación.
+    la tenía pierde el acceso de inmediato y se abren obligaciones de rotación. Solo la persona
+    titular (o quien la supla por encargo); la UTCSyD solo como excepción (--excepcion).
 
     Ejemplo: [cyan]custodia designar --distrito DD05 --persona ana --oficio DD05/045/2026[/cyan]
     """
@@ -295,25 +357,74 @@ def designar(
         {
             "distrito": distrito,
             "persona": persona,
+            "excepcion": excepcion,
             **channel_args(oficio, memorandum, correo_oficial, fecha),
         },
     )
     show(data, json_output, "Designación registrada")
 
 
-def titular(
+def historial(
     distrito: Distrito,
-    persona: Annotated[str, typer.Option("--persona", help="Usuario de la persona titular.")],
+    fecha: Annotated[
+        str | None,
+        typer.Option("--fecha", help="Quién tenía cada rol ese día (AAAA-MM-DD, hora de CDMX)."),
+    ] = None,
+    json_output: Json = False,
+) -> None:
+    """Quién tuvo cada rol del distrito (titular, titular por encargo, administradora,
+    sustituta), desde cuándo, hasta cuándo y con qué vía oficial.
+
+    Ejemplo: [cyan]custodia historial --distrito DD05 --fecha 2026-03-12[/cyan]
+    """
+    rows = call("historial", {"distrito": distrito, "fecha": fecha})
+    show(rows, json_output, "Historial de designaciones")
+
+
+def _required(value: str | None, flag: str) -> str:
+    # The group's options are optional for its subcommands' sake; without one, they are needed.
+    if not value:
+        from typer._click.exceptions import UsageError
+
+        raise UsageError(f"Falta la opción obligatoria {flag}.")
+    return value
+
+
+DistritoGrupo = Annotated[
+    str | None, typer.Option("--distrito", help="Distrito: DD05, 5, 05 o dd05.")
+]
+
+
+titular_app = App(
+    name="titular",
+    help="La persona titular del distrito y su encargo de despacho.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+@titular_app.callback()
+def titular(
+    ctx: typer.Context,
+    distrito: DistritoGrupo = None,
+    persona: Annotated[
+        str | None, typer.Option("--persona", help="Usuario de la persona titular.")
+    ] = None,
     oficio: Oficio = None,
     memorandum: Memo = None,
     correo_oficial: Correo = None,
     fecha: Fecha = None,
     json_output: Json = False,
 ) -> None:
-    """Registra a la persona titular de la Dirección Distrital (coadministración).
+    """Registra a la persona titular de la Dirección Distrital (coadministración); quien lo
+    era deja el rol. Subcomandos: encargo (quien la suple en su ausencia) y fin-encargo.
 
     Ejemplo: [cyan]custodia titular --distrito DD05 --persona luis[/cyan]
     """
+    if ctx.invoked_subcommand is not None:
+        return
+    distrito = _required(distrito, "--distrito")
+    persona = _required(persona, "--persona")
     data = call(
         "titular",
         {
@@ -325,18 +436,13 @@ def titular(
     show(data, json_output, "Titular registrada")
 
 
-def ausencia(
+@titular_app.command("encargo")
+def titular_encargo(
     distrito: Distrito,
-    motivo: Annotated[
-        str,
-        typer.Option(
-            "--motivo", help="vacaciones, salud, promocion, baja, cambio-adscripcion u otro."
-        ),
-    ],
-    desde: Annotated[str, typer.Option("--desde", help="Primer día de ausencia (AAAA-MM-DD).")],
-    sustituto: Annotated[str, typer.Option("--sustituto", help="Usuario de quien sustituye.")],
+    persona: Annotated[str, typer.Option("--persona", help="Usuario de quien queda encargada.")],
+    desde: Annotated[str, typer.Option("--desde", help="Primer día del encargo (AAAA-MM-DD).")],
     hasta: Annotated[
-        str | None, typer.Option("--hasta", help="Día en que regresa (AAAA-MM-DD).")
+        str | None, typer.Option("--hasta", help="Día en que regresa la titular (AAAA-MM-DD).")
     ] = None,
     oficio: Oficio = None,
     memorandum: Memo = None,
@@ -344,24 +450,129 @@ def ausencia(
     fecha: Fecha = None,
     json_output: Json = False,
 ) -> None:
-    """Registra la ausencia de la persona administradora y su sustitución (6.X); al regresar
-    (--hasta) recupera el acceso, lo que es otro cambio de designación.
+    """Registra el encargo de despacho durante la ausencia de la persona titular: en ese
+    periodo quien queda encargada designa y reporta ausencias (la titular o la UTCSyD).
+
+    Ejemplo: [cyan]custodia titular encargo --distrito DD05 --persona rosa --desde 2026-12-01
+    --hasta 2026-12-15 --oficio DD05/070/2026[/cyan]
+    """
+    data = call(
+        "titular.encargo",
+        {
+            "distrito": distrito,
+            "persona": persona,
+            "desde": desde,
+            "hasta": hasta,
+            **channel_args(oficio, memorandum, correo_oficial, fecha),
+        },
+    )
+    show(data, json_output, "Encargo registrado")
+
+
+@titular_app.command("fin-encargo")
+def titular_fin_encargo(
+    distrito: Distrito,
+    oficio: Oficio = None,
+    memorandum: Memo = None,
+    correo_oficial: Correo = None,
+    fecha: Fecha = None,
+    json_output: Json = False,
+) -> None:
+    """Termina el encargo de despacho: la persona titular regresó.
+
+    Ejemplo: [cyan]custodia titular fin-encargo --distrito DD05[/cyan]
+    """
+    data = call(
+        "titular.encargo_terminar",
+        {"distrito": distrito, **channel_args(oficio, memorandum, correo_oficial, fecha)},
+    )
+    show(data, json_output, "Encargo terminado")
+
+
+ausencia_app = App(
+    name="ausencia",
+    help="Ausencias temporales de la persona administradora y su sustitución (6.X).",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+
+
+@ausencia_app.callback()
+def ausencia(
+    ctx: typer.Context,
+    distrito: DistritoGrupo = None,
+    motivo: Annotated[
+        str | None,
+        typer.Option(
+            "--motivo",
+            help="vacaciones, salud, licencia, comision u otro (una salida definitiva es "
+            "«custodia personas baja»).",
+        ),
+    ] = None,
+    desde: Annotated[
+        str | None, typer.Option("--desde", help="Primer día de ausencia (AAAA-MM-DD).")
+    ] = None,
+    sustituto: Annotated[
+        str | None, typer.Option("--sustituto", help="Usuario de quien sustituye.")
+    ] = None,
+    hasta: Annotated[
+        str | None, typer.Option("--hasta", help="Día en que regresa (AAAA-MM-DD).")
+    ] = None,
+    oficio: Oficio = None,
+    memorandum: Memo = None,
+    correo_oficial: Correo = None,
+    fecha: Fecha = None,
+    excepcion: Excepcion = None,
+    json_output: Json = False,
+) -> None:
+    """Registra una ausencia temporal de la persona administradora y su sustitución (6.X); al
+    regresar (--hasta, o «ausencia terminar») recupera el acceso, lo que es otro cambio de
+    designación. Una baja, promoción o cambio de adscripción es «custodia personas baja».
 
     Ejemplo: [cyan]custodia ausencia --distrito DD05 --motivo vacaciones --desde 2026-12-01
     --hasta 2026-12-15 --sustituto beto --oficio DD05/050/2026[/cyan]
     """
+    if ctx.invoked_subcommand is not None:
+        return
     data = call(
         "ausencia",
         {
-            "distrito": distrito,
-            "motivo": motivo,
-            "desde": desde,
+            "distrito": _required(distrito, "--distrito"),
+            "motivo": _required(motivo, "--motivo"),
+            "desde": _required(desde, "--desde"),
             "hasta": hasta,
-            "sustituto": sustituto,
+            "sustituto": _required(sustituto, "--sustituto"),
+            "excepcion": excepcion,
             **channel_args(oficio, memorandum, correo_oficial, fecha),
         },
     )
     show(data, json_output, "Ausencia registrada")
+
+
+@ausencia_app.command("terminar")
+def ausencia_terminar(
+    distrito: Distrito,
+    oficio: Oficio = None,
+    memorandum: Memo = None,
+    correo_oficial: Correo = None,
+    fecha: Fecha = None,
+    excepcion: Excepcion = None,
+    json_output: Json = False,
+) -> None:
+    """Termina ahora la ausencia: la persona administradora vuelve a tener el acceso, quien la
+    sustituía lo pierde de inmediato y se abren obligaciones de rotación (6.X).
+
+    Ejemplo: [cyan]custodia ausencia terminar --distrito DD05 --oficio DD05/052/2026[/cyan]
+    """
+    data = call(
+        "ausencia.terminar",
+        {
+            "distrito": distrito,
+            "excepcion": excepcion,
+            **channel_args(oficio, memorandum, correo_oficial, fecha),
+        },
+    )
+    show(data, json_output, "Ausencia terminada")
 
 
 # -- credenciales -----------------------------------------------------------------------------
@@ -758,9 +969,10 @@ def register(app: App) -> None:
     app.add_typer(sesion, name="sesion")
     app.add_typer(personas, name="personas")
     app.add_typer(cuentas, name="cuentas")
-    app.command("titular")(titular)
+    app.add_typer(titular_app, name="titular")
     app.command("designar")(designar)
-    app.command("ausencia")(ausencia)
+    app.add_typer(ausencia_app, name="ausencia")
+    app.command("historial")(historial)
     app.add_typer(rotar, name="rotar")
     app.command("revelar")(revelar)
     app.command("reconciliar")(reconciliar)

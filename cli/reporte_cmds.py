@@ -154,6 +154,7 @@ def register(app: App) -> None:
     reporte.command("cambios")(cambios)
     reporte.command("incidentes")(incidentes)
     reporte.command("lecturas")(lecturas)
+    reporte.command("designaciones")(designaciones)
     reporte.command("errores")(errores)
     reporte.command("reconstruir")(reconstruir)
     app.add_typer(reporte, name="reporte")
@@ -397,3 +398,50 @@ def reconstruir(
             else "."
         )
     )
+
+
+def designaciones(
+    distrito: Annotated[
+        str, typer.Option("--distrito", help="La Dirección Distrital (DD05, 05 o 5).")
+    ],
+    fecha: Annotated[
+        str | None,
+        typer.Option("--fecha", help="Quién tenía cada rol ese día (AAAA-MM-DD).", callback=_day),
+    ] = None,
+    formato: Annotated[
+        str, typer.Option("--formato", help="tabla, json o csv (claves de «historial»).")
+    ] = "tabla",
+    salida: SalidaOption = None,
+) -> None:
+    """Historial de designaciones (R9): quién fue titular, titular por encargo, administradora
+    o sustituta del distrito, desde y hasta cuándo y con qué vía oficial; lo mismo que
+    «custodia historial», en formato de reporte.
+
+    Ejemplo: [cyan]custodia reporte designaciones --distrito DD05 --formato csv[/cyan]
+    """
+    import csv
+    import io
+    import json
+
+    from cli.remote import call, show
+
+    if formato not in ("tabla", "json", "csv"):
+        raise typer.BadParameter("use tabla, json o csv.", param_hint="--formato")
+    rows = call("historial", {"distrito": distrito, "fecha": fecha})
+    if formato == "tabla" and salida is None:
+        show(rows, False, f"Designaciones de {distrito}")
+        return
+    if formato == "json":
+        content = json.dumps(rows, ensure_ascii=False, indent=2)
+    else:
+        out = io.StringIO()
+        keys = ["rol", "persona", "desde", "hasta", "via_oficial", "excepcion"]
+        writer = csv.DictWriter(out, fieldnames=keys, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        content = out.getvalue()
+    if salida is not None:
+        salida.write_text(content, encoding="utf-8")
+        typer.echo(f"Reporte «designaciones» ({formato}) escrito en {salida}.", err=True)
+        return
+    sys.stdout.write(content if content.endswith("\n") else content + "\n")

@@ -248,6 +248,26 @@ class Access:
             # The name belongs to another entity (made outside Custodia): the alias identifies.
             log.warning("custody.person.entity_name_taken", username=username)
 
+    def disable_person(self, username: str, *, caller_token: str | None = None) -> str | None:
+        """R2, a departure: disable the person's identity (entity) with a coadministrator's
+        ``caller_token``. OpenBao then refuses every token of that entity — the sessions they
+        have open, child tokens included — and their login, from the very next request (verified
+        by the tests against the real server). Their groups are emptied separately (the ledger's
+        holders); the entity stays for the audit trail. Returns its id (None: never had one)."""
+        entity_id = self.entity_id(username)
+        if entity_id is None:
+            return None
+        self._as(caller_token).write(
+            f"identity/entity/id/{entity_id}", {"disabled": True}, operation="disable-person"
+        )
+        log.info("custody.person.disabled", username=username)
+        return entity_id
+
+    def is_disabled(self, username: str) -> bool:
+        entity_id = self.require_entity_id(username)
+        body = self._client.read(f"identity/entity/id/{entity_id}", operation="read-person")
+        return bool((body.get("data") or {}).get("disabled"))
+
     def delete_login(self, username: str) -> None:
         """Remove a person's userpass login; their entity stays for the audit trail.
 

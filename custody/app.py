@@ -16,7 +16,7 @@ from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar, cast
+from typing import Any, Literal, TypeVar, cast
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import structlog
@@ -52,6 +52,10 @@ log = structlog.get_logger("custodia.app")
 REQUEST_NAMESPACE = uuid5(NAMESPACE_URL, "https://custodia.iecm.mx/solicitudes")
 #: Namespace of the ids of the incidents opened for the ledger follower's alerts (issue 16).
 LEDGER_ALERT_NAMESPACE = uuid5(NAMESPACE_URL, "https://custodia.iecm.mx/bitacora/alertas")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
 
 
 def ledger_incident_id(alert_id: str) -> UUID:
@@ -302,6 +306,8 @@ class Custodia:
         from events.domain import require_coadministrator
 
         require_coadministrator(by, "register people")  # before any key is created in OpenBao
+        # Issue 18: before anything is written (a retry finds its own person there: no refusal).
+        self._require_titular_vacancy(role, district, person_id(username))
         now = self.clock()
         code = str(parse_district_id(district)) if district else None
         if password is not None:
@@ -344,6 +350,9 @@ class Custodia:
             vault_role,  # type: ignore[arg-type]
             caller_token=actor.token,
         )
+        if role == "titular" and code:
+            registered = existing if existing is not None else person
+            self._appoint_registered_titular(by, registered, code)
         return {"usuario": str(username), "rol": role, "distrito": code}
 
     def _registered(self, pid: UUID) -> Person | None:
@@ -369,6 +378,7 @@ class Custodia:
                     "usuario": getattr(item, "username", None),
                     "roles": dict(item.roles),
                     "borrado": item.erased,
+                    "baja": _iso(getattr(item, "departed_at", None)),
                 }
             )
         return sorted(people, key=lambda p: str(p["usuario"]))
@@ -490,17 +500,110 @@ class Custodia:
     def appoint_titular(
         self, actor: Actor, district: str, username: str, channel: OfficialChannel | None
     ) -> dict[str, Any]:
+        """``custodia titular``: the district's titular is now ``username``. A registered person
+        without the titular role gets it; the previous titular's role ends with the post."""
+        from events.domain import require_coadministrator
+
         by = self.person(actor.username)
+        require_coadministrator(by, "appoint titulares")  # before the idempotent answer below
         person = self.person(username)
         code = str(parse_district_id(district))
         with self._lock(code):
             item = self.district(code)
-            item.appoint_titular(person, by=by, channel=channel, at=self.clock())
+            if item.titular_id == person.id and person.is_titular_of(code):
+                # Already so (``personas alta --rol titular`` named them): nothing to record.
+                return {"distrito": code, "titular": username, "saliente": None}
+            now = self.clock()
+            changed: list[Person] = []
+            if not person.is_titular_of(code):
+                person.grant_role("titular", district=code, by=by, at=now)
+                changed.append(person)
+            previous = item.titular_id
+            item.appoint_titular(person, by=by, channel=channel, at=now)
+            outgoing = None
+            if previous is not None and previous != person.id:
+                old = self.person(self.username_of(previous) or "")
+                if old.is_titular_of(code):
+                    old.revoke_role("titular", by=by, at=now)
+                    changed.append(old)
+                    outgoing = old.username
+            if outgoing:  # revoke before record
+                self.access.remove_role_member("titular", outgoing, caller_token=actor.token)
+            self._save(item, *changed)
+            if person in changed:
+                self.access.add_role_member("titular", person.username, caller_token=actor.token)
+        return {"distrito": code, "titular": username, "saliente": outgoing}
+
+    def _require_titular_vacancy(self, role: str, district: str | None, pid: UUID) -> None:
+        """``personas alta --rol titular --distrito DD05`` names DD05's titular only when it has
+        none; otherwise the change of titular is ``custodia titular`` (refused here, before
+        anything is written)."""
+        if role != "titular" or not district:
+            return
+        current = self.district(parse_district_id(district)).titular_id
+        if current is not None and current != pid:
+            from events.domain import TitularAlreadyAppointedError
+
+            raise TitularAlreadyAppointedError(str(parse_district_id(district)), current)
+
+    def _appoint_registered_titular(self, by: Person, person: Person, code: str) -> None:
+        with self._lock(code):
+            item = self.district(code)
+            if item.titular_id == person.id:  # a retried registration: appointed already
+                return
+            item.appoint_titular(person, by=by, at=self.clock(), vacant_only=True)
             self._save(item)
-        return {"distrito": code, "titular": username}
+
+    def appoint_acting_titular(
+        self,
+        actor: Actor,
+        district: str,
+        username: str,
+        *,
+        starts_on: date,
+        ends_on: date | None,
+        channel: OfficialChannel,
+    ) -> dict[str, Any]:
+        """R9: an acting titular (*encargo de despacho*) while the titular is absent."""
+        by, person = self.person(actor.username), self.person(username)
+        code = str(parse_district_id(district))
+        with self._lock(code):
+            item = self.district(code)
+            item.appoint_acting_titular(
+                person,
+                starts_on=starts_on,
+                ends_on=ends_on,
+                by=by,
+                channel=channel,
+                policy=self.policy,
+                at=self.clock(),
+            )
+            self._save(item)
+        return {
+            "distrito": code,
+            "encargado": username,
+            "desde": starts_on.isoformat(),
+            "hasta": ends_on.isoformat() if ends_on else None,
+        }
+
+    def end_acting_titular(
+        self, actor: Actor, district: str, channel: OfficialChannel | None
+    ) -> dict[str, Any]:
+        by = self.person(actor.username)
+        code = str(parse_district_id(district))
+        with self._lock(code):
+            item = self.district(code)
+            item.end_acting_titular(by=by, channel=channel, at=self.clock())
+            self._save(item)
+        return {"distrito": code, "titular": self.username_of(item.titular_id)}
 
     def designate(
-        self, actor: Actor, district: str, username: str, channel: OfficialChannel
+        self,
+        actor: Actor,
+        district: str,
+        username: str,
+        channel: OfficialChannel,
+        exception: str | None = None,
     ) -> dict[str, Any]:
         by = self.person(actor.username)
         person = self.person(username)
@@ -509,7 +612,9 @@ class Custodia:
             item = self.district(code)
             now = self.clock()
             outgoing = self.username_of(item.holder_at(now))
-            item.designate(person, by=by, channel=channel, policy=self.policy, at=now)
+            item.designate(
+                person, by=by, channel=channel, policy=self.policy, at=now, exception=exception
+            )
             self._change_holder(item, lambda: self._save(item), now)
             obligations = item.open_obligations()
         return {
@@ -529,6 +634,7 @@ class Custodia:
         ends_on: date | None,
         substitute: str,
         channel: OfficialChannel,
+        exception: str | None = None,
     ) -> dict[str, Any]:
         by = self.person(actor.username)
         sub = self.person(substitute)
@@ -545,6 +651,7 @@ class Custodia:
                 channel=channel,
                 policy=self.policy,
                 at=now,
+                exception=exception,
             )
             self._change_holder(item, lambda: self._save(item), now)
             holder = self.username_of(item.holder_at(now))
@@ -556,16 +663,55 @@ class Custodia:
         }
 
     def end_absence(
-        self, actor: Actor, district: str, channel: OfficialChannel | None
+        self,
+        actor: Actor,
+        district: str,
+        channel: OfficialChannel | None,
+        exception: str | None = None,
     ) -> dict[str, Any]:
         by = self.person(actor.username)
         code = str(parse_district_id(district))
         with self._lock(code):
             item = self.district(code)
             now = self.clock()
-            item.end_absence(by=by, channel=channel, policy=self.policy, at=now)
+            outgoing = self.username_of(item.holder_at(now))
+            item.end_absence(
+                by=by, channel=channel, policy=self.policy, at=now, exception=exception
+            )
             self._change_holder(item, lambda: self._save(item), now)
-        return {"distrito": code, "administrador": self.username_of(item.holder_at(now))}
+        return {
+            "distrito": code,
+            "administrador": self.username_of(item.holder_at(now)),
+            "saliente": outgoing,
+            "obligaciones_abiertas": len(item.open_obligations()),
+        }
+
+    def history(self, actor: Actor, district: str, on: date | None) -> list[dict[str, Any]]:
+        """R9: every holder of every role of the district (titular, acting titular,
+        administrator, substitute) with from/to and vía oficial; ``on``: who held each role
+        that day. For coadministrators, the Secretaría Ejecutiva and the district's titular."""
+        from projections.history import designation_history
+
+        by = self.person(actor.username)
+        code = str(parse_district_id(district))
+        item = self.district(code)
+        allowed = (
+            by.is_coadministrator
+            or by.has_role("secretaria")
+            or (by.is_titular_of(code) and item.titular_id == by.id)
+            or item.titular_at(self.clock()) == by.id
+        )
+        if not allowed:
+            raise ScopeError(actor.username, code)
+        names: dict[UUID, str | None] = {}
+
+        def name_of(pid: UUID) -> str | None:
+            if pid not in names:
+                names[pid] = self.username_of(pid)
+            return names[pid]
+
+        events = self.app.repository.event_store.get(item.id)
+        return designation_history(events, name_of, on=on)
 
     # -- credentials ------------------------------------------------------------------------
 
@@ -1130,19 +1276,102 @@ class Custodia:
             )
             self._save(district)
 
-    def revoke_role(self, actor: Actor, username: str, role: str) -> dict[str, Any]:
-        """A coadministrator revokes a role; OpenBao group membership follows."""
+    def revoke_role(
+        self, actor: Actor, username: str, role: str, channel: OfficialChannel | None = None
+    ) -> dict[str, Any]:
+        """R2: a coadministrator ends one role, with the effects of a departure for that role:
+        a titular's post ends; an administrator's designation or substitution ends and their
+        district group is emptied at once; every account the person could read or has seen
+        since its last rotation owes one (for a coadministrator: every one they revealed or
+        generated). OpenBao first, then the ledger (revoke before record)."""
         by = self.person(actor.username)
         person = self.person(username)
-        person.revoke_role(role, by=by, at=self.clock())
-        self._save(person)
+        district = person.roles.get(role)
+        now = self.clock()
+        person.revoke_role(role, by=by, at=now)  # refused here if they do not hold it
+        codes = [district] if role == "titular" and district else list(DistrictId.all())
+        owed: list[str] = []
+        if role in ("titular", "administrador", "coadministrador"):
+            owed = self._release(
+                by, person, frozenset({role}), "otro", "revocacion", channel, codes
+            )
         if role in ("coadministrador", "titular", "secretaria"):
             self.access.remove_role_member(
                 role,  # type: ignore[arg-type]
                 person.username,  # as OpenBao stores it, whatever case was typed
                 caller_token=actor.token,
             )
-        return {"usuario": person.username, "rol_revocado": role}
+        self._save(person)
+        return {"usuario": person.username, "rol_revocado": role, "obligaciones_abiertas": owed}
+
+    def depart(
+        self, actor: Actor, username: str, reason: str, channel: OfficialChannel
+    ) -> dict[str, Any]:
+        """R2 (6.X): ``personas baja``. At once: the person's identity is disabled in OpenBao
+        (every session and child token refused from the next request, the login too), every
+        role and designation ends (district groups emptied, role groups left), and every
+        account they could read or have seen since its last rotation owes one. The ledger
+        records the departure last, so a retried ``baja`` after a failure completes it."""
+        by = self.person(actor.username)
+        person = self.person(username)
+        held = person.depart(reason.replace("-", "_"), by=by, channel=channel, at=self.clock())
+        self.access.disable_person(person.username, caller_token=actor.token)
+        owed = self._release(
+            by,
+            person,
+            frozenset({"titular", "administrador", "coadministrador", "secretaria"}),
+            reason.replace("-", "_"),
+            "salida",
+            channel,
+            list(DistrictId.all()),
+        )
+        for role in ("coadministrador", "titular", "secretaria"):
+            if role in held:
+                self.access.remove_role_member(
+                    role,
+                    person.username,
+                    caller_token=actor.token,
+                )
+        self._save(person)
+        return {
+            "usuario": person.username,
+            "motivo": reason.replace("-", "_"),
+            "roles_terminados": held,
+            "acceso": "deshabilitado",
+            "obligaciones_abiertas": owed,
+        }
+
+    def _release(
+        self,
+        by: Person,
+        person: Person,
+        roles: frozenset[str],
+        reason: str,
+        cause: Literal["salida", "revocacion"],
+        channel: OfficialChannel | None,
+        codes: list[Any],
+    ) -> list[str]:
+        """Release ``person`` from ``roles`` in each district of ``codes``; a district whose
+        holder changes has its OpenBao group emptied before the ledger write. Returns the
+        accounts that now owe a rotation."""
+        owed: list[str] = []
+        for code in codes:
+            with self._lock(str(code)):
+                item = self.district(code)
+                now = self.clock()
+                owed += item.release_person(
+                    person,
+                    roles=roles,
+                    reason=reason,
+                    cause=cause,
+                    by=by,
+                    channel=channel,
+                    policy=self.policy,
+                    at=now,
+                )
+                if item.pending_events:
+                    self._change_holder(item, partial(self._save, item), now)
+        return owed
 
     def erase_person(self, actor: Actor, username: str) -> dict[str, Any]:
         """9.IV, 9.XX: the person's sealed personal data becomes unrecoverable (their transit key

@@ -2,6 +2,10 @@
 
 A request whose reply is lost is retried with the same request id (the service makes retries
 safe); sensitive reply fields are opened with the request's ephemeral key.
+
+The person's session token does not cross NATS: each request is sent (NATS connect and request
+header) with a *request token* made for it from the session token (custody.session): a TTL of
+seconds, the uses the request needs, unable to make tokens, revoked once the reply is in.
 """
 
 from __future__ import annotations
@@ -9,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from events.errors import CustodiaError, InfrastructureError
@@ -17,6 +22,14 @@ from . import protocol
 from .bootstrap import Endpoints
 
 CONNECT_TIMEOUT = 3  # seconds per attempt to reach one NATS server
+# Uses of a request token: per attempt (a connection checked by the auth callout, and the
+# service's check of a request that writes), one to revoke it at the end, and what the command
+# does in OpenBao with the caller's token (measured on the e2e world, December 2026: 1 to 6 uses
+# per command in all, auth included — rotar iniciar/confirmar 6, reconciliar 5 — so 8 leaves
+# room for one more check per command, e.g. sys/capabilities-self).
+USES_PER_ATTEMPT = 2
+HANDLER_USES = 8
+HANDLER_USES_BY_COMMAND: dict[str, int] = {}
 
 
 class ServiceUnavailableError(InfrastructureError):
@@ -69,16 +82,46 @@ class CommandClient:
         """Send ``command`` and return its reply data (sealed fields opened)."""
         return asyncio.run(self._call(command, dict(args or {}), retries))
 
-    def _person_options(self) -> dict[str, Any]:
-        """The connection options of a person: their token and their own inbox prefix."""
+    def _person_options(self, token: str | None) -> dict[str, Any]:
+        """The connection options of a person: ``token`` (their request token) and their own
+        inbox prefix."""
         options = self.endpoints.nats_options()
-        if not self._token or "user" in options or "user_credentials" in options:
+        if not token or "user" in options or "user_credentials" in options:
             return options
         from .nats_callout import inbox_prefix
 
         if self.username is None:
             self.username = self._owner()
-        return {**options, "token": self._token, "inbox_prefix": inbox_prefix(self.username)}
+        return {**options, "token": token, "inbox_prefix": inbox_prefix(self.username)}
+
+    def _request_token(self, command: str, retries: int) -> str:
+        """A request token for one call of ``command`` (custody.session.request_token)."""
+        from .session import request_token
+
+        assert self._token is not None
+        uses = (retries + 1) * USES_PER_ATTEMPT + 1
+        uses += HANDLER_USES_BY_COMMAND.get(command, HANDLER_USES)
+        ttl = int(self.timeout * (retries + 1)) + 15
+        try:
+            return request_token(
+                self.endpoints.vault_addr,
+                self._token,
+                uses=uses,
+                ttl=ttl,
+                verify=self.endpoints.vault_verify,
+            )
+        except CustodiaError as exc:
+            # Refused: a revoked or expired session says so as the service would; a session
+            # OpenBao accepts that may not make request tokens, as OpenBao refused it.
+            refusal = self._refusal()
+            if refusal.remote_type == "ServiceUnavailableError":
+                raise _as_remote(exc) from None
+            raise refusal from None
+
+    def _forget(self, token: str) -> None:
+        from .session import forget_request_token
+
+        forget_request_token(self.endpoints.vault_addr, token, verify=self.endpoints.vault_verify)
 
     def _owner(self) -> str:
         from .errors import VaultTokenInvalidError
@@ -136,24 +179,50 @@ class CommandClient:
         )
 
     async def _call(self, command: str, args: dict[str, Any], retries: int) -> Any:
-        import nats
-        from nats.errors import ConnectionClosedError, NoRespondersError
-        from nats.errors import Error as NatsError
-        from nats.errors import TimeoutError as NatsTimeoutError
-
         key = protocol.ReplyKey.generate()
         headers = {
             protocol.REQUEST_ID_HEADER: str(uuid.uuid4()),
             protocol.REPLY_KEY_HEADER: key.public_b64(),
         }
+        token: str | None = None
         if self._token:
-            headers[protocol.TOKEN_HEADER] = self._token
-        if self._token:
-            args = await asyncio.to_thread(
-                self._seal, command, headers[protocol.REQUEST_ID_HEADER], args
+            # Sealing (with the session token, to OpenBao only) and the request token at once.
+            sealed, token = await asyncio.gather(
+                asyncio.to_thread(self._seal, command, headers[protocol.REQUEST_ID_HEADER], args),
+                asyncio.to_thread(self._request_token, command, retries),
             )
+            args = sealed
+            headers[protocol.TOKEN_HEADER] = token
+        forgotten: list[bool] = []
+
+        async def forget() -> None:
+            """Revoke the request token (once), alongside closing the connection."""
+            if token is not None and not forgotten:
+                forgotten.append(True)
+                await asyncio.to_thread(self._forget, token)
+
+        try:
+            return await self._send(command, args, headers, key, token, retries, forget)
+        finally:
+            await forget()
+
+    async def _send(
+        self,
+        command: str,
+        args: dict[str, Any],
+        headers: dict[str, str],
+        key: protocol.ReplyKey,
+        token: str | None,
+        retries: int,
+        forget: Callable[[], Awaitable[None]],
+    ) -> Any:
+        import nats
+        from nats.errors import ConnectionClosedError, NoRespondersError
+        from nats.errors import Error as NatsError
+        from nats.errors import TimeoutError as NatsTimeoutError
+
         payload = protocol.encode(args)
-        options = await asyncio.to_thread(self._person_options)
+        options = await asyncio.to_thread(self._person_options, token)
 
         async def connect() -> tuple[Any, asyncio.Event]:
             """A connection, and the event set when it closes."""
@@ -246,7 +315,7 @@ class CommandClient:
                         raise ServiceUnavailableError(f"nats: {type(exc).__name__}") from None
                     await asyncio.sleep(0.2 * (attempt + 1))
         finally:
-            await nc.close()
+            await asyncio.gather(nc.close(), forget())
         return _open_sealed(protocol.decode_reply(msg.data), key)
 
 

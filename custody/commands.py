@@ -24,10 +24,16 @@ from .vault import VaultClient
 
 
 class VaultAuthenticator:
-    """Authenticates a caller's token with OpenBao itself (``auth/token/lookup-self``)."""
+    """Authenticates a caller's token with OpenBao itself (``auth/token/lookup-self``).
+
+    A request token (a child of a person's session, custody.session) names its owner by its
+    entity only: the person is the login (userpass alias) of that entity, read with the
+    service's own token (no use of the caller's use-limited token is spent on it). Its metadata
+    is ignored: the person who made it chose it."""
 
     def __init__(self, client: VaultClient) -> None:
         self.client = client
+        self._accessor: str | None = None
 
     def authenticate(self, token: str) -> Caller:
         from .errors import (
@@ -44,15 +50,46 @@ class VaultAuthenticator:
             raise  # OpenBao could not answer (e.g. a failover): not a verdict on the token
         except Exception:  # any refusal means: not authenticated
             raise NotAuthenticatedError("invalid") from None
-        if not info.username:
+        username = info.username
+        if info.child:
+            try:
+                username = self._login_of(info.entity_id)
+            except (
+                VaultUnreachableError,
+                VaultUnavailableError,
+                VaultSealedError,
+                VaultServerError,
+            ):
+                raise
+            except Exception:
+                raise NotAuthenticatedError("no-identity") from None
+        if not username:
             raise NotAuthenticatedError("no-identity")
         return Caller(
-            username=info.username,
+            username=username,
             entity_id=info.entity_id or "",
             policies=info.policies + info.identity_policies,
             token=token,
             expires_at=info.expire_time,
         )
+
+    def _login_of(self, entity_id: str | None) -> str | None:
+        """The login name of ``entity_id`` on the people's userpass mount (its name if none)."""
+        from .access import login_name
+        from .errors import VaultNotFoundError
+
+        if not entity_id:
+            return None
+        if self._accessor is None:
+            body = self.client.read("sys/auth", operation="lookup-person")
+            mounts = body.get("data") or body
+            entry = mounts.get(self.client.mounts.userpass + "/") or {}
+            self._accessor = str(entry.get("accessor") or "")
+        try:
+            entity = self.client.read(f"identity/entity/id/{entity_id}", operation="lookup-person")
+        except VaultNotFoundError:
+            return None
+        return login_name(entity.get("data") or {}, self._accessor)
 
 
 def _text(
@@ -118,7 +155,8 @@ ARGUMENTS: dict[str, frozenset[str]] = {
         {"usuario", "nombre", "correo", "telefono", "rol", "distrito", "contrasena"}
     ),
     "personas.lista": frozenset(),
-    "personas.revocar": frozenset({"usuario", "rol"}),
+    "personas.revocar": frozenset({"usuario", "rol"}) | _CHANNEL,
+    "personas.baja": frozenset({"usuario", "motivo"}) | _CHANNEL,
     "personas.borrar_datos": frozenset({"usuario"}),
     "reconciliar": frozenset({"reparar"}),
     "cuentas.alta": frozenset(
@@ -127,9 +165,13 @@ ARGUMENTS: dict[str, frozenset[str]] = {
     "cuentas.lista": frozenset({"distrito"}),
     "cuentas.baja": frozenset({"cuenta"}) | _CHANNEL,
     "titular": frozenset({"distrito", "persona"}) | _CHANNEL,
-    "designar": frozenset({"distrito", "persona"}) | _CHANNEL,
-    "ausencia": frozenset({"distrito", "motivo", "desde", "hasta", "sustituto"}) | _CHANNEL,
-    "ausencia.terminar": frozenset({"distrito"}) | _CHANNEL,
+    "titular.encargo": frozenset({"distrito", "persona", "desde", "hasta"}) | _CHANNEL,
+    "titular.encargo_terminar": frozenset({"distrito"}) | _CHANNEL,
+    "designar": frozenset({"distrito", "persona", "excepcion"}) | _CHANNEL,
+    "ausencia": frozenset({"distrito", "motivo", "desde", "hasta", "sustituto", "excepcion"})
+    | _CHANNEL,
+    "ausencia.terminar": frozenset({"distrito", "excepcion"}) | _CHANNEL,
+    "historial": frozenset({"distrito", "fecha"}),
     "rotar.iniciar": frozenset({"cuenta"}),
     "rotar.confirmar": frozenset({"cuenta", "solicitud"}),
     "rotar.abandonar": frozenset({"cuenta"}),
@@ -237,7 +279,16 @@ def build_handlers(custodia: Custodia, vault: VaultClient) -> dict[str, Handler]
         ),
         "personas.lista": lambda c: custodia.list_people(actor(c)),
         "personas.revocar": lambda c: custodia.revoke_role(
-            actor(c), _text(c.args, "usuario", limit=64), _text(c.args, "rol", limit=20)
+            actor(c),
+            _text(c.args, "usuario", limit=64),
+            _text(c.args, "rol", limit=20),
+            channel_from(c.args) if _has_channel(c.args) else None,
+        ),
+        "personas.baja": lambda c: custodia.depart(
+            actor(c),
+            _text(c.args, "usuario", limit=64),
+            _text(c.args, "motivo", limit=40),
+            channel_from(c.args),
         ),
         "personas.borrar_datos": lambda c: custodia.erase_person(
             actor(c), _text(c.args, "usuario", limit=64)
@@ -263,11 +314,28 @@ def build_handlers(custodia: Custodia, vault: VaultClient) -> dict[str, Handler]
             _text(c.args, "persona", limit=64),
             channel_from(c.args) if _has_channel(c.args) else None,
         ),
+        "titular.encargo": lambda c: custodia.appoint_acting_titular(
+            actor(c),
+            _text(c.args, "distrito", limit=8),
+            _text(c.args, "persona", limit=64),
+            starts_on=_date(c.args, "desde", required=True),  # type: ignore[arg-type]
+            ends_on=_date(c.args, "hasta", required=False),
+            channel=channel_from(c.args),
+        ),
+        "titular.encargo_terminar": lambda c: custodia.end_acting_titular(
+            actor(c),
+            _text(c.args, "distrito", limit=8),
+            channel_from(c.args) if _has_channel(c.args) else None,
+        ),
         "designar": lambda c: custodia.designate(
             actor(c),
             _text(c.args, "distrito", limit=8),
             _text(c.args, "persona", limit=64),
             channel_from(c.args),
+            _opt(c.args, "excepcion", 500),
+        ),
+        "historial": lambda c: custodia.history(
+            actor(c), _text(c.args, "distrito", limit=8), _date(c.args, "fecha", required=False)
         ),
         "ausencia": lambda c: custodia.report_absence(
             actor(c),
@@ -277,11 +345,13 @@ def build_handlers(custodia: Custodia, vault: VaultClient) -> dict[str, Handler]
             ends_on=_date(c.args, "hasta", required=False),
             substitute=_text(c.args, "sustituto", limit=64),
             channel=channel_from(c.args),
+            exception=_opt(c.args, "excepcion", 500),
         ),
         "ausencia.terminar": lambda c: custodia.end_absence(
             actor(c),
             _text(c.args, "distrito", limit=8),
             channel_from(c.args) if _has_channel(c.args) else None,
+            _opt(c.args, "excepcion", 500),
         ),
         "rotar.iniciar": lambda c: sealed(
             c, custodia.start_rotation(actor(c), _text(c.args, "cuenta", limit=64)), "contrasena"

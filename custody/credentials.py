@@ -1,11 +1,21 @@
 """Account credentials in OpenBao/Vault: staged rotation, audited reveals, 2FA (6.IX, 6.X).
 
-**Whose token.** Every operation on a secret is made with the CALLER's own token, so the server
-decides (R1) and its audit log names the person. The service's own token (this object's client,
-policy ``custodia-servicio``) reads only versions and metadata and may revoke a wrapping token;
-it cannot read a credential, a staged credential or a 2FA code.
+**Who decides, whose token** (issue 16, finding 2: a complete ledger). People's tokens read no
+secret at all: their policies grant nothing on credentials, staged credentials, older versions,
+2FA keys or codes, and deny each of those paths explicitly (custody.layout). What they grant is a
+*marker* per operation and account, ``custodia-acceso/<district>/<operation>/<platform>``, which
+holds nothing. Before every operation on a secret the service asks OpenBao, with the CALLER's
+own token, for the caller's capabilities on that marker (``sys/capabilities-self``); OpenBao's
+answer decides (R1: designation is membership of the district's group, whose policy grants the
+marker). Only on "read" does the service make the operation, with ITS OWN token (policy
+``custodia-servicio``), which reads a current credential or a 2FA code only wrapped
+(``min_wrapping_ttl``). A refused caller gets :class:`VaultPermissionDeniedError`, as before;
+a wrapped read or a staging sent ahead of the answer never leaves the service and is undone.
 
-**Reveal, fail-closed** (:meth:`Credentials.reveal`). The caller's read is made with response
+The service's token can therefore reveal for anyone (a compromised service host can read,
+wrapped); every such read outside the ledger is still found by ``custody.openbao_audit``.
+
+**Reveal, fail-closed** (:meth:`Credentials.reveal`). The read is made with response
 wrapping (``X-Vault-Wrap-TTL``): the server keeps the answer and returns a single-use wrapping
 token. The service records the read in the ledger and only then hands the wrapping token to the
 caller, who unwraps it (:meth:`Credentials.unwrap`). If the ledger write fails, the wrapping token
@@ -307,21 +317,23 @@ def _log_wrapped(wrapped: WrappedSecret) -> None:
 
 
 class RevealPrefetch:
-    """The reads of a reveal, already sent (see :meth:`Credentials.prefetch_reveal`): the current
-    metadata and, when this process knows the account's current version (``guess``), the
-    caller's wrapped read of that version (``ahead``). A wrapping token made ahead and not
-    taken is revoked as soon as it arrives."""
+    """The reads of a reveal, already sent (see :meth:`Credentials.prefetch_reveal`): OpenBao's
+    answer for the caller (``authorized``), the current metadata and, when this process knows
+    the account's current version (``guess``), the service's wrapped read of that version
+    (``ahead``). A wrapping token made ahead and not taken is revoked as soon as it arrives."""
 
     def __init__(
         self,
         credentials: Credentials,
         account: str,
+        authorized: Later[None],
         metadata: Later[dict[str, Any] | None],
         guess: int | None,
         ahead: Later[WrappedSecret] | None,
     ) -> None:
         self._credentials = credentials
         self.account = account
+        self.authorized = authorized
         self.metadata = metadata
         self.guess = guess
         self.ahead = ahead
@@ -346,19 +358,7 @@ class RevealPrefetch:
 
     def _revoke_when_done(self, ahead: Later[WrappedSecret]) -> None:
         """Revoke the token made ahead once it arrives, in the background (nobody waits)."""
-
-        def revoke() -> None:
-            try:
-                wrapped = ahead.result()
-            except Exception:
-                return  # no token was made
-            try:
-                self._credentials.revoke_wrapped(wrapped)
-            except VaultError:
-                # It still expires after its short TTL, is single use, and never left here.
-                log.error("custody.reveal.revoke_failed", account=self.account)
-
-        self._credentials.in_background(revoke)
+        self._credentials.revoke_when_done(ahead, self.account)
 
 
 class Later(Protocol[T_co]):
@@ -407,15 +407,18 @@ class Answer(Generic[T]):
 
 @dataclass(frozen=True)
 class StagePrefetch:
-    """The reads :meth:`Credentials.stage` needs, already sent (see ``prefetch_stage``)."""
+    """The reads :meth:`Credentials.stage` needs, already sent (see ``prefetch_stage``), and
+    OpenBao's answer for the caller (``authorized``), awaited before anything is written."""
 
     account: str
     metadata: Later[dict[str, Any] | None] = field(repr=False)
     fingerprint: Later[str] = field(repr=False)
+    authorized: Later[None] = field(repr=False)
 
 
 class Credentials:
-    """Credentials and 2FA, with callers' tokens; ``client`` carries the service token."""
+    """Credentials and 2FA for verified callers; ``client`` carries the service token, which
+    makes every operation once OpenBao granted the caller's token the operation's marker."""
 
     def __init__(self, client: VaultClient) -> None:
         self._client = client
@@ -434,51 +437,106 @@ class Credentials:
     def prefetch_stage(
         self, caller_token: str, account: str | AccountRef, password: str
     ) -> StagePrefetch:
-        """Send the two independent reads of :meth:`stage` (the current metadata and the
-        password's fingerprint, both with the caller's token) and return at once: OpenBao
-        answers them while the caller loads the ledger. Answers the caller never reads are
-        dropped (nothing is written by either)."""
+        """Send the independent calls of :meth:`stage` (the caller's authorization, with the
+        caller's token; the current metadata and the password's fingerprint, with the
+        service's) and return at once: OpenBao answers them while the caller loads the ledger.
+        Answers nobody reads are dropped (nothing is written by any of them)."""
         ref = AccountRef.parse(account)
-        caller = self._as(caller_token)
-        # The fingerprint first: the tag waits for it, and the tag is the last write.
-        fingerprint = self._send_fingerprint(caller_token, password)
-        return StagePrefetch(ref.name, self._send_metadata(caller, ref, False), fingerprint)
+        authorized = self._send_authorization(caller_token, ref, "preparar")
+        # The fingerprint next: the tag waits for it, and the tag is the last write.
+        fingerprint = self._send_fingerprint(password)
+        return StagePrefetch(
+            ref.name, self._send_metadata(self._client, ref, False), fingerprint, authorized
+        )
 
     def prefetch_reveal(
         self, caller_token: str, account: str | AccountRef, ttl: int = DEFAULT_WRAP_TTL
     ) -> RevealPrefetch:
-        """Start the reads of :meth:`reveal` while the caller loads the ledger: the current
-        metadata (service token) and, if this process has seen the account's current version
-        before, the caller's wrapped read of that version at the same time (on a reveal the
-        wrapped read is the slow part: OpenBao stores a new token). The metadata still decides:
-        a wrapped read of another version is revoked and done again. Take it while holding the
-        account's lock, so no rotation of this process lands in between."""
+        """Start the calls of :meth:`reveal` while the caller loads the ledger: the caller's
+        authorization (caller's token), the current metadata (service token) and, if this
+        process has seen the account's current version before, the service's wrapped read of
+        that version at the same time (on a reveal the wrapped read is the slow part: OpenBao
+        stores a new token). Nothing leaves before OpenBao granted the caller the read; the
+        metadata still decides the version: a wrapped read of another version is revoked and
+        done again. Take it while holding the account's lock, so no rotation of this process
+        lands in between."""
         ref = AccountRef.parse(account)
         ttl = _check_ttl(ttl)
         guess = self._known_current.get(ref.name)
-        # The wrapped read first: it is the slow one (OpenBao stores a token for it).
-        ahead = self._send_wrapped_read(caller_token, ref, guess, ttl) if guess else None
+        authorized = self._send_authorization(caller_token, ref, "revelar")
+        # The wrapped read next: it is the slow one (OpenBao stores a token for it).
+        ahead = self._send_wrapped_read(ref, guess, ttl) if guess else None
         return RevealPrefetch(
-            self, ref.name, self._send_metadata(self._client, ref, False), guess, ahead
+            self, ref.name, authorized, self._send_metadata(self._client, ref, False), guess, ahead
         )
 
     def in_background(self, work: Callable[[], object]) -> None:
         """Run ``work`` on one of this object's threads; nobody waits for it."""
         self._ahead.submit(work)
 
+    def revoke_when_done(self, later: Later[WrappedSecret], account: str) -> None:
+        """Revoke a wrapping token made for nobody (refused caller, stale version) once it
+        arrives, in the background: it never leaves this process."""
+
+        def revoke() -> None:
+            try:
+                wrapped = later.result()
+            except Exception:
+                return  # no token was made
+            try:
+                self.revoke_wrapped(wrapped)
+            except VaultError:
+                # It still expires after its short TTL, is single use, and never left here.
+                log.error("custody.reveal.revoke_failed", account=account)
+
+        self.in_background(revoke)
+
     def _as(self, caller_token: str) -> VaultClient:
         return self._client.with_token(caller_token)
 
-    def fingerprint(self, caller_token: str, secret: str | bytes) -> str:
+    # -- the caller's authorization ------------------------------------------------------------
+
+    def authorize(self, caller_token: str, account: str | AccountRef, operation: str) -> None:
+        """Whether OpenBao grants the caller ``operation`` on ``account``: the caller's own
+        capabilities on the operation's marker (:meth:`AccountRef.access_path`), asked with
+        the caller's token; :class:`VaultPermissionDeniedError` unless they include "read"."""
+        self._send_authorization(caller_token, AccountRef.parse(account), operation).result()
+
+    def _send_authorization(
+        self, caller_token: str, ref: AccountRef, operation: str
+    ) -> Answer[None]:
+        """:meth:`authorize`, sent now and read later. One request, on the caller's token only:
+        ``sys/capabilities-self`` evaluates the token's policies (its identity groups' included:
+        designation) on a path that holds nothing, so it reveals nothing and writes nothing."""
+        marker = ref.access_path(operation)
+        sent = self._as(caller_token).send(
+            "POST",
+            "sys/capabilities-self",
+            json={"paths": [marker]},
+            operation=f"authorize-{operation}",
+            account=ref.name,
+        )
+
+        def parse(body: dict[str, Any] | None) -> None:
+            answer = (body or {}).get("data") or body or {}
+            granted = answer.get(marker) if isinstance(answer, dict) else None
+            if not isinstance(granted, list) or "deny" in granted or "read" not in granted:
+                log.info("custody.access.refused", account=ref.name, operation=operation)
+                raise VaultPermissionDeniedError(f"authorize-{operation}", marker, ref.name)
+
+        return Answer(sent, parse)
+
+    def fingerprint(self, secret: str | bytes) -> str:
         """A keyed fingerprint (transit HMAC-SHA256, key ``custodia-fingerprint``) of a secret.
 
         Comparable across events without revealing the secret; useless without the server.
         Returned as lowercase hex (the ledger's format); the HMAC key version is not part of it.
+        Service token: people's tokens cannot compute one (it would be a guessing oracle).
         """
-        return self._send_fingerprint(caller_token, secret).result()
+        return self._send_fingerprint(secret).result()
 
-    def _send_fingerprint(self, caller_token: str, secret: str | bytes) -> Answer[str]:
-        sent = self._as(caller_token).send(
+    def _send_fingerprint(self, secret: str | bytes) -> Answer[str]:
+        sent = self._client.send(
             "POST",
             f"{self._mounts.transit}/hmac/{FINGERPRINT_KEY}/sha2-256",
             json={"input": _b64(secret)},
@@ -553,12 +611,13 @@ class Credentials:
         *,
         pinned: RevealPrefetch | None = None,
     ) -> WrappedSecret:
-        """The current credential, read with the CALLER's token and wrapped for ``ttl`` seconds.
+        """The current credential, read by the service for the caller and wrapped for ``ttl``
+        seconds, once OpenBao granted the CALLER's token the reveal (its marker).
 
         The version is pinned by the metadata (service token), so the ledger can record exactly
         which version the caller will see. Permission is decided by the server on the caller's
-        read: a refused caller gets :class:`VaultPermissionDeniedError` and no wrapping token.
-        ``pinned``: the reads started ahead by :meth:`prefetch_reveal`.
+        token: a refused caller gets :class:`VaultPermissionDeniedError` and no wrapping token.
+        ``pinned``: the calls started ahead by :meth:`prefetch_reveal`.
         """
         ref = AccountRef.parse(account)
         ttl = _check_ttl(ttl)
@@ -567,9 +626,12 @@ class Credentials:
             raise ValueError("prefetched for another account")
         try:
             if prefetch is not None:
+                authorized = prefetch.authorized
                 meta = prefetch.metadata.result()
             else:
-                meta = self._metadata(self._client, ref, False)
+                authorized = self._send_authorization(caller_token, ref, "revelar")
+                meta = self._send_metadata(self._client, ref, False).result()
+            authorized.result()  # before anything else is said about the account
             version = int((meta or {}).get("current_version") or 0)
             if version <= 0:
                 raise VaultNotFoundError("reveal", ref.data_path(self._mounts), ref.name)
@@ -580,22 +642,21 @@ class Credentials:
                 prefetch.drop()
             raise
         if wrapped is None:
-            wrapped = self._wrapped_read(caller_token, ref, version, ttl)
+            wrapped = self._wrapped_read(ref, version, ttl)
         _log_wrapped(wrapped)
         return wrapped
 
-    def _wrapped_read(
-        self, caller_token: str, ref: AccountRef, version: int | None, ttl: int
-    ) -> WrappedSecret:
-        """Version ``version`` of the credential, read with the caller's token, wrapped."""
-        return self._send_wrapped_read(caller_token, ref, version, ttl).result()
+    def _wrapped_read(self, ref: AccountRef, version: int | None, ttl: int) -> WrappedSecret:
+        """Version ``version`` of the credential, read by the service, wrapped."""
+        return self._send_wrapped_read(ref, version, ttl).result()
 
     def _send_wrapped_read(
-        self, caller_token: str, ref: AccountRef, version: int | None, ttl: int
+        self, ref: AccountRef, version: int | None, ttl: int
     ) -> Answer[WrappedSecret]:
-        """:meth:`_wrapped_read`, sent now and read later."""
+        """:meth:`_wrapped_read`, sent now and read later. Only ever handed over once the
+        caller's authorization came back granted (callers of this method check it)."""
         path = ref.data_path(self._mounts)
-        sent = self._as(caller_token).send(
+        sent = self._client.send(
             "GET",
             path,
             operation="reveal",
@@ -658,6 +719,7 @@ class Credentials:
             return None
         try:
             meta = pinned.metadata.result()
+            pinned.authorized.result()  # nothing is recorded for a refused caller
         except BaseException:
             pinned.drop()
             raise
@@ -837,11 +899,18 @@ class Credentials:
         "rotation started" event); data and tag are written at the same time (the data's
         check-and-set decides who owns the rotation). With ``record``, the event is written
         after Vault; if it fails, the staged credential is deleted again.
+        The service writes, once OpenBao granted the caller's token the staging (its marker):
+        nothing is written for a refused caller.
         """
         ref = AccountRef.parse(account)
-        caller = self._as(caller_token)
+        caller = self._client
         if prefetched is not None and prefetched.account != ref.name:
             raise ValueError("prefetched for another account")
+        authorized = (
+            prefetched.authorized
+            if prefetched is not None
+            else self._send_authorization(caller_token, ref, "preparar")
+        )
         # The current version is checked once the staged data is written, not before: the
         # write does not depend on it (check-and-set 0 on the staged path), and a rotation
         # from a stale base is rare (drift); it is then deleted again.
@@ -851,10 +920,9 @@ class Credentials:
             else self._send_metadata(caller, ref, False)
         )
         fingerprints = (
-            prefetched.fingerprint
-            if prefetched is not None
-            else self._send_fingerprint(caller_token, password)
+            prefetched.fingerprint if prefetched is not None else self._send_fingerprint(password)
         )
+        authorized.result()  # OpenBao's answer for the caller, before anything is written
         metadata_path = ref.metadata_path(self._mounts, staged=True)
 
         def send_tag(metadata_cas: int) -> Sent:
@@ -982,15 +1050,31 @@ class Credentials:
         the staged one. With ``record``, the ledger's "rotation confirmed" event is written in
         between; if it fails the new current version stays (the platform already uses it) and
         reconciliation reports the confirmation to record.
+        The service reads and writes, once OpenBao granted the caller's token the confirmation
+        (its marker); the staged read is sent alongside and goes nowhere for a refused caller.
         """
         ref = AccountRef.parse(account)
-        caller = self._as(caller_token)
+        caller = self._client
+        authorized = self._send_authorization(caller_token, ref, "confirmar")
+        staged = Answer(
+            caller.send(
+                "GET",
+                ref.data_path(self._mounts, staged=True),
+                operation="confirm",
+                account=ref.name,
+            ),
+            lambda body: body,
+            absent_is_none=True,
+        )
         try:
-            body = caller.read(
-                ref.data_path(self._mounts, staged=True), operation="confirm", account=ref.name
-            )
-        except VaultNotFoundError:
-            raise NoStagedRotationError(ref.name) from None
+            authorized.result()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                staged.result()  # read, and dropped
+            raise
+        body = staged.result()
+        if body is None:
+            raise NoStagedRotationError(ref.name)
         data = body.get("data") or {}
         custom = (data.get("metadata") or {}).get("custom_metadata") or {}
         if custom.get("ledger_event_id") != rotation_event_id:
@@ -1017,14 +1101,18 @@ class Credentials:
             operation="confirm",
             account=ref.name,
         )
-        written = caller.write(
+        # Wrapped (the service's policy has min_wrapping_ttl on current credentials): the answer
+        # is only the new version's metadata; its wrapping token expires unused within a second.
+        # Check-and-set on the base version makes the new version base + 1.
+        caller.write(
             ref.data_path(self._mounts),
             {"data": {"password": password}, "options": {"cas": base_version}},
             operation="confirm",
             account=ref.name,
             secret_body=True,
+            wrap_ttl=1,
         )
-        version = int(((written or {}).get("data") or {}).get("version") or base_version + 1)
+        version = base_version + 1
         self._known_current[ref.name] = version
         confirmed = ConfirmedRotation(
             ref.name, rotation_event_id, version, base_version, fingerprint
@@ -1053,10 +1141,14 @@ class Credentials:
         *,
         record: Callable[[AbandonedRotation], object] | None = None,
     ) -> AbandonedRotation:
-        """Discard the staged credential: ``record`` (ledger) first, then delete it in Vault."""
+        """Discard the staged credential: ``record`` (ledger) first, then delete it in Vault.
+        The service does it, once OpenBao granted the caller's token the abandonment."""
         ref = AccountRef.parse(account)
-        caller = self._as(caller_token)
-        meta = self._metadata(caller, ref, staged=True)
+        caller = self._client
+        authorized = self._send_authorization(caller_token, ref, "abandonar")
+        metadata = self._send_metadata(caller, ref, True)
+        authorized.result()
+        meta = metadata.result()
         if meta is None or not meta.get("current_version"):
             raise NoStagedRotationError(ref.name)
         custom = meta.get("custom_metadata") or {}
@@ -1101,11 +1193,15 @@ class Credentials:
         self, caller_token: str, account: str | AccountRef, otpauth_uri: str
     ) -> TotpRegistration:
         """Import a 2FA seed from an ``otpauth://totp/`` URI (coadministrators). Write-only: the
-        TOTP engine never returns an imported seed, and no policy lets anyone read a key."""
+        TOTP engine never returns an imported seed, and no policy lets anyone read a key.
+        The service writes it, once OpenBao granted the caller's token the import."""
         ref = AccountRef.parse(account)
         key = parse_otpauth(ref.name, otpauth_uri)
-        fingerprint = self.fingerprint(caller_token, key.secret_b32.rstrip("="))
-        self._as(caller_token).write(
+        authorized = self._send_authorization(caller_token, ref, "semilla")
+        fingerprints = self._send_fingerprint(key.secret_b32.rstrip("="))
+        authorized.result()
+        fingerprint = fingerprints.result()
+        self._client.write(
             ref.totp_key_path(self._mounts),
             {
                 "key": key.secret_b32,
@@ -1140,27 +1236,38 @@ class Credentials:
         return self._periods[ref.name]
 
     def totp_code(self, caller_token: str, account: str | AccountRef) -> TotpCode:
-        """A current 2FA code, with the caller's token (administrator of the district or
-        coadministrator), and when it stops being valid."""
-        ref = AccountRef.parse(account)
-        started = time.time()
-        body = self._as(caller_token).read(
-            ref.totp_code_path(self._mounts), operation="totp-code", account=ref.name
-        )
-        data = body.get("data") or {}
-        period = None if data.get("expire_time") or data.get("period") else self._period(ref)
-        return TotpCode(ref.name, str(data.get("code") or ""), _valid_until(data, started, period))
+        """A current 2FA code for the caller (administrator of the district or coadministrator)
+        and when it stops being valid: :meth:`totp_code_wrapped`, unwrapped here. NOT recorded
+        in the ledger (the audit follower reports it): the command service uses
+        :meth:`reveal_totp`; this is for tests and tools."""
+        wrapped = self.totp_code_wrapped(caller_token, account)
+        return self.unwrap_totp(wrapped.token, account)
 
     def totp_code_wrapped(
         self, caller_token: str, account: str | AccountRef, ttl: int = DEFAULT_WRAP_TTL
     ) -> WrappedSecret:
-        """A 2FA code read with the caller's token and wrapped, for a fail-closed reveal."""
+        """A 2FA code read by the service and wrapped, for a fail-closed reveal, once OpenBao
+        granted the caller's token the code (its marker). The read is sent alongside the
+        authorization; for a refused caller its wrapping token is revoked, never handed over."""
         ref = AccountRef.parse(account)
         path = ref.totp_code_path(self._mounts)
-        body = self._as(caller_token).read(
-            path, operation="totp-code", account=ref.name, wrap_ttl=_check_ttl(ttl)
+        authorized = self._send_authorization(caller_token, ref, "codigo")
+        sent = self._client.send(
+            "GET", path, operation="totp-code", account=ref.name, wrap_ttl=_check_ttl(ttl)
         )
-        wrapped = self._wrapped(body, ref, "totp", None, "totp-code", path)
+
+        def parse(body: dict[str, Any] | None) -> WrappedSecret:
+            if body is None:
+                raise VaultNotFoundError("totp-code", path, ref.name)
+            return self._wrapped(body, ref, "totp", None, "totp-code", path)
+
+        answer = Answer(sent, parse)
+        try:
+            authorized.result()
+        except BaseException:
+            self.revoke_when_done(answer, ref.name)
+            raise
+        wrapped = answer.result()
         log.info("custody.totp.wrapped", account=ref.name, accessor=wrapped.accessor)
         return wrapped
 

@@ -92,6 +92,23 @@ class VaultPermissionDeniedError(VaultError):
         self.status = 403
 
 
+class SecondFactorRequiredError(VaultError):
+    """OpenBao requires a second factor (login MFA, TOTP) for this login and none was given."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(f"OpenBao requires a second factor for {username}")
+        self.username = username
+
+
+class SecondFactorRefusedError(VaultError):
+    """OpenBao refused the second factor: a wrong code, or one already used (403)."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(f"OpenBao refused the second factor of {username}")
+        self.username = username
+        self.status = 403
+
+
 class VaultTokenInvalidError(VaultError):
     """The token presented is revoked, expired or unknown to the server."""
 

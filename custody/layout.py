@@ -14,6 +14,11 @@
     identity groups  coadministradores, titulares, secretaria, dd01-administracion … dd33-…
     ACL policies     custodia-coadministrador, custodia-titular, custodia-secretaria,
                      custodia-administrador-dd01 … -dd33 (one template), custodia-servicio
+    custodia-acceso/ NOT a mount: marker paths, ``<district>/<operation>/<platform>``, that
+                     people's policies grant (``read``) and that hold nothing. The service asks
+                     OpenBao for the caller's capabilities on one (``sys/capabilities-self``,
+                     the caller's token) before it makes that operation for them (issue 16,
+                     finding 2: people's tokens read no secret; see custody.credentials).
 
 Policies are code: the canonical templates are ``custody/policies/*.hcl`` (shipped inside the
 package so an installed Custodia can load them); ``deploy/openbao/policies/`` holds the same
@@ -58,6 +63,13 @@ LEDGER_KEY = "custodia-ledger"
 FINGERPRINT_KEY = "custodia-fingerprint"
 REQUEST_KEY = "custodia-solicitudes"  # seals password arguments of requests (sealed_args)
 
+#: Authorization markers (issue 16, finding 2): never mounted; ensure_layout refuses a mount here.
+ACCESS_PREFIX = "custodia-acceso"
+#: The operations the service makes on a secret for a person, each with its own marker:
+#: revelar (current credential, wrapped), codigo (2FA code, wrapped), preparar / confirmar /
+#: abandonar (a rotation, 6.X), semilla (import a 2FA seed).
+ACCESS_OPERATIONS = ("revelar", "codigo", "preparar", "confirmar", "abandonar", "semilla")
+
 COADMIN_GROUP = "coadministradores"
 TITULAR_GROUP = "titulares"
 SECRETARIA_GROUP = "secretaria"
@@ -81,6 +93,21 @@ KV_MAX_VERSIONS = 10
 # People's tokens: a working day, renewable up to a day (userpass mounts Custodia creates).
 USER_TOKEN_TTL = "8h"  # noqa: S105  # a duration, not a secret
 USER_TOKEN_MAX_TTL = "24h"  # noqa: S105  # a duration, not a secret
+# Request tokens (custody.session.request_token): what crosses NATS instead of a session token.
+# The role bounds them whatever the client asks: OpenBao caps TTL and uses, never an orphan.
+REQUEST_TOKEN_ROLE = "custodia-solicitud"  # noqa: S105  # a role name, not a secret
+REQUEST_TOKEN_MAX_TTL = 120  # seconds
+REQUEST_TOKEN_MAX_USES = 32
+# Appended to OpenBao's ``default`` policy, so every login (whatever its groups, or none) may
+# make request tokens through the role, and nothing else: not ``auth/token/create`` itself.
+# A request token has the default policy too, but OpenBao refuses any child of a use-limited
+# token ("restricted use token cannot generate child tokens").
+REQUEST_TOKEN_GRANT = f"""
+# custodia: request tokens (custody.session.request_token)
+path "auth/token/create/{REQUEST_TOKEN_ROLE}" {{
+  capabilities = ["update"]
+}}
+"""
 
 _DISTRICT_RE = re.compile(r"^(?:dd)?0?(\d{1,2})$", re.IGNORECASE)
 _PLATFORM_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
@@ -149,6 +176,13 @@ class AccountRef:
     def totp_code_path(self, mounts: Mounts) -> str:
         return f"{mounts.totp}/code/{self.name}"
 
+    def access_path(self, operation: str) -> str:
+        """The marker whose capability OpenBao gives the caller for ``operation`` on this
+        account: ``custodia-acceso/DD05/revelar/x`` (see :data:`ACCESS_PREFIX`)."""
+        if operation not in ACCESS_OPERATIONS:
+            raise ValueError(f"unknown operation {operation!r}")
+        return f"{ACCESS_PREFIX}/{self.district}/{operation}/{self.platform}"
+
 
 # -- policies as code ----------------------------------------------------------------------
 
@@ -170,17 +204,23 @@ def policy_documents(mounts: Mounts | None = None) -> dict[str, str]:
         "totp": mounts.totp,
         "transit": mounts.transit,
         "userpass": mounts.userpass,
+        "access": ACCESS_PREFIX,
     }
-    coadmin = _template("coadministrador.hcl").substitute(names)
+    # People's own policies: markers only, and an explicit deny on every secret path.
+    people_denies = _deny_blocks(secret_paths(mounts))
+    coadmin = _template("coadministrador.hcl").substitute(names, secret_denies=people_denies)
     district_template = _template("administrador-distrito.hcl")
     districts = {
         district_policy(d): district_template.substitute(
-            names, district=d, district_lower=d.lower()
+            names, district=d, district_lower=d.lower(), secret_denies=people_denies
         )
         for d in DISTRICTS
     }
     denies = _deny_blocks(
-        secret_grants([coadmin, *districts.values()], (mounts.kv, mounts.totp, mounts.transit))
+        secret_grants(
+            [coadmin, *districts.values()],
+            (mounts.kv, mounts.totp, mounts.transit, ACCESS_PREFIX),
+        )
     )
     docs = {
         COADMIN_POLICY: coadmin,
@@ -195,6 +235,22 @@ def policy_documents(mounts: Mounts | None = None) -> dict[str, str]:
     return docs
 
 
+def secret_paths(mounts: Mounts) -> list[str]:
+    """The path patterns that hold or yield a secret: current and staged credentials (every
+    version: data, metadata and the KV v2 delete/undelete/destroy endpoints), 2FA keys and
+    codes, the fingerprint HMAC (an oracle for guessing a password). People's policies deny
+    each one (issue 16, finding 2): only the service reaches them, for a verified caller."""
+    kv, totp, transit = mounts.kv, mounts.totp, mounts.transit
+    paths = [
+        f"{kv}/{area}/{tree}/*"
+        for tree in (CURRENT, STAGED)
+        for area in ("data", "metadata", "delete", "undelete", "destroy")
+    ]
+    paths += [f"{totp}/keys/*", f"{totp}/code/*"]
+    paths += [f"{transit}/hmac/{FINGERPRINT_KEY}", f"{transit}/hmac/{FINGERPRINT_KEY}/*"]
+    return paths
+
+
 _PATH_RE = re.compile(r'^path "([^"]+)"', re.MULTILINE)
 
 
@@ -205,8 +261,9 @@ def policy_paths(text: str) -> list[str]:
 
 def secret_grants(documents: list[str], mounts: tuple[str, ...]) -> list[str]:
     """Every path pattern the people's policies (coadministrator, districts) name on the secret
-    mounts: a titular's and a secretaria's deny must be on each of them, since OpenBao decides a
-    request by its most specific matching pattern across all of a token's policies."""
+    mounts and the authorization markers: a titular's and a secretaria's deny must be on each
+    of them, since OpenBao decides a request by its most specific matching pattern across all
+    of a token's policies."""
     found: set[str] = set()
     for text in documents:
         found.update(
@@ -312,6 +369,7 @@ def ensure_layout(client: VaultClient) -> LayoutReport:
     )
     for name, text in policy_documents(mounts).items():
         _ensure_policy(client, report, name, text)
+    ensure_request_tokens(client, report)
     for spec in group_specs():
         _ensure_group(client, report, spec)
     log.info(
@@ -323,6 +381,44 @@ def ensure_layout(client: VaultClient) -> LayoutReport:
     return report
 
 
+def ensure_request_tokens(client: VaultClient, report: LayoutReport | None = None) -> None:
+    """The token role ``custodia-solicitud`` and its grant in the ``default`` policy."""
+    report = report if report is not None else LayoutReport()
+    wanted: dict[str, Any] = {
+        "allowed_policies": [],  # empty: a child's policies are a subset of its parent's
+        "orphan": False,  # revoking the session revokes its request tokens
+        "renewable": False,
+        "token_type": "service",
+        "token_explicit_max_ttl": REQUEST_TOKEN_MAX_TTL,
+        "token_num_uses": REQUEST_TOKEN_MAX_USES,
+    }
+    role = f"auth/token/roles/{REQUEST_TOKEN_ROLE}"
+    try:
+        current_role = client.read(role, operation="layout").get("data") or {}
+    except VaultNotFoundError:
+        current_role = None
+    if current_role is not None and all(
+        (current_role.get(k) or []) == v if k == "allowed_policies" else current_role.get(k) == v
+        for k, v in wanted.items()
+    ):
+        report.unchanged.append(f"token-role:{REQUEST_TOKEN_ROLE}")
+    else:
+        client.write(role, wanted, operation="layout")
+        name = f"token-role:{REQUEST_TOKEN_ROLE}"
+        (report.created if current_role is None else report.updated).append(name)
+    body = client.read("sys/policies/acl/default", operation="layout") or {}
+    current = str((body.get("data") or {}).get("policy") or "")
+    if REQUEST_TOKEN_GRANT.strip() in current:
+        report.unchanged.append("policy:default")
+        return
+    client.write(
+        "sys/policies/acl/default",
+        {"policy": current.rstrip() + "\n" + REQUEST_TOKEN_GRANT},
+        operation="layout",
+    )
+    report.updated.append("policy:default")
+
+
 def _ensure_mounts(client: VaultClient, report: LayoutReport) -> None:
     mounts = client.mounts
     body = client.read("sys/mounts", operation="layout")
@@ -332,6 +428,11 @@ def _ensure_mounts(client: VaultClient, report: LayoutReport) -> None:
         (mounts.totp, "totp", {}),
         (mounts.transit, "transit", {}),
     ]
+    if existing.get(ACCESS_PREFIX + "/") is not None:
+        # People's policies grant "read" there: an engine mounted on the markers would serve it.
+        raise VaultLayoutError(
+            ACCESS_PREFIX, "Custodia's authorization markers must not be mounted"
+        )
     for path, kind, options in wanted:
         current = existing.get(path + "/")
         if current is None:

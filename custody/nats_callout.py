@@ -1,7 +1,8 @@
 """NATS auth callout: each person reaches NATS with an identity bound to their OpenBao login.
 
-There is no shared client credential. A person's command line connects with their OpenBao token
-as the NATS auth token; nats-server hands the connection to this callout (it runs inside
+There is no shared client credential. A person's command line connects with an OpenBao token
+as the NATS auth token — a request token made for that one request (custody.session), never the
+session token; nats-server hands the connection to this callout (it runs inside
 ``custodia servicio``, as the user ``autenticador`` of the ``AUTH`` account), which checks the
 token with OpenBao and answers with a user JWT, signed by the callout's issuer key, that places
 the connection in the ``CUSTODIA`` account with exactly these rights:
@@ -156,7 +157,11 @@ class AuthCallout:
         if not isinstance(token, str) or not token:
             raise NotAuthenticatedError("missing")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(None, self.authenticator.authenticate, token)
+        # Always checked with OpenBao; a CachedAuthenticator shared with the service remembers
+        # it, so the request that follows on this connection is not checked twice (a request
+        # token has few uses, and each check spends one).
+        check = getattr(self.authenticator, "fresh", self.authenticator.authenticate)
+        return await loop.run_in_executor(None, check, token)
 
     def user_jwt(self, user_nkey: str, username: str, expires_at: Any = None) -> str:
         """The person's user JWT: placed in the CUSTODIA account, with their rights."""

@@ -1,12 +1,16 @@
 """The OpenBao audit follower (issue 16): secret reads that bypass the ledger are detected.
 
-Every secret a person can read in OpenBao — a current or older password (``<kv>/data/cuentas/…``),
-a staged one (``<kv>/data/preparadas/…``), a 2FA code (``<totp>/code/…``) — is also readable
-with the person's own token, outside Custodia. OpenBao's file audit device logs every request;
-this module tails that log, finds every successful secret read in it and looks for the ledger
-record that should stand for it. A read with none is recorded in the ledger as an
-:meth:`~events.domain.Incident.unrecorded_read` — who (the person, or OpenBao's name for a token
-of no person, e.g. a root token), what (account, password/2FA code, version), when, from which
+People's tokens can no longer read a secret in OpenBao (custody.layout, custody.credentials):
+every current or older password (``<kv>/data/cuentas/…``), staged one (``<kv>/data/preparadas/…``)
+and 2FA code (``<totp>/code/…``) is read by the service's own token, for a caller OpenBao has
+just authorized, and recorded in the ledger. What remains is what prevention cannot stop: an
+operator with a (regenerated) root token, a policy mistake that grants a person a secret path
+more specifically than the people's deny, or someone using the service's token outside the
+service. OpenBao's file audit device logs every request; this module tails that log, finds every
+successful secret read in it and looks for the ledger record that should stand for it. A read
+with none is recorded in the ledger as an :meth:`~events.domain.Incident.unrecorded_read` — who
+(the person, or OpenBao's name for a token of no person, e.g. a root token or
+``token-custodia-servicio``), what (account, password/2FA code, version), when, from which
 address — which opens an incident for the Secretaría Ejecutiva.
 
 What counts as a read, from the audit log alone (measured on OpenBao 2.7, NOTES-openbao.md):
@@ -24,21 +28,30 @@ What counts as a read, from the audit log alone (measured on OpenBao 2.7, NOTES-
 How a read is matched to the ledger (the choice, and its risks): the ledger's read records do
 not name OpenBao's request or wrapping token (recording them would need the wrapping token's
 accessor before the ledger write, which the early-recording reveal path does not have). A read
-is matched by *(person, district, account, kind, version, time)*:
+is matched by *(reader, district, account, kind, version, time)*. The reader is the person whose
+token made the read; for a read made by the service's token (its ``token_policies`` hold
+``custodia-servicio`` and it has no entity: see :attr:`SecretAccess.by_service`) it is any
+person — the service reads only for a caller OpenBao authorized and records each read, so one
+record stands for one service read, and an extra read (the service's token used elsewhere) is
+left with none:
 
-- a password: a ``District.CredentialRead`` of that person, account and version, and only for a
+- a password: a ``District.CredentialRead`` of that reader, account and version, and only for a
   wrapped read (Custodia never reads a password unwrapped); a 2FA code: a ``CredentialRead`` of
-  kind ``codigo_totp`` of that person and account, wrapped too;
-- a staged password read directly: a ``District.RotationConfirmed`` of that person and account
-  (``rotar confirmar`` reads the staged password with the caller's token to make it current);
+  kind ``codigo_totp`` of that reader and account, wrapped too;
+- a staged password read directly: a ``District.RotationConfirmed`` of that reader and account
+  (``rotar confirmar`` has the service read the staged password to make it current);
 - within ``window`` seconds of OpenBao's time of the read; each ledger record stands for one read
   only (consumed), so a second, direct or wrapped, read next to a legitimate one is still found;
-- a read of no registered person (root token, a token with no ``username``) never matches.
+- a read of no registered person and not by the service (root token, a token with no
+  ``username``) never matches.
 
 False negatives: a person who makes a wrapped read and unwraps it themselves within ``window``
 of a legitimate reveal of the same version whose own wrapped read was never unwrapped (e.g. the
 service failed after recording): the legitimate record is consumed by the illegitimate read —
-the person was recorded as having read that version anyway. False positives: a rotation
+the person was recorded as having read that version anyway. The same holds for the service's
+token used outside the service next to a legitimate reveal that was never unwrapped; when the
+legitimate read is unwrapped, one of the two is reported (the count of reads and records never
+agrees), though perhaps attributed to the other. False positives: a rotation
 confirmation that read the staged password and then failed before recording (a rare fault: the
 staged password was indeed read outside the ledger); a ledger whose clock is more than
 ``window`` away from OpenBao's. A read whose record is not yet visible is re-checked for
@@ -77,6 +90,7 @@ from uuid import UUID, uuid5
 
 import structlog
 
+from .layout import SERVICE_POLICY
 from .vault import Mounts
 
 log = structlog.get_logger("custodia.openbao_audit")
@@ -117,6 +131,8 @@ class SecretAccess:
     username: str
     display_name: str
     remote_address: str
+    #: Made by the service's own token (for a caller OpenBao authorized, custody.credentials).
+    by_service: bool = False
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)
@@ -198,7 +214,8 @@ def _version(data: dict[str, Any]) -> int | None:
 class AuditParser:
     """Classifies audit log entries (response lines only: they carry request and answer)."""
 
-    def __init__(self, mounts: Mounts) -> None:
+    def __init__(self, mounts: Mounts, service_policy: str = SERVICE_POLICY) -> None:
+        self._service_policy = service_policy
         self._kv = re.compile(
             rf"^{re.escape(mounts.kv)}/data/(cuentas|preparadas)/(DD\d\d)/({_PLATFORM})$"
         )
@@ -236,6 +253,14 @@ class AuditParser:
             return None
         district, account, kind, staged = target
         auth = _dict(entry.get("auth"))
+        # The service's token: a token policy only an administrator can attach (the service
+        # cannot give a policy to anything), and no entity (an orphan token, not a login).
+        policies = auth.get("token_policies")
+        by_service = (
+            isinstance(policies, list)
+            and self._service_policy in policies
+            and not _str(auth.get("entity_id"))
+        )
         access = SecretAccess(
             request_id=_str(request.get("id")),
             at=parse_time(_str(entry.get("time"))),
@@ -249,6 +274,7 @@ class AuditParser:
             username=_str(_dict(auth.get("metadata")).get("username")),
             display_name=_str(auth.get("display_name")),
             remote_address=_str(request.get("remote_address")),
+            by_service=by_service,
         )
         wrap = _dict(response.get("wrap_info"))
         if wrap:
@@ -364,7 +390,8 @@ class Ledger(Protocol):
 
     def records(self, access: SecretAccess, since: datetime) -> Iterable[tuple[str, datetime]]:
         """Keys and times of the ledger records, at or after ``since``, that could stand for
-        ``access`` (same person, account, kind and version), newest first."""
+        ``access`` (same person — any person for a read by the service —, account, kind and
+        version), newest first."""
         ...
 
     def record_unrecorded(self, access: SecretAccess, detected_at: datetime) -> bool:
@@ -385,12 +412,14 @@ class ApplicationLedger:
     def records(self, access: SecretAccess, since: datetime) -> Iterator[tuple[str, datetime]]:
         from events.domain import District, person_id
 
-        if not access.username:
-            return
-        try:
-            reader = person_id(access.username)
-        except Exception:
-            return
+        reader: UUID | None = None
+        if not access.by_service:
+            if not access.username:
+                return
+            try:
+                reader = person_id(access.username)
+            except Exception:
+                return
         district_id = District.create_id(access.district)
         try:
             district: Any = self._app.repository.get(district_id)
@@ -450,11 +479,14 @@ class ApplicationLedger:
         return True
 
 
-def _stands_for(event: Any, access: SecretAccess, reader: UUID) -> bool:
-    """Whether a ledger event is the record of ``access`` (see the module docstring)."""
+def _stands_for(event: Any, access: SecretAccess, reader: UUID | None) -> bool:
+    """Whether a ledger event is the record of ``access`` (see the module docstring); ``reader``
+    None: a read by the service, for whichever person the record names."""
     from events.domain import District
 
-    if getattr(event, "by", None) != reader or getattr(event, "account", None) != access.account:
+    if reader is not None and getattr(event, "by", None) != reader:
+        return False
+    if getattr(event, "account", None) != access.account:
         return False
     if access.staged:
         return isinstance(event, District.RotationConfirmed) and not access.wrapped
@@ -651,7 +683,7 @@ class AuditFollower:
 
     @staticmethod
     def _could_match(access: SecretAccess) -> bool:
-        if not access.username:
+        if not access.username and not access.by_service:
             return False
         return access.wrapped if not access.staged else not access.wrapped
 

@@ -2,7 +2,7 @@
 
 A request is a NATS request on ``custodia.cmd.<command>`` (``custodia.cmd.rotar.iniciar``)::
 
-    headers  Custodia-Token        the caller's own OpenBao/Vault token (never in the body)
+    headers  Custodia-Token        the caller's request token (custody.session; never in the body)
              Custodia-Request-Id   an idempotency key (UUID) chosen by the client; a retry of a
                                    request whose reply was lost carries the same key
              Custodia-Reply-Key    the client's ephemeral X25519 public key (base64), to which

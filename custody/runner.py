@@ -294,9 +294,10 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
     handlers["avisos.lista"] = checking_arguments(
         "avisos.lista", make_notices_handler(services, settings.home)
     )
+    authenticator = CachedAuthenticator(VaultAuthenticator(services.vault))
     service = CommandService(
         handlers,
-        CachedAuthenticator(VaultAuthenticator(services.vault)),
+        authenticator,
         replicas=services.endpoints.replicas,
         person_inboxes=True,
     )
@@ -317,7 +318,8 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
     )
     await service.start(nc, writer)
     # The auth callout: people connect to NATS with their OpenBao token (custody.nats_callout);
-    # each connection's token is checked with OpenBao itself, never from a cache.
+    # each connection's token is checked with OpenBao itself, never from a cache (and then
+    # remembered for that connection's request).
     from .nats_callout import AuthCallout
 
     gatekeeper = await nats.connect(
@@ -326,7 +328,7 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
         max_reconnect_attempts=-1,
         error_cb=_log_nats_error,
     )
-    callout = AuthCallout(VaultAuthenticator(services.vault), bootstrap.callout_seed(settings))
+    callout = AuthCallout(authenticator, bootstrap.callout_seed(settings))
     await callout.start(gatekeeper)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -1,10 +1,17 @@
 """A person's session: their own OpenBao/Vault token, kept in a 0600 file under CUSTODIA_HOME.
 
 ``CUSTODIA_SESION`` names another file (several people on one machine, the demo).
+
+The session token never leaves the person's machine except to OpenBao: each request to the
+service carries a *request token* instead (:func:`request_token`), a child of the session token
+made through the token role ``custodia-solicitud`` — a TTL of seconds, a few uses, no right to
+make tokens of its own (OpenBao refuses "restricted use token cannot generate child tokens"),
+the same entity (so the same identity-group policies), revoked with the session.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -14,6 +21,7 @@ from pathlib import Path
 from events.errors import CustodiaError, VaultError
 
 from .config import Settings
+from .layout import REQUEST_TOKEN_MAX_TTL, REQUEST_TOKEN_MAX_USES, REQUEST_TOKEN_ROLE
 from .secret_files import write_secret
 from .vault import VaultClient
 
@@ -61,11 +69,18 @@ def session_path(settings: Settings, env: dict[str, str] | None = None) -> Path:
 
 
 def login(
-    vault_addr: str, username: str, password: str, path: Path, *, verify: bool | str = True
+    vault_addr: str,
+    username: str,
+    password: str,
+    path: Path,
+    *,
+    verify: bool | str = True,
+    code: str | None = None,
 ) -> Session:
-    """Log in with userpass and keep the token in ``path`` (0600); ``verify``: a CA bundle."""
+    """Log in with userpass and keep the token in ``path`` (0600); ``verify``: a CA bundle;
+    ``code``: the current TOTP code when OpenBao enforces a second factor on this person."""
     client = VaultClient(vault_addr, verify=verify)
-    token = client.login_userpass(username, password)
+    token = client.login_userpass(username, password, code=code)
     info = client.with_token(token).lookup_self()
     session = Session(username, token, vault_addr, info.expire_time)
     write_secret(path, session.to_json())
@@ -106,3 +121,22 @@ def logout(path: Path) -> str | None:
     finally:
         path.unlink(missing_ok=True)
     return session.username
+
+
+def request_token(
+    vault_addr: str, session_token: str, *, uses: int, ttl: int, verify: bool | str = True
+) -> str:
+    """A child of ``session_token`` for one request: ``uses`` uses, ``ttl`` seconds (both within
+    the role's bounds, which OpenBao enforces whatever is asked). A revoked or expired session
+    raises :class:`~custody.errors.VaultPermissionDeniedError` (OpenBao's refusal)."""
+    uses = max(1, min(uses, REQUEST_TOKEN_MAX_USES))
+    ttl = max(1, min(ttl, REQUEST_TOKEN_MAX_TTL))
+    client = VaultClient(vault_addr, session_token, verify=verify)
+    return client.create_child_token(REQUEST_TOKEN_ROLE, ttl=ttl, num_uses=uses)
+
+
+def forget_request_token(vault_addr: str, token: str, *, verify: bool | str = True) -> None:
+    """Revoke a request token once its request is answered (best effort: one that ran out of
+    uses or expired is already gone)."""
+    with contextlib.suppress(CustodiaError):
+        VaultClient(vault_addr, token, verify=verify).revoke_self()

@@ -29,6 +29,8 @@ import structlog
 from hvac import exceptions as hvac_exceptions
 
 from custody.errors import (
+    SecondFactorRefusedError,
+    SecondFactorRequiredError,
     VaultCasConflictError,
     VaultInvalidRequestError,
     VaultNotFoundError,
@@ -74,6 +76,15 @@ class TokenInfo:
     ttl: int
     renewable: bool
     accessor: str = field(repr=False, default="")
+    # How the token was made: ``auth/userpass/login/<user>`` for a login, ``auth/token/create/
+    # <role>`` for a child token (custody.session.request_token).
+    path: str = ""
+    num_uses: int = 0
+
+    @property
+    def child(self) -> bool:
+        """Made by another token (``auth/token/create…``), not by a login."""
+        return self.path.startswith("auth/token/")
 
 
 def new_session(*, trust_env: bool = False) -> requests.Session:
@@ -528,8 +539,14 @@ class VaultClient:
         data = body.get("data") or {}
         meta = data.get("meta") or {}
         entity_id = data.get("entity_id") or None
+        path = str(data.get("path") or "")
         username = meta.get("username") if isinstance(meta, dict) else None
-        if username is None and entity_id:
+        if path.startswith("auth/token/"):
+            # A child token's metadata is whatever its creator asked for (a person could name
+            # someone else): its owner is found by its entity's login (custody.commands), and
+            # no use of a use-limited token is spent here on reading the entity.
+            username = None
+        elif username is None and entity_id:
             # Not userpass (OIDC/JWT): the entity's name is the user name (custody.access).
             # The default policy lets a token read its own entity.
             try:
@@ -547,7 +564,22 @@ class VaultClient:
             ttl=int(data.get("ttl") or 0),
             renewable=bool(data.get("renewable")),
             accessor=str(data.get("accessor") or ""),
+            path=path,
+            num_uses=int(data.get("num_uses") or 0),
         )
+
+    def create_child_token(self, role: str, *, ttl: int, num_uses: int) -> str:
+        """A child of this client's token made through the token role ``role`` (its bounds on
+        TTL and uses are OpenBao's to enforce); a token that may not is refused by OpenBao."""
+        body = self.write(
+            f"auth/token/create/{role}",
+            {"ttl": f"{ttl}s", "num_uses": num_uses, "renewable": False},
+            operation="create-child-token",
+        )
+        token = ((body or {}).get("auth") or {}).get("client_token")
+        if not token:
+            raise VaultPermissionDeniedError("create-child-token", f"auth/token/create/{role}")
+        return str(token)
 
     def renew_self(self, increment: str | None = None) -> int:
         """Renew this client's token; the new TTL in seconds."""
@@ -562,9 +594,16 @@ class VaultClient:
         """Revoke this client's token (``custodia sesion cerrar``)."""
         self.write("auth/token/revoke-self", operation="revoke-self")
 
-    def login_userpass(self, username: str, password: str, *, mount: str | None = None) -> str:
+    def login_userpass(
+        self, username: str, password: str, *, mount: str | None = None, code: str | None = None
+    ) -> str:
         """Log in with userpass; the new token. Wrong credentials: permission denied. The name
-        as typed (``Luis``) is taken in the form OpenBao stores (``luis``), as OpenBao does."""
+        as typed (``Luis``) is taken in the form OpenBao stores (``luis``), as OpenBao does.
+
+        When OpenBao enforces login MFA on this person (TOTP), the login answers with an MFA
+        requirement and no token: ``code`` then completes it (``sys/mfa/validate``); without one
+        :class:`SecondFactorRequiredError`; a wrong or reused code is refused by OpenBao
+        (:class:`SecondFactorRefusedError`)."""
         username = Username.parse(username)
         mount = mount or self.mounts.userpass
         try:
@@ -577,7 +616,39 @@ class VaultClient:
         except VaultInvalidRequestError:
             # userpass answers 400 "invalid username or password" in some versions.
             body = None
-        token = ((body or {}).get("auth") or {}).get("client_token")
+        auth = (body or {}).get("auth") or {}
+        token = auth.get("client_token")
+        requirement = auth.get("mfa_requirement")
+        if not token and requirement:
+            return self._second_factor(username, requirement, code)
         if not token:
             raise VaultPermissionDeniedError("login", f"auth/{mount}/login/{username}")
+        return str(token)
+
+    def _second_factor(self, username: str, requirement: dict[str, Any], code: str | None) -> str:
+        """Complete a login OpenBao holds for its second factor: the TOTP ``code`` for every
+        method it asks for (OpenBao decides whether it is right, and takes it once)."""
+        if not code:
+            raise SecondFactorRequiredError(username)
+        methods = [
+            str(method["id"])
+            for constraint in (requirement.get("mfa_constraints") or {}).values()
+            for method in (constraint.get("any") or [])[:1]
+            if method.get("id")
+        ]
+        try:
+            body = self.write(
+                "sys/mfa/validate",
+                {
+                    "mfa_request_id": requirement.get("mfa_request_id"),
+                    "mfa_payload": {method: [code] for method in methods},
+                },
+                operation="login-mfa",
+                secret_body=True,
+            )
+        except (VaultPermissionDeniedError, VaultInvalidRequestError):
+            raise SecondFactorRefusedError(username) from None
+        token = ((body or {}).get("auth") or {}).get("client_token")
+        if not token:
+            raise SecondFactorRefusedError(username)
         return str(token)

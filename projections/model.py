@@ -140,6 +140,19 @@ class RequestRow:
 
 
 @dataclass(frozen=True)
+class ExceptionRow:
+    """R9: UTCSyD acted in the titular's stead, with a reason and a vía oficial."""
+
+    position: int
+    district: str
+    action: str
+    reason: str
+    channel: str | None
+    by_id: str
+    at: datetime
+
+
+@dataclass(frozen=True)
 class IncidentRow:
     incident_id: str
     position: int
@@ -199,6 +212,7 @@ class ViewData:
     reads: list[ReadRow] = field(default_factory=list)
     requests: list[RequestRow] = field(default_factory=list)
     incidents: list[IncidentRow] = field(default_factory=list)
+    exceptions: list[ExceptionRow] = field(default_factory=list)
     roles: list[RoleRow] = field(default_factory=list)
     errors: list[ErrorRow] = field(default_factory=list)
 
@@ -243,7 +257,16 @@ def open_database(path: Path) -> Iterator[sqlite3.Connection]:
         conn.close()
 
 
-_PARTS = ("districts", "accounts", "exposure", "obligations", "reads", "requests", "incidents")
+_PARTS = (
+    "districts",
+    "accounts",
+    "exposure",
+    "obligations",
+    "reads",
+    "requests",
+    "incidents",
+    "exceptions",
+)
 
 # part -> (row class, SELECT without WHERE, column naming the district, ORDER BY); constants only.
 _QUERIES: dict[str, tuple[type[Any], str, str, str]] = {
@@ -267,6 +290,12 @@ _QUERIES: dict[str, tuple[type[Any], str, str, str]] = {
         IncidentRow,
         "SELECT incidents.*, s.detected_at, s.acknowledged_at, s.measures, s.dismissed_at,"
         " s.dismiss_reason FROM incidents LEFT JOIN incident_steps AS s USING (incident_id)",
+        "district",
+        "position",
+    ),
+    "exceptions": (
+        ExceptionRow,
+        "SELECT * FROM authority_exceptions",
         "district",
         "position",
     ),

@@ -246,6 +246,11 @@ class ReportsProjection(Projection[ReportsView]):
             Person.PersonalDataErased: _personal_data_erased,
             District.Registered: _district_registered,
             District.TitularAppointed: _titular_appointed,
+            District.TitularEnded: _titular_ended,
+            District.ActingTitularAppointed: _history_only,
+            District.ActingTitularEnded: _history_only,
+            District.AuthorityExceptionRecorded: _authority_exception,
+            Person.Departed: _departed,
             District.AdministratorDesignated: _administrator_designated,
             District.DesignationEnded: _designation_ended,
             District.AbsenceReported: _absence_reported,
@@ -495,6 +500,39 @@ def _titular_appointed(c: Any, e: Any, position: int) -> None:
         "UPDATE districts SET titular_id = ?, titular_since = ? WHERE code = ?",
         (_text(e.person_id), stamp(e.timestamp), _code(e)),
     )
+
+
+def _titular_ended(c: Any, e: Any, position: int) -> None:
+    _update(
+        c,
+        "UPDATE districts SET titular_id = NULL, titular_since = NULL WHERE code = ?",
+        (_code(e),),
+    )
+
+
+def _history_only(c: Any, e: Any, position: int) -> None:
+    """Acting titulares: read by the designation history
+    (projections.history), straight from the district's events (R9)."""
+
+
+def _authority_exception(c: Any, e: Any, position: int) -> None:
+    c.execute(
+        "INSERT OR REPLACE INTO authority_exceptions VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (
+            position,
+            _code(e),
+            e.action,
+            e.reason,
+            channel_text(e.channel),
+            str(e.by),
+            stamp(e.timestamp),
+        ),
+    )
+
+
+def _departed(c: Any, e: Any, position: int) -> None:
+    # R2: every role ended at once.
+    c.execute("DELETE FROM person_roles WHERE person_id = ?", (str(e.originator_id),))
 
 
 def _administrator_designated(c: Any, e: Any, position: int) -> None:

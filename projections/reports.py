@@ -33,6 +33,7 @@ from projections.errors import ReportScopeError, UnknownReportError
 from projections.model import (
     AccountRow,
     DistrictRow,
+    ExceptionRow,
     IncidentRow,
     ObligationRow,
     ViewData,
@@ -81,7 +82,9 @@ ALLOWED: Final[dict[ReportKind, frozenset[str]]] = {
 _DISTRICT_BOUND: Final = frozenset({"titular", "administrador"})
 
 _PARTS: Final[dict[ReportKind, frozenset[str]]] = {
-    "cumplimiento": frozenset({"districts", "accounts", "obligations", "requests", "incidents"}),
+    "cumplimiento": frozenset(
+        {"districts", "accounts", "obligations", "requests", "incidents", "exceptions"}
+    ),
     "rotaciones": frozenset({"obligations"}),
     "exposicion": frozenset({"districts", "accounts", "exposure"}),
     "cambios": frozenset({"requests"}),
@@ -296,6 +299,9 @@ def _compliance(
     open_requests = Counter(
         r.district for r in data.requests if r.status in ("solicitada", "aprobada")
     )
+    exceptions: dict[str, list[ExceptionRow]] = defaultdict(list)
+    for x in data.exceptions:
+        exceptions[x.district].append(x)
     rows: list[dict[str, Any]] = []
     for d in data.districts:
         accounts = _open_accounts(data.accounts, d.code)
@@ -344,6 +350,17 @@ def _compliance(
                 "cambios_abiertos": open_requests[d.code],
                 "incidentes_abiertos": len(live_incidents),
                 "incidentes_sin_notificar_en_plazo": len(unnotified),
+                # R9: designations and absences UTCSyD recorded in the titular's stead.
+                "excepciones_autoridad": [
+                    {
+                        "accion": x.action,
+                        "motivo": x.reason,
+                        "via_oficial": x.channel,
+                        "por": names.name(x.by_id),
+                        "fecha": x.at,
+                    }
+                    for x in exceptions[d.code]
+                ],
                 "veredicto": verdict,
                 "motivos": reasons,
                 "resumen": f"{d.code}: "
@@ -656,6 +673,7 @@ def _only(data: ViewData, district: str) -> ViewData:
         reads=[r for r in data.reads if r.district == district],
         requests=[r for r in data.requests if r.district == district],
         incidents=[i for i in data.incidents if i.district == district],
+        exceptions=[x for x in data.exceptions if x.district == district],
     )
 
 

@@ -190,6 +190,16 @@ CREATE_STATEMENTS: Final[tuple[str, ...]] = (
         dismissed_by TEXT,
         dismiss_reason TEXT
     ) WITHOUT ROWID""",
+    # R9: UTCSyD acted in a titular's stead (issue 18); flagged in the compliance report.
+    """CREATE TABLE IF NOT EXISTS authority_exceptions (
+        position INTEGER PRIMARY KEY,
+        district TEXT NOT NULL,
+        action TEXT NOT NULL,
+        reason TEXT NOT NULL,
+        channel TEXT,
+        by_id TEXT NOT NULL,
+        at TEXT NOT NULL
+    )""",
     # A poison event or an invalid message: recorded, never silently skipped.
     """CREATE TABLE IF NOT EXISTS projection_errors (
         ref TEXT PRIMARY KEY,
@@ -223,6 +233,7 @@ TABLE_KEYS: Final[dict[str, str]] = {
     "change_requests": "request_id",
     "incidents": "incident_id",
     "incident_steps": "incident_id",
+    "authority_exceptions": "position",
     "projection_errors": "ref",
 }
 VIEW_TABLES: Final = tuple(TABLE_KEYS)
@@ -244,4 +255,5 @@ PERSON_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("incidents", "reported_by"),
     ("incident_steps", "acknowledged_by"),
     ("incident_steps", "dismissed_by"),
+    ("authority_exceptions", "by_id"),
 )

@@ -4,13 +4,23 @@
 # titular designates someone else the membership is replaced and the outgoing person's existing
 # tokens lose these paths on their very next request (6.X).
 # Rendered by custody.layout from one template for each of DD01 … DD33.
+#
+# A complete ledger (issue 16, finding 2): this policy grants NOTHING on a secret. It grants
+# marker paths under "${access}/" that hold nothing (no engine is mounted there). The service
+# asks OpenBao, with the caller's own token, for the caller's capabilities on the marker of the
+# operation and account (sys/capabilities-self); only when OpenBao answers "read" does the
+# service make the read itself, wrapped, record it in the ledger and hand over the wrapping
+# token. Designation is still access, decided by OpenBao; a person's token reads no secret.
 
-# Current credentials of this district only (revelar). Never the staged ones.
-path "${kv}/data/cuentas/${district}/*" {
+# Reveal the current credential of this district's accounts (revelar). Never the staged ones.
+path "${access}/${district}/revelar/*" {
   capabilities = ["read"]
 }
 
-# 2FA codes of this district's accounts (key names are "${district}-<platform>").
-path "${totp}/code/${district}-*" {
+# A 2FA code of this district's accounts (codigo).
+path "${access}/${district}/codigo/*" {
   capabilities = ["read"]
 }
+
+# Never a secret with this token, whatever another policy grants on the same patterns.
+${secret_denies}

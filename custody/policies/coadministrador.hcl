@@ -1,48 +1,40 @@
 # custodia-coadministrador — attached to the identity group "coadministradores".
-# UTCSyD coadministrators (6.VI, 6.IX): read every district's credentials, stage, confirm and
-# abandon rotations (6.X), register 2FA seeds. They can never read a seed back: no capability
-# below allows reading ${totp}/keys/*, and the TOTP engine never returns an imported seed.
+# UTCSyD coadministrators (6.VI, 6.IX): reveal every district's credentials, stage, confirm and
+# abandon rotations (6.X), register 2FA seeds — each through the service, which records it.
+# Nobody can read a seed back: the TOTP engine never returns an imported seed.
 # Rendered by custody.layout from this template: ${kv}, ${totp}, ${transit} are mount paths.
 
-# Current credentials: read (revelar) and write a new version at confirmation (check-and-set).
-path "${kv}/data/cuentas/*" {
-  capabilities = ["create", "read", "update"]
-}
+# A complete ledger (issue 16, finding 2): this policy grants NOTHING on a secret (current or
+# staged credentials, older versions, 2FA keys and codes, fingerprints). It grants marker paths
+# under "${access}/" that hold nothing (no engine is mounted there), one per operation; the
+# service asks OpenBao with the caller's own token for the caller's capabilities on the marker
+# (sys/capabilities-self) and, only when OpenBao answers "read", does the operation itself and
+# records it in the ledger. A coadministrator's token read every district before this.
 
-# Versions and provenance (custom_metadata: ledger event, fingerprint), listing, account closure.
-path "${kv}/metadata/cuentas/*" {
-  capabilities = ["create", "read", "update", "delete", "list"]
-}
-
-# Staged (pending) credentials: only coadministrators ever see them (6.IX, 6.X).
-path "${kv}/data/preparadas/*" {
-  capabilities = ["create", "read", "update"]
-}
-
-path "${kv}/metadata/preparadas/*" {
-  capabilities = ["create", "read", "update", "delete", "list"]
-}
-
-# 2FA: import a seed (write-only) and get codes. Generating a key is refused, so no seed can
-# ever come back in a response, not even the coadministrator's own.
-path "${totp}/keys/*" {
-  capabilities = ["create", "update", "delete"]
-  denied_parameters = {
-    "generate" = []
-  }
-}
-
-path "${totp}/code/*" {
+# Reveal any district's current credential (revelar) and 2FA code (codigo).
+path "${access}/+/revelar/*" {
   capabilities = ["read"]
 }
 
-# Keyed fingerprints of staged passwords and seeds for the ledger (never the secret itself).
-path "${transit}/hmac/custodia-fingerprint" {
-  capabilities = ["update"]
+path "${access}/+/codigo/*" {
+  capabilities = ["read"]
 }
 
-path "${transit}/hmac/custodia-fingerprint/*" {
-  capabilities = ["update"]
+# Stage, confirm and abandon rotations (6.X); import 2FA seeds (never read back).
+path "${access}/+/preparar/*" {
+  capabilities = ["read"]
+}
+
+path "${access}/+/confirmar/*" {
+  capabilities = ["read"]
+}
+
+path "${access}/+/abandonar/*" {
+  capabilities = ["read"]
+}
+
+path "${access}/+/semilla/*" {
+  capabilities = ["read"]
 }
 
 # Password arguments of requests (issue 16, finding 4): sealed with the coadministrator's own
@@ -91,3 +83,17 @@ path "identity/group/name/secretaria" {
 path "sys/generate-root-token/*" {
   capabilities = ["create", "read", "update", "delete"]
 }
+
+# A departure (issue 18, R2): the leaver's identity is disabled with the coadministrator's own
+# token, which refuses every token of theirs and their login from the next request. Only
+# ``disabled = true``: a coadministrator can neither enable an identity again nor change
+# anything else about it (policies, aliases, name).
+path "identity/entity/id/*" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "disabled" = [true]
+  }
+}
+
+# Never a secret with this token, whatever another policy grants on the same patterns.
+${secret_denies}

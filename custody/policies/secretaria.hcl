@@ -16,6 +16,12 @@ path "${transit}/*" {
   capabilities = ["deny"]
 }
 
+# The service's authorization markers (issue 16, finding 2): the service acts for a person only
+# when OpenBao grants that person's token "read" on one of them.
+path "${access}/*" {
+  capabilities = ["deny"]
+}
+
 # The ledger's anchored head and witnesses (issue 16): read them to verify the ledger
 # («custodia bitacora verificar»); nobody but the follower's token writes there.
 path "${kv}/data/bitacora/*" {
@@ -29,6 +35,6 @@ path "${kv}/metadata/bitacora/*" {
 # OpenBao takes, for a request, the MOST SPECIFIC matching path of all the token's policies
 # together: a deny on "${kv}/*" does not beat a grant on "${kv}/data/cuentas/DD05/*". So the
 # deny is repeated on every path that a coadministrator or district policy grants on these
-# mounts (rendered by custody.layout; a unit test keeps the list complete, an integration test
-# proves each one against OpenBao).
+# mounts and markers (rendered by custody.layout; a unit test keeps the list complete, an
+# integration test proves each one against OpenBao).
 ${secret_denies}

@@ -6,13 +6,18 @@ under one optimistic-concurrency version.
 
 Rules (sections of the guidelines):
 
-- 6.VII, 6.X: the titular (or UTCSyD on their *vía oficial*) designates the administrator and
-  reports absences with a substitute. Whoever holds the credentials — the administrator, or the
-  substitute during an absence — is the district's *holder*; there is at most one.
+- 6.VII, 6.X (R9): the titular — or the acting titular (*encargo de despacho*) while one is in
+  force — designates the administrator and reports absences with a substitute; UTCSyD may do it
+  only as a recorded exception (:class:`District.AuthorityExceptionRecorded`, with its reason).
+  Whoever holds the credentials — the administrator, or the substitute during an absence — is
+  the district's *holder*; there is at most one.
 - 6.X (R2): every change of holder (designation, end of designation, start of a substitution,
   return) opens one rotation obligation per open account, due by the policy's deadline. An
   obligation is fulfilled only by a confirmed rotation whose new version the outgoing holder has
   not seen; it is withdrawn only if its account closes.
+- R2: a departure (*baja*, promotion, change of assignment) or the end of one role releases the
+  person at once (:meth:`District.release_person`): their titularship, encargo, designation or
+  substitution end, and every open account whose live version they have seen owes a rotation.
 - 6.IX (R1): a credential read is recorded only for the holder or a coadministrator; the model
   refuses anyone else. 8.A, 8.B (R6): the read records whether it fell outside working hours and
   whether the device is registered.
@@ -29,7 +34,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -46,11 +51,13 @@ from events.domain.errors import (
     ChangeRequestMismatchError,
     ChangeValueRequiredError,
     CredentialVersionError,
+    DepartureIsNotAbsenceError,
     DistrictMismatchError,
     DistrictStateError,
     InvalidPeriodError,
     InvalidTransitionError,
     NoAbsenceError,
+    NoActingTitularError,
     NoAdministratorError,
     NoCurrentCredentialError,
     NoRotationInProgressError,
@@ -59,6 +66,7 @@ from events.domain.errors import (
     NotEntitledToReadError,
     RotationInProgressError,
     RotationVersionError,
+    TitularAlreadyAppointedError,
     TotpNotRegisteredError,
     ValidationError,
 )
@@ -69,6 +77,7 @@ from events.domain.policy import Policy
 from events.domain.values import (
     ABSENCE_REASONS,
     DESIGNATION_END_REASONS,
+    PERMANENT_REASONS,
     HolderChangeCause,
     ReaderRole,
     Violation,
@@ -218,6 +227,42 @@ class District(Aggregate):
     class TitularAppointed(Aggregate.Event):
         person_id: UUID
         previous_id: UUID | None
+        channel: ChannelPayload | None
+        by: UUID
+
+    class TitularEnded(Aggregate.Event):
+        """R2: the titular left the post (a departure or the end of the role); the district has
+        no titular until one is appointed."""
+
+        person_id: UUID
+        reason: str
+        channel: ChannelPayload | None
+        by: UUID
+
+    class ActingTitularAppointed(Aggregate.Event):
+        """R9: while the titular is absent, ``person_id`` acts as titular (*encargo de
+        despacho*) from 00:00 local of ``starts_on`` until 00:00 of ``ends_on`` (None: open)."""
+
+        person_id: UUID
+        starts_on: str
+        ends_on: str | None
+        starts_at: datetime
+        ends_at: datetime | None
+        channel: ChannelPayload
+        by: UUID
+
+    class ActingTitularEnded(Aggregate.Event):
+        person_id: UUID
+        reason: str
+        channel: ChannelPayload | None
+        by: UUID
+
+    class AuthorityExceptionRecorded(Aggregate.Event):
+        """R9: UTCSyD acted in the titular's stead (``action``): an exception, with its reason
+        and vía oficial, flagged in compliance reports."""
+
+        action: str
+        reason: str
         channel: ChannelPayload | None
         by: UUID
 
@@ -412,6 +457,9 @@ class District(Aggregate):
     def __init__(self, code: str, by: UUID, timestamp: datetime) -> None:
         self.code = code
         self.titular_id: UUID | None = None
+        self.acting_titular_id: UUID | None = None
+        self.acting_titular_from: datetime | None = None
+        self.acting_titular_until: datetime | None = None
         self.administrator: Designation | None = None
         self.absence: Absence | None = None
         self.holder_id: UUID | None = None
@@ -503,11 +551,15 @@ class District(Aggregate):
         by: Person,
         channel: OfficialChannel | None = None,
         at: datetime,
+        vacant_only: bool = False,
     ) -> None:
         """A coadministrator records who is the district's titular (the person must hold the
-        titular role for this district)."""
+        titular role for this district). ``vacant_only``: only if the district has none
+        (:class:`TitularAlreadyAppointedError` otherwise)."""
         at = command_time(self, at)
         require_coadministrator(by, "appoint titulares")
+        if vacant_only and self.titular_id is not None:
+            raise TitularAlreadyAppointedError(self.code, self.titular_id)
         if not person.is_titular_of(self.code):
             raise NotDesignatableError(person.id, self.code, "not titular of this district")
         if person.id == self.titular_id:
@@ -531,6 +583,227 @@ class District(Aggregate):
     ) -> None:
         self.titular_id = person_id
 
+    def titular_at(self, at: datetime) -> UUID | None:
+        """Who acts as titular at ``at``: the acting titular while an encargo is in force,
+        else the titular (None: nobody)."""
+        acting = self._acting_in_force(as_utc(at))
+        return acting if acting is not None else self.titular_id
+
+    def _acting_in_force(self, at: datetime) -> UUID | None:
+        acting: UUID | None = getattr(self, "acting_titular_id", None)
+        start: datetime | None = getattr(self, "acting_titular_from", None)
+        until: datetime | None = getattr(self, "acting_titular_until", None)
+        if acting is None or start is None or at < start or (until is not None and until <= at):
+            return None
+        return acting
+
+    @atomic
+    def appoint_acting_titular(
+        self,
+        person: Person,
+        *,
+        starts_on: date,
+        ends_on: date | None = None,
+        by: Person,
+        channel: OfficialChannel,
+        policy: Policy,
+        at: datetime,
+    ) -> None:
+        """R9: while the titular is absent, ``person`` acts as titular (*encargo de despacho*)
+        from 00:00 local of ``starts_on`` until 00:00 of ``ends_on`` (None: until ended). The
+        titular or UTCSyD records it, on a vía oficial. An acting titular never reads
+        credentials (6.IX): a reader (administrador, coadministrador) cannot be one."""
+        at = command_time(self, at)
+        if not by.is_coadministrator and not (
+            self.titular_id == by.id and by.is_titular_of(self.code)
+        ):
+            raise NotDistrictAuthorityError(by.id, "appoint acting titulares", self.code)
+        if person.has_departed or person.erased:
+            raise NotDesignatableError(person.id, self.code, "has left")
+        if person.id == self.titular_id:
+            raise NotDesignatableError(person.id, self.code, "is the titular")
+        if person.has_role("administrador") or person.is_coadministrator:
+            raise NotDesignatableError(person.id, self.code, "reads credentials (6.IX)")
+        if type(starts_on) is not date or (ends_on is not None and type(ends_on) is not date):
+            raise ValidationError("period", "acting titular dates are calendar dates")
+        if ends_on is not None and ends_on <= starts_on:
+            raise InvalidPeriodError(starts_on, ends_on, "ends before it starts")
+        if ends_on is not None and ends_on <= policy.local_date(at):
+            raise InvalidPeriodError(starts_on, ends_on, "already over")
+        current = getattr(self, "acting_titular_id", None)
+        if current is not None:
+            self._acting_titular_ended(
+                person_id=current, reason="reemplazo", channel=None, by=by.id, timestamp=at
+            )
+        self._acting_titular_appointed(
+            person_id=person.id,
+            starts_on=starts_on.isoformat(),
+            ends_on=ends_on.isoformat() if ends_on else None,
+            starts_at=policy.start_of_day(starts_on),
+            ends_at=policy.start_of_day(ends_on) if ends_on else None,
+            channel=channel.to_event(),
+            by=by.id,
+            timestamp=at,
+        )
+
+    @event(ActingTitularAppointed)
+    def _acting_titular_appointed(
+        self,
+        person_id: UUID,
+        starts_on: str,
+        ends_on: str | None,
+        starts_at: datetime,
+        ends_at: datetime | None,
+        channel: ChannelPayload,
+        by: UUID,
+        timestamp: datetime,
+    ) -> None:
+        self.acting_titular_id = person_id
+        self.acting_titular_from = starts_at
+        self.acting_titular_until = ends_at
+
+    @atomic
+    def end_acting_titular(
+        self, *, by: Person, channel: OfficialChannel | None = None, at: datetime
+    ) -> None:
+        """R9: the titular is back; the encargo ends now."""
+        at = command_time(self, at)
+        if not by.is_coadministrator and not (
+            self.titular_id == by.id and by.is_titular_of(self.code)
+        ):
+            raise NotDistrictAuthorityError(by.id, "end acting titulares", self.code)
+        current = getattr(self, "acting_titular_id", None)
+        if current is None:
+            raise NoActingTitularError(self.code)
+        self._acting_titular_ended(
+            person_id=current,
+            reason="regreso_titular",
+            channel=channel.to_event() if channel else None,
+            by=by.id,
+            timestamp=at,
+        )
+
+    @event(ActingTitularEnded)
+    def _acting_titular_ended(
+        self,
+        person_id: UUID,
+        reason: str,
+        channel: ChannelPayload | None,
+        by: UUID,
+        timestamp: datetime,
+    ) -> None:
+        self.acting_titular_id = None
+        self.acting_titular_from = None
+        self.acting_titular_until = None
+
+    @event(TitularEnded)
+    def _titular_ended(
+        self,
+        person_id: UUID,
+        reason: str,
+        channel: ChannelPayload | None,
+        by: UUID,
+        timestamp: datetime,
+    ) -> None:
+        self.titular_id = None
+
+    @event(AuthorityExceptionRecorded)
+    def _authority_exception_recorded(
+        self,
+        action: str,
+        reason: str,
+        channel: ChannelPayload | None,
+        by: UUID,
+        timestamp: datetime,
+    ) -> None:
+        pass  # a fact for the compliance report (R9); no state changes
+
+    # --- departures and role endings (R2) --------------------------------------------------
+
+    @atomic
+    def release_person(
+        self,
+        person: Person,
+        *,
+        roles: frozenset[str],
+        reason: str,
+        cause: Literal["salida", "revocacion"],
+        by: Person,
+        channel: OfficialChannel | None,
+        policy: Policy,
+        at: datetime,
+    ) -> list[str]:
+        """R2, 6.X: ``person`` no longer holds ``roles`` (all of them for a departure) — UTCSyD
+        records it. At once: a titular's post and an encargo end; an administrator's designation
+        ends (the district has no administrator until the titular designates) and so does an
+        absence they were part of; whoever held the credentials through them stops. Every open
+        account whose live version (current or staged) they have seen owes one rotation, unless
+        the change of holder already opened one. Returns the accounts that now owe a rotation
+        because of this (empty: the district had nothing to do with them)."""
+        at = command_time(self, at)
+        self._advance(policy, at)
+        require_coadministrator(by, "end roles")
+        payload = channel.to_event() if channel else None
+        ends_reader = bool(roles & {"administrador", "coadministrador"})
+        if "titular" in roles and self.titular_id == person.id:
+            self._titular_ended(
+                person_id=person.id, reason=reason, channel=payload, by=by.id, timestamp=at
+            )
+        if cause == "salida" and getattr(self, "acting_titular_id", None) == person.id:
+            self._acting_titular_ended(
+                person_id=person.id, reason=reason, channel=payload, by=by.id, timestamp=at
+            )
+        owed: list[str] = []
+        if "administrador" in roles:
+            absence = self.absence
+            if self.administrator is not None and self.administrator.person_id == person.id:
+                if absence is not None:
+                    self._absence_ended(kind="salida", channel=payload, by=by.id, timestamp=at)
+                self._designation_ended(
+                    person_id=person.id,
+                    reason=reason,
+                    channel=payload or {},
+                    by=by.id,
+                    timestamp=at,
+                )
+                owed += self._change_holder(None, cause, by.id, policy, at)
+            elif absence is not None and absence.substitute_id == person.id:
+                self._absence_ended(kind="salida", channel=payload, by=by.id, timestamp=at)
+        if ends_reader and self.holder_id == person.id:
+            owed += self._change_holder(None, cause, by.id, policy, at)
+        if ends_reader:
+            deadline = policy.rotation_deadline(at)
+            for account in self.open_accounts():
+                if account.account_id in owed or not self._live_versions_seen_in(
+                    account, person.id
+                ):
+                    continue
+                if any(
+                    o.outgoing_holder_id == person.id and o.cause in ("salida", "revocacion")
+                    for o in self.open_obligations(account.account_id)
+                ):
+                    continue  # already owed for this person (a retried departure)
+                self._rotation_obligation_opened(
+                    obligation_id=uuid5(self.id, f"obligation-{len(self.obligations) + 1}"),
+                    account=account.account_id,
+                    cause=cause,
+                    outgoing_holder_id=person.id,
+                    incoming_holder_id=self.holder_id,
+                    deadline=deadline,
+                    by=by.id,
+                    timestamp=at,
+                )
+                owed.append(account.account_id)
+        return owed
+
+    @staticmethod
+    def _live_versions_seen_in(account: Account, person: UUID) -> list[int]:
+        return [
+            v
+            for v in (account.current_version, account.staged_version)
+            if v is not None and person in account.seen_by(v)
+        ]
+
     @atomic
     def designate(
         self,
@@ -540,18 +813,21 @@ class District(Aggregate):
         channel: OfficialChannel,
         policy: Policy,
         at: datetime,
+        exception: str | None = None,
     ) -> None:
         """6.VII, 6.X: designates ``person`` as administrator. The previous holder loses the
         credentials at once and every open account owes a rotation. Designating during an
-        absence ends it (the new administrator replaces both)."""
+        absence ends it (the new administrator replaces both); so does designating the absent
+        administrator again (they are back). ``exception``: UTCSyD's reason to act in the
+        titular's stead (R9)."""
         at = command_time(self, at)
         self._advance(policy, at)
-        self._require_authority(by, "designate administrators")
+        self._require_authority(by, "designate administrators", at, exception, channel)
         problem = person.designation_problem(self.code)
         if problem:
             raise NotDesignatableError(person.id, self.code, problem)
         previous = self.administrator.person_id if self.administrator else None
-        if previous == person.id:
+        if previous == person.id and self.absence is None and self.holder_id == person.id:
             raise AlreadyAdministratorError(self.code, person.id)
         if self.absence is not None:
             self._absence_ended(kind="designacion", channel=None, by=by.id, timestamp=at)
@@ -584,12 +860,13 @@ class District(Aggregate):
         channel: OfficialChannel,
         policy: Policy,
         at: datetime,
+        exception: str | None = None,
     ) -> None:
         """6.X: the administrator leaves (promotion, *baja*, change of assignment, other) with no
         successor yet: nobody at the district holds the credentials, and rotations are owed."""
         at = command_time(self, at)
         self._advance(policy, at)
-        self._require_authority(by, "end designations")
+        self._require_authority(by, "end designations", at, exception, channel)
         ended_reason = choice("reason", reason, DESIGNATION_END_REASONS)
         if self.administrator is None:
             raise NoAdministratorError(self.code)
@@ -629,13 +906,19 @@ class District(Aggregate):
         channel: OfficialChannel,
         policy: Policy,
         at: datetime,
+        exception: str | None = None,
     ) -> None:
         """6.X: the administrator will be (or is) absent; ``substitute`` holds the credentials
         from 00:00 local of ``starts_on`` (or now, if that has passed) until 00:00 of
         ``ends_on``, when the administrator returns. Each change of holder owes rotations."""
         at = command_time(self, at)
         self._advance(policy, at)
-        self._require_authority(by, "report absences")
+        if isinstance(reason, str) and reason.strip().lower().replace("-", "_") in (
+            PERMANENT_REASONS
+        ):
+            # R2: a departure is not an absence (no return, no substitute): personas baja.
+            raise DepartureIsNotAbsenceError(reason.strip().lower().replace("-", "_"))
+        self._require_authority(by, "report absences", at, exception, channel)
         absence_reason = choice("reason", reason, ABSENCE_REASONS)
         if self.administrator is None:
             raise NoAdministratorError(self.code)
@@ -708,12 +991,13 @@ class District(Aggregate):
         channel: OfficialChannel | None = None,
         policy: Policy,
         at: datetime,
+        exception: str | None = None,
     ) -> None:
         """6.X: the administrator is back early (or the absence is cancelled before it
         starts). A return is a change of holder: rotations are owed."""
         at = command_time(self, at)
         self._advance(policy, at)
-        self._require_authority(by, "end absences")
+        self._require_authority(by, "end absences", at, exception, channel)
         absence = self.absence
         if absence is None or self.administrator is None:
             raise NoAbsenceError(self.code)
@@ -758,11 +1042,11 @@ class District(Aggregate):
         by: UUID | None,
         policy: Policy,
         at: datetime,
-    ) -> None:
+    ) -> list[str]:
         # 6.X: "a fin de realizar el cambio de contraseñas" — one obligation per open account.
         previous = self.holder_id
         if holder == previous:
-            return
+            return []
         self._credential_holder_changed(
             previous_holder_id=previous,
             holder_id=holder,
@@ -772,6 +1056,7 @@ class District(Aggregate):
             timestamp=at,
         )
         deadline = policy.rotation_deadline(at)
+        opened = []
         for account in self.open_accounts():
             self._rotation_obligation_opened(
                 obligation_id=uuid5(self.id, f"obligation-{len(self.obligations) + 1}"),
@@ -783,6 +1068,8 @@ class District(Aggregate):
                 by=by,
                 timestamp=at,
             )
+            opened.append(account.account_id)
+        return opened
 
     def _live_versions_seen(self, person: UUID) -> dict[str, list[int]]:
         seen: dict[str, list[int]] = {}
@@ -1404,11 +1691,28 @@ class District(Aggregate):
             raise DistrictMismatchError(self.code, account_id.district)
         return account_id
 
-    def _require_authority(self, by: Person, action: str) -> None:
-        # 6.VII, 6.X: the titular informs; UTCSyD records on their vía oficial.
-        if by.is_coadministrator:
-            return
+    def _require_authority(
+        self,
+        by: Person,
+        action: str,
+        at: datetime,
+        exception: str | None = None,
+        channel: OfficialChannel | None = None,
+    ) -> None:
+        # 6.VII, 6.X, R9: the titular designates — or the acting titular while an encargo is
+        # in force. UTCSyD only as a recorded exception, with a reason and a vía oficial.
         if self.titular_id == by.id and by.is_titular_of(self.code):
+            return
+        if self._acting_in_force(at) == by.id and not by.has_departed:
+            return
+        if by.is_coadministrator and exception and channel is not None:
+            self._authority_exception_recorded(
+                action=action,
+                reason=validate_text("exception", exception, max_length=500),
+                channel=channel.to_event(),
+                by=by.id,
+                timestamp=at,
+            )
             return
         raise NotDistrictAuthorityError(by.id, action, self.code)
 

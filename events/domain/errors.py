@@ -19,7 +19,8 @@ e-mail addresses carry the domain, not the address.
     │   ├── InvalidOfficialChannelError  not a vía oficial (5.XXIII)
     │   ├── NaiveDatetimeError           a datetime without time zone
     │   ├── DetectionTimeError           an incident detected in the future or after its report
-    │   └── InvalidPeriodError           an absence period that ends before it starts
+    │   ├── InvalidPeriodError           an absence period that ends before it starts
+    │   └── DepartureIsNotAbsenceError   baja, promoción, cambio de adscripción (R2)
     ├── TimeOrderError                   a command dated before the aggregate's last event
     ├── PermissionDeniedError            the actor may not do this
     │   ├── NotCoadministratorError      only UTCSyD (6.VI, 10.I)
@@ -35,7 +36,9 @@ e-mail addresses carry the domain, not the address.
     │   ├── NoAdministratorError
     │   ├── AlreadyAdministratorError
     │   ├── AbsenceAlreadyReportedError
-    │   └── NoAbsenceError
+    │   ├── NoAbsenceError
+    │   ├── TitularAlreadyAppointedError a district that has a titular (``custodia titular``)
+    │   └── NoActingTitularError
     ├── AccountStateError                a precondition on an account failed
     │   ├── AccountNotFoundError
     │   ├── AccountAlreadyRegisteredError
@@ -53,6 +56,7 @@ e-mail addresses carry the domain, not the address.
     │   ├── PersonStillActiveError
     │   ├── RoleAlreadyGrantedError
     │   ├── RoleNotGrantedError
+    │   ├── PersonDepartedError         a person who left for good (R2)
     │   ├── DeviceAlreadyRegisteredError
     │   └── DeviceNotRegisteredError
     ├── InvalidTransitionError           a change request or incident in the wrong state
@@ -83,6 +87,7 @@ __all__ = [
     "ChangeValueRequiredError",
     "ContainmentWithoutRotationError",
     "CredentialVersionError",
+    "DepartureIsNotAbsenceError",
     "DetectionTimeError",
     "DeviceAlreadyRegisteredError",
     "DeviceNotRegisteredError",
@@ -101,6 +106,7 @@ __all__ = [
     "InvalidUsernameError",
     "NaiveDatetimeError",
     "NoAbsenceError",
+    "NoActingTitularError",
     "NoAdministratorError",
     "NoCurrentCredentialError",
     "NoRotationInProgressError",
@@ -111,6 +117,7 @@ __all__ = [
     "NotEntitledToReadError",
     "NotExecutiveSecretariatError",
     "PermissionDeniedError",
+    "PersonDepartedError",
     "PersonStateError",
     "PersonStillActiveError",
     "PersonalDataErasedError",
@@ -121,6 +128,7 @@ __all__ = [
     "RotationVersionError",
     "SelfRevocationError",
     "TimeOrderError",
+    "TitularAlreadyAppointedError",
     "TotpAlreadyRegisteredError",
     "TotpNotRegisteredError",
     "ValidationError",
@@ -240,6 +248,15 @@ class DetectionTimeError(ValidationError):
         self.detected_at = detected_at
         self.reported_at = reported_at
         self.problem = problem
+
+
+class DepartureIsNotAbsenceError(ValidationError):
+    """R2: ``reason`` (baja, promoción, cambio de adscripción) is a departure for good, not a
+    temporary absence: it is recorded as a departure of the person."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__("reason", f"{reason} is a departure, not an absence")
+        self.reason = reason
 
 
 # --- time ----------------------------------------------------------------------------------
@@ -470,6 +487,21 @@ class TotpAlreadyRegisteredError(AccountStateError):
         super().__init__(account, f"{account} already has a TOTP seed registered")
 
 
+class TitularAlreadyAppointedError(DistrictStateError):
+    """``district`` already has a titular (``titular_id``): a change of titular is its own act."""
+
+    def __init__(self, district: str, titular_id: UUID) -> None:
+        super().__init__(district, f"{district} already has a titular ({titular_id})")
+        self.titular_id = titular_id
+
+
+class NoActingTitularError(DistrictStateError):
+    """``district`` has no acting titular (*encargo de despacho*) to end."""
+
+    def __init__(self, district: str) -> None:
+        super().__init__(district, f"{district} has no acting titular")
+
+
 # --- people --------------------------------------------------------------------------------
 
 
@@ -510,6 +542,13 @@ class RoleNotGrantedError(PersonStateError):
     def __init__(self, person_id: UUID, role: str) -> None:
         super().__init__(person_id, f"{person_id} does not hold {role}")
         self.role = role
+
+
+class PersonDepartedError(PersonStateError):
+    """``person_id`` left for good (R2): they hold nothing and can be given nothing."""
+
+    def __init__(self, person_id: UUID) -> None:
+        super().__init__(person_id, f"{person_id} has left")
 
 
 class DeviceAlreadyRegisteredError(PersonStateError):

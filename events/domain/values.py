@@ -23,9 +23,11 @@ from events.domain.errors import (
 __all__ = [
     "ABSENCE_REASONS",
     "CHANGE_FIELDS",
+    "DEPARTURE_REASONS",
     "DESIGNATION_END_REASONS",
     "INCIDENT_TYPES",
     "INSTITUTIONAL_DOMAIN",
+    "PERMANENT_REASONS",
     "ROLES",
     "X_HANDLE_SUFFIX",
     "AbsenceEndKind",
@@ -57,7 +59,9 @@ Role = Literal["coadministrador", "titular", "administrador", "secretaria"]
 ROLES: Final = cast(tuple[Role, ...], get_args(Role))
 
 # 6.X: why a designated administrator stops holding the credentials.
-AbsenceReason = Literal["promocion", "baja", "cambio_adscripcion", "vacaciones", "salud", "otro"]
+# Temporary only (R2): the person comes back. Events recorded before the split may still carry
+# "promocion", "baja" or "cambio_adscripcion" as an absence reason.
+AbsenceReason = Literal["vacaciones", "salud", "licencia", "comision", "otro"]
 ABSENCE_REASONS: Final = cast(tuple[AbsenceReason, ...], get_args(AbsenceReason))
 # A designation ends for good only for these; vacations and health leave are absences.
 DesignationEndReason = Literal["promocion", "baja", "cambio_adscripcion", "otro"]
@@ -65,8 +69,15 @@ DESIGNATION_END_REASONS: Final = cast(
     tuple[DesignationEndReason, ...], get_args(DesignationEndReason)
 )
 
+# R2: a departure for good ends every role and designation of the person at once.
+DEPARTURE_REASONS: Final = cast(tuple[DesignationEndReason, ...], get_args(DesignationEndReason))
+# What may never be reported as an absence: ``ausencia`` names ``personas baja`` for these.
+PERMANENT_REASONS: Final = frozenset({"baja", "promocion", "cambio_adscripcion"})
+
 # Why the person holding a district's credentials changed (each opens obligations, 6.X).
-HolderChangeCause = Literal["designacion", "fin_designacion", "sustitucion", "regreso"]
+HolderChangeCause = Literal[
+    "designacion", "fin_designacion", "sustitucion", "regreso", "salida", "revocacion"
+]
 # How an absence ended.
 AbsenceEndKind = Literal[
     "regreso_programado",  # its end date came
@@ -75,6 +86,7 @@ AbsenceEndKind = Literal[
     "designacion",  # a new administrator was designated during it
     "fin_designacion",  # the absent administrator's designation ended
     "no_iniciada",  # its whole period passed before the model could start it
+    "salida",  # the absent administrator or the substitute left (R2)
 ]
 
 # 6.XI, 11.1.a: what a configuration-change request may ask to change.

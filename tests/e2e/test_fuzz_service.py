@@ -103,16 +103,26 @@ SCHEMA: dict[str, dict[str, Arg]] = {
     },
     "cuentas.baja": {"cuenta": text("DD05-x", 64), **CHANNEL},
     "titular": {"distrito": text("DD05", 8), "persona": text("luis", 64), **CHANNEL},
-    "designar": {"distrito": text("DD05", 8), "persona": text("bety", 64), **CHANNEL},
+    "designar": {
+        "distrito": text("DD05", 8),
+        "persona": text("bety", 64),
+        "excepcion": text("", 500, required=False, free=True),
+        **CHANNEL,
+    },
     "ausencia": {
         "distrito": text("DD05", 8),
         "motivo": text("vacaciones", 40),
         "desde": Arg("date", True, 10, "2030-01-01"),
         "hasta": Arg("date", False, 10, "2030-01-15"),
         "sustituto": text("mario", 64),
+        "excepcion": text("", 500, required=False, free=True),
         **CHANNEL,
     },
-    "ausencia.terminar": {"distrito": text("DD05", 8), **CHANNEL},
+    "ausencia.terminar": {
+        "distrito": text("DD05", 8),
+        "excepcion": text("", 500, required=False, free=True),
+        **CHANNEL,
+    },
     "rotar.iniciar": {"cuenta": text("DD05-x", 64)},
     "rotar.confirmar": {
         "cuenta": text("DD05-x", 64),

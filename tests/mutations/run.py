@@ -77,6 +77,33 @@ MUTATIONS = [
         _POLICY_NOTE,
     ),
     Mutation(
+        "district-reads-directly",
+        "the district administrator's policy grants read on the district's credentials again",
+        "custody/policies/administrador-distrito.hcl",
+        r"(# Never a secret with this token)",
+        'path "${kv}/data/cuentas/${district}/*" {\n  capabilities = ["read"]\n}\n\n\\1',
+        ("tests/integration/custody/test_reads_outside_ledger.py",),
+        _REGENERATE,
+    ),
+    Mutation(
+        "service-skips-authorization",
+        "the service acts for a caller whatever OpenBao answers on the caller's marker",
+        "custody/credentials.py",
+        r"(        def parse\(body: dict\[str, Any\] \| None\) -> None:\n)",
+        r"\1            return None\n",
+        ("tests/integration/custody/test_reads_outside_ledger.py",),
+    ),
+    Mutation(
+        "service-reads-unwrapped",
+        "the service's policy no longer requires wrapping on current credentials",
+        "custody/policies/servicio.hcl",
+        r'(path "\$\{kv\}/data/cuentas/\*" \{\n  capabilities = \["create", "read", "update"\]\n)'
+        r'  min_wrapping_ttl = "1s"\n  max_wrapping_ttl = "300s"\n',
+        r"\1",
+        ("tests/integration/custody/test_reads_outside_ledger.py",),
+        _REGENERATE,
+    ),
+    Mutation(
         "revelar-unsealed",
         "revelar's wrapping token sent in clear on the wire",
         "custody/commands.py",

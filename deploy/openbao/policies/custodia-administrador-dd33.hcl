@@ -4,13 +4,78 @@
 # titular designates someone else the membership is replaced and the outgoing person's existing
 # tokens lose these paths on their very next request (6.X).
 # Rendered by custody.layout from one template for each of DD01 … DD33.
+#
+# A complete ledger (issue 16, finding 2): this policy grants NOTHING on a secret. It grants
+# marker paths under "custodia-acceso/" that hold nothing (no engine is mounted there). The service
+# asks OpenBao, with the caller's own token, for the caller's capabilities on the marker of the
+# operation and account (sys/capabilities-self); only when OpenBao answers "read" does the
+# service make the read itself, wrapped, record it in the ledger and hand over the wrapping
+# token. Designation is still access, decided by OpenBao; a person's token reads no secret.
 
-# Current credentials of this district only (revelar). Never the staged ones.
-path "custodia/data/cuentas/DD33/*" {
+# Reveal the current credential of this district's accounts (revelar). Never the staged ones.
+path "custodia-acceso/DD33/revelar/*" {
   capabilities = ["read"]
 }
 
-# 2FA codes of this district's accounts (key names are "DD33-<platform>").
-path "custodia-totp/code/DD33-*" {
+# A 2FA code of this district's accounts (codigo).
+path "custodia-acceso/DD33/codigo/*" {
   capabilities = ["read"]
 }
+
+# Never a secret with this token, whatever another policy grants on the same patterns.
+path "custodia/data/cuentas/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia/metadata/cuentas/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia/delete/cuentas/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia/undelete/cuentas/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia/destroy/cuentas/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia/data/preparadas/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia/metadata/preparadas/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia/delete/preparadas/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia/undelete/preparadas/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia/destroy/preparadas/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-totp/keys/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-totp/code/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-transit/hmac/custodia-fingerprint" {
+  capabilities = ["deny"]
+}
+
+path "custodia-transit/hmac/custodia-fingerprint/*" {
+  capabilities = ["deny"]
+}
+

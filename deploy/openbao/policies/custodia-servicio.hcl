@@ -1,19 +1,60 @@
 # custodia-servicio — the token of "custodia servicio", the command service (issue 6).
 # Least privilege: it creates new logins, changes the MEMBERSHIP of the 33 district groups only,
-# reads versions and metadata, signs the ledger and seals personal data — but it can NOT read a
-# credential, a staged credential or a 2FA code itself. Reveals are requested with the CALLER's own token and response
-# wrapping; the service only ever holds a single-use wrapping token (custody.credentials).
+# reads versions and metadata, seals personal data, and makes the secret operations of people
+# (issue 16, finding 2) — only after OpenBao said yes to the caller: custody.credentials asks
+# OpenBao, with the caller's own token, for the caller's capability on the operation's marker
+# path (sys/capabilities-self on custodia-acceso/<district>/<operation>/<platform>), and only then
+# reads, stages or confirms with this token. People's own tokens read no secret at all.
+# A current credential and a 2FA code can be read only WRAPPED (min_wrapping_ttl): this token
+# never sees one in clear; the single-use wrapping token goes to the caller after the ledger
+# recorded the read, or is revoked (fail closed).
 # It cannot change which policies a group or an entity carries, nor give a login any policy.
 # Rendered by custody.layout from this template: custodia, custodia-totp, custodia-transit, userpass;
 # district_groups (below) is one block per district group.
 
-# Never a secret value (explicit deny: wins over anything granted elsewhere).
+# Never a secret value except the paths below (explicit deny: the more specific grants below
+# are the only exceptions; the ledger's head and witnesses stay the follower's).
 path "custodia/data/*" {
   capabilities = ["deny"]
 }
 
+# Current credentials: read only wrapped (reveal), written at a confirmation (check-and-set;
+# the write is wrapped too: its answer is the version's metadata, nothing secret).
+path "custodia/data/cuentas/*" {
+  capabilities = ["create", "read", "update"]
+  min_wrapping_ttl = "1s"
+  max_wrapping_ttl = "300s"
+}
+
+# Staged credentials: the service generates the new password itself (rotar iniciar), writes it
+# with check-and-set 0, reads it back at the confirmation to make it current.
+path "custodia/data/preparadas/*" {
+  capabilities = ["create", "read", "update"]
+}
+
+# 2FA codes: read only wrapped, like a credential.
 path "custodia-totp/code/*" {
-  capabilities = ["deny"]
+  capabilities = ["read"]
+  min_wrapping_ttl = "1s"
+  max_wrapping_ttl = "300s"
+}
+
+# 2FA seeds: imported (write-only), key parameters read (period, digits). Generating a key is
+# refused, so no seed ever comes back in an answer; an imported seed is never returned.
+path "custodia-totp/keys/*" {
+  capabilities = ["create", "read", "update"]
+  denied_parameters = {
+    "generate" = []
+  }
+}
+
+# Keyed fingerprints of staged passwords and seeds for the ledger (never the secret itself).
+path "custodia-transit/hmac/custodia-fingerprint" {
+  capabilities = ["update"]
+}
+
+path "custodia-transit/hmac/custodia-fingerprint/*" {
+  capabilities = ["update"]
 }
 
 # The ledger follower's alerts (it refused to sign a rewritten history): read-only, so the
@@ -39,19 +80,21 @@ path "custodia/metadata/*" {
   capabilities = ["read", "list"]
 }
 
-# Reconciliation removes staged leftovers, or puts back the tag of the ledger's open rotation
-# (``staged_untagged``), without reading them; erasure tombstones (9.IV).
+# A confirmation tags the new current version with its rotation (custom_metadata; "create"
+# for an account's first credential).
+path "custodia/metadata/cuentas/*" {
+  capabilities = ["create", "read", "list", "update"]
+}
+
+# Staged credentials' tags (the rotation id), written at staging; reconciliation removes staged
+# leftovers, or puts back the tag of the ledger's open rotation (``staged_untagged``);
+# erasure tombstones (9.IV).
 path "custodia/metadata/preparadas/*" {
-  capabilities = ["read", "list", "update", "delete"]
+  capabilities = ["create", "read", "list", "update", "delete"]
 }
 
 path "custodia/metadata/pii-borrados/*" {
   capabilities = ["create", "read", "update"]
-}
-
-# TOTP key parameters (period, digits) for a code's validity. An imported seed is never returned.
-path "custodia-totp/keys/*" {
-  capabilities = ["read"]
 }
 
 # People (finding 5 of issue 16: the service token must not be a coadministrator in disguise).

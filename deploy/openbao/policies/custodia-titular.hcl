@@ -18,144 +18,306 @@ path "custodia-transit/*" {
   capabilities = ["deny"]
 }
 
+# The service's authorization markers (issue 16, finding 2): the service acts for a person only
+# when OpenBao grants that person's token "read" on one of them.
+path "custodia-acceso/*" {
+  capabilities = ["deny"]
+}
+
 # OpenBao takes, for a request, the MOST SPECIFIC matching path of all the token's policies
 # together: a deny on "custodia/*" does not beat a grant on "custodia/data/cuentas/DD05/*". So the
 # deny is repeated on every path that a coadministrator or district policy grants on these
-# mounts (rendered by custody.layout; a unit test keeps the list complete, an integration test
-# proves each one against OpenBao).
+# mounts and markers (rendered by custody.layout; a unit test keeps the list complete, an
+# integration test proves each one against OpenBao).
+path "custodia-acceso/+/abandonar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/+/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/+/confirmar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/+/preparar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/+/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/+/semilla/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD01/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD01/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD02/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD02/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD03/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD03/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD04/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD04/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD05/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD05/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD06/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD06/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD07/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD07/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD08/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD08/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD09/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD09/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD10/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD10/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD11/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD11/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD12/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD12/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD13/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD13/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD14/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD14/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD15/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD15/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD16/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD16/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD17/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD17/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD18/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD18/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD19/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD19/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD20/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD20/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD21/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD21/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD22/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD22/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD23/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD23/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD24/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD24/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD25/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD25/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD26/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD26/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD27/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD27/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD28/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD28/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD29/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD29/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD30/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD30/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD31/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD31/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD32/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD32/revelar/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD33/codigo/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia-acceso/DD33/revelar/*" {
+  capabilities = ["deny"]
+}
+
 path "custodia-totp/code/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD01-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD02-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD03-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD04-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD05-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD06-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD07-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD08-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD09-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD10-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD11-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD12-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD13-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD14-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD15-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD16-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD17-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD18-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD19-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD20-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD21-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD22-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD23-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD24-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD25-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD26-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD27-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD28-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD29-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD30-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD31-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD32-*" {
-  capabilities = ["deny"]
-}
-
-path "custodia-totp/code/DD33-*" {
   capabilities = ["deny"]
 }
 
@@ -179,139 +341,23 @@ path "custodia/data/cuentas/*" {
   capabilities = ["deny"]
 }
 
-path "custodia/data/cuentas/DD01/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD02/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD03/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD04/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD05/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD06/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD07/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD08/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD09/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD10/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD11/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD12/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD13/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD14/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD15/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD16/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD17/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD18/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD19/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD20/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD21/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD22/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD23/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD24/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD25/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD26/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD27/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD28/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD29/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD30/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD31/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD32/*" {
-  capabilities = ["deny"]
-}
-
-path "custodia/data/cuentas/DD33/*" {
-  capabilities = ["deny"]
-}
-
 path "custodia/data/preparadas/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia/delete/cuentas/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia/delete/preparadas/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia/destroy/cuentas/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia/destroy/preparadas/*" {
   capabilities = ["deny"]
 }
 
@@ -320,6 +366,14 @@ path "custodia/metadata/cuentas/*" {
 }
 
 path "custodia/metadata/preparadas/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia/undelete/cuentas/*" {
+  capabilities = ["deny"]
+}
+
+path "custodia/undelete/preparadas/*" {
   capabilities = ["deny"]
 }
 

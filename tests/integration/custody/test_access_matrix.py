@@ -1,7 +1,9 @@
 """R1 (6.IX) enforced by the server: every role × every secret operation, with real user tokens.
 
 Custodia makes no client-side role check anywhere in ``custody``: a refusal here can only be
-OpenBao's 403, translated to :class:`VaultPermissionDeniedError`. Districts used: DD05, DD06.
+OpenBao's 403, translated to :class:`VaultPermissionDeniedError` — on the caller's marker for an
+operation through the service, on the secret path itself for a person's token used directly
+(issue 16, finding 2: nobody reads or writes a secret directly). Districts used: DD05, DD06.
 """
 
 from __future__ import annotations
@@ -89,6 +91,7 @@ def read_current(w: World, token: str) -> None:
 
 
 def read_staged(w: World, token: str) -> None:
+    """Directly, with the person's token (only ``rotar confirmar`` reads it, in the service)."""
     ref = AccountRef.parse(ACCOUNT)
     body = w.client.with_token(token).read(
         ref.data_path(w.client.mounts, staged=True), operation="read-staged"
@@ -113,7 +116,37 @@ def stage(w: World, token: str) -> None:
     w.credentials.abandon(token, account, event)  # leave nothing staged for the next case
 
 
+def read_current_directly(w: World, token: str) -> None:
+    ref = AccountRef.parse(ACCOUNT)
+    body = w.client.with_token(token).read(ref.data_path(w.client.mounts), operation="read")
+    assert body["data"]["data"]["password"] == w.current_password
+
+
+def totp_code_directly(w: World, token: str) -> None:
+    ref = AccountRef.parse(ACCOUNT)
+    w.client.with_token(token).read(ref.totp_code_path(w.client.mounts), operation="read")
+
+
+def confirm(w: World, token: str) -> None:
+    """Stage (a coadministrator's), then confirm with ``token``; abandoned if refused."""
+    account = "DD05-threads"
+    event = new_event_id()
+    base = w.credentials.current_version(account)
+    coad = w.tokens["coadministrador"]
+    w.credentials.stage(coad, account, "Confirm-" + event, event, base, staged_by="matrix")
+    try:
+        w.credentials.confirm(token, account, event)
+    except BaseException:
+        w.credentials.abandon(coad, account, event)
+        raise
+
+
+def register_seed(w: World, token: str) -> None:
+    w.credentials.register_totp(token, "DD05-youtube", OTPAUTH)
+
+
 def write_current(w: World, token: str) -> None:
+    """Directly, with the person's token."""
     ref = AccountRef.parse("DD05-facebook")
     version = w.credentials.current_version(ref)
     w.client.with_token(token).write(
@@ -125,20 +158,25 @@ def write_current(w: World, token: str) -> None:
 
 OPERATIONS: dict[str, Callable[[World, str], None]] = {
     "leer_contrasena": read_current,
-    "leer_preparada": read_staged,
     "codigo_totp": totp_code,
-    "leer_semilla": read_seed,
     "preparar_rotacion": stage,
-    "escribir_contrasena": write_current,
+    "confirmar_rotacion": confirm,
+    "registrar_semilla": register_seed,
+    "leer_contrasena_directa": read_current_directly,
+    "codigo_totp_directo": totp_code_directly,
+    "leer_preparada_directa": read_staged,
+    "leer_semilla_directa": read_seed,
+    "escribir_contrasena_directa": write_current,
 }
 
-# R1 / 6.IX: exactly these (role, operation) pairs are allowed; everything else is refused.
+# R1 / 6.IX: exactly these (role, operation) pairs are allowed, all through the service;
+# everything else is refused, and nobody does anything directly (issue 16, finding 2).
 ALLOWED = {
     ("coadministrador", "leer_contrasena"),
-    ("coadministrador", "leer_preparada"),
     ("coadministrador", "codigo_totp"),
     ("coadministrador", "preparar_rotacion"),
-    ("coadministrador", "escribir_contrasena"),
+    ("coadministrador", "confirmar_rotacion"),
+    ("coadministrador", "registrar_semilla"),
     ("administrador", "leer_contrasena"),
     ("administrador", "codigo_totp"),
 }
@@ -188,14 +226,13 @@ def test_seed_never_comes_back_even_to_root(world: World, root_client: VaultClie
     assert scan(body, [SEED, SEED.lower(), base64.b32decode(SEED)]) == []
 
 
-def test_service_token_reads_no_secret(world: World, service_client: VaultClient) -> None:
-    """The service's own token is refused on current and staged credentials and on 2FA codes."""
+def test_service_token_reads_current_secrets_only_wrapped(
+    world: World, service_client: VaultClient
+) -> None:
+    """The service's own token reads current credentials and 2FA codes for verified callers,
+    but OpenBao refuses it a plain (unwrapped) read of either (min_wrapping_ttl)."""
     ref = AccountRef.parse(ACCOUNT)
     mounts = service_client.mounts
-    for path in (
-        ref.data_path(mounts),
-        ref.data_path(mounts, staged=True),
-        ref.totp_code_path(mounts),
-    ):
+    for path in (ref.data_path(mounts), ref.totp_code_path(mounts)):
         with pytest.raises(VaultPermissionDeniedError):
             service_client.read(path, operation="service-read")

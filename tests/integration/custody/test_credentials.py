@@ -85,11 +85,11 @@ def test_rotation_stage_confirm(credentials: Credentials, coadmin: User, admin10
     assert (revealed.password, revealed.version) == (password, base + 1)
 
 
-def test_fingerprint_is_keyed_and_stable(credentials: Credentials, coadmin: User) -> None:
+def test_fingerprint_is_keyed_and_stable(credentials: Credentials) -> None:
     """The same secret gives the same fingerprint; another secret a different one."""
-    one = credentials.fingerprint(coadmin.token, "same-secret-value")
-    assert one == credentials.fingerprint(coadmin.token, "same-secret-value")
-    assert one != credentials.fingerprint(coadmin.token, "other-secret-value")
+    one = credentials.fingerprint("same-secret-value")
+    assert one == credentials.fingerprint("same-secret-value")
+    assert one != credentials.fingerprint("other-secret-value")
     assert one != "sha256:" + hashlib.sha256(b"same-secret-value").hexdigest()
 
 
@@ -126,11 +126,13 @@ def test_stale_base_version_is_a_conflict(
 
     event = new_event_id()
     credentials.stage(coadmin.token, account, "Pending-pw-xx", event, base, staged_by="t")
-    # Someone writes a new current version behind the rotation's back.
-    service_client.with_token(coadmin.token).write(
+    # Something writes a new current version behind the rotation's back (only the service's
+    # token can write one, and only wrapped).
+    service_client.write(
         "custodia/data/cuentas/DD10/facebook",
         {"data": {"password": "Out-of-band"}, "options": {"cas": base}},
         operation="test",
+        wrap_ttl=1,
     )
     with pytest.raises(VaultCasConflictError) as moved:
         credentials.confirm(coadmin.token, account, event)
@@ -201,7 +203,7 @@ def test_stage_with_failing_fingerprint_deletes_staged(
             new_event_id(),
             base,
             staged_by="t",
-            prefetched=StagePrefetch(ahead.account, ahead.metadata, failed),
+            prefetched=StagePrefetch(ahead.account, ahead.metadata, failed, ahead.authorized),
         )
     assert credentials.staged_metadata(account) is None
     # and the account can be staged again at once
@@ -419,28 +421,33 @@ def test_reveal_records_early_while_the_wrapped_read_is_on_its_way(
     assert credentials.unwrap(wrapped.token, "DD10-x").password == "Recorded-early-pw"
 
 
-def test_reveal_recorded_early_then_refused_by_openbao_is_voided(
+def test_reveal_refused_by_openbao_records_nothing_and_revokes_the_read_made_ahead(
     credentials: Credentials, coadmin: User, admin10: User, make_user: MakeUser
 ) -> None:
-    """The ledger allowed the read and recorded it, but OpenBao refuses the caller's wrapped
-    read: the void callback records that it never arrived, and the caller gets the refusal."""
+    """The service's wrapped read is sent ahead, alongside the caller's authorization; OpenBao
+    refuses the caller (no capability on the reveal's marker): nothing is recorded early, the
+    caller gets OpenBao's refusal, and the wrapping token made ahead is revoked (it never
+    leaves the service)."""
     version = set_credential(credentials, coadmin.token, "DD10-x", "Never-delivered-pw")
     outsider = make_user("cred-early-outsider10")  # holds no district: OpenBao refuses
     prefetch = credentials.prefetch_reveal(outsider.token, "DD10-x")
     assert prefetch.guess == version
+    assert prefetch.ahead is not None
     early: list[int] = []
     voided: list[tuple[int, BaseException]] = []
-    with pytest.raises(VaultPermissionDeniedError):
+    with pytest.raises(VaultPermissionDeniedError) as refused:
         credentials.reveal(
             outsider.token,
             "DD10-x",
-            lambda w: None,
+            lambda w: pytest.fail("a refused caller's read is never recorded"),
             pinned=prefetch,
             record_early=early.append,
             void=lambda v, e: voided.append((v, e)),
         )
-    assert early == [version]
-    assert [(v, type(e)) for v, e in voided] == [(version, VaultPermissionDeniedError)]
+    assert refused.value.status == 403
+    assert early == []
+    assert voided == []
+    assert _revoked(credentials, prefetch.ahead.result())
 
 
 def test_reveal_whose_early_record_fails_revokes_the_token_made_ahead(
@@ -475,7 +482,7 @@ def test_stage_replaces_a_tag_another_rotation_got_in_first(
     """Data and tag are written at once: when another rotation's tag lands first but this one
     wins the data, the data's owner replaces the tag; confirming then works as usual."""
     account = "DD10-linkedin"
-    caller = service_client.with_token(coadmin.token)
+    caller = service_client
     base = credentials.current_version(account)
     caller.write(  # a racing rotation's tag (its data will lose)
         "custodia/metadata/preparadas/DD10/linkedin",
@@ -503,7 +510,7 @@ def test_stage_that_loses_the_data_leaves_the_staged_credential_alone(
     """Something already staged (another rotation's, or a leftover): the stage is a conflict
     and what is staged stays as it was (its tag is its owner's, or reconciliation's)."""
     account = "DD10-twitch"
-    caller = service_client.with_token(coadmin.token)
+    caller = service_client
     data_path = "custodia/data/preparadas/DD10/twitch"
     caller.write(
         data_path, {"data": {"password": "Leftover-pw"}, "options": {"cas": 0}}, operation="test"

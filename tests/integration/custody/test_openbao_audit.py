@@ -1,13 +1,16 @@
 """Issue 16, finding 2: secret reads that bypass the ledger are detected from OpenBao's audit log.
 
-A designated administrator (or a coadministrator, or anyone with a root token) can read a
-password, an older version or a 2FA code straight from OpenBao with their own token: OpenBao
-allows it (designation = access), and before this change nothing but OpenBao's audit log knew.
-Here the real OpenBao (a dev server with a declared file audit device, as the embedded one has)
-is read directly with hvac; the follower (``custody.openbao_audit``) must record each such read
-in the real JetStream ledger as an unrecorded read that opens an incident, within the 60 s bound;
-a legitimate ``revelar`` / ``codigo`` must not; a restarted follower must neither miss the reads
-made while it was down nor process anything twice.
+People's own tokens can no longer read a secret (test_reads_outside_ledger.py proves the 403s);
+the service reads, wrapped, for callers OpenBao authorized, and records each read. What
+prevention cannot stop is detected here: a policy mistake granting a person a secret path more
+narrowly than the people's deny (``mistake`` below: beto, DD05's administrator, and ana, a
+coadministrator, then read directly again), an operator's root token, the service's own token
+used outside the service. The real OpenBao (a dev server with a declared file audit device, as
+the embedded one has) is read directly with hvac; the follower (``custody.openbao_audit``) must
+record each such read in the real JetStream ledger as an unrecorded read that opens an incident,
+within the 60 s bound; a legitimate ``revelar`` / ``codigo`` (now the service's wrapped read,
+unwrapped by the caller) must not; a restarted follower must neither miss the reads made while
+it was down nor process anything twice.
 
 This module has an OpenBao of its own (its audit log is read from its start) and a ledger
 namespace of its own on the session's NATS.
@@ -177,7 +180,7 @@ def _register(custodia: Custodia, ana: Actor, account: str) -> None:
 
 def _rotate(custodia: Custodia, ana: Actor, account: str) -> None:
     custodia.start_rotation(ana, account)
-    custodia.confirm_rotation(ana, account)  # reads the staged password with ana's token
+    custodia.confirm_rotation(ana, account)  # the service reads the staged password for ana
 
 
 @pytest.fixture(scope="module")
@@ -246,6 +249,39 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+MISTAKE = "politica-equivocada"
+
+
+@pytest.fixture
+def mistake(world: World) -> Iterator[None]:
+    """An operator's policy mistake: a policy granting read on DD05-x's exact current, staged
+    and 2FA code paths (narrower than the people's deny, so it wins), attached to beto's and
+    ana's entities. Without it their tokens read nothing (checked first: OpenBao's 403)."""
+    root = VaultClient(world.bao.addr, world.bao.root_token)
+    mounts = world.vault.mounts
+    paths = (
+        f"{mounts.kv}/data/cuentas/DD05/x",
+        f"{mounts.kv}/data/preparadas/DD05/x",
+        f"{mounts.totp}/code/{ACCOUNT}",
+    )
+    for path in paths:
+        with pytest.raises(hvac.exceptions.Forbidden):
+            world.as_beto().read(path)
+    root.write(
+        f"sys/policies/acl/{MISTAKE}",
+        {"policy": "".join(f'path "{p}" {{ capabilities = ["read"] }}\n' for p in paths)},
+        operation="test",
+    )
+    entities = [root.lookup_self(actor.token).entity_id for actor in (world.beto, world.ana)]
+    for entity in entities:
+        root.write(f"identity/entity/id/{entity}", {"policies": [MISTAKE]}, operation="test")
+    try:
+        yield
+    finally:
+        for entity in entities:
+            root.write(f"identity/entity/id/{entity}", {"policies": []}, operation="test")
+
+
 @pytest.fixture
 def running(world: World) -> Iterator[AuditFollower]:
     """The follower, running in its thread as ``custodia servicio`` runs it."""
@@ -258,10 +294,10 @@ def running(world: World) -> Iterator[AuditFollower]:
 
 
 def test_a_designated_administrator_reading_the_password_directly_opens_an_incident(
-    world: World, running: AuditFollower
+    world: World, running: AuditFollower, mistake: None
 ) -> None:
     """Behaviour: beto (designated for DD05) reads the current password with his own session
-    token through hvac, not through Custodia. OpenBao answers (designation = access); within
+    token through hvac, not through Custodia. OpenBao answers (the policy mistake); within
     60 s the ledger holds an unrecorded read naming beto, the account, version 2, his address
     and OpenBao's time of the read, as an incident for the Secretaría Ejecutiva — and no secret."""
     answer = world.as_beto().secrets.kv.v2.read_secret_version(
@@ -289,7 +325,7 @@ def test_a_designated_administrator_reading_the_password_directly_opens_an_incid
 
 
 def test_a_totp_code_and_an_older_version_read_directly_are_detected(
-    world: World, running: AuditFollower
+    world: World, running: AuditFollower, mistake: None
 ) -> None:
     """Behaviour: a 2FA code and the older version 1, read by beto directly, each become an
     unrecorded read (kind ``codigo_totp``; version 1) with its incident, within the bound."""
@@ -313,7 +349,7 @@ def test_a_totp_code_and_an_older_version_read_directly_are_detected(
 
 
 def test_a_wrapped_read_unwrapped_outside_custodia_is_detected(
-    world: World, running: AuditFollower
+    world: World, running: AuditFollower, mistake: None
 ) -> None:
     """Behaviour: beto does what Custodia does — a wrapped read — but unwraps it himself with no
     ledger record: it is an unrecorded read too (attributed to beto, version from the unwrap)."""
@@ -331,7 +367,9 @@ def test_a_wrapped_read_unwrapped_outside_custodia_is_detected(
     assert (event.reader, event.version, event.account) == (person_id("beto"), 2, ACCOUNT)
 
 
-def test_a_rewrapped_read_unwrapped_later_is_detected(world: World, running: AuditFollower) -> None:
+def test_a_rewrapped_read_unwrapped_later_is_detected(
+    world: World, running: AuditFollower, mistake: None
+) -> None:
     """Behaviour: beto's wrapped read moved to a new wrapping token (``sys/wrapping/rewrap``
     with the wrapping token in the body, by an operator) and then unwrapped is still found, and
     attributed to beto, who read it."""
@@ -354,7 +392,7 @@ def test_a_rewrapped_read_unwrapped_later_is_detected(world: World, running: Aud
     assert (event.reader, event.kind) == (person_id("beto"), "codigo_totp")
 
 
-def test_two_instances_record_a_read_once(world: World) -> None:
+def test_two_instances_record_a_read_once(world: World, mistake: None) -> None:
     """Behaviour: two service instances, each following the log with a state of its own, both
     see beto's direct read; exactly one incident exists for it (its id derives from OpenBao's
     request id) and only one of them recorded it."""
@@ -402,13 +440,35 @@ def test_a_root_token_read_is_detected(world: World, running: AuditFollower) -> 
     assert event.identity == "token"  # OpenBao's display name of a root token
 
 
+def test_the_service_token_used_outside_the_service_is_detected(
+    world: World, running: AuditFollower
+) -> None:
+    """Behaviour: someone with the service's token (a compromised service host) makes the
+    service's own kind of read — wrapped, as its policy requires — and unwraps it, with no
+    ledger record: an unrecorded read of no person, named as OpenBao names the token."""
+    before = {i.id for i in world.unrecorded_incidents()}
+    path = f"/v1/{world.vault.mounts.kv}/data/cuentas/DD05/x"
+    service = hvac.Client(world.bao.addr, token=world.vault.token)
+    wrapped = service.adapter.get(path, headers={"X-Vault-Wrap-TTL": "60"})
+    hvac.Client(world.bao.addr, token=wrapped["wrap_info"]["token"]).sys.unwrap()
+    deadline = time.monotonic() + BOUND
+    while not (new := [i for i in world.unrecorded_incidents() if i.id not in before]):
+        assert time.monotonic() < deadline, "no unrecorded read for the service token's read"
+        time.sleep(0.2)
+    assert len(new) == 1
+    event: Any = next(iter(world.app.events.get(new[0].id)))
+    assert (event.reader, event.version, event.account) == (None, 2, ACCOUNT)
+    assert event.identity == "token-custodia-servicio"
+
+
 def test_legitimate_reveals_and_codes_record_no_unrecorded_read(
     world: World, running: AuditFollower
 ) -> None:
-    """Behaviour: ``revelar`` and ``codigo`` through Custodia (wrapped read, ledger record,
-    unwrap), and the rotations of the set-up (``rotar confirmar`` reads the staged password),
-    leave no unrecorded read. Shown event-driven: a later direct read is detected (so the
-    follower has processed past the legitimate ones), and still none names the legitimate ones."""
+    """Behaviour: ``revelar`` and ``codigo`` through Custodia (the service's wrapped read for
+    beto, ledger record, beto's unwrap), and the rotations of the set-up (``rotar confirmar``
+    has the service read the staged password), leave no unrecorded read. Shown event-driven:
+    a later direct read is detected (so the follower has processed past the legitimate ones),
+    and still none names the legitimate ones."""
     credentials = Credentials(world.vault)
     for _ in range(2):
         revealed = world.custodia.reveal(world.beto, LEGIT, "publicación", None)
@@ -430,11 +490,11 @@ def test_legitimate_reveals_and_codes_record_no_unrecorded_read(
 
 
 def test_a_coadministrator_reading_a_staged_password_directly_is_detected(
-    world: World, running: AuditFollower
+    world: World, running: AuditFollower, mistake: None
 ) -> None:
     """Behaviour: while a rotation is staged, the coadministrator reads the staged password with
-    her own token (no ``rotar confirmar`` follows): after the grace it is an unrecorded read of
-    the staged password."""
+    her own token (the policy mistake; no ``rotar confirmar`` follows): after the grace it is an
+    unrecorded read of the staged password."""
     world.custodia.start_rotation(world.ana, ACCOUNT)
     try:
         answer = hvac.Client(
@@ -450,7 +510,9 @@ def test_a_coadministrator_reading_a_staged_password_directly_is_detected(
     assert (event.reader, event.staged, event.kind) == (person_id("ana"), True, "contrasena")
 
 
-def test_a_restarted_follower_misses_nothing_and_records_nothing_twice(world: World) -> None:
+def test_a_restarted_follower_misses_nothing_and_records_nothing_twice(
+    world: World, mistake: None
+) -> None:
     """Behaviour: the follower is stopped; beto reads directly while it is down; a new follower
     (a restart: state from the state file) records exactly that read — it resumes at the saved
     position (no earlier line is handled again), and a read recorded before is never asked to

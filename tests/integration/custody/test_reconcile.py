@@ -253,7 +253,7 @@ def test_open_rotation_staged_without_its_tag_is_tagged_again(
     version = set_credential(credentials, coadmin.token, account, "Dd29-current")
     event = new_event_id()
     staged = credentials.stage(coadmin.token, account, "Dd29-next", event, version, staged_by="t")
-    service_client.with_token(coadmin.token).write(  # the tag is lost
+    service_client.write(  # the tag is lost
         "custodia/metadata/preparadas/DD29/x", {"custom_metadata": {}}, operation="test"
     )
     assert credentials.staged_metadata(account) == {}
@@ -287,7 +287,7 @@ def test_retag_loses_to_a_rotation_that_tags_meanwhile(
     since (the staging's own) is not overwritten."""
     account = "DD32-facebook"
     version = set_credential(credentials, coadmin.token, account, "Dd29-fb-current")
-    caller = service_client.with_token(coadmin.token)
+    caller = service_client
     caller.write(
         "custodia/data/preparadas/DD32/facebook",
         {"data": {"password": "Dd29-fb-next"}, "options": {"cas": 0}},

@@ -28,6 +28,7 @@ from eventsourcing.persistence import StoredEvent
 from custody.access import Access
 from custody.app import Actor, Custodia, CustodiaApplication, bootstrap_ledger
 from custody.credentials import Credentials
+from custody.errors import VaultPermissionDeniedError
 from custody.layout import AccountRef, create_service_token, ensure_layout
 from custody.pii import PersonalDataVault
 from custody.servers import start_bao_dev
@@ -228,9 +229,7 @@ def test_a_rotation_with_nothing_staged_is_abandoned(world: World) -> None:
     custodia, ana, account = world.custodia, world.ana, "DD06-x"
     _register(custodia, ana, account)
     started = custodia.start_rotation(ana, account)
-    Credentials(world.vault)._delete_staged(
-        world.vault.with_token(ana.token), AccountRef.parse(account)
-    )
+    Credentials(world.vault)._delete_staged(world.vault, AccountRef.parse(account))
     assert custodia.abandon_rotation(ana, account) == {
         "cuenta": account,
         "version_descartada": started["version"],
@@ -274,9 +273,11 @@ def test_reconciliation_keeps_a_rotation_started_after_an_abandoned_one(world: W
 
 
 def test_writes_straight_into_openbao_are_found(world: World) -> None:
-    """Issue 16, finding 11 (detection): a coadministrator's own token can still write a
-    credential version and re-import a 2FA seed in OpenBao, outside the ledger; reconciliation
-    reports both for a person (``unrecorded_version``, ``seed_unrecorded``), never silently."""
+    """Issue 16, finding 11: a coadministrator's own token can no longer write a credential
+    version nor re-import a 2FA seed in OpenBao (OpenBao's 403: prevention, finding 2); the
+    service's token used outside the service (a compromised service host) still can, and
+    reconciliation reports both for a person (``unrecorded_version``, ``seed_unrecorded``),
+    never silently."""
     custodia, ana, account = world.custodia, world.ana, "DD08-x"
     _register(custodia, ana, account)
     custodia.start_rotation(ana, account)
@@ -286,12 +287,21 @@ def test_writes_straight_into_openbao_are_found(world: World) -> None:
     assert custodia.reconcile(ana, repair=False)["diferencias"] == []
 
     own = world.vault.with_token(ana.token)
-    own.write(
+    with pytest.raises(VaultPermissionDeniedError):
+        own.write(
+            "custodia/data/cuentas/DD08/x",
+            {"data": {"password": "Fuera-de-bitacora-1"}, "options": {"cas": 1}},
+            operation="attack",
+        )
+    with pytest.raises(VaultPermissionDeniedError):
+        own.write("custodia-totp/keys/DD08-x", {"key": "GEZDGNBVGY3TQOJQ"}, operation="attack")
+    world.vault.write(  # the service's token, outside the service (wrapped: its policy says so)
         "custodia/data/cuentas/DD08/x",
         {"data": {"password": "Fuera-de-bitacora-1"}, "options": {"cas": 1}},
         operation="attack",
+        wrap_ttl=1,
     )
-    own.write("custodia-totp/keys/DD08-x", {"key": "GEZDGNBVGY3TQOJQ"}, operation="attack")
+    world.vault.write("custodia-totp/keys/DD08-x", {"key": "GEZDGNBVGY3TQOJQ"}, operation="attack")
     found = custodia.reconcile(ana, repair=True)
     assert sorted((d["tipo"], d["objeto"]) for d in found["diferencias"]) == [
         ("seed_unrecorded", account),

@@ -3,9 +3,11 @@ placed by mistake (or by an attacker) in a district group AND in the coadministr
 
 Their policies only deny, and an explicit deny wins over any grant: OpenBao answers 403 on
 every secret path — current and staged credentials (data, metadata, listing), 2FA codes and
-keys, transit — while a plain coadministrator gets the same paths. Since the coadministrator
-grants cover every path below, each deny block of the titular and secretaria policies is what
-makes its 403: deleting any one of them fails this test. District used: DD14.
+keys, transit — as it does now to every person's token (issue 16, finding 2), and "deny" on
+every authorization marker the service asks about, while a plain coadministrator is granted
+those markers. Since the coadministrator and district grants cover every marker below, each
+deny block of the titular and secretaria policies is what refuses it: deleting any one of them
+fails this test. District used: DD14.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ import requests
 
 from custody.access import Access
 from custody.credentials import Credentials
-from custody.layout import COADMIN_GROUP, district_group
+from custody.errors import VaultPermissionDeniedError
+from custody.layout import ACCESS_OPERATIONS, COADMIN_GROUP, AccountRef, district_group
 from custody.vault import VaultClient
 from tests.integration.custody.helpers import MakeUser, User, new_event_id, set_credential
 
@@ -46,6 +49,19 @@ PROBES: list[tuple[str, str, str, dict[str, Any] | None]] = [
         {"input": "eA=="},
     ),
 ]
+
+
+def capabilities(client: VaultClient, token: str, paths: list[str]) -> dict[str, list[str]]:
+    """OpenBao's answer for ``token`` on ``paths`` (what the service asks before acting)."""
+    answer = requests.post(
+        f"{client.addr}/v1/sys/capabilities-self",
+        headers={"X-Vault-Token": token},
+        json={"paths": paths},
+        timeout=10,
+    )
+    answer.raise_for_status()
+    data: dict[str, list[str]] = answer.json()["data"]
+    return data
 
 
 def status(client: VaultClient, token: str, method: str, path: str, body: Any) -> int:
@@ -80,12 +96,14 @@ def test_titular_and_secretaria_read_nothing_even_as_holders_and_coadministrator
     make_user: MakeUser,
     root_client: VaultClient,
     service_client: VaultClient,
+    credentials: Credentials,
     coadmin: User,
 ) -> None:
     """Placed in dd14-administracion (the service can do that), and also in coadministradores
     (root's doing: a policy mistake or an attack), a titular / secretaria still gets OpenBao's
-    403 on every secret path; the same paths answer a plain coadministrator (the grants are
-    real, the deny wins)."""
+    403 on every secret path and "deny" on every marker, so the service reveals nothing for
+    them; the same markers are granted to a plain coadministrator (the grants are real, the
+    deny wins)."""
     person = make_user(f"sod-{role[:3]}", role)
     entity = Access(service_client).require_entity_id(person.username)
     groups = (district_group("DD14"), COADMIN_GROUP) if also_coadmin else (district_group("DD14"),)
@@ -105,11 +123,18 @@ def test_titular_and_secretaria_read_nothing_even_as_holders_and_coadministrator
         assert ("custodia-coadministrador" in policies) is also_coadmin
         for block, method, path, body in PROBES:
             assert status(root_client, token, method, path, body) == 403, (block, method, path)
-        for _, method, path, body in PROBES:
-            # The control: a coadministrator is granted these reads (never a seed: no policy
-            # reads custodia-totp/keys).
-            if method in ("GET", "LIST") and "/keys/" not in path:
-                assert status(root_client, coadmin.token, method, path, body) == 200, path
+        markers = [AccountRef.parse(ACCOUNT).access_path(op) for op in ACCESS_OPERATIONS]
+        for marker, granted in capabilities(root_client, token, markers).items():
+            assert granted == ["deny"], marker
+        with pytest.raises(VaultPermissionDeniedError):
+            credentials.reveal(token, ACCOUNT, lambda w: pytest.fail("recorded"))
+        with pytest.raises(VaultPermissionDeniedError):
+            credentials.reveal_totp(token, ACCOUNT, lambda w: pytest.fail("recorded"))
+        # The control: a coadministrator is granted every marker (and reveals through the
+        # service), so each refusal above is the titular's or secretaria's deny.
+        for marker, granted in capabilities(root_client, coadmin.token, markers).items():
+            assert granted == ["read"], marker
+        credentials.revoke_wrapped(credentials.reveal(coadmin.token, ACCOUNT, lambda w: None))
     finally:
         for group in groups:
             root_client.write(

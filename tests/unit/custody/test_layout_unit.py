@@ -9,6 +9,7 @@ import pytest
 
 from custody.errors import InvalidAccountError, InvalidDistrictError
 from custody.layout import (
+    ACCESS_OPERATIONS,
     DISTRICTS,
     AccountRef,
     district_group,
@@ -16,6 +17,7 @@ from custody.layout import (
     district_policy,
     group_specs,
     policy_documents,
+    secret_paths,
 )
 from custody.vault import Mounts
 
@@ -44,7 +46,10 @@ def test_account_paths() -> None:
     assert ref.data_path(mounts, staged=True) == "custodia/data/preparadas/DD05/x"
     assert ref.metadata_path(mounts) == "custodia/metadata/cuentas/DD05/x"
     assert ref.totp_code_path(mounts) == "custodia-totp/code/DD05-x"
+    assert ref.access_path("revelar") == "custodia-acceso/DD05/revelar/x"
     assert AccountRef.parse("DD05-google-business").platform == "google-business"
+    with pytest.raises(ValueError, match="unknown operation"):
+        ref.access_path("leer")
 
 
 @pytest.mark.parametrize("text", ["DD05", "DD05-", "DD05-x/../y", "DD40-x", "DD05-*", "x-DD05"])
@@ -54,14 +59,29 @@ def test_bad_accounts(text: str) -> None:
         AccountRef.parse(text)
 
 
+def _blocks(text: str) -> list[tuple[str, set[str]]]:
+    """(path, capabilities) of every block of a policy document."""
+    return [
+        (path, set(re.findall(r'"(\w+)"', capabilities)))
+        for path, capabilities in re.findall(
+            r'path "([^"]+)" \{\s*capabilities = \[([^\]]*)\]', text
+        )
+    ]
+
+
 def test_one_policy_and_group_per_district() -> None:
-    """33 district policies from one template, each naming only its own district."""
+    """33 district policies from one template, each granting only its own district's reveal
+    and 2FA markers, and denying every secret path (issue 16, finding 2)."""
     docs = policy_documents()
     assert len(DISTRICTS) == 33
     for district in DISTRICTS:
-        text = docs[district_policy(district)]
-        paths = re.findall(r'^path "([^"]+)"', text, re.MULTILINE)
-        assert paths == [f"custodia/data/cuentas/{district}/*", f"custodia-totp/code/{district}-*"]
+        blocks = _blocks(docs[district_policy(district)])
+        grants = [(p, c) for p, c in blocks if c != {"deny"}]
+        assert grants == [
+            (f"custodia-acceso/{district}/revelar/*", {"read"}),
+            (f"custodia-acceso/{district}/codigo/*", {"read"}),
+        ]
+        assert [p for p, c in blocks if c == {"deny"}] == secret_paths(Mounts())
     names = [spec.name for spec in group_specs()]
     assert names[:3] == ["coadministradores", "titulares", "secretaria"]
     assert names[3:] == [district_group(d) for d in DISTRICTS]
@@ -86,8 +106,8 @@ def test_titular_and_secretaria_are_denied_everything_secret() -> None:
 def test_titular_and_secretaria_deny_every_secret_grant_exactly() -> None:
     """OpenBao decides by the most specific matching pattern of all of a token's policies, so a
     deny on a mount is not enough: the titular and secretaria policies deny exactly the three
-    secret mounts and every pattern the coadministrator and district policies grant on them
-    (deleting any deny block fails this test)."""
+    secret mounts, the authorization markers, and every pattern the coadministrator and
+    district policies name on them (deleting any deny block fails this test)."""
     docs = policy_documents()
     granted: set[str] = set()
     for name, text in docs.items():
@@ -95,7 +115,8 @@ def test_titular_and_secretaria_deny_every_secret_grant_exactly() -> None:
             granted.update(
                 p
                 for p in re.findall(r'^path "([^"]+)"', text, re.MULTILINE)
-                if p.split("/", 1)[0] in ("custodia", "custodia-totp", "custodia-transit")
+                if p.split("/", 1)[0]
+                in ("custodia", "custodia-totp", "custodia-transit", "custodia-acceso")
             )
     # The ledger's anchored head and witnesses hold no secret: the Secretaría Ejecutiva reads
     # them to verify the ledger (her policy grants that read; it is not denied).
@@ -106,10 +127,10 @@ def test_titular_and_secretaria_deny_every_secret_grant_exactly() -> None:
         'path "custodia/data/bitacora/*" {\n  capabilities = ["read"]'
         in (docs["custodia-secretaria"])
     )
-    assert "custodia/data/cuentas/DD05/*" in granted
-    assert "custodia-totp/code/DD05-*" in granted
+    assert "custodia-acceso/DD05/revelar/*" in granted
+    assert "custodia-acceso/+/codigo/*" in granted
     assert "custodia/data/preparadas/*" in granted
-    wanted = granted | {"custodia/*", "custodia-totp/*", "custodia-transit/*"}
+    wanted = granted | {"custodia/*", "custodia-totp/*", "custodia-transit/*", "custodia-acceso/*"}
     for name in ("custodia-titular", "custodia-secretaria"):
         blocks = re.findall(
             r'^path "([^"]+)" \{\n  capabilities = \["deny"\]\n\}', docs[name], re.MULTILINE
@@ -118,18 +139,51 @@ def test_titular_and_secretaria_deny_every_secret_grant_exactly() -> None:
         assert set(blocks) == wanted, name
 
 
-def test_service_policy_denies_secret_values() -> None:
-    """The service policy explicitly denies KV data and TOTP codes (least privilege)."""
+def test_people_policies_grant_nothing_on_a_secret() -> None:
+    """Issue 16, finding 2: no person's policy (coadministrator, district administrator,
+    titular, secretaria) grants any capability on a path that holds or yields a secret; each
+    coadministrator and district policy denies every one of them explicitly; the
+    coadministrator's markers cover every operation."""
+    docs = policy_documents()
+    secret = secret_paths(Mounts())
+    areas = (
+        "custodia/data/cuentas",
+        "custodia/data/preparadas",
+        "custodia/metadata/cuentas",
+        "custodia/metadata/preparadas",
+        "custodia-totp/",
+        "custodia-transit/hmac",
+    )
+    for name, text in docs.items():
+        if name in ("custodia-servicio", "custodia-firmante"):
+            continue
+        for path, capabilities in _blocks(text):
+            if path.startswith(areas) or path in ("custodia/*", "custodia-totp/*"):
+                assert capabilities == {"deny"}, (name, path)
+        if name == "custodia-coadministrador" or name.startswith("custodia-administrador-"):
+            denied = {p for p, c in _blocks(text) if c == {"deny"}}
+            assert set(secret) <= denied, name
+    coadmin = dict(_blocks(docs["custodia-coadministrador"]))
+    for operation in ACCESS_OPERATIONS:
+        assert coadmin[f"custodia-acceso/+/{operation}/*"] == {"read"}
+
+
+def test_service_policy_reads_current_secrets_only_wrapped() -> None:
+    """The service policy reads current credentials and 2FA codes only wrapped
+    (min_wrapping_ttl) and keeps the explicit deny on the rest of the KV data."""
     text = policy_documents()["custodia-servicio"]
     assert re.search(r'path "custodia/data/\*" \{\s*capabilities = \["deny"\]', text)
-    assert re.search(r'path "custodia-totp/code/\*" \{\s*capabilities = \["deny"\]', text)
+    for path in (r"custodia/data/cuentas/\*", r"custodia-totp/code/\*"):
+        block = re.search(rf'path "{path}" \{{([^}}]*)\}}', text)
+        assert block is not None, path
+        assert 'min_wrapping_ttl = "1s"' in block.group(1)
 
 
 def test_mount_names_are_rendered() -> None:
     """Other mount paths render into every policy; no placeholder is left."""
     docs = policy_documents(Mounts(kv="kv2", totp="otp", transit="tr", userpass="up"))
     assert all("$" not in text for text in docs.values())
-    assert 'path "kv2/data/cuentas/DD05/*"' in docs["custodia-administrador-dd05"]
+    assert 'path "kv2/data/cuentas/*"' in docs["custodia-administrador-dd05"]
     assert 'path "auth/up/users/+"' in docs["custodia-servicio"]
 
 

@@ -345,3 +345,50 @@ def test_an_unreadable_state_file_means_reading_the_log_again(tmp_path: Path) ->
     assert again.state.offset == 0
     assert again.poll() == 0
     assert ledger.recorded == ["d1"]
+
+
+SERVICE = {
+    "display_name": "token-custodia-servicio",
+    "policies": ["custodia-servicio", "default"],
+    "token_policies": ["custodia-servicio", "default"],
+}
+
+
+def test_the_service_tokens_reads_are_marked_and_wait_for_their_record(tmp_path: Path) -> None:
+    """A read by the service's token (token policy ``custodia-servicio``, no entity) is marked
+    ``by_service`` (it stands for whichever person the ledger names); the same policy on a
+    person's token (an entity) or only among a person's identity policies is not. A service
+    read unwrapped with no record is kept for its grace, then recorded as unrecorded."""
+    read = "custodia/data/cuentas/DD05/x"
+    by_service = PARSER.classify(line(read, rid="s1", auth=SERVICE, wrap=wrap_info("s1")))
+    assert isinstance(by_service, WrappedRead)
+    assert by_service.access.by_service
+    assert by_service.access.username == ""
+    person = {**BETO, "token_policies": ["custodia-servicio"]}
+    not_service = PARSER.classify(line(read, rid="s2", auth=person, data=kv_answer(2)))
+    assert isinstance(not_service, SecretAccess)
+    assert not not_service.by_service
+    assert SecretAccess.from_json({**not_service.to_json(), "by_service": True}).by_service
+    legacy = not_service.to_json()
+    del legacy["by_service"]  # a state file written before the field existed
+    assert not SecretAccess.from_json(legacy).by_service
+
+    ledger, clock = Ledger(), Clock()
+    f = follower(tmp_path, ledger, clock)
+    append(
+        tmp_path / "audit.log",
+        line(read, rid="s1", auth=SERVICE, wrap=wrap_info("s1")),
+        line(
+            "sys/wrapping/unwrap",
+            rid="u1",
+            operation="update",
+            auth={},
+            cta="hmac-sha256:s1",
+            data=kv_answer(2),
+        ),
+    )
+    assert f.poll() == 0
+    assert [a.request_id for a in f.state.deferred] == ["s1"]
+    clock.now += timedelta(seconds=10)
+    assert f.poll() == 1
+    assert ledger.recorded == ["s1"]

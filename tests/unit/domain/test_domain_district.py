@@ -157,18 +157,31 @@ def test_versions_seen_lists_only_live_versions(world: World) -> None:
     assert changed[0].versions_seen == {}
 
 
-@pytest.mark.parametrize("actor", ["ana", "secretaria", "other", "carla"])
-def test_only_the_titular_or_utcsyd_designates(world: World, actor: str) -> None:
-    """6.VII, 6.X: the district's titular informs the designation (UTCSyD may record it)."""
+@pytest.mark.parametrize("actor", ["ana", "secretaria", "other", "carla", "coadmin"])
+def test_only_the_titular_designates_utcsyd_only_as_a_recorded_exception(
+    world: World, actor: str
+) -> None:
+    """6.VII, 6.X, R9: the district's titular designates; UTCSyD only as an exception with a
+    reason (recorded as such), never silently."""
     with pytest.raises(NotDistrictAuthorityError) as raised:
         world.district.designate(
             world.beto, by=getattr(world, actor), channel=OFICIO, policy=POLICY, at=later(5)
         )
     assert raised.value.district == "DD05"
+    world.district.collect_events()
     world.district.designate(
-        world.beto, by=world.coadmin, channel=OFICIO, policy=POLICY, at=later(5)
+        world.beto,
+        by=world.coadmin,
+        channel=OFICIO,
+        policy=POLICY,
+        at=later(5),
+        exception="Titular sin acceso al sistema",
     )
     assert world.district.holder_id == world.beto.id
+    recorded = world.district.collect_events()
+    assert isinstance(recorded[0], District.AuthorityExceptionRecorded)
+    assert recorded[0].reason == "Titular sin acceso al sistema"
+    assert recorded[0].channel == OFICIO.to_event()
 
 
 def test_the_titular_of_another_district_cannot_designate(world: World) -> None:
@@ -351,7 +364,7 @@ def test_designating_during_an_absence_replaces_both(world: World) -> None:
     """A new designation during an absence ends it; if the substitute is the one designated,
     the holder does not change and no rotation is owed."""
     world.district.report_absence(
-        "promocion",
+        "comision",
         substitute=world.beto,
         starts_on=date(2025, 3, 3),
         by=world.titular,

@@ -203,7 +203,10 @@ EXPECTED_TOPICS = {
         "AccountRegistered",
         "AccountSettingChanged",
         "AccountStatusRecorded",
+        "ActingTitularAppointed",
+        "ActingTitularEnded",
         "AdministratorDesignated",
+        "AuthorityExceptionRecorded",
         "CredentialHolderChanged",
         "CredentialRead",
         "DesignationEnded",
@@ -215,6 +218,7 @@ EXPECTED_TOPICS = {
         "RotationObligationWithdrawn",
         "RotationStarted",
         "TitularAppointed",
+        "TitularEnded",
         "TotpRegistered",
     ],
     "custodia:Incident": [
@@ -229,6 +233,7 @@ EXPECTED_TOPICS = {
         "UnrecordedReadDetected",
     ],
     "custodia:Person": [
+        "Departed",
         "DeviceRegistered",
         "DeviceRetired",
         "PersonalDataErased",

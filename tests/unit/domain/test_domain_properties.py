@@ -213,7 +213,8 @@ class _Ledger(RuleBasedStateMachine):
         return self.people[who]
 
     def is_authority(self, person: Person) -> bool:
-        return person.is_coadministrator or person.is_titular_of("DD05")
+        # R9: the titular; UTCSyD only with a recorded exception (never tried here).
+        return person.is_titular_of("DD05")
 
     # --- running commands ------------------------------------------------------------------
 
@@ -414,7 +415,12 @@ class DistrictMachine(_Ledger):
     @rule(who=st.sampled_from(CANDIDATES), by=st.sampled_from(AUTHORITIES_TRIED))
     def designate(self, who: str, by: str) -> None:
         person, actor = self.people[who], self.people[by]
-        expected = self.is_authority(actor) and self.eligible(person) and person.id != self.admin
+        # Designating the absent administrator again brings them back (issue 18).
+        expected = (
+            self.is_authority(actor)
+            and self.eligible(person)
+            and (person.id != self.admin or self.absence_active(self.now))
+        )
         done = self.attempt(
             lambda: self.district.designate(
                 person, by=actor, channel=OFICIO, policy=POLICY, at=self.now

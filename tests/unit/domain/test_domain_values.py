@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from events.domain import (
     ABSENCE_REASONS,
+    DEPARTURE_REASONS,
     INCIDENT_TYPES,
     InvalidChoiceError,
     InvalidEmailError,
@@ -139,7 +140,7 @@ def test_unknown_channel_kinds_are_refused() -> None:
 
 def test_choices_accept_hyphens_and_case() -> None:
     """Users type `cambio-adscripcion` or `Operacion-No-Autorizada`; both are the vocabulary's."""
-    assert choice("reason", "Cambio-Adscripcion", ABSENCE_REASONS) == "cambio_adscripcion"
+    assert choice("reason", "Cambio-Adscripcion", DEPARTURE_REASONS) == "cambio_adscripcion"
     assert choice("type", "operacion-no-autorizada", INCIDENT_TYPES) == "operacion_no_autorizada"
     with pytest.raises(InvalidChoiceError) as raised:
         choice("reason", "jubilacion", ABSENCE_REASONS)

@@ -357,18 +357,14 @@ def create_app(
         try:
             identity = await backend.login(usuario, contrasena, codigo)
         except Exception as exc:
-            error = _page_error(exc)
-            if error.status in (401, 403):
+            refusal = _login_refusal(exc)
+            if refusal is None:
+                error = _page_error(exc)
+                return login_form(request, siguiente, error.status, error.message, usuario)
+            counts, message = refusal
+            if counts:
                 limiter.failed(usuario, address)
-                return login_form(
-                    request,
-                    siguiente,
-                    401,
-                    "Usuario, contraseña o código incorrectos."
-                    + (" Si tiene segundo factor, escriba el código." if not codigo else ""),
-                    usuario,
-                )
-            return login_form(request, siguiente, error.status, error.message, usuario)
+            return login_form(request, siguiente, 401, message, usuario)
         limiter.succeeded(usuario)
         session = sessions.open(identity)
         response = RedirectResponse(siguiente, status_code=303)
@@ -518,6 +514,19 @@ def _roles(who: Any) -> set[str]:
 
 def _open_incident(row: dict[str, Any]) -> bool:
     return row.get("estado") not in ("cerrado", "descartado") and not row.get("cerrado")
+
+
+def _login_refusal(exc: BaseException) -> tuple[bool, str] | None:
+    """What the login form says when OpenBao refused the login, and whether it counts as a
+    failure for the throttle (None: not a refusal, e.g. OpenBao unreachable)."""
+    names = getattr(exc, "remote_chain", None) or [c.__name__ for c in type(exc).__mro__]
+    if "SecondFactorRequiredError" in names:  # the password was right
+        return False, "OpenBao exige su segundo factor: escriba el código de seis dígitos."
+    if "SecondFactorRefusedError" in names:
+        return True, "OpenBao rechazó el código (incorrecto o ya usado); espere el siguiente."
+    if _page_error(exc).status in (401, 403):
+        return True, "Usuario, contraseña o código incorrectos."
+    return None
 
 
 def _page_error(exc: BaseException) -> PageError:

@@ -79,10 +79,6 @@ class ServiceBackend:
 
 
 def _login(client: Any, username: str, password: str, code: str | None) -> str:
-    """userpass login; with ``code``, OpenBao's login MFA answers it in the same request."""
-    if code:
-        try:
-            return str(client.login_userpass(username, password, code=code))
-        except TypeError:  # this client has no second factor: the code cannot be checked
-            pass
-    return str(client.login_userpass(username, password))
+    """userpass login; when OpenBao enforces the person's second factor, ``code`` completes it
+    (a missing, wrong or reused code is refused by OpenBao itself)."""
+    return str(client.login_userpass(username, password, code=code))

@@ -17,6 +17,7 @@ from custody.cluster import make_test_pki
 from custody.vault import VaultClient
 from events.errors import CustodiaError
 from tests.e2e.conftest import SERVICE_PASSWORD, ServiceWorld
+from tests.e2e.test_second_factor import enforce_second_factor, totp_code
 from tests.e2e.web_harness import WebServer, csrf_of, login, notified_incident, serving
 from web.app import PAGES, REPORT_PAGES
 from web.sessions import LoginThrottle
@@ -279,3 +280,35 @@ def test_the_secretaria_acknowledges_an_incident(
         assert rows[incident]["enterado"] is not None
         cli_rows = _report(service_world, "sofia", "incidentes")
         assert {r["incidente"]: r for r in cli_rows}[incident]["enterado"] is not None
+
+
+def test_a_person_with_a_second_factor_logs_in_with_the_code(
+    web: WebServer, service_world: ServiceWorld
+) -> None:
+    """With OpenBao's login MFA enforced on a person: the form without ``codigo`` is refused
+    with a Spanish message naming the second factor (OpenBao gave no token); with the current
+    code she is in; the same code again is refused by OpenBao, and said so."""
+    world = service_world
+    world.add_person("factorweb", "secretaria")
+    root = str(world.root_vault()._token)
+    enforcement, secret = enforce_second_factor(world, root, "factorweb", "prueba-factor-web")
+    password = SERVICE_PASSWORD.format("factorweb")
+    try:
+        with web.client() as client:
+            refused = login(client, "factorweb", password)
+            assert refused.status_code == 401
+            assert "OpenBao exige su segundo factor" in refused.text
+            assert client.get("/").status_code == 303
+            code = totp_code(secret)
+            assert login(client, "factorweb", password, code).status_code == 303
+            assert client.get("/").status_code == 200
+        with web.client() as again:
+            reused = login(again, "factorweb", password, code)
+            assert reused.status_code == 401
+            assert "rechazó el código" in reused.text
+    finally:
+        httpx.delete(
+            f"{world.endpoints().vault_addr}/v1/identity/mfa/login-enforcement/{enforcement}",
+            headers={"X-Vault-Token": root},
+            timeout=30,
+        )

@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from cli import avisos_cmds, bitacora_cmds, demo_cmd, ordenes, reporte_cmds, stack_cmds
+from cli import avisos_cmds, bitacora_cmds, demo_cmd, ordenes, reporte_cmds, stack_cmds, web_cmd
 from cli.spanish import App
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ ordenes.register(app)
 bitacora_cmds.register(app)
 reporte_cmds.register(app)
 avisos_cmds.register(app)
+web_cmd.register(app)
 
 
 @app.callback()

@@ -125,6 +125,13 @@ def demo(
     conservar: Annotated[
         bool, typer.Option("--conservar", help="No borra el directorio temporal al terminar.")
     ] = False,
+    web: Annotated[
+        bool,
+        typer.Option(
+            "--web",
+            help="Al terminar, deja la vista web en marcha (hasta Ctrl-C) para recorrerla.",
+        ),
+    ] = False,
 ) -> None:
     """Recorre Custodia de punta a punta sobre servidores embebidos en un directorio desechable.
 
@@ -149,6 +156,10 @@ def demo(
         service = _walk(story)
         verified = True
         ok = True
+        if web:
+            _serve_web(story)
+        else:
+            story.say("\nPara recorrer la vista web con estos datos: custodia demo --web")
     except (DemoError, subprocess.TimeoutExpired, OSError, ValueError):
         ok = False
     finally:
@@ -171,6 +182,50 @@ def demo(
         story.say(f"\n{'Listo' if ok else 'La demostración falló'} en {elapsed:.1f} s.")
     if not ok:
         raise typer.Exit(1)
+
+
+def _serve_web(story: Story) -> None:
+    """``custodia web`` over this demo's home until Ctrl-C: its address and the demo's (throw-away)
+    logins of the Secretaría Ejecutiva and a titular are printed."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    web = subprocess.Popen(
+        [story.exe, "web", "--puerto", str(port)],
+        env=story.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while web.poll() is None:  # printed only once it answers
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise DemoError("la vista web no arrancó") from None
+                time.sleep(0.1)
+        if web.poll() is not None:
+            raise DemoError("la vista web no arrancó")
+        typer.echo(
+            f"\nVista web: http://127.0.0.1:{port}/ingresar (Ctrl-C para terminar)\n"
+            f"  Secretaría Ejecutiva: sofia / {story.passwords['sofia']}\n"
+            f"  Titular de DD05:      luis / {story.passwords['luis']}\n"
+            "  (contraseñas de esta demostración desechable)"
+        )
+        web.wait()
+    except KeyboardInterrupt:
+        typer.echo("")
+    finally:
+        web.terminate()
+        try:
+            web.wait(10)
+        except subprocess.TimeoutExpired:
+            web.kill()
+            web.wait(5)
 
 
 def _walk(story: Story) -> subprocess.Popen[bytes]:

@@ -192,6 +192,7 @@ ARGUMENTS: dict[str, frozenset[str]] = {
     "incidentes.bitacora": frozenset({"distrito", "desde", "hasta"}),
     "avisos.lista": frozenset(),
     "reporte": frozenset({"tipo", "formato", "distrito", "desde", "hasta"}),
+    "bitacora.estado": frozenset(),
 }
 
 

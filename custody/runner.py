@@ -286,6 +286,9 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
     handlers["reporte"] = checking_arguments(
         "reporte", make_report_handler(services, projections, settings)
     )
+    handlers["bitacora.estado"] = checking_arguments(
+        "bitacora.estado", make_ledger_status_handler(services, settings)
+    )
     from .notices import make_notices_handler  # issue 19
 
     handlers["avisos.lista"] = checking_arguments(
@@ -384,6 +387,35 @@ def report_scope(person: Any) -> Any:
         if roles.get(role):
             return Scope(role, roles[role])  # type: ignore[arg-type]
     raise ScopeError(person.username, "*")
+
+
+def make_ledger_status_handler(services: Services, settings: Settings) -> Any:
+    """``bitacora.estado``: what the service last saw of the ledger's integrity (as ``estado
+    --json``'s ``bitacora``) and the ledger's public keyring (as ``bitacora clave-publica``),
+    for anyone registered: nothing in it is secret. The web view's ``/bitacora``."""
+    from events.errors import CustodiaError
+
+    from .app import Actor
+    from .ledger_status import read_status
+    from .transit_signer import fetch_public_keyring
+
+    def handler(call: Any) -> dict[str, Any]:
+        actor = Actor(call.caller.username, call.caller.token)
+        services.custodia.person(actor.username)  # registered people only
+        status = read_status(settings.home) or {
+            "integra": None,
+            "alertas": None,
+            "ultima_alerta": None,
+            "incidentes_abiertos": [],
+            "revisado": None,
+        }
+        try:
+            keyring: dict[str, Any] | None = fetch_public_keyring(services.vault).to_json()
+        except CustodiaError:
+            keyring = None
+        return {**status, "clave_publica": keyring}
+
+    return handler
 
 
 def make_report_handler(services: Services, projections: Any, settings: Settings) -> Any:

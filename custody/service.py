@@ -48,6 +48,7 @@ READ_ONLY = frozenset(
         "cambios.lista",
         "incidentes.bitacora",
         "avisos.lista",
+        "bitacora.estado",
     }
 )
 LOGGED_ARGS = ("distrito", "cuenta", "solicitud", "incidente", "persona", "usuario")

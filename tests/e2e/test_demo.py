@@ -16,12 +16,13 @@ pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _demo_processes() -> list[str]:
+def _demo_processes(under: Path) -> list[str]:
+    """Live processes of a demo whose home is under ``under`` (other demos may run beside)."""
     found = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit() and pid_alive(int(entry.name)):
             argv = " ".join(pid_cmdline(int(entry.name)))
-            if "custodia-demo-" in argv:
+            if "custodia-demo-" in argv and str(under) in argv:
                 found.append(argv)
     return found
 
@@ -68,5 +69,59 @@ def test_demo_walks_the_story_verifies_the_ledger_and_leaves_nothing_running(
     assert "/data/cuentas/DD05/x" in refused["detalle"]
     verified = next(s for s in summary["pasos"] if "Verificar la bitácora" in s["paso"])
     assert "puntos de control" in verified["detalle"]
-    assert _demo_processes() == []
+    assert _demo_processes(tmp_path) == []
+    assert not any(p.name.startswith("custodia-demo-") for p in tmp_path.iterdir())
+
+
+def test_demo_web_keeps_the_web_view_up_until_ctrl_c(tmp_path: Path) -> None:
+    """``scripts/demo.sh --web``: after the story, the web view's address and the demo's logins
+    are printed; the Secretaría Ejecutiva logs in there and sees the summary; Ctrl-C ends it all
+    (exit 0, nothing left running, the temporary home gone)."""
+    import re
+    import signal
+
+    import httpx
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODIA_")}
+    env["TMPDIR"] = str(tmp_path)
+    demo = subprocess.Popen(
+        ["bash", str(ROOT / "scripts" / "demo.sh"), "--web"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        assert demo.stdout is not None
+        lines: list[str] = []
+        for line in demo.stdout:
+            lines.append(line)
+            if "contraseñas de esta demostración" in line:
+                break
+        text = "".join(lines)
+        address = re.search(r"Vista web: (http://127\.0\.0\.1:\d+)/ingresar", text)
+        login = re.search(r"Secretaría Ejecutiva: sofia / (\S+)", text)
+        assert address, text[-2000:]
+        assert login, text[-2000:]
+        with httpx.Client(base_url=address.group(1), timeout=60) as client:
+            form = client.get("/ingresar")
+            csrf = re.search(r'name="csrf" value="([^"]+)"', form.text)
+            assert csrf
+            answer = client.post(
+                "/ingresar",
+                data={"usuario": "sofia", "contrasena": login.group(1), "csrf": csrf.group(1)},
+                follow_redirects=True,
+            )
+            assert answer.status_code == 200
+            assert "Incidentes abiertos" in answer.text
+        os.killpg(demo.pid, signal.SIGINT)
+        demo.wait(120)
+        assert demo.returncode == 0, demo.stdout.read()[-2000:]
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait(10)
+    assert _demo_processes(tmp_path) == []
     assert not any(p.name.startswith("custodia-demo-") for p in tmp_path.iterdir())

@@ -41,7 +41,7 @@ def _bao(world: ServiceWorld, path: str, token: str | None, body: Any) -> tuple[
         return answer.status_code, {}
 
 
-def _code(secret: str, at: float | None = None) -> str:
+def totp_code(secret: str, at: float | None = None) -> str:
     """The TOTP code of ``secret`` (base32) now: 6 digits, SHA-1, 30 s."""
     key = base64.b32decode(secret + "=" * (-len(secret) % 8))
     totp = TOTP(key, 6, SHA1(), 30, enforce_key_length=False)  # noqa: S303  # RFC 6238 default
@@ -57,15 +57,17 @@ def _login(world: ServiceWorld, path: Path, *extra: str) -> Any:
     )  # fmt: skip
 
 
-def _enforce(world: ServiceWorld, root: str) -> tuple[str, str]:
-    """A TOTP method, the person enrolled in it, and a login enforcement on a group holding
+def enforce_second_factor(
+    world: ServiceWorld, root: str, person: str = PERSON, group_name: str = GROUP
+) -> tuple[str, str]:
+    """A TOTP method, ``person`` enrolled in it, and a login enforcement on a group holding
     only them: ``(enforcement name, base32 secret)``."""
     status, body = _bao(
         world,
         "identity/mfa/method/totp",
         root,
         {
-            "method_name": "custodia-factor-prueba",
+            "method_name": f"custodia-factor-{group_name}",
             "issuer": "IECM Custodia",
             "period": 30,
             "key_size": 20,
@@ -77,11 +79,11 @@ def _enforce(world: ServiceWorld, root: str) -> tuple[str, str]:
     )
     assert status == 200, body
     method = body["data"]["method_id"]
-    token = world.token(PERSON)
+    token = world.token(person)
     status, body = _bao(world, "auth/token/lookup", root, {"token": token})
     entity = body["data"]["entity_id"]
     status, body = _bao(
-        world, "identity/group", root, {"name": GROUP, "member_entity_ids": [entity]}
+        world, "identity/group", root, {"name": group_name, "member_entity_ids": [entity]}
     )
     assert status == 200, body
     group = body["data"]["id"]
@@ -95,12 +97,12 @@ def _enforce(world: ServiceWorld, root: str) -> tuple[str, str]:
     secret = parse_qs(urlparse(body["data"]["url"]).query)["secret"][0]
     status, body = _bao(
         world,
-        f"identity/mfa/login-enforcement/{GROUP}",
+        f"identity/mfa/login-enforcement/{group_name}",
         root,
         {"mfa_method_ids": [method], "identity_group_ids": [group]},
     )
     assert status in (200, 204), body
-    return GROUP, secret
+    return group_name, secret
 
 
 def test_a_login_with_a_second_factor_needs_a_fresh_code(
@@ -114,7 +116,7 @@ def test_a_login_with_a_second_factor_needs_a_fresh_code(
     world = service_world
     world.add_person(PERSON, "coadministrador")
     root = str(world.root_vault()._token)
-    enforcement, secret = _enforce(world, root)
+    enforcement, secret = enforce_second_factor(world, root)
     path = tmp_path / "sesion.json"
     try:
         status, body = _bao(
@@ -133,7 +135,7 @@ def test_a_login_with_a_second_factor_needs_a_fresh_code(
         assert "--codigo" in refused.stderr
         assert not path.exists()
 
-        code = _code(secret)
+        code = totp_code(secret)
         accepted = _login(world, path, "--codigo", code)
         assert accepted.returncode == 0, accepted.stderr
         assert accepted.stdout.strip() == f"Sesión iniciada como {PERSON}."

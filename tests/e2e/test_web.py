@@ -1,0 +1,314 @@
+"""The web view over real servers: ``custodia servicio`` on the embedded NATS and OpenBao, the
+application served by uvicorn, people logging in with their OpenBao passwords. HTTP first
+(every page and role, cookies, CSRF, scope, logout); the browser tests are in
+``test_web_browser.py``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from custody.cluster import make_test_pki
+from custody.vault import VaultClient
+from events.errors import CustodiaError
+from tests.e2e.conftest import SERVICE_PASSWORD, ServiceWorld
+from tests.e2e.test_second_factor import enforce_second_factor, totp_code
+from tests.e2e.web_harness import WebServer, csrf_of, login, notified_incident, serving
+from web.app import PAGES, REPORT_PAGES
+from web.sessions import LoginThrottle
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def web(service_world: ServiceWorld) -> Iterator[WebServer]:
+    with serving(service_world) as server:
+        yield server
+
+
+def _report(world: ServiceWorld, user: str, kind: str, **args: Any) -> Any:
+    data = world.call(user, "reporte", {"tipo": kind, "formato": "json", **args})
+    return json.loads(str(data["contenido"]))
+
+
+def test_pages_need_a_login(web: WebServer) -> None:
+    """Without a session every page sends the browser to /ingresar (keeping where it was going),
+    and the JSON form of a page answers 401 with a Spanish message."""
+    with web.client() as client:
+        for path in PAGES:
+            response = client.get(path)
+            assert response.status_code == 303, path
+            assert response.headers["location"].startswith("/ingresar?siguiente=")
+        response = client.get("/incidentes?formato=json")
+        assert response.status_code == 401
+        assert response.json() == {"error": "Inicie sesión."}
+
+
+def test_a_wrong_password_gets_a_spanish_message_and_no_session(web: WebServer) -> None:
+    """A wrong password: 401, a clear Spanish message, no session cookie, and the pages still
+    send the browser to the login."""
+    with web.client() as client:
+        response = login(client, "sofia", "no-es-la-clave")
+        assert response.status_code == 401
+        assert "Usuario, contraseña o código incorrectos." in response.text
+        assert "custodia_sesion" not in response.cookies
+        assert client.get("/").status_code == 303
+
+
+def test_login_form_without_its_csrf_token_is_refused(web: WebServer) -> None:
+    """A login posted from elsewhere (no token of the form's own, or someone else's) is refused
+    before OpenBao is even asked."""
+    with web.client() as client:
+        client.get("/ingresar")
+        response = client.post(
+            "/ingresar",
+            data={"usuario": "sofia", "contrasena": SERVICE_PASSWORD.format("sofia"), "csrf": "x"},
+        )
+        assert response.status_code == 403
+        assert "El formulario caducó" in response.text
+        assert "custodia_sesion" not in response.cookies
+
+
+def test_the_session_cookie_is_httponly_and_strict(web: WebServer) -> None:
+    """The session cookie: HttpOnly, SameSite=Strict, path /; not Secure over plain HTTP (it
+    is over TLS, see the unit tests); every page carries the security headers."""
+    with web.client() as client:
+        response = login(client, "sofia", SERVICE_PASSWORD.format("sofia"))
+        assert response.status_code == 303
+        cookie = next(
+            v for k, v in response.headers.multi_items() if k == "set-cookie" and "sesion" in v
+        )
+        assert "HttpOnly" in cookie
+        assert "SameSite=strict" in cookie
+        assert "Secure" not in cookie
+        page = client.get("/")
+        assert page.status_code == 200
+        assert "script-src" not in page.headers["content-security-policy"]
+        assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
+        assert page.headers["x-content-type-options"] == "nosniff"
+
+
+def test_every_page_for_the_secretaria_in_html_and_json(
+    web: WebServer, service_world: ServiceWorld
+) -> None:
+    """The Secretaría Ejecutiva sees every page; each report page's JSON is exactly what the
+    command line's ``reporte … --formato json`` gives her (same keys, same rows)."""
+    with web.logged_in("sofia") as client:
+        for path in PAGES:
+            page = client.get(path if path != "/historial" else "/historial?distrito=DD05")
+            assert page.status_code == 200, (path, page.text[:500])
+            assert '<html lang="es-MX">' in page.text
+        for path, (kind, _) in REPORT_PAGES.items():
+            got = client.get(f"{path}?formato=json")
+            assert got.status_code == 200
+            assert got.json() == _report(service_world, "sofia", kind), path
+        summary = client.get("/?formato=json").json()
+        assert set(summary) == {
+            "incidentes_abiertos",
+            "obligaciones_vencidas",
+            "distritos_no_cumplen",
+            "bitacora",
+        }
+
+
+def test_a_titular_sees_only_their_district(web: WebServer, service_world: ServiceWorld) -> None:
+    """luis, DD05's titular: compliance JSON has DD05 only (as on the command line); asking
+    for DD07 is refused with the service's Spanish message (403)."""
+    with web.logged_in("luis") as client:
+        rows = client.get("/cumplimiento?formato=json").json()
+        assert rows == _report(service_world, "luis", "cumplimiento")
+        assert {row["distrito"] for row in rows} == {"DD05"}
+        refused = client.get("/cumplimiento?distrito=DD07")
+        assert refused.status_code == 403
+        assert "DD07" in refused.text
+        assert client.get("/obligaciones?distrito=DD07&formato=json").status_code == 403
+
+
+def test_bad_filters_get_a_spanish_400(web: WebServer) -> None:
+    """A district or a date that is not one: 400, a Spanish message, nothing asked of the
+    service."""
+    with web.logged_in("sofia") as client:
+        bad = client.get("/cumplimiento?distrito=DD99")
+        assert bad.status_code == 400
+        assert "no es un distrito" in bad.text
+        assert client.get("/cambios?desde=2026-13-01&formato=json").json() == {
+            "error": "La fecha de «desde» debe ser AAAA-MM-DD."
+        }
+
+
+def test_the_ledger_page_offers_the_public_key(web: WebServer) -> None:
+    """/bitacora shows the integrity the service last saw and offers the ledger's public
+    keyring, the same document as ``custodia bitacora clave-publica``."""
+    with web.logged_in("luis") as client:
+        page = client.get("/bitacora")
+        assert page.status_code == 200
+        key = client.get("/bitacora/clave-publica.json")
+        assert key.status_code == 200
+        assert "attachment" in key.headers["content-disposition"]
+        keyring = key.json()
+        from events.checkpoint import PublicKeyring
+
+        assert PublicKeyring.from_json(keyring).versions
+
+
+def test_logout_revokes_the_token_in_openbao(web: WebServer, service_world: ServiceWorld) -> None:
+    """/salir (POST with the session's CSRF token) ends the session and revokes the person's
+    OpenBao token: OpenBao itself refuses it afterwards; the old cookie opens nothing. A logout
+    posted without the token is refused and the session goes on."""
+    with web.logged_in("sofia") as client:
+        page = client.get("/")
+        sid = client.cookies["custodia_sesion"]
+        session = web.store.get(sid)
+        assert session is not None
+        token = session.identity.token
+        VaultClient(service_world.endpoints().vault_addr, token).lookup_self()
+        forged = client.post("/salir", data={"csrf": "otro"})
+        assert forged.status_code == 403
+        assert client.get("/").status_code == 200
+        out = client.post("/salir", data={"csrf": csrf_of(page.text)})
+        assert out.status_code == 303
+        with pytest.raises(CustodiaError):
+            VaultClient(service_world.endpoints().vault_addr, token).lookup_self()
+        with httpx.Client(base_url=web.url, cookies={"custodia_sesion": sid}) as stale:
+            assert stale.get("/", follow_redirects=False).status_code == 303
+
+
+def test_redirect_after_login_stays_on_this_site(web: WebServer) -> None:
+    """``siguiente`` is honoured only as a local path: //elsewhere or a scheme lands on /."""
+    with web.client() as client:
+        form = client.get("/ingresar?siguiente=//malo.example/x")
+        response = client.post(
+            "/ingresar",
+            data={
+                "usuario": "sofia",
+                "contrasena": SERVICE_PASSWORD.format("sofia"),
+                "csrf": csrf_of(form.text),
+                "siguiente": "https://malo.example/",
+            },
+        )
+        assert response.status_code == 303
+        assert response.headers["location"] == "/"
+
+
+def test_no_token_or_password_in_any_page(web: WebServer) -> None:
+    """Nothing the web view sends back contains the person's OpenBao token or a password: every
+    page, HTML and JSON, headers included."""
+    with web.logged_in("sofia") as client:
+        sid = client.cookies["custodia_sesion"]
+        session = web.store.get(sid)
+        assert session is not None
+        secrets = [session.identity.token, SERVICE_PASSWORD.format("sofia")]
+        for path in PAGES:
+            for suffix in ("", "?formato=json"):
+                target = (path if path != "/historial" else "/historial?distrito=DD05") + (
+                    suffix if path != "/historial" else suffix.replace("?", "&")
+                )
+                response = client.get(target)
+                text = response.text + str(response.headers)
+                for secret in secrets:
+                    assert secret not in text, target
+
+
+def test_repeated_failures_slow_the_next_attempt_down(service_world: ServiceWorld) -> None:
+    """After ``free`` failed logins for a user name, the throttle asks each next attempt to wait,
+    more each time; a success clears it."""
+    throttle = LoginThrottle(free=2, base=0.01, cap=0.05)
+    with serving(service_world, throttle) as server, server.client() as client:
+        for _ in range(2):
+            assert login(client, "mario", "mal").status_code == 401
+        assert throttle.delay("mario", "otra-direccion") == pytest.approx(0.01)
+        assert login(client, "mario", "mal").status_code == 401
+        assert throttle.delay("mario", "otra-direccion") == pytest.approx(0.02)
+        assert login(client, "mario", SERVICE_PASSWORD.format("mario")).status_code == 303
+        assert throttle.delay("mario", "otra-direccion") == 0.0
+
+
+def test_over_tls_the_cookie_is_secure_and_hsts_is_sent(
+    service_world: ServiceWorld, tmp_path: Path
+) -> None:
+    """Served over TLS (``--certificado``/``--clave``), the session cookie and the login form's
+    cookie are Secure, and every answer carries Strict-Transport-Security."""
+    tls = make_test_pki(tmp_path, ips=("127.0.0.1",))
+    with serving(service_world, tls=tls) as server, server.client() as client:
+        form = client.get("/ingresar")
+        assert "Secure" in form.headers["set-cookie"]
+        assert form.headers["strict-transport-security"].startswith("max-age=")
+        response = login(client, "sofia", SERVICE_PASSWORD.format("sofia"))
+        assert response.status_code == 303
+        cookie = next(
+            v for k, v in response.headers.multi_items() if k == "set-cookie" and "sesion" in v
+        )
+        assert "Secure" in cookie
+        assert "HttpOnly" in cookie
+        assert client.get("/").status_code == 200
+
+
+def test_the_secretaria_acknowledges_an_incident(
+    web: WebServer, service_world: ServiceWorld
+) -> None:
+    """The Secretaría Ejecutiva records her acknowledgement and measures from /incidentes (a
+    POST with the session's CSRF token): the incident ledger shows ``enterado``; without the
+    token the POST is refused and nothing is recorded; a titular gets no form and the service
+    refuses his POST."""
+    incident = notified_incident(service_world, "intervencion")
+    with web.logged_in("luis") as titular:
+        page = titular.get("/incidentes")
+        assert f"/incidentes/{incident}/enterado" not in page.text
+        refused = titular.post(
+            f"/incidentes/{incident}/enterado", data={"csrf": csrf_of(page.text)}
+        )
+        assert refused.status_code in (403, 422)
+    with web.logged_in("sofia") as client:
+        page = client.get("/incidentes")
+        assert f"/incidentes/{incident}/enterado" in page.text
+        forged = client.post(f"/incidentes/{incident}/enterado", data={"medidas": "x"})
+        assert forged.status_code == 403
+        rows = {r["incidente"]: r for r in client.get("/incidentes?formato=json").json()}
+        assert rows[incident]["enterado"] is None
+        done = client.post(
+            f"/incidentes/{incident}/enterado",
+            data={"csrf": csrf_of(page.text), "medidas": "Dar vista al Órgano Interno"},
+        )
+        assert done.status_code == 303
+        assert done.headers["location"] == "/incidentes?aviso=enterado"
+        rows = {r["incidente"]: r for r in client.get("/incidentes?formato=json").json()}
+        assert rows[incident]["enterado"] is not None
+        cli_rows = _report(service_world, "sofia", "incidentes")
+        assert {r["incidente"]: r for r in cli_rows}[incident]["enterado"] is not None
+
+
+def test_a_person_with_a_second_factor_logs_in_with_the_code(
+    web: WebServer, service_world: ServiceWorld
+) -> None:
+    """With OpenBao's login MFA enforced on a person: the form without ``codigo`` is refused
+    with a Spanish message naming the second factor (OpenBao gave no token); with the current
+    code she is in; the same code again is refused by OpenBao, and said so."""
+    world = service_world
+    world.add_person("factorweb", "secretaria")
+    root = str(world.root_vault()._token)
+    enforcement, secret = enforce_second_factor(world, root, "factorweb", "prueba-factor-web")
+    password = SERVICE_PASSWORD.format("factorweb")
+    try:
+        with web.client() as client:
+            refused = login(client, "factorweb", password)
+            assert refused.status_code == 401
+            assert "OpenBao exige su segundo factor" in refused.text
+            assert client.get("/").status_code == 303
+            code = totp_code(secret)
+            assert login(client, "factorweb", password, code).status_code == 303
+            assert client.get("/").status_code == 200
+        with web.client() as again:
+            reused = login(again, "factorweb", password, code)
+            assert reused.status_code == 401
+            assert "rechazó el código" in reused.text
+    finally:
+        httpx.delete(
+            f"{world.endpoints().vault_addr}/v1/identity/mfa/login-enforcement/{enforcement}",
+            headers={"X-Vault-Token": root},
+            timeout=30,
+        )

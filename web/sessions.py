@@ -1,0 +1,100 @@
+"""Web sessions kept in the web process, and the slowing down of repeated failed logins.
+
+The cookie carries only a random session id (HttpOnly, SameSite=Strict, Secure over TLS); the
+person's OpenBao token stays in this process's memory and the session ends when the token
+expires, at ``/salir`` (the token is revoked) or when the process stops. Each session has its
+own CSRF token, checked on every form.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from web.backend import Identity
+
+__all__ = ["LoginThrottle", "SessionStore", "WebSession"]
+
+MAX_SESSIONS = 10_000
+
+
+@dataclass
+class WebSession:
+    sid: str = field(repr=False)
+    identity: Identity
+    csrf: str = field(repr=False)
+
+    def expired(self, now: datetime | None = None) -> bool:
+        return (now or datetime.now(UTC)) >= self.identity.expires_at
+
+    def csrf_ok(self, presented: str | None) -> bool:
+        return bool(presented) and hmac.compare_digest(self.csrf, str(presented))
+
+
+class SessionStore:
+    """Sessions by id; the oldest are dropped past :data:`MAX_SESSIONS`."""
+
+    def __init__(self) -> None:
+        self._sessions: OrderedDict[str, WebSession] = OrderedDict()
+
+    def open(self, identity: Identity) -> WebSession:
+        session = WebSession(secrets.token_urlsafe(32), identity, secrets.token_urlsafe(32))
+        self._sessions[session.sid] = session
+        while len(self._sessions) > MAX_SESSIONS:
+            self._sessions.popitem(last=False)
+        return session
+
+    def get(self, sid: str | None) -> WebSession | None:
+        """The live session ``sid`` (None: unknown or expired; an expired one is forgotten)."""
+        if not sid:
+            return None
+        session = self._sessions.get(sid)
+        if session is None:
+            return None
+        if session.expired():
+            del self._sessions[sid]
+            return None
+        return session
+
+    def close(self, sid: str) -> WebSession | None:
+        return self._sessions.pop(sid, None)
+
+
+class LoginThrottle:
+    """Failed logins, per user name and per client address: after ``free`` failures each new
+    attempt waits ``base * 2**(n - free)`` seconds (at most ``cap``) before it is even tried;
+    a success clears the user's count. Counts are forgotten after ``window`` seconds."""
+
+    def __init__(
+        self, *, free: int = 3, base: float = 0.5, cap: float = 8.0, window: float = 900.0
+    ) -> None:
+        self.free, self.base, self.cap, self.window = free, base, cap, window
+        self._failures: dict[str, tuple[int, float]] = {}
+
+    def _count(self, key: str) -> int:
+        count, last = self._failures.get(key, (0, 0.0))
+        if time.monotonic() - last > self.window:
+            self._failures.pop(key, None)
+            return 0
+        return count
+
+    def delay(self, username: str, address: str) -> float:
+        """Seconds to wait before trying this login."""
+        worst = max(self._count(f"u:{username.lower()}"), self._count(f"a:{address}"))
+        if worst < self.free:
+            return 0.0
+        return float(min(self.cap, self.base * 2.0 ** (worst - self.free)))
+
+    def failed(self, username: str, address: str) -> None:
+        now = time.monotonic()
+        for key in (f"u:{username.lower()}", f"a:{address}"):
+            self._failures[key] = (self._count(key) + 1, now)
+        if len(self._failures) > MAX_SESSIONS:  # never grows without bound
+            self._failures.clear()
+
+    def succeeded(self, username: str) -> None:
+        self._failures.pop(f"u:{username.lower()}", None)

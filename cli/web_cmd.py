@@ -58,9 +58,9 @@ def web(
         raise typer.BadParameter("--certificado y --clave van juntos.")
     import uvicorn
 
+    from cli.web.app import create_app
+    from cli.web.backend import ServiceBackend
     from custody.config import Settings
-    from web.app import create_app
-    from web.backend import ServiceBackend
 
     application = create_app(ServiceBackend(Settings.from_env()))
     scheme = "https" if certificado else "http"

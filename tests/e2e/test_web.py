@@ -13,14 +13,14 @@ from typing import Any
 import httpx
 import pytest
 
+from cli.web.app import PAGES, REPORT_PAGES
+from cli.web.sessions import LoginThrottle
 from custody.cluster import make_test_pki
 from custody.vault import VaultClient
 from events.errors import CustodiaError
 from tests.e2e.conftest import SERVICE_PASSWORD, ServiceWorld
 from tests.e2e.test_second_factor import enforce_second_factor, totp_code
 from tests.e2e.web_harness import WebServer, csrf_of, login, notified_incident, serving
-from web.app import PAGES, REPORT_PAGES
-from web.sessions import LoginThrottle
 
 pytestmark = pytest.mark.e2e
 

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 import httpx
 import uvicorn
 
+from cli.web.app import create_app
+from cli.web.backend import ServiceBackend
+from cli.web.sessions import LoginThrottle, SessionStore
 from custody.cluster import TlsFiles
 from tests.e2e.conftest import SERVICE_PASSWORD, ServiceWorld
-from web.app import create_app
-from web.backend import ServiceBackend
-from web.sessions import LoginThrottle, SessionStore
 
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
 

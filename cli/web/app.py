@@ -1,4 +1,4 @@
-"""The web view: a Starlette application over :class:`web.backend.Backend`.
+"""The web view: a Starlette application over :class:`cli.web.backend.Backend`.
 
 Every page is one or a few commands to ``custodia servicio`` sent as the logged-in person, so
 the scope is the service's (a titular sees their own district, as on the command line). Every
@@ -13,7 +13,7 @@ Who could abuse it, and what stops them:
   (the login form a token of its own, double-submitted with a cookie), compared in constant
   time; SameSite=Strict on top;
 - someone guessing passwords: each failure, per user name and per client address, slows the
-  next attempt down (:class:`web.sessions.LoginThrottle`), and OpenBao's own MFA limits apply;
+  next attempt down (:class:`cli.web.sessions.LoginThrottle`), and OpenBao's own MFA limits apply;
 - framing and injected content: ``Content-Security-Policy`` without scripts, ``frame-ancestors
   'none'``, templates autoescaped; the report HTML embedded comes from our own renderer;
 - a redirect to elsewhere after login: ``siguiente`` is honoured only as a local path.
@@ -41,8 +41,8 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from web.backend import Backend
-from web.sessions import LoginThrottle, SessionStore, WebSession
+from cli.web.backend import Backend
+from cli.web.sessions import LoginThrottle, SessionStore, WebSession
 
 __all__ = ["PAGES", "create_app"]
 

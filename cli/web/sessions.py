@@ -15,7 +15,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from web.backend import Identity
+from cli.web.backend import Identity
 
 __all__ = ["LoginThrottle", "SessionStore", "WebSession"]
 

@@ -6,7 +6,7 @@ commands, never at module level, so ``custodia --help`` stays fast.
 
 from __future__ import annotations
 
-from cli import bitacora_cmds, demo_cmd, ordenes, reporte_cmds, stack_cmds
+from cli import bitacora_cmds, controles_cmds, demo_cmd, ordenes, reporte_cmds, stack_cmds
 from cli.spanish import App
 
 # Set by cli.main.run: a --help anywhere means nothing runs, so nothing heavy is imported.
@@ -29,6 +29,7 @@ stack_cmds.register(app)
 ordenes.register(app)
 bitacora_cmds.register(app)
 reporte_cmds.register(app)
+controles_cmds.register_commands(app)
 
 
 @app.callback()

@@ -149,6 +149,15 @@ ARGUMENTS: dict[str, frozenset[str]] = {
 }
 
 
+def _control_arguments() -> dict[str, frozenset[str]]:
+    from .controls_commands import CONTROL_ARGUMENTS  # devices, hours, recertification
+
+    return CONTROL_ARGUMENTS
+
+
+ARGUMENTS.update(_control_arguments())
+
+
 class UnknownArgumentError(ValidationError):
     """A request carries an argument its command does not take."""
 
@@ -350,6 +359,9 @@ def build_handlers(custodia: Custodia, vault: VaultClient) -> dict[str, Handler]
             actor(c), _opt(c.args, "distrito", 8)
         ),
     }
+    from .controls_commands import control_handlers
+
+    table.update(control_handlers(custodia))  # issue 19: devices, hours, recertification
     for name in SEALING_COMMANDS & set(table):
         table[name] = _requiring_reply_key(table[name])
     checked = {

@@ -451,6 +451,13 @@ async def _advance_loop(services: Services, stop: asyncio.Event) -> None:
         except Exception:
             log.exception("avance_fallido")
         try:
+            # issue 19: the policy in force recorded; passwords past their maximum age
+            from .controls import advance
+
+            await asyncio.to_thread(advance, services.custodia)
+        except Exception:
+            log.exception("avance_controles_fallido")
+        try:
             await asyncio.wait_for(stop.wait(), advance_seconds())
         except TimeoutError:
             continue

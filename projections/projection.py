@@ -35,6 +35,7 @@ from eventsourcing.projection import Projection
 from eventsourcing.utils import resolve_topic
 
 from events.domain import ChangeRequest, District, DistrictId, Incident, Person
+from projections.controls import CONTROL_HANDLERS
 from projections.decoding import FastJSONTranscoder, TypedState
 from projections.errors import ProjectionDatabaseError, ProjectionHaltedError
 from projections.fastrows import FastRows, Params, channel_text
@@ -275,6 +276,7 @@ class ReportsProjection(Projection[ReportsView]):
             Incident.Notified: _incident_notified,
             Incident.Contained: _incident_contained,
             Incident.Closed: _incident_closed,
+            **CONTROL_HANDLERS,  # issue 19 (projections.controls)
         }
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from projections.controls import CONTROL_PERSON_COLUMNS, CONTROL_STATEMENTS, CONTROL_TABLE_KEYS
+
 __all__ = [
     "CREATE_STATEMENTS",
     "ERASED_PREFIX",
@@ -190,6 +192,7 @@ CREATE_STATEMENTS: Final[tuple[str, ...]] = (
         reason TEXT NOT NULL,
         action TEXT NOT NULL
     ) WITHOUT ROWID""",
+    *CONTROL_STATEMENTS,  # issue 19: devices, calendar, policies, recertification
 )
 
 # The secondary indexes (none unique): a rebuild creates them once its tables are filled.
@@ -211,6 +214,7 @@ TABLE_KEYS: Final[dict[str, str]] = {
     "change_requests": "request_id",
     "incidents": "incident_id",
     "projection_errors": "ref",
+    **CONTROL_TABLE_KEYS,
 }
 VIEW_TABLES: Final = tuple(TABLE_KEYS)
 
@@ -229,4 +233,5 @@ PERSON_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("change_requests", "decided_by"),
     ("change_requests", "applied_by"),
     ("incidents", "reported_by"),
+    *CONTROL_PERSON_COLUMNS,
 )

@@ -216,8 +216,9 @@ def open_age_obligations(custodia: Custodia) -> list[str]:
 
 def advance(custodia: Custodia) -> None:
     """The service's periodic pass (``CUSTODIA_AVANCE_SECONDS``), for these controls."""
-    record_policy(custodia)
-    open_age_obligations(custodia)
+    recorded = record_policy(custodia)
+    opened = open_age_obligations(custodia)
+    log.info("controles_al_dia", politica_registrada=recorded, obligaciones=len(opened))
 
 
 # -- recertification ------------------------------------------------------------------------

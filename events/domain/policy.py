@@ -17,7 +17,7 @@ example the custody layer's password rules) are left to their owners::
     [plazos]
     rotacion_dias_habiles = 1      # 0: the end of the same business day
     notificacion_minutos = 60
-    antiguedad_maxima_dias = 180   # a current password older than this is rotated
+    antiguedad_maxima_dias = 180   # a current password older than this is rotated (0: at once)
 
     [horario]
     dias = ["lunes", "martes", "miercoles", "jueves", "viernes"]
@@ -143,11 +143,11 @@ class Policy:
             raise ConfigurationError("calendario.pais_feriados", "país no soportado")
         if (
             type(self.max_password_age_days) is not int
-            or not 1 <= self.max_password_age_days <= _MAX_PASSWORD_AGE_DAYS
+            or not 0 <= self.max_password_age_days <= _MAX_PASSWORD_AGE_DAYS
         ):
             raise ConfigurationError(
                 "plazos.antiguedad_maxima_dias",
-                f"debe ser un entero de 1 a {_MAX_PASSWORD_AGE_DAYS}",
+                f"debe ser un entero de 0 a {_MAX_PASSWORD_AGE_DAYS}",
             )
         if type(self.require_registered_device) is not bool:
             raise ConfigurationError("equipos.exigir_registrado", "debe ser true o false")

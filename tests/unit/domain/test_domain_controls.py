@@ -193,7 +193,7 @@ def test_policy_file_keys_for_password_age_and_devices() -> None:
     assert policy.max_password_age == timedelta(days=90)
     assert policy.require_registered_device
     for data, key in (
-        ({"plazos": {"antiguedad_maxima_dias": 0}}, "plazos.antiguedad_maxima_dias"),
+        ({"plazos": {"antiguedad_maxima_dias": -1}}, "plazos.antiguedad_maxima_dias"),
         ({"plazos": {"antiguedad_maxima_dias": "180"}}, "plazos.antiguedad_maxima_dias"),
         ({"equipos": {"exigir_registrado": "si"}}, "equipos.exigir_registrado"),
         ({"equipos": {"otra": 1}}, "equipos.otra"),

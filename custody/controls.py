@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
+from weakref import WeakKeyDictionary
 
 import structlog
 from eventsourcing.application import AggregateNotFoundError
@@ -53,10 +54,25 @@ def calendar(custodia: Custodia) -> WorkingCalendar | None:
     return _load(custodia, WorkingCalendar, WorkingCalendar.create_id())
 
 
+# The policy file's rules of each Custodia, before the ledger's calendar is merged in.
+_FILE_POLICIES: WeakKeyDictionary[Custodia, Policy] = WeakKeyDictionary()
+
+
+def file_policy(custodia: Custodia) -> Policy:
+    return _FILE_POLICIES.setdefault(custodia, custodia.policy)
+
+
 def policy_now(custodia: Custodia) -> Policy:
-    """The file's policy plus the calendar recorded in the ledger (8.A): the rules in force."""
+    """The file's policy plus the calendar recorded in the ledger (8.A): the rules in force.
+
+    It also becomes ``custodia.policy``, so every use case of this process (rotation deadlines
+    in business days, among them) counts the IECM's recorded non-working days: at once in the
+    process that recorded them, within a periodic pass in any other."""
+    base = file_policy(custodia)
     found = calendar(custodia)
-    return found.apply_to(custodia.policy) if found is not None else custodia.policy
+    current = found.apply_to(base) if found is not None else base
+    custodia.policy = current
+    return current
 
 
 def read_rules(
@@ -154,6 +170,7 @@ def authorize_hours(
             at=now,
         )
         custodia._save(found)
+    policy_now(custodia)
     return {
         "desde": window.starts_on.isoformat(),
         "hasta": window.ends_on.isoformat(),
@@ -174,6 +191,7 @@ def declare_non_working_day(
         recorded = found.declare_non_working_day(day, channel=channel, by=by, at=now)
         if recorded:
             custodia._save(found)
+    policy_now(custodia)
     return {"fecha": day.isoformat(), "registrado": recorded, "via_oficial": str(channel)}
 
 
@@ -184,7 +202,7 @@ def record_policy(custodia: Custodia) -> bool:
     with custodia._lock(_LOCK):
         now = custodia.clock()
         found = _calendar_for(custodia, now)
-        if not found.adopt(custodia.policy, at=now):
+        if not found.adopt(file_policy(custodia), at=now):
             return False
         try:
             custodia._save(found)

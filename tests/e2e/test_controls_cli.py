@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -84,6 +85,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceWorld]:
             world.call(
                 "luis", "designar", {"distrito": "DD05", "persona": "bety", "oficio": "DD05/1/2026"}
             )
+            # The periodic pass writes too (the policy, the password-age obligation): a whole
+            # pass after the set-up, so that what the tests count is theirs alone.
+            log = home / "servicio.log"
+            passes = log.read_bytes().count(b"controles_al_dia")
+            _wait(lambda: log.read_bytes().count(b"controles_al_dia") > passes + 1, "no pass")
             yield world
         finally:
             stop_service(world.service)
@@ -256,15 +262,28 @@ def _wait(predicate: Any, what: str) -> None:
         time.sleep(0.5)
 
 
+def _policies(world: ServiceWorld) -> list[dict[str, Any]]:
+    """The policies recorded in the ledger, as the read side projected them."""
+    with sqlite3.connect(world.home / "proyecciones.sqlite") as conn:
+        rows = conn.execute("SELECT settings FROM policies ORDER BY position").fetchall()
+    return [json.loads(row[0]) for row in rows]
+
+
 def test_an_old_password_opens_one_obligation_across_restarts(world: ServiceWorld) -> None:
     """Maximum password age 0 days: the periodic pass opens one rotation obligation (motivo
-    ``antiguedad``) for DD05-x's current password; after the service restarts and runs its
-    pass again, there is still exactly one."""
+    ``antiguedad``) for DD05-x's current password; after the service restarts (under a
+    changed policy file) and runs its pass again, there is still exactly one. The policy the
+    service ran under is in the ledger, once per change: the restart adds exactly one."""
     _wait(lambda: len(_age_obligations(world)) >= 1, "no age obligation")
     assert len(_age_obligations(world)) == 1
+    _wait(lambda: len(_policies(world)) == 1, "the first policy is not recorded")
+    assert _policies(world)[0]["equipos"] == {"exigir_registrado": True}
     stop_service(world.service)
+    (world.home / "politica.toml").write_text(POLICY + '\n[horario]\nfin = "19:00"\n')
     log = world.home / "servicio.log"
     before = log.read_bytes().count(b"controles_al_dia")
     world.service = _start(world.home)
-    _wait(lambda: log.read_bytes().count(b"controles_al_dia") > before, "no pass after restart")
+    _wait(lambda: log.read_bytes().count(b"controles_al_dia") > before + 1, "no pass after restart")
     assert len(_age_obligations(world)) == 1
+    _wait(lambda: len(_policies(world)) == 2, "the changed policy is not recorded")
+    assert [p["horario"]["fin"] for p in _policies(world)] == ["18:00", "19:00"]

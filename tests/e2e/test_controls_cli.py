@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from events.domain import Policy
+
 from .conftest import (
     CUSTODIA,
     SERVICE_PASSWORD,
@@ -245,6 +247,30 @@ def test_recertification_campaign_through_the_cli(world: ServiceWorld) -> None:
     assert rows["DD06"]["recertificacion_vencida"] is False
     for key in ("distrito", "titular", "administrador", "obligaciones_vencidas", "veredicto"):
         assert key in rows["DD05"]  # the contract's keys stay
+
+
+def test_recorded_non_working_days_move_rotation_deadlines(world: ServiceWorld) -> None:
+    """The IECM's non-working day recorded in the ledger counts as such for deadlines in
+    business days: declaring the next business day non-working moves the deadline of the
+    rotation a new designation obliges to the end of the business day after it."""
+    local = ZoneInfo("America/Mexico_City")
+    next_day = datetime.now(local).date() + timedelta(days=1)
+    while not Policy().is_business_day(next_day):
+        next_day += timedelta(days=1)
+    ok(world, "ana", "calendario", "inhabil", "--fecha", next_day.isoformat(), "--oficio", "O/2")
+    world.add_person("carla", "administrador", "DD05")
+    ok(world, "luis", "designar", "--distrito", "DD05", "--persona", "carla", "--oficio", "O/3")
+    opened = [
+        r
+        for r in report(world, "rotaciones")
+        if r["motivo"] == "designacion" and r["estado"] == "abierta"
+    ]
+    latest = max(opened, key=lambda r: str(r["abierta"]))
+    at = datetime.fromisoformat(str(latest["abierta"]))
+    without = Policy().rotation_deadline(at)
+    with_day = Policy().with_calendar({next_day}, ()).rotation_deadline(at)
+    assert with_day > without
+    assert datetime.fromisoformat(str(latest["vence"])) == with_day
 
 
 def _age_obligations(world: ServiceWorld) -> list[dict[str, Any]]:

@@ -203,12 +203,13 @@ def recertification_status(conn: Any, as_of: datetime) -> dict[str, dict[str, An
     return out
 
 
-def annotate_compliance(
-    rows: list[dict[str, Any]], status: dict[str, dict[str, Any]], names: Any
-) -> None:
-    """Adds the latest campaign's answer to each compliance row (keys ``recertificacion`` and
-    ``recertificacion_vencida``; never removes one). An overdue attestation, or a revoked enlace
-    who is still designated, makes the district ``no_cumple``."""
+def annotate_compliance(report: Any, status: dict[str, dict[str, Any]], names: Any) -> None:
+    """Adds the latest campaign's answer to each row of compliance ``report`` (keys
+    ``recertificacion`` and ``recertificacion_vencida``; never removes one). An overdue
+    attestation, or a revoked enlace who is still designated, makes the district ``no_cumple``
+    (and the institute's verdict and summary line say so)."""
+    rows: list[dict[str, Any]] = report.rows
+    newly_failing = False
     for row in rows:
         found = status.get(str(row.get("distrito")))
         row["recertificacion"] = None
@@ -236,5 +237,21 @@ def annotate_compliance(
         if reason is not None:
             reasons = row.setdefault("motivos", [])
             reasons.append(reason)
+            newly_failing = newly_failing or row.get("veredicto") == "cumple"
             row["veredicto"] = "no_cumple"
             row["resumen"] = f"{row['distrito']}: no cumple — " + "; ".join(reasons) + "."
+    summary: dict[str, Any] = report.summary
+    if not newly_failing or not summary:
+        return
+    summary["veredicto"] = "no_cumple"
+    failing = [str(r["distrito"]) for r in rows if r.get("veredicto") == "no_cumple"]
+    whole = report.district is None
+    subject = "Instituto" if whole else f"Dirección Distrital {report.district}"
+    if "integridad" not in str(summary.get("linea", "")):
+        summary["linea"] = (
+            f"{subject}: no cumple — {len(failing)} de {len(rows)} direcciones distritales no "
+            f"cumplen ({', '.join(failing)})."
+        )
+    if whole:
+        for row in rows:
+            row["veredicto_instituto"] = "no_cumple"

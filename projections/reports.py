@@ -683,5 +683,5 @@ def load_report(
         names=names or PersonNames(),
     )
     if report == "cumplimiento":
-        annotate_compliance(built.rows, recertification, names or PersonNames())  # issue 19
+        annotate_compliance(built, recertification, names or PersonNames())  # issue 19
     return built

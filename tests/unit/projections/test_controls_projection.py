@@ -19,7 +19,8 @@ def test_controls_are_projected_and_recertification_shows_in_compliance(tmp_path
     """DD05 answers (confirmed), DD06 does not: before the due date DD06 is ``pendiente`` and
     keeps its verdict; after it, ``vencida`` and ``no_cumple``. A titular who revokes their
     enlace leaves the district ``no_cumple`` while that person is still designated. The
-    contract's compliance keys are all still there; no projection error is recorded."""
+    contract's compliance keys are all still there; no projection error is recorded. The
+    institute's verdict and summary line follow the districts'."""
     world = make_world(collect=False)
     dd06 = District.register("DD06", by=world.coadmin, at=T0)
     registry = DeviceRegistry.open(by=world.coadmin, at=T0)
@@ -61,6 +62,8 @@ def test_controls_are_projected_and_recertification_shows_in_compliance(tmp_path
 
     names = PersonNames({str(p.id): p.username for p in world.people})
 
+    summaries: list[dict[str, object]] = []
+
     def compliance(days: float) -> dict[str, dict[str, object]]:
         built = load_report(
             "cumplimiento",
@@ -70,6 +73,7 @@ def test_controls_are_projected_and_recertification_shows_in_compliance(tmp_path
             names=names,
             now=later(days=days),
         )
+        summaries.append(built.summary)
         return {str(r["distrito"]): r for r in built.rows}
 
     early = compliance(1)
@@ -89,6 +93,9 @@ def test_controls_are_projected_and_recertification_shows_in_compliance(tmp_path
     assert late["DD06"]["veredicto"] == "no_cumple"
     assert any("recertificación 2025-T1" in str(m) for m in late["DD06"]["motivos"])  # type: ignore[attr-defined]
     assert late["DD05"]["recertificacion_vencida"] is False
+    assert summaries[-1]["veredicto"] == "no_cumple"
+    assert "DD06" in str(summaries[-1]["linea"])
+    assert late["DD05"]["veredicto_instituto"] == "no_cumple"
 
     campaign.revoke(
         "DD05",

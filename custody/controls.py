@@ -297,11 +297,17 @@ def _answer(
         if revoke_reason is None:
             accounts = [a.account_id for a in target.open_accounts()]
             campaign.attest(
-                target.code, administrator_id=administrator, accounts=accounts, by=by, at=now
+                target.code,
+                titular_id=target.titular_id,
+                administrator_id=administrator,
+                accounts=accounts,
+                by=by,
+                at=now,
             )
         else:
             campaign.revoke(
                 target.code,
+                titular_id=target.titular_id,
                 administrator_id=administrator,
                 reason=revoke_reason,
                 by=by,

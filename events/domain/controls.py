@@ -433,14 +433,16 @@ class Recertification(Aggregate):
         self,
         district: str,
         *,
+        titular_id: UUID | None,
         administrator_id: UUID | None,
         accounts: list[str],
         by: Person,
         at: datetime,
     ) -> None:
-        """The titular of ``district`` confirms who their enlace is and their accounts."""
+        """The titular of ``district`` (``titular_id``: the one the district appointed)
+        confirms who their enlace is and their accounts."""
         at = command_time(self, at)
-        code = self._titular_district(district, by)
+        code = self._titular_district(district, titular_id, by)
         self._attested(
             district=code,
             administrator_id=administrator_id,
@@ -466,13 +468,15 @@ class Recertification(Aggregate):
         self,
         district: str,
         *,
+        titular_id: UUID | None,
         administrator_id: UUID | None,
         reason: str,
         by: Person,
         at: datetime,
     ) -> None:
+        """The titular of ``district`` does not confirm their enlace (``administrator_id``)."""
         at = command_time(self, at)
-        code = self._titular_district(district, by)
+        code = self._titular_district(district, titular_id, by)
         self._revoked(
             district=code,
             administrator_id=administrator_id,
@@ -505,9 +509,9 @@ class Recertification(Aggregate):
             UTCSYD, "confirmada", None, tuple(coadministrators), timestamp, by
         )
 
-    def _titular_district(self, district: str, by: Person) -> str:
+    def _titular_district(self, district: str, titular_id: UUID | None, by: Person) -> str:
         code = str(DistrictId.parse(district))
         # The titular answers for their own district (6.I, 6.VII); nobody else attests for it.
-        if not by.is_titular_of(code):
+        if not by.is_titular_of(code) or by.id != titular_id:
             raise NotDistrictAuthorityError(by.id, "attest the recertification", code)
         return code

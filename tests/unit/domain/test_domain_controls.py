@@ -36,6 +36,7 @@ from tests.unit.domain.domain_world import (
     in_memory_application,
     later,
     make_world,
+    new_person,
 )
 
 # Monday 3 March 2025, 23:00 Mexico City: outside the default working hours.
@@ -234,8 +235,9 @@ def test_an_old_password_opens_one_rotation_obligation_until_it_is_rotated() -> 
 
 
 def test_a_campaign_takes_each_titulars_answer_and_shows_what_is_overdue() -> None:
-    """Only the titular of a district answers for it (confirm or revoke); UTCSyD attests its
-    roster; unanswered districts are ``pendiente`` until the due date, ``vencida`` after."""
+    """Only the titular the district appointed answers for it (confirm or revoke); UTCSyD
+    attests its roster; unanswered districts are ``pendiente`` until the due date,
+    ``vencida`` after."""
     world = make_world()
     due = later(days=15)
     with pytest.raises(InvalidRecertificationPeriodError):
@@ -246,16 +248,46 @@ def test_a_campaign_takes_each_titulars_answer_and_shows_what_is_overdue() -> No
     assert campaign.period == "2025-T1"
     assert campaign.status("DD05", later(days=1)) == "pendiente"
     with pytest.raises(NotDistrictAuthorityError):
-        campaign.attest("DD05", administrator_id=world.ana.id, accounts=[], by=world.coadmin, at=T0)
+        campaign.attest(
+            "DD05",
+            titular_id=world.titular.id,
+            administrator_id=world.ana.id,
+            accounts=[],
+            by=world.coadmin,
+            at=T0,
+        )
     with pytest.raises(NotDistrictAuthorityError):
-        campaign.attest("DD06", administrator_id=None, accounts=[], by=world.titular, at=T0)
+        campaign.attest(
+            "DD06",
+            titular_id=world.titular.id,
+            administrator_id=None,
+            accounts=[],
+            by=world.titular,
+            at=T0,
+        )
+    stranger = new_person("titular05b", by=world.coadmin, role="titular", district="DD05")
+    with pytest.raises(NotDistrictAuthorityError):  # a titular's role, not the one appointed
+        campaign.attest(
+            "DD05",
+            titular_id=world.titular.id,
+            administrator_id=None,
+            accounts=[],
+            by=stranger,
+            at=T0,
+        )
     campaign.attest(
-        "DD05", administrator_id=world.ana.id, accounts=["DD05-x"], by=world.titular, at=later(1)
+        "DD05",
+        titular_id=world.titular.id,
+        administrator_id=world.ana.id,
+        accounts=["DD05-x"],
+        by=world.titular,
+        at=later(1),
     )
     assert campaign.status("DD05", later(days=20)) == "confirmada"
     assert campaign.status("DD06", later(days=20)) == "vencida"
     campaign.revoke(
         "DD05",
+        titular_id=world.titular.id,
         administrator_id=world.ana.id,
         reason="cambió de área",
         by=world.titular,
@@ -278,7 +310,14 @@ def test_controls_are_saved_and_loaded_with_stable_topics() -> None:
     calendar.adopt(POLICY, at=T0)
     calendar.declare_non_working_day("2025-12-24", channel=OFICIO, by=world.coadmin, at=T0)
     campaign = Recertification.open("2025-T1", due=later(days=1), by=world.coadmin, at=T0)
-    campaign.attest("DD05", administrator_id=world.ana.id, accounts=[], by=world.titular, at=T0)
+    campaign.attest(
+        "DD05",
+        titular_id=world.titular.id,
+        administrator_id=world.ana.id,
+        accounts=[],
+        by=world.titular,
+        at=T0,
+    )
     app = in_memory_application()
     app.save(registry, calendar, campaign)
     assert app.repository.get(registry.id).devices_of("DD05") == {"PC-1"}

@@ -42,7 +42,12 @@ def test_controls_are_projected_and_recertification_shows_in_compliance(tmp_path
     )
     campaign = Recertification.open("2025-T1", due=later(days=10), by=world.coadmin, at=later(2))
     campaign.attest(
-        "DD05", administrator_id=world.ana.id, accounts=["DD05-x"], by=world.titular, at=later(3)
+        "DD05",
+        titular_id=world.titular.id,
+        administrator_id=world.ana.id,
+        accounts=["DD05-x"],
+        by=world.titular,
+        at=later(3),
     )
     campaign.attest_roster(["utcsyd"], by=world.coadmin, at=later(4))
     ledger = LocalLedger()
@@ -99,6 +104,7 @@ def test_controls_are_projected_and_recertification_shows_in_compliance(tmp_path
 
     campaign.revoke(
         "DD05",
+        titular_id=world.titular.id,
         administrator_id=world.ana.id,
         reason="cambió de área",
         by=world.titular,

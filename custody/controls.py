@@ -242,8 +242,9 @@ def advance(custodia: Custodia) -> None:
 # -- recertification ------------------------------------------------------------------------
 
 
-def current_period(at: datetime) -> str:
-    local = at.astimezone(UTC)
+def current_period(at: datetime, policy: Policy) -> str:
+    """The quarter (``2026-T4``) of ``at``, in the policy's time zone."""
+    local = policy.local(at)
     return f"{local.year}-T{(local.month - 1) // 3 + 1}"
 
 
@@ -284,7 +285,7 @@ def _answer(
 ) -> dict[str, Any]:
     by = custodia.person(actor.username)
     now = custodia.clock()
-    code = parse_period(period) if period else current_period(now)
+    code = parse_period(period) if period else current_period(now, custodia.policy)
     with custodia._lock(f"recertificacion:{code}"):
         campaign = _campaign(custodia, code)
         if district is None:

@@ -329,6 +329,13 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
 
     stack = EmbeddedStack(settings.home)
     stack.record_service(os.getpid())
+    from .controls import record_policy
+
+    try:
+        # The rules this service judges by are in the ledger before it answers (issue 19).
+        await asyncio.to_thread(record_policy, services.custodia)
+    except Exception:
+        log.exception("politica_no_registrada")  # the periodic pass tries again
     log.info("servicio_listo", nats=services.endpoints.nats_url)
     if ready is not None:
         ready()

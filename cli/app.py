@@ -11,7 +11,16 @@ import os
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from cli import avisos_cmds, bitacora_cmds, demo_cmd, ordenes, reporte_cmds, stack_cmds, web_cmd
+from cli import (
+    avisos_cmds,
+    bitacora_cmds,
+    controles_cmds,
+    demo_cmd,
+    ordenes,
+    reporte_cmds,
+    stack_cmds,
+    web_cmd,
+)
 from cli.spanish import App
 
 if TYPE_CHECKING:
@@ -39,6 +48,7 @@ bitacora_cmds.register(app)
 reporte_cmds.register(app)
 avisos_cmds.register(app)
 web_cmd.register(app)
+controles_cmds.register_commands(app)
 
 
 @app.callback()

@@ -847,6 +847,11 @@ class Custodia:
         """R1/R6: the read is recorded in the ledger first; only then the single-use wrapping
         token (sealed for the caller) leaves the service. The server decides access."""
         account_id = parse_account_id(account)
+        from .controls import read_rules
+
+        # 8.A, 8.B: the rules in force and the district's devices; a read the policy refuses
+        # (an unregistered device) is refused here, before OpenBao is asked anything.
+        policy, devices = read_rules(self, str(account_id.district), device)
         with self._lock(str(account_id.district)):
             # OpenBao's current version (and, when it is known, the wrapped read itself) are
             # asked for while the ledger is loaded; under the lock, so no rotation of this
@@ -868,8 +873,9 @@ class Custodia:
                         version=version,
                         purpose=purpose,
                         device_id=device,
-                        policy=self.policy,
+                        policy=policy,
                         at=now,
+                        district_devices=devices,
                     )
                 )
                 actor.proceed()  # a refusal here revokes the wrapping token, like any failure
@@ -898,7 +904,7 @@ class Custodia:
             "cuenta": str(account_id),
             "version": wrapped.version,
             "envoltorio": wrapped.token,
-            "fuera_de_horario": self.policy.is_outside_working_hours(now),
+            "fuera_de_horario": policy.is_outside_working_hours(now),
             "en_calidad_de": role[0] if role else None,
         }
 
@@ -928,6 +934,9 @@ class Custodia:
     ) -> dict[str, Any]:
         account_id = parse_account_id(account)
         reader = self.person(actor.username)
+        from .controls import read_rules
+
+        policy, devices = read_rules(self, str(account_id.district), device)  # 8.A, 8.B
         with self._lock(str(account_id.district)):
             district = self.district(account_id.district)
             now = self.clock()
@@ -938,8 +947,9 @@ class Custodia:
                     reader=reader,
                     purpose=purpose,
                     device_id=device,
-                    policy=self.policy,
+                    policy=policy,
                     at=now,
+                    district_devices=devices,
                 )
                 self._save(district)
 

@@ -196,6 +196,15 @@ ARGUMENTS: dict[str, frozenset[str]] = {
 }
 
 
+def _control_arguments() -> dict[str, frozenset[str]]:
+    from .controls_commands import CONTROL_ARGUMENTS  # devices, hours, recertification
+
+    return CONTROL_ARGUMENTS
+
+
+ARGUMENTS.update(_control_arguments())
+
+
 class UnknownArgumentError(ValidationError):
     """A request carries an argument its command does not take."""
 
@@ -435,6 +444,9 @@ def build_handlers(custodia: Custodia, vault: VaultClient) -> dict[str, Handler]
             day_bound(_opt(c.args, "hasta", 10), custodia.policy.zone, end=True),
         ),
     }
+    from .controls_commands import control_handlers
+
+    table.update(control_handlers(custodia))  # issue 19: devices, hours, recertification
     for name in SEALING_COMMANDS & set(table):
         table[name] = _requiring_reply_key(table[name])
     checked = {

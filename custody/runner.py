@@ -339,6 +339,13 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
 
     stack = EmbeddedStack(settings.home)
     stack.record_service(os.getpid())
+    from .controls import record_policy
+
+    try:
+        # The rules this service judges by are in the ledger before it answers (issue 19).
+        await asyncio.to_thread(record_policy, services.custodia)
+    except Exception:
+        log.exception("politica_no_registrada")  # the periodic pass tries again
     log.info("servicio_listo", nats=services.endpoints.nats_url)
     if ready is not None:
         ready()
@@ -489,6 +496,13 @@ async def _advance_loop(services: Services, stop: asyncio.Event) -> None:
             await asyncio.to_thread(services.custodia.advance_all)
         except Exception:
             log.exception("avance_fallido")
+        try:
+            # issue 19: the policy in force recorded; passwords past their maximum age
+            from .controls import advance
+
+            await asyncio.to_thread(advance, services.custodia)
+        except Exception:
+            log.exception("avance_controles_fallido")
         try:
             await asyncio.wait_for(stop.wait(), advance_seconds())
         except TimeoutError:

@@ -35,6 +35,7 @@ from eventsourcing.projection import Projection
 from eventsourcing.utils import resolve_topic
 
 from events.domain import ChangeRequest, District, DistrictId, Incident, Person
+from projections.controls import CONTROL_HANDLERS
 from projections.decoding import FastJSONTranscoder, TypedState
 from projections.errors import ProjectionDatabaseError, ProjectionHaltedError
 from projections.fastrows import FastRows, Params, channel_text
@@ -282,6 +283,7 @@ class ReportsProjection(Projection[ReportsView]):
             Incident.Closed: _incident_closed,
             Incident.Dismissed: _incident_dismissed,
             Incident.Acknowledged: _incident_acknowledged,
+            **CONTROL_HANDLERS,  # issue 19 (projections.controls)
         }
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:

@@ -133,6 +133,7 @@ MOTIVOS: Final = {
     "fin_designacion": "fin design.",
     "sustitucion": "sustitución",
     "regreso": "regreso",
+    "antiguedad": "antigüedad",
 }
 
 

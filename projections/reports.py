@@ -692,18 +692,25 @@ def load_report(
     The scope is checked before the database is opened. ``now`` (default: the clock) is the
     instant the report is "as of" (what is overdue); ``names`` maps person ids to user names.
     """
+    from projections.controls import annotate_compliance, recertification_status
+
     report, district = check_scope(kind, scope, filters)
+    as_of = (now or datetime.now(UTC)).astimezone(UTC)
     with open_database(database) as conn:
         data = read_view(conn, district, _PARTS[report])
         if names is None:
             rows = conn.execute("SELECT username FROM people WHERE username IS NOT NULL")
             names = PersonNames(str(row[0]) for row in rows)
-    return build_report(
+        recertification = recertification_status(conn, as_of) if report == "cumplimiento" else {}
+    built = build_report(
         report,
         data,
         scope,
         filters,
-        as_of=(now or datetime.now(UTC)).astimezone(UTC),
+        as_of=as_of,
         policy=policy or Policy(),
         names=names or PersonNames(),
     )
+    if report == "cumplimiento":
+        annotate_compliance(built, recertification, names or PersonNames())  # issue 19
+    return built

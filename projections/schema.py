@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from projections.controls import CONTROL_PERSON_COLUMNS, CONTROL_STATEMENTS, CONTROL_TABLE_KEYS
+
 __all__ = [
     "CREATE_STATEMENTS",
     "ERASED_PREFIX",
@@ -212,6 +214,7 @@ CREATE_STATEMENTS: Final[tuple[str, ...]] = (
         reason TEXT NOT NULL,
         action TEXT NOT NULL
     ) WITHOUT ROWID""",
+    *CONTROL_STATEMENTS,  # issue 19: devices, calendar, policies, recertification
 )
 
 # The secondary indexes (none unique): a rebuild creates them once its tables are filled.
@@ -235,6 +238,7 @@ TABLE_KEYS: Final[dict[str, str]] = {
     "incident_steps": "incident_id",
     "authority_exceptions": "position",
     "projection_errors": "ref",
+    **CONTROL_TABLE_KEYS,
 }
 VIEW_TABLES: Final = tuple(TABLE_KEYS)
 
@@ -256,4 +260,5 @@ PERSON_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("incident_steps", "acknowledged_by"),
     ("incident_steps", "dismissed_by"),
     ("authority_exceptions", "by_id"),
+    *CONTROL_PERSON_COLUMNS,
 )

@@ -6,6 +6,8 @@
 - :class:`ChangeRequest` — configuration-change requests (6.XI, 11.1).
 - :class:`Incident` — compromised accounts (8.C, 9.XVIII).
 - :class:`Policy` — deadlines, working hours and the business-day calendar.
+- :class:`DeviceRegistry`, :class:`WorkingCalendar`, :class:`Recertification` — the
+  institution's controls (8.A, 8.B, recertification; :mod:`events.domain.controls`).
 
 Knows nothing of Vault, NATS, reports or the terminal. Every command takes its instant ``at``
 (timezone-aware) and the acting :class:`Person`; every refusal is a
@@ -15,6 +17,9 @@ Knows nothing of Vault, NATS, reports or the terminal. Every command takes its i
 from events.domain.base import atomic, command_time, stable_topics
 from events.domain.change_request import ChangeRequest
 from events.domain.clock import Clock, SystemClock, as_utc
+
+# Registers the controls' topics (issue 19) for every reader of the ledger.
+from events.domain.controls import DeviceRegistry, Recertification, WorkingCalendar
 from events.domain.district import Absence, Account, Designation, District, RotationObligation
 from events.domain.errors import (
     AbsenceAlreadyReportedError,
@@ -150,6 +155,7 @@ __all__ = [
     "DetectionTimeError",
     "DeviceAlreadyRegisteredError",
     "DeviceNotRegisteredError",
+    "DeviceRegistry",
     "District",
     "DistrictId",
     "DistrictMismatchError",
@@ -191,6 +197,7 @@ __all__ = [
     "Policy",
     "ReadKind",
     "ReaderRole",
+    "Recertification",
     "Role",
     "RoleAlreadyGrantedError",
     "RoleConflictError",
@@ -207,6 +214,7 @@ __all__ = [
     "Username",
     "ValidationError",
     "Violation",
+    "WorkingCalendar",
     "account_violations",
     "as_utc",
     "atomic",

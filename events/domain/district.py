@@ -32,6 +32,7 @@ recorded, with its obligations, before the command's own events.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -1117,6 +1118,40 @@ class District(Aggregate):
             deadline=deadline,
         )
 
+    @atomic
+    def open_age_obligations(self, *, policy: Policy, at: datetime) -> list[str]:
+        """Maximum password age (policy ``plazos.antiguedad_maxima_dias``): one rotation
+        obligation (cause ``antiguedad``) for each open account whose current password is
+        older. Once per password: not again while one opened after that password became
+        current exists, so a restarted service repeating this records nothing new."""
+        at = command_time(self, at)
+        opened: list[str] = []
+        for account in self.open_accounts():
+            if account.current_version is None:
+                continue
+            since = account.last_confirmed_at or account.registered_at
+            if at - since < policy.max_password_age:
+                continue
+            if any(
+                o.account_id == account.account_id
+                and o.cause == "antiguedad"
+                and o.opened_at >= since
+                for o in self.obligations.values()
+            ):
+                continue
+            self._rotation_obligation_opened(
+                obligation_id=uuid5(self.id, f"obligation-{len(self.obligations) + 1}"),
+                account=account.account_id,
+                cause="antiguedad",
+                outgoing_holder_id=None,  # any confirmed rotation fulfils it
+                incoming_holder_id=self.holder_id,
+                deadline=policy.rotation_deadline(at),
+                by=None,
+                timestamp=at,
+            )
+            opened.append(account.account_id)
+        return opened
+
     # --- accounts (10.I–VIII) --------------------------------------------------------------
 
     @atomic
@@ -1565,6 +1600,7 @@ class District(Aggregate):
         device_id: str | None,
         policy: Policy,
         at: datetime,
+        district_devices: Collection[str] = (),
     ) -> ReaderRole:
         """R1: records that ``reader`` is shown ``version`` of the account's password, or refuses
         with :class:`NotEntitledToReadError`. The current version is for the holder and
@@ -1584,7 +1620,18 @@ class District(Aggregate):
                 raise NoCurrentCredentialError(account_id)
             if version != current.current_version:
                 raise CredentialVersionError(account_id, version)
-        self._record(current, "contrasena", version, role, reader, purpose, device_id, policy, at)
+        self._record(
+            current,
+            "contrasena",
+            version,
+            role,
+            reader,
+            purpose,
+            device_id,
+            policy,
+            at,
+            district_devices,
+        )
         return role
 
     @atomic
@@ -1597,6 +1644,7 @@ class District(Aggregate):
         device_id: str | None,
         policy: Policy,
         at: datetime,
+        district_devices: Collection[str] = (),
     ) -> ReaderRole:
         """Like :meth:`record_read`, for a current TOTP code (never the seed)."""
         at = command_time(self, at)
@@ -1608,7 +1656,18 @@ class District(Aggregate):
         current = self.open_account(account_id)
         if not current.totp_registered:
             raise TotpNotRegisteredError(account_id)
-        self._record(current, "codigo_totp", None, role, reader, purpose, device_id, policy, at)
+        self._record(
+            current,
+            "codigo_totp",
+            None,
+            role,
+            reader,
+            purpose,
+            device_id,
+            policy,
+            at,
+            district_devices,
+        )
         return role
 
     def _record(
@@ -1622,8 +1681,14 @@ class District(Aggregate):
         device_id: str | None,
         policy: Policy,
         at: datetime,
+        district_devices: Collection[str] = (),
     ) -> None:
         device = validate_device_id(device_id) if device_id is not None else None
+        # 8.B: an institutional device of this district (events.domain.controls), or one
+        # registered for the reader (the older, per-person registration).
+        registered = device is not None and (
+            device in district_devices or reader.has_device(device)
+        )
         self._credential_read(
             account=account.account_id,
             kind=kind,
@@ -1631,7 +1696,7 @@ class District(Aggregate):
             reader_role=role,
             purpose=validate_text("purpose", purpose, max_length=500),
             device_id=device,
-            registered_device=device is not None and reader.has_device(device),  # 8.B
+            registered_device=registered,  # 8.B
             outside_working_hours=policy.is_outside_working_hours(at),  # 8.A
             by=reader.id,
             timestamp=at,

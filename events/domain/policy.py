@@ -17,6 +17,7 @@ example the custody layer's password rules) are left to their owners::
     [plazos]
     rotacion_dias_habiles = 1      # 0: the end of the same business day
     notificacion_minutos = 60
+    antiguedad_maxima_dias = 180   # a current password older than this is rotated (0: at once)
 
     [horario]
     dias = ["lunes", "martes", "miercoles", "jueves", "viernes"]
@@ -26,14 +27,21 @@ example the custody layer's password rules) are left to their owners::
     [calendario]
     pais_feriados = "MX"           # "" for none
     dias_inhabiles = ["2025-12-24", "2025-12-31"]
+
+    [equipos]
+    exigir_registrado = false      # true: a read from an unregistered device is refused (8.B)
+
+Authorized other hours (8.A, second half) and the IECM's own non-working days are not in this
+file: they are recorded in the ledger (``events.domain.controls``) and merged in with
+:meth:`Policy.with_calendar`.
 """
 
 from __future__ import annotations
 
 import tomllib
 import unicodedata
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
@@ -45,11 +53,12 @@ import holidays
 from events.domain.clock import as_utc
 from events.errors import ConfigurationError
 
-__all__ = ["WEEKDAY_NAMES", "Policy"]
+__all__ = ["WEEKDAY_NAMES", "Policy", "SpecialHours"]
 
 # Monday is 0, as in date.weekday().
 WEEKDAY_NAMES: Final = ("lunes", "martes", "miercoles", "jueves", "viernes", "sabado", "domingo")
 _MAX_BUSINESS_DAYS: Final = 30
+_MAX_PASSWORD_AGE_DAYS: Final = 3650
 
 
 @lru_cache(maxsize=8)
@@ -60,6 +69,30 @@ def _zone(name: str) -> ZoneInfo:
 @lru_cache(maxsize=256)
 def _public_holidays(country: str, year: int) -> frozenset[date]:
     return frozenset(holidays.country_holidays(country, years=year))
+
+
+@dataclass(frozen=True)
+class SpecialHours:
+    """8.A: other hours authorized "por necesidades del servicio" (an electoral process, the
+    election night): every day from ``starts_on`` to ``ends_on`` (inclusive, local), between
+    ``start`` and ``end`` (local), or the whole day when they are None. ``end`` before
+    ``start`` runs past midnight into the next day."""
+
+    starts_on: date
+    ends_on: date
+    start: time | None = None
+    end: time | None = None
+
+    def covers(self, local: datetime) -> bool:
+        day, clock = local.date(), local.time().replace(tzinfo=None)
+        if self.start is None or self.end is None:
+            return self.starts_on <= day <= self.ends_on
+        if self.start < self.end:
+            return self.starts_on <= day <= self.ends_on and self.start <= clock < self.end
+        # Overnight: the evening of a day in the period, or the early hours after it.
+        evening = self.starts_on <= day <= self.ends_on and clock >= self.start
+        previous = day - timedelta(days=1)
+        return evening or (self.starts_on <= previous <= self.ends_on and clock < self.end)
 
 
 @dataclass(frozen=True)
@@ -75,6 +108,12 @@ class Policy:
     working_hours_end: time = time(18, 0)
     holiday_country: str | None = "MX"
     extra_non_working_days: frozenset[date] = field(default_factory=frozenset)
+    # A current password older than this opens a rotation obligation.
+    max_password_age_days: int = 180
+    # 8.B: refuse (rather than only flag) a read from a device not registered for the district.
+    require_registered_device: bool = False
+    # 8.A: authorized other hours, from the ledger (see :meth:`with_calendar`).
+    special_hours: tuple[SpecialHours, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -102,6 +141,16 @@ class Policy:
             self.holiday_country not in holidays.list_supported_countries()
         ):
             raise ConfigurationError("calendario.pais_feriados", "país no soportado")
+        if (
+            type(self.max_password_age_days) is not int
+            or not 0 <= self.max_password_age_days <= _MAX_PASSWORD_AGE_DAYS
+        ):
+            raise ConfigurationError(
+                "plazos.antiguedad_maxima_dias",
+                f"debe ser un entero de 0 a {_MAX_PASSWORD_AGE_DAYS}",
+            )
+        if type(self.require_registered_device) is not bool:
+            raise ConfigurationError("equipos.exigir_registrado", "debe ser true o false")
 
     # --- time zone -------------------------------------------------------------------------
 
@@ -134,8 +183,10 @@ class Policy:
         return day.weekday() in self.working_days and not self.is_holiday(day)
 
     def is_working_time(self, at: datetime) -> bool:
-        """8.A: within working hours of a business day."""
+        """8.A: within working hours of a business day, or within authorized other hours."""
         local = self.local(at)
+        if any(window.covers(local) for window in self.special_hours):
+            return True
         return (
             self.is_business_day(local.date())
             and self.working_hours_start <= local.time().replace(tzinfo=None)
@@ -169,6 +220,43 @@ class Policy:
         """8.C, 9.XVIII: by when UTCSyD must notify the Secretaría Ejecutiva ("inmediatamente")."""
         return as_utc(reported_at, "reported_at") + self.notification_window
 
+    @property
+    def max_password_age(self) -> timedelta:
+        return timedelta(days=self.max_password_age_days)
+
+    def with_calendar(
+        self, non_working_days: Iterable[date], special_hours: Iterable[SpecialHours]
+    ) -> Policy:
+        """This policy plus the non-working days and authorized hours the ledger records."""
+        return replace(
+            self,
+            extra_non_working_days=self.extra_non_working_days | frozenset(non_working_days),
+            special_hours=self.special_hours + tuple(special_hours),
+        )
+
+    def settings(self) -> dict[str, Any]:
+        """The file's settings as the ledger records them (TOML keys; JSON-able): what a
+        report computed later needs to know was in force. The ledger's own calendar entries
+        (:meth:`with_calendar`) are recorded by their own events, not here."""
+        return {
+            "zona_horaria": self.timezone,
+            "plazos": {
+                "rotacion_dias_habiles": self.rotation_business_days,
+                "notificacion_minutos": int(self.notification_window.total_seconds() // 60),
+                "antiguedad_maxima_dias": self.max_password_age_days,
+            },
+            "horario": {
+                "dias": [WEEKDAY_NAMES[d] for d in sorted(self.working_days)],
+                "inicio": self.working_hours_start.strftime("%H:%M"),
+                "fin": self.working_hours_end.strftime("%H:%M"),
+            },
+            "calendario": {
+                "pais_feriados": self.holiday_country or "",
+                "dias_inhabiles": sorted(d.isoformat() for d in self.extra_non_working_days),
+            },
+            "equipos": {"exigir_registrado": self.require_registered_device},
+        }
+
     # --- loading ---------------------------------------------------------------------------
 
     @classmethod
@@ -187,7 +275,7 @@ class Policy:
     def from_mapping(cls, data: Mapping[str, Any]) -> Policy:
         """Builds a policy from the parsed TOML document (see the module docstring)."""
         kwargs: dict[str, Any] = {}
-        tables = {"plazos", "horario", "calendario"}
+        tables = {"plazos", "horario", "calendario", "equipos"}
         for key, value in data.items():
             if key == "zona_horaria":
                 kwargs["timezone"] = _string(key, value)
@@ -198,7 +286,15 @@ class Policy:
                 # Other layers own other tables; a stray top-level value is a typo.
                 raise ConfigurationError(key, "clave desconocida")
 
-        plazos = _table(data, "plazos", {"rotacion_dias_habiles", "notificacion_minutos"})
+        plazos = _table(
+            data,
+            "plazos",
+            {"rotacion_dias_habiles", "notificacion_minutos", "antiguedad_maxima_dias"},
+        )
+        if "antiguedad_maxima_dias" in plazos:
+            kwargs["max_password_age_days"] = _integer(
+                "plazos.antiguedad_maxima_dias", plazos["antiguedad_maxima_dias"]
+            )
         if "rotacion_dias_habiles" in plazos:
             kwargs["rotation_business_days"] = _integer(
                 "plazos.rotacion_dias_habiles", plazos["rotacion_dias_habiles"]
@@ -223,6 +319,9 @@ class Policy:
             kwargs["extra_non_working_days"] = _dates(
                 "calendario.dias_inhabiles", calendario["dias_inhabiles"]
             )
+        equipos = _table(data, "equipos", {"exigir_registrado"})
+        if "exigir_registrado" in equipos:
+            kwargs["require_registered_device"] = equipos["exigir_registrado"]
         return cls(**kwargs)
 
 

@@ -181,6 +181,30 @@ SCHEMA: dict[str, dict[str, Arg]] = {
         "incidente": text(UNKNOWN_ID, 64),
         "medidas": text("", 4000, required=False, free=True),
     },
+    # issue 19: the institution's controls (custody.controls_commands)
+    "equipos.alta": {
+        "equipo": text("PC-FZ-01", 100),
+        "distrito": text("DD05", 8),
+        "descripcion": text("PC de comunicación", 200, free=True),
+    },
+    "horario.especial": {
+        "desde": Arg("date", True, 10, "2030-01-01"),
+        "hasta": Arg("date", True, 10, "2030-01-02"),
+        "inicio": text("", 5, required=False),
+        "fin": text("", 5, required=False),
+        "motivo": text("proceso electoral", 500, free=True),
+        **CHANNEL,
+    },
+    "calendario.inhabil": {"dia": Arg("date", True, 10, "2030-01-03"), **CHANNEL},
+    "recertificar.iniciar": {
+        "periodo": text("2030-T1", 10),
+        "vence": Arg("date", False, 10, "2030-03-31"),
+    },
+    "recertificar.revocar": {
+        "distrito": text("DD05", 8),
+        "motivo": text("cambió de área", 500, free=True),
+        "periodo": text("2030-T1", 10, required=False),
+    },
 }
 
 

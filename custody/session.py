@@ -178,42 +178,81 @@ def _post(
     operation: str,
 ) -> dict[str, Any] | None:
     """One POST to OpenBao's API with the standard library: the decoded JSON answer; OpenBao's
-    refusals as :mod:`custody.errors` says them (never the token, never the body)."""
+    refusals as :mod:`custody.errors` says them (never the token, never the body).
+    ``vault_addr`` may name the members of an HA cluster, comma-separated: a member that cannot
+    be connected to (the request surely never sent), or that answers it cannot serve (5xx), is
+    passed over for the next."""
+    import http.client
+
+    addrs = [a.strip().rstrip("/") for a in vault_addr.split(",") if a.strip()]
+    for tried, addr in enumerate(addrs, start=1):
+        conn, base = _connection(addr, verify)
+        try:
+            conn.connect()
+        except OSError as exc:
+            conn.close()
+            if tried < len(addrs):
+                continue
+            _refused(addr, path, operation, None, type(exc).__name__)
+        target = f"{base}/v1/{path}"
+        for _ in range(4):  # a standby member may redirect to the active one (307)
+            try:
+                conn.request(
+                    "POST",
+                    target,
+                    body=json.dumps(payload),
+                    headers={"X-Vault-Token": token, "Content-Type": "application/json"},
+                )
+                response = conn.getresponse()
+                raw = response.read()
+                location = response.getheader("Location")
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                _refused(addr, path, operation, None, type(exc).__name__)
+            conn.close()
+            if response.status not in (307, 308) or not location:
+                break
+            conn, target = _redirected(location, verify)
+        if response.status >= 500 and tried < len(addrs):
+            # A member that cannot serve (a standby still looking for the active one, one
+            # sealed after a restart): the next may. Both calls are safe to repeat (a second
+            # request token is one more that expires unused; a revocation is idempotent).
+            continue
+        if response.status >= 300:
+            _refused(addr, path, operation, response.status, None)
+        try:
+            answer = json.loads(raw) if raw else None
+        except ValueError:
+            _refused(addr, path, operation, 500, None)
+        return answer if isinstance(answer, dict) else None
+    _refused(vault_addr, path, operation, None, "no address")
+
+
+def _redirected(location: str, verify: bool | str) -> tuple[Any, str]:
+    """The connection and request target a redirect names (method and body kept: 307/308)."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(location)
+    conn, _ = _connection(f"{parts.scheme}://{parts.netloc}", verify)
+    return conn, parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+def _connection(addr: str, verify: bool | str) -> tuple[Any, str]:
+    """An unopened HTTP(S) connection to one OpenBao member, and its base path."""
     import http.client
     import ssl
     from urllib.parse import urlsplit
 
-    parts = urlsplit(vault_addr)
-    host, port = parts.hostname or "127.0.0.1", parts.port
-    conn: http.client.HTTPConnection
+    parts = urlsplit(addr)
+    host = parts.hostname or "127.0.0.1"
     if parts.scheme == "https":
         if verify is False:
             context = ssl._create_unverified_context()  # noqa: S323  # as the caller asked
         else:
             context = ssl.create_default_context(cafile=verify if isinstance(verify, str) else None)
-        conn = http.client.HTTPSConnection(host, port or 443, timeout=30, context=context)
-    else:
-        conn = http.client.HTTPConnection(host, port or 80, timeout=30)
-    try:
-        conn.request(
-            "POST",
-            f"{parts.path.rstrip('/')}/v1/{path}",
-            body=json.dumps(payload),
-            headers={"X-Vault-Token": token, "Content-Type": "application/json"},
-        )
-        response = conn.getresponse()
-        raw = response.read()
-    except (OSError, http.client.HTTPException) as exc:
-        _refused(vault_addr, path, operation, None, type(exc).__name__)
-    finally:
-        conn.close()
-    if response.status >= 300:
-        _refused(vault_addr, path, operation, response.status, None)
-    try:
-        answer = json.loads(raw) if raw else None
-    except ValueError:
-        _refused(vault_addr, path, operation, 500, None)
-    return answer if isinstance(answer, dict) else None
+        secure = http.client.HTTPSConnection(host, parts.port or 443, timeout=30, context=context)
+        return secure, parts.path.rstrip("/")
+    return http.client.HTTPConnection(host, parts.port or 80, timeout=30), parts.path.rstrip("/")
 
 
 def _refused(

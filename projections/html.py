@@ -16,7 +16,7 @@ from typing import Any, Final
 
 from events.domain import Policy
 from projections.render import ESTADOS, MESES, fecha
-from projections.reports import Report
+from projections.reports import READ_FINDINGS, Report
 
 __all__ = ["COLORS", "render_html"]
 
@@ -435,11 +435,6 @@ def _body_incidentes(report: Report, policy: Policy) -> str:
 
 
 def _body_lecturas(report: Report, policy: Policy) -> str:
-    labels = {
-        "fuera_de_horario": "fuera de horario",
-        "equipo_no_registrado": "equipo no registrado",
-        "no_entregada": "no entregada (el servidor de secretos no la entregó)",
-    }
     rows = [
         [
             _td(fecha(r["fecha"], policy)),
@@ -447,7 +442,7 @@ def _body_lecturas(report: Report, policy: Policy) -> str:
             _td(r["persona"]),
             _td(r["calidad"]),
             _td(r["dispositivo"]),
-            _td(", ".join(labels[h] for h in r["hallazgos"]), "mal"),
+            _td(", ".join(READ_FINDINGS.get(h, h) for h in r["hallazgos"]), "mal"),
             _td(r["motivo"]),
         ]
         for r in report.rows

@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from events.domain import Policy
-from projections.reports import Report
+from projections.reports import READ_FINDINGS, Report
 
 __all__ = [
     "FORMATS",
@@ -312,18 +312,13 @@ def _tabla_lecturas(report: Report, policy: Policy, console: Console) -> None:
     table = _table(
         None, ["Fecha", "Cuenta", "Persona", "Equipo", "Hallazgos"], frozenset({1}), {0: 10, 2: 13}
     )
-    labels = {
-        "fuera_de_horario": "fuera de horario",
-        "equipo_no_registrado": "equipo no reg.",
-        "no_entregada": "no entregada",
-    }
     for r in report.rows:
         table.add_row(
             _corta(r["fecha"], policy),
             r["cuenta"],
             f"{r['persona']}\n{r['calidad']}",
             r["dispositivo"] or "—",
-            ", ".join(labels[h] for h in r["hallazgos"]),
+            ", ".join(READ_FINDINGS.get(h, h) for h in r["hallazgos"]),
         )
     console.print(table)
 

@@ -43,6 +43,7 @@ from projections.model import (
 from projections.names import PersonNames
 
 __all__ = [
+    "READ_FINDINGS",
     "REPORT_KINDS",
     "Report",
     "ReportFilter",
@@ -525,6 +526,16 @@ def _incidents_by_month(incidents: list[IncidentRow], policy: Policy) -> list[di
         month = policy.local(i.reported_at).strftime("%Y-%m")
         months[month][i.incident_type] += 1
     return [{"mes": m, **dict(c)} for m, c in sorted(months.items())]
+
+
+# What ``reporte lecturas`` may say of a read (its ``hallazgos``), and how people read it: the
+# one table the table, HTML and CSV renderers use.
+READ_FINDINGS: Final[dict[str, str]] = {
+    "fuera_de_horario": "fuera de horario",  # 8.A
+    "equipo_no_registrado": "equipo no registrado",  # 8.B
+    "lectura_no_registrada": "lectura sin registro en la bitácora",  # OpenBao's audit log
+    "no_entregada": "no entregada (el servidor de secretos no la entregó)",
+}
 
 
 def _reads(data: ViewData, names: PersonNames, filters: ReportFilter) -> list[dict[str, Any]]:

@@ -138,3 +138,33 @@ def test_html_escapes_ledger_text() -> None:
     assert "<img" not in page
     assert "<b>ana" not in page
     assert "&lt;b&gt;ana&lt;/b&gt;" in page
+
+
+@pytest.mark.parametrize("fmt", ["tabla", "html", "csv", "json"])
+def test_every_read_finding_renders_in_spanish(scenario: Scenario, fmt: str) -> None:
+    """A read carrying every finding ``reporte lecturas`` can give (an unrecorded read from
+    OpenBao's audit log included) renders in every format, each finding by its Spanish label
+    (tabla, HTML) or its key (JSON, CSV: for scripts); none is unknown to a renderer."""
+    from dataclasses import replace
+
+    from projections.reports import READ_FINDINGS
+
+    report = built(scenario, "lecturas")
+    assert report.rows
+    row = {**report.rows[0], "hallazgos": list(READ_FINDINGS)}
+    text = render(replace(report, rows=[row]), fmt, Policy())
+    for key, label in READ_FINDINGS.items():
+        if fmt in ("json", "csv"):
+            assert key in text
+        elif fmt != "tabla":  # the table wraps its cells: checked for its first words
+            assert label in text.replace("\n", " ") or escape_html(label) in text
+        else:
+            assert label.split()[0] in text
+    if fmt == "html":
+        assert "lectura sin registro en la bitácora" in text
+
+
+def escape_html(text: str) -> str:
+    import html
+
+    return html.escape(text)

@@ -6,7 +6,7 @@
   ``kv.v2.read_secret_version``;
 - the HTTP session with and without ``trust_env`` (proxy/netrc lookups on every call);
 - hvac on a ``requests`` session against hvac on Custodia's urllib3 transport
-  (:mod:`custody.transport`): wall time and the client's CPU time per read.
+  (:mod:`custody.vault.transport`): wall time and the client's CPU time per read.
 
 Run: ``.venv/bin/python -m bench.bench_custody [iterations]``.
 """
@@ -26,13 +26,13 @@ from pathlib import Path
 import hvac
 import structlog
 
-from custody.access import Access
-from custody.credentials import Credentials
-from custody.layout import create_service_token, ensure_layout
-from custody.passwords import generate_password
-from custody.servers import start_bao_dev
-from custody.transport import Transport
-from custody.vault import VaultClient, new_session
+from custody.app.access import Access
+from custody.app.passwords import generate_password
+from custody.stack.servers import start_bao_dev
+from custody.vault.client import VaultClient, new_session
+from custody.vault.credentials import Credentials
+from custody.vault.layout import create_service_token, ensure_layout
+from custody.vault.transport import Transport
 
 
 def measure(action: Callable[[], object], iterations: int) -> list[float]:
@@ -144,7 +144,7 @@ def run(addr: str, root_token: str, iterations: int) -> None:
         "raw hvac kv.v2 read (trust_env=True)", measure(raw_read(raw_env), iterations)
     )
     wrap = report("raw hvac wrapped read + unwrap", measure(raw_wrapped, iterations))
-    print("hvac's HTTP: a requests session against custody.transport.Transport")
+    print("hvac's HTTP: a requests session against custody.vault.transport.Transport")
     read_t = report("raw hvac kv.v2 read (Transport)", measure(raw_read(raw_transport), iterations))
     cpu_requests = cpu_per_call(raw_read(raw), iterations)
     cpu_transport = cpu_per_call(raw_read(raw_transport), iterations)

@@ -35,7 +35,7 @@ from nats.js.api import DeliverPolicy, DiscardPolicy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from custody.servers import NatsConfig, free_port, start_nats
+from custody.stack.servers import NatsConfig, free_port, start_nats
 from events.jetstream import Factory, records
 from events.jetstream.streams import Item
 

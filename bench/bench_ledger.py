@@ -40,7 +40,7 @@ from custody.ledger import audit
 from custody.ledger.follower import FollowerSettings, LedgerFollower, LocalCheckpointSigner
 from custody.ledger.names import LedgerNames
 from custody.ledger.nats_io import connect, read_entries
-from custody.servers import NatsConfig, free_port, start_nats
+from custody.stack.servers import NatsConfig, free_port, start_nats
 from events.jetstream import records
 
 T = TypeVar("T")

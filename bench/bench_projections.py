@@ -51,7 +51,7 @@ from nats.js.api import DeliverPolicy
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from custody.servers import NatsConfig, free_port, start_nats
+from custody.stack.servers import NatsConfig, free_port, start_nats
 from events.domain import District
 from events.jetstream import records
 from projections.projection import LedgerReader

@@ -4,14 +4,15 @@ Starts its own world in a temporary ``CUSTODIA_HOME`` (``custodia init``, ``cust
 as a subprocess, embedded NATS and OpenBao), then measures, warm:
 
 - ``revelar`` and ``rotar iniciar`` through the service: on one NATS connection (the service's
-  own latency) and with :class:`~custody.client.CommandClient` (one connection per command, as
+  own latency) and with :class:`~custody.service.client.CommandClient` (one connection per command,
+  as
   the CLI does it);
 - their raw parts on the same servers: a NATS request round trip to a trivial responder (same
   users, headers and reply size), for CommandClient also a NATS connect/close and the request
-  token it makes and revokes (custody.session), the OpenBao operations the command needs done
+  token it makes and revokes (custody.vault.session), the OpenBao operations the command needs done
   with raw hvac and the caller's token, as the service does them, once with stock hvac (a
   requests session) and once with hvac on the service's own transport
-  (:mod:`custody.transport`) (reveal: metadata read + wrapped read; rotation start: metadata
+  (:mod:`custody.vault.transport`) (reveal: metadata read + wrapped read; rotation start: metadata
   read + transit HMAC + check-and-set write + metadata write), one JetStream publish with
   ``Nats-Expected-Last-Subject-Sequence`` on a stream configured like the ledger's;
 - for context, the idempotency record the service keeps per command (a KV create + put);
@@ -47,12 +48,13 @@ import nats
 import structlog
 from nats.js.api import StreamConfig
 
-from custody import protocol, session
 from custody.bootstrap import Endpoints, resolve, service_token
-from custody.client import CommandClient
 from custody.config import Settings
-from custody.layout import AccountRef
-from custody.vault import VaultClient, new_session
+from custody.service import protocol
+from custody.service.client import CommandClient
+from custody.vault import session
+from custody.vault.client import VaultClient, new_session
+from custody.vault.layout import AccountRef
 
 CUSTODIA = str(Path(sys.executable).parent / "custodia")
 PASSWORD = "ana-clave-segura-bench-1"
@@ -226,7 +228,7 @@ async def run(
     # caller's token, then the operation with the service's token (the root token would skip
     # the policy work). In sequence here (the service sends the authorization alongside its own
     # reads, so the sum is lenient). Twice: with stock hvac (a requests session: the issue's
-    # "hvac KV operation") and with hvac on the service's own transport (custody.transport:
+    # "hvac KV operation") and with hvac on the service's own transport (custody.vault.transport:
     # less client work per call, so a smaller sum).
     stock_session = new_session()
     stock_session.verify = client_ep.vault_verify
@@ -354,13 +356,13 @@ async def _connect_cost(options: dict[str, Any], runs: int) -> list[float]:
 
 def _request_token_cost(vault_addr: str, token: str) -> None:
     """The request token each command of a person's command line makes and revokes
-    (custody.session), as two raw OpenBao calls."""
+    (custody.vault.session), as two raw OpenBao calls."""
     child = session.request_token(vault_addr, token, uses=4, ttl=60)
     session.forget_request_token(vault_addr, child)
 
 
 def _authorize(caller: Any, operation: str) -> None:
-    """The caller's capability on the operation's marker (custody.credentials)."""
+    """The caller's capability on the operation's marker (custody.vault.credentials)."""
     marker = AccountRef.parse(ACCOUNT).access_path(operation)
     answer = caller.adapter.request("POST", "/v1/sys/capabilities-self", json={"paths": [marker]})
     assert "read" in answer["data"][marker]
@@ -452,7 +454,7 @@ async def _kv(service_nc: Any, runs: int) -> list[float]:
 def _aggregate_loads(endpoints: Endpoints, runs: int) -> tuple[int, list[float]]:
     """What every command on DD05 reads first: the caller and the district, from the ledger
     (replayed from the last snapshot, every 200 events)."""
-    from custody.app import CustodiaApplication
+    from custody.app.custodia import CustodiaApplication
     from events.domain import District, person_id
 
     app = CustodiaApplication(env=endpoints.nats_env())

@@ -31,9 +31,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.bench_service import CUSTODIA, PASSWORD, world
-from custody import session
 from custody.bootstrap import resolve
 from custody.config import Settings
+from custody.vault import session
 
 IMPORT_NATS_TYPER = 'python -c "import nats, typer"'
 BARE_TYPER_APP = '''

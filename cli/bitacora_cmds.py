@@ -241,8 +241,8 @@ def anchored_records(names: LedgerNames) -> AnchoredRecords | None:
     from cli import remote
     from custody.errors import VaultPermissionDeniedError, VaultTokenInvalidError
     from custody.ledger.anchor import read_anchored
-    from custody.session import NoSessionError, SessionExpiredError
-    from custody.vault import VaultClient
+    from custody.vault.client import VaultClient
+    from custody.vault.session import NoSessionError, SessionExpiredError
 
     try:
         current = remote.session()

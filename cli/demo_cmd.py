@@ -487,10 +487,10 @@ def _former_refused(s: Story) -> str:
     OpenBao itself, asked directly with bety's own session token for the credential, answers
     403. The refusal shown is OpenBao's; the step fails if OpenBao would hand it over."""
     from cli.messages import EXIT_DENIED
-    from custody import session as sessions
     from custody.errors import VaultPermissionDeniedError
-    from custody.layout import AccountRef
-    from custody.vault import Mounts, VaultClient
+    from custody.vault import session as sessions
+    from custody.vault.client import Mounts, VaultClient
+    from custody.vault.layout import AccountRef
 
     s.refused("bety", "revelar", "--cuenta", "DD05-x", "--motivo", "sigo aquí", code=EXIT_DENIED)
     own = sessions.load(s.home / "sesion-bety.json")

@@ -602,7 +602,7 @@ _INFRA: dict[str, tuple[int, Render]] = {
         EXIT_UNAVAILABLE,
         lambda e: "No se supo si la bitácora registró la operación; consulte antes de repetirla.",
     ),
-    # custody.app / service / client / session
+    # custody.app.custodia / service / client / session
     "PersonAlreadyRegisteredError": (
         EXIT_CONFLICT,
         lambda e: (

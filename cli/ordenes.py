@@ -62,8 +62,8 @@ def sesion_iniciar(
     Con segundo factor: [cyan]... --password-stdin --codigo 123456[/cyan]
     """
     from cli.remote import settings
-    from custody import session as sessions
     from custody.bootstrap import resolve
+    from custody.vault import session as sessions
 
     current = settings()
     password = _read_secret_stdin(password_stdin, "Contraseña")
@@ -86,7 +86,7 @@ def sesion_cerrar() -> None:
     Ejemplo: [cyan]custodia sesion cerrar[/cyan]
     """
     from cli.remote import settings
-    from custody import session as sessions
+    from custody.vault import session as sessions
 
     who = sessions.logout(sessions.session_path(settings()))
     typer.echo(f"Sesión de {who} cerrada." if who else "No había sesión abierta.")
@@ -648,8 +648,8 @@ def revelar(
     Ejemplo: [cyan]custodia revelar --cuenta DD05-x --motivo "publicar la parrilla"[/cyan]
     """
     from cli.remote import session, vault_verify
-    from custody.credentials import Credentials
-    from custody.vault import VaultClient
+    from custody.vault.client import VaultClient
+    from custody.vault.credentials import Credentials
 
     data = call("revelar", {"cuenta": cuenta, "motivo": motivo, "dispositivo": dispositivo})
     credential = Credentials(VaultClient(session().vault_addr, verify=vault_verify())).unwrap(
@@ -689,8 +689,8 @@ def codigo(
     Ejemplo: [cyan]custodia codigo --cuenta DD05-x[/cyan]
     """
     from cli.remote import session, vault_verify
-    from custody.credentials import Credentials
-    from custody.vault import VaultClient
+    from custody.vault.client import VaultClient
+    from custody.vault.credentials import Credentials
 
     data = call("codigo", {"cuenta": cuenta, "motivo": motivo, "dispositivo": dispositivo})
     code = Credentials(VaultClient(session().vault_addr, verify=vault_verify())).unwrap_totp(

@@ -8,7 +8,7 @@ import typer
 
 if TYPE_CHECKING:  # at run time imported by the functions that need them (a thin client)
     from custody.config import Settings
-    from custody.session import Session
+    from custody.vault.session import Session
 
 
 def settings() -> Settings:
@@ -18,7 +18,7 @@ def settings() -> Settings:
 
 
 def session() -> Session:
-    from custody import session as sessions
+    from custody.vault import session as sessions
 
     current = settings()
     return sessions.load(sessions.session_path(current))
@@ -33,13 +33,13 @@ def vault_verify() -> bool | str:
 def call(command: str, args: dict[str, Any] | None = None, *, anonymous: bool = False) -> Any:
     """Send ``command`` with the current session's token; the reply data."""
     from custody.bootstrap import resolve
-    from custody.client import CommandClient
+    from custody.service.client import CommandClient
 
     current = settings()
     opened = None if anonymous else session()
     endpoints = resolve(current, "cliente")
     clean = {k: v for k, v in (args or {}).items() if v is not None}
-    # The session's token is also the person's NATS credential (custody.nats_callout).
+    # The session's token is also the person's NATS credential (custody.service.callout).
     return CommandClient(
         endpoints,
         opened.token if opened else None,

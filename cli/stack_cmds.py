@@ -30,7 +30,7 @@ def arrancar(json_output: JsonOption = False) -> None:
     Ejemplo: [cyan]CUSTODIA_HOME=/tmp/c custodia arrancar[/cyan]
     """
     from custody.config import Settings
-    from custody.embedded import EmbeddedStack
+    from custody.stack.embedded import EmbeddedStack
 
     settings = Settings.from_env()
     info = EmbeddedStack(settings.home).start()
@@ -51,7 +51,7 @@ def estado(json_output: JsonOption = False) -> None:
     """
     from cli.output import console, print_json
     from custody.config import Settings
-    from custody.embedded import EmbeddedStack
+    from custody.stack.embedded import EmbeddedStack
 
     settings = Settings.from_env()
     status = EmbeddedStack(settings.home).status()
@@ -104,7 +104,7 @@ def estado(json_output: JsonOption = False) -> None:
 def _ledger_integrity(home: Path) -> dict[str, Any]:
     """``bitacora`` in ``estado --json``: ``integra`` (None: the service has not checked yet),
     ``alertas``, ``ultima_alerta``, ``incidentes_abiertos``, ``revisado``."""
-    from custody.ledger_status import read_status  # light: no NATS, no eventsourcing
+    from custody.app.ledger_status import read_status  # light: no NATS, no eventsourcing
 
     found = read_status(home)
     if found is None:
@@ -189,7 +189,7 @@ def detener() -> None:
     Ejemplo: [cyan]custodia detener[/cyan]
     """
     from custody.config import Settings
-    from custody.embedded import EmbeddedStack
+    from custody.stack.embedded import EmbeddedStack
 
     settings = Settings.from_env()
     if EmbeddedStack(settings.home).stop():
@@ -285,7 +285,7 @@ def servicio_lectura() -> None:
     firmados de la bitácora. Lo arranca y lo detiene el servicio."""
     from cli.logging import configure
     from custody.config import Settings
-    from custody.readside import run
+    from custody.stack.readside import run
 
     configure(level="INFO")
     run(Settings.from_env())

@@ -18,12 +18,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from custody.config import Settings
+from custody.service import permissions as nats_auth
+from custody.stack.embedded import EmbeddedStack, StackInfo, StackNotRunningError
+from custody.stack.secret_files import write_secret
 from events.errors import ConfigurationError
-
-from . import nats_auth
-from .config import Settings
-from .embedded import EmbeddedStack, StackInfo, StackNotRunningError
-from .secret_files import write_secret
 
 NatsRole = Literal[
     "servicio", "escritor", "administrador", "cliente", "verificador", "autenticador"
@@ -116,7 +115,7 @@ def resolve(settings: Settings, role: NatsRole, *, start: bool = False) -> Endpo
             user, password = role, stack.nats_user(role).password
     if role == "cliente":
         # A person has no NATS password: their OpenBao token is their NATS credential (the
-        # auth callout checks it, custody.nats_callout); see custody.client.
+        # auth callout checks it, custody.service.callout); see custody.service.client.
         user, password, creds = None, None, None
     vault_addr = settings.vault_addr or (info.vault_addr if info else "")
     return Endpoints(

@@ -1,4 +1,4 @@
-"""Errors raised by the Vault side of Custodia (``custody.vault`` and the modules above it).
+"""Errors raised by the Vault side of Custodia (``custody.vault.client`` and the modules above it).
 
 Every error carries facts — a Vault path, an operation, an account, a version — and never secret
 material: no password, token, wrapping token, seed or TOTP code, and no server error text for a

@@ -14,22 +14,21 @@ from typing import Any
 import structlog
 from eventsourcing.application import AggregateNotFoundError
 
+from custody import bootstrap
+from custody.app.access import Access
+from custody.app.custodia import Custodia, CustodiaApplication, bootstrap_ledger
+from custody.config import Settings
+from custody.errors import VaultPermissionDeniedError, VaultTokenInvalidError
+from custody.service.commands import VaultAuthenticator, build_handlers, checking_arguments
+from custody.service.permissions import IDEMPOTENCY_BUCKET
+from custody.service.server import CachedAuthenticator, CommandService
+from custody.stack.embedded import EmbeddedStack
+from custody.vault.client import VaultClient
+from custody.vault.credentials import Credentials
+from custody.vault.layout import create_service_token, ensure_layout
+from custody.vault.personal_data import PersonalDataVault
 from events.domain import Policy
 from events.errors import ConfigurationError
-
-from . import bootstrap
-from .access import Access
-from .app import Custodia, CustodiaApplication, bootstrap_ledger
-from .commands import VaultAuthenticator, build_handlers, checking_arguments
-from .config import Settings
-from .credentials import Credentials
-from .embedded import EmbeddedStack
-from .errors import VaultPermissionDeniedError, VaultTokenInvalidError
-from .layout import create_service_token, ensure_layout
-from .nats_auth import IDEMPOTENCY_BUCKET
-from .pii import PersonalDataVault
-from .service import CachedAuthenticator, CommandService
-from .vault import VaultClient
 
 log = structlog.get_logger("custodia.runner")
 
@@ -49,7 +48,7 @@ def load_password_rules(settings: Settings) -> dict[str, Any] | None:
         return None
     import tomllib
 
-    from .passwords import rules_from_mapping
+    from custody.app.passwords import rules_from_mapping
 
     with settings.policy_file.open("rb") as handle:
         table = tomllib.load(handle).get("contrasenas", {})
@@ -80,7 +79,7 @@ class Services:
 
 def build(settings: Settings, *, start: bool = False) -> Services:
     # The ledger is written as ``escritor``: it appends, but cannot create, purge or delete a
-    # stream, nor delete a message (custody.nats_auth).
+    # stream, nor delete a message (custody.service.permissions).
     endpoints = bootstrap.resolve(settings, "escritor", start=start)
     vault = VaultClient(
         endpoints.vault_addr, bootstrap.service_token(settings), verify=endpoints.vault_verify
@@ -150,7 +149,7 @@ def initialize(
     token_file = settings.home / "secrets" / bootstrap.SERVICE_TOKEN_FILE
     if not token_file.exists():
         bootstrap.save_service_token(settings, create_service_token(admin))
-    from .ledger.service import ensure_signer_token
+    from custody.ledger.service import ensure_signer_token
 
     ensure_signer_token(settings, admin)  # the ledger follower signs with a token of its own
     access = Access(admin)
@@ -234,11 +233,10 @@ def prepare_streams(app: Any, replicas: int, *, patience: float = 90.0) -> None:
     from nats.errors import TimeoutError as NatsTimeoutError
     from nats.js.errors import BucketNotFoundError, ServiceUnavailableError
 
+    from custody.ledger.names import LedgerNames
+    from custody.ledger.nats_io import ensure_checkpoints_stream
+    from custody.service.server import idempotency_bucket_config
     from events.jetstream.errors import EventStoreUnavailableError
-
-    from .ledger.names import LedgerNames
-    from .ledger.nats_io import ensure_checkpoints_stream
-    from .service import idempotency_bucket_config
 
     factory: Any = app.factory
     conn = factory.connection
@@ -275,9 +273,9 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
 
     services = build(settings, start=settings.embedded_nats or settings.embedded_vault)
     handlers = build_handlers(services.custodia, services.vault)
-    from .readside import ReadSide, ReportPosition
+    from custody.stack.readside import ReadSide, ReportPosition
 
-    # The projections and the ledger follower run in a child process (custody.readside).
+    # The projections and the ledger follower run in a child process (custody.stack.readside).
     read_side = ReadSide()
     read_side.start()
     projections = ReportPosition(
@@ -289,7 +287,7 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
     handlers["bitacora.estado"] = checking_arguments(
         "bitacora.estado", make_ledger_status_handler(services, settings)
     )
-    from .notices import make_notices_handler  # issue 19
+    from custody.stack.notices import make_notices_handler  # issue 19
 
     handlers["avisos.lista"] = checking_arguments(
         "avisos.lista", make_notices_handler(services, settings.home)
@@ -317,10 +315,10 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
         error_cb=_log_nats_error,
     )
     await service.start(nc, writer)
-    # The auth callout: people connect to NATS with their OpenBao token (custody.nats_callout);
+    # The auth callout: people connect to NATS with their OpenBao token (custody.service.callout);
     # each connection's token is checked with OpenBao itself, never from a cache (and then
     # remembered for that connection's request).
-    from .nats_callout import AuthCallout
+    from custody.service.callout import AuthCallout
 
     gatekeeper = await nats.connect(
         **bootstrap.resolve(settings, "autenticador").nats_options(),  # type: ignore[arg-type]
@@ -335,11 +333,11 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    from .embedded import EmbeddedStack
+    from custody.stack.embedded import EmbeddedStack
 
     stack = EmbeddedStack(settings.home)
     stack.record_service(os.getpid())
-    from .controls import record_policy
+    from custody.app.controls import record_policy
 
     try:
         # The rules this service judges by are in the ledger before it answers (issue 19).
@@ -350,10 +348,10 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
     if ready is not None:
         ready()
     advance = asyncio.create_task(_advance_loop(services, stop))
-    from .openbao_audit import start_audit_follower
+    from custody.vault.audit_follower import start_audit_follower
 
     audit = start_audit_follower(services, settings)  # reads bypassing the ledger (issue 16)
-    from .ledger.alerts import start_alert_watcher
+    from custody.ledger.alerts import start_alert_watcher
 
     alerts = start_alert_watcher(services, settings)  # the follower's alerts: incidents
     try:
@@ -382,9 +380,8 @@ async def _log_nats_error(exc: Exception) -> None:
 
 def report_scope(person: Any) -> Any:
     """The caller's report scope, from their roles in the ledger (most privileged first)."""
+    from custody.app.custodia import ScopeError
     from projections.reports import Scope
-
-    from .app import ScopeError
 
     roles: dict[str, str | None] = dict(person.roles)
     for role in ("coadministrador", "secretaria"):
@@ -400,11 +397,10 @@ def make_ledger_status_handler(services: Services, settings: Settings) -> Any:
     """``bitacora.estado``: what the service last saw of the ledger's integrity (as ``estado
     --json``'s ``bitacora``) and the ledger's public keyring (as ``bitacora clave-publica``),
     for anyone registered: nothing in it is secret. The web view's ``/bitacora``."""
+    from custody.app.custodia import Actor
+    from custody.app.ledger_status import read_status
+    from custody.ledger.transit_signer import fetch_public_keyring
     from events.errors import CustodiaError
-
-    from .app import Actor
-    from .ledger_status import read_status
-    from .transit_signer import fetch_public_keyring
 
     def handler(call: Any) -> dict[str, Any]:
         actor = Actor(call.caller.username, call.caller.token)
@@ -429,11 +425,10 @@ def make_report_handler(services: Services, projections: Any, settings: Settings
     """``reporte``: a report from the projections, in the caller's scope (issue 8)."""
     from datetime import UTC, date, datetime, time
 
+    from custody.app.custodia import Actor
+    from custody.service.commands import _opt, _text
     from projections.render import render
     from projections.reports import ReportFilter, load_report
-
-    from .app import Actor
-    from .commands import _opt, _text
 
     policy = load_policy(settings)
 
@@ -498,7 +493,7 @@ async def _advance_loop(services: Services, stop: asyncio.Event) -> None:
             log.exception("avance_fallido")
         try:
             # issue 19: the policy in force recorded; passwords past their maximum age
-            from .controls import advance
+            from custody.app.controls import advance
 
             await asyncio.to_thread(advance, services.custodia)
         except Exception:

@@ -28,12 +28,12 @@ the command line from the error's class and attributes (``cli.messages``).
     │                               (the full tree with docs: events.domain.errors)
     ├── InfrastructureError         a server we depend on misbehaved
     │   ├── EventStoreError         NATS JetStream (events.jetstream)
-    │   └── VaultError              OpenBao / Vault (custody.vault)
+    │   └── VaultError              OpenBao / Vault (custody.vault.client)
     ├── LedgerError                 tamper-evident ledger (events.merkle/checkpoint/ledger_verify)
     │   └── ...                     InvalidProofError, CheckpointError (MalformedCheckpointError,
     │                               WrongOriginError, UnknownKeyError, BadSignatureError),
     │                               WitnessConflictError, BundleError
-    └── StackError                  the embedded server supervisor (custody.embedded)
+    └── StackError                  the embedded server supervisor (custody.stack.embedded)
 
 Subclasses are declared next to the code that raises them and documented here when added.
 """

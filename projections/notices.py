@@ -11,7 +11,7 @@ makes its notices exactly once, whatever the restarts. What is due:
 - a rotation obligation opened (by either): to the UTCSyD, with its deadline (6.X).
 
 A notice names its recipient by role (``secretaria``, ``utcsyd``, ``titular:DD05``); the
-sender (``custody.notices``) turns roles into mailboxes and records what it sent in the
+sender (``custody.stack.notices``) turns roles into mailboxes and records what it sent in the
 ``notices_sent`` table of the same file, which this projection never writes. A notice's id
 derives from the event and the recipient, so a rebuilt outbox has the same ids and a notice
 already sent is not sent again. Notices carry facts of the ledger (ids, accounts, times,
@@ -206,7 +206,7 @@ class NoticesView(SQLiteTrackingRecorder):
                 deadline TEXT
             ) WITHOUT ROWID""",
             # When this outbox was created: notices of events much older (a ledger that
-            # predates the outbox) are listed, not sent (custody.notices).
+            # predates the outbox) are listed, not sent (custody.stack.notices).
             """CREATE TABLE IF NOT EXISTS outbox_meta (
                 key TEXT PRIMARY KEY,
                 value TEXT NOT NULL

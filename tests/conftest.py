@@ -1,6 +1,7 @@
 """Session fixtures that start real servers (NATS with JetStream, OpenBao) on free loopback ports.
 
-They use the same code as the embedded stack (:mod:`custody.servers`) and stop the servers even
+They use the same code as the embedded stack (:mod:`custody.stack.servers`) and stop the servers
+even
 when tests fail. No mocks of NATS or Vault anywhere.
 """
 
@@ -15,7 +16,7 @@ import structlog
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
-from custody.servers import (
+from custody.stack.servers import (
     BaoProcess,
     NatsConfig,
     NatsProcess,

@@ -34,7 +34,7 @@ class Backend(Protocol):
 
 class ServiceBackend:
     """The real thing: OpenBao's userpass login (with its second factor when the person has
-    one), and :class:`custody.client.CommandClient` for each page."""
+    one), and :class:`custody.service.client.CommandClient` for each page."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -46,7 +46,7 @@ class ServiceBackend:
         return self._endpoints
 
     def _vault(self, token: str | None = None) -> Any:
-        from custody.vault import VaultClient
+        from custody.vault.client import VaultClient
 
         ca = self.settings.vault_ca
         return VaultClient(self.endpoints().vault_addr, token, verify=str(ca) if ca else True)
@@ -62,7 +62,7 @@ class ServiceBackend:
         return await asyncio.to_thread(work)
 
     async def call(self, who: Identity, command: str, args: dict[str, Any]) -> Any:
-        from custody.client import CommandClient
+        from custody.service.client import CommandClient
 
         clean = {k: v for k, v in args.items() if v is not None}
         client = CommandClient(self.endpoints(), who.token, username=who.username)

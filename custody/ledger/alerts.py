@@ -5,7 +5,7 @@ ledger is not a consistent extension of the head anchored in OpenBao) it leaves 
 alert under ``<kv>/data/bitacora/alertas/`` (:mod:`custody.ledger.anchor`). The command service,
 the only ledger writer, reads that folder with its own token (``custodia-servicio`` may read
 and list there, nothing more) every ``poll_seconds`` and records each alert as the
-institution's incident (:meth:`custody.app.Custodia.record_ledger_tampering`), for the
+institution's incident (:meth:`custody.app.custodia.Custodia.record_ledger_tampering`), for the
 Secretaría Ejecutiva.
 
 Exactly one incident per alert: the incident's id derives from the alert's key, so an alert
@@ -13,7 +13,7 @@ read again — after a restart, or by another service instance — records nothi
 ledger's optimistic concurrency settles a race between instances). Alerts already recorded in
 this process are not read again.
 
-For ``custodia estado``, what was seen is written (:mod:`custody.ledger_status`) to
+For ``custodia estado``, what was seen is written (:mod:`custody.app.ledger_status`) to
 ``<home>/run/bitacora.json``: how many alerts, the last one, the incidents, and ``integra``
 (no alert whose incident is still open). Nothing there is secret.
 """
@@ -30,10 +30,10 @@ from uuid import UUID
 
 import structlog
 
+from custody.app.ledger_status import status_path, write_status
 from custody.ledger.anchor import FollowerAlert, read_alerts
 from custody.ledger.names import LedgerNames
-from custody.ledger_status import status_path, write_status
-from custody.vault import VaultClient
+from custody.vault.client import VaultClient
 
 __all__ = ["DEFAULT_POLL_SECONDS", "AlertWatcher", "recorder", "start_alert_watcher"]
 
@@ -55,7 +55,7 @@ def _diverged_at(alert: FollowerAlert) -> datetime:
 
 
 def recorder(custodia: Any) -> Record:
-    """:data:`Record` on the service's application (:class:`custody.app.Custodia`)."""
+    """:data:`Record` on the service's application (:class:`custody.app.custodia.Custodia`)."""
 
     def record(alert: FollowerAlert) -> tuple[UUID, bool]:
         result: tuple[UUID, bool] = custodia.record_ledger_tampering(

@@ -41,7 +41,7 @@ from custody.errors import VaultCasConflictError, VaultNotFoundError, VaultPermi
 from custody.ledger.errors import AnchorConflictError
 from custody.ledger.names import LedgerNames
 from custody.ledger.nats_io import decode_frontier, encode_frontier
-from custody.vault import VaultClient
+from custody.vault.client import VaultClient
 from events.checkpoint import CheckpointError, SignedCheckpoint
 
 __all__ = [

@@ -121,7 +121,8 @@ _TAIL_CHECK_MAX = 4096  # entries re-read on resume to check the frontier's last
 
 
 class CheckpointSigner(Protocol):
-    """Signs checkpoints, knows the public keys (:class:`custody.transit_signer.TransitSigner`)."""
+    """Signs checkpoints, knows the public keys
+    (:class:`custody.ledger.transit_signer.TransitSigner`)."""
 
     def sign_checkpoint(self, checkpoint: Checkpoint) -> SignedCheckpoint: ...
 

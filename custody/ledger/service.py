@@ -1,4 +1,4 @@
-"""The ledger follower as ``custodia servicio`` runs it (in its read side, custody.readside).
+"""The ledger follower as ``custodia servicio`` runs it (in its read side, custody.stack.readside).
 
 It signs with a token of its own (``secrets/firmante-token``, mode 0600, policy
 ``custodia-firmante``, created by ``custodia init``): sign with the ledger key, move the anchored
@@ -14,13 +14,13 @@ from typing import TYPE_CHECKING
 import structlog
 
 from custody.config import Settings
-from custody.layout import SIGNER_POLICY, create_service_token
 from custody.ledger.anchor import VaultAnchor
 from custody.ledger.follower import FollowerSettings, LedgerFollower
 from custody.ledger.names import LedgerNames
-from custody.secret_files import write_secret
-from custody.transit_signer import TransitSigner
-from custody.vault import VaultClient
+from custody.ledger.transit_signer import TransitSigner
+from custody.stack.secret_files import write_secret
+from custody.vault.client import VaultClient
+from custody.vault.layout import SIGNER_POLICY, create_service_token
 from events.errors import ConfigurationError, CustodiaError
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-# Custodia OpenBao raft member bao-3 (custody.cluster.render_bao_node)
+# Custodia OpenBao raft member bao-3 (custody.stack.cluster.render_bao_node)
 storage "raft" {
   path    = "/var/lib/openbao/raft"
   node_id = "bao-3"

@@ -7,7 +7,8 @@ the constructors accept only the canonical form.
 
 People are identified in events by a UUID derived from their OpenBao/Vault user name (their login
 identifier, recorded once, at registration). :class:`Username` is the one parser of user names:
-the domain, the service and the OpenBao adapter (``custody.vault.check_username``) all use it, so
+the domain, the service and the OpenBao adapter (``custody.vault.client.check_username``) all use
+it, so
 a name the ledger accepts is one OpenBao's userpass accepts as a login.
 """
 

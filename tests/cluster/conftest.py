@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from custody.cluster import Cluster
+from custody.stack.cluster import Cluster
 from tests.cluster.figures import Figures
 
 pytest.register_assert_rewrite("tests.cluster.helpers")

@@ -30,7 +30,7 @@ from custody.errors import (
     VaultUnavailableError,
     VaultUnreachableError,
 )
-from custody.vault import VaultClient
+from custody.vault.client import VaultClient
 from events.jetstream import (
     EventStoreUnavailableError,
     Factory,

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from custody.cluster import Cluster
+from custody.stack.cluster import Cluster
 from tests.cluster.helpers import (
     STREAM,
     EventWriters,

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from custody.cluster import Cluster
-from custody.layout import ensure_layout
+from custody.stack.cluster import Cluster
+from custody.vault.layout import ensure_layout
 from tests.cluster.helpers import FailoverVault, KvLoop, vault_client
 
 pytestmark = pytest.mark.cluster

@@ -34,13 +34,13 @@ import pytest
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
 
-from custody import session as sessions
-from custody.app import CustodiaApplication
+from custody.app.custodia import CustodiaApplication
 from custody.bootstrap import SERVICE_TOKEN_FILE, Endpoints
-from custody.client import CommandClient, ServiceUnavailableError
-from custody.cluster import Cluster
-from custody.protocol import RemoteError
-from custody.secret_files import write_secret
+from custody.service.client import CommandClient, ServiceUnavailableError
+from custody.service.protocol import RemoteError
+from custody.stack.cluster import Cluster
+from custody.stack.secret_files import write_secret
+from custody.vault import session as sessions
 from events.domain import District, Incident
 from events.jetstream import records
 from tests.e2e.conftest import CUSTODIA, SERVICE_PASSWORD, run_custodia, stop_service

@@ -10,8 +10,8 @@ import pytest
 from eventsourcing.persistence import OperationalError
 from eventsourcing.utils import Environment
 
-from custody.cluster import BAO_ACTIVE, BAO_STANDBY, Cluster
-from custody.servers import LOOPBACK
+from custody.stack.cluster import BAO_ACTIVE, BAO_STANDBY, Cluster
+from custody.stack.servers import LOOPBACK
 from events.jetstream import Factory
 from tests.cluster.helpers import APP, STREAM, closing_app, new_entry, vault_client
 
@@ -46,7 +46,8 @@ def test_nats_cluster_replicates_the_event_stream_three_times(cluster: Cluster) 
 def test_nats_refuses_untrusted_and_unprivileged_clients(cluster: Cluster) -> None:
     """A client that does not trust the cluster's CA cannot connect at all; the service's
     responder (``servicio``, which answers commands) connects but cannot touch the event stream
-    (the accounts of custody/nats_auth.py; people have no password: custody/nats_callout.py)."""
+    (the accounts of custody/service/permissions.py; people have no password:
+    custody/service/callout.py)."""
     env = {**cluster.nats.env(), "NATS_CONNECT_TIMEOUT": "2", "NATS_TIMEOUT": "2"}
     untrusting = Factory(Environment(APP, {k: v for k, v in env.items() if k != "NATS_TLS_CA"}))
     with pytest.raises(OperationalError, match="CERTIFICATE_VERIFY_FAILED"):

@@ -16,13 +16,13 @@ from typing import Any
 import pytest
 
 from custody import bootstrap
-from custody import session as sessions
 from custody.bootstrap import Endpoints, NatsRole
-from custody.client import CommandClient
 from custody.config import Settings
-from custody.embedded import EmbeddedStack
-from custody.session import Session
-from custody.vault import VaultClient
+from custody.service.client import CommandClient
+from custody.stack.embedded import EmbeddedStack
+from custody.vault import session as sessions
+from custody.vault.client import VaultClient
+from custody.vault.session import Session
 
 CUSTODIA = str(Path(sys.executable).parent / "custodia")
 

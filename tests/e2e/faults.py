@@ -20,13 +20,13 @@ import pytest
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
 
-from custody.app import CustodiaApplication
-from custody.client import CommandClient, ServiceUnavailableError
-from custody.embedded import EmbeddedStack
+from custody.app.custodia import CustodiaApplication
 from custody.ledger import nats_io
-from custody.protocol import RemoteError
-from custody.servers import pid_alive
-from custody.vault import VaultClient
+from custody.service.client import CommandClient, ServiceUnavailableError
+from custody.service.protocol import RemoteError
+from custody.stack.embedded import EmbeddedStack
+from custody.stack.servers import pid_alive
+from custody.vault.client import VaultClient
 from events.domain import District
 from events.jetstream import records
 from tests.reads import delivered_reads

@@ -15,11 +15,16 @@ from uuid import uuid4
 import pytest
 
 from cli.main import run
-from custody.layout import SECRETARIA_POLICY, SIGNER_POLICY, create_service_token, ensure_layout
 from custody.ledger.errors import LedgerDivergedError
-from custody.servers import BaoProcess
-from custody.transit_signer import TransitSigner, fetch_public_keyring
-from custody.vault import VaultClient
+from custody.ledger.transit_signer import TransitSigner, fetch_public_keyring
+from custody.stack.servers import BaoProcess
+from custody.vault.client import VaultClient
+from custody.vault.layout import (
+    SECRETARIA_POLICY,
+    SIGNER_POLICY,
+    create_service_token,
+    ensure_layout,
+)
 from tests.integration.ledger import insider
 from tests.integration.ledger.world import LedgerWorld
 
@@ -80,7 +85,7 @@ def secretaria_session(
 ) -> Path:
     """A session of the Secretaría Ejecutiva (a token with its policy), as «sesion iniciar»
     leaves it: ``bitacora verificar`` then reads the head and witnesses kept in OpenBao."""
-    from custody.session import Session
+    from custody.vault.session import Session
 
     assert openbao.root_token
     root = VaultClient(openbao.addr, openbao.root_token)

@@ -25,15 +25,15 @@ import pytest
 from structlog.testing import capture_logs
 
 from custody import runner
-from custody.app import Actor
-from custody.credentials import Credentials, RevealPrefetch, WrappedSecret
+from custody.app.custodia import Actor
+from custody.app.reconcile import DriftKind, Reconciler
 from custody.errors import (
     VaultPermissionDeniedError,
     VaultTokenInvalidError,
     WrappingTokenInvalidError,
 )
-from custody.reconcile import DriftKind, Reconciler
-from custody.vault import VaultClient
+from custody.vault.client import VaultClient
+from custody.vault.credentials import Credentials, RevealPrefetch, WrappedSecret
 from events.domain import District, Incident
 from events.jetstream import EventStoreUnavailableError, OutcomeUnknownError
 
@@ -282,8 +282,8 @@ def test_seal_openbao_helper_is_the_servers_own_seal(faults: FaultWorld) -> None
     """The seal the tests use is OpenBao's own: a sealed server answers every request with its
     sealed error until the supervisor unseals it with the stored key."""
     seal_openbao(faults)
-    from custody.embedded import EmbeddedStack
-    from custody.servers import http_get_json
+    from custody.stack.embedded import EmbeddedStack
+    from custody.stack.servers import http_get_json
 
     info = EmbeddedStack(faults.home).info()
     assert info is not None

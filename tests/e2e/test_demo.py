@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from custody.servers import pid_alive, pid_cmdline
+from custody.stack.servers import pid_alive, pid_cmdline
 
 pytestmark = pytest.mark.e2e
 

@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from custody.servers import free_port
+from custody.stack.servers import free_port
 from events.errors import CustodiaError
 
 from .conftest import CUSTODIA, init_home, run_custodia
@@ -437,10 +437,10 @@ def test_a_retried_request_is_answered_without_running_twice(world: World) -> No
 
     import nats
 
-    from custody import protocol
     from custody.bootstrap import resolve
     from custody.config import Settings
-    from custody.nats_callout import inbox_prefix
+    from custody.service import protocol
+    from custody.service.callout import inbox_prefix
 
     session = json.loads((world.home / "sesion-ana.json").read_text())
     endpoints = resolve(Settings.from_env({"CUSTODIA_HOME": str(world.home)}), "cliente")
@@ -486,15 +486,15 @@ def test_a_retried_request_is_answered_without_running_twice(world: World) -> No
 def test_reconciliation_finds_and_repairs_drift(world: World) -> None:
     """Someone adds a member to a district's group behind Custodia's back: ``reconciliar``
     reports the drift; ``--reparar`` removes it; the next run is clean."""
-    from custody.embedded import EmbeddedStack
-    from custody.vault import VaultClient
+    from custody.stack.embedded import EmbeddedStack
+    from custody.vault.client import VaultClient
 
     stack = EmbeddedStack(world.home)
     info = stack.info()
     assert info is not None
     coadmin = json.loads((world.home / "sesion-ana.json").read_text())["token"]
     root = VaultClient(info.vault_addr, stack.generate_root_token(coadmin))
-    from custody.access import Access
+    from custody.app.access import Access
 
     access = Access(root)
     holders = access.district_holders("DD07")
@@ -515,9 +515,9 @@ def test_reconciliation_finds_and_repairs_drift(world: World) -> None:
 def test_erasing_personal_data_keeps_the_ledger_verifiable(world: World) -> None:
     """9.IV/9.XX: after revoking roles, erasing a person destroys their personal-data key: the
     sealed data in the ledger can no longer be opened, and the ledger still verifies."""
-    from custody.embedded import EmbeddedStack
-    from custody.pii import PersonalDataVault
-    from custody.vault import VaultClient
+    from custody.stack.embedded import EmbeddedStack
+    from custody.vault.client import VaultClient
+    from custody.vault.personal_data import PersonalDataVault
     from events.domain import person_id
 
     world.ok(
@@ -612,12 +612,12 @@ def test_no_secret_anywhere_in_the_stream_logs_or_audit(world: World) -> None:
     from nats.js.errors import BadRequestError, NotFoundError
 
     from custody import bootstrap
-    from custody.client import CommandClient
     from custody.config import Settings
-    from custody.credentials import Credentials
-    from custody.embedded import EmbeddedStack
-    from custody.secretscan import scan
-    from custody.vault import VaultClient
+    from custody.service.client import CommandClient
+    from custody.stack.embedded import EmbeddedStack
+    from custody.vault.client import VaultClient
+    from custody.vault.credentials import Credentials
+    from tests.support.secretscan import scan
 
     stack = EmbeddedStack(world.home)
     keys = stack.vault_keys()

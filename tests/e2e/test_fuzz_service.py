@@ -29,9 +29,9 @@ from hypothesis import strategies as st
 from nats.errors import MaxPayloadError, NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from custody import protocol
-from custody.nats_callout import inbox_prefix
-from custody.vault import VaultClient
+from custody.service import protocol
+from custody.service.callout import inbox_prefix
+from custody.vault.client import VaultClient
 
 from .conftest import ServiceWorld, totp_uri
 
@@ -181,7 +181,7 @@ SCHEMA: dict[str, dict[str, Arg]] = {
         "incidente": text(UNKNOWN_ID, 64),
         "medidas": text("", 4000, required=False, free=True),
     },
-    # issue 19: the institution's controls (custody.controls_commands)
+    # issue 19: the institution's controls (custody.service.controls_commands)
     "equipos.alta": {
         "equipo": text("PC-FZ-01", 100),
         "distrito": text("DD05", 8),
@@ -429,10 +429,11 @@ class Fuzz:
         if isinstance(key, str):
             headers[protocol.REPLY_KEY_HEADER] = key
         if isinstance(body, Mapping) and isinstance(rid, str):
-            # Password arguments travel sealed (custody.sealed_args), as the client sends them:
+            # Password arguments travel sealed (custody.vault.sealed_args), as the client sends
+            # them:
             # sealed by a coadministrator's token; a wrongly typed one is sent as it is.
-            from custody.sealed_args import seal_arguments
-            from custody.vault import VaultClient
+            from custody.vault.client import VaultClient
+            from custody.vault.sealed_args import seal_arguments
 
             vault = VaultClient(self.world.endpoints().vault_addr, self._tokens["ana"])
             body = seal_arguments(vault, command, rid, body)
@@ -654,7 +655,7 @@ def test_unknown_arguments_are_refused_not_ignored(
 
 def test_the_service_schema_is_the_fuzzers() -> None:
     """The fuzzer's model of every write command's arguments is the service's own."""
-    from custody.commands import ARGUMENTS
+    from custody.service.commands import ARGUMENTS
 
     for command, schema in SCHEMA.items():
         assert ARGUMENTS[command] == frozenset(schema), command

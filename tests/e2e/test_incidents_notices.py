@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiosmtpd.controller import Controller
 
-from custody.servers import free_port
+from custody.stack.servers import free_port
 
 from .conftest import (
     SERVICE_PASSWORD,
@@ -324,7 +324,7 @@ def test_notices_are_delivered_once_across_an_outage_and_a_restart(mail: MailWor
         assert _text(message, "html").startswith("<!DOCTYPE html>")
         assert message["Message-ID"] == f"<{message['X-Custodia-Aviso']}@custodia.iecm.mx>"
 
-    from custody.secretscan import assert_no_secrets
+    from tests.support.secretscan import assert_no_secrets
 
     secrets = [
         *mail.secrets,

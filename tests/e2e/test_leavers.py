@@ -18,9 +18,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from custody.credentials import Credentials
 from custody.errors import VaultPermissionDeniedError, VaultTokenInvalidError
-from custody.vault import VaultClient
+from custody.vault.client import VaultClient
+from custody.vault.credentials import Credentials
 from events.errors import CustodiaError
 
 from .conftest import (

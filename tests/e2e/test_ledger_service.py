@@ -17,7 +17,7 @@ import pytest
 
 from custody.ledger.anchor import read_anchored
 from custody.ledger.names import LedgerNames
-from custody.vault import VaultClient
+from custody.vault.client import VaultClient
 from tests.integration.ledger import insider
 
 from .conftest import (

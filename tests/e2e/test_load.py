@@ -1,7 +1,8 @@
 """Load on one node (issue 10): N >= 20 concurrent command-line clients for a bounded time.
 
 Each client is one person doing what their role does, as the CLI does it (one NATS connection
-per command through :class:`~custody.client.CommandClient`, the sealed reply opened, the wrapping
+per command through :class:`~custody.service.client.CommandClient`, the sealed reply opened, the
+wrapping
 token unwrapped in OpenBao), plus two clients that run the real ``custodia`` executable. Every
 command a client saw acknowledged must have its events in the ledger exactly once; every
 command it saw refused must have none; the ledger verifies. Throughput and p50/p99 latency are
@@ -27,11 +28,11 @@ import pytest
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
 
-from custody.app import CustodiaApplication
-from custody.client import CommandClient
-from custody.credentials import Credentials
+from custody.app.custodia import CustodiaApplication
 from custody.ledger import nats_io
-from custody.vault import VaultClient
+from custody.service.client import CommandClient
+from custody.vault.client import VaultClient
+from custody.vault.credentials import Credentials
 from events.domain import ChangeRequest, District, Incident
 from events.jetstream import records
 from tests.reads import delivered_reads
@@ -68,8 +69,8 @@ class Load:
 
     def timed(self, client: CommandClient, command: str, args: dict[str, Any]) -> Any:
         """Run one command; record it as acknowledged (ok or refused) or unknown."""
-        from custody.client import ServiceUnavailableError
-        from custody.protocol import RemoteError
+        from custody.service.client import ServiceUnavailableError
+        from custody.service.protocol import RemoteError
 
         started = time.perf_counter()
         try:

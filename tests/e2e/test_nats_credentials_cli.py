@@ -28,15 +28,15 @@ import nats
 import nkeys
 import pytest
 
-from custody.app import bootstrap_ledger
+from custody.app.custodia import bootstrap_ledger
 from custody.bootstrap import Endpoints
-from custody.cluster import make_test_pki
 from custody.ledger.follower import FollowerSettings, LedgerFollower, LocalCheckpointSigner
 from custody.ledger.names import LedgerNames
 from custody.ledger.nats_io import connect_to
-from custody.nats_callout import encode_jwt
 from custody.runner import make_application, prepare_streams
-from custody.servers import BaoProcess, NatsConfig, NatsProcess, free_port, start_nats
+from custody.service.callout import encode_jwt
+from custody.stack.cluster import make_test_pki
+from custody.stack.servers import BaoProcess, NatsConfig, NatsProcess, free_port, start_nats
 
 from .conftest import run_custodia
 

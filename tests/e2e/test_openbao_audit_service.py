@@ -17,7 +17,7 @@ from typing import Any
 import hvac
 import pytest
 
-from custody.openbao_audit import incident_id_for
+from custody.vault.audit_follower import incident_id_for
 
 from .conftest import ServiceWorld
 

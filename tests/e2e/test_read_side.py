@@ -13,9 +13,9 @@ from typing import TypeVar
 
 import pytest
 
-from custody.app import CustodiaApplication
-from custody.readside import CHILD_COMMAND, NICENESS, ReportPosition
+from custody.app.custodia import CustodiaApplication
 from custody.runner import REPORTS_DATABASE
+from custody.stack.readside import CHILD_COMMAND, NICENESS, ReportPosition
 
 from .conftest import (
     SERVICE_PASSWORD,

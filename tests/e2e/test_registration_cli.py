@@ -19,9 +19,9 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from custody import runner
-from custody.access import Access
-from custody.app import Actor
-from custody.vault import VaultClient
+from custody.app.access import Access
+from custody.app.custodia import Actor
+from custody.vault.client import VaultClient
 from events.domain import Person
 from events.jetstream import EventStoreUnavailableError, OutcomeUnknownError
 

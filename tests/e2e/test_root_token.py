@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from custody.embedded import EmbeddedStack
-from custody.vault import VaultClient
+from custody.stack.embedded import EmbeddedStack
+from custody.vault.client import VaultClient
 
 from .conftest import run_custodia
 

@@ -22,11 +22,11 @@ from typing import Any
 
 import pytest
 
-from custody.client import CommandClient, ServiceUnavailableError
-from custody.credentials import Credentials
 from custody.errors import WrappingTokenInvalidError
-from custody.protocol import RemoteError
-from custody.servers import pid_alive, terminate
+from custody.service.client import CommandClient, ServiceUnavailableError
+from custody.service.protocol import RemoteError
+from custody.stack.servers import pid_alive, terminate
+from custody.vault.credentials import Credentials
 from events.domain import Incident
 
 from .conftest import ServiceWorld

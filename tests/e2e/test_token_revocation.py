@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from custody.client import CommandClient
-from custody.protocol import RemoteError
-from custody.service import TOKEN_CACHE_SECONDS
+from custody.service.client import CommandClient
+from custody.service.protocol import RemoteError
+from custody.service.server import TOKEN_CACHE_SECONDS
 
 from .conftest import ServiceWorld, run_custodia
 

@@ -15,8 +15,8 @@ import pytest
 
 from cli.web.app import PAGES, REPORT_PAGES
 from cli.web.sessions import LoginThrottle
-from custody.cluster import make_test_pki
-from custody.vault import VaultClient
+from custody.stack.cluster import make_test_pki
+from custody.vault.client import VaultClient
 from events.errors import CustodiaError
 from tests.e2e.conftest import SERVICE_PASSWORD, ServiceWorld
 from tests.e2e.test_second_factor import enforce_second_factor, totp_code

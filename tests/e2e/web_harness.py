@@ -18,7 +18,7 @@ import uvicorn
 from cli.web.app import create_app
 from cli.web.backend import ServiceBackend
 from cli.web.sessions import LoginThrottle, SessionStore
-from custody.cluster import TlsFiles
+from custody.stack.cluster import TlsFiles
 from tests.e2e.conftest import SERVICE_PASSWORD, ServiceWorld
 
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')

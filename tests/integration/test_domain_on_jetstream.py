@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from custody.app import CustodiaApplication, bootstrap_ledger
+from custody.app.custodia import CustodiaApplication, bootstrap_ledger
 from events.domain import (
     District,
     DistrictId,

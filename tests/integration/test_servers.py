@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from custody.servers import BaoProcess, NatsProcess, http_get_json
+from custody.stack.servers import BaoProcess, NatsProcess, http_get_json
 
 pytestmark = pytest.mark.integration
 

@@ -19,8 +19,8 @@ from typing import Any
 import nats
 import pytest
 
-from custody import protocol
-from custody.service import Call, Caller, CommandService, claim_overlapping
+from custody.service import protocol
+from custody.service.server import Call, Caller, CommandService, claim_overlapping
 
 pytestmark = pytest.mark.integration
 

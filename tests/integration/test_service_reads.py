@@ -18,7 +18,7 @@ from typing import Any, cast
 import pytest
 from eventsourcing.persistence import IntegrityError
 
-from custody.app import Actor, Custodia, CustodiaApplication, bootstrap_ledger
+from custody.app.custodia import Actor, Custodia, CustodiaApplication, bootstrap_ledger
 from events.domain import District, Incident, Person, Policy, person_id
 from events.jetstream.streams import EventStream
 

@@ -48,7 +48,7 @@ class Mutation:
 _DENY_BLOCKS = r'path "\$\{kv\}/\*" \{\n  capabilities = \["deny"\]\n\}\n.*?\$\{secret_denies\}\n'
 # A policy must not be empty: one harmless rule stays.
 _NO_DENY = 'path "sys/mounts" {\n  capabilities = ["deny"]\n}\n'
-_REGENERATE = ("-m", "custody.layout", "deploy/openbao/policies")
+_REGENERATE = ("-m", "custody.vault.layout", "deploy/openbao/policies")
 _POLICY_TESTS = (
     "tests/unit/custody/test_layout_unit.py",
     "tests/integration/custody/test_separation_of_duties.py",
@@ -59,7 +59,7 @@ MUTATIONS = [
     Mutation(
         "titular-deny-removed",
         "the titular's explicit deny on the KV, TOTP and transit mounts removed",
-        "custody/policies/titular.hcl",
+        "custody/vault/policies/titular.hcl",
         _DENY_BLOCKS,
         _NO_DENY,
         _POLICY_TESTS,
@@ -69,7 +69,7 @@ MUTATIONS = [
     Mutation(
         "secretaria-deny-removed",
         "the secretaria's explicit deny on the KV, TOTP and transit mounts removed",
-        "custody/policies/secretaria.hcl",
+        "custody/vault/policies/secretaria.hcl",
         _DENY_BLOCKS,
         _NO_DENY,
         _POLICY_TESTS,
@@ -79,7 +79,7 @@ MUTATIONS = [
     Mutation(
         "district-reads-directly",
         "the district administrator's policy grants read on the district's credentials again",
-        "custody/policies/administrador-distrito.hcl",
+        "custody/vault/policies/administrador-distrito.hcl",
         r"(# Never a secret with this token)",
         'path "${kv}/data/cuentas/${district}/*" {\n  capabilities = ["read"]\n}\n\n\\1',
         ("tests/integration/custody/test_reads_outside_ledger.py",),
@@ -88,7 +88,7 @@ MUTATIONS = [
     Mutation(
         "service-skips-authorization",
         "the service acts for a caller whatever OpenBao answers on the caller's marker",
-        "custody/credentials.py",
+        "custody/vault/credentials.py",
         r"(        def parse\(body: dict\[str, Any\] \| None\) -> None:\n)",
         r"\1            return None\n",
         ("tests/integration/custody/test_reads_outside_ledger.py",),
@@ -96,7 +96,7 @@ MUTATIONS = [
     Mutation(
         "service-reads-unwrapped",
         "the service's policy no longer requires wrapping on current credentials",
-        "custody/policies/servicio.hcl",
+        "custody/vault/policies/servicio.hcl",
         r'(path "\$\{kv\}/data/cuentas/\*" \{\n  capabilities = \["create", "read", "update"\]\n)'
         r'  min_wrapping_ttl = "1s"\n  max_wrapping_ttl = "300s"\n',
         r"\1",
@@ -106,7 +106,7 @@ MUTATIONS = [
     Mutation(
         "revelar-unsealed",
         "revelar's wrapping token sent in clear on the wire",
-        "custody/commands.py",
+        "custody/service/commands.py",
         r'(_opt\(c\.args, "dispositivo", 100\),\n            \),\n)            "envoltorio",\n'
         r'(        \),\n        "totp\.registrar")',
         r"\1\2",
@@ -115,7 +115,7 @@ MUTATIONS = [
     Mutation(
         "client-accepts-unsealed",
         "the client takes a secret reply field that is not sealed",
-        "custody/protocol.py",
+        "custody/service/protocol.py",
         r'SEALED_FIELDS = frozenset\(\{"contrasena", "envoltorio"\}\)',
         "SEALED_FIELDS: frozenset[str] = frozenset()",
         ("tests/security/test_client_refuses_unsealed.py",),
@@ -123,7 +123,7 @@ MUTATIONS = [
     Mutation(
         "secret-logged-in-part",
         "the wrapping token logged without its last 2 characters",
-        "custody/credentials.py",
+        "custody/vault/credentials.py",
         r"(def _log_wrapped\(wrapped: WrappedSecret\) -> None:\n    log\.info\(\n"
         r'        "custody\.reveal\.wrapped",\n)',
         r"\1        hint=wrapped.token[:-2],\n",
@@ -132,7 +132,7 @@ MUTATIONS = [
     Mutation(
         "scanner-whole-secrets-only",
         "the secret scanner matches whole secrets only",
-        "custody/secretscan.py",
+        "tests/support/secretscan.py",
         r"\nWINDOW = 8\n",
         "\nWINDOW = 10_000\n",
         ("tests/unit/custody/test_secretscan.py",),
@@ -140,7 +140,7 @@ MUTATIONS = [
     Mutation(
         "verifier-may-delete",
         "the verifier's NATS identity granted delete on the ledger streams",
-        "custody/nats_auth.py",
+        "custody/service/permissions.py",
         r'(            f"\$JS\.API\.STREAM\.MSG\.GET\.\{stream\}",\n)',
         r'\1            f"$JS.API.STREAM.MSG.DELETE.{stream}",\n',
         (
@@ -152,7 +152,7 @@ MUTATIONS = [
     Mutation(
         "service-answers-any-reply",
         "the service answers whatever reply subject a request names (reply-subject injection)",
-        "custody/service.py",
+        "custody/service/server.py",
         r"(def answerable\(reply: str \| None\) -> bool:\n    \"\"\"[^\n]*\"\"\"\n)",
         r"\1    return bool(reply)\n",
         ("tests/integration/service/test_reply_injection.py",),

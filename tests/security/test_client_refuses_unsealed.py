@@ -14,8 +14,8 @@ import nats
 import pytest
 
 from custody.bootstrap import Endpoints
-from custody.client import CommandClient
-from custody.protocol import ProtocolError, ReplyKey, seal
+from custody.service.client import CommandClient
+from custody.service.protocol import ProtocolError, ReplyKey, seal
 
 pytestmark = pytest.mark.integration
 

@@ -27,14 +27,8 @@ import pytest
 import requests
 from nats.errors import Error as NatsError
 
-from custody.layout import (
-    REQUEST_TOKEN_MAX_TTL,
-    REQUEST_TOKEN_MAX_USES,
-    REQUEST_TOKEN_ROLE,
-    AccountRef,
-)
-from custody.nats_callout import inbox_prefix
-from custody.protocol import (
+from custody.service.callout import inbox_prefix
+from custody.service.protocol import (
     REPLY_KEY_HEADER,
     REQUEST_ID_HEADER,
     TOKEN_HEADER,
@@ -43,10 +37,16 @@ from custody.protocol import (
     decode_reply,
     subject_for,
 )
-from custody.secretscan import scan
-from custody.session import request_token
-from custody.vault import Mounts
+from custody.vault.client import Mounts
+from custody.vault.layout import (
+    REQUEST_TOKEN_MAX_TTL,
+    REQUEST_TOKEN_MAX_USES,
+    REQUEST_TOKEN_ROLE,
+    AccountRef,
+)
+from custody.vault.session import request_token
 from tests.e2e.conftest import ServiceWorld, run_custodia
+from tests.support.secretscan import scan
 
 pytestmark = pytest.mark.e2e
 

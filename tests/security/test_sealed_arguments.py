@@ -22,8 +22,8 @@ import pytest
 
 from custody import bootstrap
 from custody.errors import VaultPermissionDeniedError
-from custody.nats_callout import inbox_prefix
-from custody.protocol import (
+from custody.service.callout import inbox_prefix
+from custody.service.protocol import (
     REPLY_KEY_HEADER,
     REQUEST_ID_HEADER,
     TOKEN_HEADER,
@@ -32,11 +32,11 @@ from custody.protocol import (
     decode_reply,
     subject_for,
 )
-from custody.sealed_args import MARK, context
-from custody.secretscan import scan
-from custody.session import login
-from custody.vault import VaultClient
+from custody.vault.client import VaultClient
+from custody.vault.sealed_args import MARK, context
+from custody.vault.session import login
 from tests.e2e.conftest import ServiceWorld
+from tests.support.secretscan import scan
 
 pytestmark = pytest.mark.e2e
 

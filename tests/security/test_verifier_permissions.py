@@ -11,7 +11,7 @@ from typing import Any
 import nats
 import pytest
 
-from custody.nats_auth import LEDGER_STREAMS
+from custody.service.permissions import LEDGER_STREAMS
 from tests.e2e.conftest import ServiceWorld
 
 pytestmark = pytest.mark.e2e

@@ -26,15 +26,15 @@ from typing import Any
 import nats
 import pytest
 
-from custody.credentials import Credentials
-from custody.nats_callout import inbox_prefix
-from custody.secretscan import scan
-from custody.vault import VaultClient
+from custody.service.callout import inbox_prefix
+from custody.vault.client import VaultClient
+from custody.vault.credentials import Credentials
 from tests.e2e.conftest import SERVICE_PASSWORD, ServiceWorld
+from tests.support.secretscan import scan
 
 pytestmark = pytest.mark.e2e
 
-# Reply fields that carry a secret, by the protocol's own description (custody/protocol.py):
+# Reply fields that carry a secret, by the protocol's own description (custody/service/protocol.py):
 # written out here, not imported, so a change there cannot silently shrink the check.
 SECRET_FIELDS = {"contrasena", "envoltorio"}
 # What an eavesdropper tries to subscribe to, widest first.

@@ -3,7 +3,7 @@
 # currently designated for DD13 (5.VII, 6.IX). Group membership IS the access: when the
 # titular designates someone else the membership is replaced and the outgoing person's existing
 # tokens lose these paths on their very next request (6.X).
-# Rendered by custody.layout from one template for each of DD01 … DD33.
+# Rendered by custody.vault.layout from one template for each of DD01 … DD33.
 #
 # A complete ledger (issue 16, finding 2): this policy grants NOTHING on a secret. It grants
 # marker paths under "custodia-acceso/" that hold nothing (no engine is mounted there). The service

@@ -2,7 +2,7 @@
 # UTCSyD coadministrators (6.VI, 6.IX): reveal every district's credentials, stage, confirm and
 # abandon rotations (6.X), register 2FA seeds — each through the service, which records it.
 # Nobody can read a seed back: the TOTP engine never returns an imported seed.
-# Rendered by custody.layout from this template: custodia, custodia-totp, custodia-transit are mount paths.
+# Rendered by custody.vault.layout from this template: custodia, custodia-totp, custodia-transit are mount paths.
 
 # A complete ledger (issue 16, finding 2): this policy grants NOTHING on a secret (current or
 # staged credentials, older versions, 2FA keys and codes, fingerprints). It grants marker paths

@@ -2,7 +2,7 @@
 # it signs checkpoints with the ledger key, moves the head anchored outside NATS (KV v2,
 # check-and-set) and stores each checkpoint once as a witness it can never rewrite nor delete
 # (issue 16, findings 3 and 8). The service's own token cannot sign.
-# Rendered by custody.layout from this template: custodia, custodia-totp, custodia-transit, userpass.
+# Rendered by custody.vault.layout from this template: custodia, custodia-totp, custodia-transit, userpass.
 
 # The ledger's signing key: ed25519, its private part never leaves the server (R8).
 path "custodia-transit/sign/custodia-ledger" {

@@ -2,7 +2,7 @@
 # The Secretaría Ejecutiva is notified of incidents and reviews the ledger (8.C, 9.XVIII), and
 # never reads a credential, a staged credential, a 2FA code or a seed (6.IX). The explicit deny
 # wins over any grant from another group on the same path (see the end of this file).
-# Rendered by custody.layout from this template: custodia, custodia-totp, custodia-transit are mount paths.
+# Rendered by custody.vault.layout from this template: custodia, custodia-totp, custodia-transit are mount paths.
 
 path "custodia/*" {
   capabilities = ["deny"]
@@ -35,7 +35,7 @@ path "custodia/metadata/bitacora/*" {
 # OpenBao takes, for a request, the MOST SPECIFIC matching path of all the token's policies
 # together: a deny on "custodia/*" does not beat a grant on "custodia/data/cuentas/DD05/*". So the
 # deny is repeated on every path that a coadministrator or district policy grants on these
-# mounts and markers (rendered by custody.layout; a unit test keeps the list complete, an
+# mounts and markers (rendered by custody.vault.layout; a unit test keeps the list complete, an
 # integration test proves each one against OpenBao).
 path "custodia-acceso/+/abandonar/*" {
   capabilities = ["deny"]

@@ -1,7 +1,7 @@
 # custodia-servicio — the token of "custodia servicio", the command service (issue 6).
 # Least privilege: it creates new logins, changes the MEMBERSHIP of the 33 district groups only,
 # reads versions and metadata, seals personal data, and makes the secret operations of people
-# (issue 16, finding 2) — only after OpenBao said yes to the caller: custody.credentials asks
+# (issue 16, finding 2) — only after OpenBao said yes to the caller: custody.vault.credentials asks
 # OpenBao, with the caller's own token, for the caller's capability on the operation's marker
 # path (sys/capabilities-self on custodia-acceso/<district>/<operation>/<platform>), and only then
 # reads, stages or confirms with this token. People's own tokens read no secret at all.
@@ -9,7 +9,7 @@
 # never sees one in clear; the single-use wrapping token goes to the caller after the ledger
 # recorded the read, or is revoked (fail closed).
 # It cannot change which policies a group or an entity carries, nor give a login any policy.
-# Rendered by custody.layout from this template: custodia, custodia-totp, custodia-transit, userpass;
+# Rendered by custody.vault.layout from this template: custodia, custodia-totp, custodia-transit, userpass;
 # district_groups (below) is one block per district group.
 
 # Never a secret value except the paths below (explicit deny: the more specific grants below
@@ -384,7 +384,7 @@ path "identity/group/name/dd33-administracion" {
 }
 
 # Role groups: never through the service. Adding or removing a coadministrator, titular or
-# secretaria is written with the requesting coadministrator's own token (custody.access).
+# secretaria is written with the requesting coadministrator's own token (custody.app.access).
 path "identity/group/name/coadministradores" {
   capabilities = ["deny"]
 }

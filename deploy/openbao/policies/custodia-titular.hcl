@@ -4,7 +4,7 @@
 # any grant from another group on the same path (see the end of this file), so a titular added by
 # mistake to a district group still reads nothing (separation of duties: whoever designates
 # cannot be the one designated).
-# Rendered by custody.layout from this template: custodia, custodia-totp, custodia-transit are mount paths.
+# Rendered by custody.vault.layout from this template: custodia, custodia-totp, custodia-transit are mount paths.
 
 path "custodia/*" {
   capabilities = ["deny"]
@@ -27,7 +27,7 @@ path "custodia-acceso/*" {
 # OpenBao takes, for a request, the MOST SPECIFIC matching path of all the token's policies
 # together: a deny on "custodia/*" does not beat a grant on "custodia/data/cuentas/DD05/*". So the
 # deny is repeated on every path that a coadministrator or district policy grants on these
-# mounts and markers (rendered by custody.layout; a unit test keeps the list complete, an
+# mounts and markers (rendered by custody.vault.layout; a unit test keeps the list complete, an
 # integration test proves each one against OpenBao).
 path "custodia-acceso/+/abandonar/*" {
   capabilities = ["deny"]

@@ -13,11 +13,11 @@ import uuid
 
 import pytest
 
-from custody.access import Access, Role
-from custody.credentials import Credentials
-from custody.layout import LayoutReport, create_service_token, ensure_layout
-from custody.servers import BaoProcess
-from custody.vault import VaultClient
+from custody.app.access import Access, Role
+from custody.stack.servers import BaoProcess
+from custody.vault.client import VaultClient
+from custody.vault.credentials import Credentials
+from custody.vault.layout import LayoutReport, create_service_token, ensure_layout
 from tests.integration.custody.helpers import MakeUser, User
 
 

@@ -6,8 +6,8 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from custody.credentials import Credentials
-from custody.vault import VaultClient
+from custody.vault.client import VaultClient
+from custody.vault.credentials import Credentials
 
 
 @dataclass

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 import pytest
 
-from custody.access import Access
-from custody.credentials import Credentials
+from custody.app.access import Access
 from custody.errors import VaultPermissionDeniedError
-from custody.layout import AccountRef
-from custody.secretscan import scan
-from custody.vault import VaultClient
+from custody.vault.client import VaultClient
+from custody.vault.credentials import Credentials
+from custody.vault.layout import AccountRef
 from tests.integration.custody.helpers import MakeUser, User, new_event_id, set_credential
+from tests.support.secretscan import scan
 
 pytestmark = pytest.mark.integration
 

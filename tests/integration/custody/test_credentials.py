@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from custody.access import Access
-from custody.credentials import Credentials, StagedRotation, StagePrefetch, WrappedSecret
+from custody.app.access import Access
+from custody.app.passwords import check_password, generate_password, rules_for
 from custody.errors import (
     InvalidOtpauthUriError,
     NoStagedRotationError,
@@ -28,9 +28,9 @@ from custody.errors import (
     WrappingPathMismatchError,
     WrappingTokenInvalidError,
 )
-from custody.layout import AccountRef
-from custody.passwords import check_password, generate_password, rules_for
-from custody.vault import VaultClient
+from custody.vault.client import VaultClient
+from custody.vault.credentials import Credentials, StagedRotation, StagePrefetch, WrappedSecret
+from custody.vault.layout import AccountRef
 from tests.integration.custody.helpers import MakeUser, User, new_event_id, set_credential
 
 pytestmark = pytest.mark.integration

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import pytest
 
-from custody.access import Access
-from custody.credentials import Credentials
+from custody.app.access import Access
 from custody.errors import UnknownPersonError, UnknownRoleError, VaultPermissionDeniedError
-from custody.vault import VaultClient
+from custody.vault.client import VaultClient
+from custody.vault.credentials import Credentials
 from tests.integration.custody.helpers import MakeUser, User, set_credential
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,10 @@ import base64
 
 import pytest
 
-from custody.access import Access
+from custody.app.access import Access
 from custody.errors import VaultLayoutError, VaultPermissionDeniedError
-from custody.layout import (
+from custody.vault.client import Mounts, VaultClient
+from custody.vault.layout import (
     DISTRICTS,
     LEDGER_KEY,
     SIGNER_POLICY,
@@ -20,7 +21,6 @@ from custody.layout import (
     group_specs,
     policy_documents,
 )
-from custody.vault import Mounts, VaultClient
 from tests.integration.custody.helpers import MakeUser
 
 pytestmark = pytest.mark.integration

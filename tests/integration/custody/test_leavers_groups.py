@@ -17,14 +17,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from custody.access import Access
-from custody.app import Actor, Custodia, CustodiaApplication, bootstrap_ledger
-from custody.credentials import Credentials
+from custody.app.access import Access
+from custody.app.custodia import Actor, Custodia, CustodiaApplication, bootstrap_ledger
 from custody.errors import VaultTokenInvalidError
-from custody.layout import create_service_token, ensure_layout
-from custody.pii import PersonalDataVault
-from custody.servers import start_bao_dev
-from custody.vault import VaultClient
+from custody.stack.servers import start_bao_dev
+from custody.vault.client import VaultClient
+from custody.vault.credentials import Credentials
+from custody.vault.layout import create_service_token, ensure_layout
+from custody.vault.personal_data import PersonalDataVault
 from events.domain import DomainError, OfficialChannel, Policy, person_id
 
 pytestmark = pytest.mark.integration

@@ -14,15 +14,15 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from custody.access import Access
-from custody.credentials import Credentials, WrappedSecret
+from custody.app.access import Access
+from custody.app.passwords import generate_password
 from custody.errors import WrappingTokenInvalidError
-from custody.passwords import generate_password
-from custody.secretscan import assert_no_secrets, scan
-from custody.servers import free_port
-from custody.vault import VaultClient
+from custody.stack.servers import free_port
+from custody.vault.client import VaultClient
+from custody.vault.credentials import Credentials, WrappedSecret
 from events.errors import CustodiaError
 from tests.integration.custody.helpers import MakeUser, User, new_event_id
+from tests.support.secretscan import assert_no_secrets, scan
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,8 @@ prevention cannot stop is detected here: a policy mistake granting a person a se
 narrowly than the people's deny (``mistake`` below: beto, DD05's administrator, and ana, a
 coadministrator, then read directly again), an operator's root token, the service's own token
 used outside the service. The real OpenBao (a dev server with a declared file audit device, as
-the embedded one has) is read directly with hvac; the follower (``custody.openbao_audit``) must
+the embedded one has) is read directly with hvac; the follower (``custody.vault.audit_follower``)
+must
 record each such read in the real JetStream ledger as an unrecorded read that opens an incident,
 within the 60 s bound; a legitimate ``revelar`` / ``codigo`` (now the service's wrapped read,
 unwrapped by the caller) must not; a restarted follower must neither miss the reads made while
@@ -33,18 +34,9 @@ import hvac
 import pytest
 from eventsourcing.application import AggregateNotFoundError
 
-from custody.access import Access
-from custody.app import Actor, Custodia, CustodiaApplication, bootstrap_ledger
-from custody.credentials import Credentials
-from custody.layout import create_service_token, ensure_layout
-from custody.openbao_audit import (
-    ApplicationLedger,
-    AuditFollower,
-    SecretAccess,
-    incident_id_for,
-)
-from custody.pii import PersonalDataVault
-from custody.servers import (
+from custody.app.access import Access
+from custody.app.custodia import Actor, Custodia, CustodiaApplication, bootstrap_ledger
+from custody.stack.servers import (
     LOOPBACK,
     BaoProcess,
     _spawn,
@@ -52,7 +44,16 @@ from custody.servers import (
     bao_binary,
     free_port_pair,
 )
-from custody.vault import VaultClient
+from custody.vault.audit_follower import (
+    ApplicationLedger,
+    AuditFollower,
+    SecretAccess,
+    incident_id_for,
+)
+from custody.vault.client import VaultClient
+from custody.vault.credentials import Credentials
+from custody.vault.layout import create_service_token, ensure_layout
+from custody.vault.personal_data import PersonalDataVault
 from events.domain import Incident, OfficialChannel, Policy, person_id
 
 pytestmark = pytest.mark.integration

@@ -13,9 +13,9 @@ from custody.errors import (
     VaultNotFoundError,
     VaultServerError,
 )
-from custody.pii import PersonalDataVault
-from custody.secretscan import scan
-from custody.vault import VaultClient
+from custody.vault.client import VaultClient
+from custody.vault.personal_data import PersonalDataVault
+from tests.support.secretscan import scan
 
 pytestmark = pytest.mark.integration
 

@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import requests
 
-from custody.access import Access
-from custody.credentials import Credentials, WrappedSecret
+from custody.app.access import Access
 from custody.errors import VaultPermissionDeniedError
-from custody.vault import VaultClient
+from custody.vault.client import VaultClient
+from custody.vault.credentials import Credentials, WrappedSecret
 from tests.integration.custody.helpers import MakeUser, User, new_event_id, set_credential
 
 pytestmark = pytest.mark.integration

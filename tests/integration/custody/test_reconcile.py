@@ -11,11 +11,11 @@ from datetime import timedelta
 
 import pytest
 
-from custody.access import Access
-from custody.credentials import ConfirmedRotation, Credentials
+from custody.app.access import Access
+from custody.app.reconcile import AccountState, DesiredState, Drift, DriftKind, Reconciler, Repair
 from custody.errors import VaultPermissionDeniedError
-from custody.reconcile import AccountState, DesiredState, Drift, DriftKind, Reconciler, Repair
-from custody.vault import VaultClient
+from custody.vault.client import VaultClient
+from custody.vault.credentials import ConfirmedRotation, Credentials
 from tests.integration.custody.helpers import MakeUser, User, new_event_id, set_credential
 
 pytestmark = pytest.mark.integration

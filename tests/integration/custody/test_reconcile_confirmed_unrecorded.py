@@ -25,14 +25,14 @@ from typing import Any
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from custody.access import Access
-from custody.app import Actor, Custodia, CustodiaApplication, bootstrap_ledger
-from custody.credentials import Credentials
+from custody.app.access import Access
+from custody.app.custodia import Actor, Custodia, CustodiaApplication, bootstrap_ledger
 from custody.errors import VaultPermissionDeniedError
-from custody.layout import AccountRef, create_service_token, ensure_layout
-from custody.pii import PersonalDataVault
-from custody.servers import start_bao_dev
-from custody.vault import VaultClient
+from custody.stack.servers import start_bao_dev
+from custody.vault.client import VaultClient
+from custody.vault.credentials import Credentials
+from custody.vault.layout import AccountRef, create_service_token, ensure_layout
+from custody.vault.personal_data import PersonalDataVault
 from events.domain import District, Policy, person_id
 from events.jetstream import EventStoreUnavailableError
 

@@ -18,11 +18,11 @@ from typing import Any
 import pytest
 import requests
 
-from custody.access import Access
-from custody.credentials import Credentials
+from custody.app.access import Access
 from custody.errors import VaultPermissionDeniedError
-from custody.layout import ACCESS_OPERATIONS, COADMIN_GROUP, AccountRef, district_group
-from custody.vault import VaultClient
+from custody.vault.client import VaultClient
+from custody.vault.credentials import Credentials
+from custody.vault.layout import ACCESS_OPERATIONS, COADMIN_GROUP, AccountRef, district_group
 from tests.integration.custody.helpers import MakeUser, User, new_event_id, set_credential
 
 pytestmark = pytest.mark.integration

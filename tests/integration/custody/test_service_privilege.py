@@ -17,10 +17,10 @@ from typing import Any
 import pytest
 import requests
 
-from custody.access import Access
-from custody.credentials import Credentials
-from custody.layout import COADMIN_GROUP, SECRETARIA_GROUP, TITULAR_GROUP, district_group
-from custody.vault import VaultClient
+from custody.app.access import Access
+from custody.vault.client import VaultClient
+from custody.vault.credentials import Credentials
+from custody.vault.layout import COADMIN_GROUP, SECRETARIA_GROUP, TITULAR_GROUP, district_group
 from tests.integration.custody.helpers import MakeUser, User, set_credential
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from cli.messages import EXIT_USAGE, describe
-from custody.vault import VaultClient, check_username
+from custody.vault.client import VaultClient, check_username
 from events.domain import InvalidIdentifierError, normalize_username, person_id
 
 pytestmark = pytest.mark.integration

@@ -1,4 +1,5 @@
-"""hvac and transport failures leave ``custody.vault`` as Custodia errors carrying facts only.
+"""hvac and transport failures leave ``custody.vault.client`` as Custodia errors carrying facts
+only.
 District used: DD13. The sealed case runs on a server of its own, started and sealed here.
 """
 
@@ -14,7 +15,6 @@ from typing import Any
 
 import pytest
 
-from custody.credentials import Credentials
 from custody.errors import (
     VaultCasConflictError,
     VaultInvalidRequestError,
@@ -24,9 +24,10 @@ from custody.errors import (
     VaultTokenInvalidError,
     VaultUnreachableError,
 )
-from custody.servers import free_port, start_bao_dev
-from custody.transport import Transport
-from custody.vault import VaultClient
+from custody.stack.servers import free_port, start_bao_dev
+from custody.vault.client import VaultClient
+from custody.vault.credentials import Credentials
+from custody.vault.transport import Transport
 from tests.integration.custody.helpers import MakeUser, User, new_event_id
 
 pytestmark = pytest.mark.integration

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from custody.embedded import EmbeddedStack, StackInfo
-from custody.servers import pid_alive
+from custody.stack.embedded import EmbeddedStack, StackInfo
+from custody.stack.servers import pid_alive
 from tests.cluster.helpers import EventWriters, check_log, closing_app, new_entry, recorder_for
 
 pytestmark = pytest.mark.integration
@@ -44,7 +44,8 @@ def test_embedded_nats_killed_during_writes_loses_no_acknowledged_event(
     tmp_path: Path, figures: dict[str, Any]
 ) -> None:
     """Writers save aggregates through an application on the embedded server (its real
-    configuration: ``sync_interval: always``, the accounts of custody/nats_auth.py); the server
+    configuration: ``sync_interval: always``, the accounts of custody/service/permissions.py); the
+    server
     gets SIGKILL and the supervisor starts it again on the same store. After a cold restart of the
     whole stack, every acknowledged save is there exactly once, and a save that raised is absent
     or settled. Short-timeout writers around the kill make sure some saves did raise."""

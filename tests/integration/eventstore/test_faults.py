@@ -20,7 +20,7 @@ from eventsourcing.application import Application
 from eventsourcing.persistence import Notification, OperationalError, StoredEvent
 from eventsourcing.utils import Environment
 
-from custody.servers import NatsConfig, NatsProcess, free_port, start_nats
+from custody.stack.servers import NatsConfig, NatsProcess, free_port, start_nats
 from events.jetstream import (
     EventStoreUnavailableError,
     Factory,

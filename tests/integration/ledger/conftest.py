@@ -7,10 +7,15 @@ from uuid import uuid4
 
 import pytest
 
-from custody.layout import SECRETARIA_POLICY, SIGNER_POLICY, create_service_token, ensure_layout
-from custody.servers import BaoProcess
-from custody.transit_signer import TransitSigner, fetch_public_keyring
-from custody.vault import VaultClient
+from custody.ledger.transit_signer import TransitSigner, fetch_public_keyring
+from custody.stack.servers import BaoProcess
+from custody.vault.client import VaultClient
+from custody.vault.layout import (
+    SECRETARIA_POLICY,
+    SIGNER_POLICY,
+    create_service_token,
+    ensure_layout,
+)
 from tests.integration.ledger import insider
 from tests.integration.ledger.world import LedgerWorld
 

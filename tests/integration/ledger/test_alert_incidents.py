@@ -15,13 +15,13 @@ from typing import Any
 
 import pytest
 
-from custody.access import Access
-from custody.app import Custodia, CustodiaApplication, ledger_incident_id
-from custody.credentials import Credentials
+from custody.app.access import Access
+from custody.app.custodia import Custodia, CustodiaApplication, ledger_incident_id
 from custody.ledger.alerts import AlertWatcher, recorder
 from custody.ledger.errors import LedgerDivergedError
-from custody.pii import PersonalDataVault
-from custody.vault import VaultClient
+from custody.vault.client import VaultClient
+from custody.vault.credentials import Credentials
+from custody.vault.personal_data import PersonalDataVault
 from events.domain import Incident, Policy
 from tests.integration.ledger import insider
 from tests.integration.ledger.world import LedgerWorld

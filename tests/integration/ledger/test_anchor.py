@@ -19,13 +19,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from cli.bitacora_messages import problem_items
-from custody.app import ledger_incident_id
+from custody.app.custodia import ledger_incident_id
 from custody.errors import VaultPermissionDeniedError
 from custody.ledger.alerts import AlertWatcher
 from custody.ledger.anchor import FollowerAlert
 from custody.ledger.errors import LedgerDivergedError
-from custody.transit_signer import TransitSigner
-from custody.vault import VaultClient
+from custody.ledger.transit_signer import TransitSigner
+from custody.vault.client import VaultClient
 from events.checkpoint import SignedCheckpoint
 from events.domain import Incident, Policy
 from tests.integration.ledger import insider

@@ -20,17 +20,22 @@ from uuid import uuid4
 import pytest
 from structlog.testing import capture_logs
 
-from custody.layout import SECRETARIA_POLICY, SIGNER_POLICY, create_service_token, ensure_layout
 from custody.ledger.follower import LedgerFollower
-from custody.servers import (
+from custody.ledger.transit_signer import TransitSigner, fetch_public_keyring
+from custody.stack.servers import (
     BaoProcess,
     free_port,
     http_put_json,
     render_bao_config,
     start_bao,
 )
-from custody.transit_signer import TransitSigner, fetch_public_keyring
-from custody.vault import VaultClient
+from custody.vault.client import VaultClient
+from custody.vault.layout import (
+    SECRETARIA_POLICY,
+    SIGNER_POLICY,
+    create_service_token,
+    ensure_layout,
+)
 from events.checkpoint import SignedCheckpoint
 from tests.integration.ledger import insider
 from tests.integration.ledger.world import LedgerWorld

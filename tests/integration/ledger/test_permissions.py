@@ -1,4 +1,5 @@
-"""With the NATS users of ``custody.nats_auth`` and the ledger's two streams in their lists, the
+"""With the NATS users of ``custody.service.permissions`` and the ledger's two streams in their
+lists, the
 service follows and signs, and the read-only ``verificador`` verifies, exports, proves and
 witnesses, but cannot publish a checkpoint."""
 
@@ -17,10 +18,10 @@ from custody.ledger import audit
 from custody.ledger.follower import FollowerSettings, LedgerFollower, LocalCheckpointSigner
 from custody.ledger.names import LedgerNames
 from custody.ledger.nats_io import connect
-from custody.nats_auth import generate_users, render_accounts
-from custody.nats_callout import issuer_public_key, new_issuer_seed
 from custody.runner import prepare_streams
-from custody.servers import NatsConfig, NatsProcess, free_port, start_nats
+from custody.service.callout import issuer_public_key, new_issuer_seed
+from custody.service.permissions import generate_users, render_accounts
+from custody.stack.servers import NatsConfig, NatsProcess, free_port, start_nats
 from tests.integration.ledger.world import Cuenta, CustodiaApp
 
 pytestmark = pytest.mark.integration

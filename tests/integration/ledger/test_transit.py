@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from custody.layout import LEDGER_KEY
 from custody.ledger import audit
-from custody.transit_signer import TransitSigner, fetch_public_keyring
-from custody.vault import VaultClient
+from custody.ledger.transit_signer import TransitSigner, fetch_public_keyring
+from custody.vault.client import VaultClient
+from custody.vault.layout import LEDGER_KEY
 from events.checkpoint import BadSignatureError, Checkpoint, SignedCheckpoint
 from events.errors import VaultError
 from tests.integration.ledger.world import LedgerWorld

@@ -18,7 +18,7 @@ from custody.ledger.audit import LedgerVerdict
 from custody.ledger.follower import CheckpointSigner, FollowerSettings, LedgerFollower
 from custody.ledger.names import LedgerNames
 from custody.ledger.nats_io import checkpoints_stream_config, connect
-from custody.vault import VaultClient
+from custody.vault.client import VaultClient
 from events.checkpoint import PublicKeyring, SignedCheckpoint
 from events.jetstream.connection import Connection
 from tests.integration.ledger import insider

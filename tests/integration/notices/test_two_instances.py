@@ -16,8 +16,8 @@ from eventsourcing.persistence import InfrastructureFactory, Tracking
 from eventsourcing.utils import Environment
 from nats.js.api import KeyValueConfig
 
-from custody.notices import ELSEWHERE, KvClaims, NoticeSender, NoticeSettings, list_notices
-from custody.servers import free_port
+from custody.stack.notices import ELSEWHERE, KvClaims, NoticeSender, NoticeSettings, list_notices
+from custody.stack.servers import free_port
 from events.domain import Incident
 from projections.notices import NoticesView, notices_for
 

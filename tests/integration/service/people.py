@@ -13,12 +13,12 @@ from pathlib import Path
 import nats
 from nats.aio.client import Client
 
-from custody.commands import VaultAuthenticator
-from custody.nats_auth import EVENT_SUBJECTS, LEDGER_STREAMS, NatsUser, generate_users
-from custody.nats_auth import render_accounts as render
-from custody.nats_callout import AuthCallout, inbox_prefix, issuer_public_key, new_issuer_seed
-from custody.servers import BaoProcess, NatsConfig, NatsProcess, free_port, start_nats
-from custody.vault import VaultClient
+from custody.service.callout import AuthCallout, inbox_prefix, issuer_public_key, new_issuer_seed
+from custody.service.commands import VaultAuthenticator
+from custody.service.permissions import EVENT_SUBJECTS, LEDGER_STREAMS, NatsUser, generate_users
+from custody.service.permissions import render_accounts as render
+from custody.stack.servers import BaoProcess, NatsConfig, NatsProcess, free_port, start_nats
+from custody.vault.client import VaultClient
 
 MOUNT = "userpass-nats"
 PASSWORD = "clave-de-prueba-{}-1"  # test passwords, from the user name
@@ -26,7 +26,7 @@ PASSWORD = "clave-de-prueba-{}-1"  # test passwords, from the user name
 
 @dataclass
 class Accounts:
-    """The users of custody.nats_auth and the callout's issuer seed of one test server."""
+    """The users of custody.service.permissions and the callout's issuer seed of one test server."""
 
     users: dict[str, NatsUser] = field(default_factory=generate_users)
     seed: str = field(default_factory=new_issuer_seed, repr=False)

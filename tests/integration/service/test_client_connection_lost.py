@@ -21,10 +21,10 @@ import pytest
 from nats.aio.client import Client
 from nats.aio.msg import Msg
 
-from custody import protocol
 from custody.bootstrap import Endpoints
-from custody.client import CommandClient, ServiceUnavailableError
-from custody.servers import NatsProcess, pid_alive, terminate
+from custody.service import protocol
+from custody.service.client import CommandClient, ServiceUnavailableError
+from custody.stack.servers import NatsProcess, pid_alive, terminate
 from tests.conftest import start_test_nats
 
 pytestmark = pytest.mark.integration

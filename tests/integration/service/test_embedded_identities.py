@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from custody import nats_auth
-from custody.embedded import EmbeddedStack
+from custody.service import permissions as nats_auth
+from custody.stack.embedded import EmbeddedStack
 
 pytestmark = pytest.mark.integration
 

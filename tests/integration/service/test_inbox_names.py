@@ -17,12 +17,12 @@ from typing import Any
 import nats
 import pytest
 
-from custody import protocol
-from custody.commands import VaultAuthenticator
-from custody.nats_callout import inbox_prefix
-from custody.servers import BaoProcess, NatsProcess
-from custody.service import CommandService
-from custody.vault import VaultClient
+from custody.service import protocol
+from custody.service.callout import inbox_prefix
+from custody.service.commands import VaultAuthenticator
+from custody.service.server import CommandService
+from custody.stack.servers import BaoProcess, NatsProcess
+from custody.vault.client import VaultClient
 from tests.integration.service.people import (
     Accounts,
     connect_person,
@@ -117,7 +117,7 @@ async def _bucket(url: str, accounts: Accounts) -> None:
     """The idempotency bucket, made as ``custodia init`` makes it (administrative identity)."""
     from nats.js.errors import BucketNotFoundError
 
-    from custody.service import IDEMPOTENCY_BUCKET, idempotency_bucket_config
+    from custody.service.server import IDEMPOTENCY_BUCKET, idempotency_bucket_config
 
     admin = await nats.connect(
         url, user="administrador", password=accounts.password("administrador")

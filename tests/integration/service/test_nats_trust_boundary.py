@@ -14,8 +14,8 @@ from nats.errors import Error as NatsError
 from nats.js.api import StreamConfig
 from nats.js.errors import Error as JetStreamError
 
-from custody.protocol import QUEUE_GROUP
-from custody.servers import BaoProcess, NatsProcess
+from custody.service.protocol import QUEUE_GROUP
+from custody.stack.servers import BaoProcess, NatsProcess
 from tests.integration.service.people import (
     Accounts,
     connect_person,

@@ -20,12 +20,12 @@ import pytest
 from nats.errors import Error as NatsError
 from structlog.testing import capture_logs
 
-from custody import protocol
-from custody.commands import VaultAuthenticator
-from custody.nats_callout import inbox_prefix
-from custody.servers import BaoProcess, NatsProcess
-from custody.service import Call, CommandService
-from custody.vault import VaultClient
+from custody.service import protocol
+from custody.service.callout import inbox_prefix
+from custody.service.commands import VaultAuthenticator
+from custody.service.server import Call, CommandService
+from custody.stack.servers import BaoProcess, NatsProcess
+from custody.vault.client import VaultClient
 from tests.integration.service.people import (
     Accounts,
     connect_person,
@@ -94,7 +94,7 @@ async def _bucket(url: str, accounts: Accounts) -> None:
     """The idempotency bucket, made as ``custodia init`` makes it (administrative identity)."""
     from nats.js.errors import BucketNotFoundError
 
-    from custody.service import IDEMPOTENCY_BUCKET, idempotency_bucket_config
+    from custody.service.server import IDEMPOTENCY_BUCKET, idempotency_bucket_config
 
     admin = await nats.connect(
         url, user="administrador", password=accounts.password("administrador")
@@ -213,7 +213,7 @@ def test_the_callout_cleans_names_and_bounds_the_identity_by_the_token() -> None
     the user JWT expires no later than the OpenBao token it was issued for."""
     from datetime import UTC, datetime, timedelta
 
-    from custody.nats_callout import AuthCallout, decode_claims, new_issuer_seed
+    from custody.service.callout import AuthCallout, decode_claims, new_issuer_seed
 
     assert inbox_prefix("ana.b *>x") == "_INBOX.ana~bx"
     callout = AuthCallout(None, new_issuer_seed())
@@ -231,7 +231,7 @@ def test_a_write_with_a_revoked_token_is_refused_at_once(
     """Finding 10: rosa's token is checked (and cached) by a read, then revoked in OpenBao; on
     her connection, still open, the very next command that writes is refused
     (NotAuthenticatedError) and does not run; the token cache serves reads only."""
-    from custody.service import CachedAuthenticator
+    from custody.service.server import CachedAuthenticator
 
     proc, accounts, bao, _ = world
     token = people_tokens(bao, ("rosa",))["rosa"]

@@ -24,15 +24,15 @@ from nats.errors import Error as NatsError
 from nats.js.errors import Error as JetStreamError
 from structlog.testing import capture_logs
 
-from custody import protocol
 from custody.ledger import audit
 from custody.ledger.follower import FollowerSettings, LedgerFollower, LocalCheckpointSigner
 from custody.ledger.names import LedgerNames
 from custody.ledger.nats_io import connect
-from custody.nats_auth import IDEMPOTENCY_BUCKET, LEDGER_STREAMS
 from custody.runner import prepare_streams
-from custody.servers import BaoProcess, NatsProcess
-from custody.service import Call, Caller, CommandService, NotAuthenticatedError
+from custody.service import protocol
+from custody.service.permissions import IDEMPOTENCY_BUCKET, LEDGER_STREAMS
+from custody.service.server import Call, Caller, CommandService, NotAuthenticatedError
+from custody.stack.servers import BaoProcess, NatsProcess
 from tests.conftest import start_test_nats
 from tests.integration.ledger.world import Cuenta, CustodiaApp
 from tests.integration.service.people import (

@@ -9,8 +9,8 @@ import pytest
 
 from cli import messages
 from cli.main import run
-from custody.embedded import CorruptKeyFileError, HomeNotWritableError
-from custody.servers import PortInUseError
+from custody.stack.embedded import CorruptKeyFileError, HomeNotWritableError
+from custody.stack.servers import PortInUseError
 from events.errors import ConfigurationError, CustodiaError, EventStoreError, VaultError
 
 

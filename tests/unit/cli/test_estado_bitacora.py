@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import run
-from custody.ledger_status import status_path, write_status
+from custody.app.ledger_status import status_path, write_status
 
 
 def estado(home: Path, monkeypatch: pytest.MonkeyPatch, *args: str) -> int:

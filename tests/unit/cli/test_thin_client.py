@@ -55,7 +55,7 @@ def test_help_imports_no_adapter_library(args: list[str]) -> None:
 
 def test_reading_the_session_imports_no_openbao_client(tmp_path: Path) -> None:
     """A data command's first step, reading the session file, does not import hvac or
-    requests (before: custody.session imported the OpenBao adapter at module level)."""
+    requests (before: custody.vault.session imported the OpenBao adapter at module level)."""
     expires = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     session = {"usuario": "ana", "token": "t", "vault_addr": "http://x", "expira": expires}
     (tmp_path / "sesion.json").write_text(json.dumps(session))

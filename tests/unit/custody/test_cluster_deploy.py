@@ -6,23 +6,23 @@ import os
 import subprocess
 from pathlib import Path
 
-from custody import nats_auth
-from custody.cluster import deploy_files, make_test_pki
-from custody.nats_callout import issuer_public_key, new_issuer_seed
-from custody.servers import nats_server_binary
+from custody.service import permissions as nats_auth
+from custody.service.callout import issuer_public_key, new_issuer_seed
+from custody.stack.cluster import deploy_files, make_test_pki
+from custody.stack.servers import nats_server_binary
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 
 
 def test_deploy_files_match_the_renderers() -> None:
     """deploy/nats/*.conf and deploy/openbao/openbao-N.hcl are exactly what the test clusters
-    run; regenerate with ``python -m custody.cluster deploy deploy/`` when this fails."""
+    run; regenerate with ``python -m custody.stack.cluster deploy deploy/`` when this fails."""
     for relative, text in deploy_files().items():
         assert (DEPLOY / relative).read_text() == text, relative
 
 
 def test_deploy_accounts_carry_every_user_with_a_variable_password() -> None:
-    """The accounts file names the three users of custody/nats_auth.py, each password an
+    """The accounts file names the three users of custody/service/permissions.py, each password an
     unquoted environment variable (NATS expands only unquoted ones), and no literal password."""
     text = deploy_files()["nats/accounts.conf"]
     for user in nats_auth.USERS:

@@ -11,7 +11,7 @@ import socket
 
 import pytest
 
-from custody import servers
+from custody.stack import servers
 
 
 def test_free_ports_avoid_the_ephemeral_range_and_repeat_never() -> None:

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 
 from custody.errors import InvalidAccountError, InvalidDistrictError
-from custody.layout import (
+from custody.vault.client import Mounts
+from custody.vault.layout import (
     ACCESS_OPERATIONS,
     DISTRICTS,
     AccountRef,
@@ -19,7 +20,6 @@ from custody.layout import (
     policy_documents,
     secret_paths,
 )
-from custody.vault import Mounts
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy" / "openbao" / "policies"
 
@@ -189,7 +189,7 @@ def test_mount_names_are_rendered() -> None:
 
 def test_deploy_copies_are_in_sync() -> None:
     """deploy/openbao/policies holds exactly the rendered policies for the default mounts
-    (regenerate with: python -m custody.layout deploy/openbao/policies)."""
+    (regenerate with: python -m custody.vault.layout deploy/openbao/policies)."""
     docs = policy_documents()
     on_disk = {p.stem: p.read_text(encoding="utf-8") for p in DEPLOY.glob("*.hcl")}
     assert on_disk == docs

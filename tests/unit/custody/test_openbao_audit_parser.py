@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from custody.openbao_audit import (
+from custody.vault.audit_follower import (
     AuditFollower,
     AuditParser,
     SecretAccess,
@@ -19,7 +19,7 @@ from custody.openbao_audit import (
     WrappedRead,
     parse_time,
 )
-from custody.vault import Mounts
+from custody.vault.client import Mounts
 
 T0 = datetime(2026, 12, 6, 14, 36, 13, tzinfo=UTC)
 BETO = {

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from custody.credentials import _valid_until, parse_otpauth
 from custody.errors import InvalidOtpauthUriError
+from custody.vault.credentials import _valid_until, parse_otpauth
 
 SEED = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
 

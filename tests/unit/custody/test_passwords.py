@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 
-from custody.passwords import (
+from custody.app.passwords import (
     AMBIGUOUS,
     DEFAULT_RULES,
     PasswordRules,

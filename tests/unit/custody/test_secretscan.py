@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from custody.secretscan import WINDOW, assert_no_secrets, scan, variants
+from tests.support.secretscan import WINDOW, assert_no_secrets, scan, variants
 
 SECRET = "S3cr3t!Pa$$w0rd#2025"
 

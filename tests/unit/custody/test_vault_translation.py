@@ -14,7 +14,7 @@ from custody.errors import (
     VaultUnavailableError,
     WrappingTokenInvalidError,
 )
-from custody.vault import VaultClient, parse_time
+from custody.vault.client import VaultClient, parse_time
 from events.errors import VaultError
 
 CLIENT = VaultClient("http://127.0.0.1:1", "t")

@@ -18,8 +18,8 @@ from eventsourcing.utils import Environment
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from custody.notices import NoticeSender, NoticeSettings, list_notices
-from custody.servers import free_port
+from custody.stack.notices import NoticeSender, NoticeSettings, list_notices
+from custody.stack.servers import free_port
 from events.domain import Incident
 from events.errors import ConfigurationError
 from projections.notices import NoticesView, notices_for

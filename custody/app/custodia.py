@@ -1,0 +1,1412 @@
+"""The ``custodia`` eventsourcing application and the application services on top of it.
+
+:class:`CustodiaApplication` is a plain ``eventsourcing`` ``Application`` (named ``custodia``:
+stream ``custodia-events``) holding the domain aggregates. :class:`Custodia` is the service
+layer: each method is one use case, taking plain values and the acting user name, loading the
+aggregates, calling the domain, and keeping OpenBao in step with the ledger in the order defined
+in :mod:`custody.vault.credentials` and :mod:`custody.app.access` (revoke before recording, grant
+after).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from copy import deepcopy
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from functools import partial
+from typing import Any, Literal, TypeVar, cast
+from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
+
+import structlog
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
+from eventsourcing.persistence import IntegrityError, Recording
+
+from custody.app.access import Access
+from custody.app.passwords import generate_password
+from custody.errors import NoStagedRotationError
+from custody.vault.credentials import Credentials
+from custody.vault.personal_data import PersonalDataVault
+from events.domain import (
+    ChangeRequest,
+    District,
+    DistrictId,
+    Incident,
+    Person,
+    Policy,
+    Username,
+    ValidationError,
+    parse_account_id,
+    parse_district_id,
+    person_id,
+)
+from events.domain.incident import LEDGER_DIVERGENCES
+from events.domain.official_channel import OfficialChannel
+from events.domain.values import validate_text
+from events.errors import CustodiaError
+
+log = structlog.get_logger("custodia.app")
+
+REQUEST_NAMESPACE = uuid5(NAMESPACE_URL, "https://custodia.iecm.mx/solicitudes")
+#: Namespace of the ids of the incidents opened for the ledger follower's alerts (issue 16).
+LEDGER_ALERT_NAMESPACE = uuid5(NAMESPACE_URL, "https://custodia.iecm.mx/bitacora/alertas")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def ledger_incident_id(alert_id: str) -> UUID:
+    """The id of the incident recording the ledger follower's alert ``alert_id``."""
+    return uuid5(LEDGER_ALERT_NAMESPACE, alert_id)
+
+
+T = TypeVar("T")
+
+
+class CustodiaApplication(Application[UUID]):
+    """Custodia's ledger: districts, people, change requests and incidents."""
+
+    name = "custodia"
+    # A district accumulates every credential read; snapshots keep loading it cheap.
+    snapshotting_intervals = {District: 200, Person: 100}  # noqa: RUF012  # library convention
+
+    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
+        """Record, then keep a copy of each saved aggregate in the cache (the library does
+        that only without fast-forward). The next ``get`` still fast-forwards it from the
+        store (another instance may have written since), but from this version, not from an
+        older cached one: one read of nothing instead of a read of the records in between."""
+        recordings = super()._record(processing_event)
+        cache = self.repository.cache
+        if cache is not None and self.repository.fastforward:
+            for aggregate_id, aggregate in processing_event.aggregates.items():
+                # A copy: the caller's object may still be mutated after the save.
+                cache.put(aggregate_id, deepcopy(aggregate))
+        return recordings
+
+    def register_transcodings(self, transcoder: Any) -> None:
+        # Snapshots hold domain value types the default transcoder does not know.
+        super().register_transcodings(transcoder)
+        from events.domain import register_transcodings
+
+        register_transcodings(transcoder)
+
+
+class PersonNotRegisteredError(CustodiaError):
+    """The user name has no registration in the ledger."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(username)
+        self.username = username
+
+
+class PersonAlreadyRegisteredError(CustodiaError):
+    """The user name is registered already, with another role or district (or erased)."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(username)
+        self.username = username
+
+
+class NotFoundError(CustodiaError):
+    """A change request or incident does not exist."""
+
+    def __init__(self, kind: str, identifier: str) -> None:
+        super().__init__(f"{kind} {identifier}")
+        self.kind = kind
+        self.identifier = identifier
+
+
+class ConflictError(CustodiaError):
+    """Someone else changed the same data first; the command was not applied."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+class ScopeError(CustodiaError):
+    """The caller may not see or act on this district."""
+
+    def __init__(self, username: str, district: str) -> None:
+        super().__init__(f"{username} {district}")
+        self.username = username
+        self.district = district
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The authenticated person acting, as the application services see them."""
+
+    username: str
+    token: str
+    # Called before the command's first side effect (the service settles the request's
+    # idempotency claim there; see ``custody.service.server.claim_overlapping``).
+    proceed: Callable[[], None] = field(default=lambda: None, repr=False, compare=False)
+
+
+def channel_from(args: Mapping[str, Any]) -> OfficialChannel:
+    """A *vía oficial* from request arguments ``oficio`` | ``memorandum`` | ``correo_oficial``
+    (+ ``fecha``). Validation (iecm.mx, exactly one) is the domain's."""
+    dated = args.get("fecha")
+    when = date.fromisoformat(dated) if isinstance(dated, str) and dated else None
+    given = [(k, args.get(k)) for k in ("oficio", "memorandum", "correo_oficial") if args.get(k)]
+    if len(given) != 1:
+        from events.domain import InvalidOfficialChannelError
+
+        raise InvalidOfficialChannelError("via_oficial", "exactly one is required")
+    kind, value = given[0]
+    if kind == "oficio":
+        return OfficialChannel.oficio(str(value), when)
+    if kind == "memorandum":
+        return OfficialChannel.memorandum(str(value), when)
+    return OfficialChannel.email(str(value), when)
+
+
+class Custodia:
+    """Custodia's use cases (see CLI.md), on one application and one OpenBao."""
+
+    def __init__(
+        self,
+        app: CustodiaApplication,
+        access: Access,
+        credentials: Credentials,
+        pii: PersonalDataVault,
+        policy: Policy,
+        clock: Callable[[], datetime] | None = None,
+        password_rules: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.password_rules = password_rules
+        self.app = app
+        self.access = access
+        self.credentials = credentials
+        self.pii = pii
+        self.policy = policy
+        self.clock = clock or (lambda: datetime.now(UTC))
+        # A staged credential younger than this may be a rotation in flight: reconciliation
+        # leaves it alone (custody.app.reconcile).
+        self.reconcile_grace = timedelta(seconds=60)
+        # Commands on one district are serialized in this process (the ledger's optimistic
+        # concurrency still protects against other processes).
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        # Creation events by aggregate class name, read up to notification ``_index_next``.
+        self._index: dict[str, list[UUID]] = {}
+        self._index_next = 1
+        self._index_guard = threading.Lock()
+        # The caller's person is loaded here while the command's thread loads the district.
+        self._loads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="custodia-load")
+
+    # -- loading ----------------------------------------------------------------------------
+
+    def person(self, username: str) -> Person:
+        try:
+            person: Any = self.app.repository.get(person_id(username))
+        except AggregateNotFoundError:
+            raise PersonNotRegisteredError(username) from None
+        assert isinstance(person, Person)
+        return person
+
+    def person_and_district(self, username: str, code: str | DistrictId) -> tuple[Person, District]:
+        """Both at once: two reads of the store in flight instead of one after the other. The
+        person's refusal comes first, as when they are loaded in that order."""
+        person = self._loads.submit(self.person, username)
+        try:
+            district = self.district(code)
+        except BaseException:
+            person.result()
+            raise
+        return person.result(), district
+
+    def district(self, code: str | DistrictId) -> District:
+        district: Any = self.app.repository.get(
+            District.create_id(str(parse_district_id(str(code))))
+        )
+        assert isinstance(district, District)
+        return district
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(key, threading.Lock())
+
+    def _save(self, *aggregates: Any) -> None:
+        try:
+            self.app.save(*aggregates)
+        except IntegrityError:
+            raise ConflictError("ledger") from None
+
+    def username_of(self, pid: UUID | None) -> str | None:
+        if pid is None:
+            return None
+        try:
+            person: Any = self.app.repository.get(pid)
+        except AggregateNotFoundError:
+            return None
+        return getattr(person, "username", None)
+
+    # -- holder changes: designation is access (R1, R2) --------------------------------------
+
+    def _change_holder(self, district: District, save: Callable[[], T], at: datetime) -> T:
+        """Save a district change; if it changes who holds the credentials, revoke the
+        outgoing person in OpenBao before the ledger write and grant the incoming one after."""
+        before = self.access.district_holders(district.code)
+        incoming = self.username_of(district.holder_at(at))
+        wanted = (incoming,) if incoming else ()
+        if tuple(sorted(before)) == wanted:
+            return save()
+        return self.access.designate(district.code, incoming, save)  # type: ignore[return-value]
+
+    def advance_all(self) -> list[str]:
+        """Record due absence starts and returns for every district and sync OpenBao; the
+        codes of districts whose holder changed (the service runs this periodically)."""
+        changed = []
+        for code in DistrictId.all():
+            with self._lock(str(code)):
+                district = self.district(code)
+                now = self.clock()
+                holder_before = district.holder_id
+                district.advance(policy=self.policy, at=now)
+                if district.pending_events or self.access.district_holders(str(code)) != (
+                    (self.username_of(district.holder_at(now)),) if district.holder_at(now) else ()
+                ):
+                    self._change_holder(district, partial(self._save, district), now)
+                    if district.holder_id != holder_before:
+                        changed.append(str(code))
+        return changed
+
+    # -- people -----------------------------------------------------------------------------
+
+    def register_person(
+        self,
+        actor: Actor,
+        username: str,
+        *,
+        name: str,
+        email: str,
+        phone: str | None,
+        role: str,
+        district: str | None,
+        password: str | None,
+    ) -> dict[str, Any]:
+        """A coadministrator registers a person, their role and their login.
+
+        Order, so that nothing is left half-written: (1) every check — the user name (the one
+        parser, :class:`events.domain.Username`), the caller, the role and district (the
+        domain, on a trial aggregate that is never saved), the password; (2) the login,
+        created in OpenBao, whose refusal is the check that no other login has that name;
+        (3) the ledger; (4) the login's identity and role group. A failure at (2) writes
+        nothing. A failure at (3) leaves a login that grants nothing (no group, no ledger
+        registration: the service refuses every command of an unregistered person), and at
+        (4) a registration whose group reconciliation puts back; either way the same command
+        again completes the registration (the login is adopted by proving its password)."""
+        username = Username.parse(username)
+        by = self.person(actor.username)
+        from events.domain import require_coadministrator
+
+        require_coadministrator(by, "register people")  # before any key is created in OpenBao
+        # Issue 18: before anything is written (a retry finds its own person there: no refusal).
+        self._require_titular_vacancy(role, district, person_id(username))
+        now = self.clock()
+        code = str(parse_district_id(district)) if district else None
+        if password is not None:
+            validate_text("contrasena", password, max_length=256)
+        pid = person_id(username)
+        existing = self._registered(pid)
+        if existing is not None:
+            if existing.erased or role not in existing.roles or existing.roles[role] != code:
+                raise PersonAlreadyRegisteredError(username)
+        else:
+            # The domain's checks (role, district, role conflicts) on an aggregate never saved.
+            trial = Person.register(
+                username, personal_data="-", personal_data_key="-", by=by, at=now
+            )
+            trial.grant_role(role, district=code, by=by, at=now)
+        if password is not None:
+            self.access.create_login(username, password)
+        if existing is None:
+            sealed = self.pii.seal(
+                str(pid), {"nombre": name, "correo": email, "telefono": phone or ""}
+            )
+            person = Person.register(
+                username, personal_data=sealed, personal_data_key=f"pii-{pid}", by=by, at=now
+            )
+            person.grant_role(role, district=code, by=by, at=now)
+            try:
+                self._save(person)
+            except BaseException:
+                if password is not None:
+                    # The service may not delete a login: it stays, granting nothing, until
+                    # the same command is sent again.
+                    log.warning("custody.person.login_without_registration", username=username)
+                raise
+        vault_role = role if role in ("coadministrador", "titular", "secretaria") else None
+        # The login is the service's to create; a role group is written with the requesting
+        # coadministrator's own token (the service's may not touch role groups: issue 16).
+        self.access.ensure_person(
+            username,
+            None,
+            vault_role,  # type: ignore[arg-type]
+            caller_token=actor.token,
+        )
+        if role == "titular" and code:
+            registered = existing if existing is not None else person
+            self._appoint_registered_titular(by, registered, code)
+        return {"usuario": str(username), "rol": role, "distrito": code}
+
+    def _registered(self, pid: UUID) -> Person | None:
+        try:
+            person: Any = self.app.repository.get(pid)
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(person, Person)
+        return person
+
+    def whoami(self, actor: Actor) -> dict[str, Any]:
+        person = self.person(actor.username)
+        return {"usuario": actor.username, "roles": dict(person.roles)}
+
+    def list_people(self, actor: Actor) -> list[dict[str, Any]]:
+        by = self.person(actor.username)
+        if not (by.is_coadministrator or by.has_role("secretaria")):
+            raise ScopeError(actor.username, "*")
+        people = []
+        for item in self._all(Person):
+            people.append(
+                {
+                    "usuario": getattr(item, "username", None),
+                    "roles": dict(item.roles),
+                    "borrado": item.erased,
+                    "baja": _iso(getattr(item, "departed_at", None)),
+                }
+            )
+        return sorted(people, key=lambda p: str(p["usuario"]))
+
+    def _all(self, cls: type[T]) -> list[T]:
+        """Every aggregate of ``cls`` (people, change requests, incidents), from an index of
+        the ledger's creation events kept in this process: each call reads only the
+        notifications recorded since the previous one (reports use the projections)."""
+        with self._index_guard:
+            start = self._index_next
+            while True:
+                page = self.app.recorder.select_notifications(start=start, limit=1000)
+                for n in page:
+                    if n.originator_version != 1:
+                        continue
+                    # Topics are "<prefix>:<Class>.<Event>".
+                    name, _, what = n.topic.rpartition(":")[2].rpartition(".")
+                    if what in (
+                        "Registered",
+                        "Filed",
+                        "Reported",
+                        "UnrecordedReadDetected",
+                        "LedgerTamperingDetected",
+                    ):
+                        self._index.setdefault(name, []).append(UUID(str(n.originator_id)))
+                if page:
+                    start = page[-1].id + 1
+                    self._index_next = start
+                if len(page) < 1000:
+                    break
+            ids = list(self._index.get(cls.__name__, ()))
+        result = []
+        for aggregate_id in ids:
+            item: Any = self.app.repository.get(aggregate_id)
+            if isinstance(item, cls):
+                result.append(item)
+        return result
+
+    # -- accounts (10.I–VIII) ---------------------------------------------------------------
+
+    def register_account(
+        self,
+        actor: Actor,
+        account: str,
+        *,
+        handle: str,
+        email: str,
+        phone: str | None,
+        public: bool,
+        direct_messages: bool,
+        existing: bool,
+    ) -> dict[str, Any]:
+        account_id = parse_account_id(account)
+        by = self.person(actor.username)
+        with self._lock(str(account_id.district)):
+            district = self.district(account_id.district)
+            violations = district.register_account(
+                str(account_id),
+                handle=handle,
+                email=email,
+                phone=phone,
+                public=public,
+                direct_messages=direct_messages,
+                existing=existing,
+                by=by,
+                at=self.clock(),
+            )
+            self._save(district)
+        return {"cuenta": str(account_id), "violaciones": [str(v) for v in violations]}
+
+    def list_accounts(self, actor: Actor, district: str | None) -> list[dict[str, Any]]:
+        by = self.person(actor.username)
+        codes = [parse_district_id(district)] if district else DistrictId.all()
+        rows = []
+        for code in codes:
+            if not self._may_see_district(by, str(code)):
+                if district:
+                    raise ScopeError(actor.username, str(code))
+                continue
+            item = self.district(code)
+            for acc in item.accounts.values():
+                rows.append(
+                    {
+                        "cuenta": acc.account_id,
+                        "distrito": item.code,
+                        "plataforma": acc.platform,
+                        "usuario": acc.handle,
+                        "correo": acc.email,
+                        "publica": acc.public,
+                        "mensajes": acc.direct_messages,
+                        "violaciones": list(acc.violations),
+                        "abierta": acc.is_open,
+                        "version": acc.current_version,
+                        "version_preparada": acc.staged_version,
+                        "totp": acc.totp_registered,
+                        "obligaciones_abiertas": len(item.open_obligations(acc.account_id)),
+                    }
+                )
+        return rows
+
+    def _may_see_district(self, person: Person, code: str) -> bool:
+        if person.is_coadministrator or person.has_role("secretaria"):
+            return True
+        if person.is_titular_of(code):
+            return True
+        return person.has_role("administrador", code) or person.has_role("administrador", None)
+
+    def close_account(self, actor: Actor, account: str, channel: OfficialChannel) -> dict[str, Any]:
+        account_id = parse_account_id(account)
+        by = self.person(actor.username)
+        with self._lock(str(account_id.district)):
+            district = self.district(account_id.district)
+            district.close_account(str(account_id), by=by, channel=channel, at=self.clock())
+            self._save(district)
+        return {"cuenta": str(account_id), "cerrada": True}
+
+    # -- designations and absences (6.VII, 6.X) ---------------------------------------------
+
+    def appoint_titular(
+        self, actor: Actor, district: str, username: str, channel: OfficialChannel | None
+    ) -> dict[str, Any]:
+        """``custodia titular``: the district's titular is now ``username``. A registered person
+        without the titular role gets it; the previous titular's role ends with the post."""
+        from events.domain import require_coadministrator
+
+        by = self.person(actor.username)
+        require_coadministrator(by, "appoint titulares")  # before the idempotent answer below
+        person = self.person(username)
+        code = str(parse_district_id(district))
+        with self._lock(code):
+            item = self.district(code)
+            if item.titular_id == person.id and person.is_titular_of(code):
+                # Already so (``personas alta --rol titular`` named them): nothing to record.
+                return {"distrito": code, "titular": username, "saliente": None}
+            now = self.clock()
+            changed: list[Person] = []
+            if not person.is_titular_of(code):
+                person.grant_role("titular", district=code, by=by, at=now)
+                changed.append(person)
+            previous = item.titular_id
+            item.appoint_titular(person, by=by, channel=channel, at=now)
+            outgoing = None
+            if previous is not None and previous != person.id:
+                old = self.person(self.username_of(previous) or "")
+                if old.is_titular_of(code):
+                    old.revoke_role("titular", by=by, at=now)
+                    changed.append(old)
+                    outgoing = old.username
+            if outgoing:  # revoke before record
+                self.access.remove_role_member("titular", outgoing, caller_token=actor.token)
+            self._save(item, *changed)
+            if person in changed:
+                self.access.add_role_member("titular", person.username, caller_token=actor.token)
+        return {"distrito": code, "titular": username, "saliente": outgoing}
+
+    def _require_titular_vacancy(self, role: str, district: str | None, pid: UUID) -> None:
+        """``personas alta --rol titular --distrito DD05`` names DD05's titular only when it has
+        none; otherwise the change of titular is ``custodia titular`` (refused here, before
+        anything is written)."""
+        if role != "titular" or not district:
+            return
+        current = self.district(parse_district_id(district)).titular_id
+        if current is not None and current != pid:
+            from events.domain import TitularAlreadyAppointedError
+
+            raise TitularAlreadyAppointedError(str(parse_district_id(district)), current)
+
+    def _appoint_registered_titular(self, by: Person, person: Person, code: str) -> None:
+        with self._lock(code):
+            item = self.district(code)
+            if item.titular_id == person.id:  # a retried registration: appointed already
+                return
+            item.appoint_titular(person, by=by, at=self.clock(), vacant_only=True)
+            self._save(item)
+
+    def appoint_acting_titular(
+        self,
+        actor: Actor,
+        district: str,
+        username: str,
+        *,
+        starts_on: date,
+        ends_on: date | None,
+        channel: OfficialChannel,
+    ) -> dict[str, Any]:
+        """R9: an acting titular (*encargo de despacho*) while the titular is absent."""
+        by, person = self.person(actor.username), self.person(username)
+        code = str(parse_district_id(district))
+        with self._lock(code):
+            item = self.district(code)
+            item.appoint_acting_titular(
+                person,
+                starts_on=starts_on,
+                ends_on=ends_on,
+                by=by,
+                channel=channel,
+                policy=self.policy,
+                at=self.clock(),
+            )
+            self._save(item)
+        return {
+            "distrito": code,
+            "encargado": username,
+            "desde": starts_on.isoformat(),
+            "hasta": ends_on.isoformat() if ends_on else None,
+        }
+
+    def end_acting_titular(
+        self, actor: Actor, district: str, channel: OfficialChannel | None
+    ) -> dict[str, Any]:
+        by = self.person(actor.username)
+        code = str(parse_district_id(district))
+        with self._lock(code):
+            item = self.district(code)
+            item.end_acting_titular(by=by, channel=channel, at=self.clock())
+            self._save(item)
+        return {"distrito": code, "titular": self.username_of(item.titular_id)}
+
+    def designate(
+        self,
+        actor: Actor,
+        district: str,
+        username: str,
+        channel: OfficialChannel,
+        exception: str | None = None,
+    ) -> dict[str, Any]:
+        by = self.person(actor.username)
+        person = self.person(username)
+        code = str(parse_district_id(district))
+        with self._lock(code):
+            item = self.district(code)
+            now = self.clock()
+            outgoing = self.username_of(item.holder_at(now))
+            item.designate(
+                person, by=by, channel=channel, policy=self.policy, at=now, exception=exception
+            )
+            self._change_holder(item, lambda: self._save(item), now)
+            obligations = item.open_obligations()
+        return {
+            "distrito": code,
+            "administrador": username,
+            "saliente": outgoing,
+            "obligaciones_abiertas": len(obligations),
+        }
+
+    def report_absence(
+        self,
+        actor: Actor,
+        district: str,
+        *,
+        reason: str,
+        starts_on: date,
+        ends_on: date | None,
+        substitute: str,
+        channel: OfficialChannel,
+        exception: str | None = None,
+    ) -> dict[str, Any]:
+        by = self.person(actor.username)
+        sub = self.person(substitute)
+        code = str(parse_district_id(district))
+        with self._lock(code):
+            item = self.district(code)
+            now = self.clock()
+            item.report_absence(
+                reason,
+                substitute=sub,
+                starts_on=starts_on,
+                ends_on=ends_on,
+                by=by,
+                channel=channel,
+                policy=self.policy,
+                at=now,
+                exception=exception,
+            )
+            self._change_holder(item, lambda: self._save(item), now)
+            holder = self.username_of(item.holder_at(now))
+        return {
+            "distrito": code,
+            "sustituto": substitute,
+            "titular_de_credenciales": holder,
+            "obligaciones_abiertas": len(item.open_obligations()),
+        }
+
+    def end_absence(
+        self,
+        actor: Actor,
+        district: str,
+        channel: OfficialChannel | None,
+        exception: str | None = None,
+    ) -> dict[str, Any]:
+        by = self.person(actor.username)
+        code = str(parse_district_id(district))
+        with self._lock(code):
+            item = self.district(code)
+            now = self.clock()
+            outgoing = self.username_of(item.holder_at(now))
+            item.end_absence(
+                by=by, channel=channel, policy=self.policy, at=now, exception=exception
+            )
+            self._change_holder(item, lambda: self._save(item), now)
+        return {
+            "distrito": code,
+            "administrador": self.username_of(item.holder_at(now)),
+            "saliente": outgoing,
+            "obligaciones_abiertas": len(item.open_obligations()),
+        }
+
+    def history(self, actor: Actor, district: str, on: date | None) -> list[dict[str, Any]]:
+        """R9: every holder of every role of the district (titular, acting titular,
+        administrator, substitute) with from/to and vía oficial; ``on``: who held each role
+        that day. For coadministrators, the Secretaría Ejecutiva and the district's titular."""
+        from projections.history import designation_history
+
+        by = self.person(actor.username)
+        code = str(parse_district_id(district))
+        item = self.district(code)
+        allowed = (
+            by.is_coadministrator
+            or by.has_role("secretaria")
+            or (by.is_titular_of(code) and item.titular_id == by.id)
+            or item.titular_at(self.clock()) == by.id
+        )
+        if not allowed:
+            raise ScopeError(actor.username, code)
+        names: dict[UUID, str | None] = {}
+
+        def name_of(pid: UUID) -> str | None:
+            if pid not in names:
+                names[pid] = self.username_of(pid)
+            return names[pid]
+
+        events = self.app.repository.event_store.get(item.id)
+        return designation_history(events, name_of, on=on)
+
+    # -- credentials ------------------------------------------------------------------------
+
+    def start_rotation(self, actor: Actor, account: str) -> dict[str, Any]:
+        """6.X: stage a new strong password; the password is returned to seal for the caller."""
+        account_id = parse_account_id(account)
+        with self._lock(str(account_id.district)):
+            password = generate_password(account_id.platform, self.policy_password_rules())
+            # OpenBao's current version and the password's fingerprint are asked for while the
+            # ledger is loaded; nothing is written before the ledger's checks below pass.
+            prefetched = self.credentials.prefetch_stage(actor.token, str(account_id), password)
+            by, district = self.person_and_district(actor.username, account_id.district)
+            acc = district.open_account(str(account_id))
+            base = acc.current_version or 0
+            # One rotation id, recorded in the start event, tagged on the staged credential in
+            # OpenBao, and used by reconciliation and confirmation (issue 16, finding 9).
+            event_id = str(uuid4())
+            now = self.clock()
+
+            def record(staged: Any) -> None:
+                district.start_rotation(
+                    str(account_id),
+                    version=staged.version,
+                    fingerprint=staged.fingerprint,
+                    by=by,
+                    at=now,
+                    rotation_id=event_id,
+                )
+                self._save(district)
+
+            actor.proceed()  # nothing written before this point
+            staged = self.credentials.stage(
+                actor.token,
+                str(account_id),
+                password,
+                event_id,
+                base,
+                staged_by=actor.username,
+                record=record,
+                prefetched=prefetched,
+            )
+        return {"cuenta": str(account_id), "version": staged.version, "contrasena": password}
+
+    def policy_password_rules(self) -> Any:
+        return self.password_rules
+
+    def confirm_rotation(
+        self, actor: Actor, account: str, change_request: str | None = None
+    ) -> dict[str, Any]:
+        account_id = parse_account_id(account)
+        by = self.person(actor.username)
+        request = self._change_request(change_request) if change_request else None
+        with self._lock(str(account_id.district)):
+            district = self.district(account_id.district)
+            acc = district.open_account(str(account_id))
+            if acc.staged_version is None:
+                from events.domain import NoRotationInProgressError
+
+                raise NoRotationInProgressError(str(account_id))
+            now = self.clock()
+            closed: list[UUID] = []
+
+            def record(confirmed: Any) -> None:
+                closed.extend(
+                    district.confirm_rotation(
+                        str(account_id),
+                        version=confirmed.version,
+                        by=by,
+                        at=now,
+                        change_request=request,
+                    )
+                )
+                if request is not None:
+                    request.apply(district, by=by, at=now)
+                    self._save(district, request)
+                else:
+                    self._save(district)
+
+            confirmed = self.credentials.confirm(
+                actor.token,
+                str(account_id),
+                self._rotation_id(acc),
+                confirmed_by=actor.username,
+                record=record,
+            )
+        return {
+            "cuenta": str(account_id),
+            "version": confirmed.version,
+            "obligaciones_cerradas": len(closed),
+        }
+
+    def abandon_rotation(self, actor: Actor, account: str) -> dict[str, Any]:
+        account_id = parse_account_id(account)
+        by = self.person(actor.username)
+        with self._lock(str(account_id.district)):
+            district = self.district(account_id.district)
+            acc = district.open_account(str(account_id))
+            version = acc.staged_version
+            if version is None:
+                from events.domain import NoRotationInProgressError
+
+                raise NoRotationInProgressError(str(account_id))
+            now = self.clock()
+
+            def record(_: Any) -> None:
+                district.abandon_rotation(str(account_id), version=version, by=by, at=now)
+                self._save(district)
+
+            try:
+                self.credentials.abandon(
+                    actor.token,
+                    str(account_id),
+                    self._rotation_id(acc),
+                    record=record,
+                )
+            except NoStagedRotationError:
+                # The ledger's rotation has nothing staged in OpenBao (reconciliation's
+                # ``staged_missing``): recording the abandonment is all there is to do.
+                record(None)
+        return {"cuenta": str(account_id), "version_descartada": version}
+
+    def _rotation_id(self, acc: Any) -> str:
+        """The open rotation's id, as its start event recorded it. A start event recorded
+        before the id existed (version 1) has none: OpenBao's tag is taken, as it used to be."""
+        if acc.staged_rotation_id:
+            return str(acc.staged_rotation_id)
+        meta = self.credentials.staged_metadata(str(acc.account_id)) or {}
+        return str(meta.get("ledger_event_id", ""))
+
+    def reveal(
+        self, actor: Actor, account: str, purpose: str, device: str | None
+    ) -> dict[str, Any]:
+        """R1/R6: the read is recorded in the ledger first; only then the single-use wrapping
+        token (sealed for the caller) leaves the service. The server decides access."""
+        account_id = parse_account_id(account)
+        from custody.app.controls import read_rules
+
+        # 8.A, 8.B: the rules in force and the district's devices; a read the policy refuses
+        # (an unregistered device) is refused here, before OpenBao is asked anything.
+        policy, devices = read_rules(self, str(account_id.district), device)
+        with self._lock(str(account_id.district)):
+            # OpenBao's current version (and, when it is known, the wrapped read itself) are
+            # asked for while the ledger is loaded; under the lock, so no rotation of this
+            # process lands in between. A token made for a refused reveal is revoked.
+            pinned = self.credentials.prefetch_reveal(actor.token, str(account_id))
+            try:
+                reader, district = self.person_and_district(actor.username, account_id.district)
+            except BaseException:
+                pinned.drop()
+                raise
+            now = self.clock()
+            role: list[str] = []
+
+            def record_version(version: int) -> None:
+                role.append(
+                    district.record_read(
+                        str(account_id),
+                        reader=reader,
+                        version=version,
+                        purpose=purpose,
+                        device_id=device,
+                        policy=policy,
+                        at=now,
+                        district_devices=devices,
+                    )
+                )
+                actor.proceed()  # a refusal here revokes the wrapping token, like any failure
+                self._save(district)
+
+            def void(version: int, error: BaseException) -> None:
+                # recorded while the wrapped read was on its way, which then failed
+                district.void_read(
+                    str(account_id),
+                    reader=reader,
+                    version=version,
+                    reason=type(error).__name__,
+                    at=self.clock(),
+                )
+                self._save(district)
+
+            wrapped = self.credentials.reveal(
+                actor.token,
+                str(account_id),
+                lambda wrapped: record_version(int(cast(Any, wrapped).version)),
+                pinned=pinned,
+                record_early=record_version,
+                void=void,
+            )
+        return {
+            "cuenta": str(account_id),
+            "version": wrapped.version,
+            "envoltorio": wrapped.token,
+            "fuera_de_horario": policy.is_outside_working_hours(now),
+            "en_calidad_de": role[0] if role else None,
+        }
+
+    def register_totp(self, actor: Actor, account: str, uri: str) -> dict[str, Any]:
+        account_id = parse_account_id(account)
+        by = self.person(actor.username)
+        with self._lock(str(account_id.district)):
+            district = self.district(account_id.district)
+            district.open_account(str(account_id))
+            now = self.clock()
+            from events.domain import require_coadministrator
+
+            require_coadministrator(by, "register TOTP seeds")  # before OpenBao is written
+            registration = self.credentials.register_totp(actor.token, str(account_id), uri)
+            district.register_totp(
+                str(account_id), by=by, at=now, seed_fingerprint=registration.seed_fingerprint
+            )
+            self._save(district)
+        return {
+            "cuenta": str(account_id),
+            "digitos": registration.digits,
+            "periodo": registration.period,
+        }
+
+    def totp_code(
+        self, actor: Actor, account: str, purpose: str, device: str | None
+    ) -> dict[str, Any]:
+        account_id = parse_account_id(account)
+        reader = self.person(actor.username)
+        from custody.app.controls import read_rules
+
+        policy, devices = read_rules(self, str(account_id.district), device)  # 8.A, 8.B
+        with self._lock(str(account_id.district)):
+            district = self.district(account_id.district)
+            now = self.clock()
+
+            def record(_: Any) -> None:
+                district.record_code_read(
+                    str(account_id),
+                    reader=reader,
+                    purpose=purpose,
+                    device_id=device,
+                    policy=policy,
+                    at=now,
+                    district_devices=devices,
+                )
+                self._save(district)
+
+            wrapped = self.credentials.reveal_totp(actor.token, str(account_id), record)
+        return {"cuenta": str(account_id), "envoltorio": wrapped.token}
+
+    # -- change requests (6.XI, 11.1) -------------------------------------------------------
+
+    def _change_request(self, identifier: str) -> ChangeRequest:
+        try:
+            item: Any = self.app.repository.get(UUID(identifier))
+        except (ValueError, AggregateNotFoundError):
+            raise NotFoundError("solicitud", identifier) from None
+        if not isinstance(item, ChangeRequest):
+            raise NotFoundError("solicitud", identifier)
+        return item
+
+    def file_change_request(
+        self,
+        actor: Actor,
+        account: str,
+        field_name: str,
+        detail: str,
+        channel: OfficialChannel,
+        request_id: str,
+    ) -> dict[str, Any]:
+        account_id = parse_account_id(account)
+        by = self.person(actor.username)
+        district = self.district(account_id.district)
+        request = ChangeRequest.file(
+            district,
+            str(account_id),
+            field_name,
+            detail,
+            channel=channel,
+            by=by,
+            at=self.clock(),
+            request_id=uuid5(REQUEST_NAMESPACE, request_id),
+        )
+        self._save(request)
+        return self._change_request_row(request)
+
+    def _change_request_row(self, request: ChangeRequest) -> dict[str, Any]:
+        return {
+            "solicitud": str(request.id),
+            "cuenta": request.account,
+            "distrito": request.district,
+            "campo": request.field,
+            "detalle": request.detail,
+            "via_oficial": str(request.channel),
+            "estado": request.status,
+            "motivo": request.decision_reason,
+        }
+
+    def decide_change_request(
+        self, actor: Actor, identifier: str, approve: bool, reason: str | None
+    ) -> dict[str, Any]:
+        by = self.person(actor.username)
+        request = self._change_request(identifier)
+        if approve:
+            request.approve(by=by, at=self.clock(), reason=reason)
+        else:
+            request.reject(by=by, at=self.clock(), reason=reason)
+        self._save(request)
+        return self._change_request_row(request)
+
+    def apply_change_request(
+        self, actor: Actor, identifier: str, value: str | None
+    ) -> dict[str, Any]:
+        """Only an approved request is applied; a password change is a rotation (confirm the
+        staged credential of the account with ``rotar confirmar --solicitud``)."""
+        by = self.person(actor.username)
+        request = self._change_request(identifier)
+        if request.field == "contrasena":
+            self.confirm_rotation(actor, request.account, identifier)
+            return self._change_request_row(self._change_request(identifier))
+        account_id = parse_account_id(request.account)
+        with self._lock(str(account_id.district)):
+            district = self.district(account_id.district)
+            now = self.clock()
+            district.change_account_setting(request, value, by=by, at=now)
+            request.apply(district, by=by, at=now)
+            self._save(district, request)
+        return self._change_request_row(request)
+
+    def list_change_requests(self, actor: Actor, state: str | None) -> list[dict[str, Any]]:
+        by = self.person(actor.username)
+        rows = []
+        for request in self._all(ChangeRequest):
+            if not self._may_see_district(by, request.district):
+                continue
+            if state and request.status != state:
+                continue
+            rows.append(self._change_request_row(request))
+        return rows
+
+    # -- incidents (8.C, 9.XVIII) -----------------------------------------------------------
+
+    def _incident(self, identifier: str) -> Incident:
+        try:
+            item: Any = self.app.repository.get(UUID(identifier))
+        except (ValueError, AggregateNotFoundError):
+            raise NotFoundError("incidente", identifier) from None
+        if not isinstance(item, Incident):
+            raise NotFoundError("incidente", identifier)
+        return item
+
+    def _incident_row(self, incident: Incident) -> dict[str, Any]:
+        from custody.app.incidents import incident_row
+
+        return incident_row(incident)
+
+    def report_incident(
+        self,
+        actor: Actor,
+        account: str,
+        kind: str,
+        description: str,
+        request_id: str,
+        detected_at: datetime | None = None,
+    ) -> dict[str, Any]:
+        account_id = parse_account_id(account)
+        by = self.person(actor.username)
+        district = self.district(account_id.district)
+        incident = Incident.report(
+            district,
+            str(account_id),
+            kind,
+            description,
+            by=by,
+            policy=self.policy,
+            at=self.clock(),
+            incident_id=uuid5(REQUEST_NAMESPACE, request_id),
+            detected_at=detected_at,
+        )
+        self._save(incident)
+        return self._incident_row(incident)
+
+    def notify_incident(
+        self, actor: Actor, identifier: str, channel: OfficialChannel
+    ) -> dict[str, Any]:
+        by = self.person(actor.username)
+        incident = self._incident(identifier)
+        incident.notify(channel=channel, by=by, at=self.clock())
+        self._save(incident)
+        return self._incident_row(incident)
+
+    def contain_incident(self, actor: Actor, identifier: str, detail: str) -> dict[str, Any]:
+        by = self.person(actor.username)
+        incident = self._incident(identifier)
+        # The institution's incident (the ledger's) has no district: no rotation to check.
+        district = self.district(incident.district) if incident.district else None
+        incident.contain(district, detail, by=by, at=self.clock())
+        self._save(incident)
+        return self._incident_row(incident)
+
+    def close_incident(self, actor: Actor, identifier: str, detail: str) -> dict[str, Any]:
+        by = self.person(actor.username)
+        incident = self._incident(identifier)
+        incident.close(detail, by=by, at=self.clock())
+        self._save(incident)
+        return self._incident_row(incident)
+
+    def dismiss_incident(self, actor: Actor, identifier: str, reason: str) -> dict[str, Any]:
+        by = self.person(actor.username)
+        incident = self._incident(identifier)
+        incident.dismiss(reason, by=by, at=self.clock())
+        self._save(incident)
+        return self._incident_row(incident)
+
+    def acknowledge_incident(
+        self, actor: Actor, identifier: str, measures: str | None
+    ) -> dict[str, Any]:
+        by = self.person(actor.username)
+        incident = self._incident(identifier)
+        incident.acknowledge(measures, by=by, at=self.clock())
+        self._save(incident)
+        return self._incident_row(incident)
+
+    def record_ledger_tampering(
+        self,
+        *,
+        alert_id: str,
+        divergence: str,
+        entry: int | None,
+        anchored_size: int,
+        anchored_root: str | None,
+        observed_size: int,
+        observed_root: str | None,
+        diverged_at: datetime,
+    ) -> tuple[UUID, bool]:
+        """Issue 16: the ledger follower's alert ``alert_id`` (it refused to sign a ledger that
+        does not extend the head anchored in OpenBao) opens the institution's incident. Its id
+        derives from the alert, so an alert read again (a restart, another instance) records
+        nothing more: the id, and whether this call recorded it."""
+        incident_id = ledger_incident_id(alert_id)
+        try:
+            self.app.repository.get(incident_id)
+            return incident_id, False
+        except AggregateNotFoundError:
+            pass
+        incident = Incident.ledger_tampering(
+            incident_id=incident_id,
+            divergence=divergence if divergence in LEDGER_DIVERGENCES else "otra",
+            entry=entry,
+            anchored_size=anchored_size,
+            anchored_root=anchored_root,
+            observed_size=observed_size,
+            observed_root=observed_root,
+            alert_id=alert_id,
+            diverged_at=diverged_at,
+            policy=self.policy,
+            at=self.clock(),
+        )
+        try:
+            self.app.save(incident)
+        except IntegrityError:
+            return incident_id, False  # another instance recorded it first
+        return incident_id, True
+
+    def incident_status(self, incident_id: UUID) -> str | None:
+        """The state of an incident (``None`` if the ledger has no such incident)."""
+        try:
+            item: Any = self.app.repository.get(incident_id)
+        except AggregateNotFoundError:
+            return None
+        return str(item.status) if isinstance(item, Incident) else None
+
+    def list_incidents(
+        self,
+        actor: Actor,
+        district: str | None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[dict[str, Any]]:
+        """The incident ledger; ``since``/``until`` bound when each was reported."""
+        from custody.app.incidents import in_period
+
+        by = self.person(actor.username)
+        if not (by.is_coadministrator or by.has_role("secretaria")):
+            raise ScopeError(actor.username, district or "*")
+        code = str(parse_district_id(district)) if district else None
+        if since is not None and until is not None and since > until:
+            raise ValidationError("hasta", "before desde")
+        return [
+            self._incident_row(i)
+            for i in sorted(self._all(Incident), key=lambda i: i.reported_at)
+            if (code is None or i.district == code) and in_period(i.reported_at, since, until)
+        ]
+
+    # -- reconciliation (ledger vs OpenBao) and erasure -------------------------------------
+
+    def desired_state(self) -> Any:
+        """The ledger's view of OpenBao, as :class:`custody.app.reconcile.DesiredState`."""
+        from custody.app.reconcile import AccountState, DesiredState
+
+        now = self.clock()
+        holders: dict[str, str | None] = {}
+        accounts: dict[str, AccountState] = {}
+        for code in DistrictId.all():
+            district = self.district(code)
+            holders[str(code)] = self.username_of(district.holder_at(now))
+            for acc in district.accounts.values():
+                if acc.is_open:
+                    accounts[acc.account_id] = AccountState(
+                        current_version=acc.current_version or 0,
+                        # The start event's rotation id; for a version 1 event (no id),
+                        # the id that version derived for an account never abandoned.
+                        open_rotation=(
+                            (
+                                acc.staged_rotation_id
+                                or str(
+                                    uuid5(
+                                        REQUEST_NAMESPACE,
+                                        f"{acc.account_id}:{acc.staged_version}",
+                                    )
+                                )
+                            )
+                            if acc.staged_version
+                            else None
+                        ),
+                        staged_version=acc.staged_version,
+                        staged_fingerprint=acc.staged_fingerprint,
+                        totp_fingerprint=acc.totp_fingerprint or None,
+                    )
+        roles: dict[str, list[str]] = {"coadministrador": [], "titular": [], "secretaria": []}
+        for person in self._all(Person):
+            for role in person.roles:
+                if role in roles and not person.erased:
+                    roles[role].append(person.username)
+        return DesiredState(holders=holders, accounts=accounts, roles=roles)
+
+    def reconcile(self, actor: Actor, repair: bool) -> dict[str, Any]:
+        """Compare OpenBao with the ledger; repair both sides (coadministrators only)."""
+        from custody.app.reconcile import DriftKind, Reconciler
+        from events.domain import require_coadministrator
+
+        by = self.person(actor.username)
+        require_coadministrator(by, "reconcile")
+        # The service's own client; the role groups with the coadministrator's token.
+        reconciler = Reconciler(
+            self.access._client, role_token=actor.token, grace=self.reconcile_grace
+        )
+        report = reconciler.reconcile(self.desired_state(), repair=repair)
+        repaired, pending = len(report.repaired), len(report.pending)
+        if repair:
+            # The ledger-side repair (custody.app.reconcile): a confirmation OpenBao has and the
+            # ledger lacks (its write failed after OpenBao's) is recorded; the staged leftover
+            # it leaves is then deleted by a second, OpenBao-side pass.
+            recorded = [d for d in report.pending if d.kind == DriftKind.CONFIRMED_UNRECORDED]
+            for drift in recorded:
+                self._record_confirmation(by, drift.facts)
+            if recorded:
+                again = reconciler.reconcile(self.desired_state(), repair=True)
+                repaired += len(recorded) + len(again.repaired)
+                pending = len(again.pending)
+        return {
+            "diferencias": [
+                {"tipo": d.kind, "objeto": d.subject, "esperado": d.expected, "actual": d.actual}
+                for d in report.drifts
+            ],
+            "reparadas": repaired,
+            "pendientes": pending,
+        }
+
+    def _record_confirmation(self, by: Person, facts: Mapping[str, str]) -> None:
+        """Record a rotation confirmation found in OpenBao only (``confirmed_unrecorded``)."""
+        account_id = parse_account_id(facts["account"])
+        with self._lock(str(account_id.district)):
+            district = self.district(account_id.district)
+            district.confirm_rotation(
+                str(account_id), version=int(facts["version"]), by=by, at=self.clock()
+            )
+            self._save(district)
+
+    def revoke_role(
+        self, actor: Actor, username: str, role: str, channel: OfficialChannel | None = None
+    ) -> dict[str, Any]:
+        """R2: a coadministrator ends one role, with the effects of a departure for that role:
+        a titular's post ends; an administrator's designation or substitution ends and their
+        district group is emptied at once; every account the person could read or has seen
+        since its last rotation owes one (for a coadministrator: every one they revealed or
+        generated). OpenBao first, then the ledger (revoke before record)."""
+        by = self.person(actor.username)
+        person = self.person(username)
+        district = person.roles.get(role)
+        now = self.clock()
+        person.revoke_role(role, by=by, at=now)  # refused here if they do not hold it
+        codes = [district] if role == "titular" and district else list(DistrictId.all())
+        owed: list[str] = []
+        if role in ("titular", "administrador", "coadministrador"):
+            owed = self._release(
+                by, person, frozenset({role}), "otro", "revocacion", channel, codes
+            )
+        if role in ("coadministrador", "titular", "secretaria"):
+            self.access.remove_role_member(
+                role,  # type: ignore[arg-type]
+                person.username,  # as OpenBao stores it, whatever case was typed
+                caller_token=actor.token,
+            )
+        self._save(person)
+        return {"usuario": person.username, "rol_revocado": role, "obligaciones_abiertas": owed}
+
+    def depart(
+        self, actor: Actor, username: str, reason: str, channel: OfficialChannel
+    ) -> dict[str, Any]:
+        """R2 (6.X): ``personas baja``. At once: the person's identity is disabled in OpenBao
+        (every session and child token refused from the next request, the login too), every
+        role and designation ends (district groups emptied, role groups left), and every
+        account they could read or have seen since its last rotation owes one. The ledger
+        records the departure last, so a retried ``baja`` after a failure completes it."""
+        by = self.person(actor.username)
+        person = self.person(username)
+        held = person.depart(reason.replace("-", "_"), by=by, channel=channel, at=self.clock())
+        self.access.disable_person(person.username, caller_token=actor.token)
+        owed = self._release(
+            by,
+            person,
+            frozenset({"titular", "administrador", "coadministrador", "secretaria"}),
+            reason.replace("-", "_"),
+            "salida",
+            channel,
+            list(DistrictId.all()),
+        )
+        for role in ("coadministrador", "titular", "secretaria"):
+            if role in held:
+                self.access.remove_role_member(
+                    role,
+                    person.username,
+                    caller_token=actor.token,
+                )
+        self._save(person)
+        return {
+            "usuario": person.username,
+            "motivo": reason.replace("-", "_"),
+            "roles_terminados": held,
+            "acceso": "deshabilitado",
+            "obligaciones_abiertas": owed,
+        }
+
+    def _release(
+        self,
+        by: Person,
+        person: Person,
+        roles: frozenset[str],
+        reason: str,
+        cause: Literal["salida", "revocacion"],
+        channel: OfficialChannel | None,
+        codes: list[Any],
+    ) -> list[str]:
+        """Release ``person`` from ``roles`` in each district of ``codes``; a district whose
+        holder changes has its OpenBao group emptied before the ledger write. Returns the
+        accounts that now owe a rotation."""
+        owed: list[str] = []
+        for code in codes:
+            with self._lock(str(code)):
+                item = self.district(code)
+                now = self.clock()
+                owed += item.release_person(
+                    person,
+                    roles=roles,
+                    reason=reason,
+                    cause=cause,
+                    by=by,
+                    channel=channel,
+                    policy=self.policy,
+                    at=now,
+                )
+                if item.pending_events:
+                    self._change_holder(item, partial(self._save, item), now)
+        return owed
+
+    def erase_person(self, actor: Actor, username: str) -> dict[str, Any]:
+        """9.IV, 9.XX: the person's sealed personal data becomes unrecoverable (their transit key
+        is destroyed); the ledger keeps verifying. Roles must have been revoked first."""
+        by = self.person(actor.username)
+        person = self.person(username)
+        person.erase_personal_data(by=by, at=self.clock())
+        self._save(person)
+        self.pii.erase(str(person.id))
+        return {"usuario": username, "datos_borrados": True}
+
+
+def bootstrap_ledger(
+    app: CustodiaApplication, username: str, sealed: str, key: str, at: datetime
+) -> bool:
+    """``custodia init`` on an empty ledger: the first coadministrator and the 33 districts,
+    in one atomic save. False if the ledger already has them (idempotent)."""
+    try:
+        app.repository.get(person_id(username))
+        return False
+    except AggregateNotFoundError:
+        pass
+    first = Person.bootstrap(username, personal_data=sealed, personal_data_key=key, at=at)
+    districts = [District.register(str(code), by=first, at=at) for code in DistrictId.all()]
+    try:
+        app.save(first, *districts)
+    except IntegrityError:
+        return False
+    return True

@@ -1,0 +1,509 @@
+"""E-mail notices (issue 19; R12): the outbox's follower and its SMTP sender.
+
+The outbox is :mod:`projections.notices`: a projection over the ledger that records, exactly
+once per event (the tracking position is in the same SQLite transaction), the notices the event
+makes due. This module runs it in the read side (``custodia servicio-lectura``) and delivers
+what it records:
+
+- each notice is sent once: before a delivery the attempt is committed (``notices_sent``), after
+  it the delivery; a notice recorded as sent is never sent again, across restarts and rebuilt
+  outboxes (the id derives from the event and the recipient). The one window left is a crash
+  between the SMTP server's acceptance and the commit: that notice is sent again with the same
+  ``Message-ID`` (receivers may drop it by that header);
+- while the SMTP server cannot be reached (or refuses), the notice stays pending and is retried
+  with exponential back-off (1 s doubling, at most ``CUSTODIA_AVISOS_ESPERA_MAXIMA`` seconds,
+  300 by default); nothing is lost: the outbox is on disk;
+- without ``CUSTODIA_SMTP_URL`` nothing is sent: ``avisos lista`` shows every notice pending;
+- several service instances (each with its own home, hence its own outbox) send each notice
+  once between them: before delivering, an instance claims the notice in NATS (key
+  ``aviso.<id>`` of the idempotency bucket, ``kv.create``: one instance wins, the others record
+  it as sent by another instance). The bucket keeps keys 24 hours: an instance that catches up
+  on notices older than that could send them again;
+- an outbox created over a ledger that already has a history does not mail that history: the
+  notices of events more than a day older than the outbox are listed as ``anterior`` (an
+  upgrade must not send years of designations at once).
+
+Recipients, by role: the Secretaría Ejecutiva ``CUSTODIA_CORREO_SECRETARIA``, the UTCSyD
+``CUSTODIA_CORREO_UTCSYD``, a district's titular ``CUSTODIA_CORREO_TITULAR`` (a pattern with
+``{distrito}``, e.g. ``titular.{distrito}@iecm.mx``: the district's institutional mailbox). The
+people's own e-mail addresses are sealed personal data in OpenBao (R7) that the read side does
+not open; role mailboxes keep them out of the outbox. A role with no mailbox configured leaves
+its notices pending (``sin_destinatario``) until one is.
+
+The messages are Spanish, plain text plus HTML, and hold ledger facts only; the SMTP URL's
+password (``smtp://usuario:clave@host:puerto``) never reaches a log line or the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import html
+import smtplib
+import sqlite3
+import ssl
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import unquote, urlsplit
+
+import structlog
+from nats.errors import Error as NatsError
+
+from events.errors import ConfigurationError
+
+log = structlog.get_logger("custodia.avisos")
+
+__all__ = [
+    "NOTICES_DATABASE",
+    "NoticeSender",
+    "NoticeSettings",
+    "list_notices",
+    "start_notices",
+]
+
+NOTICES_DATABASE = "avisos.sqlite"
+PREFIX = "CUSTODIA_"
+POLL_S = 0.5
+FIRST_RETRY_S = 1.0
+MAX_RETRY_S = 300.0
+BATCH = 50
+HISTORY = timedelta(days=1)  # notices this much older than the outbox are not sent
+MESSAGE_DOMAIN = "custodia.iecm.mx"
+
+
+@dataclass(frozen=True)
+class NoticeSettings:
+    """Where notices go: the SMTP server, the sender, the role mailboxes."""
+
+    smtp_url: str | None = field(default=None, repr=False)  # may hold a password
+    sender: str = "custodia@localhost"
+    mailboxes: Mapping[str, str] = field(default_factory=dict)
+    titular_pattern: str | None = None
+    max_retry_s: float = MAX_RETRY_S
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> NoticeSettings:
+        def get(name: str) -> str | None:
+            value = env.get(PREFIX + name, "").strip()
+            return value or None
+
+        url = get("SMTP_URL")
+        if url and urlsplit(url).scheme not in ("smtp", "smtps"):
+            raise ConfigurationError(PREFIX + "SMTP_URL", "must start with smtp:// or smtps://")
+        pattern = get("CORREO_TITULAR")
+        if pattern and "{distrito}" not in pattern:
+            raise ConfigurationError(PREFIX + "CORREO_TITULAR", "must contain {distrito}")
+        try:
+            max_retry = float(get("AVISOS_ESPERA_MAXIMA") or MAX_RETRY_S)
+        except ValueError:
+            raise ConfigurationError(PREFIX + "AVISOS_ESPERA_MAXIMA", "not a number") from None
+        mailboxes = {
+            role: value
+            for role, value in (
+                ("secretaria", get("CORREO_SECRETARIA")),
+                ("utcsyd", get("CORREO_UTCSYD")),
+            )
+            if value
+        }
+        return cls(
+            smtp_url=url,
+            sender=get("CORREO_REMITENTE") or "custodia@localhost",
+            mailboxes=mailboxes,
+            titular_pattern=pattern,
+            max_retry_s=max(max_retry, FIRST_RETRY_S),
+        )
+
+    def address(self, recipient: str) -> str | None:
+        """The mailbox of a recipient role (``titular:DD05`` by the pattern), or ``None``."""
+        role, _, district = recipient.partition(":")
+        if role == "titular":
+            return self.titular_pattern.format(distrito=district) if self.titular_pattern else None
+        return self.mailboxes.get(role)
+
+    @property
+    def server(self) -> str | None:
+        """The SMTP server as logs may show it: scheme, host and port, no credentials."""
+        if not self.smtp_url:
+            return None
+        parts = urlsplit(self.smtp_url)
+        return f"{parts.scheme}://{parts.hostname}:{parts.port or _default_port(parts.scheme)}"
+
+    def backoff(self, attempts: int) -> float:
+        """Seconds before attempt ``attempts + 1``: 1, 2, 4… up to the maximum."""
+        return float(min(self.max_retry_s, FIRST_RETRY_S * 2 ** max(attempts - 1, 0)))
+
+
+def _default_port(scheme: str) -> int:
+    return 465 if scheme == "smtps" else 25
+
+
+def _connect(settings: NoticeSettings) -> smtplib.SMTP:
+    assert settings.smtp_url is not None
+    parts = urlsplit(settings.smtp_url)
+    host = parts.hostname or "localhost"
+    port = parts.port or _default_port(parts.scheme)
+    smtp: smtplib.SMTP
+    # smtplib's own default context does not verify the server's certificate: this one does.
+    context = ssl.create_default_context()
+    if parts.scheme == "smtps":
+        smtp = smtplib.SMTP_SSL(host, port, timeout=10, context=context)
+    else:
+        smtp = smtplib.SMTP(host, port, timeout=10)
+        smtp.ehlo()
+        if smtp.has_extn("starttls"):
+            smtp.starttls(context=context)
+            smtp.ehlo()
+    if parts.username:
+        smtp.login(unquote(parts.username), unquote(parts.password or ""))
+    return smtp
+
+
+def _html(subject: str, body: str) -> str:
+    paragraphs = "".join(
+        f"<p>{html.escape(block).replace(chr(10), '<br>')}</p>"
+        for block in body.split("\n\n")
+        if block.strip()
+    )
+    return (
+        '<!DOCTYPE html><html lang="es-MX"><head><meta charset="utf-8">'
+        f"<title>{html.escape(subject)}</title></head><body>"
+        f"<h1>{html.escape(subject)}</h1>{paragraphs}</body></html>"
+    )
+
+
+def build_message(row: Mapping[str, Any], address: str, sender: str) -> EmailMessage:
+    """The e-mail of one outbox row: plain text plus HTML; ``Message-ID`` from the notice id,
+    so that a notice sent twice (a crash right after delivery) is recognisably the same."""
+    message = EmailMessage()
+    message["Subject"] = row["subject"]
+    message["From"] = sender
+    message["To"] = address
+    message["Date"] = format_datetime(datetime.now(UTC))
+    message["Message-ID"] = f"<{row['notice_id']}@{MESSAGE_DOMAIN}>"
+    message["X-Custodia-Aviso"] = row["notice_id"]
+    message["Content-Language"] = "es-MX"
+    message.set_content(row["body"])
+    message.add_alternative(_html(row["subject"], row["body"]), subtype="html")
+    return message
+
+
+_DUE = (
+    "SELECT n.notice_id, n.recipient, n.subject, n.body, COALESCE(s.attempts, 0) AS attempts"
+    " FROM notices AS n LEFT JOIN notices_sent AS s USING (notice_id)"
+    " WHERE s.sent_at IS NULL AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= ?)"
+    " AND n.created_at >= ? ORDER BY n.position, n.notice_id LIMIT ?"
+)
+
+_SENT = "UPDATE notices_sent SET sent_at = ?, address = ?, last_error = NULL WHERE notice_id = ?"
+#: ``address`` of a notice another instance claimed (and sends).
+ELSEWHERE = "otra instancia"
+
+
+def _history_before(conn: sqlite3.Connection) -> str:
+    """Notices created before this instant predate the outbox (module docstring)."""
+    found = conn.execute("SELECT value FROM outbox_meta WHERE key = 'creado'").fetchone()
+    if found is None:
+        return ""
+    return (datetime.fromisoformat(found[0]) - HISTORY).isoformat()
+
+
+_ATTEMPT = (
+    "INSERT INTO notices_sent (notice_id, attempts, next_attempt_at, last_error)"
+    " VALUES (?, ?, ?, ?) ON CONFLICT (notice_id) DO UPDATE SET attempts = excluded.attempts,"
+    " next_attempt_at = excluded.next_attempt_at, last_error = excluded.last_error"
+)
+
+
+class Claims(Protocol):
+    """Who sends a notice when several instances have outboxes: ``True`` for this one."""
+
+    def claim(self, notice_id: str) -> bool: ...
+
+
+class KvClaims:
+    """Claims in the service's NATS key-value bucket (module docstring), as ``instance``."""
+
+    def __init__(self, nats_options: Mapping[str, Any], bucket: str, instance: str) -> None:
+        self.nats_options = dict(nats_options)
+        self.bucket = bucket
+        self.instance = instance.encode()
+
+    def claim(self, notice_id: str) -> bool:
+        return asyncio.run(self._claim(f"aviso.{notice_id}"))
+
+    async def _claim(self, key: str) -> bool:
+        import nats
+        from nats.js.errors import KeyWrongLastSequenceError
+
+        nc = await nats.connect(**self.nats_options, allow_reconnect=False)
+        try:
+            kv = await nc.jetstream(timeout=10).key_value(self.bucket)
+            try:
+                await kv.create(key, self.instance)
+                return True
+            except KeyWrongLastSequenceError:
+                entry = await kv.get(key)
+                return entry.value == self.instance  # our own claim: a retry
+        finally:
+            await nc.close()
+
+
+def _open(db_path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(db_path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+class NoticeSender:
+    """Delivers the outbox's pending notices (module docstring), in a thread of its own."""
+
+    def __init__(
+        self, db_path: Path, settings: NoticeSettings, claims: Claims | None = None
+    ) -> None:
+        self.db_path = db_path
+        self.settings = settings
+        self.claims = claims
+        self._stop = threading.Event()
+        self.failures = 0  # consecutive rounds the SMTP server could not take a notice
+        self._thread = threading.Thread(target=self._run, name="custodia-avisos", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+    def _run(self) -> None:
+        log.info("avisos_remitente_listo", servidor=self.settings.server)
+        while not self._stop.is_set():
+            try:
+                self.send_due()
+            except Exception as error:  # the outbox is still on disk: try again later
+                log.error("avisos_fallo", error=type(error).__name__)
+            # While the server is down the whole sender backs off, not only each notice.
+            self._stop.wait(self.settings.backoff(self.failures) if self.failures else POLL_S)
+
+    def send_due(self) -> int:
+        """One round: every notice due now, over one SMTP connection; how many were sent."""
+        conn = _open(self.db_path)
+        smtp: smtplib.SMTP | None = None
+        sent = 0
+        try:
+            now = datetime.now(UTC)
+            rows = conn.execute(_DUE, (now.isoformat(), _history_before(conn), BATCH)).fetchall()
+            for row in rows:
+                if self._stop.is_set():
+                    break
+                attempts = int(row["attempts"]) + 1
+                retry_at = (now + timedelta(seconds=self.settings.backoff(attempts))).isoformat()
+                address = self.settings.address(row["recipient"])
+                if address is None:
+                    conn.execute(
+                        _ATTEMPT, (row["notice_id"], attempts, retry_at, "sin_destinatario")
+                    )
+                    continue
+                # The attempt is committed before the delivery: a crash in between retries it.
+                conn.execute(_ATTEMPT, (row["notice_id"], attempts, retry_at, "en_envio"))
+                try:
+                    if self.claims is not None and not self.claims.claim(row["notice_id"]):
+                        conn.execute(
+                            _SENT, (datetime.now(UTC).isoformat(), ELSEWHERE, row["notice_id"])
+                        )
+                        log.info("aviso_de_otra_instancia", aviso=row["notice_id"])
+                        continue
+                    if smtp is None:
+                        smtp = _connect(self.settings)
+                    smtp.send_message(build_message(row, address, self.settings.sender))
+                except (OSError, smtplib.SMTPException, NatsError) as error:
+                    conn.execute(
+                        _ATTEMPT, (row["notice_id"], attempts, retry_at, type(error).__name__)
+                    )
+                    log.warning(
+                        "aviso_no_enviado",
+                        aviso=row["notice_id"],
+                        intento=attempts,
+                        error=type(error).__name__,
+                        servidor=self.settings.server,
+                    )
+                    if smtp is not None:
+                        with contextlib.suppress(Exception):
+                            smtp.close()
+                    smtp = None
+                    self.failures += 1
+                    break  # the server is down or refusing: the rest wait for the next round
+                conn.execute(_SENT, (datetime.now(UTC).isoformat(), address, row["notice_id"]))
+                sent += 1
+                self.failures = 0
+                log.info("aviso_enviado", aviso=row["notice_id"], intento=attempts)
+        finally:
+            if smtp is not None:
+                with contextlib.suppress(Exception):
+                    smtp.quit()
+            conn.close()
+        return sent
+
+
+def list_notices(db_path: Path) -> list[dict[str, Any]]:
+    """``avisos lista``: every notice, sent and pending, in ledger order."""
+    if not db_path.is_file():
+        return []
+    conn = _open(db_path)
+    try:
+        history = _history_before(conn)
+        rows = conn.execute(
+            "SELECT n.*, s.sent_at, s.address, COALESCE(s.attempts, 0) AS attempts,"
+            " s.next_attempt_at, s.last_error FROM notices AS n"
+            " LEFT JOIN notices_sent AS s USING (notice_id) ORDER BY n.position, n.notice_id"
+        ).fetchall()
+    except sqlite3.OperationalError:
+        return []  # the outbox has not been created yet
+    finally:
+        conn.close()
+    return [
+        {
+            "aviso": r["notice_id"],
+            "tipo": r["kind"],
+            "destinatario": r["recipient"],
+            "distrito": r["district"],
+            "asunto": r["subject"],
+            "creado": r["created_at"],
+            "plazo": r["deadline"],
+            "estado": (
+                "enviado"
+                if r["sent_at"]
+                else "anterior"
+                if r["created_at"] < history
+                else "pendiente"
+            ),
+            "enviado": r["sent_at"],
+            "correo": r["address"],
+            "intentos": int(r["attempts"]),
+            "proximo_intento": None if r["sent_at"] else r["next_attempt_at"],
+            "ultimo_error": None if r["sent_at"] else r["last_error"],
+        }
+        for r in rows
+    ]
+
+
+def outbox_position(db_path: Path) -> int:
+    """How far the outbox has read the ledger (0: nothing yet)."""
+    if not db_path.is_file():
+        return 0
+    conn = _open(db_path)
+    try:
+        found = conn.execute(
+            "SELECT MAX(notification_id) FROM tracking WHERE application_name = ?",
+            ("custodia",),
+        ).fetchone()
+    except sqlite3.OperationalError:
+        return 0
+    finally:
+        conn.close()
+    return int(found[0] or 0) if found else 0
+
+
+class RunningNotices:
+    """The outbox projection and the sender, as the read side runs them."""
+
+    def __init__(self, runner: Any, sender: NoticeSender | None) -> None:
+        self.runner = runner
+        self.sender = sender
+
+    def stopped(self) -> bool:
+        """Whether the outbox projection stopped by itself (its error is in the log)."""
+        return bool(self.runner.is_interrupted.is_set())
+
+    def close(self) -> None:
+        if self.sender is not None:
+            self.sender.stop()
+        with contextlib.suppress(Exception):
+            self.runner.__exit__(None, None, None)
+
+
+def start_notices(
+    endpoints: Any, home: Path, env: Mapping[str, str], *, bucket: str | None = None
+) -> RunningNotices:
+    """Start the outbox (``home/avisos.sqlite``) over the ledger the ``endpoints`` reach and,
+    when ``CUSTODIA_SMTP_URL`` is set in ``env``, the sender, claiming each notice in the
+    idempotency bucket (``bucket``) first."""
+    from eventsourcing.projection import ProjectionRunner
+
+    from custody.service.permissions import IDEMPOTENCY_BUCKET
+    from projections.notices import NoticesProjection, NoticesView
+    from projections.projection import LedgerReader
+
+    settings = NoticeSettings.from_env(env)
+    db_path = home / NOTICES_DATABASE
+    prefix = NoticesProjection.name.upper()
+    runner_env = dict(endpoints.nats_env())
+    runner_env[f"{prefix}_PERSISTENCE_MODULE"] = "eventsourcing.sqlite"
+    runner_env[f"{prefix}_SQLITE_DBNAME"] = str(db_path)
+    runner_env[f"{prefix}_CREATE_TABLE"] = "y"
+    runner: Any = ProjectionRunner(
+        application_class=LedgerReader,
+        projection_class=NoticesProjection,
+        view_class=NoticesView,
+        env=runner_env,
+    )
+    runner.__enter__()
+    sender = None
+    if settings.smtp_url:
+        claims = KvClaims(
+            endpoints.nats_options(), bucket or IDEMPOTENCY_BUCKET, _instance(db_path)
+        )
+        sender = NoticeSender(db_path, settings, claims)
+        sender.start()
+    else:
+        log.info("avisos_sin_smtp")  # listed as pending
+    return RunningNotices(runner, sender)
+
+
+def _instance(db_path: Path) -> str:
+    """This outbox's instance id (made once, kept in the file): the owner of its claims."""
+    conn = _open(db_path)
+    try:
+        conn.execute(
+            "INSERT OR IGNORE INTO outbox_meta VALUES ('instancia', ?)", (str(uuid.uuid4()),)
+        )
+        found = conn.execute("SELECT value FROM outbox_meta WHERE key = 'instancia'").fetchone()
+        return str(found[0])
+    finally:
+        conn.close()
+
+
+def wait_for_outbox(db_path: Path, ledger_position: int, timeout: float = 10.0) -> None:
+    """Until the outbox reflects ``ledger_position`` (or ``timeout``: then as it is)."""
+    deadline = time.monotonic() + timeout
+    while outbox_position(db_path) < ledger_position and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def make_notices_handler(services: Any, home: Path) -> Any:
+    """``avisos.lista`` for the coadministrators and the Secretaría Ejecutiva. Checks the
+    notices' configuration first: the service refuses to start on a bad one (naming the
+    variable) instead of its read side failing over and over."""
+    import os
+
+    from custody.app.custodia import Actor, ScopeError
+
+    NoticeSettings.from_env(os.environ)
+
+    def handler(call: Any) -> list[dict[str, Any]]:
+        actor = Actor(call.caller.username, call.caller.token)
+        person = services.custodia.person(actor.username)
+        if not (person.is_coadministrator or person.has_role("secretaria")):
+            raise ScopeError(actor.username, "*")
+        db_path = home / NOTICES_DATABASE
+        wait_for_outbox(db_path, int(services.app.recorder.max_notification_id() or 0))
+        return list_notices(db_path)
+
+    return handler

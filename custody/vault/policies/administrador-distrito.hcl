@@ -1,0 +1,26 @@
+# custodia-administrador-${district_lower} — attached to the identity group
+# "${district_lower}-administracion", whose only member is the account administrator (enlace)
+# currently designated for ${district} (5.VII, 6.IX). Group membership IS the access: when the
+# titular designates someone else the membership is replaced and the outgoing person's existing
+# tokens lose these paths on their very next request (6.X).
+# Rendered by custody.vault.layout from one template for each of DD01 … DD33.
+#
+# A complete ledger (issue 16, finding 2): this policy grants NOTHING on a secret. It grants
+# marker paths under "${access}/" that hold nothing (no engine is mounted there). The service
+# asks OpenBao, with the caller's own token, for the caller's capabilities on the marker of the
+# operation and account (sys/capabilities-self); only when OpenBao answers "read" does the
+# service make the read itself, wrapped, record it in the ledger and hand over the wrapping
+# token. Designation is still access, decided by OpenBao; a person's token reads no secret.
+
+# Reveal the current credential of this district's accounts (revelar). Never the staged ones.
+path "${access}/${district}/revelar/*" {
+  capabilities = ["read"]
+}
+
+# A 2FA code of this district's accounts (codigo).
+path "${access}/${district}/codigo/*" {
+  capabilities = ["read"]
+}
+
+# Never a secret with this token, whatever another policy grants on the same patterns.
+${secret_denies}

@@ -1,0 +1,99 @@
+# custodia-coadministrador — attached to the identity group "coadministradores".
+# UTCSyD coadministrators (6.VI, 6.IX): reveal every district's credentials, stage, confirm and
+# abandon rotations (6.X), register 2FA seeds — each through the service, which records it.
+# Nobody can read a seed back: the TOTP engine never returns an imported seed.
+# Rendered by custody.vault.layout from this template: ${kv}, ${totp}, ${transit} are mount paths.
+
+# A complete ledger (issue 16, finding 2): this policy grants NOTHING on a secret (current or
+# staged credentials, older versions, 2FA keys and codes, fingerprints). It grants marker paths
+# under "${access}/" that hold nothing (no engine is mounted there), one per operation; the
+# service asks OpenBao with the caller's own token for the caller's capabilities on the marker
+# (sys/capabilities-self) and, only when OpenBao answers "read", does the operation itself and
+# records it in the ledger. A coadministrator's token read every district before this.
+
+# Reveal any district's current credential (revelar) and 2FA code (codigo).
+path "${access}/+/revelar/*" {
+  capabilities = ["read"]
+}
+
+path "${access}/+/codigo/*" {
+  capabilities = ["read"]
+}
+
+# Stage, confirm and abandon rotations (6.X); import 2FA seeds (never read back).
+path "${access}/+/preparar/*" {
+  capabilities = ["read"]
+}
+
+path "${access}/+/confirmar/*" {
+  capabilities = ["read"]
+}
+
+path "${access}/+/abandonar/*" {
+  capabilities = ["read"]
+}
+
+path "${access}/+/semilla/*" {
+  capabilities = ["read"]
+}
+
+# Password arguments of requests (issue 16, finding 4): sealed with the coadministrator's own
+# token before they cross NATS (personas alta); only the service's token opens them.
+path "${transit}/encrypt/custodia-solicitudes" {
+  capabilities = ["update"]
+}
+
+# The ledger's anchored head and witnesses (issue 16): read them to verify the ledger
+# («custodia bitacora verificar»); nobody but the follower's token writes there.
+path "${kv}/data/bitacora/*" {
+  capabilities = ["read"]
+}
+
+path "${kv}/metadata/bitacora/*" {
+  capabilities = ["read", "list"]
+}
+
+# Role groups (finding 5 of issue 16): adding or removing a coadministrator, titular or secretaria
+# is written with a coadministrator's own token, never the service's, so the service token alone
+# cannot make anyone a coadministrator. Members only: never the groups' policies.
+path "identity/group/name/coadministradores" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/titulares" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "identity/group/name/secretaria" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+# Root token generation (issue 16, finding 6): ``custodia init`` revokes OpenBao's root token; an
+# operator who needs one again combines a coadministrator's token (this path) with the unseal
+# key (``bao operator generate-root``). Neither alone is enough; every use is audited.
+path "sys/generate-root-token/*" {
+  capabilities = ["create", "read", "update", "delete"]
+}
+
+# A departure (issue 18, R2): the leaver's identity is disabled with the coadministrator's own
+# token, which refuses every token of theirs and their login from the next request. Only
+# ``disabled = true``: a coadministrator can neither enable an identity again nor change
+# anything else about it (policies, aliases, name).
+path "identity/entity/id/*" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "disabled" = [true]
+  }
+}
+
+# Never a secret with this token, whatever another policy grants on the same patterns.
+${secret_denies}

@@ -231,15 +231,32 @@ def create_app(
 
     # -- pages ------------------------------------------------------------------------------
 
+    async def visible(session: WebSession, kind: str, request: Request) -> list[Any] | None:
+        """A report the person's role may see; None where the service refuses it (403): the
+        summary shows the sections of their role only."""
+        try:
+            rows: list[Any] = await report(session, kind, request, "json")
+        except PageError as error:
+            if error.status != 403:
+                raise
+            return None
+        return rows
+
     async def resumen(request: Request, session: WebSession) -> Response:
-        incidents = await report(session, "incidentes", request, "json")
-        obligations = await report(session, "rotaciones", request, "json")
-        compliance = await report(session, "cumplimiento", request, "json")
+        incidents = await visible(session, "incidentes", request)
+        obligations = await visible(session, "rotaciones", request)
+        compliance = await visible(session, "cumplimiento", request)
         ledger = await send(session, "bitacora.estado", {})
         summary = {
-            "incidentes_abiertos": [i for i in incidents if _open_incident(i)],
-            "obligaciones_vencidas": [o for o in obligations if o.get("estado") == "vencida"],
-            "distritos_no_cumplen": [c for c in compliance if c.get("veredicto") == "no_cumple"],
+            "incidentes_abiertos": None
+            if incidents is None
+            else [i for i in incidents if _open_incident(i)],
+            "obligaciones_vencidas": None
+            if obligations is None
+            else [o for o in obligations if o.get("estado") == "vencida"],
+            "distritos_no_cumplen": None
+            if compliance is None
+            else [c for c in compliance if c.get("veredicto") == "no_cumple"],
             "bitacora": ledger,
         }
         if wants_json(request):

@@ -324,3 +324,29 @@ def test_a_person_with_a_second_factor_logs_in_with_the_code(
             headers={"X-Vault-Token": root},
             timeout=30,
         )
+
+
+@pytest.mark.parametrize("user", ["ana", "bety", "mario"])
+def test_every_page_answers_each_role_in_its_scope(
+    web: WebServer, service_world: ServiceWorld, user: str
+) -> None:
+    """A coadministrator, a designated administrator and one not designated: every page answers
+    200, or 403 with the service's Spanish refusal where the role may not see it (as on the
+    command line) — never a failure; and each report page agrees with ``reporte`` for them."""
+    with web.logged_in(user) as client:
+        for path in PAGES:
+            target = path if path != "/historial" else "/historial?distrito=DD05"
+            page = client.get(target)
+            assert page.status_code in (200, 403), (user, path, page.status_code)
+            if page.status_code == 403:
+                assert "No se pudo mostrar" in page.text
+            assert path != "/" or page.status_code == 200  # the summary: the role's sections
+        for path, (kind, _) in REPORT_PAGES.items():
+            got = client.get(f"{path}?formato=json")
+            try:
+                expected = _report(service_world, user, kind)
+            except CustodiaError:
+                assert got.status_code == 403, (user, path)
+                continue
+            assert got.status_code == 200, (user, path)
+            assert _shape(got.json()) == _shape(expected)

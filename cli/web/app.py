@@ -560,7 +560,7 @@ def _page_error(exc: BaseException) -> PageError:
 
     if isinstance(exc, PageError):
         return exc
-    import cli.app  # noqa: F401  (each command module registers its own messages on import)
+    import cli.reporte_cmds  # noqa: F401  (registers the reports' messages on import)
 
     code, message = describe(exc)
     status = {

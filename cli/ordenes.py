@@ -967,6 +967,9 @@ def incidentes_bitacora(
 def register(app: App) -> None:
     """Add the user commands to the root app."""
     app.add_typer(sesion, name="sesion")
+    from cli.personas_cmds import register as register_people  # issue 18
+
+    register_people(personas)
     app.add_typer(personas, name="personas")
     app.add_typer(cuentas, name="cuentas")
     app.add_typer(titular_app, name="titular")

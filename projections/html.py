@@ -438,7 +438,7 @@ def _body_lecturas(report: Report, policy: Policy) -> str:
     rows = [
         [
             _td(fecha(r["fecha"], policy)),
-            _td(r["cuenta"]),
+            _td(r["cuenta"] or f"contacto de {r.get('contacto_de')}"),  # issue 18
             _td(r["persona"]),
             _td(r["calidad"]),
             _td(r["dispositivo"]),

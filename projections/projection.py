@@ -35,6 +35,7 @@ from eventsourcing.projection import Projection
 from eventsourcing.utils import resolve_topic
 
 from events.domain import ChangeRequest, District, DistrictId, Incident, Person
+from projections.contact_reads import CONTACT_HANDLERS
 from projections.controls import CONTROL_HANDLERS
 from projections.decoding import FastJSONTranscoder, TypedState
 from projections.errors import ProjectionDatabaseError, ProjectionHaltedError
@@ -284,6 +285,7 @@ class ReportsProjection(Projection[ReportsView]):
             Incident.Dismissed: _incident_dismissed,
             Incident.Acknowledged: _incident_acknowledged,
             **CONTROL_HANDLERS,  # issue 19 (projections.controls)
+            **CONTACT_HANDLERS,  # issue 18 (projections.contact_reads)
         }
 
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:

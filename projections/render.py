@@ -315,7 +315,7 @@ def _tabla_lecturas(report: Report, policy: Policy, console: Console) -> None:
     for r in report.rows:
         table.add_row(
             _corta(r["fecha"], policy),
-            r["cuenta"],
+            r["cuenta"] or f"contacto de {r.get('contacto_de')}",  # issue 18
             f"{r['persona']}\n{r['calidad']}",
             r["dispositivo"] or "—",
             ", ".join(READ_FINDINGS.get(h, h) for h in r["hallazgos"]),

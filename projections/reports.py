@@ -535,6 +535,7 @@ READ_FINDINGS: Final[dict[str, str]] = {
     "equipo_no_registrado": "equipo no registrado",  # 8.B
     "lectura_no_registrada": "lectura sin registro en la bitácora",  # OpenBao's audit log
     "no_entregada": "no entregada (el servidor de secretos no la entregó)",
+    "datos_de_contacto": "lectura de datos de contacto (6.VII, 6.VIII)",  # issue 18
 }
 
 
@@ -570,9 +571,71 @@ def _reads(data: ViewData, names: PersonNames, filters: ReportFilter) -> list[di
                 "motivo": r.purpose,
                 "entregada": r.voided_reason is None,
                 "causa_no_entrega": r.voided_reason,
+                "contacto_de": None,
             }
         )
     return rows
+
+
+# Issue 18 (6.VII, 6.VIII, R9): every read of a person's contact data is shown to the
+# Secretaría Ejecutiva and the UTCSyD, with the same keys as a credential read (``tipo``
+# ``contacto``, no account, ``contacto_de``: whose data). Not district-bound: a titular's
+# or administrator's view of the report never shows them.
+_CONTACT_VIEWERS: Final = frozenset({"coadministrador", "secretaria"})
+
+
+def contact_rows(
+    reads: Sequence[tuple[datetime, str, str, str]],
+    names: PersonNames,
+    filters: ReportFilter,
+    policy: Policy,
+) -> list[dict[str, Any]]:
+    """The rows of ``reporte lecturas`` for reads of contact data (``reads``: instant, reader
+    id, subject id, purpose)."""
+    rows = []
+    for at, reader, subject, purpose in reads:
+        if not _in_period(at, filters):
+            continue
+        outside = policy.is_outside_working_hours(at)
+        rows.append(
+            {
+                "fecha": at,
+                "cuenta": None,
+                "distrito": None,
+                "persona": names.name(reader),
+                "calidad": "coadministrador",
+                "tipo": "contacto",
+                "version": None,
+                "dispositivo": None,
+                "dispositivo_registrado": None,
+                "fuera_de_horario": outside,
+                "hallazgos": ["datos_de_contacto", *(["fuera_de_horario"] if outside else [])],
+                "motivo": purpose,
+                "entregada": True,
+                "causa_no_entrega": None,
+                "contacto_de": names.name(subject),
+            }
+        )
+    return rows
+
+
+def add_contact_reads(
+    report: Report,
+    scope: Scope,
+    filters: ReportFilter,
+    reads: Sequence[tuple[datetime, str, str, str]],
+    names: PersonNames,
+    policy: Policy,
+) -> None:
+    """Adds the reads of contact data to ``report`` (``lecturas``) for the UTCSyD and the
+    Secretaría Ejecutiva, unless it is narrowed to one district; rows in time order."""
+    if report.kind != "lecturas" or scope.role not in _CONTACT_VIEWERS or report.district:
+        return
+    extra = contact_rows(reads, names, filters, policy)
+    if not extra:
+        return
+    report.rows = sorted([*report.rows, *extra], key=lambda r: r["fecha"])
+    report.summary["lecturas_de_contacto"] = len(extra)
 
 
 # --- entry points -------------------------------------------------------------------------------
@@ -631,7 +694,8 @@ def _build_lecturas(
     rows = _reads(data, names, f)
     return rows, {
         "fuera_de_horario": sum(1 for r in rows if r["fuera_de_horario"]),
-        "equipo_no_registrado": sum(1 for r in rows if not r["dispositivo_registrado"]),
+        "equipo_no_registrado": sum(1 for r in rows if r["dispositivo_registrado"] is False),
+        "lecturas_de_contacto": 0,
     }
 
 
@@ -703,6 +767,7 @@ def load_report(
     The scope is checked before the database is opened. ``now`` (default: the clock) is the
     instant the report is "as of" (what is overdue); ``names`` maps person ids to user names.
     """
+    from projections.contact_reads import contact_read_rows
     from projections.controls import annotate_compliance, recertification_status
 
     report, district = check_scope(kind, scope, filters)
@@ -713,6 +778,7 @@ def load_report(
             rows = conn.execute("SELECT username FROM people WHERE username IS NOT NULL")
             names = PersonNames(str(row[0]) for row in rows)
         recertification = recertification_status(conn, as_of) if report == "cumplimiento" else {}
+        contacts = contact_read_rows(conn) if report == "lecturas" else []
     built = build_report(
         report,
         data,
@@ -724,4 +790,8 @@ def load_report(
     )
     if report == "cumplimiento":
         annotate_compliance(built, recertification, names or PersonNames())  # issue 19
+    if report == "lecturas":  # issue 18: reads of contact data
+        add_contact_reads(
+            built, scope, filters, contacts, names or PersonNames(), policy or Policy()
+        )
     return built

@@ -15,6 +15,11 @@ from __future__ import annotations
 
 from typing import Final
 
+from projections.contact_reads import (
+    CONTACT_PERSON_COLUMNS,
+    CONTACT_STATEMENTS,
+    CONTACT_TABLE_KEYS,
+)
 from projections.controls import CONTROL_PERSON_COLUMNS, CONTROL_STATEMENTS, CONTROL_TABLE_KEYS
 
 __all__ = [
@@ -215,6 +220,7 @@ CREATE_STATEMENTS: Final[tuple[str, ...]] = (
         action TEXT NOT NULL
     ) WITHOUT ROWID""",
     *CONTROL_STATEMENTS,  # issue 19: devices, calendar, policies, recertification
+    *CONTACT_STATEMENTS,  # issue 18: reads of contact data
 )
 
 # The secondary indexes (none unique): a rebuild creates them once its tables are filled.
@@ -239,6 +245,7 @@ TABLE_KEYS: Final[dict[str, str]] = {
     "authority_exceptions": "position",
     "projection_errors": "ref",
     **CONTROL_TABLE_KEYS,
+    **CONTACT_TABLE_KEYS,
 }
 VIEW_TABLES: Final = tuple(TABLE_KEYS)
 
@@ -261,4 +268,5 @@ PERSON_COLUMNS: Final[tuple[tuple[str, str], ...]] = (
     ("incident_steps", "dismissed_by"),
     ("authority_exceptions", "by_id"),
     *CONTROL_PERSON_COLUMNS,
+    *CONTACT_PERSON_COLUMNS,
 )

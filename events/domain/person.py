@@ -358,3 +358,26 @@ class Person(Aggregate):
     def _require_not_erased(self) -> None:
         if self.erased:
             raise PersonalDataErasedError(self.id)
+
+    # --- issue 18: reads of contact data (6.VII, 6.VIII; R9) ------------------------------
+
+    class ContactRead(Aggregate.Event):
+        """A coadministrator (``by``) read this person's name, e-mail and phone, for
+        ``purpose``. The data themselves are never in the event (R7)."""
+
+        purpose: str
+        by: UUID
+
+    def record_contact_read(self, *, reader: Person, purpose: str, at: datetime) -> None:
+        """6.VII, 6.VIII: the UTCSyD keeps direct contact with the enlaces; each read of a
+        person's contact data is a fact of the ledger. Only a coadministrator reads them, and
+        only while they exist (an erased person's stay unreadable: 9.XX)."""
+        at = command_time(self, at)
+        require_coadministrator(reader, "read contact data")
+        self._require_not_erased()
+        why = validate_text("purpose", purpose, max_length=500)
+        self._contact_read(purpose=why, by=reader.id, timestamp=at)
+
+    @event(ContactRead)
+    def _contact_read(self, purpose: str, by: UUID, timestamp: datetime) -> None:
+        """Nothing changes in the person: the read is the fact."""

@@ -233,6 +233,7 @@ EXPECTED_TOPICS = {
         "UnrecordedReadDetected",
     ],
     "custodia:Person": [
+        "ContactRead",
         "Departed",
         "DeviceRegistered",
         "DeviceRetired",

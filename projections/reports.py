@@ -535,7 +535,7 @@ READ_FINDINGS: Final[dict[str, str]] = {
     "equipo_no_registrado": "equipo no registrado",  # 8.B
     "lectura_no_registrada": "lectura sin registro en la bitácora",  # OpenBao's audit log
     "no_entregada": "no entregada (el servidor de secretos no la entregó)",
-    "datos_de_contacto": "lectura de datos de contacto (6.VII, 6.VIII)",  # issue 18
+    "datos_de_contacto": "datos de contacto (6.VII)",  # issue 18
 }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from custody.app import people
 from custody.app.custodia import Actor, Custodia
-from custody.service.commands import _opt, _requiring_reply_key, _text, channel_from
+from custody.service.commands import _opt, _text, channel_from
 from custody.service.server import Call
 
 _CHANNEL = frozenset({"oficio", "memorandum", "correo_oficial", "fecha"})
@@ -44,6 +44,9 @@ def _contact(custodia: Custodia, call: Call) -> dict[str, Any]:
 
 def people_handlers(custodia: Custodia) -> dict[str, Callable[[Call], Any]]:
     """The handlers of :data:`PEOPLE_ARGUMENTS`' commands."""
+    # Defined after the argument table that imports this module: imported here.
+    from custody.service.commands import _requiring_reply_key
+
     return {
         # The reply key is checked before the read is recorded: a recorded read must reach
         # its reader.

@@ -29,8 +29,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final, Literal
 
-from events.domain import DistrictId, Username, ValidationError
-from events.domain.values import ROLES, validate_email, validate_phone, validate_text
+# The domain's parsers are imported where used: ``--help`` keeps eventsourcing out.
 
 COLUMNS: Final = (
     "movimiento",
@@ -106,6 +105,9 @@ def _role_text(role: str | None, district: str | None) -> str:
 def _check_role(
     where: str, role: str, district: str, problems: list[str]
 ) -> tuple[str | None, str | None]:
+    from events.domain import DistrictId, ValidationError
+    from events.domain.values import ROLES
+
     if role not in ROLES:
         problems.append(f"{where}: «rol» debe ser uno de {', '.join(ROLES)}.")
         return None, None
@@ -124,6 +126,9 @@ def _check_role(
 
 
 def _row(line: int, raw: dict[str, str], problems: list[str]) -> Movement | None:
+    from events.domain import Username, ValidationError
+    from events.domain.values import validate_email, validate_phone, validate_text
+
     where = f"línea {line}"
     values = {k: (raw.get(k) or "").strip() for k in COLUMNS}
     before = len(problems)
@@ -299,6 +304,8 @@ def plan(movements: list[Movement], people: list[dict[str, Any]]) -> list[Step]:
 def parse_passwords(text: str) -> dict[str, str]:
     """Initial passwords from standard input: one ``usuario<tab or space>contraseña`` a line
     (the password is the rest of the line). Refused lines are named by number only."""
+    from events.domain import Username, ValidationError
+
     passwords: dict[str, str] = {}
     problems: list[str] = []
     for number, line in enumerate(text.splitlines(), start=1):

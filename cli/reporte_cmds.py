@@ -319,7 +319,9 @@ def lecturas(
     hasta: HastaOption = None,
 ) -> None:
     """Lecturas de credenciales fuera del horario laboral (8.A), desde equipos no registrados
-    (8.B) o que el servidor de secretos no llegó a entregar (registradas y luego anuladas).
+    (8.B) o que el servidor de secretos no llegó a entregar (registradas y luego anuladas), y
+    cada lectura de datos de contacto de una persona (6.VII; tipo «contacto»: quién, de quién
+    y para qué), que revisan la UTCSyD y la Secretaría Ejecutiva.
 
     Ejemplo: [cyan]custodia reporte lecturas --distrito 12 --desde 2025-03-01[/cyan]
     """

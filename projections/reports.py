@@ -68,7 +68,10 @@ TITLES: Final[dict[ReportKind, str]] = {
     "exposicion": "Exposición de credenciales desde su última rotación",
     "cambios": "Solicitudes de cambio de configuración (6.XI, 11.1)",
     "incidentes": "Bitácora de incidentes (8.C, 9.XVIII)",
-    "lecturas": "Lecturas fuera de horario o desde equipos no registrados (8.A, 8.B)",
+    "lecturas": (
+        "Lecturas fuera de horario o desde equipos no registrados (8.A, 8.B) y de datos de "
+        "contacto (6.VII)"
+    ),
 }
 
 _ALL_ROLES: Final = frozenset({"coadministrador", "secretaria", "titular"})

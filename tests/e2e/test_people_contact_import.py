@@ -117,6 +117,36 @@ def test_contact_is_shown_to_a_coadministrator_after_the_read_is_recorded_and_re
     assert _contact_rows(world, "luis", user) == []  # a titular's report: own district only
 
 
+def test_the_web_views_lecturas_page_shows_contact_reads_to_the_secretaria(
+    service_world: ServiceWorld,
+) -> None:
+    """``/lecturas`` of the web view renders the same report: the Secretaría Ejecutiva sees the
+    read of a contact (JSON with the same keys as the CLI, and the HTML page), never the data."""
+    from tests.e2e.web_harness import serving
+
+    world = service_world
+    user = _unique("pw")
+    name, email, phone = _contact_values()
+    world.call(
+        "ana",
+        "personas.alta",
+        {"usuario": user, "nombre": name, "correo": email, "telefono": phone, "rol": "secretaria"},
+    )
+    ok(world, "ana", "personas", "contacto", "--usuario", user, "--motivo", "revisión web")
+    cli_rows = _wait(lambda: _contact_rows(world, "sofia", user), "the read is not projected")
+    with serving(world) as web, web.logged_in("sofia") as client:
+        page = client.get("/lecturas", params={"formato": "json"})
+        assert page.status_code == 200, page.text
+        rows = [r for r in page.json() if r.get("contacto_de") == user]
+        assert [set(r) for r in rows] == [set(cli_rows[0])]
+        assert rows[0]["motivo"] == "revisión web"
+        html = client.get("/lecturas")
+        assert html.status_code == 200
+        assert f"contacto de {user}" in html.text
+        assert email not in html.text
+        assert name not in html.text
+
+
 @pytest.mark.parametrize("reader", ["luis", "bety"])
 def test_titular_and_administrator_are_refused_by_the_service_and_by_openbao(
     service_world: ServiceWorld, reader: str

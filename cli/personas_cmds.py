@@ -178,6 +178,13 @@ def _passwords(hires: list[Step], from_stdin: bool) -> dict[str, str]:
         if missing:
             _refuse([f"falta la contraseña inicial de {user}." for user in missing])
         return given
+    if not sys.stdin.isatty():
+        _refuse(
+            [
+                "hay altas y la entrada estándar no es una terminal: dé las contraseñas "
+                "iniciales con --contrasenas-stdin («usuario contraseña» por línea)."
+            ]
+        )
     return {
         s.movement.usuario: typer.prompt(
             f"Contraseña inicial de {s.movement.usuario}", hide_input=True

@@ -326,7 +326,8 @@ def test_an_invalid_file_is_refused_whole_with_line_numbers(
     service_world: ServiceWorld, tmp_path: Path
 ) -> None:
     """Every row is checked before any is applied: one bad row among good ones, and nothing is
-    written; the Spanish errors name each bad line."""
+    written; the Spanish errors name each bad line. A hire without its initial password is
+    refused the same way, before anything is applied."""
     world = service_world
     good, departed = _unique("ig"), _unique("ix")
     path = _csv(
@@ -354,6 +355,13 @@ def test_an_invalid_file_is_refused_whole_with_line_numbers(
     message = refused(world, "ana", 2, "personas", "importar", "--archivo", str(path))
     assert "línea 2: " in message
     assert "no está registrada" in message
+    # A hire without its initial password: refused before anything is applied.
+    path = _csv(tmp_path, "claves.csv", [f"alta,{good},Buena,{good}@iecm.mx,,secretaria,,,,"])
+    args = ("personas", "importar", "--archivo", str(path), "--aplicar")
+    assert "--contrasenas-stdin" in refused(world, "ana", 2, *args, stdin="")
+    missing = refused(world, "ana", 2, *args, "--contrasenas-stdin", stdin="otra clave-1\n")
+    assert f"falta la contraseña inicial de {good}" in missing
+    assert _person(world, good) is None
 
 
 def test_a_row_the_service_refuses_is_reported_and_the_rest_applies(

@@ -148,12 +148,11 @@ def test_the_web_views_lecturas_page_shows_contact_reads_to_the_secretaria(
 
 
 @pytest.mark.parametrize("reader", ["luis", "bety"])
-def test_titular_and_administrator_are_refused_by_the_service_and_by_openbao(
+def test_titular_and_administrator_are_refused_by_the_service(
     service_world: ServiceWorld, reader: str
 ) -> None:
     """A titular or an administrator asking for a contact is refused by the service (the
-    refusal's class comes back over the wire: no client-side check), nothing is recorded, and
-    their own token cannot decrypt the sealed data in OpenBao either (OpenBao's 403)."""
+    refusal's class comes back over the wire: no client-side check) and nothing is recorded."""
     world = service_world
     if not world.session_file(reader).exists():
         world.login(reader)
@@ -166,13 +165,25 @@ def test_titular_and_administrator_are_refused_by_the_service_and_by_openbao(
     with pytest.raises(CustodiaError) as refusal:
         world.call(reader, "personas.contacto", {"usuario": "sofia", "motivo": "curiosidad"})
     assert "NotCoadministratorError" in getattr(refusal.value, "remote_chain", [])
-    vault = VaultClient(world.endpoints().vault_addr, world.token(reader))
-    with pytest.raises(VaultPermissionDeniedError):
-        vault.write(
-            f"{vault.mounts.transit}/decrypt/pii-{person_id('sofia')}",
-            {"ciphertext": "vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
-            operation="test-decrypt",
-        )
+
+
+def test_nobody_decrypts_contact_data_in_openbao_around_the_record(
+    service_world: ServiceWorld,
+) -> None:
+    """Only the service's token may decrypt personal data: a coadministrator, a titular, an
+    administrator or the Secretaría asking OpenBao directly with their own session token (which
+    would skip the ledger record) get OpenBao's own 403."""
+    world = service_world
+    for user in ("ana", "luis", "bety", "sofia"):
+        if not world.session_file(user).exists():
+            world.login(user)
+        vault = VaultClient(world.endpoints().vault_addr, world.token(user))
+        with pytest.raises(VaultPermissionDeniedError):
+            vault.write(
+                f"{vault.mounts.transit}/decrypt/pii-{person_id('sofia')}",
+                {"ciphertext": "vault:v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"},
+                operation="test-decrypt",
+            )
 
 
 def test_an_erased_person_stays_unreadable_and_the_attempt_records_nothing(

@@ -572,6 +572,15 @@ _INFRA: dict[str, tuple[int, Render]] = {
         EXIT_DOMAIN,
         lambda e: "El estado del resguardo no permite la operación.",
     ),
+    "AccountDestructionPendingError": (
+        EXIT_DOMAIN,
+        lambda e: (
+            f"La baja de {_attr(e, 'account')} quedó registrada en la bitácora, pero OpenBao no "
+            f"destruyó aún su contraseña y semilla 2FA ({_attr(e, 'reason')}). La destrucción "
+            f"está pendiente: repita «custodia cuentas baja --cuenta {_attr(e, 'account')}» "
+            "(con la misma vía oficial) para terminarla."
+        ),
+    ),
     "NoStagedRotationError": (
         EXIT_DOMAIN,
         lambda e: f"No hay contraseña preparada para {_attr(e, 'account')}.",

@@ -303,6 +303,39 @@ def cuentas_lista(distrito: DistritoOpc = None, json_output: Json = False) -> No
     show(rows, json_output, "Cuentas")
 
 
+@cuentas.command("estado")
+def cuentas_estado(
+    cuenta: Cuenta,
+    publica: Annotated[
+        bool | None,
+        typer.Option("--publica/--privada", help="Visibilidad encontrada en la plataforma."),
+    ] = None,
+    mensajes: Annotated[
+        bool | None,
+        typer.Option(
+            "--con-mensajes/--sin-mensajes", help="Mensajes directos encontrados en la plataforma."
+        ),
+    ] = None,
+    telefono: Annotated[
+        str | None,
+        typer.Option("--telefono", help="Teléfono asociado encontrado en la plataforma."),
+    ] = None,
+    json_output: Json = False,
+) -> None:
+    """Registra la configuración actual de la cuenta tal como está en la plataforma (10.V,
+    10.VI, 11.1.a); lo que no se indique conserva su último valor. Un teléfono ausente o no
+    institucional es un incumplimiento, visible en «cuentas lista» y en el reporte.
+
+    Ejemplo: [cyan]custodia cuentas estado --cuenta DD05-x --publica --con-mensajes
+    --telefono "+52 55 5483 3800"[/cyan]
+    """
+    data = call(
+        "cuentas.estado",
+        {"cuenta": cuenta, "publica": publica, "mensajes": mensajes, "telefono": telefono},
+    )
+    show(data, json_output, "Estado de la cuenta registrado")
+
+
 @cuentas.command("baja")
 def cuentas_baja(
     cuenta: Cuenta,
@@ -312,7 +345,10 @@ def cuentas_baja(
     fecha: Fecha = None,
     json_output: Json = False,
 ) -> None:
-    """Da de baja una cuenta, con vía oficial.
+    """Da de baja una cuenta, con vía oficial: tras el registro final en la bitácora se
+    destruyen en OpenBao su contraseña (todas las versiones) y su semilla 2FA, y se muestra lo
+    que falta hacer en la plataforma. Si la destrucción queda pendiente, repetir la orden la
+    termina.
 
     Ejemplo: [cyan]custodia cuentas baja --cuenta DD05-tiktok --oficio IECM/UTCSyD/101/2026[/cyan]
     """
@@ -320,7 +356,15 @@ def cuentas_baja(
         "cuentas.baja",
         {"cuenta": cuenta, **channel_args(oficio, memorandum, correo_oficial, fecha)},
     )
-    show(data, json_output, "Cuenta cerrada")
+    if json_output:
+        show(data, True, "Cuenta cerrada")
+        return
+    checklist = data.get("lista_verificacion") or [] if isinstance(data, dict) else []
+    summary = {k: v for k, v in data.items() if k != "lista_verificacion"}
+    show(summary, False, "Cuenta cerrada; contraseña y semilla 2FA destruidas en OpenBao")
+    typer.echo("\nPendiente en la plataforma (lista de verificación):")
+    for number, item in enumerate(checklist, 1):
+        typer.echo(f"  {number}. {item}")
 
 
 # -- designaciones ----------------------------------------------------------------------------

@@ -264,6 +264,7 @@ class ReportsProjection(Projection[ReportsView]):
             District.AccountStatusRecorded: _account_status_recorded,
             District.AccountSettingChanged: _account_setting_changed,
             District.AccountClosed: _account_closed,
+            District.AccountSecretsDestroyed: _ignore,  # 10: read from the district (cuentas lista)
             District.TotpRegistered: _totp_registered,
             District.RotationStarted: _rotation_started,
             District.RotationConfirmed: _rotation_confirmed,

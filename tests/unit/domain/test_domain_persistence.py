@@ -201,6 +201,7 @@ EXPECTED_TOPICS = {
         "AbsenceStarted",
         "AccountClosed",
         "AccountRegistered",
+        "AccountSecretsDestroyed",
         "AccountSettingChanged",
         "AccountStatusRecorded",
         "ActingTitularAppointed",

@@ -256,10 +256,18 @@ def cuentas_alta(
         bool,
         typer.Option("--existente", help="Registra una cuenta ya existente aunque incumpla."),
     ] = False,
+    solicitud: Annotated[
+        str | None,
+        typer.Option(
+            "--solicitud",
+            help="La solicitud del distrito que se aprueba al registrar la cuenta (10.I).",
+        ),
+    ] = None,
     json_output: Json = False,
 ) -> None:
     """Registra una cuenta institucional; rechaza correos fuera de iecm.mx y cuentas de X sin el
-    sufijo IECM, salvo que se registre como existente (queda como incumplimiento).
+    sufijo IECM, salvo que se registre como existente (queda como incumplimiento). Con
+    --solicitud, la UTCSyD aprueba la solicitud del distrito y registra la cuenta a la vez.
 
     Ejemplo: [cyan]custodia cuentas alta --distrito DD05 --plataforma x --usuario DD05IECM
     --correo dd05.x@iecm.mx[/cyan]
@@ -267,6 +275,24 @@ def cuentas_alta(
     from events.domain import parse_district_id
 
     account = f"{parse_district_id(distrito)}-{plataforma.strip().lower()}"
+    if solicitud is not None:
+        if existente:
+            raise typer.BadParameter(
+                "una solicitud abre una cuenta nueva", param_hint="--existente"
+            )
+        requested = {
+            "solicitud": solicitud,
+            "cuenta": account,
+            "usuario": usuario,
+            "correo": correo,
+            "telefono": telefono,
+            "privada": privada,
+            "sin_mensajes": sin_mensajes,
+        }
+        show(
+            call("cuentas.aprobar", requested), json_output, "Solicitud aprobada; cuenta registrada"
+        )
+        return
     data = call(
         "cuentas.alta",
         {
@@ -301,6 +327,65 @@ def cuentas_lista(distrito: DistritoOpc = None, json_output: Json = False) -> No
         )
         rows = [{k: r.get(k) for k in keep} for r in rows]
     show(rows, json_output, "Cuentas")
+
+
+@cuentas.command("solicitar")
+def cuentas_solicitar(
+    distrito: Distrito,
+    plataforma: Annotated[str, typer.Option("--plataforma", help="facebook, x, tiktok, …")],
+    motivo: Annotated[
+        str, typer.Option("--motivo", help="Para qué plan de trabajo se necesita la cuenta.")
+    ],
+    oficio: Oficio = None,
+    memorandum: Memo = None,
+    correo_oficial: Correo = None,
+    fecha: Fecha = None,
+    json_output: Json = False,
+) -> None:
+    """La persona titular solicita a la UTCSyD abrir una cuenta (10.II–III: los distritos no
+    abren cuentas), con vía oficial (p. ej. --correo-oficial redessociales@iecm.mx). La UTCSyD
+    decide su viabilidad: «cuentas alta --solicitud ID» o «cuentas rechazar».
+
+    Ejemplo: [cyan]custodia cuentas solicitar --distrito DD05 --plataforma tiktok --motivo
+    "Difusión del proceso electoral" --oficio DD05/120/2026[/cyan]
+    """
+    args = {
+        "distrito": distrito,
+        "plataforma": plataforma,
+        "motivo": motivo,
+        **channel_args(oficio, memorandum, correo_oficial, fecha),
+    }
+    show(call("cuentas.solicitar", args), json_output, "Solicitud de cuenta registrada")
+
+
+@cuentas.command("rechazar")
+def cuentas_rechazar(
+    solicitud: Annotated[str, typer.Option("--solicitud", help="La solicitud de cuenta.")],
+    motivo: Annotated[str, typer.Option("--motivo", help="Por qué no es viable (10.I).")],
+    json_output: Json = False,
+) -> None:
+    """La UTCSyD determina que abrir la cuenta solicitada no es viable (10.I).
+
+    Ejemplo: [cyan]custodia cuentas rechazar --solicitud ID --motivo "Duplica la cuenta
+    institucional"[/cyan]
+    """
+    data = call("cuentas.rechazar", {"solicitud": solicitud, "motivo": motivo})
+    show(data, json_output, "Solicitud de cuenta rechazada")
+
+
+@cuentas.command("solicitudes")
+def cuentas_solicitudes(
+    estado: Annotated[
+        str | None,
+        typer.Option("--estado", help="solicitada, aprobada o rechazada."),
+    ] = None,
+    json_output: Json = False,
+) -> None:
+    """Solicitudes de apertura de cuentas y su estado.
+
+    Ejemplo: [cyan]custodia cuentas solicitudes --estado solicitada[/cyan]
+    """
+    show(call("cuentas.solicitudes", {"estado": estado}), json_output, "Solicitudes de cuenta")
 
 
 @cuentas.command("estado")

@@ -1,5 +1,6 @@
-"""Use cases of an account's life after its registration (10; issue 19): its settings as found
-on the platform (``cuentas estado``) and its closure (``cuentas baja``).
+"""Use cases of an account's life (10; issue 19): the request to open it and UTCSyD's decision
+(``cuentas solicitar``, ``cuentas alta --solicitud``, ``cuentas rechazar``), its settings as
+found on the platform (``cuentas estado``) and its closure (``cuentas baja``).
 
 **Closure, and the order of the writes.** OpenBao is asked first, with the caller's own token,
 whether the caller may destroy the account's secrets (the ``destruir`` marker): a refused caller
@@ -22,12 +23,14 @@ once.
 from __future__ import annotations
 
 from typing import Any, Final
+from uuid import UUID, uuid5
 
 import structlog
+from eventsourcing.application import AggregateNotFoundError
 
-from custody.app.custodia import Actor, Custodia
+from custody.app.custodia import REQUEST_NAMESPACE, Actor, Custodia, NotFoundError
 from custody.errors import AccountDestructionPendingError
-from events.domain import parse_account_id
+from events.domain import AccountOpeningRequest, parse_account_id, parse_district_id
 from events.domain.official_channel import OfficialChannel
 from events.domain.person import require_coadministrator
 from events.errors import VaultError
@@ -129,3 +132,114 @@ def destruction_pending(custodia: Custodia, account: str) -> bool:
     account_id = parse_account_id(account)
     district = custodia.district(account_id.district)
     return str(account_id) in district.accounts and district.destruction_pending(str(account_id))
+
+
+# -- requests to open accounts (10.I–III) -----------------------------------------------------
+
+
+def _request(custodia: Custodia, identifier: str) -> AccountOpeningRequest:
+    try:
+        item: Any = custodia.app.repository.get(UUID(identifier))
+    except (ValueError, AggregateNotFoundError):
+        raise NotFoundError("solicitud", identifier) from None
+    if not isinstance(item, AccountOpeningRequest):
+        raise NotFoundError("solicitud", identifier)
+    return item
+
+
+def _request_row(custodia: Custodia, request: AccountOpeningRequest) -> dict[str, Any]:
+    return {
+        "solicitud": str(request.id),
+        "distrito": request.district,
+        "plataforma": request.platform,
+        "motivo": request.reason,
+        "via_oficial": str(request.channel),
+        "estado": request.status,
+        "solicitada_por": custodia.username_of(request.filed_by),
+        "cuenta": request.account,
+        "decidida_por": custodia.username_of(request.decided_by) if request.decided_by else None,
+        "motivo_decision": request.decision_reason,
+    }
+
+
+def request_opening(
+    custodia: Custodia,
+    actor: Actor,
+    district: str,
+    platform: str,
+    reason: str,
+    channel: OfficialChannel,
+    request_id: str,
+) -> dict[str, Any]:
+    """10.II–III: the district's titular asks UTCSyD, by vía oficial, to open an account."""
+    by = custodia.person(actor.username)
+    item = custodia.district(parse_district_id(district))
+    request = AccountOpeningRequest.file(
+        item,
+        platform,
+        reason,
+        channel=channel,
+        by=by,
+        at=custodia.clock(),
+        request_id=uuid5(REQUEST_NAMESPACE, f"cuenta:{request_id}"),
+    )
+    custodia._save(request)
+    log.info("cuenta_solicitada", solicitud=str(request.id), distrito=request.district)
+    return _request_row(custodia, request)
+
+
+def register_requested(
+    custodia: Custodia,
+    actor: Actor,
+    request_id: str,
+    account: str,
+    *,
+    handle: str,
+    email: str,
+    phone: str | None,
+    public: bool,
+    direct_messages: bool,
+) -> dict[str, Any]:
+    """10.I: UTCSyD finds the request viable and registers the account under it: the account
+    and the approval are recorded in one save (both or neither)."""
+    account_id = parse_account_id(account)
+    by = custodia.person(actor.username)
+    require_coadministrator(by, "decide account requests")
+    with custodia._lock(str(account_id.district)):
+        request = _request(custodia, request_id)
+        district = custodia.district(account_id.district)
+        now = custodia.clock()
+        violations = district.register_account(
+            str(account_id),
+            handle=handle,
+            email=email,
+            phone=phone,
+            public=public,
+            direct_messages=direct_messages,
+            by=by,
+            at=now,
+        )
+        request.approve(district, str(account_id), by=by, at=now)
+        custodia._save(district, request)
+    return {**_request_row(custodia, request), "violaciones": [str(v) for v in violations]}
+
+
+def reject_request(
+    custodia: Custodia, actor: Actor, request_id: str, reason: str
+) -> dict[str, Any]:
+    """10.I: UTCSyD finds opening the account not viable."""
+    by = custodia.person(actor.username)
+    request = _request(custodia, request_id)
+    request.reject(reason, by=by, at=custodia.clock())
+    custodia._save(request)
+    return _request_row(custodia, request)
+
+
+def list_requests(custodia: Custodia, actor: Actor, state: str | None) -> list[dict[str, Any]]:
+    """The requests the caller may see (UTCSyD and the secretaria: all; a titular: theirs)."""
+    by = custodia.person(actor.username)
+    return [
+        _request_row(custodia, r)
+        for r in custodia._all(AccountOpeningRequest)
+        if custodia._may_see_district(by, r.district) and (not state or r.status == state)
+    ]

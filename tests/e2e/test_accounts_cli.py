@@ -238,3 +238,47 @@ def test_a_failed_destruction_stays_pending_and_a_retry_finishes_it(
     assert listed(world, "DD05-facebook")["destruccion_pendiente"] is False
     with pytest.raises(VaultNotFoundError):
         vault.read(ref.metadata_path(mounts), operation="t")
+
+
+def test_an_account_opens_on_a_district_request_that_utcsyd_approves(world: ServiceWorld) -> None:
+    """10.I–III: the titular asks by vía oficial (a district cannot register an account: the
+    service refuses it), UTCSyD registers the account under the request (approval and account
+    in one record), a second decision is refused in Spanish; another request is found not
+    viable; the requests list shows both with who decided."""
+    denied = world.run(
+        "luis", "cuentas", "alta", "--distrito", "DD05", "--plataforma", "instagram",
+        "--usuario", "dd05ig", "--correo", "dd05.ig@iecm.mx",
+    )  # fmt: skip
+    assert denied.returncode != 0
+    assert denied.stderr.startswith("Error: ")
+    filed = ok(
+        world, "luis", "cuentas", "solicitar", "--distrito", "DD05", "--plataforma", "instagram",
+        "--motivo", "Difusión del proceso electoral", "--correo-oficial", "dd05@iecm.mx",
+    )  # fmt: skip
+    assert filed["estado"] == "solicitada"
+    assert filed["solicitada_por"] == "luis"
+    approved = ok(
+        world, "ana", "cuentas", "alta", "--distrito", "DD05", "--plataforma", "instagram",
+        "--usuario", "dd05ig", "--correo", "dd05.ig@iecm.mx", "--solicitud", filed["solicitud"],
+    )  # fmt: skip
+    assert approved["estado"] == "aprobada"
+    assert approved["cuenta"] == "DD05-instagram"
+    assert listed(world, "DD05-instagram")["abierta"] is True
+    again = world.run(
+        "ana", "cuentas", "rechazar", "--solicitud", filed["solicitud"], "--motivo", "x"
+    )
+    assert again.returncode != 0
+    assert "No se puede rechazar en estado «aprobada»" in again.stderr
+
+    other = ok(
+        world, "luis", "cuentas", "solicitar", "--distrito", "DD05", "--plataforma", "youtube",
+        "--motivo", "Videos", "--oficio", "DD05/130/2026",
+    )  # fmt: skip
+    rejected = ok(
+        world, "ana", "cuentas", "rechazar", "--solicitud", other["solicitud"],
+        "--motivo", "Los videos se publican en la cuenta central",
+    )  # fmt: skip
+    assert rejected["estado"] == "rechazada"
+    rows = {r["solicitud"]: r for r in ok(world, "luis", "cuentas", "solicitudes")}
+    assert rows[filed["solicitud"]]["decidida_por"] == "ana"
+    assert rows[other["solicitud"]]["estado"] == "rechazada"

@@ -204,6 +204,9 @@ def _violations(e: Any) -> str:
         "usuario_x_sin_sufijo_iecm": "usuario de X sin el sufijo IECM (10.VIII)",
         "cuenta_privada": "cuenta privada (10.VI)",
         "mensajes_privados_desactivados": "mensajes directos desactivados (10.V)",
+        "telefono_faltante": "sin teléfono institucional (11.1.a)",
+        "telefono_no_institucional": "teléfono fuera de la numeración institucional (11.1.a)",
+        "telefono_distinto_al_registrado": "teléfono distinto del registrado (11.1)",
     }
     items = getattr(e, "violations", None) or []
     return "; ".join(names.get(str(v), str(v)) for v in items) or "incumple los lineamientos"

@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from aiosmtpd.controller import Controller
 from eventsourcing.persistence import Tracking
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from custody.stack.notices import NoticeSender, NoticeSettings, list_notices
 from custody.stack.servers import free_port
@@ -209,3 +211,74 @@ def test_an_outbox_from_before_reminders_gains_their_columns(tmp_path: Path) -> 
     assert states["old"] == "pendiente"
     assert sorted(states.values()) == ["pendiente", "pendiente", "programado", "programado"]
     view.datastore.close()
+
+
+STEPS = st.lists(
+    st.sampled_from(["down", "up", "round", "restart", "overdue", "future", "confirm"]),
+    max_size=14,
+)
+
+
+@settings(
+    max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=STEPS)
+def test_every_due_reminder_is_delivered_once_and_no_cancelled_one_ever(
+    tmp_path_factory: Any, steps: list[str]
+) -> None:
+    """Property (issue 19): whatever the order of SMTP outages, sender restarts, rounds, new
+    obligations (past due or not) and confirmed rotations, once the server is up every notice
+    due has been delivered exactly once, and no reminder not yet due or cancelled was sent."""
+    db = tmp_path_factory.mktemp("avisos") / "avisos.sqlite"
+    view = outbox(db)
+    port = free_port()
+    inbox = Inbox()
+    env = NoticeSettings(
+        smtp_url=f"smtp://127.0.0.1:{port}", mailboxes={"utcsyd": "u@iecm.test"}, max_retry_s=0
+    )
+    now = datetime.now(UTC)
+    position = 0
+    open_future: list[UUID] = []
+    server: Controller | None = None
+
+    def record(event: Any) -> None:
+        nonlocal position
+        position += 1
+        view.record(notices_for(event), Tracking("custodia", position), cancellations_for(event))
+
+    sender = NoticeSender(db, env)
+    try:
+        for step in steps:
+            if step == "down" and server is not None:
+                server.stop()
+                server = None
+            elif step == "up" and server is None:
+                server = Controller(inbox, hostname="127.0.0.1", port=port)
+                server.start()
+            elif step == "round":
+                sender.send_due()
+            elif step == "restart":
+                sender = NoticeSender(db, env)
+            elif step == "overdue":
+                record(opened(now - timedelta(hours=1), at=now - timedelta(days=3)))
+            elif step == "future":
+                obligation = uuid4()
+                open_future.append(obligation)
+                record(opened(now + timedelta(days=5), at=now, obligation=obligation))
+            elif step == "confirm" and open_future:
+                record(confirmed(open_future.pop(), at=now, version=position + 10))
+        if server is None:
+            server = Controller(inbox, hostname="127.0.0.1", port=port)
+            server.start()
+        for _ in range(10):
+            if all(r["estado"] != "pendiente" for r in list_notices(db)):
+                break
+            sender.send_due()
+        rows = list_notices(db)
+        assert all(r["estado"] in ("enviado", "programado", "cancelado") for r in rows)
+        delivered = [str(m["X-Custodia-Aviso"]) for m in _messages(inbox)]
+        assert sorted(delivered) == sorted(r["aviso"] for r in rows if r["estado"] == "enviado")
+    finally:
+        if server is not None:
+            server.stop()
+        view.datastore.close()

@@ -282,3 +282,29 @@ def test_an_account_opens_on_a_district_request_that_utcsyd_approves(world: Serv
     rows = {r["solicitud"]: r for r in ok(world, "luis", "cuentas", "solicitudes")}
     assert rows[filed["solicitud"]]["decidida_por"] == "ana"
     assert rows[other["solicitud"]]["estado"] == "rechazada"
+
+
+def test_a_designated_administrator_cannot_close_nor_destroy(world: ServiceWorld) -> None:
+    """10: only UTCSyD closes an account. bety, designated for DD05, is refused by the service
+    (nothing written); and asking the service's own destruction directly with her token is
+    refused by OpenBao itself (her capabilities on the ``destruir`` marker), the password
+    still there."""
+    from custody.vault.credentials import Credentials
+
+    world.call(
+        "ana",
+        "cuentas.alta",
+        {"cuenta": "DD05-youtube", "usuario": "dd05yt", "correo": "dd05.yt@iecm.mx"},
+    )
+    world.call("ana", "rotar.iniciar", {"cuenta": "DD05-youtube"})
+    world.call("ana", "rotar.confirmar", {"cuenta": "DD05-youtube"})
+    before = world.ledger_messages()
+    result = world.run("bety", "cuentas", "baja", "--cuenta", "DD05-youtube", "--oficio", "x/1")
+    assert result.returncode != 0
+    assert result.stderr.startswith("Error: ")
+    assert world.ledger_messages() == before
+    vault = service_vault(world)
+    with pytest.raises(VaultPermissionDeniedError):
+        Credentials(vault).destroy(world.token("bety"), "DD05-youtube")
+    ref = AccountRef.parse("DD05-youtube")
+    assert "versions" in vault.read(ref.metadata_path(Mounts()), operation="t")["data"]

@@ -204,6 +204,9 @@ def _violations(e: Any) -> str:
         "usuario_x_sin_sufijo_iecm": "usuario de X sin el sufijo IECM (10.VIII)",
         "cuenta_privada": "cuenta privada (10.VI)",
         "mensajes_privados_desactivados": "mensajes directos desactivados (10.V)",
+        "telefono_faltante": "sin teléfono institucional (11.1.a)",
+        "telefono_no_institucional": "teléfono fuera de la numeración institucional (11.1.a)",
+        "telefono_distinto_al_registrado": "teléfono distinto del registrado (11.1)",
     }
     items = getattr(e, "violations", None) or []
     return "; ".join(names.get(str(v), str(v)) for v in items) or "incumple los lineamientos"
@@ -571,6 +574,15 @@ _INFRA: dict[str, tuple[int, Render]] = {
     "CustodyStateError": (
         EXIT_DOMAIN,
         lambda e: "El estado del resguardo no permite la operación.",
+    ),
+    "AccountDestructionPendingError": (
+        EXIT_DOMAIN,
+        lambda e: (
+            f"La baja de {_attr(e, 'account')} quedó registrada en la bitácora, pero OpenBao no "
+            f"destruyó aún su contraseña y semilla 2FA ({_attr(e, 'reason')}). La destrucción "
+            f"está pendiente: repita «custodia cuentas baja --cuenta {_attr(e, 'account')}» "
+            "(con la misma vía oficial) para terminarla."
+        ),
     ),
     "NoStagedRotationError": (
         EXIT_DOMAIN,

@@ -256,10 +256,18 @@ def cuentas_alta(
         bool,
         typer.Option("--existente", help="Registra una cuenta ya existente aunque incumpla."),
     ] = False,
+    solicitud: Annotated[
+        str | None,
+        typer.Option(
+            "--solicitud",
+            help="La solicitud del distrito que se aprueba al registrar la cuenta (10.I).",
+        ),
+    ] = None,
     json_output: Json = False,
 ) -> None:
     """Registra una cuenta institucional; rechaza correos fuera de iecm.mx y cuentas de X sin el
-    sufijo IECM, salvo que se registre como existente (queda como incumplimiento).
+    sufijo IECM, salvo que se registre como existente (queda como incumplimiento). Con
+    --solicitud, la UTCSyD aprueba la solicitud del distrito y registra la cuenta a la vez.
 
     Ejemplo: [cyan]custodia cuentas alta --distrito DD05 --plataforma x --usuario DD05IECM
     --correo dd05.x@iecm.mx[/cyan]
@@ -267,6 +275,24 @@ def cuentas_alta(
     from events.domain import parse_district_id
 
     account = f"{parse_district_id(distrito)}-{plataforma.strip().lower()}"
+    if solicitud is not None:
+        if existente:
+            raise typer.BadParameter(
+                "una solicitud abre una cuenta nueva", param_hint="--existente"
+            )
+        requested = {
+            "solicitud": solicitud,
+            "cuenta": account,
+            "usuario": usuario,
+            "correo": correo,
+            "telefono": telefono,
+            "privada": privada,
+            "sin_mensajes": sin_mensajes,
+        }
+        show(
+            call("cuentas.aprobar", requested), json_output, "Solicitud aprobada; cuenta registrada"
+        )
+        return
     data = call(
         "cuentas.alta",
         {
@@ -303,6 +329,98 @@ def cuentas_lista(distrito: DistritoOpc = None, json_output: Json = False) -> No
     show(rows, json_output, "Cuentas")
 
 
+@cuentas.command("solicitar")
+def cuentas_solicitar(
+    distrito: Distrito,
+    plataforma: Annotated[str, typer.Option("--plataforma", help="facebook, x, tiktok, …")],
+    motivo: Annotated[
+        str, typer.Option("--motivo", help="Para qué plan de trabajo se necesita la cuenta.")
+    ],
+    oficio: Oficio = None,
+    memorandum: Memo = None,
+    correo_oficial: Correo = None,
+    fecha: Fecha = None,
+    json_output: Json = False,
+) -> None:
+    """La persona titular solicita a la UTCSyD abrir una cuenta (10.II–III: los distritos no
+    abren cuentas), con vía oficial (p. ej. --correo-oficial redessociales@iecm.mx). La UTCSyD
+    decide su viabilidad: «cuentas alta --solicitud ID» o «cuentas rechazar».
+
+    Ejemplo: [cyan]custodia cuentas solicitar --distrito DD05 --plataforma tiktok --motivo
+    "Difusión del proceso electoral" --oficio DD05/120/2026[/cyan]
+    """
+    args = {
+        "distrito": distrito,
+        "plataforma": plataforma,
+        "motivo": motivo,
+        **channel_args(oficio, memorandum, correo_oficial, fecha),
+    }
+    show(call("cuentas.solicitar", args), json_output, "Solicitud de cuenta registrada")
+
+
+@cuentas.command("rechazar")
+def cuentas_rechazar(
+    solicitud: Annotated[str, typer.Option("--solicitud", help="La solicitud de cuenta.")],
+    motivo: Annotated[str, typer.Option("--motivo", help="Por qué no es viable (10.I).")],
+    json_output: Json = False,
+) -> None:
+    """La UTCSyD determina que abrir la cuenta solicitada no es viable (10.I).
+
+    Ejemplo: [cyan]custodia cuentas rechazar --solicitud ID --motivo "Duplica la cuenta
+    institucional"[/cyan]
+    """
+    data = call("cuentas.rechazar", {"solicitud": solicitud, "motivo": motivo})
+    show(data, json_output, "Solicitud de cuenta rechazada")
+
+
+@cuentas.command("solicitudes")
+def cuentas_solicitudes(
+    estado: Annotated[
+        str | None,
+        typer.Option("--estado", help="solicitada, aprobada o rechazada."),
+    ] = None,
+    json_output: Json = False,
+) -> None:
+    """Solicitudes de apertura de cuentas y su estado.
+
+    Ejemplo: [cyan]custodia cuentas solicitudes --estado solicitada[/cyan]
+    """
+    show(call("cuentas.solicitudes", {"estado": estado}), json_output, "Solicitudes de cuenta")
+
+
+@cuentas.command("estado")
+def cuentas_estado(
+    cuenta: Cuenta,
+    publica: Annotated[
+        bool | None,
+        typer.Option("--publica/--privada", help="Visibilidad encontrada en la plataforma."),
+    ] = None,
+    mensajes: Annotated[
+        bool | None,
+        typer.Option(
+            "--con-mensajes/--sin-mensajes", help="Mensajes directos encontrados en la plataforma."
+        ),
+    ] = None,
+    telefono: Annotated[
+        str | None,
+        typer.Option("--telefono", help="Teléfono asociado encontrado en la plataforma."),
+    ] = None,
+    json_output: Json = False,
+) -> None:
+    """Registra la configuración actual de la cuenta tal como está en la plataforma (10.V,
+    10.VI, 11.1.a); lo que no se indique conserva su último valor. Un teléfono ausente o no
+    institucional es un incumplimiento, visible en «cuentas lista» y en el reporte.
+
+    Ejemplo: [cyan]custodia cuentas estado --cuenta DD05-x --publica --con-mensajes
+    --telefono "+52 55 5483 3800"[/cyan]
+    """
+    data = call(
+        "cuentas.estado",
+        {"cuenta": cuenta, "publica": publica, "mensajes": mensajes, "telefono": telefono},
+    )
+    show(data, json_output, "Estado de la cuenta registrado")
+
+
 @cuentas.command("baja")
 def cuentas_baja(
     cuenta: Cuenta,
@@ -312,7 +430,10 @@ def cuentas_baja(
     fecha: Fecha = None,
     json_output: Json = False,
 ) -> None:
-    """Da de baja una cuenta, con vía oficial.
+    """Da de baja una cuenta, con vía oficial: tras el registro final en la bitácora se
+    destruyen en OpenBao su contraseña (todas las versiones) y su semilla 2FA, y se muestra lo
+    que falta hacer en la plataforma. Si la destrucción queda pendiente, repetir la orden la
+    termina.
 
     Ejemplo: [cyan]custodia cuentas baja --cuenta DD05-tiktok --oficio IECM/UTCSyD/101/2026[/cyan]
     """
@@ -320,7 +441,15 @@ def cuentas_baja(
         "cuentas.baja",
         {"cuenta": cuenta, **channel_args(oficio, memorandum, correo_oficial, fecha)},
     )
-    show(data, json_output, "Cuenta cerrada")
+    if json_output:
+        show(data, True, "Cuenta cerrada")
+        return
+    checklist = data.get("lista_verificacion") or [] if isinstance(data, dict) else []
+    summary = {k: v for k, v in data.items() if k != "lista_verificacion"}
+    show(summary, False, "Cuenta cerrada; contraseña y semilla 2FA destruidas en OpenBao")
+    typer.echo("\nPendiente en la plataforma (lista de verificación):")
+    for number, item in enumerate(checklist, 1):
+        typer.echo(f"  {number}. {item}")
 
 
 # -- designaciones ----------------------------------------------------------------------------

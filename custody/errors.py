@@ -32,7 +32,8 @@ and these attributes (``cli.messages``). The tree, below :class:`events.errors.C
     ├── UnknownPersonError                 no identity entity for that user name
     ├── IdentityConflictError              a login alias already belongs to another entity
     ├── LoginTakenError                    a login of that name exists and is not the one given
-    └── PersonalDataErasedError            the person's personal-data key was erased
+    ├── PersonalDataErasedError            the person's personal-data key was erased
+    └── AccountDestructionPendingError     closed in the ledger; its secrets not yet destroyed
 """
 
 from __future__ import annotations
@@ -294,3 +295,13 @@ class PersonalDataErasedError(CustodyStateError):
     def __init__(self, person_id: str) -> None:
         super().__init__(f"personal data of {person_id} was erased")
         self.person_id = person_id
+
+
+class AccountDestructionPendingError(CustodyStateError):
+    """10: the closure of ``account`` is recorded but OpenBao did not destroy its secrets
+    (``reason``: the error's class name); ``cuentas baja`` again finishes it."""
+
+    def __init__(self, account: str, reason: str) -> None:
+        super().__init__(f"closure of {account} recorded; destruction of its secrets pending")
+        self.account = account
+        self.reason = reason

@@ -504,7 +504,12 @@ _BUILDS: Final[dict[type[Any], tuple[dict[str, str], Build, bool]]] = {
     ),
     District.AccountStatusRecorded: (
         _fields(
-            account="str", public="bool", direct_messages="bool", violations="list[str]", by="UUID"
+            account="str",
+            public="bool",
+            direct_messages="bool",
+            phone="str | None",  # version 2; the phone is not projected
+            violations="list[str]",
+            by="UUID",
         ),
         _account_status_recorded,
         True,

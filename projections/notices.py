@@ -8,7 +8,13 @@ makes its notices exactly once, whatever the restarts. What is due:
   altered): at once to the Secretaría Ejecutiva, the UTCSyD and the district's titular (8.C,
   9.XVIII); the institution's incident has no district, hence no titular;
 - a designation or its end (a departure ends every designation): to the UTCSyD (6.X);
-- a rotation obligation opened (by either): to the UTCSyD, with its deadline (6.X).
+- a rotation obligation opened (by either): to the UTCSyD, with its deadline (6.X); and two
+  reminders recorded with it, each sent no earlier than its time (``not_before``): one when its
+  deadline is near (the opening of working hours of the business day it falls due, when that
+  is after the opening) and one when it is past (at the deadline). A rotation confirmed or the
+  obligation withdrawn cancels the reminders not yet sent (``cancelled_at``): the sender skips
+  them. The reminders' business day is the default calendar's (Mexico City, 09:00, Mexican
+  holidays): the outbox reads only events, and a reminder a day early or late is harmless.
 
 A notice names its recipient by role (``secretaria``, ``utcsyd``, ``titular:DD05``); the
 sender (``custody.stack.notices``) turns roles into mailboxes and records what it sent in the
@@ -22,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 from uuid import NAMESPACE_URL, uuid5
 from zoneinfo import ZoneInfo
@@ -31,14 +37,16 @@ from eventsourcing.persistence import Tracking
 from eventsourcing.projection import Projection
 from eventsourcing.sqlite import SQLiteCursor, SQLiteTrackingRecorder
 
-from events.domain import District, DistrictId, Incident
+from events.domain import District, DistrictId, Incident, Policy
 
 __all__ = [
     "NOTICE_NAMESPACE",
     "Notice",
     "NoticesProjection",
     "NoticesView",
+    "cancellations_for",
     "notices_for",
+    "reminder_time",
 ]
 
 NOTICE_NAMESPACE: Final = uuid5(NAMESPACE_URL, "https://custodia.iecm.mx/avisos")
@@ -69,6 +77,8 @@ class Notice:
     body: str
     created_at: datetime
     deadline: datetime | None
+    not_before: datetime | None = None  # a reminder: not sent before this instant
+    obligation: str | None = None  # the rotation obligation a reminder is about
 
 
 def _local(at: datetime) -> str:
@@ -83,9 +93,14 @@ def _notice(
     subject: str,
     lines: list[str],
     deadline: datetime | None = None,
+    *,
+    not_before: datetime | None = None,
+    obligation: str | None = None,
 ) -> Notice:
+    # A reminder's id names its kind too: one event makes the notice and its reminders.
+    suffix = f":{kind}" if not_before is not None else ""
     notice_id = uuid5(
-        NOTICE_NAMESPACE, f"{event.originator_id}:{event.originator_version}:{recipient}"
+        NOTICE_NAMESPACE, f"{event.originator_id}:{event.originator_version}:{recipient}{suffix}"
     )
     body = "\n".join(
         [
@@ -97,7 +112,16 @@ def _notice(
         ]
     )
     return Notice(
-        str(notice_id), kind, recipient, district, subject, body, event.timestamp, deadline
+        str(notice_id),
+        kind,
+        recipient,
+        district,
+        subject,
+        body,
+        event.timestamp,
+        deadline,
+        not_before,
+        obligation,
     )
 
 
@@ -162,9 +186,75 @@ def _obligation(event: Any) -> list[Notice]:
         f"Plazo: {_local(event.deadline)}.",
         f"Obligación: {event.obligation_id}.",
     ]
-    return [
-        _notice(event, "rotacion_pendiente", "utcsyd", district, subject, lines, event.deadline)
+    obligation = str(event.obligation_id)
+    notices = [
+        _notice(
+            event,
+            "rotacion_pendiente",
+            "utcsyd",
+            district,
+            subject,
+            lines,
+            event.deadline,
+            obligation=obligation,
+        )
     ]
+    near = reminder_time(event.deadline)
+    if event.timestamp < near < event.deadline:
+        notices.append(
+            _notice(
+                event,
+                "rotacion_por_vencer",
+                "utcsyd",
+                district,
+                f"[Custodia] Recordatorio: rotar {event.account} hoy, antes del "
+                f"{_local(event.deadline)}",
+                ["Recordatorio: el plazo de esta rotación vence hoy (6.X).", *lines],
+                event.deadline,
+                not_before=near,
+                obligation=obligation,
+            )
+        )
+    notices.append(
+        _notice(
+            event,
+            "rotacion_vencida",
+            "utcsyd",
+            district,
+            f"[Custodia] Rotación vencida: {event.account} (plazo {_local(event.deadline)})",
+            [
+                "El plazo de esta rotación venció sin que se confirmara (6.X); aparece como "
+                "incumplimiento en el reporte de cumplimiento.",
+                *lines,
+            ],
+            event.deadline,
+            not_before=event.deadline,
+            obligation=obligation,
+        )
+    )
+    return notices
+
+
+_CALENDAR: Final = Policy()
+
+
+def reminder_time(deadline: datetime) -> datetime:
+    """When a deadline is near: the opening of working hours of the business day the deadline
+    falls on (its last instant's day, or the business day before it)."""
+    day = _CALENDAR.local(deadline - timedelta(microseconds=1)).date()
+    while not _CALENDAR.is_business_day(day):
+        day -= timedelta(days=1)
+    return datetime.combine(day, _CALENDAR.working_hours_start, tzinfo=_CALENDAR.zone)
+
+
+def cancellations_for(event: Any) -> list[tuple[str, datetime]]:
+    """The rotation obligations ``event`` fulfils or withdraws (their reminders are moot),
+    each with the event's time."""
+    if isinstance(event, District.RotationConfirmed):
+        return [(str(o), event.timestamp) for o in event.closed_obligation_ids]
+    if isinstance(event, District.RotationObligationWithdrawn):
+        return [(str(event.obligation_id), event.timestamp)]
+    return []
 
 
 _RULES: Final[dict[type[Any], Callable[[Any], list[Notice]]]] = {
@@ -203,7 +293,10 @@ class NoticesView(SQLiteTrackingRecorder):
                 subject TEXT NOT NULL,
                 body TEXT NOT NULL,
                 created_at TEXT NOT NULL,
-                deadline TEXT
+                deadline TEXT,
+                not_before TEXT,
+                obligation TEXT,
+                cancelled_at TEXT
             ) WITHOUT ROWID""",
             # When this outbox was created: notices of events much older (a ledger that
             # predates the outbox) are listed, not sent (custody.stack.notices).
@@ -224,13 +317,25 @@ class NoticesView(SQLiteTrackingRecorder):
     def create_table(self) -> None:
         super().create_table()
         with self.datastore.transaction(commit=True) as cursor:
+            # An outbox made before reminders existed gets their columns (all NULL: due now).
+            cursor.execute("PRAGMA table_info(notices)")
+            columns = {row[1] for row in cursor.fetchall()}
+            for column in ("not_before", "obligation", "cancelled_at"):
+                if column not in columns:
+                    cursor.execute(f"ALTER TABLE notices ADD COLUMN {column} TEXT")
             cursor.execute(
                 "INSERT OR IGNORE INTO outbox_meta VALUES ('creado', ?)",
                 (datetime.now(UTC).isoformat(),),
             )
 
-    def record(self, notices: list[Notice], tracking: Tracking) -> None:
-        """``notices`` and the tracking position, in one transaction."""
+    def record(
+        self,
+        notices: list[Notice],
+        tracking: Tracking,
+        cancelled: list[tuple[str, datetime]] | None = None,
+    ) -> None:
+        """``notices``, the reminders of the ``cancelled`` obligations cancelled, and the
+        tracking position, in one transaction."""
         with self.datastore.get_connection(commit=True) as connection:
             # Most events make no notice: a commit per event without an fsync (WAL, NORMAL).
             # A power loss may lose the last commits; the events are then processed again and
@@ -239,13 +344,17 @@ class NoticesView(SQLiteTrackingRecorder):
             connection._sqlite_conn.execute("PRAGMA synchronous = NORMAL")
             with connection.transaction(commit=True) as cursor:
                 self._insert(cursor, notices, tracking.notification_id)
+                for obligation, at in cancelled or ():
+                    cursor.execute(_CANCEL, (_stamp(at), obligation))
                 self._insert_tracking(cursor, tracking)
 
     @staticmethod
     def _insert(cursor: SQLiteCursor, notices: list[Notice], position: int) -> None:
         for n in notices:
             cursor.execute(
-                "INSERT OR IGNORE INTO notices VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT OR IGNORE INTO notices (notice_id, position, kind, recipient, district,"
+                " subject, body, created_at, deadline, not_before, obligation)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     n.notice_id,
                     position,
@@ -256,8 +365,18 @@ class NoticesView(SQLiteTrackingRecorder):
                     n.body,
                     _stamp(n.created_at),
                     _stamp(n.deadline),
+                    _stamp(n.not_before),
+                    n.obligation,
                 ),
             )
+
+
+# A reminder not yet sent is cancelled; one already sent stays as it was.
+_CANCEL: Final = (
+    "UPDATE notices SET cancelled_at = ? WHERE obligation = ? AND not_before IS NOT NULL"
+    " AND cancelled_at IS NULL AND notice_id NOT IN"
+    " (SELECT notice_id FROM notices_sent WHERE sent_at IS NOT NULL)"
+)
 
 
 class NoticesProjection(Projection[NoticesView]):
@@ -268,9 +387,10 @@ class NoticesProjection(Projection[NoticesView]):
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         try:
             notices = notices_for(domain_event)
+            cancelled = cancellations_for(domain_event)
         except Exception:  # a poison event makes no notice (the reports record it)
-            notices = []
-        self.view.record(notices, tracking)
+            notices, cancelled = [], []
+        self.view.record(notices, tracking, cancelled)
 
 
 def position_of(view: NoticesView, application_name: str) -> int:

@@ -34,7 +34,14 @@ from eventsourcing.persistence import (
 from eventsourcing.projection import Projection
 from eventsourcing.utils import resolve_topic
 
-from events.domain import ChangeRequest, District, DistrictId, Incident, Person
+from events.domain import (
+    AccountOpeningRequest,
+    ChangeRequest,
+    District,
+    DistrictId,
+    Incident,
+    Person,
+)
 from projections.contact_reads import CONTACT_HANDLERS
 from projections.controls import CONTROL_HANDLERS
 from projections.decoding import FastJSONTranscoder, TypedState
@@ -265,12 +272,17 @@ class ReportsProjection(Projection[ReportsView]):
             District.AccountStatusRecorded: _account_status_recorded,
             District.AccountSettingChanged: _account_setting_changed,
             District.AccountClosed: _account_closed,
+            District.AccountSecretsDestroyed: _ignore,  # 10: read from the district (cuentas lista)
             District.TotpRegistered: _totp_registered,
             District.RotationStarted: _rotation_started,
             District.RotationConfirmed: _rotation_confirmed,
             District.RotationAbandoned: _rotation_abandoned,
             District.CredentialRead: _credential_read,
             District.ReadVoided: _read_voided,
+            # 10.I–III: requests to open accounts; the accounts themselves are projected.
+            AccountOpeningRequest.Filed: _ignore,
+            AccountOpeningRequest.Approved: _ignore,
+            AccountOpeningRequest.Rejected: _ignore,
             ChangeRequest.Filed: _request_filed,
             ChangeRequest.Approved: _request_approved,
             ChangeRequest.Rejected: _request_rejected,

@@ -285,7 +285,7 @@ def _verdict(
         )
     violating = [a.account for a in accounts if a.violations]
     if violating:
-        reasons.append(f"cuentas fuera de política: {', '.join(violating)} (10.V–VIII)")
+        reasons.append(f"cuentas fuera de política: {', '.join(violating)} (10.V–VIII, 11.1.a)")
     if accounts and district.administrator_id is None:
         reasons.append("sin persona administradora designada (6.VII)")
     return reasons, "cumple" if not reasons else "no_cumple"

@@ -26,7 +26,7 @@ from eventsourcing.persistence import IntegrityError, Recording
 
 from custody.app.access import Access
 from custody.app.passwords import generate_password
-from custody.errors import NoStagedRotationError
+from custody.errors import NoStagedRotationError, VaultNotFoundError
 from custody.vault.credentials import Credentials
 from custody.vault.personal_data import PersonalDataVault
 from events.domain import (
@@ -471,6 +471,8 @@ class Custodia:
                         "mensajes": acc.direct_messages,
                         "violaciones": list(acc.violations),
                         "abierta": acc.is_open,
+                        # 10: closed in the ledger, its secrets not yet destroyed in OpenBao.
+                        "destruccion_pendiente": item.destruction_pending(acc.account_id),
                         "version": acc.current_version,
                         "version_preparada": acc.staged_version,
                         "totp": acc.totp_registered,
@@ -487,13 +489,10 @@ class Custodia:
         return person.has_role("administrador", code) or person.has_role("administrador", None)
 
     def close_account(self, actor: Actor, account: str, channel: OfficialChannel) -> dict[str, Any]:
-        account_id = parse_account_id(account)
-        by = self.person(actor.username)
-        with self._lock(str(account_id.district)):
-            district = self.district(account_id.district)
-            district.close_account(str(account_id), by=by, channel=channel, at=self.clock())
-            self._save(district)
-        return {"cuenta": str(account_id), "cerrada": True}
+        """10: the closure, then its secrets destroyed in OpenBao (custody.app.accounts)."""
+        from custody.app.accounts import close
+
+        return close(self, actor, account, channel)
 
     # -- designations and absences (6.VII, 6.X) ---------------------------------------------
 
@@ -892,14 +891,18 @@ class Custodia:
                 )
                 self._save(district)
 
-            wrapped = self.credentials.reveal(
-                actor.token,
-                str(account_id),
-                lambda wrapped: record_version(int(cast(Any, wrapped).version)),
-                pinned=pinned,
-                record_early=record_version,
-                void=void,
-            )
+            try:
+                wrapped = self.credentials.reveal(
+                    actor.token,
+                    str(account_id),
+                    lambda wrapped: record_version(int(cast(Any, wrapped).version)),
+                    pinned=pinned,
+                    record_early=record_version,
+                    void=void,
+                )
+            except VaultNotFoundError:
+                district.open_account(str(account_id))  # 10: a closed account says so
+                raise
         return {
             "cuenta": str(account_id),
             "version": wrapped.version,
@@ -953,6 +956,7 @@ class Custodia:
                 )
                 self._save(district)
 
+            district.open_account(str(account_id))  # 10: a closed account has no seed left
             wrapped = self.credentials.reveal_totp(actor.token, str(account_id), record)
         return {"cuenta": str(account_id), "envoltorio": wrapped.token}
 

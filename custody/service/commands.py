@@ -216,6 +216,15 @@ def _people_arguments() -> dict[str, frozenset[str]]:
 ARGUMENTS.update(_people_arguments())
 
 
+def _account_arguments() -> dict[str, frozenset[str]]:
+    from custody.service.accounts_commands import ACCOUNT_ARGUMENTS  # estado, baja (10)
+
+    return ACCOUNT_ARGUMENTS
+
+
+ARGUMENTS.update(_account_arguments())
+
+
 class UnknownArgumentError(ValidationError):
     """A request carries an argument its command does not take."""
 
@@ -461,6 +470,9 @@ def build_handlers(custodia: Custodia, vault: VaultClient) -> dict[str, Handler]
     from custody.service.people_commands import people_handlers
 
     table.update(people_handlers(custodia))  # issue 18: contact reads, transfers
+    from custody.service.accounts_commands import account_handlers
+
+    table.update(account_handlers(custodia))  # issue 19: account status and closure (10)
     for name in SEALING_COMMANDS & set(table):
         table[name] = _requiring_reply_key(table[name])
     checked = {

@@ -48,6 +48,7 @@ READ_ONLY = frozenset(
         "incidentes.bitacora",
         "avisos.lista",
         "bitacora.estado",
+        "cuentas.solicitudes",  # custody.service.accounts_commands.ACCOUNT_READ_ONLY
     }
 )
 LOGGED_ARGS = ("distrito", "cuenta", "solicitud", "incidente", "persona", "usuario")

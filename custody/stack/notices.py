@@ -5,11 +5,23 @@ once per event (the tracking position is in the same SQLite transaction), the no
 makes due. This module runs it in the read side (``custodia servicio-lectura``) and delivers
 what it records:
 
-- each notice is sent once: before a delivery the attempt is committed (``notices_sent``), after
-  it the delivery; a notice recorded as sent is never sent again, across restarts and rebuilt
-  outboxes (the id derives from the event and the recipient). The one window left is a crash
-  between the SMTP server's acceptance and the commit: that notice is sent again with the same
-  ``Message-ID`` (receivers may drop it by that header);
+- each notice is sent once: before a delivery the attempt is committed (``notices_sent``,
+  ``en_envio``), after it the delivery; a notice recorded as sent is never sent again, across
+  restarts and rebuilt outboxes (the id derives from the event and the recipient). SMTP has no
+  two-phase commit, so one window is left whatever the order: a crash between the SMTP server's
+  acceptance of the message and the commit. Custodia chooses **at least once** there (an
+  incident's 60-minute clock makes a lost notice worse than a repeated one): the notice found
+  ``en_envio`` after a restart is sent again with the same ``Message-ID`` (derived from the
+  notice id, so a receiving server or client that deduplicates by it drops the copy) and
+  ``X-Custodia-Reenvio: posible-duplicado``, so a reader can tell; committing "sent" before the
+  delivery would make it at most once and could lose the notice silently;
+- a reminder (a rotation obligation near or past its deadline, ``projections.notices``) is not
+  sent before its time (``not_before``) and never once the obligation is fulfilled or withdrawn
+  (``cancelled_at``);
+- the record of what was sent is this outbox's ``notices_sent`` table (fully synchronous
+  commits), not the ledger: the read side that sends holds only read permissions on the ledger
+  (NATS), by design, and what made each notice due is already in the ledger (the notice id
+  derives from that event), so ``avisos lista`` is a pure function of the ledger plus this file;
 - while the SMTP server cannot be reached (or refuses), the notice stays pending and is retried
   with exponential back-off (1 s doubling, at most ``CUSTODIA_AVISOS_ESPERA_MAXIMA`` seconds,
   300 by default); nothing is lost: the outbox is on disk;
@@ -179,9 +191,12 @@ def _html(subject: str, body: str) -> str:
     )
 
 
-def build_message(row: Mapping[str, Any], address: str, sender: str) -> EmailMessage:
+def build_message(
+    row: Mapping[str, Any], address: str, sender: str, *, resent: bool = False
+) -> EmailMessage:
     """The e-mail of one outbox row: plain text plus HTML; ``Message-ID`` from the notice id,
-    so that a notice sent twice (a crash right after delivery) is recognisably the same."""
+    so that a notice sent twice (a crash right after delivery) is recognisably the same;
+    ``resent``: the previous delivery may have reached the server (module docstring)."""
     message = EmailMessage()
     message["Subject"] = row["subject"]
     message["From"] = sender
@@ -190,17 +205,22 @@ def build_message(row: Mapping[str, Any], address: str, sender: str) -> EmailMes
     message["Message-ID"] = f"<{row['notice_id']}@{MESSAGE_DOMAIN}>"
     message["X-Custodia-Aviso"] = row["notice_id"]
     message["Content-Language"] = "es-MX"
+    if resent:
+        message["X-Custodia-Reenvio"] = "posible-duplicado"
     message.set_content(row["body"])
     message.add_alternative(_html(row["subject"], row["body"]), subtype="html")
     return message
 
 
 _DUE = (
-    "SELECT n.notice_id, n.recipient, n.subject, n.body, COALESCE(s.attempts, 0) AS attempts"
-    " FROM notices AS n LEFT JOIN notices_sent AS s USING (notice_id)"
-    " WHERE s.sent_at IS NULL AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= ?)"
-    " AND n.created_at >= ? ORDER BY n.position, n.notice_id LIMIT ?"
+    "SELECT n.notice_id, n.recipient, n.subject, n.body, COALESCE(s.attempts, 0) AS attempts,"
+    " s.last_error FROM notices AS n LEFT JOIN notices_sent AS s USING (notice_id)"
+    " WHERE s.sent_at IS NULL AND (s.next_attempt_at IS NULL OR s.next_attempt_at <= :now)"
+    " AND n.cancelled_at IS NULL AND (n.not_before IS NULL OR n.not_before <= :now)"
+    " AND n.created_at >= :history ORDER BY n.position, n.notice_id LIMIT :batch"
 )
+#: ``last_error`` of a notice whose delivery began: after a crash it may have been delivered.
+IN_FLIGHT = "en_envio"
 
 _SENT = "UPDATE notices_sent SET sent_at = ?, address = ?, last_error = NULL WHERE notice_id = ?"
 #: ``address`` of a notice another instance claimed (and sends).
@@ -299,7 +319,9 @@ class NoticeSender:
         sent = 0
         try:
             now = datetime.now(UTC)
-            rows = conn.execute(_DUE, (now.isoformat(), _history_before(conn), BATCH)).fetchall()
+            rows = conn.execute(
+                _DUE, {"now": now.isoformat(), "history": _history_before(conn), "batch": BATCH}
+            ).fetchall()
             for row in rows:
                 if self._stop.is_set():
                     break
@@ -311,8 +333,10 @@ class NoticeSender:
                         _ATTEMPT, (row["notice_id"], attempts, retry_at, "sin_destinatario")
                     )
                     continue
-                # The attempt is committed before the delivery: a crash in between retries it.
-                conn.execute(_ATTEMPT, (row["notice_id"], attempts, retry_at, "en_envio"))
+                # The attempt is committed before the delivery: a crash in between retries it
+                # (at least once), marked as a possible duplicate.
+                resent = row["last_error"] == IN_FLIGHT
+                conn.execute(_ATTEMPT, (row["notice_id"], attempts, retry_at, IN_FLIGHT))
                 try:
                     if self.claims is not None and not self.claims.claim(row["notice_id"]):
                         conn.execute(
@@ -322,7 +346,9 @@ class NoticeSender:
                         continue
                     if smtp is None:
                         smtp = _connect(self.settings)
-                    smtp.send_message(build_message(row, address, self.settings.sender))
+                    smtp.send_message(
+                        build_message(row, address, self.settings.sender, resent=resent)
+                    )
                 except (OSError, smtplib.SMTPException, NatsError) as error:
                     conn.execute(
                         _ATTEMPT, (row["notice_id"], attempts, retry_at, type(error).__name__)
@@ -357,6 +383,7 @@ def list_notices(db_path: Path) -> list[dict[str, Any]]:
     if not db_path.is_file():
         return []
     conn = _open(db_path)
+    now = datetime.now(UTC).isoformat()
     try:
         history = _history_before(conn)
         rows = conn.execute(
@@ -377,13 +404,8 @@ def list_notices(db_path: Path) -> list[dict[str, Any]]:
             "asunto": r["subject"],
             "creado": r["created_at"],
             "plazo": r["deadline"],
-            "estado": (
-                "enviado"
-                if r["sent_at"]
-                else "anterior"
-                if r["created_at"] < history
-                else "pendiente"
-            ),
+            "estado": _state(r, history, now),
+            "enviar_desde": r["not_before"],
             "enviado": r["sent_at"],
             "correo": r["address"],
             "intentos": int(r["attempts"]),
@@ -392,6 +414,18 @@ def list_notices(db_path: Path) -> list[dict[str, Any]]:
         }
         for r in rows
     ]
+
+
+def _state(row: Mapping[str, Any], history: str, now: str) -> str:
+    if row["sent_at"]:
+        return "enviado"
+    if row["cancelled_at"]:
+        return "cancelado"  # a reminder whose obligation was fulfilled or withdrawn
+    if row["created_at"] < history:
+        return "anterior"
+    if row["not_before"] and row["not_before"] > now:
+        return "programado"  # a reminder not yet due
+    return "pendiente"
 
 
 def outbox_position(db_path: Path) -> int:

@@ -1188,6 +1188,33 @@ class Credentials:
             account=ref.name,
         )
 
+    # -- closure (10) ------------------------------------------------------------------------
+
+    def authorize_destruction(self, caller_token: str, account: str | AccountRef) -> None:
+        """Whether OpenBao lets the caller destroy ``account``'s secrets (coadministrators):
+        asked before the closure is recorded, so a refused caller records nothing."""
+        self.authorize(caller_token, account, "destruir")
+
+    def destroy(self, caller_token: str, account: str | AccountRef) -> None:
+        """10: destroys the closed account's password — every version and the metadata of the
+        current and the staged credential (KV v2 ``delete metadata``: nothing to undelete) —
+        and its 2FA seed (the TOTP engine's key), once OpenBao granted the caller the marker.
+        Idempotent: a path already gone is not an error, so a retry finishes a destruction a
+        failure interrupted. Called only after the ledger recorded the closure."""
+        ref = AccountRef.parse(account)
+        self.authorize(caller_token, ref, "destruir")
+        for staged in (False, True):
+            self._client.delete(
+                ref.metadata_path(self._mounts, staged=staged),
+                operation="destroy-credential",
+                account=ref.name,
+            )
+        self._client.delete(
+            ref.totp_key_path(self._mounts), operation="destroy-totp", account=ref.name
+        )
+        self._periods.pop(ref.name, None)
+        log.info("custody.account.secrets_destroyed", account=ref.name)
+
     # -- 2FA ---------------------------------------------------------------------------------
 
     def register_totp(

@@ -68,7 +68,16 @@ ACCESS_PREFIX = "custodia-acceso"
 #: The operations the service makes on a secret for a person, each with its own marker:
 #: revelar (current credential, wrapped), codigo (2FA code, wrapped), preparar / confirmar /
 #: abandonar (a rotation, 6.X), semilla (import a 2FA seed).
-ACCESS_OPERATIONS = ("revelar", "codigo", "preparar", "confirmar", "abandonar", "semilla")
+# "destruir": a closed account's password and 2FA seed are destroyed (10; cuentas baja).
+ACCESS_OPERATIONS = (
+    "revelar",
+    "codigo",
+    "preparar",
+    "confirmar",
+    "abandonar",
+    "semilla",
+    "destruir",
+)
 
 COADMIN_GROUP = "coadministradores"
 TITULAR_GROUP = "titulares"

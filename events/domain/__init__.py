@@ -14,6 +14,7 @@ Knows nothing of Vault, NATS, reports or the terminal. Every command takes its i
 :class:`~events.errors.DomainError` subclass from :mod:`events.domain.errors`.
 """
 
+from events.domain.accounts import AccountOpeningRequest
 from events.domain.base import atomic, command_time, stable_topics
 from events.domain.change_request import ChangeRequest
 from events.domain.clock import Clock, SystemClock, as_utc
@@ -137,6 +138,7 @@ __all__ = [
     "AccountClosedError",
     "AccountId",
     "AccountNotFoundError",
+    "AccountOpeningRequest",
     "AccountPolicyViolationError",
     "AccountStateError",
     "AlreadyAdministratorError",

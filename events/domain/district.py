@@ -32,7 +32,7 @@ recorded, with its obligations, before the command's own events.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -48,6 +48,7 @@ from events.domain.errors import (
     AccountClosedError,
     AccountNotFoundError,
     AccountPolicyViolationError,
+    AccountStateError,
     AlreadyAdministratorError,
     ChangeRequestMismatchError,
     ChangeValueRequiredError,
@@ -84,6 +85,7 @@ from events.domain.values import (
     Violation,
     account_violations,
     choice,
+    phone_violations,
     validate_device_id,
     validate_email,
     validate_fingerprint,
@@ -160,6 +162,7 @@ class Account:
     last_confirmed_at: datetime | None = None
     totp_registered: bool = False
     totp_fingerprint: str = ""  # the registered seed's keyed hash ("" before version 2 events)
+    secrets_destroyed_at: datetime | None = None  # 10: after closure (AccountSecretsDestroyed)
     # Who has seen each version (keys are versions as text, for JSON): reads and rotation starts.
     exposure: dict[str, list[UUID]] = field(default_factory=dict)
 
@@ -341,13 +344,21 @@ class District(Aggregate):
         by: UUID
 
     class AccountStatusRecorded(Aggregate.Event):
-        """10.V, 10.VI: visibility and direct messages as a coadministrator found them."""
+        """10.V, 10.VI, 11.1.a: visibility, direct messages and the phone as a coadministrator
+        found them. Version 2 added ``phone`` (None: not looked at, or a version 1 event)."""
+
+        class_version = 2
 
         account: str
         public: bool
         direct_messages: bool
+        phone: str | None
         violations: list[str]
         by: UUID
+
+        @staticmethod
+        def upcast_v1_v2(state: dict[str, Any]) -> None:
+            state["phone"] = None
 
     class AccountSettingChanged(Aggregate.Event):
         """6.XI, 11.1: an original setting changed under an approved change request."""
@@ -362,6 +373,14 @@ class District(Aggregate):
     class AccountClosed(Aggregate.Event):
         account: str
         channel: ChannelPayload
+        by: UUID
+
+    class AccountSecretsDestroyed(Aggregate.Event):
+        """10: after the closure was recorded, the account's password (every version, staged
+        included) and 2FA seed were destroyed in the secrets server. Until this event, a closed
+        account's destruction is pending (``cuentas baja`` again finishes it)."""
+
+        account: str
         by: UUID
 
     class TotpRegistered(Aggregate.Event):
@@ -1247,25 +1266,36 @@ class District(Aggregate):
         direct_messages: bool,
         by: Person,
         at: datetime,
+        phone: str | None = None,
+        phone_prefixes: Iterable[str] = (),
     ) -> list[Violation]:
-        """10.V, 10.VI: a coadministrator records the visibility and direct messages found on
-        the platform; the resulting violations are recorded (and returned)."""
+        """10.V, 10.VI, 11.1.a: a coadministrator records the visibility, direct messages and
+        (``phone``) the phone found on the platform; the resulting violations are recorded (and
+        returned). Without ``phone`` the registered one is judged; none at all is a violation,
+        as is one outside ``phone_prefixes`` (the policy's numbering) or one that differs from
+        the registered phone (an original setting changed without a request, 11.1)."""
         at = command_time(self, at)
         require_coadministrator(by, "record account status")
         current = self.open_account(account)
         is_public = _flag("public", public)
         has_dms = _flag("direct_messages", direct_messages)
+        observed = validate_phone("phone", phone) if phone is not None else None
         violations = account_violations(
             current.platform,
             current.handle,
             current.email,
             public=is_public,
             direct_messages=has_dms,
+        ) + phone_violations(
+            observed if observed is not None else current.phone,
+            registered=current.phone,
+            prefixes=tuple(phone_prefixes),
         )
         self._account_status_recorded(
             account=current.account_id,
             public=is_public,
             direct_messages=has_dms,
+            phone=observed,
             violations=list(violations),
             by=by.id,
             timestamp=at,
@@ -1278,6 +1308,7 @@ class District(Aggregate):
         account: str,
         public: bool,
         direct_messages: bool,
+        phone: str | None,
         violations: list[str],
         by: UUID,
         timestamp: datetime,
@@ -1285,6 +1316,8 @@ class District(Aggregate):
         current = self.accounts[account]
         current.public = public
         current.direct_messages = direct_messages
+        if current.phone is None and phone is not None:
+            current.phone = phone  # a first fact, not a change of an original setting
         current.violations = list(violations)
 
     @atomic
@@ -1398,6 +1431,27 @@ class District(Aggregate):
         self, account: str, channel: ChannelPayload, by: UUID, timestamp: datetime
     ) -> None:
         self.accounts[account].closed_at = timestamp
+
+    def destruction_pending(self, account: str) -> bool:
+        """10: the account is closed and its secrets are not yet recorded as destroyed."""
+        current = self.account(account)
+        return not current.is_open and current.secrets_destroyed_at is None
+
+    @atomic
+    def record_secrets_destroyed(self, account: str, *, by: Person, at: datetime) -> None:
+        """10: the secrets server destroyed the closed account's password and 2FA seed."""
+        at = command_time(self, at)
+        require_coadministrator(by, "close accounts")
+        current = self.account(account)
+        if current.is_open:
+            raise AccountStateError(current.account_id, "not closed")
+        if current.secrets_destroyed_at is not None:
+            return
+        self._account_secrets_destroyed(account=current.account_id, by=by.id, timestamp=at)
+
+    @event(AccountSecretsDestroyed)
+    def _account_secrets_destroyed(self, account: str, by: UUID, timestamp: datetime) -> None:
+        self.accounts[account].secrets_destroyed_at = timestamp
 
     @atomic
     def register_totp(

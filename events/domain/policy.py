@@ -31,6 +31,10 @@ example the custody layer's password rules) are left to their owners::
     [equipos]
     exigir_registrado = false      # true: a read from an unregistered device is refused (8.B)
 
+    [cuentas]
+    prefijos_telefono = ["+52 55 5483"]  # 11.1.a: the institution's numbering; [] (default):
+                                         # only a missing phone is a violation
+
 Authorized other hours (8.A, second half) and the IECM's own non-working days are not in this
 file: they are recorded in the ledger (``events.domain.controls``) and merged in with
 :meth:`Policy.with_calendar`.
@@ -51,6 +55,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 
 from events.domain.clock import as_utc
+from events.domain.values import phone_prefix_digits
 from events.errors import ConfigurationError
 
 __all__ = ["WEEKDAY_NAMES", "Policy", "SpecialHours"]
@@ -114,6 +119,8 @@ class Policy:
     require_registered_device: bool = False
     # 8.A: authorized other hours, from the ledger (see :meth:`with_calendar`).
     special_hours: tuple[SpecialHours, ...] = ()
+    # 11.1.a: the prefixes of the institution's phone numbers (empty: not judged).
+    institutional_phone_prefixes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         try:
@@ -151,6 +158,11 @@ class Policy:
             )
         if type(self.require_registered_device) is not bool:
             raise ConfigurationError("equipos.exigir_registrado", "debe ser true o false")
+        for prefix in self.institutional_phone_prefixes:
+            if not 2 <= len(phone_prefix_digits(prefix)) <= 15:
+                raise ConfigurationError(
+                    "cuentas.prefijos_telefono", "cada prefijo debe tener de 2 a 15 dígitos"
+                )
 
     # --- time zone -------------------------------------------------------------------------
 
@@ -255,6 +267,12 @@ class Policy:
                 "dias_inhabiles": sorted(d.isoformat() for d in self.extra_non_working_days),
             },
             "equipos": {"exigir_registrado": self.require_registered_device},
+            # Only when configured: a policy recorded before this key existed stays the same.
+            **(
+                {"cuentas": {"prefijos_telefono": list(self.institutional_phone_prefixes)}}
+                if self.institutional_phone_prefixes
+                else {}
+            ),
         }
 
     # --- loading ---------------------------------------------------------------------------
@@ -275,7 +293,7 @@ class Policy:
     def from_mapping(cls, data: Mapping[str, Any]) -> Policy:
         """Builds a policy from the parsed TOML document (see the module docstring)."""
         kwargs: dict[str, Any] = {}
-        tables = {"plazos", "horario", "calendario", "equipos"}
+        tables = {"plazos", "horario", "calendario", "equipos", "cuentas"}
         for key, value in data.items():
             if key == "zona_horaria":
                 kwargs["timezone"] = _string(key, value)
@@ -322,6 +340,14 @@ class Policy:
         equipos = _table(data, "equipos", {"exigir_registrado"})
         if "exigir_registrado" in equipos:
             kwargs["require_registered_device"] = equipos["exigir_registrado"]
+        cuentas = _table(data, "cuentas", {"prefijos_telefono"})
+        if "prefijos_telefono" in cuentas:
+            prefixes = cuentas["prefijos_telefono"]
+            if not isinstance(prefixes, list) or not all(isinstance(p, str) for p in prefixes):
+                raise ConfigurationError(
+                    "cuentas.prefijos_telefono", "debe ser una lista de textos"
+                )
+            kwargs["institutional_phone_prefixes"] = tuple(p.strip() for p in prefixes)
         return cls(**kwargs)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 from typing import Final, Literal, TypeVar, cast, get_args
 
 from events.domain.errors import (
@@ -46,6 +47,7 @@ __all__ = [
     "choice",
     "email_domain",
     "is_institutional_email",
+    "phone_violations",
     "validate_device_id",
     "validate_email",
     "validate_fingerprint",
@@ -119,6 +121,9 @@ Violation = Literal[
     "usuario_x_sin_sufijo_iecm",
     "cuenta_privada",
     "mensajes_privados_desactivados",
+    "telefono_faltante",
+    "telefono_no_institucional",
+    "telefono_distinto_al_registrado",
 ]
 
 T = TypeVar("T", bound=str)
@@ -242,6 +247,41 @@ def account_violations(
         violations.append("cuenta_privada")
     if not direct_messages:  # 10.V
         violations.append("mensajes_privados_desactivados")
+    return violations
+
+
+def _national_digits(phone: str) -> str:
+    """The digits of a phone returned by :func:`validate_phone`, without extension nor
+    Mexico's country code: ``+525554833800`` and ``5554833800`` compare equal."""
+    digits = phone.split(" ext ")[0].removeprefix("+")
+    return digits[2:] if phone.startswith("+52") else digits
+
+
+def phone_prefix_digits(prefix: str) -> str:
+    """A numbering prefix (``+52 55 5483``) as national digits (``555483``); "" if it is not
+    one (the policy refuses such a prefix when it loads)."""
+    text = _PHONE_SEPARATORS.sub("", prefix.strip())
+    digits = text.removeprefix("+")
+    if not digits.isascii() or not digits.isdigit():
+        return ""
+    return digits[2:] if text.startswith("+52") else digits
+
+
+def phone_violations(
+    observed: str | None, *, registered: str | None, prefixes: Iterable[str]
+) -> list[Violation]:
+    """11.1.a: the account is tied to an institutional phone. ``observed`` is the phone found
+    on the platform (or the registered one), validated; ``prefixes`` are the institution's
+    numbering (policy ``[cuentas] prefijos_telefono``; none configured: only a missing phone
+    is a violation, as nothing says which numbers are the institution's)."""
+    if observed is None:
+        return ["telefono_faltante"]
+    violations: list[Violation] = []
+    wanted = [phone_prefix_digits(p) for p in prefixes if p]
+    if wanted and not any(_national_digits(observed).startswith(w) for w in wanted):
+        violations.append("telefono_no_institucional")
+    if registered is not None and _national_digits(observed) != _national_digits(registered):
+        violations.append("telefono_distinto_al_registrado")  # 11.1.a: original settings kept
     return violations
 
 

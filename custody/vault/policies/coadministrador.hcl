@@ -37,6 +37,11 @@ path "${access}/+/semilla/*" {
   capabilities = ["read"]
 }
 
+# Destroy a closed account's password (every version) and 2FA seed (10, cuentas baja).
+path "${access}/+/destruir/*" {
+  capabilities = ["read"]
+}
+
 # Password arguments of requests (issue 16, finding 4): sealed with the coadministrator's own
 # token before they cross NATS (personas alta); only the service's token opens them.
 path "${transit}/encrypt/custodia-solicitudes" {

@@ -41,8 +41,9 @@ path "custodia-totp/code/*" {
 
 # 2FA seeds: imported (write-only), key parameters read (period, digits). Generating a key is
 # refused, so no seed ever comes back in an answer; an imported seed is never returned.
+# Deleted when the account is closed (10), after the ledger recorded the closure.
 path "custodia-totp/keys/*" {
-  capabilities = ["create", "read", "update"]
+  capabilities = ["create", "read", "update", "delete"]
   denied_parameters = {
     "generate" = []
   }
@@ -81,9 +82,10 @@ path "custodia/metadata/*" {
 }
 
 # A confirmation tags the new current version with its rotation (custom_metadata; "create"
-# for an account's first credential).
+# for an account's first credential). "delete" destroys every version and the metadata of a
+# closed account's credential (10), after the ledger recorded the closure.
 path "custodia/metadata/cuentas/*" {
-  capabilities = ["create", "read", "list", "update"]
+  capabilities = ["create", "read", "list", "update", "delete"]
 }
 
 # Staged credentials' tags (the rotation id), written at staging; reconciliation removes staged

@@ -41,6 +41,10 @@ path "custodia-acceso/+/confirmar/*" {
   capabilities = ["deny"]
 }
 
+path "custodia-acceso/+/destruir/*" {
+  capabilities = ["deny"]
+}
+
 path "custodia-acceso/+/preparar/*" {
   capabilities = ["deny"]
 }

@@ -14,6 +14,7 @@ from events.domain import (
     AccountClosedError,
     AccountNotFoundError,
     AccountPolicyViolationError,
+    AccountStateError,
     AlreadyAdministratorError,
     CredentialVersionError,
     District,
@@ -528,12 +529,57 @@ def test_account_registration_checks(world: World) -> None:
 
 
 def test_account_status_updates_violations(world: World) -> None:
-    """10.V, 10.VI: a coadministrator records visibility and DMs as found; violations follow."""
+    """10.V, 10.VI, 11.1.a: a coadministrator records visibility and DMs as found; violations
+    follow (an account with no phone at all lacks its institutional phone)."""
     violations = world.district.record_account_status(
         "DD05-facebook", public=False, direct_messages=True, by=world.coadmin, at=later(1)
     )
-    assert violations == ["cuenta_privada"]
-    assert world.district.account("DD05-facebook").violations == ["cuenta_privada"]
+    assert violations == ["cuenta_privada", "telefono_faltante"]
+    assert world.district.account("DD05-facebook").violations == violations
+
+
+def test_account_status_judges_the_phone_against_the_policy_numbering(world: World) -> None:
+    """11.1.a: a phone outside the institution's prefixes is a violation; the first phone seen
+    becomes the account's; a later, different one is a change of an original setting (11.1)."""
+    prefixes = ("+52 55 5483",)
+    first = world.district.record_account_status(
+        "DD05-facebook",
+        public=True,
+        direct_messages=True,
+        phone="55 5483 3800 ext 12",
+        phone_prefixes=prefixes,
+        by=world.coadmin,
+        at=later(1),
+    )
+    assert first == []
+    assert world.district.account("DD05-facebook").phone == "5554833800 ext 12"
+    other = world.district.record_account_status(
+        "DD05-facebook",
+        public=True,
+        direct_messages=True,
+        phone="+52 33 1111 2222",
+        phone_prefixes=prefixes,
+        by=world.coadmin,
+        at=later(2),
+    )
+    assert other == ["telefono_no_institucional", "telefono_distinto_al_registrado"]
+    assert world.district.account("DD05-facebook").phone == "5554833800 ext 12"
+
+
+def test_secrets_destruction_is_recorded_once_after_the_closure(world: World) -> None:
+    """10: the destruction is pending from the closure until it is recorded, once; an open
+    account cannot have its secrets recorded as destroyed."""
+    with pytest.raises(AccountStateError):
+        world.district.record_secrets_destroyed("DD05-facebook", by=world.coadmin, at=later(1))
+    world.district.close_account("DD05-facebook", by=world.coadmin, channel=OFICIO, at=later(2))
+    assert world.district.destruction_pending("DD05-facebook")
+    world.district.record_secrets_destroyed("DD05-facebook", by=world.coadmin, at=later(3))
+    world.district.record_secrets_destroyed("DD05-facebook", by=world.coadmin, at=later(4))
+    assert not world.district.destruction_pending("DD05-facebook")
+    destroyed = [
+        e for e in world.district.collect_events() if type(e).__name__ == "AccountSecretsDestroyed"
+    ]
+    assert len(destroyed) == 1
 
 
 def test_closing_an_account_withdraws_its_obligations(world: World) -> None:

@@ -23,6 +23,7 @@ from custody.service.commands import VaultAuthenticator, build_handlers
 from custody.service.permissions import IDEMPOTENCY_BUCKET
 from custody.service.server import CachedAuthenticator, CommandService
 from custody.stack.embedded import EmbeddedStack
+from custody.stack.readside import REPORTS_DATABASE as REPORTS_DATABASE
 from custody.vault.client import VaultClient
 from custody.vault.credentials import Credentials
 from custody.vault.layout import create_service_token, ensure_layout
@@ -33,7 +34,6 @@ from events.errors import ConfigurationError
 log = structlog.get_logger("custodia.runner")
 
 ADVANCE_SECONDS = 30.0
-REPORTS_DATABASE = "proyecciones.sqlite"
 REPORT_KINDS = ("cumplimiento", "rotaciones", "exposicion", "cambios", "incidentes", "lecturas")
 FORMATS = ("tabla", "json", "csv", "html")
 

@@ -193,10 +193,15 @@ class CommandClient:
         token: str | None = None
         if self._token:
             # Sealing (with the session token, to OpenBao only) and the request token at once.
-            sealed, token = await asyncio.gather(
+            pending = asyncio.gather(
                 asyncio.to_thread(self._seal, command, headers[protocol.REQUEST_ID_HEADER], args),
                 asyncio.to_thread(self._request_token, command, retries),
             )
+            # While OpenBao makes the request token (a round trip the worker threads wait on),
+            # this thread imports the NATS client it needs next: the two overlap.
+            await asyncio.sleep(0)  # the threads start
+            _import_nats()
+            sealed, token = await pending
             args = sealed
             headers[protocol.TOKEN_HEADER] = token
         forgotten: list[bool] = []
@@ -323,6 +328,10 @@ class CommandClient:
         finally:
             await asyncio.gather(nc.close(), forget())
         return _open_sealed(protocol.decode_reply(msg.data), key)
+
+
+def _import_nats() -> None:
+    import nats  # noqa: F401  # imported ahead: see CommandClient._call
 
 
 def _open_sealed(value: Any, key: protocol.ReplyKey | None) -> Any:

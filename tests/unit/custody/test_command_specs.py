@@ -154,3 +154,52 @@ def test_the_specs_and_the_client_import_neither_the_application_nor_openbao() -
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert json.loads(out.stdout) == []
+
+
+def _cli_calls() -> list[tuple[str, int, str, set[str] | None]]:
+    """Every ``call("command", {...})`` of the command line: (file, line, command, the argument
+    names it sends; ``None`` when they are not a literal dict)."""
+    import ast
+    from pathlib import Path
+
+    from custody.service.spec import CHANNEL
+
+    found = []
+    for path in sorted((Path(__file__).resolve().parents[3] / "cli").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            name = node.func.id if isinstance(node.func, ast.Name) else None
+            first = node.args[0]
+            if name != "call" or not isinstance(first, ast.Constant):
+                continue
+            names: set[str] | None = set()
+            if len(node.args) > 1:
+                given = node.args[1]
+                if not isinstance(given, ast.Dict):
+                    names = None
+                else:
+                    for key, value in zip(given.keys, given.values, strict=True):
+                        if isinstance(key, ast.Constant):
+                            assert names is not None
+                            names.add(str(key.value))
+                        elif "channel_args" in ast.unparse(value):
+                            assert names is not None
+                            names |= CHANNEL
+                        else:
+                            names = None
+                            break
+            found.append((path.name, node.lineno, str(first.value), names))
+    return found
+
+
+def test_every_command_the_cli_sends_is_declared_with_the_arguments_it_sends() -> None:
+    """Each ``call("…", {...})`` in cli/ names a declared command and sends only arguments its
+    spec takes (what the service would otherwise refuse as unknown)."""
+    calls = _cli_calls()
+    assert len(calls) > 40
+    for where, line, command, names in calls:
+        assert command in COMMANDS, f"{where}:{line} {command}"
+        if names is not None:
+            extra = names - COMMANDS[command].arguments
+            assert not extra, f"{where}:{line} {command} sends {sorted(extra)}"

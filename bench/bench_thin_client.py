@@ -14,7 +14,12 @@ commands are interleaved (one sample of each per round), so a noisy neighbour on
 machine weighs on a figure and on its baseline alike; medians are reported. Stops everything
 it started.
 
-Run: ``.venv/bin/python bench/bench_thin_client.py [--runs 30]``.
+``--compare DIR`` also measures ``sesion quien`` run from another checkout of the repository
+(``git archive <commit> cli custody events projections | tar -x -C DIR``) against this one, both
+started the same way (the source directory put first on the path, the editable install's finder
+left out), in the same rounds: a before/after figure from one run, on the same service.
+
+Run: ``.venv/bin/python bench/bench_thin_client.py [--runs 30] [--compare DIR]``.
 """
 
 from __future__ import annotations
@@ -57,6 +62,18 @@ app()
 '''
 
 
+def from_checkout(python: str, checkout: Path, *args: str) -> list[str]:
+    """``custodia *args`` run from the sources in ``checkout`` (not the editable install)."""
+    code = (
+        "import sys\n"
+        "sys.meta_path[:] = [f for f in sys.meta_path if '__editable__' not in repr(f)]\n"
+        f"sys.path.insert(0, {str(checkout)!r})\n"
+        "from cli.main import main\n"
+        "main()\n"
+    )
+    return [python, "-c", code, *args]
+
+
 def _once(argv: list[str], env: dict[str, str]) -> float:
     start = time.perf_counter()
     subprocess.run(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
@@ -83,6 +100,7 @@ def verdict(name: str, figure: float, base: float, goal: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--compare", type=Path, help="another checkout's sources (before)")
     args = parser.parse_args()
     python = sys.executable
     with tempfile.TemporaryDirectory(prefix="bench-typer-") as scratch, world() as home:
@@ -97,8 +115,20 @@ def main() -> None:
         # Bytecode is cached, as in an installed wheel (pip compiles it at install): otherwise
         # every run compiles Custodia's modules anew, and none of the baselines' libraries.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
+        here = Path(__file__).resolve().parent.parent
+        compare = (
+            {
+                "sesion quien from this checkout": from_checkout(python, here, "sesion", "quien"),
+                f"sesion quien from {args.compare}": from_checkout(
+                    python, args.compare, "sesion", "quien"
+                ),
+            }
+            if args.compare
+            else {}
+        )
         figures = measure(
             {
+                **compare,
                 "python -c pass": [python, "-c", "pass"],
                 "bare typer app --help": [python, str(bare), "--help"],
                 "custodia --help": [CUSTODIA, "--help"],
@@ -128,7 +158,7 @@ def main() -> None:
         1.5,
     )
     nats_typer = figures[IMPORT_NATS_TYPER]
-    for name in ("custodia sesion quien --json", "custodia cuentas lista --json"):
+    for name in ("custodia sesion quien --json", "custodia cuentas lista --json", *compare):
         print(f"  (context) {name} / import nats, typer: {figures[name] / nats_typer:.2f}x")
 
 

@@ -60,11 +60,22 @@ def channel_args(
 
 def show(data: Any, json_output: bool, title: str | None = None) -> None:
     """``--json``: the data as is; otherwise a rich table (lists) or key: value lines."""
-    from cli.output import console, print_json
+    from cli.output import print_json
 
     if json_output:
         print_json(data)
         return
+    if isinstance(data, dict):
+        # Plain lines, not rich: importing rich costs a one-record command (``sesion quien``)
+        # as much as its round trip (issue 17, the thin client); a value is printed as it is,
+        # never read as rich markup.
+        if title:
+            typer.echo(typer.style(title, bold=True))
+        for key, value in data.items():
+            typer.echo(f"  {key.replace('_', ' ')}: {_cell(value)}")
+        return
+    from cli.output import console
+
     out = console()
     if isinstance(data, list):
         if not data:
@@ -79,12 +90,6 @@ def show(data: Any, json_output: bool, title: str | None = None) -> None:
         for row in data:
             table.add_row(*(_cell(row.get(k)) for k in keys))
         out.print(table)
-        return
-    if isinstance(data, dict):
-        if title:
-            out.print(f"[bold]{title}[/bold]")
-        for key, value in data.items():
-            out.print(f"  {key.replace('_', ' ')}: {_cell(value)}")
         return
     typer.echo(str(data))
 

@@ -285,7 +285,8 @@ def servicio_lectura() -> None:
     firmados de la bitácora. Lo arranca y lo detiene el servicio."""
     from cli.logging import configure
     from custody.config import Settings
+    from custody.runner import build
     from custody.stack.readside import run
 
     configure(level="INFO")
-    run(Settings.from_env())
+    run(Settings.from_env(), build)

@@ -19,10 +19,11 @@ from custody.app.access import Access
 from custody.app.custodia import Custodia, CustodiaApplication, bootstrap_ledger
 from custody.config import Settings
 from custody.errors import VaultPermissionDeniedError, VaultTokenInvalidError
-from custody.service.commands import VaultAuthenticator, build_handlers, checking_arguments
+from custody.service.commands import VaultAuthenticator, build_handlers
 from custody.service.permissions import IDEMPOTENCY_BUCKET
 from custody.service.server import CachedAuthenticator, CommandService
 from custody.stack.embedded import EmbeddedStack
+from custody.stack.readside import REPORTS_DATABASE as REPORTS_DATABASE
 from custody.vault.client import VaultClient
 from custody.vault.credentials import Credentials
 from custody.vault.layout import create_service_token, ensure_layout
@@ -33,7 +34,6 @@ from events.errors import ConfigurationError
 log = structlog.get_logger("custodia.runner")
 
 ADVANCE_SECONDS = 30.0
-REPORTS_DATABASE = "proyecciones.sqlite"
 REPORT_KINDS = ("cumplimiento", "rotaciones", "exposicion", "cambios", "incidentes", "lecturas")
 FORMATS = ("tabla", "json", "csv", "html")
 
@@ -272,7 +272,6 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
     import nats
 
     services = build(settings, start=settings.embedded_nats or settings.embedded_vault)
-    handlers = build_handlers(services.custodia, services.vault)
     from custody.stack.readside import ReadSide, ReportPosition
 
     # The projections and the ledger follower run in a child process (custody.stack.readside).
@@ -281,16 +280,16 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
     projections = ReportPosition(
         services.endpoints.nats_env(), settings.home / REPORTS_DATABASE, services.app.recorder
     )
-    handlers["reporte"] = checking_arguments(
-        "reporte", make_report_handler(services, projections, settings)
-    )
-    handlers["bitacora.estado"] = checking_arguments(
-        "bitacora.estado", make_ledger_status_handler(services, settings)
-    )
     from custody.stack.notices import make_notices_handler  # issue 19
 
-    handlers["avisos.lista"] = checking_arguments(
-        "avisos.lista", make_notices_handler(services, settings.home)
+    handlers = build_handlers(
+        services.custodia,
+        services.vault,
+        {  # the read side's commands (their specs: custody.service.spec)
+            "reporte": make_report_handler(services, projections, settings),
+            "bitacora.estado": make_ledger_status_handler(services, settings),
+            "avisos.lista": make_notices_handler(services, settings.home),
+        },
     )
     authenticator = CachedAuthenticator(VaultAuthenticator(services.vault))
     service = CommandService(
@@ -426,7 +425,8 @@ def make_report_handler(services: Services, projections: Any, settings: Settings
     from datetime import UTC, date, datetime, time
 
     from custody.app.custodia import Actor
-    from custody.service.commands import _opt, _text
+    from custody.service.args import opt as _opt
+    from custody.service.args import text as _text
     from projections.render import render
     from projections.reports import ReportFilter, load_report
 

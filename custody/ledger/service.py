@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -24,7 +24,19 @@ from custody.vault.layout import SIGNER_POLICY, create_service_token
 from events.errors import ConfigurationError, CustodiaError
 
 if TYPE_CHECKING:
-    from custody.runner import Services
+    from custody.bootstrap import Endpoints
+
+
+class FollowerServices(Protocol):
+    """What the follower needs of the composition root's services (``custody.runner.Services``;
+    named here, not imported: the composition root imports this module)."""
+
+    @property
+    def endpoints(self) -> Endpoints: ...
+
+    @property
+    def app(self) -> Any: ...
+
 
 __all__ = ["SIGNER_TOKEN_FILE", "ensure_signer_token", "signer_token", "start_follower"]
 
@@ -64,7 +76,7 @@ def _keep_renewed(client: VaultClient, stop: threading.Event) -> None:
             log.warning("ledger.signer.renew_failed", error=type(exc).__name__)
 
 
-def start_follower(settings: Settings, services: Services) -> LedgerFollower | None:
+def start_follower(settings: Settings, services: FollowerServices) -> LedgerFollower | None:
     """Start the follower: signed checkpoints, anchored head and witnesses in OpenBao.
 
     Without its token (a home ``init`` did not prepare) nothing is signed and an error is
@@ -86,7 +98,7 @@ def start_follower(settings: Settings, services: Services) -> LedgerFollower | N
     )
     factory = services.app.factory
     follower = LedgerFollower(
-        factory.connection,  # type: ignore[attr-defined]
+        factory.connection,
         TransitSigner(client),
         names,
         settings=follower_settings,

@@ -9,25 +9,13 @@ from typing import Any
 
 from custody.app import accounts
 from custody.app.custodia import Actor, Custodia
-from custody.service.commands import _flag, _opt, _phone, _text, channel_from
+from custody.service.args import channel_from
+from custody.service.args import flag as _flag
+from custody.service.args import opt as _opt
+from custody.service.args import phone as _phone
+from custody.service.args import text as _text
 from custody.service.server import Call
 from events.domain import ValidationError
-
-_CHANNEL = frozenset({"oficio", "memorandum", "correo_oficial", "fecha"})
-
-# The arguments each command takes (CLI.md); merged into custody.service.commands.ARGUMENTS.
-ACCOUNT_ARGUMENTS: dict[str, frozenset[str]] = {
-    # ``publica``/``mensajes``: true, false, or absent (keeps the last recorded value).
-    "cuentas.estado": frozenset({"cuenta", "publica", "mensajes", "telefono"}),
-    "cuentas.baja": frozenset({"cuenta"}) | _CHANNEL,
-    # 10.I–III: a district asks, UTCSyD registers under the request or finds it not viable.
-    "cuentas.solicitar": frozenset({"distrito", "plataforma", "motivo"}) | _CHANNEL,
-    "cuentas.aprobar": frozenset(
-        {"solicitud", "cuenta", "usuario", "correo", "telefono", "privada", "sin_mensajes"}
-    ),
-    "cuentas.rechazar": frozenset({"solicitud", "motivo"}),
-    "cuentas.solicitudes": frozenset({"estado"}),
-}
 
 
 def _actor(call: Call) -> Actor:
@@ -42,7 +30,7 @@ def _maybe(args: Mapping[str, Any], name: str) -> bool | None:
 
 
 def account_handlers(custodia: Custodia) -> dict[str, Callable[[Call], Any]]:
-    """The handlers of :data:`ACCOUNT_ARGUMENTS`' commands."""
+    """The handlers of the account commands (specs in :mod:`custody.service.spec`)."""
     return {
         "cuentas.estado": lambda c: accounts.record_status(
             custodia,

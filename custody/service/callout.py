@@ -39,6 +39,7 @@ from custody.service.permissions import (
     subject_name,
 )
 from custody.service.protocol import SUBJECT_PREFIX
+from custody.service.server import NotAuthenticatedError
 
 CALLOUT_SUBJECT = "$SYS.REQ.USER.AUTH"
 CALLOUT_QUEUE = "custodia-autenticador"
@@ -145,8 +146,6 @@ class AuthCallout:
             await msg.respond(self.response_jwt(user_nkey, server_id, answer).encode())
 
     async def _authenticate(self, token: Any) -> Any:
-        from custody.service.server import NotAuthenticatedError
-
         if not isinstance(token, str) or not token:
             raise NotAuthenticatedError("missing")
         loop = asyncio.get_running_loop()

@@ -18,6 +18,7 @@ from typing import Any
 
 from custody.bootstrap import Endpoints
 from custody.service import protocol
+from custody.service.spec import spec_of
 from events.errors import CustodiaError, InfrastructureError
 
 CONNECT_TIMEOUT = 3  # seconds per attempt to reach one NATS server
@@ -143,7 +144,8 @@ class CommandClient:
     def _seal(self, command: str, request_id: str, args: dict[str, Any]) -> dict[str, Any]:
         """``args`` with the command's password arguments sealed by OpenBao with this client's
         token, bound to ``request_id`` (custody.vault.sealed_args)."""
-        if command not in protocol.SEALED_ARGUMENTS:
+        spec = spec_of(command)
+        if spec is None or not spec.sealed:
             return args  # most commands: neither the domain nor hvac is imported
         from custody.vault.client import VaultClient
         from custody.vault.sealed_args import seal_arguments
@@ -180,18 +182,26 @@ class CommandClient:
         )
 
     async def _call(self, command: str, args: dict[str, Any], retries: int) -> Any:
-        key = protocol.ReplyKey.generate()
-        headers = {
-            protocol.REQUEST_ID_HEADER: str(uuid.uuid4()),
-            protocol.REPLY_KEY_HEADER: key.public_b64(),
-        }
+        headers = {protocol.REQUEST_ID_HEADER: str(uuid.uuid4())}
+        # A reply key only for a command whose reply is sealed (its spec says so; an unknown
+        # name gets one too): the others' replies carry nothing sealed, and the key pair costs
+        # a command line the import of cryptography.
+        spec = spec_of(command)
+        key = protocol.ReplyKey.generate() if spec is None or spec.sealed_reply else None
+        if key is not None:
+            headers[protocol.REPLY_KEY_HEADER] = key.public_b64()
         token: str | None = None
         if self._token:
             # Sealing (with the session token, to OpenBao only) and the request token at once.
-            sealed, token = await asyncio.gather(
+            pending = asyncio.gather(
                 asyncio.to_thread(self._seal, command, headers[protocol.REQUEST_ID_HEADER], args),
                 asyncio.to_thread(self._request_token, command, retries),
             )
+            # While OpenBao makes the request token (a round trip the worker threads wait on),
+            # this thread imports the NATS client it needs next: the two overlap.
+            await asyncio.sleep(0)  # the threads start
+            _import_nats()
+            sealed, token = await pending
             args = sealed
             headers[protocol.TOKEN_HEADER] = token
         forgotten: list[bool] = []
@@ -212,7 +222,7 @@ class CommandClient:
         command: str,
         args: dict[str, Any],
         headers: dict[str, str],
-        key: protocol.ReplyKey,
+        key: protocol.ReplyKey | None,
         token: str | None,
         retries: int,
         forget: Callable[[], Awaitable[None]],
@@ -320,9 +330,15 @@ class CommandClient:
         return _open_sealed(protocol.decode_reply(msg.data), key)
 
 
-def _open_sealed(value: Any, key: protocol.ReplyKey) -> Any:
+def _import_nats() -> None:
+    import nats  # noqa: F401  # imported ahead: see CommandClient._call
+
+
+def _open_sealed(value: Any, key: protocol.ReplyKey | None) -> Any:
     if isinstance(value, dict):
         if set(value) == {"sealed"}:
+            if key is None:  # sealed to a key this request did not send: nobody's
+                raise protocol.ProtocolError("sealed reply field cannot be opened")
             return key.open(value)
         return {k: _open_sealed(v, key) for k, v in value.items()}
     if isinstance(value, list):

@@ -11,16 +11,10 @@ from typing import Any
 
 from custody.app import people
 from custody.app.custodia import Actor, Custodia
-from custody.service.commands import _opt, _text, channel_from
+from custody.service.args import channel_from
+from custody.service.args import opt as _opt
+from custody.service.args import text as _text
 from custody.service.server import Call
-
-_CHANNEL = frozenset({"oficio", "memorandum", "correo_oficial", "fecha"})
-
-# The arguments each command takes (CLI.md); merged into custody.service.commands.ARGUMENTS.
-PEOPLE_ARGUMENTS: dict[str, frozenset[str]] = {
-    "personas.contacto": frozenset({"usuario", "motivo"}),
-    "personas.cambiar": frozenset({"usuario", "rol", "distrito"}) | _CHANNEL,
-}
 
 
 def _actor(call: Call) -> Actor:
@@ -43,14 +37,11 @@ def _contact(custodia: Custodia, call: Call) -> dict[str, Any]:
 
 
 def people_handlers(custodia: Custodia) -> dict[str, Callable[[Call], Any]]:
-    """The handlers of :data:`PEOPLE_ARGUMENTS`' commands."""
-    # Defined after the argument table that imports this module: imported here.
-    from custody.service.commands import _requiring_reply_key
-
+    """The handlers of ``personas.contacto`` and ``personas.cambiar`` (specs in
+    :mod:`custody.service.spec`; the contact's reply is sealed, so the reply key is checked before
+    the read is recorded: a recorded read must reach its reader)."""
     return {
-        # The reply key is checked before the read is recorded: a recorded read must reach
-        # its reader.
-        "personas.contacto": _requiring_reply_key(lambda c: _contact(custodia, c)),
+        "personas.contacto": lambda c: _contact(custodia, c),
         "personas.cambiar": lambda c: people.change_assignment(
             custodia,
             _actor(c),

@@ -28,7 +28,8 @@ import structlog
 
 from custody.service import protocol
 from custody.service.permissions import IDEMPOTENCY_BUCKET as IDEMPOTENCY_BUCKET
-from custody.service.permissions import INBOX_PREFIX
+from custody.service.permissions import INBOX_PREFIX, inbox_prefix
+from custody.service.spec import READ_ONLY as READ_ONLY  # change nothing: no idempotency record
 from events.errors import ConfigurationError, CustodiaError, InfrastructureError
 
 TOKEN_CACHE_SECONDS = 5.0
@@ -38,19 +39,6 @@ PENDING = b"\x00pending"  # + b" " + the micro-service id of the instance that c
 OWNER_PING_S = 1.0
 # How long a request waits for the idempotency bucket while its stream elects a leader.
 CLAIM_PATIENCE_S = 20.0
-# Commands that change nothing: answered again on a retry, no idempotency record needed.
-READ_ONLY = frozenset(
-    {
-        "sesion.quien",
-        "personas.lista",
-        "cuentas.lista",
-        "cambios.lista",
-        "incidentes.bitacora",
-        "avisos.lista",
-        "bitacora.estado",
-        "cuentas.solicitudes",  # custody.service.accounts_commands.ACCOUNT_READ_ONLY
-    }
-)
 LOGGED_ARGS = ("distrito", "cuenta", "solicitud", "incidente", "persona", "usuario")
 
 
@@ -459,8 +447,6 @@ class CommandService:
     def _own_inbox(self, command: str, caller: Caller, reply: str | None) -> bool:
         if not self.person_inboxes or command in self.public:
             return True
-        from custody.service.callout import inbox_prefix
-
         return str(reply or "").startswith(inbox_prefix(caller.username) + ".")
 
     def _log(

@@ -24,17 +24,21 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 from custody.config import Settings
 
+if TYPE_CHECKING:
+    from custody.bootstrap import Endpoints
+
 log = structlog.get_logger("custodia.lectura")
 
 CHILD_COMMAND = "servicio-lectura"
+REPORTS_DATABASE = "proyecciones.sqlite"  # the projections' SQLite view, in the home
 RESTART_DELAY_S = 1.0
 PARENT_POLL_S = 0.25
 STOP_TIMEOUT_S = 20.0
@@ -170,11 +174,24 @@ def _only_one(home: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def run(settings: Settings) -> None:
+class ReadSideServices(Protocol):
+    """What the read side needs of the composition root's services (``custody.runner.Services``;
+    named here, not imported: the composition root imports this module)."""
+
+    @property
+    def endpoints(self) -> Endpoints: ...
+
+    @property
+    def app(self) -> Any: ...
+
+    def close(self) -> None: ...
+
+
+def run(settings: Settings, build: Callable[[Settings], ReadSideServices]) -> None:
     """The child: run the projections and the follower until SIGTERM/SIGINT or until the
-    process that started it is gone."""
+    process that started it is gone. ``build``: the composition root's
+    (``custody.runner.build``), handed in by the command that starts the child."""
     from custody.ledger.service import start_follower
-    from custody.runner import REPORTS_DATABASE, build
     from projections.runner import start_projections
 
     parent = os.getppid()

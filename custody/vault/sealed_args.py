@@ -19,8 +19,8 @@ import base64
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from custody.service.protocol import (
-    SEALED_ARGUMENTS as SEALED_ARGUMENTS,  # defined on the light wire module
+from custody.service.spec import (
+    SEALED_ARGUMENTS as SEALED_ARGUMENTS,  # each command's spec: light, the client reads it
 )
 from custody.vault.layout import REQUEST_KEY
 from events.domain import ValidationError

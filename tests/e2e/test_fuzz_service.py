@@ -655,10 +655,10 @@ def test_unknown_arguments_are_refused_not_ignored(
 
 def test_the_service_schema_is_the_fuzzers() -> None:
     """The fuzzer's model of every write command's arguments is the service's own."""
-    from custody.service.commands import ARGUMENTS
+    from custody.service.spec import COMMANDS
 
     for command, schema in SCHEMA.items():
-        assert ARGUMENTS[command] == frozenset(schema), command
+        assert COMMANDS[command].arguments == frozenset(schema), command
 
 
 def test_fields_at_and_over_their_limits(fuzz: Fuzz) -> None:

@@ -488,12 +488,6 @@ class Custodia:
             return True
         return person.has_role("administrador", code) or person.has_role("administrador", None)
 
-    def close_account(self, actor: Actor, account: str, channel: OfficialChannel) -> dict[str, Any]:
-        """10: the closure, then its secrets destroyed in OpenBao (custody.app.accounts)."""
-        from custody.app.accounts import close
-
-        return close(self, actor, account, channel)
-
     # -- designations and absences (6.VII, 6.X) ---------------------------------------------
 
     def appoint_titular(

@@ -107,6 +107,7 @@ def test_a_sealed_reply_needs_a_valid_reply_key_and_overlapping_ones_are_marked(
         "rotar.iniciar",
         "revelar",
         "codigo",
+        "personas.contacto",
     }
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from eventsourcing.application import AggregateNotFoundError
 
-from custody import bootstrap
+from custody import bootstrap, config
 from custody.app.access import Access
 from custody.app.custodia import Custodia, CustodiaApplication, bootstrap_ledger
 from custody.config import Settings
@@ -32,7 +32,7 @@ from events.errors import ConfigurationError
 
 log = structlog.get_logger("custodia.runner")
 
-ADVANCE_SECONDS = 30.0
+ADVANCE_SECONDS = config.ADVANCE_SECONDS
 REPORTS_DATABASE = "proyecciones.sqlite"
 REPORT_KINDS = ("cumplimiento", "rotaciones", "exposicion", "cambios", "incidentes", "lecturas")
 FORMATS = ("tabla", "json", "csv", "html")
@@ -114,7 +114,7 @@ class AdministrativeTokenRequiredError(ConfigurationError):
     revoked at the end of the first ``init``): an operator generates one with the unseal key."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__("CUSTODIA_VAULT_TOKEN", reason)
+        super().__init__(config.VAULT_TOKEN.key, reason)
         self.reason = reason
 
 
@@ -477,11 +477,9 @@ def make_report_handler(services: Services, projections: Any, settings: Settings
 def advance_seconds() -> float:
     """``CUSTODIA_AVANCE_SECONDS``: how often absences due by the calendar are recorded and
     OpenBao's district groups are brought back to the ledger's holders."""
-    try:
-        value = float(os.environ.get("CUSTODIA_AVANCE_SECONDS", ADVANCE_SECONDS))
-    except ValueError:
-        return ADVANCE_SECONDS
-    return value if value > 0 else ADVANCE_SECONDS
+    from custody.config import ServiceTimings
+
+    return ServiceTimings.from_env().advance_seconds
 
 
 async def _advance_loop(services: Services, stop: asyncio.Event) -> None:

@@ -730,15 +730,16 @@ class AuditFollower:
 
 # -- wiring -------------------------------------------------------------------------------------
 
-AUDIT_LOG_ENV = "CUSTODIA_OPENBAO_AUDIT_LOG"
 STATE_FILE = "openbao-audit.json"
 
 
 def audit_log_path(settings: Any) -> Path | None:
     """The audit log to follow: ``CUSTODIA_OPENBAO_AUDIT_LOG``, else the embedded OpenBao's."""
-    explicit = os.environ.get(AUDIT_LOG_ENV)
-    if explicit:
-        return Path(explicit)
+    from custody.config import audit_log
+
+    explicit = audit_log()
+    if explicit is not None:
+        return explicit
     if getattr(settings, "embedded_vault", False):
         return Path(settings.home) / "openbao" / "audit.log"
     return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -170,7 +171,9 @@ def test_defaults_without_any_variable(tmp_path: Path) -> None:
     env = {"HOME": str(tmp_path)}
     settings = Settings.from_env(env)
     assert settings.home == tmp_path / ".local" / "share" / "custodia"
-    assert settings.embedded_nats and settings.embedded_vault and settings.replicas == 1
+    assert settings.embedded_nats
+    assert settings.embedded_vault
+    assert settings.replicas == 1
     assert config.session_file(settings.home, env) == settings.home / "sesion.json"
     assert config.fixed_port(config.NATS_PORT, env) is None
     assert config.log_level(env) == "WARNING"
@@ -195,16 +198,15 @@ def test_values_are_read_and_checked(tmp_path: Path) -> None:
     timings = ServiceTimings.from_env(env)
     assert timings.checkpoint_events == 7
     assert timings.advance_seconds == config.ADVANCE_SECONDS
-    for name, value in (
-        ("CUSTODIA_VAULT_PORT", "ocho"),
-        ("CUSTODIA_CHECKPOINT_EVENTS", "mil"),
-        ("CUSTODIA_POLITICA", str(tmp_path / "no-existe.toml")),
-        ("CUSTODIA_NATS_REPLICAS", "2"),
-    ):
+    readers: list[tuple[str, str, Callable[[dict[str, str]], object]]] = [
+        ("CUSTODIA_VAULT_PORT", "ocho", lambda e: config.fixed_port(config.VAULT_PORT, e)),
+        ("CUSTODIA_CHECKPOINT_EVENTS", "mil", ServiceTimings.from_env),
+        ("CUSTODIA_POLITICA", str(tmp_path / "no-existe.toml"), Settings.from_env),
+        ("CUSTODIA_NATS_REPLICAS", "2", Settings.from_env),
+    ]
+    for name, value, read in readers:
         with pytest.raises(ConfigurationError) as refused:
-            Settings.from_env({name: value})
-            ServiceTimings.from_env({name: value})
-            config.fixed_port(config.VAULT_PORT, {name: value})
+            read({name: value})
         assert refused.value.name == name
     with pytest.raises(ConfigurationError) as refused:
         NoticeSettings.from_env({"CUSTODIA_CORREO_TITULAR": "titular@iecm.mx"})

@@ -381,16 +381,12 @@ async def _log_nats_error(exc: Exception) -> None:
 def report_scope(person: Any) -> Any:
     """The caller's report scope, from their roles in the ledger (most privileged first)."""
     from custody.app.custodia import ScopeError
-    from projections.reports import Scope
+    from projections.scope import scope_of
 
-    roles: dict[str, str | None] = dict(person.roles)
-    for role in ("coadministrador", "secretaria"):
-        if role in roles:
-            return Scope(role)
-    for role in ("titular", "administrador"):
-        if roles.get(role):
-            return Scope(role, roles[role])  # type: ignore[arg-type]
-    raise ScopeError(person.username, "*")
+    scope = scope_of(person.roles)
+    if scope is None:
+        raise ScopeError(person.username, "*")
+    return scope
 
 
 def make_ledger_status_handler(services: Services, settings: Settings) -> Any:

@@ -41,6 +41,7 @@ from projections.model import (
     read_view,
 )
 from projections.names import PersonNames
+from projections.scope import Role, Scope, may_request, visible_district
 
 __all__ = [
     "READ_FINDINGS",
@@ -60,7 +61,6 @@ ReportKind = Literal[
     "cumplimiento", "rotaciones", "exposicion", "cambios", "incidentes", "lecturas"
 ]
 REPORT_KINDS: Final = cast(tuple[ReportKind, ...], get_args(ReportKind))
-Role = Literal["coadministrador", "secretaria", "titular", "administrador"]
 
 TITLES: Final[dict[ReportKind, str]] = {
     "cumplimiento": "Cumplimiento por Dirección Distrital",
@@ -80,7 +80,6 @@ ALLOWED: Final[dict[ReportKind, frozenset[str]]] = {
     "incidentes": _ALL_ROLES,
     "lecturas": _ALL_ROLES,
 }
-_DISTRICT_BOUND: Final = frozenset({"titular", "administrador"})
 
 _PARTS: Final[dict[ReportKind, frozenset[str]]] = {
     "cumplimiento": frozenset(
@@ -92,20 +91,6 @@ _PARTS: Final[dict[ReportKind, frozenset[str]]] = {
     "incidentes": frozenset({"incidents"}),
     "lecturas": frozenset({"reads"}),
 }
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Who is looking: their role and, for a titular or an administrator, their district."""
-
-    role: Role
-    district: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.role in _DISTRICT_BOUND and self.district is None:
-            raise ReportScopeError(self.role, "reportes", None)
-        if self.district is not None:
-            object.__setattr__(self, "district", str(DistrictId.parse(self.district)))
 
 
 @dataclass(frozen=True)
@@ -143,11 +128,9 @@ def check_scope(kind: str, scope: Scope, filters: ReportFilter) -> tuple[ReportK
     report: ReportKind = kind
     if scope.role not in ALLOWED[report]:
         raise ReportScopeError(scope.role, report, filters.district or scope.district)
-    if scope.role in _DISTRICT_BOUND:
-        if filters.district is not None and filters.district != scope.district:
-            raise ReportScopeError(scope.role, report, filters.district)
-        return report, scope.district
-    return report, filters.district
+    if not may_request(scope, filters.district):
+        raise ReportScopeError(scope.role, report, filters.district)
+    return report, visible_district(scope, filters.district)
 
 
 # --- shared helpers ---------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from events.domain.incident import LEDGER_DIVERGENCES
 from events.domain.official_channel import OfficialChannel
 from events.domain.values import validate_text
 from events.errors import CustodiaError
+from projections.scope import may_see_district, sees_every_district
 
 log = structlog.get_logger("custodia.app")
 
@@ -369,7 +370,7 @@ class Custodia:
 
     def list_people(self, actor: Actor) -> list[dict[str, Any]]:
         by = self.person(actor.username)
-        if not (by.is_coadministrator or by.has_role("secretaria")):
+        if not sees_every_district(by.roles):
             raise ScopeError(actor.username, "*")
         people = []
         for item in self._all(Person):
@@ -480,11 +481,7 @@ class Custodia:
         return rows
 
     def _may_see_district(self, person: Person, code: str) -> bool:
-        if person.is_coadministrator or person.has_role("secretaria"):
-            return True
-        if person.is_titular_of(code):
-            return True
-        return person.has_role("administrador", code) or person.has_role("administrador", None)
+        return may_see_district(person.roles, code)
 
     def close_account(self, actor: Actor, account: str, channel: OfficialChannel) -> dict[str, Any]:
         account_id = parse_account_id(account)
@@ -696,8 +693,7 @@ class Custodia:
         code = str(parse_district_id(district))
         item = self.district(code)
         allowed = (
-            by.is_coadministrator
-            or by.has_role("secretaria")
+            sees_every_district(by.roles)
             or (by.is_titular_of(code) and item.titular_id == by.id)
             or item.titular_at(self.clock()) == by.id
         )
@@ -1189,7 +1185,7 @@ class Custodia:
         from custody.app.incidents import in_period
 
         by = self.person(actor.username)
-        if not (by.is_coadministrator or by.has_role("secretaria")):
+        if not sees_every_district(by.roles):
             raise ScopeError(actor.username, district or "*")
         code = str(parse_district_id(district)) if district else None
         if since is not None and until is not None and since > until:

@@ -423,13 +423,14 @@ def make_notices_handler(services: Any, home: Path) -> Any:
     notices' configuration first: the service refuses to start on a bad one (naming the
     variable) instead of its read side failing over and over."""
     from custody.app.custodia import Actor, ScopeError
+    from projections.scope import sees_every_district
 
     NoticeSettings.from_env()
 
     def handler(call: Any) -> list[dict[str, Any]]:
         actor = Actor(call.caller.username, call.caller.token)
         person = services.custodia.person(actor.username)
-        if not (person.is_coadministrator or person.has_role("secretaria")):
+        if not sees_every_district(person.roles):
             raise ScopeError(actor.username, "*")
         db_path = home / NOTICES_DATABASE
         wait_for_outbox(db_path, int(services.app.recorder.max_notification_id() or 0))

@@ -26,8 +26,8 @@ from eventsourcing.persistence import IntegrityError, Recording
 
 from custody.app.access import Access
 from custody.app.passwords import generate_password
+from custody.app.ports import CredentialStore
 from custody.errors import NoStagedRotationError
-from custody.vault.credentials import Credentials
 from custody.vault.personal_data import PersonalDataVault
 from events.domain import (
     ChangeRequest,
@@ -173,7 +173,7 @@ class Custodia:
         self,
         app: CustodiaApplication,
         access: Access,
-        credentials: Credentials,
+        credentials: CredentialStore,
         pii: PersonalDataVault,
         policy: Policy,
         clock: Callable[[], datetime] | None = None,

@@ -1,0 +1,294 @@
+"""In-memory fakes of the ports in :mod:`custody.app.ports`.
+
+Each fake passes the same contract test as the real adapter (``tests/contract/``), so a unit test
+of a use case on a fake tests what the use case would do against the real server. Fakes keep no
+secret anywhere but in their own memory and never print one (the values' ``repr`` hide them).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+import struct
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from custody.errors import (
+    NoStagedRotationError,
+    RotationMismatchError,
+    VaultCasConflictError,
+    VaultNotFoundError,
+    VaultPermissionDeniedError,
+    WrappingPathMismatchError,
+    WrappingTokenInvalidError,
+)
+from custody.vault.credentials import (
+    AbandonedRotation,
+    ConfirmedRotation,
+    Credential,
+    OtpauthKey,
+    StagedRotation,
+    TotpRegistration,
+    WrappedSecret,
+    parse_otpauth,
+)
+
+__all__ = ["FakeCredentialStore", "Grants"]
+
+# (caller token, account, operation) -> allowed?
+Grants = Callable[[str, str, str], bool]
+
+
+@dataclass
+class _Staged:
+    password: str = field(repr=False)
+    tags: dict[str, str]
+
+
+@dataclass
+class _Wrapped:
+    account: str
+    path: str
+    version: int | None
+    value: str = field(repr=False)
+
+
+class _Pinned:
+    def drop(self) -> None:
+        """Nothing is made ahead in memory: nothing to revoke."""
+
+
+class FakeCredentialStore:
+    """:class:`custody.app.ports.CredentialStore` in memory. ``grants`` decides, as OpenBao's
+    policies and identity groups do, whether a caller's token may do an operation on an
+    account; ``writes`` counts the writes (a refused caller must leave it unchanged)."""
+
+    def __init__(self, grants: Grants) -> None:
+        self._grants = grants
+        self._key = secrets.token_bytes(32)
+        self._versions: dict[str, list[str]] = {}  # account -> passwords, version = index + 1
+        self._staged: dict[str, _Staged] = {}
+        self._wrapped: dict[str, _Wrapped] = {}
+        self._seeds: dict[str, OtpauthKey] = {}
+        self._lock = threading.RLock()
+        self.writes = 0
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def current_version(self, account: str) -> int:
+        return len(self._versions.get(account, []))
+
+    def staged_metadata(self, account: str) -> dict[str, str] | None:
+        staged = self._staged.get(account)
+        return dict(staged.tags) if staged else None
+
+    def fingerprint(self, secret: str | bytes) -> str:
+        data = secret.encode() if isinstance(secret, str) else secret
+        return hmac.new(self._key, data, hashlib.sha256).hexdigest()
+
+    def authorize(self, caller_token: str, account: str, operation: str) -> None:
+        if not self._grants(caller_token, account, operation):
+            raise VaultPermissionDeniedError(
+                f"authorize-{operation}", f"custodia-acceso/{operation}/{account}", account
+            )
+
+    # -- rotation ------------------------------------------------------------------------------
+
+    def prefetch_stage(self, caller_token: str, account: str, password: str) -> Any:
+        return None
+
+    def stage(
+        self,
+        caller_token: str,
+        account: str,
+        password: str,
+        ledger_event_id: str,
+        base_version: int,
+        *,
+        staged_by: str,
+        record: Callable[[StagedRotation], object] | None = None,
+        prefetched: Any = None,
+    ) -> StagedRotation:
+        self.authorize(caller_token, account, "preparar")
+        fingerprint = self.fingerprint(password)
+        with self._lock:
+            if account in self._staged:  # check-and-set 0 on the staged slot
+                raise VaultCasConflictError("stage", f"staged/{account}", account, 0, 1)
+            current = self.current_version(account)
+            if current != base_version:
+                raise VaultCasConflictError(
+                    "stage", f"credentials/{account}", account, base_version, current
+                )
+            tags = {
+                "ledger_event_id": ledger_event_id,
+                "staged_by": staged_by,
+                "base_version": str(base_version),
+                "version": str(base_version + 1),
+                "fingerprint": fingerprint,
+            }
+            self._staged[account] = _Staged(password, tags)
+            self.writes += 1
+        staged = StagedRotation(
+            account, ledger_event_id, base_version, base_version + 1, fingerprint, staged_by
+        )
+        if record is not None:
+            try:
+                record(staged)
+            except BaseException:
+                self._staged.pop(account, None)  # compensation, as the real store does
+                raise
+        return staged
+
+    def _open_rotation(self, account: str, rotation_event_id: str) -> _Staged:
+        staged = self._staged.get(account)
+        if staged is None:
+            raise NoStagedRotationError(account)
+        if staged.tags["ledger_event_id"] != rotation_event_id:
+            raise RotationMismatchError(account, rotation_event_id, staged.tags["ledger_event_id"])
+        return staged
+
+    def confirm(
+        self,
+        caller_token: str,
+        account: str,
+        rotation_event_id: str,
+        *,
+        confirmed_by: str | None = None,
+        record: Callable[[ConfirmedRotation], object] | None = None,
+    ) -> ConfirmedRotation:
+        self.authorize(caller_token, account, "confirmar")
+        with self._lock:
+            staged = self._open_rotation(account, rotation_event_id)
+            base = int(staged.tags["base_version"])
+            current = self.current_version(account)
+            if current != base:  # check-and-set on the base version
+                raise VaultCasConflictError(
+                    "confirm", f"credentials/{account}", account, base, current
+                )
+            self._versions.setdefault(account, []).append(staged.password)
+            self.writes += 1
+        confirmed = ConfirmedRotation(
+            account, rotation_event_id, base + 1, base, staged.tags["fingerprint"]
+        )
+        if record is not None:
+            record(confirmed)
+        self._staged.pop(account, None)
+        return confirmed
+
+    def abandon(
+        self,
+        caller_token: str,
+        account: str,
+        rotation_event_id: str,
+        *,
+        record: Callable[[AbandonedRotation], object] | None = None,
+    ) -> AbandonedRotation:
+        self.authorize(caller_token, account, "abandonar")
+        staged = self._open_rotation(account, rotation_event_id)
+        abandoned = AbandonedRotation(account, rotation_event_id, staged.tags["fingerprint"])
+        if record is not None:
+            record(abandoned)
+        self._staged.pop(account, None)
+        self.writes += 1
+        return abandoned
+
+    # -- reads for a person --------------------------------------------------------------------
+
+    def _wrap(
+        self, account: str, kind: Literal["password", "totp"], version: int | None, value: str
+    ) -> WrappedSecret:
+        token = "fake." + secrets.token_urlsafe(24)
+        path = f"{kind}/{account}"
+        self._wrapped[token] = _Wrapped(account, path, version, value)
+        return WrappedSecret(
+            token=token,
+            accessor=secrets.token_hex(8),
+            ttl=60,
+            creation_time=datetime.now(UTC),
+            creation_path=path,
+            account=account,
+            kind=kind,
+            version=version,
+        )
+
+    def _hand_over(
+        self, wrapped: WrappedSecret, record: Callable[[WrappedSecret], object]
+    ) -> WrappedSecret:
+        try:
+            record(wrapped)
+        except BaseException:
+            self._wrapped.pop(wrapped.token, None)  # revoked: nothing leaves unrecorded
+            raise
+        return wrapped
+
+    def prefetch_reveal(self, caller_token: str, account: str) -> _Pinned:
+        return _Pinned()
+
+    def reveal(
+        self,
+        caller_token: str,
+        account: str,
+        record: Callable[[WrappedSecret], object],
+        *,
+        pinned: Any = None,
+        record_early: Callable[[int], object] | None = None,
+        void: Callable[[int, BaseException], object] | None = None,
+    ) -> WrappedSecret:
+        self.authorize(caller_token, account, "revelar")
+        version = self.current_version(account)
+        if version == 0:
+            raise VaultNotFoundError("reveal", f"credentials/{account}", account)
+        password = self._versions[account][version - 1]
+        return self._hand_over(self._wrap(account, "password", version, password), record)
+
+    def unwrap(self, wrapping_token: str, expected_account: str) -> Credential:
+        wrapped = self._wrapped.pop(wrapping_token, None)
+        if wrapped is None:
+            raise WrappingTokenInvalidError("unwrap", expected_account)
+        expected = f"password/{expected_account}"
+        if wrapped.path != expected:
+            raise WrappingPathMismatchError(expected, wrapped.path)
+        return Credential(expected_account, wrapped.version or 0, wrapped.value)
+
+    # -- 2FA -----------------------------------------------------------------------------------
+
+    def register_totp(self, caller_token: str, account: str, otpauth_uri: str) -> TotpRegistration:
+        key = parse_otpauth(account, otpauth_uri)
+        self.authorize(caller_token, account, "semilla")
+        self._seeds[account] = key
+        self.writes += 1
+        return TotpRegistration(
+            account,
+            key.issuer,
+            key.label,
+            key.algorithm,
+            key.digits,
+            key.period,
+            self.fingerprint(key.secret_b32.rstrip("=")),
+        )
+
+    def reveal_totp(
+        self, caller_token: str, account: str, record: Callable[[WrappedSecret], object]
+    ) -> WrappedSecret:
+        self.authorize(caller_token, account, "codigo")
+        key = self._seeds.get(account)
+        if key is None:
+            raise VaultNotFoundError("totp-code", f"totp/{account}", account)
+        return self._hand_over(self._wrap(account, "totp", None, _totp(key)), record)
+
+
+def _totp(key: OtpauthKey, at: datetime | None = None) -> str:
+    """RFC 6238 for the seed (SHA1/256/512)."""
+    moment = (at or datetime.now(UTC)) - datetime(1970, 1, 1, tzinfo=UTC)
+    counter = int(moment / timedelta(seconds=key.period))
+    seed = base64.b32decode(key.secret_b32 + "=" * (-len(key.secret_b32) % 8))
+    digest = {"SHA1": hashlib.sha1, "SHA256": hashlib.sha256, "SHA512": hashlib.sha512}
+    mac = hmac.new(seed, struct.pack(">Q", counter), digest[key.algorithm.upper()]).digest()
+    offset = mac[-1] & 0x0F
+    value = (struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF) % 10**key.digits
+    return f"{value:0{key.digits}d}"

@@ -414,7 +414,7 @@ def designaciones(
     ] = "tabla",
     salida: SalidaOption = None,
 ) -> None:
-    """Historial de designaciones (R9): quién fue titular, titular por encargo, administradora
+    """Historial de designaciones (6.VII): quién fue titular, titular por encargo, administradora
     o sustituta del distrito, desde y hasta cuándo y con qué vía oficial; lo mismo que
     «custodia historial», en formato de reporte.
 

@@ -140,7 +140,7 @@ ObligationState = Literal["abierta", "vencida", "cumplida", "cumplida_tarde", "r
 
 
 def obligation_state(obligation: ObligationRow, as_of: datetime) -> ObligationState:
-    """R2: an obligation's state at ``as_of``."""
+    """6.X: an obligation's state at ``as_of``."""
     if obligation.withdrawn_at is not None:
         return "retirada"
     if obligation.closed_at is not None:
@@ -334,7 +334,7 @@ def _compliance(
                 "cambios_abiertos": open_requests[d.code],
                 "incidentes_abiertos": len(live_incidents),
                 "incidentes_sin_notificar_en_plazo": len(unnotified),
-                # R9: designations and absences UTCSyD recorded in the titular's stead.
+                # 6.VII: designations and absences UTCSyD recorded in the titular's stead.
                 "excepciones_autoridad": [
                     {
                         "accion": x.action,
@@ -373,13 +373,13 @@ def _compliance(
         plural = "s" if len(institutional) != 1 else ""
         line = (
             f"{subject}: no cumple — {len(institutional)} incidente{plural} de integridad de la "
-            f"bitácora abierto{plural} (R8); {len(failing)} de {len(rows)} direcciones "
+            f"bitácora abierto{plural} (6.XII, 11.8); {len(failing)} de {len(rows)} direcciones "
             "distritales no cumplen."
         )
     for row in rows:
         row["veredicto_instituto"] = institute if whole else None
         if admin_view:
-            row.pop("ausencia")  # R7: an administrator sees names, not others' absences
+            row.pop("ausencia")  # 8.D, 11.7: an administrator sees names, not others' absences
     rotation_rows = _rotation_rows(data, as_of, policy, names, ReportFilter())
     summary = {
         "veredicto": institute,

@@ -247,7 +247,7 @@ class Custodia:
             return None
         return getattr(person, "username", None)
 
-    # -- holder changes: designation is access (R1, R2) --------------------------------------
+    # -- holder changes: designation is access (6.IX, 6.X) --------------------------------------
 
     def _change_holder(self, district: District, save: Callable[[], T], at: datetime) -> T:
         """Save a district change; if it changes who holds the credentials, revoke the
@@ -561,7 +561,7 @@ class Custodia:
         ends_on: date | None,
         channel: OfficialChannel,
     ) -> dict[str, Any]:
-        """R9: an acting titular (*encargo de despacho*) while the titular is absent."""
+        """6.VII: an acting titular (*encargo de despacho*) while the titular is absent."""
         by, person = self.person(actor.username), self.person(username)
         code = str(parse_district_id(district))
         with self._lock(code):
@@ -684,7 +684,7 @@ class Custodia:
         }
 
     def history(self, actor: Actor, district: str, on: date | None) -> list[dict[str, Any]]:
-        """R9: every holder of every role of the district (titular, acting titular,
+        """6.VII: every holder of every role of the district (titular, acting titular,
         administrator, substitute) with from/to and vía oficial; ``on``: who held each role
         that day. For coadministrators, the Secretaría Ejecutiva and the district's titular."""
         from projections.history import designation_history
@@ -840,8 +840,8 @@ class Custodia:
     def reveal(
         self, actor: Actor, account: str, purpose: str, device: str | None
     ) -> dict[str, Any]:
-        """R1/R6: the read is recorded in the ledger first; only then the single-use wrapping
-        token (sealed for the caller) leaves the service. The server decides access."""
+        """6.IX, 8.A, 8.B: the read is recorded in the ledger first; only then the single-use
+        wrapping token (sealed for the caller) leaves the service. The server decides access."""
         account_id = parse_account_id(account)
         from custody.app.controls import read_rules
 
@@ -1284,7 +1284,7 @@ class Custodia:
     def revoke_role(
         self, actor: Actor, username: str, role: str, channel: OfficialChannel | None = None
     ) -> dict[str, Any]:
-        """R2: a coadministrator ends one role, with the effects of a departure for that role:
+        """6.X: a coadministrator ends one role, with the effects of a departure for that role:
         a titular's post ends; an administrator's designation or substitution ends and their
         district group is emptied at once; every account the person could read or has seen
         since its last rotation owes one (for a coadministrator: every one they revealed or
@@ -1312,7 +1312,7 @@ class Custodia:
     def depart(
         self, actor: Actor, username: str, reason: str, channel: OfficialChannel
     ) -> dict[str, Any]:
-        """R2 (6.X): ``personas baja``. At once: the person's identity is disabled in OpenBao
+        """6.X: ``personas baja``. At once: the person's identity is disabled in OpenBao
         (every session and child token refused from the next request, the login too), every
         role and designation ends (district groups emptied, role groups left), and every
         account they could read or have seen since its last rotation owes one. The ledger

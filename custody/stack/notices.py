@@ -1,4 +1,4 @@
-"""E-mail notices (issue 19; R12): the outbox's follower and its SMTP sender.
+"""E-mail notices (issue 19; 9.VI): the outbox's follower and its SMTP sender.
 
 The outbox is :mod:`projections.notices`: a projection over the ledger that records, exactly
 once per event (the tracking position is in the same SQLite transaction), the notices the event
@@ -26,8 +26,8 @@ what it records:
 Recipients, by role: the Secretaría Ejecutiva ``CUSTODIA_CORREO_SECRETARIA``, the UTCSyD
 ``CUSTODIA_CORREO_UTCSYD``, a district's titular ``CUSTODIA_CORREO_TITULAR`` (a pattern with
 ``{distrito}``, e.g. ``titular.{distrito}@iecm.mx``: the district's institutional mailbox). The
-people's own e-mail addresses are sealed personal data in OpenBao (R7) that the read side does
-not open; role mailboxes keep them out of the outbox. A role with no mailbox configured leaves
+people's own e-mail addresses are sealed personal data in OpenBao (8.D, 11.7) that the read side
+does not open; role mailboxes keep them out of the outbox. A role with no mailbox configured leaves
 its notices pending (``sin_destinatario``) until one is.
 
 The messages are Spanish, plain text plus HTML, and hold ledger facts only; the SMTP URL's

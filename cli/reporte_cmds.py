@@ -115,7 +115,7 @@ FormatoOption = Annotated[
     str,
     typer.Option(
         "--formato",
-        help="tabla (para leer), json (claves en CLI.md), csv u html (un archivo autónomo).",
+        help="tabla (para leer), json (para scripts), csv u html (un archivo autónomo).",
         callback=_format,
     ),
 ]

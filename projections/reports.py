@@ -1,13 +1,13 @@
 """The compliance reports: pure functions of the view, the instant and the policy.
 
-A report is a :class:`Report`: ``rows`` (the items of ``--formato json``, keys as in CLI.md,
-Python values: instants are UTC ``datetime``), and a ``summary`` for the human formats (verdicts,
-distributions, chart data). :func:`load_report` is the single entry point the command service
-calls; it enforces the viewer's :class:`Scope` before reading anything::
+A report is a :class:`Report`: ``rows`` (the items of ``--formato json``, with the command line's
+keys; Python values: instants are UTC ``datetime``), and a ``summary`` for the human formats
+(verdicts, distributions, chart data). :func:`load_report` is the single entry point the command
+service calls; it enforces the viewer's :class:`Scope` before reading anything::
 
     report = load_report("cumplimiento", Scope("titular", "DD05"), ReportFilter(), database=path)
 
-Who sees what (6.IX, 8.C; DOMAIN.md's roles):
+Who sees what (6.IX, 8.C; the roles of :mod:`projections.scope`):
 
 - ``coadministrador`` and ``secretaria``: every report, every district;
 - ``titular``: every report, of their own district only;

@@ -1,7 +1,7 @@
 """Who may see which district: the one rule, for the service's use cases and the reports.
 
 A person's roles are the ledger's (``Person.roles``: role -> district, or ``None`` for the
-roles that have none). What each role may see (DOMAIN.md, "Who uses the system"):
+roles that have none). What each role may see (the README's summary of roles):
 
 - ``coadministrador`` (UTCSyD): every district; it administers every account (6.VI, 6.IX);
 - ``secretaria`` (Secretaría Ejecutiva): every district, to review incidents, reports and the

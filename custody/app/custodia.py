@@ -167,7 +167,8 @@ def channel_from(args: Mapping[str, Any]) -> OfficialChannel:
 
 
 class Custodia:
-    """Custodia's use cases (see CLI.md), on one application and one OpenBao."""
+    """Custodia's use cases (one per command of ``custodia --help``), on one application and
+    one OpenBao."""
 
     def __init__(
         self,

@@ -2,10 +2,10 @@
 
 The real adapters live in ``custody.vault`` (:class:`custody.vault.credentials.Credentials` for
 :class:`CredentialStore`); in-memory fakes live in ``tests/support/fakes.py``. One contract test
-module (``tests/contract/test_credential_store.py``) runs the same cases against the fake and
-against the real OpenBao, as the event store runs the ``eventsourcing`` library's own recorder
-test cases: a fake that passes it behaves like the server in every way the use cases rely on,
-so the use cases can be unit-tested on it.
+module (``tests/integration/custody/test_credential_store_contract.py``) runs the same cases
+against the fake and against the real OpenBao, as the event store runs the ``eventsourcing``
+library's own recorder test cases: a fake that passes it behaves like the server in every way
+the use cases rely on, so the use cases can be unit-tested on it.
 
 The values that cross the port (:class:`~custody.vault.credentials.StagedRotation` and the
 others) are plain frozen dataclasses with no secret in their ``repr``; the errors are

@@ -15,9 +15,10 @@ Custodia's own (:mod:`custody.errors`), never a client library's.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 if TYPE_CHECKING:
+    from custody.app.access import MembershipChange
     from custody.vault.credentials import (
         AbandonedRotation,
         ConfirmedRotation,
@@ -27,7 +28,10 @@ if TYPE_CHECKING:
         WrappedSecret,
     )
 
-__all__ = ["CredentialStore", "PinnedRead"]
+__all__ = ["CredentialStore", "IdentityStore", "PinnedRead"]
+
+T = TypeVar("T")
+RoleName = Literal["coadministrador", "titular", "administrador", "secretaria"]
 
 
 class PinnedRead(Protocol):
@@ -139,3 +143,58 @@ class CredentialStore(Protocol):
     def reveal_totp(
         self, caller_token: str, account: str, record: Callable[[WrappedSecret], object]
     ) -> WrappedSecret: ...
+
+
+class IdentityStore(Protocol):
+    """People's logins and identities, and the groups that are access (6.IX, 6.X).
+
+    The real one is :class:`custody.app.access.Access` over the service's token. A district's
+    administrator group is written by the service; the role groups (coadministrador, titular,
+    secretaria) only with a coadministrator's own ``caller_token`` (anyone else's is refused
+    with :class:`~custody.errors.VaultPermissionDeniedError`). Logins are created, never
+    changed: a second :meth:`create_login` with another password is
+    :class:`~custody.errors.LoginTakenError`.
+    """
+
+    def create_login(self, username: str, password: str) -> bool:
+        """True if the login was created; False if it existed with this very password."""
+        ...
+
+    def ensure_person(
+        self,
+        username: str,
+        password: str | None = None,
+        role: RoleName | None = None,
+        *,
+        caller_token: str | None = None,
+    ) -> Any: ...
+
+    def district_holders(self, district: str) -> tuple[str, ...]: ...
+
+    def designate(
+        self, district: str, incoming: str | None, record: Callable[[], T] | None = None
+    ) -> T | None:
+        """Revoke the district's holder, run ``record`` (the ledger), grant ``incoming``; if
+        ``record`` raises, the previous holder is restored and the error propagates; an
+        ``incoming`` with no identity is :class:`~custody.errors.UnknownPersonError` before
+        anyone loses access."""
+        ...
+
+    def members(self, group: str, *, caller_token: str | None = None) -> tuple[str, ...]: ...
+
+    def role_group(self, role: RoleName) -> str: ...
+
+    def add_role_member(
+        self, role: RoleName, username: str, *, caller_token: str | None = None
+    ) -> MembershipChange: ...
+
+    def remove_role_member(
+        self, role: RoleName, username: str, *, caller_token: str | None = None
+    ) -> MembershipChange: ...
+
+    def disable_person(self, username: str, *, caller_token: str | None = None) -> str | None:
+        """Disable the person's identity (a departure): their tokens and login stop working.
+        Returns the identity's id (``None``: they never had one)."""
+        ...
+
+    def is_disabled(self, username: str) -> bool: ...

@@ -16,11 +16,16 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+from custody.app.access import MembershipChange
+from custody.app.ports import RoleName
 from custody.errors import (
+    LoginTakenError,
     NoStagedRotationError,
     RotationMismatchError,
+    UnknownPersonError,
+    UnknownRoleError,
     VaultCasConflictError,
     VaultNotFoundError,
     VaultPermissionDeniedError,
@@ -37,8 +42,11 @@ from custody.vault.credentials import (
     WrappedSecret,
     parse_otpauth,
 )
+from custody.vault.layout import ROLE_GROUPS, district_group
 
-__all__ = ["FakeCredentialStore", "Grants"]
+__all__ = ["FakeCredentialStore", "FakeIdentityStore", "Grants"]
+
+T = TypeVar("T")
 
 # (caller token, account, operation) -> allowed?
 Grants = Callable[[str, str, str], bool]
@@ -292,3 +300,115 @@ def _totp(key: OtpauthKey, at: datetime | None = None) -> str:
     offset = mac[-1] & 0x0F
     value = (struct.unpack(">I", mac[offset : offset + 4])[0] & 0x7FFFFFFF) % 10**key.digits
     return f"{value:0{key.digits}d}"
+
+
+class FakeIdentityStore:
+    """:class:`custody.app.ports.IdentityStore` in memory. ``coadmin_tokens`` are the tokens
+    OpenBao would let write the role groups (coadministrators' own); the service's own token
+    (``caller_token=None``) may not."""
+
+    def __init__(self, coadmin_tokens: set[str]) -> None:
+        self._coadmin_tokens = coadmin_tokens
+        self._logins: dict[str, str] = {}  # username -> password
+        self._entities: dict[str, str] = {}  # username -> entity id
+        self._disabled: set[str] = set()
+        self._groups: dict[str, set[str]] = {}
+        self.writes = 0
+
+    def create_login(self, username: str, password: str) -> bool:
+        if username in self._logins:
+            if not hmac.compare_digest(self._logins[username], password):
+                raise LoginTakenError(username)
+            return False
+        self._logins[username] = password
+        self.writes += 1
+        return True
+
+    def ensure_person(
+        self,
+        username: str,
+        password: str | None = None,
+        role: RoleName | None = None,
+        *,
+        caller_token: str | None = None,
+    ) -> Any:
+        if password is not None:
+            self.create_login(username, password)
+        entity = self._entities.setdefault(username, secrets.token_hex(8))
+        if role is not None and role in ROLE_GROUPS:
+            self.add_role_member(role, username, caller_token=caller_token)
+        return entity
+
+    def _require(self, username: str) -> str:
+        if username not in self._entities:
+            raise UnknownPersonError(username)
+        return self._entities[username]
+
+    def _set(self, group: str, usernames: set[str]) -> MembershipChange:
+        previous = tuple(sorted(self._groups.get(group, set())))
+        self._groups[group] = set(usernames)
+        self.writes += 1
+        return MembershipChange(group, previous, tuple(sorted(usernames)))
+
+    def district_holders(self, district: str) -> tuple[str, ...]:
+        return self.members(district_group(district))
+
+    def designate(
+        self, district: str, incoming: str | None, record: Callable[[], T] | None = None
+    ) -> T | None:
+        group = district_group(district)
+        if incoming is not None:
+            self._require(incoming)
+        revoked = self._set(group, set())
+        result: T | None = None
+        if record is not None:
+            try:
+                result = record()
+            except BaseException:
+                self._set(group, set(revoked.previous))
+                raise
+        if incoming is not None:
+            self._set(group, {incoming})
+        return result
+
+    def members(self, group: str, *, caller_token: str | None = None) -> tuple[str, ...]:
+        if group in ROLE_GROUPS.values():
+            self._check_role_writer(group, caller_token, "read-group")
+        return tuple(sorted(self._groups.get(group, set())))
+
+    def role_group(self, role: RoleName) -> str:
+        if role not in ROLE_GROUPS:
+            raise UnknownRoleError(role)
+        return ROLE_GROUPS[role]
+
+    def _check_role_writer(self, group: str, caller_token: str | None, operation: str) -> None:
+        if caller_token not in self._coadmin_tokens:
+            raise VaultPermissionDeniedError(operation, f"identity/group/name/{group}")
+
+    def add_role_member(
+        self, role: RoleName, username: str, *, caller_token: str | None = None
+    ) -> MembershipChange:
+        group = self.role_group(role)
+        self._check_role_writer(group, caller_token, "set-members")
+        self._require(username)
+        return self._set(group, {*self._groups.get(group, set()), username})
+
+    def remove_role_member(
+        self, role: RoleName, username: str, *, caller_token: str | None = None
+    ) -> MembershipChange:
+        group = self.role_group(role)
+        self._check_role_writer(group, caller_token, "set-members")
+        return self._set(group, self._groups.get(group, set()) - {username})
+
+    def disable_person(self, username: str, *, caller_token: str | None = None) -> str | None:
+        if username not in self._entities:
+            return None
+        if caller_token not in self._coadmin_tokens:
+            raise VaultPermissionDeniedError("disable-person", f"identity/entity/{username}")
+        self._disabled.add(username)
+        self.writes += 1
+        return self._entities[username]
+
+    def is_disabled(self, username: str) -> bool:
+        self._require(username)
+        return username in self._disabled

@@ -144,11 +144,14 @@ def test_readme_table_is_rendered_from_config() -> None:
 
 
 def test_every_variable_mentioned_anywhere_is_a_setting() -> None:
-    """Every CUSTODIA_ name that the product's code, the README or docs/ mention is one of
-    config.VARIABLES (nats-server's own deploy variables aside): no undocumented setting."""
+    """Every CUSTODIA_ name that the product's code, the README, docs/, deploy/ or scripts/
+    mention is one of config.VARIABLES (nats-server's own deploy variables aside): no
+    undocumented setting."""
     known = {v.key for v in config.VARIABLES}
-    texts = [p for p in product_modules()] + [ROOT / "README.md"]
+    texts = [*product_modules(), ROOT / "README.md", ROOT / "Containerfile"]
     texts += sorted((ROOT / "docs").rglob("*.md"))
+    texts += [p for top in ("deploy", "scripts") for p in sorted((ROOT / top).rglob("*"))]
+    texts = [p for p in texts if p.is_file()]
     unknown = {
         f"{path.relative_to(ROOT)}: {name}"
         for path in texts

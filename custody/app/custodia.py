@@ -26,9 +26,8 @@ from eventsourcing.persistence import IntegrityError, Recording
 
 from custody.app.access import Access
 from custody.app.passwords import generate_password
-from custody.app.ports import CredentialStore
+from custody.app.ports import CredentialStore, PersonalDataStore
 from custody.errors import NoStagedRotationError
-from custody.vault.personal_data import PersonalDataVault
 from events.domain import (
     ChangeRequest,
     District,
@@ -175,7 +174,7 @@ class Custodia:
         app: CustodiaApplication,
         access: Access,
         credentials: CredentialStore,
-        pii: PersonalDataVault,
+        pii: PersonalDataStore,
         policy: Policy,
         clock: Callable[[], datetime] | None = None,
         password_rules: Mapping[str, Any] | None = None,

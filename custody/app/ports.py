@@ -14,7 +14,7 @@ Custodia's own (:mod:`custody.errors`), never a client library's.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
         WrappedSecret,
     )
 
-__all__ = ["CredentialStore", "IdentityStore", "PinnedRead"]
+__all__ = ["CredentialStore", "IdentityStore", "PersonalDataStore", "PinnedRead"]
 
 T = TypeVar("T")
 RoleName = Literal["coadministrador", "titular", "administrador", "secretaria"]
@@ -198,3 +198,20 @@ class IdentityStore(Protocol):
         ...
 
     def is_disabled(self, username: str) -> bool: ...
+
+
+class PersonalDataStore(Protocol):
+    """Staff's personal data sealed per person, erasable for good (8.D, 11.7; 9.IV, 9.XX).
+
+    The real one is :class:`custody.vault.personal_data.PersonalDataVault` (a transit key per
+    person). A sealed value never contains the data in clear; after :meth:`erase`, opening or
+    sealing for that person is :class:`~custody.errors.PersonalDataErasedError`, for good.
+    """
+
+    def seal(self, person_id: str, data: Mapping[str, str]) -> str: ...
+
+    def open(self, person_id: str, ciphertext: str) -> dict[str, str]: ...
+
+    def erase(self, person_id: str) -> bool:
+        """Delete the person's key; True if one existed."""
+        ...

@@ -10,10 +10,11 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import json
 import secrets
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, TypeVar
@@ -23,6 +24,7 @@ from custody.app.ports import RoleName
 from custody.errors import (
     LoginTakenError,
     NoStagedRotationError,
+    PersonalDataErasedError,
     RotationMismatchError,
     UnknownPersonError,
     UnknownRoleError,
@@ -43,8 +45,9 @@ from custody.vault.credentials import (
     parse_otpauth,
 )
 from custody.vault.layout import ROLE_GROUPS, district_group
+from custody.vault.personal_data import pii_key_name
 
-__all__ = ["FakeCredentialStore", "FakeIdentityStore", "Grants"]
+__all__ = ["FakeCredentialStore", "FakeIdentityStore", "FakePersonalDataStore", "Grants"]
 
 T = TypeVar("T")
 
@@ -412,3 +415,40 @@ class FakeIdentityStore:
     def is_disabled(self, username: str) -> bool:
         self._require(username)
         return username in self._disabled
+
+
+class FakePersonalDataStore:
+    """:class:`custody.app.ports.PersonalDataStore` in memory: AES-GCM under a key per person
+    (``cryptography``), a tombstone per erased person."""
+
+    def __init__(self) -> None:
+        self._keys: dict[str, bytes] = {}
+        self._erased: set[str] = set()
+
+    def seal(self, person_id: str, data: Mapping[str, str]) -> str:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        pii_key_name(person_id)  # the same check of the id
+        if person_id in self._erased:
+            raise PersonalDataErasedError(person_id)
+        key = self._keys.setdefault(person_id, AESGCM.generate_key(bit_length=256))
+        nonce = secrets.token_bytes(12)
+        plaintext = json.dumps(dict(data), sort_keys=True, ensure_ascii=False).encode()
+        sealed = nonce + AESGCM(key).encrypt(nonce, plaintext, person_id.encode())
+        return "fake:v1:" + base64.b64encode(sealed).decode("ascii")
+
+    def open(self, person_id: str, ciphertext: str) -> dict[str, str]:
+        from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+        pii_key_name(person_id)
+        key = self._keys.get(person_id)
+        if key is None:
+            raise PersonalDataErasedError(person_id)
+        raw = base64.b64decode(ciphertext.removeprefix("fake:v1:"))
+        value = json.loads(AESGCM(key).decrypt(raw[:12], raw[12:], person_id.encode()))
+        return {str(k): str(v) for k, v in value.items()}
+
+    def erase(self, person_id: str) -> bool:
+        pii_key_name(person_id)
+        self._erased.add(person_id)
+        return self._keys.pop(person_id, None) is not None

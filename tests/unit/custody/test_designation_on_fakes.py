@@ -1,11 +1,11 @@
 """People and designation use cases (6.VII, 6.IX, 6.X) of :class:`custody.app.custodia.Custodia`
-on an in-memory ledger and the identity store's fake, which passes the same contract as OpenBao
-(tests/integration/custody/test_identity_store_contract.py). No server.
+on an in-memory ledger and the fakes of the identity and personal-data stores, which pass the
+same contracts as OpenBao (tests/integration/custody/test_*_store_contract.py). No server.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -20,23 +20,12 @@ from custody.app.custodia import (
 )
 from custody.errors import LoginTakenError
 from events.domain import District, OfficialChannel, Policy
-from tests.support.fakes import FakeCredentialStore, FakeIdentityStore
+from tests.support.fakes import FakeCredentialStore, FakeIdentityStore, FakePersonalDataStore
 
 T0 = datetime(2026, 3, 2, 16, 0, tzinfo=UTC)
 ANA = Actor("ana", "t-ana")  # the first coadministrator
 LUIS = Actor("luis", "t-luis")  # DD05's titular
 OFICIO = OfficialChannel.oficio("IECM/DD05/045/2026", None)
-
-
-class SealedInMemory:
-    """Personal data sealed as an opaque reference (what the ledger holds), kept here."""
-
-    def __init__(self) -> None:
-        self.sealed: dict[str, Mapping[str, str]] = {}
-
-    def seal(self, person_id: str, data: Mapping[str, str]) -> str:
-        self.sealed[person_id] = dict(data)
-        return f"vault:v1:{len(self.sealed)}"
 
 
 class World:
@@ -49,7 +38,7 @@ class World:
         # Access is typed as the adapter (reconciliation reaches its client); the fake passes
         # the same contract as the port it implements.
         self.custodia = Custodia(
-            self.app, cast(Any, self.identity), credentials, cast(Any, SealedInMemory()),
+            self.app, cast(Any, self.identity), credentials, FakePersonalDataStore(),
             Policy(), clock=lambda: T0,
         )  # fmt: skip
 

@@ -1,6 +1,6 @@
 """Latency and throughput on the 3-node loopback clusters (TLS), the numbers behind TOPOLOGY.md.
 
-Starts both clusters with :mod:`custody.stack.cluster`, then measures: event saves through an
+Starts both clusters with :mod:`tests.support.cluster`, then measures: event saves through an
 ``eventsourcing`` application on the 3-replica stream (one writer: p50/p99; four writers:
 throughput), and OpenBao KV v2 check-and-set writes and reads through the active member and
 through a standby (which forwards). Prints; asserts nothing; stops everything on exit.
@@ -22,9 +22,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from custody.stack.cluster import Cluster
 from custody.vault.client import VaultClient
 from tests.cluster.helpers import closing_app, new_entry, vault_client
+from tests.support.cluster import Cluster
 
 
 def percentiles(samples: list[float]) -> str:

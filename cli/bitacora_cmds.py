@@ -37,9 +37,7 @@ bitacora_messages.register_all()
 
 Progress = Callable[[int, int | None], None]
 
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Salida JSON para scripts (claves documentadas en CLI.md).")
-]
+JsonOption = Annotated[bool, typer.Option("--json", help="Salida JSON para scripts.")]
 KeyOption = Annotated[
     Path | None,
     typer.Option(
@@ -344,7 +342,7 @@ def run_verify_bundle(
 
 
 def verdict_json(verdict: LedgerVerdict) -> dict[str, Any]:
-    """The ``--json`` document of a verification (keys in CLI.md)."""
+    """The ``--json`` document of a verification (its keys are the command line's contract)."""
     report = verdict.report
     items = bitacora_messages.problem_items(verdict)
     first_event, first_checkpoint = bitacora_messages.first_bad(items)

@@ -22,6 +22,7 @@ from typing import Annotated, Any
 import typer
 
 from cli.spanish import App
+from custody import config
 
 PEOPLE = {
     # user: (role, district, name)
@@ -50,8 +51,8 @@ class Story:
         self.quiet = quiet
         self.steps: list[dict[str, Any]] = []
         self.started = time.monotonic()
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODIA_")}
-        self.env["CUSTODIA_HOME"] = str(home)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(config.PREFIX)}
+        self.env[config.HOME.key] = str(home)
         self.exe = str(Path(sys.executable).parent / "custodia")
         self.passwords = {user: f"{user}-{os.urandom(9).hex()}" for user in ("ana", *PEOPLE)}
 
@@ -82,7 +83,7 @@ class Story:
     ) -> subprocess.CompletedProcess[str]:
         env = dict(self.env)
         if user:
-            env["CUSTODIA_SESION"] = str(self.home / f"sesion-{user}.json")
+            env[config.SESION.key] = str(self.home / f"sesion-{user}.json")
         return subprocess.run(
             [self.exe, *args],
             env=env,
@@ -311,7 +312,7 @@ def _init(s: Story) -> str:
 def _start_service(s: Story, holder: dict[str, subprocess.Popen[bytes]]) -> str:
     log = (s.home / "servicio.log").open("wb")
     env = dict(s.env)
-    env["CUSTODIA_CHECKPOINT_SECONDS"] = "1"
+    env[config.CHECKPOINT_SECONDS.key] = "1"
     service = subprocess.Popen([s.exe, "servicio"], env=env, stdout=log, stderr=log)
     holder["service"] = service
     deadline = time.monotonic() + 60

@@ -15,7 +15,6 @@ from __future__ import annotations
 import importlib.abc
 import importlib.util
 import logging
-import os
 import re
 import sys
 from collections.abc import Mapping, MutableMapping, Sequence
@@ -118,7 +117,9 @@ def configure(stream: TextIO | None = None, level: str | None = None) -> None:
     import structlog
 
     out: Any = stream if stream is not None else _Stderr()
-    name = (level or os.environ.get("CUSTODIA_LOG_LEVEL") or "WARNING").upper()
+    from custody.config import log_level
+
+    name = level.upper() if level else log_level()
     numeric = logging.getLevelName(name)
     if not isinstance(numeric, int):
         numeric = logging.WARNING

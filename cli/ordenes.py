@@ -1,4 +1,4 @@
-"""The user commands of CLI.md: thin wrappers that send a request to ``custodia servicio``."""
+"""The user commands: thin wrappers that send a request to ``custodia servicio``."""
 
 from __future__ import annotations
 

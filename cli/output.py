@@ -11,7 +11,7 @@ if TYPE_CHECKING:  # rich is imported when something is rendered, not for every 
 
 
 def print_json(data: Any) -> None:
-    """Machine-readable output: UTF-8 JSON on stdout, keys as documented in CLI.md."""
+    """Machine-readable output: UTF-8 JSON on stdout, keys stable across versions."""
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 

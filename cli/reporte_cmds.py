@@ -11,7 +11,6 @@ Heavy libraries are imported inside the commands (``custodia --help`` stays ligh
 
 from __future__ import annotations
 
-import os
 import sys
 from datetime import UTC, date, datetime, time
 from pathlib import Path
@@ -116,7 +115,7 @@ FormatoOption = Annotated[
     str,
     typer.Option(
         "--formato",
-        help="tabla (para leer), json (claves en CLI.md), csv u html (un archivo autónomo).",
+        help="tabla (para leer), json (para scripts), csv u html (un archivo autónomo).",
         callback=_format,
     ),
 ]
@@ -165,8 +164,9 @@ def register(app: App) -> None:
 
 def home() -> Path:
     """``CUSTODIA_HOME`` (default ``~/.local/share/custodia``)."""
-    text = os.environ.get("CUSTODIA_HOME", "").strip()
-    return Path(text).expanduser() if text else Path.home() / ".local" / "share" / "custodia"
+    from custody import config
+
+    return config.home()
 
 
 def database() -> Path:
@@ -176,9 +176,10 @@ def database() -> Path:
 
 def policy() -> Policy:
     """The policy in force (``CUSTODIA_POLITICA``), for deadlines, working hours, time zone."""
+    from custody.config import policy_file
     from events.domain import Policy
 
-    path = os.environ.get("CUSTODIA_POLITICA", "").strip()
+    path = policy_file()
     return Policy.from_toml(path) if path else Policy()
 
 
@@ -415,7 +416,7 @@ def designaciones(
     ] = "tabla",
     salida: SalidaOption = None,
 ) -> None:
-    """Historial de designaciones (R9): quién fue titular, titular por encargo, administradora
+    """Historial de designaciones (6.VII): quién fue titular, titular por encargo, administradora
     o sustituta del distrito, desde y hasta cuándo y con qué vía oficial; lo mismo que
     «custodia historial», en formato de reporte.
 

@@ -9,9 +9,7 @@ import typer
 
 from cli.spanish import App
 
-JsonOption = Annotated[
-    bool, typer.Option("--json", help="Salida JSON para scripts (claves documentadas en CLI.md).")
-]
+JsonOption = Annotated[bool, typer.Option("--json", help="Salida JSON para scripts.")]
 
 
 def register(app: App) -> None:

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from custody import config
 from custody.config import Settings
 from custody.service import permissions as nats_auth
 from custody.stack.embedded import EmbeddedStack, StackInfo, StackNotRunningError
@@ -89,8 +90,8 @@ class Endpoints:
         # eventsourcing reads ``CUSTODIA_<KEY>`` (the application's name) before ``<KEY>``, and
         # from the process environment too: pin this identity under both names, so that a
         # ``CUSTODIA_NATS_USER`` meant for another process does not replace it.
-        for key in ("NATS_CREDS", "NATS_USER", "NATS_PASSWORD"):
-            env[f"CUSTODIA_{key}"] = env.get(key, "")
+        for variable in (config.NATS_CREDS, config.NATS_USER, config.NATS_PASSWORD):
+            env[variable.key] = env.get(variable.name, "")
         return env
 
 
@@ -152,7 +153,7 @@ def admin_token(settings: Settings) -> str | None:
         return settings.vault_token
     if settings.embedded_vault:
         return EmbeddedStack(settings.home).vault_keys().root_token
-    raise ConfigurationError("CUSTODIA_VAULT_TOKEN", "required with an external OpenBao/Vault")
+    raise ConfigurationError(config.VAULT_TOKEN.key, "required with an external OpenBao/Vault")
 
 
 def service_token(settings: Settings) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from eventsourcing.application import AggregateNotFoundError
 
-from custody import bootstrap
+from custody import bootstrap, config
 from custody.app.access import Access
 from custody.app.custodia import Custodia, CustodiaApplication, bootstrap_ledger
 from custody.config import Settings
@@ -33,7 +33,7 @@ from events.errors import ConfigurationError
 
 log = structlog.get_logger("custodia.runner")
 
-ADVANCE_SECONDS = 30.0
+ADVANCE_SECONDS = config.ADVANCE_SECONDS
 REPORT_KINDS = ("cumplimiento", "rotaciones", "exposicion", "cambios", "incidentes", "lecturas")
 FORMATS = ("tabla", "json", "csv", "html")
 
@@ -114,7 +114,7 @@ class AdministrativeTokenRequiredError(ConfigurationError):
     revoked at the end of the first ``init``): an operator generates one with the unseal key."""
 
     def __init__(self, reason: str) -> None:
-        super().__init__("CUSTODIA_VAULT_TOKEN", reason)
+        super().__init__(config.VAULT_TOKEN.key, reason)
         self.reason = reason
 
 
@@ -380,16 +380,12 @@ async def _log_nats_error(exc: Exception) -> None:
 def report_scope(person: Any) -> Any:
     """The caller's report scope, from their roles in the ledger (most privileged first)."""
     from custody.app.custodia import ScopeError
-    from projections.reports import Scope
+    from projections.scope import scope_of
 
-    roles: dict[str, str | None] = dict(person.roles)
-    for role in ("coadministrador", "secretaria"):
-        if role in roles:
-            return Scope(role)
-    for role in ("titular", "administrador"):
-        if roles.get(role):
-            return Scope(role, roles[role])  # type: ignore[arg-type]
-    raise ScopeError(person.username, "*")
+    scope = scope_of(person.roles)
+    if scope is None:
+        raise ScopeError(person.username, "*")
+    return scope
 
 
 def make_ledger_status_handler(services: Services, settings: Settings) -> Any:
@@ -477,11 +473,9 @@ def make_report_handler(services: Services, projections: Any, settings: Settings
 def advance_seconds() -> float:
     """``CUSTODIA_AVANCE_SECONDS``: how often absences due by the calendar are recorded and
     OpenBao's district groups are brought back to the ledger's holders."""
-    try:
-        value = float(os.environ.get("CUSTODIA_AVANCE_SECONDS", ADVANCE_SECONDS))
-    except ValueError:
-        return ADVANCE_SECONDS
-    return value if value > 0 else ADVANCE_SECONDS
+    from custody.config import ServiceTimings
+
+    return ServiceTimings.from_env().advance_seconds
 
 
 async def _advance_loop(services: Services, stop: asyncio.Event) -> None:

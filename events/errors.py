@@ -13,7 +13,7 @@ the command line from the error's class and attributes (``cli.messages``).
     │   │                           handle, vía oficial, naive datetime, absence period
     │   ├── TimeOrderError          a command dated before its aggregate's last event
     │   ├── PermissionDeniedError   NotCoadministratorError, NotDistrictAuthorityError,
-    │   │                           NotEntitledToReadError (R1), NotAllowedToReportError,
+    │   │                           NotEntitledToReadError (6.IX), NotAllowedToReportError,
     │   │                           SelfRevocationError
     │   ├── RoleConflictError, NotDesignatableError, DistrictMismatchError
     │   ├── DistrictStateError      NoAdministratorError, AlreadyAdministratorError,

@@ -1,4 +1,4 @@
-"""Working time between two instants, by the policy's calendar (8.A; R2's deadlines).
+"""Working time between two instants, by the policy's calendar (8.A; 6.X's deadlines).
 
 "Overdue in business hours" and "time to rotate" count only the hours inside the policy's working
 hours on business days (Mexico City time, Mexican public holidays and configured non-working days

@@ -1,8 +1,9 @@
-"""Who held which role of a district, when, on which vía oficial (R9; ``custodia historial``).
+"""Who held which role of a district, when, on which vía oficial (6.VII, 6.X; ``custodia
+historial``).
 
 A pure function of one district's recorded events: no live state is consulted. Roles:
 
-- ``titular`` — from its appointment to the next one or its end (a departure, R2);
+- ``titular`` — from its appointment to the next one or its end (a departure, 6.X);
 - ``titular_encargado`` — an acting titular (*encargo de despacho*) over its period;
 - ``administrador`` — the designated *enlace*, from the designation to the next one or its end;
 - ``sustituto`` — whoever held the credentials during an absence, from its start to its end.

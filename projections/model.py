@@ -141,7 +141,7 @@ class RequestRow:
 
 @dataclass(frozen=True)
 class ExceptionRow:
-    """R9: UTCSyD acted in the titular's stead, with a reason and a vía oficial."""
+    """6.VII: UTCSyD acted in the titular's stead, with a reason and a vía oficial."""
 
     position: int
     district: str

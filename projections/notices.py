@@ -1,4 +1,4 @@
-"""The notices outbox: which e-mail notices the ledger makes due (issue 19; R12, 8.C, 9.XVIII).
+"""The notices outbox: which e-mail notices the ledger makes due (issue 19; 9.VI, 8.C, 9.XVIII).
 
 A projection like the reports': it only reads events, and writes its own SQLite file (the
 outbox, ``avisos.sqlite``) in the same transaction as the tracking position, so each event

@@ -438,7 +438,7 @@ class ReportsProjection(Projection[ReportsView]):
 
 
 def _ignore(c: Any, e: Any, position: int) -> None:
-    """Sealed personal data is not projected (R7)."""
+    """Sealed personal data is not projected (8.D, 11.7)."""
 
 
 def _person_registered(c: Any, e: Any, position: int) -> None:
@@ -528,7 +528,7 @@ def _titular_ended(c: Any, e: Any, position: int) -> None:
 
 def _history_only(c: Any, e: Any, position: int) -> None:
     """Acting titulares: read by the designation history
-    (projections.history), straight from the district's events (R9)."""
+    (projections.history), straight from the district's events (6.VII)."""
 
 
 def _authority_exception(c: Any, e: Any, position: int) -> None:
@@ -547,7 +547,7 @@ def _authority_exception(c: Any, e: Any, position: int) -> None:
 
 
 def _departed(c: Any, e: Any, position: int) -> None:
-    # R2: every role ended at once.
+    # 6.X: every role ended at once.
     c.execute("DELETE FROM person_roles WHERE person_id = ?", (str(e.originator_id),))
 
 

@@ -1,4 +1,5 @@
-"""Reports as text: ``tabla`` (rich, fits 80 columns), ``json`` (CLI.md's keys), ``csv``, ``html``.
+"""Reports as text: ``tabla`` (rich, fits 80 columns), ``json`` (the command line's keys),
+``csv``, ``html``.
 
 Instants are stored in UTC. ``tabla`` and ``html`` show them in the policy's time zone (Mexico
 City) in Spanish format, ``03/03/2025 10:00``; ``json`` and ``csv`` write ISO 8601 with the

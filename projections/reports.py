@@ -1,13 +1,13 @@
 """The compliance reports: pure functions of the view, the instant and the policy.
 
-A report is a :class:`Report`: ``rows`` (the items of ``--formato json``, keys as in CLI.md,
-Python values: instants are UTC ``datetime``), and a ``summary`` for the human formats (verdicts,
-distributions, chart data). :func:`load_report` is the single entry point the command service
-calls; it enforces the viewer's :class:`Scope` before reading anything::
+A report is a :class:`Report`: ``rows`` (the items of ``--formato json``, with the command line's
+keys; Python values: instants are UTC ``datetime``), and a ``summary`` for the human formats
+(verdicts, distributions, chart data). :func:`load_report` is the single entry point the command
+service calls; it enforces the viewer's :class:`Scope` before reading anything::
 
     report = load_report("cumplimiento", Scope("titular", "DD05"), ReportFilter(), database=path)
 
-Who sees what (6.IX, 8.C; DOMAIN.md's roles):
+Who sees what (6.IX, 8.C; the roles of :mod:`projections.scope`):
 
 - ``coadministrador`` and ``secretaria``: every report, every district;
 - ``titular``: every report, of their own district only;
@@ -41,6 +41,7 @@ from projections.model import (
     read_view,
 )
 from projections.names import PersonNames
+from projections.scope import Role, Scope, may_request, visible_district
 
 __all__ = [
     "READ_FINDINGS",
@@ -60,7 +61,6 @@ ReportKind = Literal[
     "cumplimiento", "rotaciones", "exposicion", "cambios", "incidentes", "lecturas"
 ]
 REPORT_KINDS: Final = cast(tuple[ReportKind, ...], get_args(ReportKind))
-Role = Literal["coadministrador", "secretaria", "titular", "administrador"]
 
 TITLES: Final[dict[ReportKind, str]] = {
     "cumplimiento": "Cumplimiento por Dirección Distrital",
@@ -83,7 +83,6 @@ ALLOWED: Final[dict[ReportKind, frozenset[str]]] = {
     "incidentes": _ALL_ROLES,
     "lecturas": _ALL_ROLES,
 }
-_DISTRICT_BOUND: Final = frozenset({"titular", "administrador"})
 
 _PARTS: Final[dict[ReportKind, frozenset[str]]] = {
     "cumplimiento": frozenset(
@@ -95,20 +94,6 @@ _PARTS: Final[dict[ReportKind, frozenset[str]]] = {
     "incidentes": frozenset({"incidents"}),
     "lecturas": frozenset({"reads"}),
 }
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Who is looking: their role and, for a titular or an administrator, their district."""
-
-    role: Role
-    district: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.role in _DISTRICT_BOUND and self.district is None:
-            raise ReportScopeError(self.role, "reportes", None)
-        if self.district is not None:
-            object.__setattr__(self, "district", str(DistrictId.parse(self.district)))
 
 
 @dataclass(frozen=True)
@@ -146,11 +131,9 @@ def check_scope(kind: str, scope: Scope, filters: ReportFilter) -> tuple[ReportK
     report: ReportKind = kind
     if scope.role not in ALLOWED[report]:
         raise ReportScopeError(scope.role, report, filters.district or scope.district)
-    if scope.role in _DISTRICT_BOUND:
-        if filters.district is not None and filters.district != scope.district:
-            raise ReportScopeError(scope.role, report, filters.district)
-        return report, scope.district
-    return report, filters.district
+    if not may_request(scope, filters.district):
+        raise ReportScopeError(scope.role, report, filters.district)
+    return report, visible_district(scope, filters.district)
 
 
 # --- shared helpers ---------------------------------------------------------------------------
@@ -160,7 +143,7 @@ ObligationState = Literal["abierta", "vencida", "cumplida", "cumplida_tarde", "r
 
 
 def obligation_state(obligation: ObligationRow, as_of: datetime) -> ObligationState:
-    """R2: an obligation's state at ``as_of``."""
+    """6.X: an obligation's state at ``as_of``."""
     if obligation.withdrawn_at is not None:
         return "retirada"
     if obligation.closed_at is not None:
@@ -354,7 +337,7 @@ def _compliance(
                 "cambios_abiertos": open_requests[d.code],
                 "incidentes_abiertos": len(live_incidents),
                 "incidentes_sin_notificar_en_plazo": len(unnotified),
-                # R9: designations and absences UTCSyD recorded in the titular's stead.
+                # 6.VII: designations and absences UTCSyD recorded in the titular's stead.
                 "excepciones_autoridad": [
                     {
                         "accion": x.action,
@@ -393,13 +376,13 @@ def _compliance(
         plural = "s" if len(institutional) != 1 else ""
         line = (
             f"{subject}: no cumple — {len(institutional)} incidente{plural} de integridad de la "
-            f"bitácora abierto{plural} (R8); {len(failing)} de {len(rows)} direcciones "
+            f"bitácora abierto{plural} (6.XII, 11.8); {len(failing)} de {len(rows)} direcciones "
             "distritales no cumplen."
         )
     for row in rows:
         row["veredicto_instituto"] = institute if whole else None
         if admin_view:
-            row.pop("ausencia")  # R7: an administrator sees names, not others' absences
+            row.pop("ausencia")  # 8.D, 11.7: an administrator sees names, not others' absences
     rotation_rows = _rotation_rows(data, as_of, policy, names, ReportFilter())
     summary = {
         "veredicto": institute,

@@ -5,7 +5,7 @@ rebuild from zero yields the same rows (:func:`projections.runner.rebuild`). Ins
 in UTC as fixed-width ISO 8601 text (``2025-03-03T16:00:00.000000+00:00``), which sorts in time
 order.
 
-Personal data (R7; 9.IV, 9.XX): no table holds a name, an e-mail or the sealed ciphertext of a
+Personal data (8.D; 9.IV, 9.XX): no table holds a name, an e-mail or the sealed ciphertext of a
 person, only the person's id. When a person's data is erased, every column that names them is
 rewritten to an alias (``suprimida-N``, N counting erasures in ledger order) and their rows in
 ``people``, ``person_roles`` and ``person_devices`` are deleted.
@@ -197,7 +197,7 @@ CREATE_STATEMENTS: Final[tuple[str, ...]] = (
         dismissed_by TEXT,
         dismiss_reason TEXT
     ) WITHOUT ROWID""",
-    # R9: UTCSyD acted in a titular's stead (issue 18); flagged in the compliance report.
+    # 6.VII: UTCSyD acted in a titular's stead (issue 18); flagged in the compliance report.
     """CREATE TABLE IF NOT EXISTS authority_exceptions (
         position INTEGER PRIMARY KEY,
         district TEXT NOT NULL,

@@ -250,7 +250,7 @@ class Access:
             log.warning("custody.person.entity_name_taken", username=username)
 
     def disable_person(self, username: str, *, caller_token: str | None = None) -> str | None:
-        """R2, a departure: disable the person's identity (entity) with a coadministrator's
+        """6.X, a departure: disable the person's identity (entity) with a coadministrator's
         ``caller_token``. OpenBao then refuses every token of that entity — the sessions they
         have open, child tokens included — and their login, from the very next request (verified
         by the tests against the real server). Their groups are emptied separately (the ledger's

@@ -26,9 +26,8 @@ from eventsourcing.persistence import IntegrityError, Recording
 
 from custody.app.access import Access
 from custody.app.passwords import generate_password
+from custody.app.ports import CredentialStore, PersonalDataStore
 from custody.errors import NoStagedRotationError, VaultNotFoundError
-from custody.vault.credentials import Credentials
-from custody.vault.personal_data import PersonalDataVault
 from events.domain import (
     ChangeRequest,
     District,
@@ -46,6 +45,7 @@ from events.domain.incident import LEDGER_DIVERGENCES
 from events.domain.official_channel import OfficialChannel
 from events.domain.values import validate_text
 from events.errors import CustodiaError
+from projections.scope import may_see_district, sees_every_district
 
 log = structlog.get_logger("custodia.app")
 
@@ -166,14 +166,15 @@ def channel_from(args: Mapping[str, Any]) -> OfficialChannel:
 
 
 class Custodia:
-    """Custodia's use cases (see CLI.md), on one application and one OpenBao."""
+    """Custodia's use cases (one per command of ``custodia --help``), on one application and
+    one OpenBao."""
 
     def __init__(
         self,
         app: CustodiaApplication,
         access: Access,
-        credentials: Credentials,
-        pii: PersonalDataVault,
+        credentials: CredentialStore,
+        pii: PersonalDataStore,
         policy: Policy,
         clock: Callable[[], datetime] | None = None,
         password_rules: Mapping[str, Any] | None = None,
@@ -246,7 +247,7 @@ class Custodia:
             return None
         return getattr(person, "username", None)
 
-    # -- holder changes: designation is access (R1, R2) --------------------------------------
+    # -- holder changes: designation is access (6.IX, 6.X) --------------------------------------
 
     def _change_holder(self, district: District, save: Callable[[], T], at: datetime) -> T:
         """Save a district change; if it changes who holds the credentials, revoke the
@@ -369,7 +370,7 @@ class Custodia:
 
     def list_people(self, actor: Actor) -> list[dict[str, Any]]:
         by = self.person(actor.username)
-        if not (by.is_coadministrator or by.has_role("secretaria")):
+        if not sees_every_district(by.roles):
             raise ScopeError(actor.username, "*")
         people = []
         for item in self._all(Person):
@@ -482,11 +483,7 @@ class Custodia:
         return rows
 
     def _may_see_district(self, person: Person, code: str) -> bool:
-        if person.is_coadministrator or person.has_role("secretaria"):
-            return True
-        if person.is_titular_of(code):
-            return True
-        return person.has_role("administrador", code) or person.has_role("administrador", None)
+        return may_see_district(person.roles, code)
 
     # -- designations and absences (6.VII, 6.X) ---------------------------------------------
 
@@ -557,7 +554,7 @@ class Custodia:
         ends_on: date | None,
         channel: OfficialChannel,
     ) -> dict[str, Any]:
-        """R9: an acting titular (*encargo de despacho*) while the titular is absent."""
+        """6.VII: an acting titular (*encargo de despacho*) while the titular is absent."""
         by, person = self.person(actor.username), self.person(username)
         code = str(parse_district_id(district))
         with self._lock(code):
@@ -680,7 +677,7 @@ class Custodia:
         }
 
     def history(self, actor: Actor, district: str, on: date | None) -> list[dict[str, Any]]:
-        """R9: every holder of every role of the district (titular, acting titular,
+        """6.VII: every holder of every role of the district (titular, acting titular,
         administrator, substitute) with from/to and vía oficial; ``on``: who held each role
         that day. For coadministrators, the Secretaría Ejecutiva and the district's titular."""
         from projections.history import designation_history
@@ -689,8 +686,7 @@ class Custodia:
         code = str(parse_district_id(district))
         item = self.district(code)
         allowed = (
-            by.is_coadministrator
-            or by.has_role("secretaria")
+            sees_every_district(by.roles)
             or (by.is_titular_of(code) and item.titular_id == by.id)
             or item.titular_at(self.clock()) == by.id
         )
@@ -837,8 +833,8 @@ class Custodia:
     def reveal(
         self, actor: Actor, account: str, purpose: str, device: str | None
     ) -> dict[str, Any]:
-        """R1/R6: the read is recorded in the ledger first; only then the single-use wrapping
-        token (sealed for the caller) leaves the service. The server decides access."""
+        """6.IX, 8.A, 8.B: the read is recorded in the ledger first; only then the single-use
+        wrapping token (sealed for the caller) leaves the service. The server decides access."""
         account_id = parse_account_id(account)
         from custody.app.controls import read_rules
 
@@ -1187,7 +1183,7 @@ class Custodia:
         from custody.app.incidents import in_period
 
         by = self.person(actor.username)
-        if not (by.is_coadministrator or by.has_role("secretaria")):
+        if not sees_every_district(by.roles):
             raise ScopeError(actor.username, district or "*")
         code = str(parse_district_id(district)) if district else None
         if since is not None and until is not None and since > until:
@@ -1286,7 +1282,7 @@ class Custodia:
     def revoke_role(
         self, actor: Actor, username: str, role: str, channel: OfficialChannel | None = None
     ) -> dict[str, Any]:
-        """R2: a coadministrator ends one role, with the effects of a departure for that role:
+        """6.X: a coadministrator ends one role, with the effects of a departure for that role:
         a titular's post ends; an administrator's designation or substitution ends and their
         district group is emptied at once; every account the person could read or has seen
         since its last rotation owes one (for a coadministrator: every one they revealed or
@@ -1314,7 +1310,7 @@ class Custodia:
     def depart(
         self, actor: Actor, username: str, reason: str, channel: OfficialChannel
     ) -> dict[str, Any]:
-        """R2 (6.X): ``personas baja``. At once: the person's identity is disabled in OpenBao
+        """6.X: ``personas baja``. At once: the person's identity is disabled in OpenBao
         (every session and child token refused from the next request, the login too), every
         role and designation ends (district groups emptied, role groups left), and every
         account they could read or have seen since its last rotation owes one. The ledger

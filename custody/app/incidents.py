@@ -22,8 +22,9 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def incident_row(incident: Incident) -> dict[str, Any]:
-    """The keys of CLI.md (``incidente`` … ``notificado_a_tiempo``), each time ``None`` until
-    the step happens, plus the deadline, the dismissal and the acknowledgement's measures."""
+    """The keys of ``custodia incidentes lista --json`` (``incidente`` …
+    ``notificado_a_tiempo``), each time ``None`` until the step happens, plus the deadline, the
+    dismissal and the acknowledgement's measures."""
     return {
         "incidente": str(incident.id),
         "cuenta": incident.account,

@@ -2,7 +2,7 @@
 
 The ledger is the truth about who is designated and which credential version is current; Vault
 is where that truth becomes access and secrets. Each command writes both, in an order chosen so
-that a crash between the two writes leaves a state this module recognises (R8):
+that a crash between the two writes leaves a state this module recognises (6.XII, 11.8):
 
 =================  =====================================================  ======================
 command            order of writes                                        crash in between →

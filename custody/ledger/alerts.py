@@ -20,7 +20,6 @@ For ``custodia estado``, what was seen is written (:mod:`custody.app.ledger_stat
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from uuid import UUID
 import structlog
 
 from custody.app.ledger_status import status_path, write_status
+from custody.config import ALERT_POLL_SECONDS
 from custody.ledger.anchor import FollowerAlert, read_alerts
 from custody.ledger.names import LedgerNames
 from custody.vault.client import VaultClient
@@ -40,7 +40,7 @@ __all__ = ["DEFAULT_POLL_SECONDS", "AlertWatcher", "recorder", "start_alert_watc
 log = structlog.get_logger("custodia.bitacora.alertas")
 
 #: Well within the 60 s the Secretaría Ejecutiva is promised (issue 16).
-DEFAULT_POLL_SECONDS = 5.0
+DEFAULT_POLL_SECONDS = ALERT_POLL_SECONDS
 
 Record = Callable[[FollowerAlert], tuple[UUID, bool]]
 Status = Callable[[UUID], str | None]
@@ -169,14 +169,15 @@ class AlertWatcher:
 def start_alert_watcher(services: Any, settings: Any) -> AlertWatcher | None:
     """Start watching the follower's alerts with the service's token (None if it cannot)."""
     try:
-        seconds = float(os.environ.get("CUSTODIA_ALERTAS_SECONDS", DEFAULT_POLL_SECONDS))
+        from custody.config import ServiceTimings
+
         watcher = AlertWatcher(
             services.vault,
             LedgerNames.for_app("custodia", ""),
             recorder(services.custodia),
             status_path(Path(settings.home)),
             incident_status=services.custodia.incident_status,
-            poll_seconds=seconds if seconds > 0 else DEFAULT_POLL_SECONDS,
+            poll_seconds=ServiceTimings.from_env().alert_poll_seconds,
         )
         watcher.start()
     except Exception:

@@ -1,7 +1,7 @@
 """Reading and writing the ledger's streams through an :class:`events.jetstream` connection.
 
 Reads are batched direct gets handed over raw (no header parsing in nats-py: the fastest path in
-Python, see NOTES-jetstream), pipelined one batch ahead so the network fetch of the next batch
+Python; bench/bench_ledger.py), pipelined one batch ahead so the network fetch of the next batch
 overlaps the hashing of the current one. Every call is synchronous: one hop to the connection's
 event-loop thread per batch.
 """

@@ -7,13 +7,12 @@ head (check-and-set), create witnesses. The service's token cannot sign (issue 1
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from custody.config import Settings
+from custody.config import ServiceTimings, Settings
 from custody.ledger.anchor import VaultAnchor
 from custody.ledger.follower import FollowerSettings, LedgerFollower
 from custody.ledger.names import LedgerNames
@@ -90,10 +89,11 @@ def start_follower(settings: Settings, services: FollowerServices) -> LedgerFoll
         return None
     client = VaultClient(endpoints.vault_addr, token, verify=endpoints.vault_verify)
     names = LedgerNames.for_app("custodia", "")
+    timings = ServiceTimings.from_env()
     follower_settings = FollowerSettings(
-        every_events=int(os.environ.get("CUSTODIA_CHECKPOINT_EVENTS", "1000")),
-        every_seconds=float(os.environ.get("CUSTODIA_CHECKPOINT_SECONDS", "10")),
-        quiet_seconds=float(os.environ.get("CUSTODIA_CHECKPOINT_QUIET_SECONDS", "1")),
+        every_events=timings.checkpoint_events,
+        every_seconds=timings.checkpoint_seconds,
+        quiet_seconds=timings.checkpoint_quiet_seconds,
         replicas=endpoints.replicas,
     )
     factory = services.app.factory

@@ -33,6 +33,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from custody import config as custodia_config
 from custody.service import permissions as nats_auth
 from custody.stack import servers
 from custody.stack.secret_files import write_secret, write_secret_json
@@ -49,9 +50,6 @@ from custody.stack.servers import (
     terminate,
 )
 from events.errors import StackError
-
-NATS_PORT_ENV = "CUSTODIA_NATS_PORT"
-VAULT_PORT_ENV = "CUSTODIA_VAULT_PORT"
 
 
 class HomeNotWritableError(StackError):
@@ -351,7 +349,7 @@ class EmbeddedStack:
                 return _record(entry)
             terminate(proc.pid)
         self._kill_orphans("nats")
-        port = self._choose_port(NATS_PORT_ENV, entry, "port", "NATS")
+        port = self._choose_port(custodia_config.NATS_PORT, entry, "port", "NATS")
         http_port = self._reuse_or_free(entry, "aux_port", {port})
         proc = servers.start_nats(
             self._nats_config(port, http_port),
@@ -378,7 +376,7 @@ class EmbeddedStack:
         self._kill_orphans("vault")
         if self.key_file.exists():
             self.vault_keys()  # a corrupt key file is refused before any server starts
-        port = self._choose_port(VAULT_PORT_ENV, entry, "port", "OpenBao")
+        port = self._choose_port(custodia_config.VAULT_PORT, entry, "port", "OpenBao")
         cluster_port = self._reuse_or_free(entry, "aux_port", {port})
         config = self.bao_dir / "openbao.hcl"
         (self.bao_dir / "data").mkdir(parents=True, exist_ok=True)
@@ -583,14 +581,14 @@ class EmbeddedStack:
                     terminate(pid)
 
     def _choose_port(
-        self, env_name: str, entry: dict[str, Any] | None, key: str, server: str
+        self,
+        variable: custodia_config.Variable,
+        entry: dict[str, Any] | None,
+        key: str,
+        server: str,
     ) -> int:
-        wanted = self.env.get(env_name)
-        if wanted:
-            try:
-                port = int(wanted)
-            except ValueError:
-                raise StackError(f"{env_name} must be a port number") from None
+        port = custodia_config.fixed_port(variable, self.env)
+        if port is not None:
             if not port_is_free(port):
                 raise servers.PortInUseError(port, server)
             return port
@@ -616,12 +614,3 @@ def _bao_request(
     return servers.http_json(
         servers.LOOPBACK, port, path, method=method, payload=payload, token=token, timeout=10.0
     )
-
-
-def default_home(env: dict[str, str] | None = None) -> Path:
-    """``CUSTODIA_HOME`` or ``~/.local/share/custodia``."""
-    source = os.environ if env is None else env
-    configured = source.get("CUSTODIA_HOME")
-    if configured:
-        return Path(configured).expanduser()
-    return Path.home() / ".local" / "share" / "custodia"

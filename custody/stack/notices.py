@@ -1,4 +1,4 @@
-"""E-mail notices (issue 19; R12): the outbox's follower and its SMTP sender.
+"""E-mail notices (issue 19; 9.VI): the outbox's follower and its SMTP sender.
 
 The outbox is :mod:`projections.notices`: a projection over the ledger that records, exactly
 once per event (the tracking position is in the same SQLite transaction), the notices the event
@@ -38,8 +38,8 @@ what it records:
 Recipients, by role: the Secretaría Ejecutiva ``CUSTODIA_CORREO_SECRETARIA``, the UTCSyD
 ``CUSTODIA_CORREO_UTCSYD``, a district's titular ``CUSTODIA_CORREO_TITULAR`` (a pattern with
 ``{distrito}``, e.g. ``titular.{distrito}@iecm.mx``: the district's institutional mailbox). The
-people's own e-mail addresses are sealed personal data in OpenBao (R7) that the read side does
-not open; role mailboxes keep them out of the outbox. A role with no mailbox configured leaves
+people's own e-mail addresses are sealed personal data in OpenBao (8.D, 11.7) that the read side
+does not open; role mailboxes keep them out of the outbox. A role with no mailbox configured leaves
 its notices pending (``sin_destinatario``) until one is.
 
 The messages are Spanish, plain text plus HTML, and hold ledger facts only; the SMTP URL's
@@ -58,7 +58,6 @@ import threading
 import time
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -69,7 +68,8 @@ from urllib.parse import unquote, urlsplit
 import structlog
 from nats.errors import Error as NatsError
 
-from events.errors import ConfigurationError
+from custody.config import NoticeSettings
+from custody.config import smtp_default_port as _default_port
 
 log = structlog.get_logger("custodia.avisos")
 
@@ -82,79 +82,10 @@ __all__ = [
 ]
 
 NOTICES_DATABASE = "avisos.sqlite"
-PREFIX = "CUSTODIA_"
 POLL_S = 0.5
-FIRST_RETRY_S = 1.0
-MAX_RETRY_S = 300.0
 BATCH = 50
 HISTORY = timedelta(days=1)  # notices this much older than the outbox are not sent
 MESSAGE_DOMAIN = "custodia.iecm.mx"
-
-
-@dataclass(frozen=True)
-class NoticeSettings:
-    """Where notices go: the SMTP server, the sender, the role mailboxes."""
-
-    smtp_url: str | None = field(default=None, repr=False)  # may hold a password
-    sender: str = "custodia@localhost"
-    mailboxes: Mapping[str, str] = field(default_factory=dict)
-    titular_pattern: str | None = None
-    max_retry_s: float = MAX_RETRY_S
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> NoticeSettings:
-        def get(name: str) -> str | None:
-            value = env.get(PREFIX + name, "").strip()
-            return value or None
-
-        url = get("SMTP_URL")
-        if url and urlsplit(url).scheme not in ("smtp", "smtps"):
-            raise ConfigurationError(PREFIX + "SMTP_URL", "must start with smtp:// or smtps://")
-        pattern = get("CORREO_TITULAR")
-        if pattern and "{distrito}" not in pattern:
-            raise ConfigurationError(PREFIX + "CORREO_TITULAR", "must contain {distrito}")
-        try:
-            max_retry = float(get("AVISOS_ESPERA_MAXIMA") or MAX_RETRY_S)
-        except ValueError:
-            raise ConfigurationError(PREFIX + "AVISOS_ESPERA_MAXIMA", "not a number") from None
-        mailboxes = {
-            role: value
-            for role, value in (
-                ("secretaria", get("CORREO_SECRETARIA")),
-                ("utcsyd", get("CORREO_UTCSYD")),
-            )
-            if value
-        }
-        return cls(
-            smtp_url=url,
-            sender=get("CORREO_REMITENTE") or "custodia@localhost",
-            mailboxes=mailboxes,
-            titular_pattern=pattern,
-            max_retry_s=max(max_retry, FIRST_RETRY_S),
-        )
-
-    def address(self, recipient: str) -> str | None:
-        """The mailbox of a recipient role (``titular:DD05`` by the pattern), or ``None``."""
-        role, _, district = recipient.partition(":")
-        if role == "titular":
-            return self.titular_pattern.format(distrito=district) if self.titular_pattern else None
-        return self.mailboxes.get(role)
-
-    @property
-    def server(self) -> str | None:
-        """The SMTP server as logs may show it: scheme, host and port, no credentials."""
-        if not self.smtp_url:
-            return None
-        parts = urlsplit(self.smtp_url)
-        return f"{parts.scheme}://{parts.hostname}:{parts.port or _default_port(parts.scheme)}"
-
-    def backoff(self, attempts: int) -> float:
-        """Seconds before attempt ``attempts + 1``: 1, 2, 4… up to the maximum."""
-        return float(min(self.max_retry_s, FIRST_RETRY_S * 2 ** max(attempts - 1, 0)))
-
-
-def _default_port(scheme: str) -> int:
-    return 465 if scheme == "smtps" else 25
 
 
 def _connect(settings: NoticeSettings) -> smtplib.SMTP:
@@ -525,16 +456,15 @@ def make_notices_handler(services: Any, home: Path) -> Any:
     """``avisos.lista`` for the coadministrators and the Secretaría Ejecutiva. Checks the
     notices' configuration first: the service refuses to start on a bad one (naming the
     variable) instead of its read side failing over and over."""
-    import os
-
     from custody.app.custodia import Actor, ScopeError
+    from projections.scope import sees_every_district
 
-    NoticeSettings.from_env(os.environ)
+    NoticeSettings.from_env()
 
     def handler(call: Any) -> list[dict[str, Any]]:
         actor = Actor(call.caller.username, call.caller.token)
         person = services.custodia.person(actor.username)
-        if not (person.is_coadministrator or person.has_role("secretaria")):
+        if not sees_every_district(person.roles):
             raise ScopeError(actor.username, "*")
         db_path = home / NOTICES_DATABASE
         wait_for_outbox(db_path, int(services.app.recorder.max_notification_id() or 0))

@@ -14,7 +14,8 @@ with none is recorded in the ledger as an :meth:`~events.domain.Incident.unrecor
 ``token-custodia-servicio``), what (account, password/2FA code, version), when, from which
 address — which opens an incident for the Secretaría Ejecutiva.
 
-What counts as a read, from the audit log alone (measured on OpenBao 2.7, NOTES-openbao.md):
+What counts as a read, from the audit log alone (measured on OpenBao 2.7;
+tests/integration/custody/test_openbao_audit.py holds the cases):
 
 - a direct (unwrapped) read answers the secret: the response line has ``response.data`` with
   the (HMAC'd) secret and, for KV, the version in clear (``response.data.metadata.version``);
@@ -730,15 +731,16 @@ class AuditFollower:
 
 # -- wiring -------------------------------------------------------------------------------------
 
-AUDIT_LOG_ENV = "CUSTODIA_OPENBAO_AUDIT_LOG"
 STATE_FILE = "openbao-audit.json"
 
 
 def audit_log_path(settings: Any) -> Path | None:
     """The audit log to follow: ``CUSTODIA_OPENBAO_AUDIT_LOG``, else the embedded OpenBao's."""
-    explicit = os.environ.get(AUDIT_LOG_ENV)
-    if explicit:
-        return Path(explicit)
+    from custody.config import audit_log
+
+    explicit = audit_log()
+    if explicit is not None:
+        return explicit
     if getattr(settings, "embedded_vault", False):
         return Path(settings.home) / "openbao" / "audit.log"
     return None

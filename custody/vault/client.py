@@ -3,7 +3,8 @@
 Everything in ``custody`` that talks to the secrets server goes through :class:`VaultClient`, and
 every failure leaves it as a Custodia error (:mod:`custody.errors`), built *outside* the ``except``
 block so that no hvac or requests exception (with its URL, body or server text) travels along as
-``__context__`` (STYLE 6: translate foreign errors once, at the adapter; R7: no secret in an error).
+``__context__`` (STYLE 6: translate foreign errors once, at the adapter; 8.D, 11.7: no secret in
+an error).
 
 One client holds one token. :meth:`VaultClient.with_token` makes a sibling for another token
 (a caller's own token, a wrapping token) sharing the same HTTP transport, which is cheap (~25 µs).
@@ -393,7 +394,7 @@ class VaultClient:
         account: str | None,
     ) -> dict[str, Any] | None:
         if error is not None:
-            # Raised here, outside the except block: no foreign exception rides along (R7).
+            # Raised here, outside the except block: no foreign exception rides along (8.D, 11.7).
             if not isinstance(error, VaultNotFoundError):  # absence is an answer, not a failure
                 log.info(
                     "vault.request.refused",

@@ -7,7 +7,7 @@ is a
 *marker* per operation and account, ``custodia-acceso/<district>/<operation>/<platform>``, which
 holds nothing. Before every operation on a secret the service asks OpenBao, with the CALLER's
 own token, for the caller's capabilities on that marker (``sys/capabilities-self``); OpenBao's
-answer decides (R1: designation is membership of the district's group, whose policy grants the
+answer decides (6.IX: designation is membership of the district's group, whose policy grants the
 marker). Only on "read" does the service make the operation, with ITS OWN token (policy
 ``custodia-servicio``), which reads a current credential or a 2FA code only wrapped
 (``min_wrapping_ttl``). A refused caller gets :class:`VaultPermissionDeniedError`, as before;
@@ -684,7 +684,8 @@ class Credentials:
         record_early: Callable[[int], object] | None = None,
         void: Callable[[int, BaseException], object] | None = None,
     ) -> WrappedSecret:
-        """Fail-closed reveal (R5, R6): wrap, ``record`` the read in the ledger, then hand over.
+        """Fail-closed reveal (6.XII, 8.A, 8.B): wrap, ``record`` the read in the ledger, then
+        hand over.
 
         If ``record`` raises, the wrapping token is revoked before the error propagates, so the
         credential can no longer be obtained with it: nothing is shown unless it was recorded.

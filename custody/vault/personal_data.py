@@ -1,4 +1,4 @@
-"""Personal data of staff, protected by crypto-shredding (R7; 9.IV, 9.XX).
+"""Personal data of staff, protected by crypto-shredding (8.D; 9.IV, 9.XX).
 
 Names, e-mails and phones never enter the event stream in clear: an event carries
 ``seal(person_id, {...})``, a transit ciphertext under the person's own key ``pii-<person-id>``

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -72,9 +71,9 @@ class Session:
 
 
 def session_path(settings: Settings, env: dict[str, str] | None = None) -> Path:
-    source = os.environ if env is None else env
-    configured = source.get("CUSTODIA_SESION", "").strip()
-    return Path(configured).expanduser() if configured else settings.home / "sesion.json"
+    from custody.config import session_file
+
+    return session_file(settings.home, env)
 
 
 def login(

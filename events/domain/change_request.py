@@ -1,4 +1,4 @@
-"""Configuration-change requests (6.XI, 11.1; R3).
+"""Configuration-change requests (6.XI, 11.1).
 
 The original settings of an account — e-mail, phone, user name, password — may not change unless
 UTCSyD is asked by *vía oficial*. A request is filed by the district (its titular or its

@@ -6,24 +6,24 @@ under one optimistic-concurrency version.
 
 Rules (sections of the guidelines):
 
-- 6.VII, 6.X (R9): the titular — or the acting titular (*encargo de despacho*) while one is in
+- 6.VII, 6.X: the titular — or the acting titular (*encargo de despacho*) while one is in
   force — designates the administrator and reports absences with a substitute; UTCSyD may do it
   only as a recorded exception (:class:`District.AuthorityExceptionRecorded`, with its reason).
   Whoever holds the credentials — the administrator, or the substitute during an absence — is
   the district's *holder*; there is at most one.
-- 6.X (R2): every change of holder (designation, end of designation, start of a substitution,
+- 6.X: every change of holder (designation, end of designation, start of a substitution,
   return) opens one rotation obligation per open account, due by the policy's deadline. An
   obligation is fulfilled only by a confirmed rotation whose new version the outgoing holder has
   not seen; it is withdrawn only if its account closes.
-- R2: a departure (*baja*, promotion, change of assignment) or the end of one role releases the
+- 6.X: a departure (*baja*, promotion, change of assignment) or the end of one role releases the
   person at once (:meth:`District.release_person`): their titularship, encargo, designation or
   substitution end, and every open account whose live version they have seen owes a rotation.
-- 6.IX (R1): a credential read is recorded only for the holder or a coadministrator; the model
-  refuses anyone else. 8.A, 8.B (R6): the read records whether it fell outside working hours and
+- 6.IX: a credential read is recorded only for the holder or a coadministrator; the model
+  refuses anyone else. 8.A, 8.B: the read records whether it fell outside working hours and
   whether the device is registered.
-- 10.I–VIII (R4): only a coadministrator registers accounts; policy violations are refused unless
+- 10.I–VIII: only a coadministrator registers accounts; policy violations are refused unless
   an existing account is being recorded as it is.
-- Events carry versions and keyed fingerprints, never a secret (R7).
+- Events carry versions and keyed fingerprints, never a secret (8.D, 11.7).
 
 An absence may start or end on a future date. Commands that depend on who holds the credentials
 first bring the district up to date (:meth:`District.advance`), so a transition that fell due is
@@ -181,7 +181,7 @@ class Account:
 
 @dataclass
 class RotationObligation:
-    """6.X (R2): a password change owed after a change of holder."""
+    """6.X: a password change owed after a change of holder."""
 
     obligation_id: UUID
     account_id: str
@@ -235,7 +235,7 @@ class District(Aggregate):
         by: UUID
 
     class TitularEnded(Aggregate.Event):
-        """R2: the titular left the post (a departure or the end of the role); the district has
+        """6.X: the titular left the post (a departure or the end of the role); the district has
         no titular until one is appointed."""
 
         person_id: UUID
@@ -244,7 +244,7 @@ class District(Aggregate):
         by: UUID
 
     class ActingTitularAppointed(Aggregate.Event):
-        """R9: while the titular is absent, ``person_id`` acts as titular (*encargo de
+        """6.VII: while the titular is absent, ``person_id`` acts as titular (*encargo de
         despacho*) from 00:00 local of ``starts_on`` until 00:00 of ``ends_on`` (None: open)."""
 
         person_id: UUID
@@ -262,7 +262,7 @@ class District(Aggregate):
         by: UUID
 
     class AuthorityExceptionRecorded(Aggregate.Event):
-        """R9: UTCSyD acted in the titular's stead (``action``): an exception, with its reason
+        """6.VII: UTCSyD acted in the titular's stead (``action``): an exception, with its reason
         and vía oficial, flagged in compliance reports."""
 
         action: str
@@ -307,7 +307,7 @@ class District(Aggregate):
         by: UUID | None
 
     class CredentialHolderChanged(Aggregate.Event):
-        """Who holds the district's credentials changed (R2). ``versions_seen`` maps each open
+        """Who holds the district's credentials changed (6.X). ``versions_seen`` maps each open
         account to the live versions (current, staged) the previous holder had seen."""
 
         previous_holder_id: UUID | None
@@ -629,7 +629,7 @@ class District(Aggregate):
         policy: Policy,
         at: datetime,
     ) -> None:
-        """R9: while the titular is absent, ``person`` acts as titular (*encargo de despacho*)
+        """6.VII: while the titular is absent, ``person`` acts as titular (*encargo de despacho*)
         from 00:00 local of ``starts_on`` until 00:00 of ``ends_on`` (None: until ended). The
         titular or UTCSyD records it, on a vía oficial. An acting titular never reads
         credentials (6.IX): a reader (administrador, coadministrador) cannot be one."""
@@ -686,7 +686,7 @@ class District(Aggregate):
     def end_acting_titular(
         self, *, by: Person, channel: OfficialChannel | None = None, at: datetime
     ) -> None:
-        """R9: the titular is back; the encargo ends now."""
+        """6.VII: the titular is back; the encargo ends now."""
         at = command_time(self, at)
         if not by.is_coadministrator and not (
             self.titular_id == by.id and by.is_titular_of(self.code)
@@ -736,9 +736,9 @@ class District(Aggregate):
         by: UUID,
         timestamp: datetime,
     ) -> None:
-        pass  # a fact for the compliance report (R9); no state changes
+        pass  # a fact for the compliance report (6.VII); no state changes
 
-    # --- departures and role endings (R2) --------------------------------------------------
+    # --- departures and role endings (6.X) --------------------------------------------------
 
     @atomic
     def release_person(
@@ -753,7 +753,7 @@ class District(Aggregate):
         policy: Policy,
         at: datetime,
     ) -> list[str]:
-        """R2, 6.X: ``person`` no longer holds ``roles`` (all of them for a departure) — UTCSyD
+        """6.X: ``person`` no longer holds ``roles`` (all of them for a departure) — UTCSyD
         records it. At once: a titular's post and an encargo end; an administrator's designation
         ends (the district has no administrator until the titular designates) and so does an
         absence they were part of; whoever held the credentials through them stops. Every open
@@ -839,7 +839,7 @@ class District(Aggregate):
         credentials at once and every open account owes a rotation. Designating during an
         absence ends it (the new administrator replaces both); so does designating the absent
         administrator again (they are back). ``exception``: UTCSyD's reason to act in the
-        titular's stead (R9)."""
+        titular's stead (6.VII)."""
         at = command_time(self, at)
         self._advance(policy, at)
         self._require_authority(by, "designate administrators", at, exception, channel)
@@ -936,7 +936,7 @@ class District(Aggregate):
         if isinstance(reason, str) and reason.strip().lower().replace("-", "_") in (
             PERMANENT_REASONS
         ):
-            # R2: a departure is not an absence (no return, no substitute): personas baja.
+            # 6.X: a departure is not an absence (no return, no substitute): personas baja.
             raise DepartureIsNotAbsenceError(reason.strip().lower().replace("-", "_"))
         self._require_authority(by, "report absences", at, exception, channel)
         absence_reason = choice("reason", reason, ABSENCE_REASONS)
@@ -1656,7 +1656,7 @@ class District(Aggregate):
         at: datetime,
         district_devices: Collection[str] = (),
     ) -> ReaderRole:
-        """R1: records that ``reader`` is shown ``version`` of the account's password, or refuses
+        """6.IX: records that ``reader`` is shown ``version`` of the account's password, or refuses
         with :class:`NotEntitledToReadError`. The current version is for the holder and
         coadministrators; a staged one only for coadministrators. Returns the capacity."""
         at = command_time(self, at)
@@ -1818,7 +1818,7 @@ class District(Aggregate):
         exception: str | None = None,
         channel: OfficialChannel | None = None,
     ) -> None:
-        # 6.VII, 6.X, R9: the titular designates — or the acting titular while an encargo is
+        # 6.VII, 6.X: the titular designates — or the acting titular while an encargo is
         # in force. UTCSyD only as a recorded exception, with a reason and a vía oficial.
         if self.titular_id == by.id and by.is_titular_of(self.code):
             return

@@ -20,12 +20,12 @@ e-mail addresses carry the domain, not the address.
     │   ├── NaiveDatetimeError           a datetime without time zone
     │   ├── DetectionTimeError           an incident detected in the future or after its report
     │   ├── InvalidPeriodError           an absence period that ends before it starts
-    │   └── DepartureIsNotAbsenceError   baja, promoción, cambio de adscripción (R2)
+    │   └── DepartureIsNotAbsenceError   baja, promoción, cambio de adscripción (6.X)
     ├── TimeOrderError                   a command dated before the aggregate's last event
     ├── PermissionDeniedError            the actor may not do this
     │   ├── NotCoadministratorError      only UTCSyD (6.VI, 10.I)
     │   ├── NotDistrictAuthorityError    only the district's titular (or UTCSyD) (6.VII, 6.X)
-    │   ├── NotEntitledToReadError       R1 / 6.IX: not the holder nor a coadministrator
+    │   ├── NotEntitledToReadError       6.IX: not the holder nor a coadministrator
     │   ├── NotAllowedToReportError      not the district's titular, administrator or UTCSyD
     │   ├── NotExecutiveSecretariatError only the Secretaría Ejecutiva (8.C: its acknowledgement)
     │   └── SelfRevocationError          a coadministrator revoking their own role
@@ -43,7 +43,7 @@ e-mail addresses carry the domain, not the address.
     │   ├── AccountNotFoundError
     │   ├── AccountAlreadyRegisteredError
     │   ├── AccountClosedError
-    │   ├── AccountPolicyViolationError  10.V, 10.VI, 10.VIII (R4)
+    │   ├── AccountPolicyViolationError  10.V, 10.VI, 10.VIII
     │   ├── RotationInProgressError
     │   ├── NoRotationInProgressError
     │   ├── RotationVersionError
@@ -56,7 +56,7 @@ e-mail addresses carry the domain, not the address.
     │   ├── PersonStillActiveError
     │   ├── RoleAlreadyGrantedError
     │   ├── RoleNotGrantedError
-    │   ├── PersonDepartedError         a person who left for good (R2)
+    │   ├── PersonDepartedError         a person who left for good (6.X)
     │   ├── DeviceAlreadyRegisteredError
     │   └── DeviceNotRegisteredError
     ├── InvalidTransitionError           a change request or incident in the wrong state
@@ -251,7 +251,7 @@ class DetectionTimeError(ValidationError):
 
 
 class DepartureIsNotAbsenceError(ValidationError):
-    """R2: ``reason`` (baja, promoción, cambio de adscripción) is a departure for good, not a
+    """6.X: ``reason`` (baja, promoción, cambio de adscripción) is a departure for good, not a
     temporary absence: it is recorded as a departure of the person."""
 
     def __init__(self, reason: str) -> None:
@@ -297,7 +297,7 @@ class NotDistrictAuthorityError(PermissionDeniedError):
 
 
 class NotEntitledToReadError(PermissionDeniedError):
-    """R1 / 6.IX: ``person_id`` does not hold ``account``'s credentials now."""
+    """6.IX: ``person_id`` does not hold ``account``'s credentials now."""
 
     def __init__(self, person_id: UUID, account: str, staged: bool = False) -> None:
         what = "the staged credential of" if staged else "the credentials of"
@@ -545,7 +545,7 @@ class RoleNotGrantedError(PersonStateError):
 
 
 class PersonDepartedError(PersonStateError):
-    """``person_id`` left for good (R2): they hold nothing and can be given nothing."""
+    """``person_id`` left for good (6.X): they hold nothing and can be given nothing."""
 
     def __init__(self, person_id: UUID) -> None:
         super().__init__(person_id, f"{person_id} has left")

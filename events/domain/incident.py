@@ -1,5 +1,5 @@
 """Incidents: an account intervened by outsiders or operated by unauthorized staff (8.C,
-9.XVIII; R5).
+9.XVIII).
 
 The administrator (or the titular, or UTCSyD) reports it; UTCSyD notifies the Secretaría
 Ejecutiva "inmediatamente" — measured against the policy's deadline, one hour by default, any
@@ -23,7 +23,7 @@ follows the same states.
 
 And for the whole institution (:meth:`Incident.ledger_tampering`), when the ledger follower
 refuses to sign because the ledger is not a consistent extension of the signed tree head
-anchored in OpenBao (issue 16, R8): the ledger of every district is in question, so the
+anchored in OpenBao (issue 16, 6.XII, 11.8): the ledger of every district is in question, so the
 incident has no district and no account (``district`` and ``account`` are ``None``). It is
 notified and closed like any other; its containment cannot be a rotation of one account's
 credentials, so it is recorded (:attr:`Incident.LedgerContained`) with what was done (the
@@ -358,7 +358,7 @@ class Incident(Aggregate):
         policy: Policy,
         at: datetime,
     ) -> Incident:
-        """Issue 16, R8: the follower found the ledger rewritten, cut or forked against the
+        """Issue 16, 6.XII, 11.8: the follower found the ledger rewritten, cut or forked against the
         head anchored in OpenBao and refused to sign; open the institution's incident for the
         Secretaría Ejecutiva (deadline counted from ``at``, when the service detected it)."""
         at = as_utc(at)

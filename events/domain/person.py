@@ -2,10 +2,10 @@
 
 A person's id is derived from their OpenBao/Vault user name (:func:`events.domain.ids.person_id`);
 the user name, their login identifier, is recorded in clear at registration so the ledger names
-who did what. Personal details (name, e-mail, phone) never appear in clear in an event (R7; 9.IV,
-9.XX): the custody layer seals them and the events carry only that opaque ciphertext and a
-reference to its key. Erasing a person records the fact; the custody layer destroys the key, so
-the ciphertext left in old events becomes unreadable while the ledger still verifies.
+who did what. Personal details (name, e-mail, phone) never appear in clear in an event (8.D,
+11.7; 9.IV, 9.XX): the custody layer seals them and the events carry only that opaque ciphertext
+and a reference to its key. Erasing a person records the fact; the custody layer destroys the key,
+so the ciphertext left in old events becomes unreadable while the ledger still verifies.
 """
 
 from __future__ import annotations
@@ -107,7 +107,7 @@ class Person(Aggregate):
         by: UUID
 
     class Departed(Aggregate.Event):
-        """R2: the person left for good (*baja*, promotion, change of assignment): every role
+        """6.X: the person left for good (*baja*, promotion, change of assignment): every role
         they held (``roles``) ended at once, and their login was disabled."""
 
         reason: str
@@ -266,7 +266,7 @@ class Person(Aggregate):
     def depart(
         self, reason: str, *, by: Person, channel: OfficialChannel, at: datetime
     ) -> dict[str, str | None]:
-        """R2: a coadministrator records that this person left for good (``reason``: baja,
+        """6.X: a coadministrator records that this person left for good (``reason``: baja,
         promocion, cambio_adscripcion, otro) on a vía oficial. Every role ends at once; returns
         the roles they held. A coadministrator cannot record their own departure."""
         at = command_time(self, at)

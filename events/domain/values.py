@@ -61,7 +61,7 @@ Role = Literal["coadministrador", "titular", "administrador", "secretaria"]
 ROLES: Final = cast(tuple[Role, ...], get_args(Role))
 
 # 6.X: why a designated administrator stops holding the credentials.
-# Temporary only (R2): the person comes back. Events recorded before the split may still carry
+# Temporary only (6.X): the person comes back. Events recorded before the split may still carry
 # "promocion", "baja" or "cambio_adscripcion" as an absence reason.
 AbsenceReason = Literal["vacaciones", "salud", "licencia", "comision", "otro"]
 ABSENCE_REASONS: Final = cast(tuple[AbsenceReason, ...], get_args(AbsenceReason))
@@ -71,7 +71,7 @@ DESIGNATION_END_REASONS: Final = cast(
     tuple[DesignationEndReason, ...], get_args(DesignationEndReason)
 )
 
-# R2: a departure for good ends every role and designation of the person at once.
+# 6.X: a departure for good ends every role and designation of the person at once.
 DEPARTURE_REASONS: Final = cast(tuple[DesignationEndReason, ...], get_args(DesignationEndReason))
 # What may never be reported as an absence: ``ausencia`` names ``personas baja`` for these.
 PERMANENT_REASONS: Final = frozenset({"baja", "promocion", "cambio_adscripcion"})
@@ -88,7 +88,7 @@ AbsenceEndKind = Literal[
     "designacion",  # a new administrator was designated during it
     "fin_designacion",  # the absent administrator's designation ended
     "no_iniciada",  # its whole period passed before the model could start it
-    "salida",  # the absent administrator or the substitute left (R2)
+    "salida",  # the absent administrator or the substitute left (6.X)
 ]
 
 # 6.XI, 11.1.a: what a configuration-change request may ask to change.

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from custody.stack.cluster import Cluster
 from tests.cluster.figures import Figures
+from tests.support.cluster import Cluster
 
 pytest.register_assert_rewrite("tests.cluster.helpers")
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from custody.stack.cluster import Cluster
 from custody.vault.layout import ensure_layout
 from tests.cluster.helpers import (
     STREAM,
@@ -20,6 +19,7 @@ from tests.cluster.helpers import (
     recorder_for,
     vault_client,
 )
+from tests.support.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 
-from custody.stack.cluster import Cluster
 from tests.cluster.helpers import (
     STREAM,
     EventWriters,
@@ -16,6 +15,7 @@ from tests.cluster.helpers import (
     new_entry,
     recorder_for,
 )
+from tests.support.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from custody.stack.cluster import Cluster
 from custody.vault.layout import ensure_layout
 from tests.cluster.helpers import FailoverVault, KvLoop, vault_client
+from tests.support.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

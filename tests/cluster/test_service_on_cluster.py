@@ -38,13 +38,13 @@ from custody.app.custodia import CustodiaApplication
 from custody.bootstrap import SERVICE_TOKEN_FILE, Endpoints
 from custody.service.client import CommandClient, ServiceUnavailableError
 from custody.service.protocol import RemoteError
-from custody.stack.cluster import Cluster
 from custody.stack.secret_files import write_secret
 from custody.vault import session as sessions
 from events.domain import District, Incident
 from events.jetstream import records
 from tests.e2e.conftest import CUSTODIA, SERVICE_PASSWORD, run_custodia, stop_service
 from tests.reads import delivered_reads
+from tests.support.cluster import Cluster
 
 pytestmark = pytest.mark.cluster
 

@@ -10,10 +10,10 @@ import pytest
 from eventsourcing.persistence import OperationalError
 from eventsourcing.utils import Environment
 
-from custody.stack.cluster import BAO_ACTIVE, BAO_STANDBY, Cluster
 from custody.stack.servers import LOOPBACK
 from events.jetstream import Factory
 from tests.cluster.helpers import APP, STREAM, closing_app, new_entry, vault_client
+from tests.support.cluster import BAO_ACTIVE, BAO_STANDBY, Cluster
 
 pytestmark = pytest.mark.cluster
 

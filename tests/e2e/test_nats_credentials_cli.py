@@ -35,8 +35,8 @@ from custody.ledger.names import LedgerNames
 from custody.ledger.nats_io import connect_to
 from custody.runner import make_application, prepare_streams
 from custody.service.callout import encode_jwt
-from custody.stack.cluster import make_test_pki
 from custody.stack.servers import BaoProcess, NatsConfig, NatsProcess, free_port, start_nats
+from tests.support.cluster import make_test_pki
 
 from .conftest import run_custodia
 

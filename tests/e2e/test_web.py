@@ -15,12 +15,12 @@ import pytest
 
 from cli.web.app import PAGES, REPORT_PAGES
 from cli.web.sessions import LoginThrottle
-from custody.stack.cluster import make_test_pki
 from custody.vault.client import VaultClient
 from events.errors import CustodiaError
 from tests.e2e.conftest import SERVICE_PASSWORD, ServiceWorld
 from tests.e2e.test_second_factor import enforce_second_factor, totp_code
 from tests.e2e.web_harness import WebServer, csrf_of, login, notified_incident, serving
+from tests.support.cluster import make_test_pki
 
 pytestmark = pytest.mark.e2e
 

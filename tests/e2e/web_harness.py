@@ -18,8 +18,8 @@ import uvicorn
 from cli.web.app import create_app
 from cli.web.backend import ServiceBackend
 from cli.web.sessions import LoginThrottle, SessionStore
-from custody.stack.cluster import TlsFiles
 from tests.e2e.conftest import SERVICE_PASSWORD, ServiceWorld
+from tests.support.cluster import TlsFiles
 
 CSRF_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
 

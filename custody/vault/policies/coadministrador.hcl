@@ -89,7 +89,7 @@ path "sys/generate-root-token/*" {
   capabilities = ["create", "read", "update", "delete"]
 }
 
-# A departure (issue 18, R2): the leaver's identity is disabled with the coadministrator's own
+# A departure (issue 18, 6.X): the leaver's identity is disabled with the coadministrator's own
 # token, which refuses every token of theirs and their login from the next request. Only
 # ``disabled = true``: a coadministrator can neither enable an identity again nor change
 # anything else about it (policies, aliases, name).

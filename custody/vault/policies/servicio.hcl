@@ -177,7 +177,7 @@ path "identity/group/name" {
   capabilities = ["list"]
 }
 
-# Fail closed (R5/R7): revoke a wrapping token whose read could not be recorded in the ledger.
+# Fail closed (6.XII, 8.D): revoke a wrapping token whose read could not be recorded in the ledger.
 path "auth/token/revoke-accessor" {
   capabilities = ["update"]
 }
@@ -195,7 +195,7 @@ path "${transit}/keys/custodia-ledger" {
   capabilities = ["read"]
 }
 
-# Personal data (R7, 9.IV): one key per person, deletable, so erasing the key erases the data.
+# Personal data (9.IV): one key per person, deletable, so erasing the key erases the data.
 path "${transit}/keys/pii-*" {
   capabilities = ["create", "read", "update", "delete"]
 }

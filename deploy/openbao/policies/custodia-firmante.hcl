@@ -4,7 +4,7 @@
 # (issue 16, findings 3 and 8). The service's own token cannot sign.
 # Rendered by custody.vault.layout from this template: custodia, custodia-totp, custodia-transit, userpass.
 
-# The ledger's signing key: ed25519, its private part never leaves the server (R8).
+# The ledger's signing key: ed25519, its private part never leaves the server (6.XII, 11.8).
 path "custodia-transit/sign/custodia-ledger" {
   capabilities = ["update"]
 }

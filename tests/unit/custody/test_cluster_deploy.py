@@ -8,8 +8,9 @@ from pathlib import Path
 
 from custody.service import permissions as nats_auth
 from custody.service.callout import issuer_public_key, new_issuer_seed
-from custody.stack.cluster import deploy_files, make_test_pki
+from custody.stack.cluster import deploy_files
 from custody.stack.servers import nats_server_binary
+from tests.support.cluster import make_test_pki
 
 DEPLOY = Path(__file__).resolve().parents[3] / "deploy"
 

@@ -8,9 +8,9 @@ roles that have none). What each role may see (the README's summary of roles):
   ledger (8.C, 9.XVIII); it never reads credentials (that is OpenBao's policies, not this rule)
   and changes nothing (the commands it may send are few: the service's command table);
 - ``titular``: their own district (6.I, 6.VII, 6.X);
-- ``administrador``: their own district (6.IX). In the service's lists of accounts and of
-  change requests, any administrator is treated as seeing every district (``has_role`` with no
-  district, as before this rule had one home); the reports bind them to their own.
+- ``administrador``: their own district (6.IX): the district of their role, and the district
+  whose accounts they hold now (designated, or substitute during an absence). An administrator of
+  another district, or of none yet, is shown nothing of it.
 
 Credentials are not this module's business: who may *read* a password is decided by OpenBao
 (policies and identity groups), never here. This decides which rows of the ledger a person is
@@ -53,14 +53,16 @@ def sees_every_district(roles: Roles) -> bool:
     return any(role in roles for role in EVERY_DISTRICT)
 
 
-def may_see_district(roles: Roles, district: str) -> bool:
-    """Whether a person with ``roles`` is shown ``district``'s accounts and change requests."""
+def may_see_district(roles: Roles, district: str, *, holds: bool = False) -> bool:
+    """Whether a person with ``roles`` is shown ``district``'s accounts and change requests;
+    ``holds``: the person holds the district's accounts now (the ledger's current holder)."""
     if sees_every_district(roles):
         return True
     if roles.get("titular") == district:
         return True
-    # As before: an administrator of any district (or of none yet) passes this check.
-    return "administrador" in roles
+    if "administrador" in roles:
+        return roles.get("administrador") == district or holds
+    return False
 
 
 @dataclass(frozen=True)

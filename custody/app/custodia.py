@@ -483,7 +483,11 @@ class Custodia:
         return rows
 
     def _may_see_district(self, person: Person, code: str) -> bool:
-        return may_see_district(person.roles, code)
+        if may_see_district(person.roles, code):
+            return True
+        if not person.has_role("administrador", None):
+            return False
+        return self.district(parse_district_id(code)).holder_id == person.id
 
     # -- designations and absences (6.VII, 6.X) ---------------------------------------------
 

@@ -65,11 +65,14 @@ def test_an_administrator_reports_on_their_own_district() -> None:
     assert check_scope("rotaciones", scope, ReportFilter()) == ("rotaciones", "DD05")
 
 
-def test_an_administrator_passes_the_list_check_for_any_district() -> None:
-    """Unchanged by the move (flagged in the report): in the service's account and change-request
-    lists an administrator, with or without a district, passes for every district."""
-    assert may_see_district(ADMIN_05, "DD07")
-    assert may_see_district(ADMIN_NONE, "DD07")
+def test_an_administrator_sees_only_the_district_they_belong_to_or_hold() -> None:
+    """6.IX: an administrator is shown their own district's accounts and change requests (the
+    district of their role, or the one whose accounts they hold now), never another's."""
+    assert may_see_district(ADMIN_05, "DD05")
+    assert not may_see_district(ADMIN_05, "DD07")
+    assert not may_see_district(ADMIN_NONE, "DD07")
+    assert may_see_district(ADMIN_NONE, "DD07", holds=True)
+    assert may_see_district(ADMIN_05, "DD07", holds=True)
 
 
 def test_no_scope_without_a_district_for_a_district_role() -> None:

@@ -205,6 +205,9 @@ def _control_arguments() -> dict[str, frozenset[str]]:
 
 
 ARGUMENTS.update(_control_arguments())
+from custody.service.web_commands import WEB_ARGUMENTS  # noqa: E402  (issue 20: the web view)
+
+ARGUMENTS.update(WEB_ARGUMENTS)
 
 
 class UnknownArgumentError(ValidationError):
@@ -449,6 +452,9 @@ def build_handlers(custodia: Custodia, vault: VaultClient) -> dict[str, Handler]
     from custody.service.controls_commands import control_handlers
 
     table.update(control_handlers(custodia))  # issue 19: devices, hours, recertification
+    from custody.service.web_commands import web_handlers
+
+    table.update(web_handlers(custodia))  # issue 20: what the web view needs of the service
     for name in SEALING_COMMANDS & set(table):
         table[name] = _requiring_reply_key(table[name])
     checked = {

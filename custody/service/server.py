@@ -48,6 +48,7 @@ READ_ONLY = frozenset(
         "incidentes.bitacora",
         "avisos.lista",
         "bitacora.estado",
+        "bitacora.exportar",
     }
 )
 LOGGED_ARGS = ("distrito", "cuenta", "solicitud", "incidente", "persona", "usuario")

@@ -31,10 +31,6 @@ from .conftest import (
 )
 
 BOUND = 60.0  # issue 16: an incident within 60 s of the follower's alert
-# The alert watcher's poll (``CUSTODIA_ALERTAS_SECONDS``, 5 s by default): every wait below is
-# for its next look, so it looks every second here; what it must find, and the bound, are the
-# same.
-FAST_ALERTS = {"CUSTODIA_ALERTAS_SECONDS": "1"}
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -131,7 +127,7 @@ def test_a_rewritten_history_becomes_one_incident_and_estado_says_so(tmp_path: P
     home.mkdir()
     init = init_home(home, "ana", SERVICE_PASSWORD.format("ana"))
     assert init.returncode == 0, init.stderr
-    service = start_service(home, FAST_ALERTS)
+    service = start_service(home)
     world = ServiceWorld(home, service)
     names = LedgerNames.for_app("custodia", "")
     try:
@@ -166,7 +162,7 @@ def test_a_rewritten_history_becomes_one_incident_and_estado_says_so(tmp_path: P
             doc: dict[str, Any] = json.loads(result.stdout)
             return doc
 
-        service = world.service = start_service(home, FAST_ALERTS)
+        service = world.service = start_service(home)
         [row] = _until(tampering, "the rewritten history opened no incident")
         assert (row["cuenta"], row["distrito"], row["estado"]) == (None, None, "reportado")
 
@@ -183,7 +179,7 @@ def test_a_rewritten_history_becomes_one_incident_and_estado_says_so(tmp_path: P
 
         stop_service(service)
         diverged = world.log_text().count("ledger.follower.diverged")
-        service = world.service = start_service(home, FAST_ALERTS)
+        service = world.service = start_service(home)
         _until(
             lambda: world.log_text().count("ledger.follower.diverged") > diverged,
             "the restarted follower signed the rewritten history",

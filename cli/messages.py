@@ -533,10 +533,12 @@ _INFRA: dict[str, tuple[int, Render]] = {
     "VaultInvalidRequestError": (
         EXIT_USAGE,
         # Where and why (OpenBao's own words, never a secret body's: the client omits those).
-        lambda e: "OpenBao rechazó los datos de la operación"
-        + (f" ({e.operation} en {e.path})" if getattr(e, "path", None) else "")
-        + (f": {e.reason}" if getattr(e, "reason", None) else "")
-        + ".",
+        lambda e: (
+            "OpenBao rechazó los datos de la operación"
+            + (f" ({e.operation} en {e.path})" if getattr(e, "path", None) else "")
+            + (f": {e.reason}" if getattr(e, "reason", None) else "")
+            + "."
+        ),
     ),
     "VaultLayoutError": (
         EXIT_CONFIG,

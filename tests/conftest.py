@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import structlog
@@ -106,6 +107,18 @@ def openbao(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BaoProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="session")
+def service_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """``custodia servicio`` on the embedded NATS and OpenBao of a fresh home, DD05 staffed
+    (:func:`tests.e2e.conftest.make_service_world`): one for the whole session, shared by
+    tests/e2e and tests/security. It accumulates state: tests use names of their own, and
+    districts of their own beyond the base ones (DD05, DD07, DD09): test_load DD10–DD21,
+    test_leavers DD22–DD23."""
+    from tests.e2e.conftest import make_service_world
+
+    yield from make_service_world(tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)

@@ -69,8 +69,20 @@ PAGES: dict[str, str] = {
 }
 # Commands the web view may send: read-only ones, and the acknowledgement. Never a reveal.
 ALLOWED_COMMANDS = frozenset(
-    {"reporte", "historial", "bitacora.estado", "sesion.quien", "incidentes.enterado"}
+    {
+        "reporte",
+        "historial",
+        "bitacora.estado",
+        "bitacora.exportar",
+        "sesion.quien",
+        "incidentes.enterado",
+    }
 )
+# Who may download the export bundle: the roles ``bitacora exportar`` serves (CLI.md); the
+# service decides, this only hides a link that would be refused.
+EXPORT_ROLES = frozenset({"coadministrador", "secretaria"})
+BUNDLE_NAME = "custodia-bitacora.jsonl.gz"
+KEY_NAME = "custodia-bitacora-clave.json"
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
         "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
@@ -331,7 +343,43 @@ def create_app(
         status = await send(session, "bitacora.estado", {})
         if wants_json(request):
             return JSONResponse(status)
-        return render(request, "bitacora.html", sesion=session, estado=status)
+        who = await send(session, "sesion.quien", {})
+        return render(
+            request,
+            "bitacora.html",
+            sesion=session,
+            estado=status,
+            puede_exportar=bool(EXPORT_ROLES & _roles(who)),
+            paquete=BUNDLE_NAME,
+            clave=KEY_NAME,
+        )
+
+    async def paquete(request: Request, session: WebSession) -> Response:
+        """The export bundle of ``custodia bitacora exportar``, from the service's pages
+        (:mod:`custody.service.web_commands`), written by the same writer."""
+        pages: list[dict[str, Any]] = []
+        args: dict[str, Any] = {}
+        while True:
+            page_data = await send(session, "bitacora.exportar", args)
+            pages.append(page_data)
+            if page_data["siguiente_punto"] is None and page_data["siguiente_evento"] is None:
+                break
+            next_note, next_event = page_data["siguiente_punto"], page_data["siguiente_evento"]
+            following = {
+                "hasta": page_data["hasta"],
+                "puntos": page_data["puntos"],
+                "punto": page_data["puntos"] if next_note is None else next_note,
+                "evento": page_data["hasta"] + 1 if next_event is None else next_event,
+            }
+            if following == args:  # no progress: never loop on a confused answer
+                raise PageError(502, "El servicio no pudo exportar la bitácora.")
+            args = following
+        body = await anyio.to_thread.run_sync(_bundle_bytes, pages)
+        return Response(
+            body,
+            media_type="application/gzip",
+            headers={"Content-Disposition": f'attachment; filename="{BUNDLE_NAME}"'},
+        )
 
     async def clave_publica(request: Request, session: WebSession) -> Response:
         status = await send(session, "bitacora.estado", {})
@@ -341,7 +389,7 @@ def create_app(
         return Response(
             json.dumps(keyring, indent=2, ensure_ascii=False) + "\n",
             media_type="application/json",
-            headers={"Content-Disposition": 'attachment; filename="custodia-bitacora-clave.json"'},
+            headers={"Content-Disposition": f'attachment; filename="{KEY_NAME}"'},
         )
 
     # -- login and logout -------------------------------------------------------------------
@@ -462,6 +510,7 @@ def create_app(
         Route("/historial", page(historial)),
         Route("/bitacora", page(bitacora)),
         Route("/bitacora/clave-publica.json", page(clave_publica)),
+        Route("/bitacora/paquete.jsonl.gz", page(paquete)),
         *(
             Route(path, page(report_page(kind, title)))
             for path, (kind, title) in REPORT_PAGES.items()
@@ -527,6 +576,30 @@ def _roles(who: Any) -> set[str]:
     for role in roles or []:
         found.add(str(role.get("rol") if isinstance(role, dict) else role))
     return found
+
+
+def _bundle_bytes(pages: list[dict[str, Any]]) -> bytes:
+    """The bundle file (gzip'd JSON lines) of the service's export pages."""
+    import base64
+    import tempfile
+
+    from events.checkpoint import PublicKeyring
+    from events.ledger_verify import write_bundle
+
+    first = pages[0]
+    notes = [base64.b64decode(n) for p in pages for n in p["puntos_de_control"]]
+    events = ((int(seq), base64.b64decode(leaf)) for p in pages for seq, leaf in p["eventos"])
+    with tempfile.TemporaryDirectory(prefix="custodia-web-") as tmp:
+        path = Path(tmp) / BUNDLE_NAME
+        write_bundle(
+            path,
+            origin=str(first["origen"]),
+            keyring=PublicKeyring.from_json(first["clave_publica"]),
+            checkpoints=notes,
+            events=events,
+            last_sequence=int(first["hasta"]),
+        )
+        return path.read_bytes()
 
 
 def _open_incident(row: dict[str, Any]) -> bool:

@@ -42,6 +42,7 @@ from custody.service.controls_commands import control_handlers
 from custody.service.people_commands import people_handlers
 from custody.service.server import Call, Caller, Handler, NotAuthenticatedError, claim_overlapping
 from custody.service.spec import COMMANDS, CommandSpec
+from custody.service.web_commands import web_handlers
 from custody.vault.client import VaultClient
 from events.domain import ValidationError
 from events.domain.values import validate_email
@@ -291,6 +292,7 @@ def handler_tables(custodia: Custodia) -> Iterator[Mapping[str, Handler]]:
     yield control_handlers(custodia)  # issue 19: devices, hours, recertification
     yield people_handlers(custodia)  # issue 18: contact reads, transfers
     yield account_handlers(custodia)  # issue 19: an account's life, opening to closure (10)
+    yield web_handlers(custodia)  # issue 20: what the web view needs of the service
 
 
 class UnknownArgumentError(ValidationError):

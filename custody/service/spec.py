@@ -101,6 +101,9 @@ COMMANDS = registry(
         {"cuenta", "usuario", "correo", "telefono", "privada", "sin_mensajes", "existente"},
     ),
     CommandSpec("cuentas.lista", {"distrito"}, read_only=True),
+    # The web view's download of the ledger's export bundle, in pages (NATS's 1 MiB replies):
+    # ``evento``/``punto`` where this page starts, ``hasta``/``puntos`` the first page's extent.
+    CommandSpec("bitacora.exportar", {"evento", "punto", "hasta", "puntos"}, read_only=True),
     CommandSpec("cuentas.baja", {"cuenta"} | CHANNEL),
     # ``publica``/``mensajes``: true, false, or absent (keeps the last recorded value).
     CommandSpec("cuentas.estado", {"cuenta", "publica", "mensajes", "telefono"}),

@@ -200,9 +200,10 @@ def stop_service(service: subprocess.Popen[bytes]) -> None:
         service.wait(10)
 
 
-@pytest.fixture(scope="session")
-def service_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceWorld]:
-    """A fresh home: ``custodia init`` (ana, coadministrator), the service, and DD05 staffed:
+def make_service_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceWorld]:
+    """The ``service_world`` session fixture's body (the fixture itself is in tests/conftest.py,
+    so that tests/e2e and tests/security share one world instead of starting one each). A fresh
+    home: ``custodia init`` (ana, coadministrator), the service, and DD05 staffed:
     luis titular, bety designated administrator, account DD05-x with a confirmed password and a
     TOTP seed; sofia secretaria; mario administrator of DD07 (not designated)."""
     home = tmp_path_factory.mktemp("custodia-servicio")
@@ -236,6 +237,16 @@ def service_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceW
             stop_service(service)
     finally:
         run_custodia("detener", home=home)
+
+
+@pytest.fixture(scope="session")
+def fault_world_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The world whose servers the fault modules kill (tests/e2e/faults.py), one for all of
+    them: each module takes it through its own ``faults`` fixture, which brings the servers
+    back first (:func:`tests.e2e.faults.healed`)."""
+    from .faults import fault_world
+
+    yield from fault_world(tmp_path_factory)
 
 
 def totp_uri(account: str) -> str:

@@ -20,6 +20,7 @@ import pytest
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import JSONTranscoder, Mapper, StoredEvent
 
+from custody import runner
 from custody.app.custodia import CustodiaApplication
 from custody.ledger import nats_io
 from custody.service.client import CommandClient, ServiceUnavailableError
@@ -69,8 +70,10 @@ class FaultWorld:
 
 
 def fault_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultWorld]:
-    """For a module-scoped fixture: a home of its own with ana (coadministrator), luis titular
-    of DD05, bety designated for DD05; DD05-x with a confirmed password."""
+    """For the session fixture ``fault_world_session`` (tests/e2e/conftest.py), shared by the
+    fault modules (each brings it back to health first, :func:`healed`): a home of its own
+    with ana (coadministrator), luis titular of DD05, bety designated for DD05; DD05-x with a
+    confirmed password."""
     home = tmp_path_factory.mktemp("custodia-fallas")
     init = init_home(home, "ana", SERVICE_PASSWORD.format("ana"))
     try:
@@ -103,6 +106,36 @@ def fault_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultWorld
             stop_service(service)
     finally:
         run_custodia("detener", home=home)
+
+
+# How long a second service instance built in the test process waits for NATS before a write
+# fails (the product's ``NATS_TIMEOUT``, reconnection included, is 10 s). These tests kill NATS
+# on purpose, so each of their failing writes used to wait all of it; a healthy write takes
+# milliseconds, so this bound still leaves it a wide margin.
+INSTANCE_NATS_TIMEOUT = "5"
+
+
+def build_instance(fw: FaultWorld) -> runner.Services:
+    """:func:`custody.runner.build` for ``fw`` (what ``custodia servicio`` builds), with
+    :data:`INSTANCE_NATS_TIMEOUT` (read once, when its event store is made)."""
+    saved = os.environ.get("NATS_TIMEOUT")
+    os.environ["NATS_TIMEOUT"] = INSTANCE_NATS_TIMEOUT
+    try:
+        return runner.build(fw.world.settings)
+    finally:
+        if saved is None:
+            del os.environ["NATS_TIMEOUT"]
+        else:
+            os.environ["NATS_TIMEOUT"] = saved
+
+
+def healed(fw: FaultWorld) -> FaultWorld:
+    """``fw`` with every embedded server running and OpenBao unsealed (whatever an earlier
+    module's last test left), and the same service process answering: a fault module's
+    starting point."""
+    restart_stack(fw.home)
+    serves(fw)
+    return fw
 
 
 def measured_bound(world: ServiceWorld) -> float:

@@ -24,7 +24,6 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from custody import runner
 from custody.app.custodia import Actor
 from custody.app.reconcile import DriftKind, Reconciler
 from custody.errors import (
@@ -39,7 +38,8 @@ from events.jetstream import EventStoreUnavailableError, OutcomeUnknownError
 
 from .faults import (
     FaultWorld,
-    fault_world,
+    build_instance,
+    healed,
     kill_nats,
     ledger_events,
     recorded_reads,
@@ -58,10 +58,10 @@ LEDGER_DOWN = (EventStoreUnavailableError, OutcomeUnknownError)
 
 
 @pytest.fixture(scope="module")
-def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultWorld]:
-    """ana (coadministrator), luis titular of DD05, bety designated for DD05; DD05-x with a
-    confirmed password."""
-    yield from fault_world(tmp_path_factory)
+def faults(fault_world_session: FaultWorld) -> FaultWorld:
+    """The fault modules' shared world, its servers running again: ana (coadministrator),
+    luis titular of DD05, bety designated for DD05; DD05-x with a confirmed password."""
+    return healed(fault_world_session)
 
 
 class SpyCredentials(Credentials):
@@ -119,7 +119,7 @@ class Instance:
     """A second service instance in this process, on the same home's servers."""
 
     def __init__(self, fw: FaultWorld) -> None:
-        self.services = runner.build(fw.world.settings)
+        self.services = build_instance(fw)
         self.spy = SpyCredentials(self.services.vault)
         self.services.custodia.credentials = self.spy
         self.fw = fw

@@ -14,11 +14,10 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 
-from custody import runner
 from custody.app.access import Access
 from custody.app.custodia import Actor
 from custody.vault.client import VaultClient
@@ -28,7 +27,8 @@ from events.jetstream import EventStoreUnavailableError, OutcomeUnknownError
 from .conftest import SERVICE_PASSWORD
 from .faults import (
     FaultWorld,
-    fault_world,
+    build_instance,
+    healed,
     kill_nats,
     ledger_events,
     restart_stack,
@@ -42,9 +42,10 @@ EXIT_USAGE, EXIT_CONFLICT = 2, 5
 
 
 @pytest.fixture(scope="module")
-def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultWorld]:
-    """ana (coadministrator), luis titular of DD05, bety designated for DD05; DD05-x."""
-    yield from fault_world(tmp_path_factory)
+def faults(fault_world_session: FaultWorld) -> FaultWorld:
+    """The fault modules' shared world, its servers running again: ana (coadministrator),
+    luis titular of DD05, bety designated for DD05; DD05-x with a confirmed password."""
+    return healed(fault_world_session)
 
 
 def alta(fw: FaultWorld, user: str, *extra: str, password: str | None = None) -> tuple[int, str]:
@@ -150,7 +151,7 @@ def test_a_failed_ledger_write_leaves_a_login_granting_nothing_and_the_same_comm
     but its token has no policy beyond OpenBao's default and the service does not know the
     person. With the servers back, the same ``personas alta`` through the CLI succeeds (the
     login is adopted by its password), once, and the ledger verifies."""
-    services = runner.build(faults.world.settings)
+    services = build_instance(faults)
     try:
         services.custodia.access = KillNatsAfterLogin(
             services.vault, lambda: kill_nats(faults.home, faults.bound)

@@ -15,7 +15,7 @@ import os
 import signal
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -32,7 +32,7 @@ from events.domain import Incident
 from .conftest import ServiceWorld
 from .faults import (
     FaultWorld,
-    fault_world,
+    healed,
     kill_nats,
     ledger_events,
     reads_by_purpose,
@@ -61,10 +61,10 @@ def openbao_refusal(call: Callable[[], object]) -> str:
 
 
 @pytest.fixture(scope="module")
-def faults(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultWorld]:
-    """ana (coadministrator), luis titular of DD05, bety designated for DD05; DD05-x with a
-    confirmed password."""
-    yield from fault_world(tmp_path_factory)
+def faults(fault_world_session: FaultWorld) -> FaultWorld:
+    """The fault modules' shared world, its servers running again: ana (coadministrator),
+    luis titular of DD05, bety designated for DD05; DD05-x with a confirmed password."""
+    return healed(fault_world_session)
 
 
 # -- NATS restarts ---------------------------------------------------------------------------

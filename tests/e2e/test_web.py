@@ -168,6 +168,116 @@ def test_the_ledger_page_offers_the_public_key(web: WebServer) -> None:
         assert PublicKeyring.from_json(keyring).versions
 
 
+def _verify_bundle(world: ServiceWorld, bundle: Path, key: Path) -> tuple[int, dict[str, Any]]:
+    """``custodia bitacora verificar --paquete … --clave-publica … --json`` (offline: it
+    connects to nothing): its exit code and verdict."""
+    result = world.run(
+        None, "bitacora", "verificar", "--paquete", str(bundle), "--clave-publica", str(key),
+        "--json",
+    )  # fmt: skip
+    assert "Traceback" not in result.stderr
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_the_ledger_page_offers_the_export_bundle_that_verifies(
+    web: WebServer, service_world: ServiceWorld, tmp_path: Path
+) -> None:
+    """The Secretaría Ejecutiva's /bitacora links the public key and the export bundle; both
+    come as attachments; the bundle (every ledger entry up to the moment it was asked for, and
+    the signed checkpoints) verifies with ``custodia bitacora verificar`` against the key
+    downloaded on its own; one altered byte in an event makes the same verification fail."""
+    before = service_world.ledger_messages()
+    with web.logged_in("sofia") as client:
+        page = client.get("/bitacora")
+        assert page.status_code == 200
+        assert 'href="/bitacora/paquete.jsonl.gz"' in page.text
+        assert 'href="/bitacora/clave-publica.json"' in page.text
+        key = client.get("/bitacora/clave-publica.json")
+        bundle = client.get("/bitacora/paquete.jsonl.gz")
+    assert bundle.status_code == 200, bundle.text
+    assert bundle.headers["content-disposition"] == (
+        'attachment; filename="custodia-bitacora.jsonl.gz"'
+    )
+    assert bundle.headers["content-type"] == "application/gzip"
+    (tmp_path / "clave.json").write_bytes(key.content)
+    (tmp_path / "paquete.jsonl.gz").write_bytes(bundle.content)
+    code, verdict = _verify_bundle(
+        service_world, tmp_path / "paquete.jsonl.gz", tmp_path / "clave.json"
+    )
+    assert code == 0, verdict
+    assert verdict["ok"] is True
+    assert verdict["clave_independiente"] is True
+    assert verdict["eventos"] >= before
+    assert verdict["puntos_de_control_verificados"] >= 1
+
+    import base64
+    import gzip
+
+    lines = [json.loads(line) for line in gzip.decompress(bundle.content).splitlines()]
+    event = next(i for i, line in enumerate(lines) if line["type"] == "event")
+    data = bytearray(base64.b64decode(lines[event]["data"]))
+    data[-2] ^= 0x01
+    lines[event]["data"] = base64.b64encode(bytes(data)).decode()
+    altered = tmp_path / "alterado.jsonl.gz"
+    altered.write_bytes(gzip.compress(b"\n".join(json.dumps(x).encode() for x in lines) + b"\n"))
+    code, verdict = _verify_bundle(service_world, altered, tmp_path / "clave.json")
+    assert code == 1
+    assert verdict["ok"] is False
+
+
+def test_the_export_bundle_is_only_for_roles_that_may_see_the_ledger(
+    web: WebServer, service_world: ServiceWorld
+) -> None:
+    """A titular and a designated administrator see no bundle link on /bitacora, and asking
+    for it anyway gets the service's Spanish refusal (403); the service itself refuses them
+    the command (not only the web's hiding of the link). The public key, public by nature,
+    stays available to them."""
+    for user in ("luis", "bety"):
+        with web.logged_in(user) as client:
+            page = client.get("/bitacora")
+            assert page.status_code == 200
+            assert "/bitacora/paquete.jsonl.gz" not in page.text
+            assert 'href="/bitacora/clave-publica.json"' in page.text
+            refused = client.get("/bitacora/paquete.jsonl.gz")
+            assert refused.status_code == 403
+            assert "No tiene acceso" in refused.text
+            assert "attachment" not in refused.headers.get("content-disposition", "")
+        with pytest.raises(CustodiaError) as raised:
+            service_world.call(user, "bitacora.exportar")
+        assert getattr(raised.value, "remote_type", None) == "ScopeError"
+
+
+def test_the_export_comes_in_pages_that_describe_one_ledger(service_world: ServiceWorld) -> None:
+    """``bitacora.exportar`` resumed at any entry or checkpoint gives the same material as one
+    answer: the first page fixes the extent (``hasta``, ``puntos``), so entries recorded after
+    it never leak into a bundle already begun."""
+    first = service_world.call("sofia", "bitacora.exportar")
+    fixed = {"hasta": first["hasta"], "puntos": first["puntos"]}
+    assert first["hasta"] >= 3
+    assert first["puntos"] >= 1
+    # A ledger larger than one answer has no ``whole``: the web's loop reads it page by page.
+    one_page = first["siguiente_punto"] is None and first["siguiente_evento"] is None
+    whole = first if one_page else None
+    service_world.call(
+        "bety",
+        "incidentes.reportar",
+        {"cuenta": "DD05-x", "tipo": "intervencion", "descripcion": "Prueba de exportación"},
+    )  # the ledger grows after the first page
+    tail = service_world.call(
+        "ana", "bitacora.exportar", {**fixed, "punto": fixed["puntos"], "evento": 3}
+    )
+    assert tail["puntos_de_control"] == []
+    assert [e[0] for e in tail["eventos"]][:1] == [3]
+    assert all(seq <= fixed["hasta"] for seq, _ in tail["eventos"])
+    if whole is not None:
+        assert tail["eventos"] == whole["eventos"][2:]
+        assert tail["siguiente_evento"] is None
+        notes = service_world.call("ana", "bitacora.exportar", {**fixed, "punto": 1})
+        assert notes["puntos_de_control"] == whole["puntos_de_control"][1:]
+    with pytest.raises(CustodiaError):
+        service_world.call("sofia", "bitacora.exportar", {"evento": 0})
+
+
 def test_logout_revokes_the_token_in_openbao(web: WebServer, service_world: ServiceWorld) -> None:
     """/salir (POST with the session's CSRF token) ends the session and revokes the person's
     OpenBao token: OpenBao itself refuses it afterwards; the old cookie opens nothing. A logout

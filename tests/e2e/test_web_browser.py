@@ -180,3 +180,37 @@ def test_secretaria_acknowledges_an_incident_in_the_browser(
         assert page.locator(f"form[action='/incidentes/{incident}/enterado']").count() == 0
     finally:
         context.close()
+
+
+def test_secretaria_downloads_the_ledger_bundle_and_it_verifies(
+    browser: Browser, web: WebServer, service_world: ServiceWorld, tmp_path: Path
+) -> None:
+    """On /bitacora sofia clicks the public key's link and the bundle's: the browser saves
+    both as files (attachments with their names), and ``custodia bitacora verificar`` on the
+    saved bundle, with the saved key, finds the ledger intact."""
+    context = browser.new_context(locale="es-MX", accept_downloads=True)
+    page = context.new_page()
+    try:
+        _login(page, web, "sofia", "/bitacora")
+        assert page.url == web.url + "/bitacora"
+        _shot(page, "bitacora-secretaria")
+        saved: dict[str, Path] = {}
+        for name, link in (
+            ("clave", "Descargar la clave pública de la bitácora"),
+            ("paquete", "Descargar el paquete de la bitácora"),
+        ):
+            with page.expect_download() as started:
+                page.get_by_role("link", name=link).click()
+            download = started.value
+            saved[name] = tmp_path / download.suggested_filename
+            download.save_as(saved[name])
+    finally:
+        context.close()
+    assert saved["clave"].name == "custodia-bitacora-clave.json"
+    assert saved["paquete"].name == "custodia-bitacora.jsonl.gz"
+    result = service_world.run(
+        None, "bitacora", "verificar", "--paquete", str(saved["paquete"]),
+        "--clave-publica", str(saved["clave"]),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("Bitácora íntegra:")

@@ -332,7 +332,8 @@ def test_writer_and_verifier_cannot_destroy_the_ledger(secured: tuple[NatsProces
         admin = await _connect(proc.url, "administrador", users["administrador"].password, Errors())
         before = await _counts(admin)
         config = (await admin.jetstream().stream_info(events)).config
-        for user in ("escritor", "verificador", "servicio"):
+
+        async def attempt_as(user: str) -> None:
             errors = Errors()
             nc = await _connect(proc.url, user, users[user].password, errors)
             js = nc.jetstream(timeout=0.5)
@@ -347,11 +348,16 @@ def test_writer_and_verifier_cannot_destroy_the_ledger(secured: tuple[NatsProces
                     name=f"{events}-copia", subjects=["copia.>"]
                 ),
             }
-            for coroutine in attempts.values():
-                with pytest.raises(REFUSED):
-                    await coroutine
+            # All at once: each is refused on its own (none has a reply to wait for but the
+            # client's timeout), so waiting for them one after another only adds the timeouts.
+            outcomes = await asyncio.gather(*attempts.values(), return_exceptions=True)
+            for subject, outcome in zip(attempts, outcomes, strict=True):
+                assert isinstance(outcome, REFUSED), (user, subject, outcome)
             await _refused(errors, list(attempts))
             await nc.close()
+
+        # Each identity on a connection of its own, at the same time.
+        await asyncio.gather(*(attempt_as(u) for u in ("escritor", "verificador", "servicio")))
         assert await _counts(admin) == before
         assert (await admin.jetstream().stream_info(events)).config.subjects == config.subjects
         await admin.close()

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,37 @@ def _demo_processes(under: Path) -> list[str]:
             if "custodia-demo-" in argv and str(under) in argv:
                 found.append(argv)
     return found
+
+
+@dataclass
+class WebDemo:
+    """``scripts/demo.sh --web``, started when the module starts and running beside the other
+    demo (the two stories take most of a minute each; they share nothing but the machine)."""
+
+    process: subprocess.Popen[str]
+    tmp: Path
+
+
+@pytest.fixture(scope="module", autouse=True)
+def web_demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDemo]:
+    tmp = tmp_path_factory.mktemp("demo-web")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODIA_")}
+    env["TMPDIR"] = str(tmp)
+    demo = subprocess.Popen(
+        ["bash", str(ROOT / "scripts" / "demo.sh"), "--web"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        yield WebDemo(demo, tmp)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait(10)
 
 
 def test_demo_walks_the_story_verifies_the_ledger_and_leaves_nothing_running(
@@ -73,26 +107,15 @@ def test_demo_walks_the_story_verifies_the_ledger_and_leaves_nothing_running(
     assert not any(p.name.startswith("custodia-demo-") for p in tmp_path.iterdir())
 
 
-def test_demo_web_keeps_the_web_view_up_until_ctrl_c(tmp_path: Path) -> None:
+def test_demo_web_keeps_the_web_view_up_until_ctrl_c(web_demo: WebDemo) -> None:
     """``scripts/demo.sh --web``: after the story, the web view's address and the demo's logins
     are printed; the Secretaría Ejecutiva logs in there and sees the summary; Ctrl-C ends it all
     (exit 0, nothing left running, the temporary home gone)."""
     import re
-    import signal
 
     import httpx
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTODIA_")}
-    env["TMPDIR"] = str(tmp_path)
-    demo = subprocess.Popen(
-        ["bash", str(ROOT / "scripts" / "demo.sh"), "--web"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    demo, tmp_path = web_demo.process, web_demo.tmp
     try:
         assert demo.stdout is not None
         lines: list[str] = []

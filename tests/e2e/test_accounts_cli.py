@@ -308,3 +308,26 @@ def test_a_designated_administrator_cannot_close_nor_destroy(world: ServiceWorld
         Credentials(vault).destroy(world.token("bety"), "DD05-youtube")
     ref = AccountRef.parse("DD05-youtube")
     assert "versions" in vault.read(ref.metadata_path(Mounts()), operation="t")["data"]
+
+
+def test_an_administrator_sees_only_their_own_districts_accounts(world: ServiceWorld) -> None:
+    """6.IX: bety, designated for DD05, is shown DD05's accounts and none of another district's:
+    her ``cuentas lista`` leaves DD07's account out and ``--distrito DD07`` is refused by the
+    service in Spanish (before, any administrator passed the check for every district)."""
+    from custody.errors import CustodiaError
+
+    world.call(
+        "ana",
+        "cuentas.alta",
+        {"cuenta": "DD07-x", "usuario": "DD07IECM", "correo": "dd07.x@iecm.mx"},
+    )
+    assert "DD07-x" in {r["cuenta"] for r in world.call("ana", "cuentas.lista", {})}
+    seen = {r["distrito"] for r in world.call("bety", "cuentas.lista", {})}
+    assert seen == {"DD05"}
+    with pytest.raises(CustodiaError) as raised:
+        world.call("bety", "cuentas.lista", {"distrito": "DD07"})
+    assert getattr(raised.value, "remote_type", None) == "ScopeError"
+    result = world.run("bety", "cuentas", "lista", "--distrito", "DD07")
+    assert result.returncode != 0
+    assert result.stderr.startswith("Error: ")
+    assert "DD07IECM" not in result.stdout + result.stderr

@@ -207,6 +207,15 @@ def _control_arguments() -> dict[str, frozenset[str]]:
 ARGUMENTS.update(_control_arguments())
 
 
+def _factor_arguments() -> dict[str, frozenset[str]]:
+    from custody.service.factor_commands import FACTOR_ARGUMENTS  # issue 18: second factor
+
+    return FACTOR_ARGUMENTS
+
+
+ARGUMENTS.update(_factor_arguments())
+
+
 class UnknownArgumentError(ValidationError):
     """A request carries an argument its command does not take."""
 
@@ -449,6 +458,9 @@ def build_handlers(custodia: Custodia, vault: VaultClient) -> dict[str, Handler]
     from custody.service.controls_commands import control_handlers
 
     table.update(control_handlers(custodia))  # issue 19: devices, hours, recertification
+    from custody.service.factor_commands import factor_handlers
+
+    table.update(factor_handlers(custodia))  # issue 18: the login second factor
     for name in SEALING_COMMANDS & set(table):
         table[name] = _requiring_reply_key(table[name])
     checked = {

@@ -61,6 +61,9 @@ class Mounts:
     totp: str = "custodia-totp"
     transit: str = "custodia-transit"
     userpass: str = "userpass"
+    # Issue 18, the second factor: logins used only to enrol one's TOTP factor, each of a
+    # throwaway entity whose only policy may enrol exactly one person (custody.app.second_factor).
+    first_login: str = "userpass-primer-ingreso"
 
 
 @dataclass(frozen=True)
@@ -541,7 +544,11 @@ class VaultClient:
         entity_id = data.get("entity_id") or None
         path = str(data.get("path") or "")
         username = meta.get("username") if isinstance(meta, dict) else None
-        if path.startswith("auth/token/"):
+        if path.startswith(f"auth/{self.mounts.first_login}/"):
+            # A first login (issue 18) may only enrol a second factor: it names nobody, so no
+            # command of the service is ever made for it (custody.service.commands).
+            username = None
+        elif path.startswith("auth/token/"):
             # A child token's metadata is whatever its creator asked for (a person could name
             # someone else): its owner is found by its entity's login (custody.service.commands),
             # and
@@ -653,3 +660,50 @@ class VaultClient:
         if not token:
             raise SecondFactorRefusedError(username)
         return str(token)
+
+    # -- the second factor (issue 18) ------------------------------------------------------
+
+    def totp_admin_generate(self, method_id: str, entity_id: str) -> str | None:
+        """OpenBao's ``admin-generate`` for ``entity_id`` on the TOTP login method: the otpauth
+        URI, shown once; None when the entity already has a secret (OpenBao answers
+        ``data: null`` and does not rotate it)."""
+        body = self.write(
+            "identity/mfa/method/totp/admin-generate",
+            {"method_id": method_id, "entity_id": entity_id},
+            operation="second-factor-enrol",
+        )
+        url = ((body or {}).get("data") or {}).get("url")
+        return str(url) if url else None
+
+    def totp_admin_destroy(self, method_id: str, entity_id: str) -> None:
+        """Forget ``entity_id``'s TOTP secret (a lost factor, reset by a coadministrator)."""
+        self.write(
+            "identity/mfa/method/totp/admin-destroy",
+            {"method_id": method_id, "entity_id": entity_id},
+            operation="second-factor-reset",
+        )
+
+    def enrol_second_factor(self, username: str, password: str) -> str | None:
+        """A first login (issue 18): with ``password`` on the first-login mount, enrol the
+        person's TOTP factor through the throwaway login's only grant (``admin-generate`` for
+        that person, on Custodia's method); the otpauth URI, or None when there is no such
+        login (never made, or deleted after the enrolment) or the factor was enrolled already
+        (OpenBao answers nothing). The throwaway token is revoked either way."""
+        username = Username.parse(username)
+        anonymous = self.with_token(None)
+        try:
+            token = anonymous.login_userpass(username, password, mount=self.mounts.first_login)
+        except (VaultPermissionDeniedError, VaultInvalidRequestError, VaultNotFoundError):
+            return None
+        first = anonymous.with_token(token)
+        try:
+            info = first.lookup_self()
+            body = first.read(f"identity/entity/id/{info.entity_id}", operation="first-login")
+            metadata = (body.get("data") or {}).get("metadata") or {}
+            method_id, entity_id = metadata.get("metodo"), metadata.get("persona")
+            if not method_id or not entity_id:
+                return None
+            return first.totp_admin_generate(str(method_id), str(entity_id))
+        finally:
+            with contextlib.suppress(VaultError):
+                first.revoke_self()

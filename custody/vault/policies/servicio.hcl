@@ -112,6 +112,32 @@ path "sys/auth" {
   capabilities = ["read"]
 }
 
+# Issue 18, the second factor. A first-login user (enrolment only) is created with one policy
+# whose name starts "${first_login_policies}" — a plain name: a list, or a comma-separated
+# string naming any other policy, is refused (denied_parameters) — and deleted once the person
+# enrolled. Those policies are written with a coadministrator's own token, never this one;
+# this token may only delete them (after the enrolment). It can neither enrol nor destroy a
+# factor, nor change who the factor is enforced on.
+path "auth/${first_login}/users/+" {
+  capabilities = ["create", "delete"]
+  allowed_parameters = {
+    "password"       = []
+    "token_policies" = ["${first_login_policies}"]
+  }
+  denied_parameters = {
+    "token_policies" = ["*,*"]
+  }
+}
+
+path "sys/policies/acl/${first_login_policies}" {
+  capabilities = ["delete"]
+}
+
+# Whether the factor is enforced, and on which method (custody.app.second_factor).
+path "identity/mfa/login-enforcement/${mfa_enforcement}" {
+  capabilities = ["read"]
+}
+
 # A login's alias is created WITHOUT canonical_id, so OpenBao makes a new entity for it: the
 # service cannot attach a login to an existing person's entity (and inherit their groups), nor
 # move an alias (no update or delete on entity-alias/id/*). People are found by their login's
@@ -164,6 +190,10 @@ path "identity/group/name/titulares" {
 }
 
 path "identity/group/name/secretaria" {
+  capabilities = ["deny"]
+}
+
+path "identity/group/name/${mfa_group}" {
   capabilities = ["deny"]
 }
 

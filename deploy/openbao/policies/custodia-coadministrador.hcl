@@ -77,6 +77,33 @@ path "identity/group/name/secretaria" {
   }
 }
 
+# The second factor (issue 18): who must use it is written with a coadministrator's own token,
+# like the role groups (members only). At a registration and at a recorded reset, the
+# coadministrator's token writes the person's first-login policy (rendered by the service:
+# custody.vault.layout.first_login_policy) and, at a reset, destroys the lost factor. The
+# service's token can do none of this.
+path "identity/group/name/custodia-segundo-factor" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
+path "sys/policies/acl/custodia-primer-ingreso-*" {
+  capabilities = ["create", "update"]
+  allowed_parameters = {
+    "policy" = []
+  }
+}
+
+path "identity/mfa/method/totp/admin-destroy" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "method_id" = []
+    "entity_id" = []
+  }
+}
+
 # Root token generation (issue 16, finding 6): ``custodia init`` revokes OpenBao's root token; an
 # operator who needs one again combines a coadministrator's token (this path) with the unseal
 # key (``bao operator generate-root``). Neither alone is enough; every use is audited.

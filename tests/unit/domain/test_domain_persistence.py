@@ -241,6 +241,8 @@ EXPECTED_TOPICS = {
         "Registered",
         "RoleGranted",
         "RoleRevoked",
+        "SecondFactorEnrolled",
+        "SecondFactorReset",
     ],
 }
 

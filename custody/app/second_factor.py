@@ -1,0 +1,314 @@
+"""Issue 18, a second factor: OpenBao's login MFA (TOTP) for the people who can read credentials.
+
+OpenBao enforces it, not the client: ``custodia init`` makes a TOTP login method, the identity
+group :data:`~custody.vault.layout.MFA_GROUP` and a login enforcement on it
+(:func:`custody.vault.layout.ensure_second_factor`; ``[segundo_factor] obligatorio`` in the
+policy file, true by default). Once enforced, a group member's password alone gets no token.
+
+Enrolment without a token of the person (an unenrolled member cannot log in at all):
+
+1. at a registration (``personas alta``, ``init``) of a coadministrator or an administrator, the
+   person joins the group (a coadministrator's own token, like the role groups) and a
+   *first-login* user of the same name and initial password is made on the mount
+   ``userpass-primer-ingreso`` (the service's token: it may create such a login with one
+   ``custodia-primer-ingreso-*`` policy, nothing else). Its alias is a throwaway entity of its
+   own whose metadata names the person's real entity and the method; its only policy, written
+   with the coadministrator's token, allows ``admin-generate`` for exactly that entity on
+   exactly that method (:func:`custody.vault.layout.first_login_policy`);
+2. at the first ``sesion iniciar``, OpenBao asks for a code the person does not have yet: the
+   client logs in on the first-login mount and calls ``admin-generate`` for its own person,
+   showing the otpauth URI once (a second call answers nothing: OpenBao does not rotate it);
+3. the first login with a code (OpenBao validated it) sends ``segundo_factor.confirmar``:
+   the service deletes the first-login user and its policy and records
+   :class:`~events.domain.person.Person.SecondFactorEnrolled` (no secret).
+
+A lost factor: ``personas restablecer-factor`` (a coadministrator, not for themself, on a vía
+oficial): the secret is destroyed with the coadministrator's token, a first login is made
+again with a NEW password generated here and shown once (sealed) to the coadministrator, and
+:class:`~events.domain.person.Person.SecondFactorReset` is recorded.
+"""
+
+from __future__ import annotations
+
+import secrets
+import tomllib
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from custody.errors import (
+    CustodyStateError,
+    UnknownPersonError,
+    VaultNotFoundError,
+    VaultPermissionDeniedError,
+)
+from custody.vault.layout import (
+    MFA_ENFORCEMENT,
+    MFA_GROUP,
+    first_login_policy,
+    first_login_policy_name,
+)
+from events.domain import OfficialChannel, Username
+from events.domain.person import CREDENTIAL_READERS
+from events.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from custody.app.access import Access
+    from custody.app.custodia import Actor, Custodia
+
+log = structlog.get_logger()
+
+FIRST_LOGIN_METADATA = "primer-ingreso"
+
+
+class SecondFactorNotEnforcedError(CustodyStateError):
+    """OpenBao enforces no login second factor here (``[segundo_factor] obligatorio = false``)."""
+
+    def __init__(self) -> None:
+        super().__init__("the login second factor is not enforced")
+
+
+class OwnFactorResetError(CustodyStateError):
+    """A coadministrator may not reset their own second factor (another must do it)."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(f"{username} cannot reset their own second factor")
+        self.username = username
+
+
+class NotSecondFactorMemberError(CustodyStateError):
+    """The person is not among those OpenBao asks a second factor of."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(f"{username} has no second factor to enrol or reset")
+        self.username = username
+
+
+def required_by_policy(policy_file: Path | None) -> bool:
+    """``[segundo_factor] obligatorio`` of the policy file; true when absent."""
+    if policy_file is None:
+        return True
+    try:
+        with Path(policy_file).open("rb") as handle:
+            table = tomllib.load(handle).get("segundo_factor", {})
+    except (OSError, tomllib.TOMLDecodeError):
+        return True  # the policy loader reports a broken file
+    if not isinstance(table, dict):
+        raise ConfigurationError("segundo_factor", "debe ser una tabla")
+    value = table.get("obligatorio", True)
+    if not isinstance(value, bool):
+        raise ConfigurationError("segundo_factor.obligatorio", "debe ser true o false")
+    return value
+
+
+class SecondFactor:
+    """The OpenBao side: enforcement, first logins, reset. ``access`` acts with the service's
+    token (``init``: the administrative one); ``caller_token`` is a coadministrator's own."""
+
+    def __init__(self, access: Access) -> None:
+        self.access = access
+        self.client = access._client
+
+    def enforcement(self) -> tuple[str, str] | None:
+        """``(method id, group id)`` when OpenBao enforces the factor, else None."""
+        try:
+            body = self.client.read(
+                f"identity/mfa/login-enforcement/{MFA_ENFORCEMENT}", operation="second-factor"
+            )
+        except VaultNotFoundError:
+            return None
+        data = body.get("data") or {}
+        methods = list(data.get("mfa_method_ids") or [])
+        groups = list(data.get("identity_group_ids") or [])
+        if not methods or not groups:
+            return None
+        return str(methods[0]), str(groups[0])
+
+    def first_login_accessor(self) -> str:
+        body = self.client.read("sys/auth", operation="second-factor")
+        mounts = body.get("data") or body
+        entry = mounts.get(self.client.mounts.first_login + "/") or {}
+        if not entry.get("accessor"):
+            raise VaultNotFoundError("second-factor", f"sys/auth/{self.client.mounts.first_login}")
+        return str(entry["accessor"])
+
+    def prepare(
+        self,
+        username: str,
+        password: str,
+        *,
+        caller_token: str | None = None,
+        join: bool = True,
+    ) -> bool:
+        """Steps 1 of the module docstring for ``username``; False when not enforced."""
+        enforced = self.enforcement()
+        if enforced is None:
+            return False
+        method_id, _ = enforced
+        name = str(Username.parse(username))
+        entity_id = self.access.require_entity_id(name)
+        caller = self.client if caller_token is None else self.client.with_token(caller_token)
+        if join:
+            # Members only, with the coadministrator's token; from now on OpenBao asks this
+            # person for a code at every login.
+            members = self.access.members(MFA_GROUP, caller_token=caller_token)
+            if name not in members:
+                self.access.set_members(MFA_GROUP, {*members, name}, caller_token=caller_token)
+        throwaway = self._throwaway_entity(name)
+        self.client.write(
+            f"identity/entity/id/{throwaway}",
+            {
+                "metadata": {
+                    "custodia": FIRST_LOGIN_METADATA,
+                    "persona": entity_id,
+                    "metodo": method_id,
+                }
+            },
+            operation="second-factor",
+        )
+        caller.write(
+            f"sys/policies/acl/{first_login_policy_name(name)}",
+            {"policy": first_login_policy(method_id, entity_id)},
+            operation="second-factor",
+        )
+        self._create_first_login(name, password)
+        log.info("custody.second_factor.first_login_ready", username=name)
+        return True
+
+    def _throwaway_entity(self, username: str) -> str:
+        """The entity of ``username``'s first-login alias (made without naming an entity, so
+        OpenBao makes a new one: never the person's own)."""
+        accessor = self.first_login_accessor()
+
+        def lookup() -> str | None:
+            try:
+                body = self.client.write(
+                    "identity/lookup/entity",
+                    {"alias_name": username, "alias_mount_accessor": accessor},
+                    operation="second-factor",
+                )
+            except VaultNotFoundError:
+                return None
+            found = ((body or {}).get("data") or {}).get("id")
+            return str(found) if found else None
+
+        found = lookup()
+        if found is None:
+            created = self.client.write(
+                "identity/entity-alias",
+                {"name": username, "mount_accessor": accessor},
+                operation="second-factor",
+            )
+            canonical = ((created or {}).get("data") or {}).get("canonical_id")
+            found = str(canonical) if canonical else lookup()
+        if not found:  # pragma: no cover - the server answered without an id
+            raise UnknownPersonError(username)
+        return found
+
+    def _create_first_login(self, username: str, password: str) -> None:
+        path = f"auth/{self.client.mounts.first_login}/users/{username}"
+        body = {"password": password, "token_policies": first_login_policy_name(username)}
+        try:
+            self.client.write(path, body, operation="second-factor", secret_body=True)
+        except VaultPermissionDeniedError:
+            # Already there (a retry, or a reset before any enrolment): made again, so the
+            # password is the one given now.
+            self.client.delete(path, operation="second-factor")
+            self.client.write(path, body, operation="second-factor", secret_body=True)
+
+    def forget_first_login(self, username: str) -> None:
+        """Delete ``username``'s first-login user and its policy (idempotent)."""
+        name = str(Username.parse(username))
+        self.client.delete(
+            f"auth/{self.client.mounts.first_login}/users/{name}", operation="second-factor"
+        )
+        self.client.delete(
+            f"sys/policies/acl/{first_login_policy_name(name)}", operation="second-factor"
+        )
+
+    def is_member(self, username: str, group_id: str) -> bool:
+        """Whether OpenBao counts ``username`` in the enforced group (read on the entity: the
+        service's token may not read that group)."""
+        entity_id = self.access.require_entity_id(username)
+        body = self.client.read(f"identity/entity/id/{entity_id}", operation="second-factor")
+        return group_id in ((body.get("data") or {}).get("group_ids") or [])
+
+    def destroy(self, username: str, method_id: str, caller_token: str) -> None:
+        entity_id = self.access.require_entity_id(username)
+        self.client.with_token(caller_token).totp_admin_destroy(method_id, entity_id)
+
+
+# -- use cases (the service's commands: custody.service.factor_commands) ---------------------
+
+
+def _factor(custodia: Custodia) -> SecondFactor:
+    factor: SecondFactor | None = getattr(custodia, "second_factor", None)
+    return factor if factor is not None else SecondFactor(custodia.access)
+
+
+def confirm_enrolment(custodia: Custodia, actor: Actor) -> dict[str, Any]:
+    """Step 3: the caller logged in with a code OpenBao validated (their token exists, and
+    OpenBao gives a member of the enforced group none without one). Their first login goes,
+    and the enrolment is recorded once."""
+    factor = _factor(custodia)
+    enforced = factor.enforcement()
+    if enforced is None:
+        raise SecondFactorNotEnforcedError
+    if not factor.is_member(actor.username, enforced[1]):
+        raise NotSecondFactorMemberError(actor.username)
+    person = custodia.person(actor.username)
+    actor.proceed()
+    factor.forget_first_login(actor.username)
+    recorded = False
+    if person.second_factor != "inscrito":
+        with custodia._lock(f"persona:{person.id}"):
+            person = custodia.person(actor.username)
+            if person.second_factor != "inscrito":
+                person.enrol_second_factor(at=custodia.clock())
+                custodia._save(person)
+                recorded = True
+    return {"usuario": actor.username, "segundo_factor": "inscrito", "registrado": recorded}
+
+
+def reset(
+    custodia: Custodia, actor: Actor, username: str, reason: str, channel: OfficialChannel
+) -> dict[str, Any]:
+    """A lost factor (CLI.md: only a coadministrator, recorded): destroyed in OpenBao, a new
+    first login with a new password (returned to be sealed for the caller), then recorded."""
+    name = str(Username.parse(username))
+    by = custodia.person(actor.username)
+    person = custodia.person(name)
+    if by.id == person.id:
+        raise OwnFactorResetError(name)
+    at: datetime = custodia.clock()
+    # The domain's checks (coadministrator, departed, reason) before anything is changed.
+    trial = custodia.person(name)
+    trial.reset_second_factor(reason, by=by, channel=channel, at=at)
+    factor = _factor(custodia)
+    enforced = factor.enforcement()
+    if enforced is None:
+        raise SecondFactorNotEnforcedError
+    method_id, group_id = enforced
+    if not factor.is_member(name, group_id):
+        raise NotSecondFactorMemberError(name)
+    actor.proceed()
+    factor.destroy(name, method_id, actor.token)
+    password = secrets.token_urlsafe(18)
+    factor.prepare(name, password, caller_token=actor.token, join=False)
+    with custodia._lock(f"persona:{person.id}"):
+        person = custodia.person(name)
+        person.reset_second_factor(reason, by=by, channel=channel, at=at)
+        custodia._save(person)
+    log.info("custody.second_factor.reset", username=name, by=actor.username)
+    return {"usuario": name, "segundo_factor": "restablecido", "contrasena": password}
+
+
+def on_registered(
+    custodia: Custodia, actor: Actor, username: str, role: str, password: str | None
+) -> None:
+    """After ``personas alta``: a person who can read credentials must use the factor."""
+    if password is None or role not in CREDENTIAL_READERS:
+        return
+    _factor(custodia).prepare(username, password, caller_token=actor.token)

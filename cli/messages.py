@@ -310,6 +310,10 @@ _DOMAIN: dict[str, tuple[int, Render]] = {
             "([segundo_factor] obligatorio = false)."
         ),
     ),
+    "AlreadySecondFactorMemberError": (
+        EXIT_DOMAIN,
+        lambda e: f"{_attr(e, 'username')} ya usa segundo factor.",
+    ),
     "NotSecondFactorMemberError": (
         EXIT_DOMAIN,
         lambda e: f"{_attr(e, 'username')} no usa segundo factor: no hay nada que restablecer.",

@@ -168,6 +168,28 @@ def personas_revocar(
     show(data, json_output, "Rol revocado")
 
 
+@personas.command("segundo-factor")
+def personas_segundo_factor(
+    usuario: Annotated[str, typer.Option("--usuario", help="Usuario (titular o secretaria).")],
+    json_output: Json = False,
+) -> None:
+    """Exige el segundo factor a una persona que no lee credenciales (titular o Secretaría
+    Ejecutiva) que lo pide (solo coadministración; queda en la bitácora). Quien lee
+    credenciales ya lo tiene desde su alta. Se crea un primer ingreso con una contraseña nueva,
+    que se muestra una sola vez para entregarla a la persona: con ella registra su factor en
+    «custodia sesion iniciar»; después usa su contraseña de siempre con «--codigo».
+
+    Ejemplo: [cyan]custodia personas segundo-factor --usuario luis[/cyan]
+    """
+    data = call("personas.segundo_factor", {"usuario": usuario})
+    if json_output:
+        show(data, True)
+        return
+    typer.echo(f"{data['usuario']} usará segundo factor desde ahora.")
+    typer.echo("Contraseña de primer ingreso (se muestra una sola vez; entréguela a la persona):")
+    typer.echo(f"  {data['contrasena']}")
+
+
 @personas.command("restablecer-factor")
 def personas_restablecer_factor(
     usuario: Annotated[str, typer.Option("--usuario", help="Usuario que perdió su factor.")],

@@ -86,6 +86,14 @@ class NotSecondFactorMemberError(CustodyStateError):
         self.username = username
 
 
+class AlreadySecondFactorMemberError(CustodyStateError):
+    """The person already must use the second factor."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(f"{username} already uses the second factor")
+        self.username = username
+
+
 def required_by_policy(policy_file: Path | None) -> bool:
     """``[segundo_factor] obligatorio`` of the policy file; true when absent."""
     if policy_file is None:
@@ -303,6 +311,31 @@ def reset(
         custodia._save(person)
     log.info("custody.second_factor.reset", username=name, by=actor.username)
     return {"usuario": name, "segundo_factor": "restablecido", "contrasena": password}
+
+
+def require(custodia: Custodia, actor: Actor, username: str) -> dict[str, Any]:
+    """An opt-in (a titular, the Secretaría, at their request): a coadministrator puts the
+    person under the factor; OpenBao refuses their password alone from now on, and a first
+    login with a NEW password (returned to be sealed for the caller) lets them enrol."""
+    name = str(Username.parse(username))
+    by = custodia.person(actor.username)
+    at: datetime = custodia.clock()
+    trial = custodia.person(name)
+    trial.require_second_factor(by=by, at=at)  # the domain's checks, nothing saved
+    factor = _factor(custodia)
+    enforced = factor.enforcement()
+    if enforced is None:
+        raise SecondFactorNotEnforcedError
+    if factor.is_member(name, enforced[1]):
+        raise AlreadySecondFactorMemberError(name)
+    actor.proceed()
+    password = secrets.token_urlsafe(18)
+    factor.prepare(name, password, caller_token=actor.token)
+    with custodia._lock(f"persona:{trial.id}"):
+        person = custodia.person(name)
+        person.require_second_factor(by=by, at=at)
+        custodia._save(person)
+    return {"usuario": name, "segundo_factor": "exigido", "contrasena": password}
 
 
 def on_registered(

@@ -18,6 +18,7 @@ FACTOR_ARGUMENTS: dict[str, frozenset[str]] = {
     # Sent by ``sesion iniciar`` after a login OpenBao validated with a code.
     "segundo_factor.confirmar": frozenset(),
     "personas.restablecer_factor": frozenset({"usuario", "motivo"}) | _CHANNEL,
+    "personas.segundo_factor": frozenset({"usuario"}),
 }
 
 
@@ -37,6 +38,12 @@ def _reset(custodia: Custodia, call: Call) -> dict[str, Any]:
     return out
 
 
+def _require(custodia: Custodia, call: Call) -> dict[str, Any]:
+    out = second_factor.require(custodia, _actor(call), _text(call.args, "usuario", limit=64))
+    out["contrasena"] = call.seal(out["contrasena"])  # shown once, to the coadministrator
+    return out
+
+
 def factor_handlers(custodia: Custodia) -> dict[str, Callable[[Call], Any]]:
     """The handlers of :data:`FACTOR_ARGUMENTS`' commands."""
     from custody.service.commands import _requiring_reply_key
@@ -45,4 +52,5 @@ def factor_handlers(custodia: Custodia) -> dict[str, Callable[[Call], Any]]:
         "segundo_factor.confirmar": lambda c: second_factor.confirm_enrolment(custodia, _actor(c)),
         # The reply carries a sealed password: the reply key is checked before anything runs.
         "personas.restablecer_factor": _requiring_reply_key(lambda c: _reset(custodia, c)),
+        "personas.segundo_factor": _requiring_reply_key(lambda c: _require(custodia, c)),
     }

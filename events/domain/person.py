@@ -127,6 +127,12 @@ class Person(Aggregate):
         channel: dict[str, str | None]
         by: UUID
 
+    class SecondFactorRequired(Aggregate.Event):
+        """Issue 18: a coadministrator put a person who reads no credential (a titular, the
+        Secretaría) under the login second factor, at their request."""
+
+        by: UUID
+
     @staticmethod
     def create_id(username: str) -> UUID:
         """The id of the person with this OpenBao/Vault user name."""
@@ -306,7 +312,8 @@ class Person(Aggregate):
 
     @property
     def second_factor(self) -> str | None:
-        """``inscrito`` (enrolled), ``restablecido`` (reset, awaiting a new enrolment) or None."""
+        """``inscrito`` (enrolled), ``restablecido`` (reset) or ``exigido`` (an opt-in), both
+        awaiting an enrolment, or None."""
         # getattr: snapshots taken before the second factor existed lack the attribute.
         return getattr(self, "_second_factor", None)
 
@@ -320,6 +327,18 @@ class Person(Aggregate):
     @event(SecondFactorEnrolled)
     def _second_factor_enrolled(self, timestamp: datetime) -> None:
         self._second_factor: str | None = "inscrito"
+
+    def require_second_factor(self, *, by: Person, at: datetime) -> None:
+        """A coadministrator puts this person under the second factor (an opt-in)."""
+        at = command_time(self, at)
+        require_coadministrator(by, "require second factors")
+        if self.has_departed:
+            raise PersonDepartedError(self.id)
+        self._second_factor_required(by=by.id, timestamp=at)
+
+    @event(SecondFactorRequired)
+    def _second_factor_required(self, by: UUID, timestamp: datetime) -> None:
+        self._second_factor = "exigido"
 
     def reset_second_factor(
         self, reason: str, *, by: Person, channel: OfficialChannel, at: datetime

@@ -327,3 +327,46 @@ def test_the_service_token_cannot_grant_enrol_destroy_or_lift_the_factor(world: 
     assert status == 204  # what it may do: one first-login policy, by its plain name
     status, _ = world.bao("DELETE", f"auth/{FIRST}/users/eve", token)
     assert status == 204
+
+
+def test_a_titular_may_opt_in_and_then_openbao_asks_them_for_a_code(world: World) -> None:
+    """A titular reads no credential: registered, OpenBao gives them a token for their password
+    alone. ``personas segundo-factor`` (a coadministrator; recorded, ``exigido``) puts them
+    under the factor: OpenBao then answers their password with an MFA requirement and no
+    token; they enrol with the first-login password shown once to the coadministrator and log
+    in with their usual password and a code. Asking twice is refused."""
+    world.inner.call(
+        "ana",
+        "personas.alta",
+        {
+            "usuario": "luis",
+            "nombre": "Luis",
+            "correo": "luis@iecm.mx",
+            "rol": "titular",
+            "distrito": "DD05",
+            "contrasena": SERVICE_PASSWORD.format("luis"),
+        },
+    )
+    status, body = _password_only(world, "luis")
+    assert status == 200
+    assert body["auth"]["client_token"]
+
+    opted = world.run("ana", "personas", "segundo-factor", "--usuario", "luis", "--json")
+    assert opted.returncode == 0, opted.stderr
+    password = json.loads(opted.stdout)["contrasena"]
+    people = {p["usuario"]: p for p in world.inner.call("ana", "personas.lista")}
+    assert people["luis"]["segundo_factor"] == "exigido"
+    status, body = _password_only(world, "luis")
+    assert status == 200
+    assert body["auth"]["client_token"] == ""
+
+    first = world.login("luis", password=password)
+    assert first.returncode == 0, first.stderr
+    uri = json.loads(first.stdout)["otpauth"]
+    accepted = world.login("luis", "--codigo", code_of(uri))
+    assert accepted.returncode == 0, accepted.stderr
+    people = {p["usuario"]: p for p in world.inner.call("ana", "personas.lista")}
+    assert people["luis"]["segundo_factor"] == "inscrito"
+    again = world.run("ana", "personas", "segundo-factor", "--usuario", "luis")
+    assert again.returncode == 1, again.stdout + again.stderr
+    assert "ya usa segundo factor" in again.stderr

@@ -242,6 +242,7 @@ EXPECTED_TOPICS = {
         "RoleGranted",
         "RoleRevoked",
         "SecondFactorEnrolled",
+        "SecondFactorRequired",
         "SecondFactorReset",
     ],
 }

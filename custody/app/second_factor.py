@@ -344,4 +344,6 @@ def on_registered(
     """After ``personas alta``: a person who can read credentials must use the factor."""
     if password is None or role not in CREDENTIAL_READERS:
         return
+    if custodia.person(username).second_factor == "inscrito":
+        return  # registered again (a retry): enrolled already, no first login to make
     _factor(custodia).prepare(username, password, caller_token=actor.token)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import sys
+from typing import Any
 
 import structlog
 import typer
@@ -30,7 +31,6 @@ def login_or_enrol(username: str, password: str, code: str | None, json_output: 
     from custody.bootstrap import resolve
     from custody.errors import SecondFactorRequiredError, VaultPermissionDeniedError
     from custody.vault import session as sessions
-    from custody.vault.client import VaultClient
 
     current = settings()
     endpoints = resolve(current, "cliente")
@@ -48,8 +48,7 @@ def login_or_enrol(username: str, password: str, code: str | None, json_output: 
     except (SecondFactorRequiredError, VaultPermissionDeniedError) as refused:
         # A first login: the initial password (alta), or the first-login password a
         # coadministrator gave after a reset (then the usual password is refused above).
-        client = VaultClient(endpoints.vault_addr, verify=endpoints.vault_verify)
-        uri = None if code else client.enrol_second_factor(username, password)
+        uri = None if code else _enrol(endpoints, username, password)
         if uri is None:
             raise
         same_password = isinstance(refused, SecondFactorRequiredError)
@@ -87,6 +86,33 @@ def login_or_enrol(username: str, password: str, code: str | None, json_output: 
         print_json({"usuario": opened.username, "sesion_iniciada": True})
         return
     typer.echo(f"Sesión iniciada como {opened.username}.")
+
+
+def _enrol(endpoints: Any, username: str, password: str) -> str | None:
+    """A first login: log in on the first-login mount (a token that can do nothing in OpenBao)
+    and ask the service to enrol the factor of that login's own person; the otpauth URI (sealed
+    to this call's reply key), or None when there is no first login (none made, or gone after
+    the enrolment) or nothing new to show (enrolled already)."""
+    from custody.service.client import CommandClient
+    from custody.vault.client import VaultClient
+    from events.domain import Username
+    from events.errors import CustodiaError, VaultError
+
+    name = str(Username.parse(username))
+    anonymous = VaultClient(endpoints.vault_addr, None, verify=endpoints.vault_verify)
+    try:
+        token = anonymous.login_userpass(name, password, mount=anonymous.mounts.first_login)
+    except VaultError:
+        return None
+    try:
+        data = CommandClient(endpoints, token, username=name, first_login=True).call(
+            "segundo_factor.inscribir"
+        )
+    except CustodiaError as exc:
+        log.info("segundo_factor.inscripcion_omitida", error=type(exc).__name__)
+        return None
+    uri = (data or {}).get("otpauth") if isinstance(data, dict) else None
+    return str(uri) if uri else None
 
 
 def _confirm() -> None:

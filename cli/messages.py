@@ -314,6 +314,14 @@ _DOMAIN: dict[str, tuple[int, Render]] = {
         EXIT_DOMAIN,
         lambda e: f"{_attr(e, 'username')} ya usa segundo factor.",
     ),
+    "NotFirstLoginError": (
+        EXIT_DENIED,
+        lambda e: "Solo un primer ingreso puede registrar un segundo factor.",
+    ),
+    "FactorAlreadyEnrolledError": (
+        EXIT_DOMAIN,
+        lambda e: f"{_attr(e, 'username')} ya registró su segundo factor: no se genera otro.",
+    ),
     "NotSecondFactorMemberError": (
         EXIT_DOMAIN,
         lambda e: f"{_attr(e, 'username')} no usa segundo factor: no hay nada que restablecer.",

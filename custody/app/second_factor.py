@@ -5,21 +5,26 @@ group :data:`~custody.vault.layout.MFA_GROUP` and a login enforcement on it
 (:func:`custody.vault.layout.ensure_second_factor`; ``[segundo_factor] obligatorio`` in the
 policy file, true by default). Once enforced, a group member's password alone gets no token.
 
-Enrolment without a token of the person (an unenrolled member cannot log in at all):
+Enrolment without a token of the person (an unenrolled member cannot log in at all), and
+without any ACL policy written at run time:
 
 1. at a registration (``personas alta``, ``init``) of a coadministrator or an administrator, the
    person joins the group (a coadministrator's own token, like the role groups) and a
    *first-login* user of the same name and initial password is made on the mount
-   ``userpass-primer-ingreso`` (the service's token: it may create such a login with one
-   ``custodia-primer-ingreso-*`` policy, nothing else). Its alias is a throwaway entity of its
-   own whose metadata names the person's real entity and the method; its only policy, written
-   with the coadministrator's token, allows ``admin-generate`` for exactly that entity on
-   exactly that method (:func:`custody.vault.layout.first_login_policy`);
+   ``userpass-primer-ingreso`` with the service's token, which may set a password and
+   ``token_no_default_policy`` and nothing else: its tokens hold no policy at all (OpenBao
+   gives them nothing, not even ``lookup-self``), and its alias is an entity of its own (OpenBao
+   makes one at the first login: never the person's, never in a group);
 2. at the first ``sesion iniciar``, OpenBao asks for a code the person does not have yet: the
-   client logs in on the first-login mount and calls ``admin-generate`` for its own person,
-   showing the otpauth URI once (a second call answers nothing: OpenBao does not rotate it);
+   client logs in on the first-login mount and sends that token to the service's
+   ``segundo_factor.inscribir`` (:func:`enrol`), the only command a first-login token may send.
+   The service looks the token up, takes the user it was issued to on that mount, and calls
+   ``admin-generate`` for that person's real entity with its own token (the policy
+   ``custodia-segundo-factor-inscripcion`` pins Custodia's method); the otpauth URI goes back
+   sealed to the caller's reply key, shown once (a second call gets nothing: OpenBao does not
+   rotate a secret);
 3. the first login with a code (OpenBao validated it) sends ``segundo_factor.confirmar``:
-   the service deletes the first-login user and its policy and records
+   the service deletes the first-login user and records
    :class:`~events.domain.person.Person.SecondFactorEnrolled` (no secret).
 
 A lost factor: ``personas restablecer-factor`` (a coadministrator, not for themself, on a vía
@@ -40,27 +45,19 @@ import structlog
 
 from custody.errors import (
     CustodyStateError,
-    UnknownPersonError,
     VaultNotFoundError,
     VaultPermissionDeniedError,
 )
-from custody.vault.layout import (
-    MFA_ENFORCEMENT,
-    MFA_GROUP,
-    first_login_policy,
-    first_login_policy_name,
-)
+from custody.vault.layout import MFA_ENFORCEMENT, MFA_GROUP
 from events.domain import OfficialChannel, Username
 from events.domain.person import CREDENTIAL_READERS
-from events.errors import ConfigurationError
+from events.errors import ConfigurationError, VaultError
 
 if TYPE_CHECKING:
     from custody.app.access import Access
     from custody.app.custodia import Actor, Custodia
 
 log = structlog.get_logger()
-
-FIRST_LOGIN_METADATA = "primer-ingreso"
 
 
 class SecondFactorNotEnforcedError(CustodyStateError):
@@ -154,70 +151,22 @@ class SecondFactor:
         enforced = self.enforcement()
         if enforced is None:
             return False
-        method_id, _ = enforced
         name = str(Username.parse(username))
-        entity_id = self.access.require_entity_id(name)
-        caller = self.client if caller_token is None else self.client.with_token(caller_token)
+        self.access.require_entity_id(name)  # a registered person
         if join:
             # Members only, with the coadministrator's token; from now on OpenBao asks this
             # person for a code at every login.
             members = self.access.members(MFA_GROUP, caller_token=caller_token)
             if name not in members:
                 self.access.set_members(MFA_GROUP, {*members, name}, caller_token=caller_token)
-        throwaway = self._throwaway_entity(name)
-        self.client.write(
-            f"identity/entity/id/{throwaway}",
-            {
-                "metadata": {
-                    "custodia": FIRST_LOGIN_METADATA,
-                    "persona": entity_id,
-                    "metodo": method_id,
-                }
-            },
-            operation="second-factor",
-        )
-        caller.write(
-            f"sys/policies/acl/{first_login_policy_name(name)}",
-            {"policy": first_login_policy(method_id, entity_id)},
-            operation="second-factor",
-        )
         self._create_first_login(name, password)
         log.info("custody.second_factor.first_login_ready", username=name)
         return True
 
-    def _throwaway_entity(self, username: str) -> str:
-        """The entity of ``username``'s first-login alias (made without naming an entity, so
-        OpenBao makes a new one: never the person's own)."""
-        accessor = self.first_login_accessor()
-
-        def lookup() -> str | None:
-            try:
-                body = self.client.write(
-                    "identity/lookup/entity",
-                    {"alias_name": username, "alias_mount_accessor": accessor},
-                    operation="second-factor",
-                )
-            except VaultNotFoundError:
-                return None
-            found = ((body or {}).get("data") or {}).get("id")
-            return str(found) if found else None
-
-        found = lookup()
-        if found is None:
-            created = self.client.write(
-                "identity/entity-alias",
-                {"name": username, "mount_accessor": accessor},
-                operation="second-factor",
-            )
-            canonical = ((created or {}).get("data") or {}).get("canonical_id")
-            found = str(canonical) if canonical else lookup()
-        if not found:  # pragma: no cover - the server answered without an id
-            raise UnknownPersonError(username)
-        return found
-
     def _create_first_login(self, username: str, password: str) -> None:
         path = f"auth/{self.client.mounts.first_login}/users/{username}"
-        body = {"password": password, "token_policies": first_login_policy_name(username)}
+        # No policy, not even ``default``: the token can do nothing in OpenBao itself.
+        body = {"password": password, "token_no_default_policy": True}
         try:
             self.client.write(path, body, operation="second-factor", secret_body=True)
         except VaultPermissionDeniedError:
@@ -227,13 +176,10 @@ class SecondFactor:
             self.client.write(path, body, operation="second-factor", secret_body=True)
 
     def forget_first_login(self, username: str) -> None:
-        """Delete ``username``'s first-login user and its policy (idempotent)."""
+        """Delete ``username``'s first-login user (idempotent)."""
         name = str(Username.parse(username))
         self.client.delete(
             f"auth/{self.client.mounts.first_login}/users/{name}", operation="second-factor"
-        )
-        self.client.delete(
-            f"sys/policies/acl/{first_login_policy_name(name)}", operation="second-factor"
         )
 
     def is_member(self, username: str, group_id: str) -> bool:
@@ -242,6 +188,22 @@ class SecondFactor:
         entity_id = self.access.require_entity_id(username)
         body = self.client.read(f"identity/entity/id/{entity_id}", operation="second-factor")
         return group_id in ((body.get("data") or {}).get("group_ids") or [])
+
+    def revoke_first_login_token(self, token: str) -> None:
+        """Revoke a used first-login token (with the service's token; best effort: it expires
+        within minutes anyway, see custody.vault.layout.FIRST_LOGIN_TOKEN_TTL)."""
+        try:
+            accessor = self.client.lookup_token(token).accessor
+            if accessor:
+                self.client.revoke_token_accessor(accessor)
+        except VaultError as exc:
+            log.warning("custody.second_factor.first_login_not_revoked", error=type(exc).__name__)
+
+    def has_first_login(self, username: str) -> bool:
+        """Whether ``username`` still has a first-login user (not yet enrolled, or reset)."""
+        return username in self.client.list(
+            f"auth/{self.client.mounts.first_login}/users", operation="second-factor"
+        )
 
     def destroy(self, username: str, method_id: str, caller_token: str) -> None:
         entity_id = self.access.require_entity_id(username)
@@ -254,6 +216,51 @@ class SecondFactor:
 def _factor(custodia: Custodia) -> SecondFactor:
     factor: SecondFactor | None = getattr(custodia, "second_factor", None)
     return factor if factor is not None else SecondFactor(custodia.access)
+
+
+class NotFirstLoginError(CustodyStateError):
+    """``segundo_factor.inscribir`` comes only with a first-login token (and nothing else does)."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(f"{username}: only a first login enrols a second factor")
+        self.username = username
+
+
+class FactorAlreadyEnrolledError(CustodyStateError):
+    """OpenBao holds a factor for the person already: nothing is generated again."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(f"{username} has a second factor already")
+        self.username = username
+
+
+def enrol(custodia: Custodia, actor: Actor, first_login: bool) -> dict[str, Any]:
+    """Step 2: ``actor`` is the user a first-login token was issued to (the service read it from
+    OpenBao, ``first_login``); their factor is generated for their own real entity with the
+    service's token, on Custodia's method only. The otpauth URI is returned to be sealed for
+    the caller; a person with a factor already gets nothing."""
+    if not first_login:
+        raise NotFirstLoginError(actor.username)
+    name = str(Username.parse(actor.username))
+    factor = _factor(custodia)
+    enforced = factor.enforcement()
+    if enforced is None:
+        raise SecondFactorNotEnforcedError
+    method_id, group_id = enforced
+    if not factor.is_member(name, group_id):
+        raise NotSecondFactorMemberError(name)
+    if not factor.has_first_login(name):
+        raise FactorAlreadyEnrolledError(name)  # confirmed already: the login is gone
+    entity_id = custodia.access.require_entity_id(name)
+    actor.proceed()
+    try:
+        uri = factor.client.totp_admin_generate(method_id, entity_id)
+    finally:
+        factor.revoke_first_login_token(actor.token)  # it served its one enrolment
+    if uri is None:
+        raise FactorAlreadyEnrolledError(name)
+    log.info("custody.second_factor.generated", username=name)
+    return {"usuario": name, "otpauth": uri}
 
 
 def confirm_enrolment(custodia: Custodia, actor: Actor) -> dict[str, Any]:

@@ -18,7 +18,7 @@ from custody.app.incidents import day_bound, local_minute
 from custody.service import protocol
 from custody.service.protocol import MAX_TEXT
 from custody.service.server import Call, Caller, Handler, claim_overlapping
-from custody.vault.client import VaultClient
+from custody.vault.client import TokenInfo, VaultClient
 from events.domain import ValidationError
 from events.domain.values import validate_email, validate_phone
 
@@ -44,12 +44,26 @@ class VaultAuthenticator:
         )
         from custody.service.server import NotAuthenticatedError
 
+        infra = (VaultUnreachableError, VaultUnavailableError, VaultSealedError, VaultServerError)
         try:
             info = self.client.lookup_self(token)
-        except (VaultUnreachableError, VaultUnavailableError, VaultSealedError, VaultServerError):
+        except infra:
             raise  # OpenBao could not answer (e.g. a failover): not a verdict on the token
         except Exception:  # any refusal means: not authenticated
-            raise NotAuthenticatedError("invalid") from None
+            info = None
+        if info is None:
+            # A first-login token (issue 18) holds no policy, not even lookup-self: the service
+            # asks OpenBao about it with its own token, and takes nothing else this way.
+            try:
+                info = self.client.lookup_token(token)
+            except infra:
+                raise
+            except Exception:
+                raise NotAuthenticatedError("invalid") from None
+            if info.first_login_user is None:
+                raise NotAuthenticatedError("invalid")
+        if info.first_login_user is not None:
+            return self._first_login(info, token)
         username = info.username
         if info.child:
             try:
@@ -71,6 +85,25 @@ class VaultAuthenticator:
             policies=info.policies + info.identity_policies,
             token=token,
             expires_at=info.expire_time,
+        )
+
+    def _first_login(self, info: TokenInfo, token: str) -> Caller:
+        """The caller of a first-login token: the user OpenBao issued it to on the first-login
+        mount (its path), flagged so the service lets it send one command only."""
+        from custody.service.server import NotAuthenticatedError
+        from events.domain import Username
+
+        try:
+            username = str(Username.parse(info.first_login_user or ""))
+        except Exception:
+            raise NotAuthenticatedError("no-identity") from None
+        return Caller(
+            username=username,
+            entity_id=info.entity_id or "",
+            policies=(),
+            token=token,
+            expires_at=info.expire_time,
+            first_login=True,
         )
 
     def _login_of(self, entity_id: str | None) -> str | None:

@@ -17,6 +17,9 @@ _CHANNEL = frozenset({"oficio", "memorandum", "correo_oficial", "fecha"})
 FACTOR_ARGUMENTS: dict[str, frozenset[str]] = {
     # Sent by ``sesion iniciar`` after a login OpenBao validated with a code.
     "segundo_factor.confirmar": frozenset(),
+    # Sent with a first-login token only (custody.service.server refuses it from any other
+    # token, and any other command from that one): the reply's otpauth URI is sealed.
+    "segundo_factor.inscribir": frozenset(),
     "personas.restablecer_factor": frozenset({"usuario", "motivo"}) | _CHANNEL,
     "personas.segundo_factor": frozenset({"usuario"}),
 }
@@ -38,6 +41,12 @@ def _reset(custodia: Custodia, call: Call) -> dict[str, Any]:
     return out
 
 
+def _enrol(custodia: Custodia, call: Call) -> dict[str, Any]:
+    out = second_factor.enrol(custodia, _actor(call), call.caller.first_login)
+    out["otpauth"] = call.seal(out["otpauth"])  # shown once, to the person enrolling
+    return out
+
+
 def _require(custodia: Custodia, call: Call) -> dict[str, Any]:
     out = second_factor.require(custodia, _actor(call), _text(call.args, "usuario", limit=64))
     out["contrasena"] = call.seal(out["contrasena"])  # shown once, to the coadministrator
@@ -50,6 +59,7 @@ def factor_handlers(custodia: Custodia) -> dict[str, Callable[[Call], Any]]:
 
     return {
         "segundo_factor.confirmar": lambda c: second_factor.confirm_enrolment(custodia, _actor(c)),
+        "segundo_factor.inscribir": _requiring_reply_key(lambda c: _enrol(custodia, c)),
         # The reply carries a sealed password: the reply key is checked before anything runs.
         "personas.restablecer_factor": _requiring_reply_key(lambda c: _reset(custodia, c)),
         "personas.segundo_factor": _requiring_reply_key(lambda c: _require(custodia, c)),

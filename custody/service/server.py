@@ -153,6 +153,9 @@ class Caller:
     policies: tuple[str, ...]
     token: str = field(repr=False)
     expires_at: datetime | None = None
+    # Issue 18: a token of the first-login mount, issued to ``username``: it may send
+    # FIRST_LOGIN_COMMAND and nothing else (its NATS identity: permissions.first_login_name).
+    first_login: bool = False
 
 
 class Authenticator(Protocol):
@@ -408,6 +411,12 @@ class CommandService:
                     command, headers.get(protocol.TOKEN_HEADER)
                 )
                 username = caller.username
+                from custody.service.permissions import FIRST_LOGIN_COMMAND
+
+                if caller.first_login != (command == FIRST_LOGIN_COMMAND):
+                    # A first login enrols a factor and does nothing else; no other token
+                    # enrols one (issue 18).
+                    raise NotAuthenticatedError("first-login")
                 if not self._own_inbox(command, caller, request._msg.reply):
                     # Someone else's inbox: the answer would reach another person.
                     _drop(command, request._msg.reply)
@@ -459,8 +468,10 @@ class CommandService:
         if not self.person_inboxes or command in self.public:
             return True
         from custody.service.callout import inbox_prefix
+        from custody.service.permissions import first_login_name
 
-        return str(reply or "").startswith(inbox_prefix(caller.username) + ".")
+        name = first_login_name(caller.username) if caller.first_login else caller.username
+        return str(reply or "").startswith(inbox_prefix(name) + ".")
 
     def _log(
         self,

@@ -83,6 +83,9 @@ class TokenInfo:
     # <role>`` for a child token (custody.vault.session.request_token).
     path: str = ""
     num_uses: int = 0
+    # Issue 18: the user a token of the first-login mount (Mounts.first_login) was issued to,
+    # read from the token's path (OpenBao's own); such a token names no person (username None).
+    first_login_user: str | None = None
 
     @property
     def child(self) -> bool:
@@ -539,14 +542,34 @@ class VaultClient:
             body = None
         if body is None:
             raise VaultTokenInvalidError("lookup-self")
+        return self._token_info(body)
+
+    def lookup_token(self, token: str) -> TokenInfo:
+        """What OpenBao says about ``token``, asked with this client's own token
+        (``auth/token/lookup``: the service's, for a first-login token, which holds no policy
+        and may not look itself up); an invalid token raises :class:`VaultTokenInvalidError`."""
+        try:
+            body = self.write("auth/token/lookup", {"token": token}, operation="lookup-token")
+        except (VaultPermissionDeniedError, VaultInvalidRequestError):
+            body = None
+        if not body:
+            raise VaultTokenInvalidError("lookup-token")
+        return self._token_info(body)
+
+    def _token_info(self, body: dict[str, Any]) -> TokenInfo:
         data = body.get("data") or {}
         meta = data.get("meta") or {}
         entity_id = data.get("entity_id") or None
         path = str(data.get("path") or "")
         username = meta.get("username") if isinstance(meta, dict) else None
+        first_login_user: str | None = None
+        first_login_path = f"auth/{self.mounts.first_login}/login/"
         if path.startswith(f"auth/{self.mounts.first_login}/"):
             # A first login (issue 18) may only enrol a second factor: it names nobody, so no
-            # command of the service is ever made for it (custody.service.commands).
+            # other command of the service is ever made for it (custody.service.commands). The
+            # user it was issued to is in the path OpenBao recorded at the login.
+            if path.startswith(first_login_path) and path.count("/") == 3:
+                first_login_user = path[len(first_login_path) :] or None
             username = None
         elif path.startswith("auth/token/"):
             # A child token's metadata is whatever its creator asked for (a person could name
@@ -574,6 +597,7 @@ class VaultClient:
             accessor=str(data.get("accessor") or ""),
             path=path,
             num_uses=int(data.get("num_uses") or 0),
+            first_login_user=first_login_user,
         )
 
     def create_child_token(self, role: str, *, ttl: int, num_uses: int) -> str:
@@ -675,6 +699,12 @@ class VaultClient:
         url = ((body or {}).get("data") or {}).get("url")
         return str(url) if url else None
 
+    def revoke_token_accessor(self, accessor: str) -> None:
+        """Revoke the token whose accessor is ``accessor`` (a used first-login token)."""
+        self.write(
+            "auth/token/revoke-accessor", {"accessor": accessor}, operation="revoke-accessor"
+        )
+
     def totp_admin_destroy(self, method_id: str, entity_id: str) -> None:
         """Forget ``entity_id``'s TOTP secret (a lost factor, reset by a coadministrator)."""
         self.write(
@@ -682,28 +712,3 @@ class VaultClient:
             {"method_id": method_id, "entity_id": entity_id},
             operation="second-factor-reset",
         )
-
-    def enrol_second_factor(self, username: str, password: str) -> str | None:
-        """A first login (issue 18): with ``password`` on the first-login mount, enrol the
-        person's TOTP factor through the throwaway login's only grant (``admin-generate`` for
-        that person, on Custodia's method); the otpauth URI, or None when there is no such
-        login (never made, or deleted after the enrolment) or the factor was enrolled already
-        (OpenBao answers nothing). The throwaway token is revoked either way."""
-        username = Username.parse(username)
-        anonymous = self.with_token(None)
-        try:
-            token = anonymous.login_userpass(username, password, mount=self.mounts.first_login)
-        except (VaultPermissionDeniedError, VaultInvalidRequestError, VaultNotFoundError):
-            return None
-        first = anonymous.with_token(token)
-        try:
-            info = first.lookup_self()
-            body = first.read(f"identity/entity/id/{info.entity_id}", operation="first-login")
-            metadata = (body.get("data") or {}).get("metadata") or {}
-            method_id, entity_id = metadata.get("metodo"), metadata.get("persona")
-            if not method_id or not entity_id:
-                return None
-            return first.totp_admin_generate(str(method_id), str(entity_id))
-        finally:
-            with contextlib.suppress(VaultError):
-                first.revoke_self()

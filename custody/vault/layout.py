@@ -91,13 +91,17 @@ SIGNER_POLICY = "custodia-firmante"  # the ledger follower's own token (custody.
 
 # Issue 18, the second factor: OpenBao's login MFA (TOTP), enforced on one identity group whose
 # members are the people who can read credentials (coadministrators, administrators). Their
-# first login enrols the factor through a login on the first-login mount (Mounts.first_login)
-# whose only policy is :func:`first_login_policy`.
+# first login enrols the factor through the service, with a token of the first-login mount
+# (Mounts.first_login) that holds no policy at all. Nothing writes an ACL policy at run time: the
+# two policies that pin the method's id are written once by ``custodia init``.
 MFA_METHOD_NAME = "custodia-segundo-factor"
 MFA_ISSUER = "IECM Custodia"
 MFA_GROUP = "custodia-segundo-factor"
 MFA_ENFORCEMENT = "custodia-segundo-factor"
-FIRST_LOGIN_POLICY_PREFIX = "custodia-primer-ingreso-"
+# A first-login token serves one enrolment: short-lived (and revoked by the service once used).
+FIRST_LOGIN_TOKEN_TTL = "15m"  # noqa: S105  # a duration, not a secret
+MFA_ENROL_POLICY = "custodia-segundo-factor-inscripcion"  # the service's token
+MFA_RESET_POLICY = "custodia-segundo-factor-restablecer"  # the coadministradores group
 
 KV_MAX_VERSIONS = 10
 # People's tokens: a working day, renewable up to a day (userpass mounts Custodia creates).
@@ -226,7 +230,6 @@ def policy_documents(mounts: Mounts | None = None) -> dict[str, str]:
         "first_login": mounts.first_login,
         "mfa_group": MFA_GROUP,
         "mfa_enforcement": MFA_ENFORCEMENT,
-        "first_login_policies": FIRST_LOGIN_POLICY_PREFIX + "*",
         "access": ACCESS_PREFIX,
     }
     # People's own policies: markers only, and an explicit deny on every secret path.
@@ -258,20 +261,20 @@ def policy_documents(mounts: Mounts | None = None) -> dict[str, str]:
     return docs
 
 
-def first_login_policy_name(username: str) -> str:
-    """The policy of ``username``'s first-login user: ``custodia-primer-ingreso-ana``."""
-    return FIRST_LOGIN_POLICY_PREFIX + username
-
-
-def first_login_policy(method_id: str, entity_id: str) -> str:
-    """One person's first-login policy: ``admin-generate`` on Custodia's TOTP method for that
-    person's entity only (both pinned with ``allowed_parameters``), nothing else."""
-    for value in (method_id, entity_id):
-        if not re.fullmatch(r"[0-9a-f-]{36}", value):
-            raise ValueError("not an OpenBao identifier")
-    return _template("primer-ingreso.hcl").substitute(
-        {"first_login": Mounts().first_login}, method_id=method_id, entity_id=entity_id
-    )
+def second_factor_policies(method_id: str) -> dict[str, str]:
+    """The two policies pinned to Custodia's TOTP method (its id is OpenBao's choice, known only
+    once the method exists): ``admin-generate`` for the service, ``admin-destroy`` for the
+    coadministrators. Written by :func:`ensure_second_factor` with the administrative token."""
+    if not re.fullmatch(r"[0-9a-f-]{36}", method_id):
+        raise ValueError("not an OpenBao identifier")
+    return {
+        MFA_ENROL_POLICY: _template("segundo-factor-inscripcion.hcl").substitute(
+            method_id=method_id
+        ),
+        MFA_RESET_POLICY: _template("segundo-factor-restablecer.hcl").substitute(
+            method_id=method_id
+        ),
+    }
 
 
 def secret_paths(mounts: Mounts) -> list[str]:
@@ -348,7 +351,11 @@ class GroupSpec:
 def group_specs() -> list[GroupSpec]:
     """The 3 role groups and the 33 district administrator groups."""
     specs = [
-        GroupSpec(COADMIN_GROUP, (COADMIN_POLICY,), {"custodia": "rol", "rol": "coadministrador"}),
+        GroupSpec(
+            COADMIN_GROUP,
+            (COADMIN_POLICY, MFA_RESET_POLICY),
+            {"custodia": "rol", "rol": "coadministrador"},
+        ),
         GroupSpec(TITULAR_GROUP, (TITULAR_POLICY,), {"custodia": "rol", "rol": "titular"}),
         GroupSpec(SECRETARIA_GROUP, (SECRETARIA_POLICY,), {"custodia": "rol", "rol": "secretaria"}),
     ]
@@ -395,7 +402,11 @@ def ensure_layout(client: VaultClient, *, second_factor: bool = False) -> Layout
     _ensure_mounts(client, report)
     _ensure_userpass(client, report)
     _ensure_userpass(
-        client, report, client.mounts.first_login, "Custodia: first logins (second factor)"
+        client,
+        report,
+        client.mounts.first_login,
+        "Custodia: first logins (second factor)",
+        (FIRST_LOGIN_TOKEN_TTL, FIRST_LOGIN_TOKEN_TTL),
     )
     client.write(
         f"{mounts.kv}/config",
@@ -457,6 +468,8 @@ def ensure_second_factor(
         report.created.append(f"mfa:{MFA_METHOD_NAME}")
     else:
         report.unchanged.append(f"mfa:{MFA_METHOD_NAME}")
+    for name, text in second_factor_policies(method_id).items():
+        _ensure_policy(client, report, name, text)
     _ensure_group(client, report, GroupSpec(MFA_GROUP, (), {"custodia": "segundo-factor"}))
     group = client.read(f"identity/group/name/{MFA_GROUP}", operation="layout")
     group_id = str((group.get("data") or {}).get("id") or "")
@@ -575,6 +588,7 @@ def _ensure_userpass(
     report: LayoutReport,
     path: str | None = None,
     description: str = "Custodia: people's logins",
+    ttl: tuple[str, str] = (USER_TOKEN_TTL, USER_TOKEN_MAX_TTL),
 ) -> None:
     path = path or client.mounts.userpass
     body = client.read("sys/auth", operation="layout")
@@ -588,7 +602,7 @@ def _ensure_userpass(
         )
         client.write(
             f"sys/auth/{path}/tune",
-            {"default_lease_ttl": USER_TOKEN_TTL, "max_lease_ttl": USER_TOKEN_MAX_TTL},
+            {"default_lease_ttl": ttl[0], "max_lease_ttl": ttl[1]},
             operation="layout",
         )
         report.created.append(f"auth:{path}")
@@ -679,7 +693,11 @@ def create_service_token(
     """
     body = client.write(
         "auth/token/create-orphan",
-        {"policies": [policy], "period": period, "display_name": display_name},
+        {
+            "policies": [policy, MFA_ENROL_POLICY] if policy == SERVICE_POLICY else [policy],
+            "period": period,
+            "display_name": display_name,
+        },
         operation="create-service-token",
     )
     token = ((body or {}).get("auth") or {}).get("client_token")

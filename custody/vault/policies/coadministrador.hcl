@@ -78,29 +78,13 @@ path "identity/group/name/secretaria" {
 }
 
 # The second factor (issue 18): who must use it is written with a coadministrator's own token,
-# like the role groups (members only). At a registration and at a recorded reset, the
-# coadministrator's token writes the person's first-login policy (rendered by the service:
-# custody.vault.layout.first_login_policy) and, at a reset, destroys the lost factor. The
-# service's token can do none of this.
+# like the role groups (members only). Destroying a lost factor (a recorded reset) is granted by
+# the policy custodia-segundo-factor-restablecer (written once by custodia init: it pins
+# Custodia's TOTP method, whose id OpenBao chooses). No coadministrator writes any ACL policy.
 path "identity/group/name/${mfa_group}" {
   capabilities = ["read", "update"]
   allowed_parameters = {
     "member_entity_ids" = []
-  }
-}
-
-path "sys/policies/acl/${first_login_policies}" {
-  capabilities = ["create", "update"]
-  allowed_parameters = {
-    "policy" = []
-  }
-}
-
-path "identity/mfa/method/totp/admin-destroy" {
-  capabilities = ["update"]
-  allowed_parameters = {
-    "method_id" = []
-    "entity_id" = []
   }
 }
 

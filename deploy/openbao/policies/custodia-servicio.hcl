@@ -112,25 +112,29 @@ path "sys/auth" {
   capabilities = ["read"]
 }
 
-# Issue 18, the second factor. A first-login user (enrolment only) is created with one policy
-# whose name starts "custodia-primer-ingreso-*" — a plain name: a list, or a comma-separated
-# string naming any other policy, is refused (denied_parameters) — and deleted once the person
-# enrolled. Those policies are written with a coadministrator's own token, never this one;
-# this token may only delete them (after the enrolment). It can neither enrol nor destroy a
-# factor, nor change who the factor is enforced on.
+# Issue 18, the second factor. A first-login user (enrolment only) is created with a password
+# and no policy at all, not even ``default`` (token_no_default_policy pinned to true; any other
+# parameter, e.g. token_policies or policies, is refused by OpenBao), and deleted once the
+# person enrolled. Its token can do nothing in OpenBao; the service looks it up (auth/token/lookup)
+# and, for that token's own user only, generates the factor with admin-generate, granted by
+# custodia-segundo-factor-inscripcion (written once by custodia init, pinned to Custodia's
+# method). This token writes no ACL policy and cannot destroy a factor.
 path "auth/userpass-primer-ingreso/users/+" {
   capabilities = ["create", "delete"]
   allowed_parameters = {
-    "password"       = []
-    "token_policies" = ["custodia-primer-ingreso-*"]
-  }
-  denied_parameters = {
-    "token_policies" = ["*,*"]
+    "password"                = []
+    "token_no_default_policy" = [true]
   }
 }
 
-path "sys/policies/acl/custodia-primer-ingreso-*" {
-  capabilities = ["delete"]
+# Whether a person still has a first login (enrolment not confirmed yet).
+path "auth/userpass-primer-ingreso/users" {
+  capabilities = ["list"]
+}
+
+# Who presents a token to the service (a first login's token may not look itself up).
+path "auth/token/lookup" {
+  capabilities = ["update"]
 }
 
 # Whether the factor is enforced, and on which method (custody.app.second_factor).

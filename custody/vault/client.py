@@ -61,8 +61,8 @@ class Mounts:
     totp: str = "custodia-totp"
     transit: str = "custodia-transit"
     userpass: str = "userpass"
-    # Issue 18, the second factor: logins used only to enrol one's TOTP factor, each of a
-    # throwaway entity whose only policy may enrol exactly one person (custody.app.second_factor).
+    # Issue 18, the second factor: logins used only to enrol one's TOTP factor. Their tokens
+    # hold no policy at all; the service enrols the token's own person (custody.app.second_factor).
     first_login: str = "userpass-primer-ingreso"
 
 

@@ -1,4 +1,5 @@
-"""Issue 18, the second factor: the method-pinned policies, the service's and a first login's\nrights, and the policy file's switch."""
+"""Issue 18, the second factor: the method-pinned policies, the service's and a first login's
+rights, and the policy file's switch."""
 
 from __future__ import annotations
 

@@ -108,17 +108,33 @@ class Story:
         return result.stderr.strip().removeprefix("Error: ")
 
     def login(self, user: str) -> None:
-        result = self.run(
-            user,
-            "sesion",
-            "iniciar",
-            "--usuario",
-            user,
-            "--password-stdin",
-            stdin=self.passwords[user] + "\n",
-        )
+        """``sesion iniciar``; people who can read credentials use OpenBao's second factor: at
+        their first login the demo takes the otpauth URI shown once, as an authenticator app
+        would, and logs in with its current code (issue 18)."""
+        args = ("sesion", "iniciar", "--usuario", user, "--password-stdin", "--json")
+        result = self.run(user, *args, stdin=self.passwords[user] + "\n")
         if result.returncode != 0:
             raise DemoError(result.stderr.strip())
+        answer = json.loads(result.stdout)
+        if answer.get("otpauth"):
+            code = totp_now(str(answer["otpauth"]))
+            result = self.run(user, *args, "--codigo", code, stdin=self.passwords[user] + "\n")
+            if result.returncode != 0:
+                raise DemoError(result.stderr.strip())
+
+
+def totp_now(uri: str) -> str:
+    """The current code of an otpauth URI (what the person's authenticator app shows)."""
+    import base64
+    from urllib.parse import parse_qs, urlparse
+
+    from cryptography.hazmat.primitives.hashes import SHA1
+    from cryptography.hazmat.primitives.twofactor.totp import TOTP
+
+    secret = parse_qs(urlparse(uri).query)["secret"][0]
+    key = base64.b32decode(secret + "=" * (-len(secret) % 8))
+    totp = TOTP(key, 6, SHA1(), 30, enforce_key_length=False)  # noqa: S303  # RFC 6238
+    return totp.generate(int(time.time())).decode()
 
 
 def demo(

@@ -299,6 +299,36 @@ _DOMAIN: dict[str, tuple[int, Render]] = {
             "UTCSyD pueden hacer esto."
         ),
     ),
+    "OwnFactorResetError": (
+        EXIT_DENIED,
+        lambda e: (
+            "No puede restablecer su propio segundo factor: debe hacerlo otra persona "
+            "coadministradora."
+        ),
+    ),
+    "SecondFactorNotEnforcedError": (
+        EXIT_DOMAIN,
+        lambda e: (
+            "OpenBao no exige segundo factor en esta instalación "
+            "([segundo_factor] obligatorio = false)."
+        ),
+    ),
+    "AlreadySecondFactorMemberError": (
+        EXIT_DOMAIN,
+        lambda e: f"{_attr(e, 'username')} ya usa segundo factor.",
+    ),
+    "NotFirstLoginError": (
+        EXIT_DENIED,
+        lambda e: "Solo un primer ingreso puede registrar un segundo factor.",
+    ),
+    "FactorAlreadyEnrolledError": (
+        EXIT_DOMAIN,
+        lambda e: f"{_attr(e, 'username')} ya registró su segundo factor: no se genera otro.",
+    ),
+    "NotSecondFactorMemberError": (
+        EXIT_DOMAIN,
+        lambda e: f"{_attr(e, 'username')} no usa segundo factor: no hay nada que restablecer.",
+    ),
     "SelfRevocationError": (
         EXIT_DENIED,
         lambda e: "No puede revocar su propio rol de coadministración.",

@@ -55,28 +55,21 @@ def sesion_iniciar(
             "--codigo", help="Código de seis dígitos de su segundo factor, si OpenBao lo exige."
         ),
     ] = None,
+    json_output: Json = False,
 ) -> None:
     """Se autentica contra OpenBao y guarda el token (modo 0600) en CUSTODIA_HOME.
+
+    Quien puede leer credenciales usa un segundo factor que exige OpenBao: en su primer
+    ingreso se muestra una sola vez el URI otpauth (y un código QR) para su aplicación
+    autenticadora; desde entonces se requiere --codigo. Tras un restablecimiento, use la
+    contraseña de primer ingreso que le entregó la UTCSyD para registrar el factor nuevo.
 
     Ejemplo: [cyan]echo "$CLAVE" | custodia sesion iniciar --usuario ana --password-stdin[/cyan]
     Con segundo factor: [cyan]... --password-stdin --codigo 123456[/cyan]
     """
-    from cli.remote import settings
-    from custody.bootstrap import resolve
-    from custody.vault import session as sessions
+    from cli.factor import login_or_enrol
 
-    current = settings()
-    password = _read_secret_stdin(password_stdin, "Contraseña")
-    endpoints = resolve(current, "cliente")
-    opened = sessions.login(
-        endpoints.vault_addr,
-        usuario,
-        password,
-        sessions.session_path(current),
-        verify=endpoints.vault_verify,
-        code=codigo.strip() if codigo else None,
-    )
-    typer.echo(f"Sesión iniciada como {opened.username}.")
+    login_or_enrol(usuario, _read_secret_stdin(password_stdin, "Contraseña"), codigo, json_output)
 
 
 @sesion.command("cerrar")
@@ -173,6 +166,66 @@ def personas_revocar(
         {"usuario": usuario, "rol": rol, **channel_args(oficio, memorandum, correo_oficial, fecha)},
     )
     show(data, json_output, "Rol revocado")
+
+
+@personas.command("segundo-factor")
+def personas_segundo_factor(
+    usuario: Annotated[str, typer.Option("--usuario", help="Usuario (titular o secretaria).")],
+    json_output: Json = False,
+) -> None:
+    """Exige el segundo factor a una persona que no lee credenciales (titular o Secretaría
+    Ejecutiva) que lo pide (solo coadministración; queda en la bitácora). Quien lee
+    credenciales ya lo tiene desde su alta. Se crea un primer ingreso con una contraseña nueva,
+    que se muestra una sola vez para entregarla a la persona: con ella registra su factor en
+    «custodia sesion iniciar»; después usa su contraseña de siempre con «--codigo».
+
+    Ejemplo: [cyan]custodia personas segundo-factor --usuario luis[/cyan]
+    """
+    data = call("personas.segundo_factor", {"usuario": usuario})
+    if json_output:
+        show(data, True)
+        return
+    typer.echo(f"{data['usuario']} usará segundo factor desde ahora.")
+    typer.echo("Contraseña de primer ingreso (se muestra una sola vez; entréguela a la persona):")
+    typer.echo(f"  {data['contrasena']}")
+
+
+@personas.command("restablecer-factor")
+def personas_restablecer_factor(
+    usuario: Annotated[str, typer.Option("--usuario", help="Usuario que perdió su factor.")],
+    motivo: Annotated[str, typer.Option("--motivo", help="Por qué se restablece.")],
+    oficio: Oficio = None,
+    memorandum: Memo = None,
+    correo_oficial: Correo = None,
+    fecha: Fecha = None,
+    json_output: Json = False,
+) -> None:
+    """Restablece el segundo factor perdido de otra persona (solo coadministración, con vía
+    oficial; queda en la bitácora). OpenBao olvida el factor anterior y se crea un primer
+    ingreso con una contraseña nueva, que se muestra una sola vez para entregarla a la
+    persona: con ella registra su factor nuevo en «custodia sesion iniciar».
+
+    Ejemplo: [cyan]custodia personas restablecer-factor --usuario bety --motivo "extravío
+    del teléfono" --oficio UTCSyD/077/2026[/cyan]
+    """
+    data = call(
+        "personas.restablecer_factor",
+        {
+            "usuario": usuario,
+            "motivo": motivo,
+            **channel_args(oficio, memorandum, correo_oficial, fecha),
+        },
+    )
+    if json_output:
+        show(data, True)
+        return
+    typer.echo(f"Segundo factor de {data['usuario']} restablecido.")
+    typer.echo("Contraseña de primer ingreso (se muestra una sola vez; entréguela a la persona):")
+    typer.echo(f"  {data['contrasena']}")
+    typer.echo(
+        "La persona inicia sesión con esa contraseña para registrar su factor nuevo; después "
+        "sigue usando su contraseña de siempre con «--codigo»."
+    )
 
 
 @personas.command("baja")

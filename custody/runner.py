@@ -145,7 +145,9 @@ def initialize(
     if token is None:
         return _initialize_again(settings, endpoints, username)
     admin = VaultClient(endpoints.vault_addr, token, verify=endpoints.vault_verify)
-    report = ensure_layout(admin)
+    from custody.app.second_factor import SecondFactor, required_by_policy
+
+    report = ensure_layout(admin, second_factor=required_by_policy(settings.policy_file))
     token_file = settings.home / "secrets" / bootstrap.SERVICE_TOKEN_FILE
     if not token_file.exists():
         bootstrap.save_service_token(settings, create_service_token(admin))
@@ -165,6 +167,9 @@ def initialize(
     finally:
         app.close()
     access.ensure_person(username, password, "coadministrador")
+    if created:
+        # Issue 18: the first coadministrator enrols a second factor at their first login.
+        SecondFactor(access).prepare(username, password)
     changes = len(getattr(report, "created", [])) + len(getattr(report, "updated", []))
     revoked = False
     if embedded_root:

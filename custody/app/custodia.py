@@ -354,6 +354,9 @@ class Custodia:
         if role == "titular" and code:
             registered = existing if existing is not None else person
             self._appoint_registered_titular(by, registered, code)
+        from custody.app import second_factor  # issue 18: readers of credentials use one
+
+        second_factor.on_registered(self, actor, str(username), role, password)
         return {"usuario": str(username), "rol": role, "distrito": code}
 
     def _registered(self, pid: UUID) -> Person | None:
@@ -380,6 +383,8 @@ class Custodia:
                     "roles": dict(item.roles),
                     "borrado": item.erased,
                     "baja": _iso(getattr(item, "departed_at", None)),
+                    # Issue 18: inscrito | restablecido | null (the resets are in the ledger).
+                    "segundo_factor": item.second_factor,
                 }
             )
         return sorted(people, key=lambda p: str(p["usuario"]))

@@ -35,6 +35,8 @@ from custody.service.permissions import (
     ACCOUNT,
     AUTH_ACCOUNT,
     CALLOUT_USER,
+    FIRST_LOGIN_COMMAND,
+    first_login_name,
     inbox_prefix,
     subject_name,
 )
@@ -90,8 +92,15 @@ def decode_claims(token: str) -> dict[str, Any]:
     return claims
 
 
-def user_permissions(username: str) -> dict[str, Any]:
-    """A person's rights on NATS: send commands, read their own inbox."""
+def user_permissions(username: str, *, first_login: bool = False) -> dict[str, Any]:
+    """A person's rights on NATS: send commands, read their own inbox. A first-login token's
+    connection (issue 18) may send one command, ``segundo_factor.inscribir``, and read the
+    inbox of its own name (:func:`first_login_name`), which no person's connection has."""
+    if first_login:
+        return {
+            "pub": {"allow": [f"{SUBJECT_PREFIX}.{FIRST_LOGIN_COMMAND}"]},
+            "sub": {"allow": [f"{inbox_prefix(first_login_name(username))}.>"]},
+        }
     return {
         "pub": {"allow": [f"{SUBJECT_PREFIX}.>"]},
         "sub": {"allow": [f"{inbox_prefix(username)}.>"]},
@@ -137,7 +146,14 @@ class AuthCallout:
         answer: dict[str, Any]
         try:
             caller = await self._authenticate(token)
-            answer = {"jwt": self.user_jwt(user_nkey, caller.username, caller.expires_at)}
+            answer = {
+                "jwt": self.user_jwt(
+                    user_nkey,
+                    caller.username,
+                    caller.expires_at,
+                    first_login=bool(getattr(caller, "first_login", False)),
+                )
+            }
             log.info("conexion_autorizada", usuario=caller.username)
         except Exception as exc:  # any failure is a refusal (never the token in the log)
             answer = {"error": "no autorizado"}
@@ -155,7 +171,9 @@ class AuthCallout:
         check = getattr(self.authenticator, "fresh", self.authenticator.authenticate)
         return await loop.run_in_executor(None, check, token)
 
-    def user_jwt(self, user_nkey: str, username: str, expires_at: Any = None) -> str:
+    def user_jwt(
+        self, user_nkey: str, username: str, expires_at: Any = None, *, first_login: bool = False
+    ) -> str:
         """The person's user JWT: placed in the CUSTODIA account, with their rights."""
         if not subject_name(username):
             raise ValueError("empty user name")
@@ -166,9 +184,9 @@ class AuthCallout:
             "iss": self.issuer,
             "sub": user_nkey,
             "aud": self.account,
-            "name": username,
+            "name": first_login_name(username) if first_login else username,
             "nats": {
-                **user_permissions(username),
+                **user_permissions(username, first_login=first_login),
                 "subs": -1,
                 "data": -1,
                 "payload": -1,

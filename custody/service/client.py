@@ -68,11 +68,15 @@ class CommandClient:
         *,
         timeout: float = 15.0,
         username: str | None = None,
+        first_login: bool = False,
     ) -> None:
         self.endpoints = endpoints
         self._token = token
         self.timeout = timeout
         self.username = username
+        # Issue 18: ``token`` is a first-login token of ``username`` (no policy: it makes no
+        # request token and is sent as is; the service revokes it once used).
+        self.first_login = first_login
         self.retries = 0  # requests sent again (same request id) by this client, in total
 
     def __repr__(self) -> str:
@@ -89,12 +93,14 @@ class CommandClient:
         if not token or "user" in options or "user_credentials" in options:
             return options
         from custody.service.permissions import (
+            first_login_name,
             inbox_prefix,  # not nats_callout: the service side logs
         )
 
         if self.username is None:
             self.username = self._owner()
-        return {**options, "token": token, "inbox_prefix": inbox_prefix(self.username)}
+        name = first_login_name(self.username) if self.first_login else self.username
+        return {**options, "token": token, "inbox_prefix": inbox_prefix(name)}
 
     def _request_token(self, command: str, retries: int) -> str:
         """A request token for one call of ``command`` (custody.vault.session.request_token)."""
@@ -191,7 +197,10 @@ class CommandClient:
         if key is not None:
             headers[protocol.REPLY_KEY_HEADER] = key.public_b64()
         token: str | None = None
-        if self._token:
+        if self._token and self.first_login:
+            token = self._token
+            headers[protocol.TOKEN_HEADER] = token
+        elif self._token:
             # Sealing (with the session token, to OpenBao only) and the request token at once.
             pending = asyncio.gather(
                 asyncio.to_thread(self._seal, command, headers[protocol.REQUEST_ID_HEADER], args),
@@ -208,7 +217,7 @@ class CommandClient:
 
         async def forget() -> None:
             """Revoke the request token (once), alongside closing the connection."""
-            if token is not None and not forgotten:
+            if token is not None and not forgotten and not self.first_login:
                 forgotten.append(True)
                 await asyncio.to_thread(self._forget, token)
 

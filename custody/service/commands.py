@@ -39,11 +39,12 @@ from custody.service.args import (
     text,
 )
 from custody.service.controls_commands import control_handlers
+from custody.service.factor_commands import factor_handlers
 from custody.service.people_commands import people_handlers
 from custody.service.server import Call, Caller, Handler, NotAuthenticatedError, claim_overlapping
 from custody.service.spec import COMMANDS, CommandSpec
 from custody.service.web_commands import web_handlers
-from custody.vault.client import VaultClient
+from custody.vault.client import TokenInfo, VaultClient
 from events.domain import ValidationError
 from events.domain.values import validate_email
 from events.errors import ConfigurationError
@@ -62,12 +63,27 @@ class VaultAuthenticator:
         self._accessor: str | None = None
 
     def authenticate(self, token: str) -> Caller:
+        infra = (VaultUnreachableError, VaultUnavailableError, VaultSealedError, VaultServerError)
         try:
-            info = self.client.lookup_self(token)
-        except (VaultUnreachableError, VaultUnavailableError, VaultSealedError, VaultServerError):
+            found: TokenInfo | None = self.client.lookup_self(token)
+        except infra:
             raise  # OpenBao could not answer (e.g. a failover): not a verdict on the token
         except Exception:  # any refusal means: not authenticated
-            raise NotAuthenticatedError("invalid") from None
+            found = None
+        if found is None:
+            # A first-login token (issue 18) holds no policy, not even lookup-self: the service
+            # asks OpenBao about it with its own token, and takes nothing else this way.
+            try:
+                found = self.client.lookup_token(token)
+            except infra:
+                raise
+            except Exception:
+                raise NotAuthenticatedError("invalid") from None
+            if found.first_login_user is None:
+                raise NotAuthenticatedError("invalid")
+        info = found
+        if info.first_login_user is not None:
+            return self._first_login(info, token)
         username = info.username
         if info.child:
             try:
@@ -89,6 +105,24 @@ class VaultAuthenticator:
             policies=info.policies + info.identity_policies,
             token=token,
             expires_at=info.expire_time,
+        )
+
+    def _first_login(self, info: TokenInfo, token: str) -> Caller:
+        """The caller of a first-login token: the user OpenBao issued it to on the first-login
+        mount (its path), flagged so the service lets it send one command only."""
+        from events.domain import Username
+
+        try:
+            username = str(Username.parse(info.first_login_user or ""))
+        except Exception:
+            raise NotAuthenticatedError("no-identity") from None
+        return Caller(
+            username=username,
+            entity_id=info.entity_id or "",
+            policies=(),
+            token=token,
+            expires_at=info.expire_time,
+            first_login=True,
         )
 
     def _login_of(self, entity_id: str | None) -> str | None:
@@ -293,6 +327,7 @@ def handler_tables(custodia: Custodia) -> Iterator[Mapping[str, Handler]]:
     yield people_handlers(custodia)  # issue 18: contact reads, transfers
     yield account_handlers(custodia)  # issue 19: an account's life, opening to closure (10)
     yield web_handlers(custodia)  # issue 20: what the web view needs of the service
+    yield factor_handlers(custodia)  # issue 18: the login's second factor
 
 
 class UnknownArgumentError(ValidationError):

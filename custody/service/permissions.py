@@ -62,6 +62,17 @@ def subject_name(username: str) -> str:
     return _UNSAFE_IN_SUBJECT.sub("", username.replace(".", "~"))
 
 
+# The only command a first-login token may send (custody.service.factor_commands): the
+# service refuses any other from it, and NATS lets its connection publish nowhere else.
+FIRST_LOGIN_COMMAND = "segundo_factor.inscribir"
+
+
+def first_login_name(username: str) -> str:
+    """The NATS name of ``username``'s first-login connection (issue 18): ``primer-ingreso+ana``.
+    No user name holds a ``+``, so it is nobody's name and its inbox is nobody else's."""
+    return f"primer-ingreso+{username}"
+
+
 def inbox_prefix(username: str) -> str:
     """The inbox prefix of ``username``'s connections: ``_INBOX.<user>`` (the auth callout grants
     it; the client connects with it)."""

@@ -43,7 +43,7 @@ MAX_TEXT = 4000
 _COMMAND = re.compile(r"^[a-z][a-z0-9_-]{0,30}(\.[a-z][a-z0-9_-]{0,30}){0,2}$")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9-]{8,64}$")
 _HKDF_INFO = b"custodia reply v1"
-SEALED_FIELDS = frozenset({"contrasena", "envoltorio"})  # reply fields that travel only sealed
+SEALED_FIELDS = frozenset({"contrasena", "envoltorio", "otpauth"})  # reply fields: only sealed
 
 
 class ProtocolError(CustodiaError):

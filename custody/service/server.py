@@ -27,8 +27,13 @@ from typing import Any, Protocol
 import structlog
 
 from custody.service import protocol
+from custody.service.permissions import (
+    FIRST_LOGIN_COMMAND,
+    INBOX_PREFIX,
+    first_login_name,
+    inbox_prefix,
+)
 from custody.service.permissions import IDEMPOTENCY_BUCKET as IDEMPOTENCY_BUCKET
-from custody.service.permissions import INBOX_PREFIX, inbox_prefix
 from custody.service.spec import READ_ONLY as READ_ONLY  # change nothing: no idempotency record
 from events.errors import ConfigurationError, CustodiaError, InfrastructureError
 
@@ -142,6 +147,9 @@ class Caller:
     policies: tuple[str, ...]
     token: str = field(repr=False)
     expires_at: datetime | None = None
+    # Issue 18: a token of the first-login mount, issued to ``username``: it may send
+    # FIRST_LOGIN_COMMAND and nothing else (its NATS identity: permissions.first_login_name).
+    first_login: bool = False
 
 
 class Authenticator(Protocol):
@@ -397,6 +405,10 @@ class CommandService:
                     command, headers.get(protocol.TOKEN_HEADER)
                 )
                 username = caller.username
+                if caller.first_login != (command == FIRST_LOGIN_COMMAND):
+                    # A first login enrols a factor and does nothing else; no other token
+                    # enrols one (issue 18).
+                    raise NotAuthenticatedError("first-login")
                 if not self._own_inbox(command, caller, request._msg.reply):
                     # Someone else's inbox: the answer would reach another person.
                     _drop(command, request._msg.reply)
@@ -447,7 +459,8 @@ class CommandService:
     def _own_inbox(self, command: str, caller: Caller, reply: str | None) -> bool:
         if not self.person_inboxes or command in self.public:
             return True
-        return str(reply or "").startswith(inbox_prefix(caller.username) + ".")
+        name = first_login_name(caller.username) if caller.first_login else caller.username
+        return str(reply or "").startswith(inbox_prefix(name) + ".")
 
     def _log(
         self,

@@ -94,6 +94,14 @@ COMMANDS = registry(
     CommandSpec("personas.contacto", {"usuario", "motivo"}, sealed_reply=True),
     # A transfer (``personas importar``): every other role ends, the new one is granted.
     CommandSpec("personas.cambiar", {"usuario", "rol", "distrito"} | CHANNEL),
+    # The login's second factor (issue 18). ``confirmar``: sent by ``sesion iniciar`` after a
+    # login OpenBao validated with a code. ``inscribir``: sent with a first-login token only
+    # (the server refuses it from any other token, and any other command from that one); its
+    # otpauth URI is sealed. The reset and the opt-in return a first-login password, sealed.
+    CommandSpec("segundo_factor.confirmar"),
+    CommandSpec("segundo_factor.inscribir", sealed_reply=True),
+    CommandSpec("personas.restablecer_factor", {"usuario", "motivo"} | CHANNEL, sealed_reply=True),
+    CommandSpec("personas.segundo_factor", {"usuario"}, sealed_reply=True),
     CommandSpec("reconciliar", {"reparar"}),
     # -- accounts, titulars, designations, absences --
     CommandSpec(

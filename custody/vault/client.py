@@ -62,6 +62,9 @@ class Mounts:
     totp: str = "custodia-totp"
     transit: str = "custodia-transit"
     userpass: str = "userpass"
+    # Issue 18, the second factor: logins used only to enrol one's TOTP factor. Their tokens
+    # hold no policy at all; the service enrols the token's own person (custody.app.second_factor).
+    first_login: str = "userpass-primer-ingreso"
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,9 @@ class TokenInfo:
     # <role>`` for a child token (custody.vault.session.request_token).
     path: str = ""
     num_uses: int = 0
+    # Issue 18: the user a token of the first-login mount (Mounts.first_login) was issued to,
+    # read from the token's path (OpenBao's own); such a token names no person (username None).
+    first_login_user: str | None = None
 
     @property
     def child(self) -> bool:
@@ -537,12 +543,36 @@ class VaultClient:
             body = None
         if body is None:
             raise VaultTokenInvalidError("lookup-self")
+        return self._token_info(body)
+
+    def lookup_token(self, token: str) -> TokenInfo:
+        """What OpenBao says about ``token``, asked with this client's own token
+        (``auth/token/lookup``: the service's, for a first-login token, which holds no policy
+        and may not look itself up); an invalid token raises :class:`VaultTokenInvalidError`."""
+        try:
+            body = self.write("auth/token/lookup", {"token": token}, operation="lookup-token")
+        except (VaultPermissionDeniedError, VaultInvalidRequestError):
+            body = None
+        if not body:
+            raise VaultTokenInvalidError("lookup-token")
+        return self._token_info(body)
+
+    def _token_info(self, body: dict[str, Any]) -> TokenInfo:
         data = body.get("data") or {}
         meta = data.get("meta") or {}
         entity_id = data.get("entity_id") or None
         path = str(data.get("path") or "")
         username = meta.get("username") if isinstance(meta, dict) else None
-        if path.startswith("auth/token/"):
+        first_login_user: str | None = None
+        first_login_path = f"auth/{self.mounts.first_login}/login/"
+        if path.startswith(f"auth/{self.mounts.first_login}/"):
+            # A first login (issue 18) may only enrol a second factor: it names nobody, so no
+            # other command of the service is ever made for it (custody.service.commands). The
+            # user it was issued to is in the path OpenBao recorded at the login.
+            if path.startswith(first_login_path) and path.count("/") == 3:
+                first_login_user = path[len(first_login_path) :] or None
+            username = None
+        elif path.startswith("auth/token/"):
             # A child token's metadata is whatever its creator asked for (a person could name
             # someone else): its owner is found by its entity's login (custody.service.commands),
             # and
@@ -568,6 +598,7 @@ class VaultClient:
             accessor=str(data.get("accessor") or ""),
             path=path,
             num_uses=int(data.get("num_uses") or 0),
+            first_login_user=first_login_user,
         )
 
     def create_child_token(self, role: str, *, ttl: int, num_uses: int) -> str:
@@ -654,3 +685,31 @@ class VaultClient:
         if not token:
             raise SecondFactorRefusedError(username)
         return str(token)
+
+    # -- the second factor (issue 18) ------------------------------------------------------
+
+    def totp_admin_generate(self, method_id: str, entity_id: str) -> str | None:
+        """OpenBao's ``admin-generate`` for ``entity_id`` on the TOTP login method: the otpauth
+        URI, shown once; None when the entity already has a secret (OpenBao answers
+        ``data: null`` and does not rotate it)."""
+        body = self.write(
+            "identity/mfa/method/totp/admin-generate",
+            {"method_id": method_id, "entity_id": entity_id},
+            operation="second-factor-enrol",
+        )
+        url = ((body or {}).get("data") or {}).get("url")
+        return str(url) if url else None
+
+    def revoke_token_accessor(self, accessor: str) -> None:
+        """Revoke the token whose accessor is ``accessor`` (a used first-login token)."""
+        self.write(
+            "auth/token/revoke-accessor", {"accessor": accessor}, operation="revoke-accessor"
+        )
+
+    def totp_admin_destroy(self, method_id: str, entity_id: str) -> None:
+        """Forget ``entity_id``'s TOTP secret (a lost factor, reset by a coadministrator)."""
+        self.write(
+            "identity/mfa/method/totp/admin-destroy",
+            {"method_id": method_id, "entity_id": entity_id},
+            operation="second-factor-reset",
+        )

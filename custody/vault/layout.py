@@ -98,6 +98,20 @@ SERVICE_POLICY = "custodia-servicio"
 LEDGER_RECORDS = "bitacora"
 SIGNER_POLICY = "custodia-firmante"  # the ledger follower's own token (custody.ledger.anchor)
 
+# Issue 18, the second factor: OpenBao's login MFA (TOTP), enforced on one identity group whose
+# members are the people who can read credentials (coadministrators, administrators). Their
+# first login enrols the factor through the service, with a token of the first-login mount
+# (Mounts.first_login) that holds no policy at all. Nothing writes an ACL policy at run time: the
+# two policies that pin the method's id are written once by ``custodia init``.
+MFA_METHOD_NAME = "custodia-segundo-factor"
+MFA_ISSUER = "IECM Custodia"
+MFA_GROUP = "custodia-segundo-factor"
+MFA_ENFORCEMENT = "custodia-segundo-factor"
+# A first-login token serves one enrolment: short-lived (and revoked by the service once used).
+FIRST_LOGIN_TOKEN_TTL = "15m"  # noqa: S105  # a duration, not a secret
+MFA_ENROL_POLICY = "custodia-segundo-factor-inscripcion"  # the service's token
+MFA_RESET_POLICY = "custodia-segundo-factor-restablecer"  # the coadministradores group
+
 KV_MAX_VERSIONS = 10
 # People's tokens: a working day, renewable up to a day (userpass mounts Custodia creates).
 USER_TOKEN_TTL = "8h"  # noqa: S105  # a duration, not a secret
@@ -222,6 +236,9 @@ def policy_documents(mounts: Mounts | None = None) -> dict[str, str]:
         "totp": mounts.totp,
         "transit": mounts.transit,
         "userpass": mounts.userpass,
+        "first_login": mounts.first_login,
+        "mfa_group": MFA_GROUP,
+        "mfa_enforcement": MFA_ENFORCEMENT,
         "access": ACCESS_PREFIX,
     }
     # People's own policies: markers only, and an explicit deny on every secret path.
@@ -251,6 +268,22 @@ def policy_documents(mounts: Mounts | None = None) -> dict[str, str]:
     }
     docs.update(districts)
     return docs
+
+
+def second_factor_policies(method_id: str) -> dict[str, str]:
+    """The two policies pinned to Custodia's TOTP method (its id is OpenBao's choice, known only
+    once the method exists): ``admin-generate`` for the service, ``admin-destroy`` for the
+    coadministrators. Written by :func:`ensure_second_factor` with the administrative token."""
+    if not re.fullmatch(r"[0-9a-f-]{36}", method_id):
+        raise ValueError("not an OpenBao identifier")
+    return {
+        MFA_ENROL_POLICY: _template("segundo-factor-inscripcion.hcl").substitute(
+            method_id=method_id
+        ),
+        MFA_RESET_POLICY: _template("segundo-factor-restablecer.hcl").substitute(
+            method_id=method_id
+        ),
+    }
 
 
 def secret_paths(mounts: Mounts) -> list[str]:
@@ -327,7 +360,11 @@ class GroupSpec:
 def group_specs() -> list[GroupSpec]:
     """The 3 role groups and the 33 district administrator groups."""
     specs = [
-        GroupSpec(COADMIN_GROUP, (COADMIN_POLICY,), {"custodia": "rol", "rol": "coadministrador"}),
+        GroupSpec(
+            COADMIN_GROUP,
+            (COADMIN_POLICY, MFA_RESET_POLICY),
+            {"custodia": "rol", "rol": "coadministrador"},
+        ),
         GroupSpec(TITULAR_GROUP, (TITULAR_POLICY,), {"custodia": "rol", "rol": "titular"}),
         GroupSpec(SECRETARIA_GROUP, (SECRETARIA_POLICY,), {"custodia": "rol", "rol": "secretaria"}),
     ]
@@ -358,8 +395,12 @@ class LayoutReport:
         return bool(self.created or self.updated)
 
 
-def ensure_layout(client: VaultClient) -> LayoutReport:
+def ensure_layout(client: VaultClient, *, second_factor: bool = False) -> LayoutReport:
     """Create or correct Custodia's mounts, keys, policies and groups; safe to run again.
+
+    ``second_factor``: OpenBao enforces the login TOTP factor on the group
+    :data:`MFA_GROUP` (``custodia init`` passes the policy file's ``[segundo_factor]
+    obligatorio``, true by default); False removes the enforcement (method and group stay).
 
     Needs an administrative token (root, or one allowed to manage mounts, auth methods,
     policies, identity groups and transit keys). Group members are never touched: membership is
@@ -369,6 +410,13 @@ def ensure_layout(client: VaultClient) -> LayoutReport:
     mounts = client.mounts
     _ensure_mounts(client, report)
     _ensure_userpass(client, report)
+    _ensure_userpass(
+        client,
+        report,
+        client.mounts.first_login,
+        "Custodia: first logins (second factor)",
+        (FIRST_LOGIN_TOKEN_TTL, FIRST_LOGIN_TOKEN_TTL),
+    )
     client.write(
         f"{mounts.kv}/config",
         {"cas_required": True, "max_versions": KV_MAX_VERSIONS},
@@ -390,6 +438,7 @@ def ensure_layout(client: VaultClient) -> LayoutReport:
     ensure_request_tokens(client, report)
     for spec in group_specs():
         _ensure_group(client, report, spec)
+    ensure_second_factor(client, enforce=second_factor, report=report)
     log.info(
         "vault.layout.ensured",
         created=len(report.created),
@@ -397,6 +446,82 @@ def ensure_layout(client: VaultClient) -> LayoutReport:
         unchanged=len(report.unchanged),
     )
     return report
+
+
+def ensure_second_factor(
+    client: VaultClient, *, enforce: bool, report: LayoutReport | None = None
+) -> str:
+    """The TOTP login method (issuer "IECM Custodia"), the identity group of the people who
+    must use it and, with ``enforce``, the login enforcement on that group; the method's id."""
+    report = report if report is not None else LayoutReport()
+    method_id = mfa_method_id(client)
+    if method_id is None:
+        body = client.write(
+            "identity/mfa/method/totp",
+            {
+                "method_name": MFA_METHOD_NAME,
+                "issuer": MFA_ISSUER,
+                "period": 30,
+                "key_size": 20,
+                "algorithm": "SHA1",
+                "digits": 6,
+                "skew": 1,
+                "qr_size": 200,
+                "max_validation_attempts": 5,
+            },
+            operation="layout",
+        )
+        method_id = str(((body or {}).get("data") or {}).get("method_id") or "")
+        if not method_id:
+            raise VaultLayoutError("identity/mfa/method/totp", "no method id in the answer")
+        report.created.append(f"mfa:{MFA_METHOD_NAME}")
+    else:
+        report.unchanged.append(f"mfa:{MFA_METHOD_NAME}")
+    for name, text in second_factor_policies(method_id).items():
+        _ensure_policy(client, report, name, text)
+    _ensure_group(client, report, GroupSpec(MFA_GROUP, (), {"custodia": "segundo-factor"}))
+    group = client.read(f"identity/group/name/{MFA_GROUP}", operation="layout")
+    group_id = str((group.get("data") or {}).get("id") or "")
+    path = f"identity/mfa/login-enforcement/{MFA_ENFORCEMENT}"
+    try:
+        current = client.read(path, operation="layout").get("data") or {}
+    except VaultNotFoundError:
+        current = None
+    if not enforce:
+        if current is not None:
+            client.delete(path, operation="layout")
+            report.updated.append(f"mfa-enforcement:{MFA_ENFORCEMENT}")
+        return method_id
+    if (
+        current is not None
+        and list(current.get("mfa_method_ids") or []) == [method_id]
+        and list(current.get("identity_group_ids") or []) == [group_id]
+    ):
+        report.unchanged.append(f"mfa-enforcement:{MFA_ENFORCEMENT}")
+        return method_id
+    client.write(
+        path,
+        {"mfa_method_ids": [method_id], "identity_group_ids": [group_id]},
+        operation="layout",
+    )
+    name = f"mfa-enforcement:{MFA_ENFORCEMENT}"
+    (report.created if current is None else report.updated).append(name)
+    return method_id
+
+
+def mfa_method_id(client: VaultClient) -> str | None:
+    """The id of Custodia's TOTP login method (by its name), or None if there is none."""
+    try:
+        body = client.request(
+            "GET", "identity/mfa/method/totp", operation="layout", params={"list": "true"}
+        )
+    except VaultNotFoundError:
+        return None
+    info = ((body or {}).get("data") or {}).get("key_info") or {}
+    for method_id, method in info.items():
+        if isinstance(method, dict) and method.get("name") == MFA_METHOD_NAME:
+            return str(method_id)
+    return None
 
 
 def ensure_request_tokens(client: VaultClient, report: LayoutReport | None = None) -> None:
@@ -467,20 +592,26 @@ def _ensure_mounts(client: VaultClient, report: LayoutReport) -> None:
         report.unchanged.append(f"mount:{path}")
 
 
-def _ensure_userpass(client: VaultClient, report: LayoutReport) -> None:
-    path = client.mounts.userpass
+def _ensure_userpass(
+    client: VaultClient,
+    report: LayoutReport,
+    path: str | None = None,
+    description: str = "Custodia: people's logins",
+    ttl: tuple[str, str] = (USER_TOKEN_TTL, USER_TOKEN_MAX_TTL),
+) -> None:
+    path = path or client.mounts.userpass
     body = client.read("sys/auth", operation="layout")
     existing: dict[str, Any] = body.get("data") or body
     current = existing.get(path + "/")
     if current is None:
         client.write(
             f"sys/auth/{path}",
-            {"type": "userpass", "description": "Custodia: people's logins"},
+            {"type": "userpass", "description": description},
             operation="layout",
         )
         client.write(
             f"sys/auth/{path}/tune",
-            {"default_lease_ttl": USER_TOKEN_TTL, "max_lease_ttl": USER_TOKEN_MAX_TTL},
+            {"default_lease_ttl": ttl[0], "max_lease_ttl": ttl[1]},
             operation="layout",
         )
         report.created.append(f"auth:{path}")
@@ -571,7 +702,11 @@ def create_service_token(
     """
     body = client.write(
         "auth/token/create-orphan",
-        {"policies": [policy], "period": period, "display_name": display_name},
+        {
+            "policies": [policy, MFA_ENROL_POLICY] if policy == SERVICE_POLICY else [policy],
+            "period": period,
+            "display_name": display_name,
+        },
         operation="create-service-token",
     )
     token = ((body or {}).get("auth") or {}).get("client_token")

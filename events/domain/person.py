@@ -115,6 +115,24 @@ class Person(Aggregate):
         channel: dict[str, str | None]
         by: UUID
 
+    class SecondFactorEnrolled(Aggregate.Event):
+        """Issue 18: the person enrolled their login second factor (OpenBao's TOTP) and proved
+        it with a first code; no secret, no code."""
+
+    class SecondFactorReset(Aggregate.Event):
+        """Issue 18: a coadministrator reset the person's lost second factor (the secret was
+        destroyed in OpenBao; a new first login was made) for ``reason``, on a vía oficial."""
+
+        reason: str
+        channel: dict[str, str | None]
+        by: UUID
+
+    class SecondFactorRequired(Aggregate.Event):
+        """Issue 18: a coadministrator put a person who reads no credential (a titular, the
+        Secretaría) under the login second factor, at their request."""
+
+        by: UUID
+
     @staticmethod
     def create_id(username: str) -> UUID:
         """The id of the person with this OpenBao/Vault user name."""
@@ -291,6 +309,55 @@ class Person(Aggregate):
     ) -> None:
         self.roles = {}
         self.departed_at = timestamp
+
+    @property
+    def second_factor(self) -> str | None:
+        """``inscrito`` (enrolled), ``restablecido`` (reset) or ``exigido`` (an opt-in), both
+        awaiting an enrolment, or None."""
+        # getattr: snapshots taken before the second factor existed lack the attribute.
+        return getattr(self, "_second_factor", None)
+
+    def enrol_second_factor(self, *, at: datetime) -> None:
+        """The person proved their newly enrolled factor (a login OpenBao validated)."""
+        at = command_time(self, at)
+        if self.has_departed:
+            raise PersonDepartedError(self.id)
+        self._second_factor_enrolled(timestamp=at)
+
+    @event(SecondFactorEnrolled)
+    def _second_factor_enrolled(self, timestamp: datetime) -> None:
+        self._second_factor: str | None = "inscrito"
+
+    def require_second_factor(self, *, by: Person, at: datetime) -> None:
+        """A coadministrator puts this person under the second factor (an opt-in)."""
+        at = command_time(self, at)
+        require_coadministrator(by, "require second factors")
+        if self.has_departed:
+            raise PersonDepartedError(self.id)
+        self._second_factor_required(by=by.id, timestamp=at)
+
+    @event(SecondFactorRequired)
+    def _second_factor_required(self, by: UUID, timestamp: datetime) -> None:
+        self._second_factor = "exigido"
+
+    def reset_second_factor(
+        self, reason: str, *, by: Person, channel: OfficialChannel, at: datetime
+    ) -> None:
+        """A coadministrator resets this person's lost factor; never their own."""
+        at = command_time(self, at)
+        require_coadministrator(by, "reset second factors")
+        why = validate_text("reason", reason, max_length=500)
+        if self.has_departed:
+            raise PersonDepartedError(self.id)
+        if by.id == self.id:
+            raise SelfRevocationError(self.id)
+        self._second_factor_reset(reason=why, channel=channel.to_event(), by=by.id, timestamp=at)
+
+    @event(SecondFactorReset)
+    def _second_factor_reset(
+        self, reason: str, channel: dict[str, str | None], by: UUID, timestamp: datetime
+    ) -> None:
+        self._second_factor = "restablecido"
 
     def register_device(self, device_id: str, *, by: Person, at: datetime) -> None:
         """8.B: a coadministrator registers an institutional device used by this person."""

@@ -42,7 +42,13 @@ from custody.stack.secret_files import write_secret
 from custody.vault import session as sessions
 from events.domain import District, Incident
 from events.jetstream import records
-from tests.e2e.conftest import CUSTODIA, SERVICE_PASSWORD, run_custodia, stop_service
+from tests.e2e.conftest import (
+    CUSTODIA,
+    SERVICE_PASSWORD,
+    run_custodia,
+    stop_service,
+    without_second_factor,
+)
 from tests.reads import delivered_reads
 from tests.support.cluster import Cluster
 
@@ -202,7 +208,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         w = World(home, cluster, env, service_env)
         init = run_custodia(
             "init", "--usuario", "ana", "--password-stdin", "--json",
-            home=home, env=service_env, stdin=SERVICE_PASSWORD.format("ana") + "\n", timeout=180,
+            home=home, env={**service_env, **without_second_factor(home)},
+            stdin=SERVICE_PASSWORD.format("ana") + "\n", timeout=180,
         )  # fmt: skip
         assert init.returncode == 0, init.stdout + init.stderr
         w.service = _start_service(home, service_env)

@@ -153,13 +153,27 @@ async def _stream_messages(endpoints: Endpoints, stream: str) -> int:
         await nc.close()
 
 
-def init_home(home: Path, user: str, password: str) -> subprocess.CompletedProcess[str]:
-    """``custodia init --usuario user`` for ``home``; if it does not even finish, the servers it
-    may have started are stopped before the error goes on."""
+def without_second_factor(home: Path) -> dict[str, str]:
+    """The environment for an ``init`` whose OpenBao enforces no login second factor
+    (``[segundo_factor] obligatorio = false``): the shared worlds log people in without codes
+    (tests/e2e/test_second_factor*.py enforce it on worlds of their own)."""
+    home.mkdir(parents=True, exist_ok=True)
+    policy = home / "politica-sin-segundo-factor.toml"
+    policy.write_text("[segundo_factor]\nobligatorio = false\n")
+    return {"CUSTODIA_POLITICA": str(policy)}
+
+
+def init_home(
+    home: Path, user: str, password: str, *, second_factor: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """``custodia init --usuario user`` for ``home`` (by default without the login second
+    factor); if it does not even finish, the servers it may have started are stopped before
+    the error goes on."""
+    env = {} if second_factor else without_second_factor(home)
     try:
         return run_custodia(
             "init", "--usuario", user, "--password-stdin", "--json",
-            home=home, stdin=password + "\n", timeout=180,
+            home=home, stdin=password + "\n", timeout=180, env=env,
         )  # fmt: skip
     except BaseException:
         run_custodia("detener", home=home)

@@ -314,7 +314,7 @@ def test_an_administrator_sees_only_their_own_districts_accounts(world: ServiceW
     """6.IX: bety, designated for DD05, is shown DD05's accounts and none of another district's:
     her ``cuentas lista`` leaves DD07's account out and ``--distrito DD07`` is refused by the
     service in Spanish (before, any administrator passed the check for every district)."""
-    from custody.errors import CustodiaError
+    from events.errors import CustodiaError
 
     world.call(
         "ana",

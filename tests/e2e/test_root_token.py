@@ -18,12 +18,14 @@ import requests
 from custody.stack.embedded import EmbeddedStack
 from custody.vault.client import VaultClient
 
-from .conftest import run_custodia
+from .conftest import run_custodia, without_second_factor
 
 pytestmark = pytest.mark.e2e
 
 
 def _init(home: Path, env: dict[str, str] | None = None) -> dict[str, object]:
+    # Without the login second factor: ana logs in below with her password alone.
+    env = {**without_second_factor(home), **(env or {})}
     result = run_custodia(
         "init",
         "--usuario",

@@ -82,6 +82,17 @@ path "identity/group/name/secretaria" {
   }
 }
 
+# The second factor (issue 18): who must use it is written with a coadministrator's own token,
+# like the role groups (members only). Destroying a lost factor (a recorded reset) is granted by
+# the policy custodia-segundo-factor-restablecer (written once by custodia init: it pins
+# Custodia's TOTP method, whose id OpenBao chooses). No coadministrator writes any ACL policy.
+path "identity/group/name/custodia-segundo-factor" {
+  capabilities = ["read", "update"]
+  allowed_parameters = {
+    "member_entity_ids" = []
+  }
+}
+
 # Root token generation (issue 16, finding 6): ``custodia init`` revokes OpenBao's root token; an
 # operator who needs one again combines a coadministrator's token (this path) with the unseal
 # key (``bao operator generate-root``). Neither alone is enough; every use is audited.

@@ -114,6 +114,36 @@ path "sys/auth" {
   capabilities = ["read"]
 }
 
+# Issue 18, the second factor. A first-login user (enrolment only) is created with a password
+# and no policy at all, not even ``default`` (token_no_default_policy pinned to true; any other
+# parameter, e.g. token_policies or policies, is refused by OpenBao), and deleted once the
+# person enrolled. Its token can do nothing in OpenBao; the service looks it up (auth/token/lookup)
+# and, for that token's own user only, generates the factor with admin-generate, granted by
+# custodia-segundo-factor-inscripcion (written once by custodia init, pinned to Custodia's
+# method). This token writes no ACL policy and cannot destroy a factor.
+path "auth/userpass-primer-ingreso/users/+" {
+  capabilities = ["create", "delete"]
+  allowed_parameters = {
+    "password"                = []
+    "token_no_default_policy" = [true]
+  }
+}
+
+# Whether a person still has a first login (enrolment not confirmed yet).
+path "auth/userpass-primer-ingreso/users" {
+  capabilities = ["list"]
+}
+
+# Who presents a token to the service (a first login's token may not look itself up).
+path "auth/token/lookup" {
+  capabilities = ["update"]
+}
+
+# Whether the factor is enforced, and on which method (custody.app.second_factor).
+path "identity/mfa/login-enforcement/custodia-segundo-factor" {
+  capabilities = ["read"]
+}
+
 # A login's alias is created WITHOUT canonical_id, so OpenBao makes a new entity for it: the
 # service cannot attach a login to an existing person's entity (and inherit their groups), nor
 # move an alias (no update or delete on entity-alias/id/*). People are found by their login's
@@ -396,6 +426,10 @@ path "identity/group/name/titulares" {
 }
 
 path "identity/group/name/secretaria" {
+  capabilities = ["deny"]
+}
+
+path "identity/group/name/custodia-segundo-factor" {
   capabilities = ["deny"]
 }
 

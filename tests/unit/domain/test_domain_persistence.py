@@ -251,6 +251,9 @@ EXPECTED_TOPICS = {
         "Registered",
         "RoleGranted",
         "RoleRevoked",
+        "SecondFactorEnrolled",
+        "SecondFactorRequired",
+        "SecondFactorReset",
     ],
 }
 

@@ -354,9 +354,6 @@ class Custodia:
         if role == "titular" and code:
             registered = existing if existing is not None else person
             self._appoint_registered_titular(by, registered, code)
-        from custody.app import second_factor  # issue 18: readers of credentials use one
-
-        second_factor.on_registered(self, actor, str(username), role, password)
         return {"usuario": str(username), "rol": role, "distrito": code}
 
     def _registered(self, pid: UUID) -> Person | None:

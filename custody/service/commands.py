@@ -16,6 +16,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from typing import Any
 
+from custody.app import second_factor
 from custody.app.access import login_name
 from custody.app.custodia import Custodia
 from custody.app.incidents import day_bound, local_minute
@@ -149,20 +150,31 @@ def _sealed(call: Call, data: dict[str, Any], *secret_keys: str) -> dict[str, An
     return out
 
 
+def _register(custodia: Custodia, call: Call) -> dict[str, Any]:
+    """``personas alta``; then, for a person who can read credentials, the login's second
+    factor is prepared (issue 18: their first login enrols it)."""
+    password = opt(call.args, "contrasena", 256)
+    registered = custodia.register_person(
+        actor(call),
+        text(call.args, "usuario", limit=64),
+        name=text(call.args, "nombre", limit=200),
+        email=validate_email("correo", text(call.args, "correo", limit=200)),
+        phone=phone(call.args, "telefono"),
+        role=text(call.args, "rol", limit=20),
+        district=opt(call.args, "distrito", 8),
+        password=password,
+    )
+    second_factor.on_registered(
+        custodia, actor(call), str(registered["usuario"]), str(registered["rol"]), password
+    )
+    return registered
+
+
 def core_handlers(custodia: Custodia) -> dict[str, Handler]:
     """The handlers of the core commands (CLI.md)."""
     return {
         "sesion.quien": lambda c: custodia.whoami(actor(c)),
-        "personas.alta": lambda c: custodia.register_person(
-            actor(c),
-            text(c.args, "usuario", limit=64),
-            name=text(c.args, "nombre", limit=200),
-            email=validate_email("correo", text(c.args, "correo", limit=200)),
-            phone=phone(c.args, "telefono"),
-            role=text(c.args, "rol", limit=20),
-            district=opt(c.args, "distrito", 8),
-            password=opt(c.args, "contrasena", 256),
-        ),
+        "personas.alta": lambda c: _register(custodia, c),
         "personas.lista": lambda c: custodia.list_people(actor(c)),
         "personas.revocar": lambda c: custodia.revoke_role(
             actor(c),

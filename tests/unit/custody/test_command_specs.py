@@ -108,6 +108,9 @@ def test_a_sealed_reply_needs_a_valid_reply_key_and_overlapping_ones_are_marked(
         "revelar",
         "codigo",
         "personas.contacto",
+        "segundo_factor.inscribir",
+        "personas.restablecer_factor",
+        "personas.segundo_factor",
     }
 
 

@@ -23,12 +23,11 @@ once.
 from __future__ import annotations
 
 from typing import Any, Final
-from uuid import UUID, uuid5
+from uuid import uuid5
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError
 
-from custody.app.custodia import REQUEST_NAMESPACE, Actor, Custodia, NotFoundError
+from custody.app.custodia import REQUEST_NAMESPACE, Actor, Custodia
 from custody.errors import AccountDestructionPendingError
 from events.domain import AccountOpeningRequest, parse_account_id, parse_district_id
 from events.domain.official_channel import OfficialChannel
@@ -138,13 +137,7 @@ def destruction_pending(custodia: Custodia, account: str) -> bool:
 
 
 def _request(custodia: Custodia, identifier: str) -> AccountOpeningRequest:
-    try:
-        item: Any = custodia.app.repository.get(UUID(identifier))
-    except (ValueError, AggregateNotFoundError):
-        raise NotFoundError("solicitud", identifier) from None
-    if not isinstance(item, AccountOpeningRequest):
-        raise NotFoundError("solicitud", identifier)
-    return item
+    return custodia.request_of(AccountOpeningRequest, identifier)
 
 
 def _request_row(custodia: Custodia, request: AccountOpeningRequest) -> dict[str, Any]:

@@ -64,6 +64,7 @@ def ledger_incident_id(alert_id: str) -> UUID:
 
 
 T = TypeVar("T")
+RequestT = TypeVar("RequestT")
 
 
 class CustodiaApplication(Application[UUID]):
@@ -959,11 +960,16 @@ class Custodia:
     # -- change requests (6.XI, 11.1) -------------------------------------------------------
 
     def _change_request(self, identifier: str) -> ChangeRequest:
+        return self.request_of(ChangeRequest, identifier)
+
+    def request_of(self, kind: type[RequestT], identifier: str) -> RequestT:
+        """The request aggregate ``identifier`` of type ``kind`` (a change request, a request to
+        open an account), or :class:`NotFoundError` ("solicitud")."""
         try:
             item: Any = self.app.repository.get(UUID(identifier))
         except (ValueError, AggregateNotFoundError):
             raise NotFoundError("solicitud", identifier) from None
-        if not isinstance(item, ChangeRequest):
+        if not isinstance(item, kind):
             raise NotFoundError("solicitud", identifier)
         return item
 

@@ -8,7 +8,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from custody.app import accounts
-from custody.app.custodia import Actor, Custodia
+from custody.app.custodia import Custodia
+from custody.service.args import actor as _actor
 from custody.service.args import channel_from
 from custody.service.args import flag as _flag
 from custody.service.args import opt as _opt
@@ -16,10 +17,6 @@ from custody.service.args import phone as _phone
 from custody.service.args import text as _text
 from custody.service.server import Call
 from events.domain import ValidationError
-
-
-def _actor(call: Call) -> Actor:
-    return Actor(call.caller.username, call.caller.token, call.proceed)
 
 
 def _maybe(args: Mapping[str, Any], name: str) -> bool | None:

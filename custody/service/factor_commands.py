@@ -7,17 +7,14 @@ from collections.abc import Callable
 from typing import Any
 
 from custody.app import second_factor
-from custody.app.custodia import Actor, Custodia
+from custody.app.custodia import Custodia
+from custody.service.args import actor as _actor
 from custody.service.args import channel_from
 from custody.service.args import text as _text
 from custody.service.server import Call
 
 
 # The arguments each command takes; merged into custody.service.commands.ARGUMENTS.
-def _actor(call: Call) -> Actor:
-    return Actor(call.caller.username, call.caller.token, call.proceed)
-
-
 def _reset(custodia: Custodia, call: Call) -> dict[str, Any]:
     out = second_factor.reset(
         custodia,

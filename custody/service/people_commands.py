@@ -10,15 +10,12 @@ from collections.abc import Callable
 from typing import Any
 
 from custody.app import people
-from custody.app.custodia import Actor, Custodia
+from custody.app.custodia import Custodia
+from custody.service.args import actor as _actor
 from custody.service.args import channel_from
 from custody.service.args import opt as _opt
 from custody.service.args import text as _text
 from custody.service.server import Call
-
-
-def _actor(call: Call) -> Actor:
-    return Actor(call.caller.username, call.caller.token, call.proceed)
 
 
 def _contact(custodia: Custodia, call: Call) -> dict[str, Any]:

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, TypeVar
-from weakref import WeakKeyDictionary
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError
 
 from custody.app.custodia import Actor, ConflictError, Custodia
+from custody.app.rules import calendar, file_policy, policy_now, registry
+from custody.app.rules import load as _load
 from events.domain import DistrictId, Person, Policy, parse_district_id
 from events.domain.controls import (
     UTCSYD,
-    DeviceNotRegisteredForDistrictError,
     DeviceRegistry,
     Recertification,
     RecertificationClosedError,
@@ -35,57 +34,6 @@ A = TypeVar("A")
 _LOCK = "controles"
 # A campaign's attestations are due this many days after it opens, unless ``--vence`` says.
 RECERTIFICATION_DAYS = 15
-
-
-def _load(custodia: Custodia, cls: type[A], aggregate_id: Any) -> A | None:
-    try:
-        found: Any = custodia.app.repository.get(aggregate_id)
-    except AggregateNotFoundError:
-        return None
-    return found if isinstance(found, cls) else None
-
-
-def registry(custodia: Custodia) -> DeviceRegistry | None:
-    return _load(custodia, DeviceRegistry, DeviceRegistry.create_id())
-
-
-def calendar(custodia: Custodia) -> WorkingCalendar | None:
-    return _load(custodia, WorkingCalendar, WorkingCalendar.create_id())
-
-
-# The policy file's rules of each Custodia, before the ledger's calendar is merged in.
-_FILE_POLICIES: WeakKeyDictionary[Custodia, Policy] = WeakKeyDictionary()
-
-
-def file_policy(custodia: Custodia) -> Policy:
-    return _FILE_POLICIES.setdefault(custodia, custodia.policy)
-
-
-def policy_now(custodia: Custodia) -> Policy:
-    """The file's policy plus the calendar recorded in the ledger (8.A): the rules in force.
-
-    It also becomes ``custodia.policy``, so every use case of this process (rotation deadlines
-    in business days, among them) counts the IECM's recorded non-working days: at once in the
-    process that recorded them, within a periodic pass in any other."""
-    base = file_policy(custodia)
-    found = calendar(custodia)
-    current = found.apply_to(base) if found is not None else base
-    custodia.policy = current
-    return current
-
-
-def read_rules(
-    custodia: Custodia, district: str, device: str | None
-) -> tuple[Policy, frozenset[str]]:
-    """What a read of ``district``'s credentials is judged by: the policy in force and the
-    devices registered for the district. With ``[equipos] exigir_registrado``, a read from
-    any other device is refused here, before anything is asked of OpenBao (8.B)."""
-    policy = policy_now(custodia)
-    found = registry(custodia)
-    devices = found.devices_of(district) if found is not None else frozenset()
-    if policy.require_registered_device and (device is None or device.strip() not in devices):
-        raise DeviceNotRegisteredForDistrictError(device, district)
-    return policy, devices
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -27,6 +27,7 @@ from eventsourcing.persistence import IntegrityError, Recording
 from custody.app.access import Access
 from custody.app.passwords import generate_password
 from custody.app.ports import CredentialStore, PersonalDataStore
+from custody.app.rules import read_rules
 from custody.errors import NoStagedRotationError, VaultNotFoundError
 from events.domain import (
     ChangeRequest,
@@ -843,8 +844,6 @@ class Custodia:
         """6.IX, 8.A, 8.B: the read is recorded in the ledger first; only then the single-use
         wrapping token (sealed for the caller) leaves the service. The server decides access."""
         account_id = parse_account_id(account)
-        from custody.app.controls import read_rules
-
         # 8.A, 8.B: the rules in force and the district's devices; a read the policy refuses
         # (an unregistered device) is refused here, before OpenBao is asked anything.
         policy, devices = read_rules(self, str(account_id.district), device)
@@ -934,8 +933,6 @@ class Custodia:
     ) -> dict[str, Any]:
         account_id = parse_account_id(account)
         reader = self.person(actor.username)
-        from custody.app.controls import read_rules
-
         policy, devices = read_rules(self, str(account_id.district), device)  # 8.A, 8.B
         with self._lock(str(account_id.district)):
             district = self.district(account_id.district)

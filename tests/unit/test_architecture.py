@@ -34,13 +34,7 @@ EXCEPTIONS: dict[tuple[str, str], str] = {}
 LAZY_BY_DESIGN: dict[tuple[str, str], str] = {}
 # Cycles that remain, each with its way out; a known debt, not a licence (the test fails when a
 # listed edge no longer exists, so the entry goes with the cycle).
-KNOWN_CYCLES: dict[tuple[str, str], str] = {
-    ("custody.app.custodia", "custody.app.controls"): (
-        "Custodia.reveal/totp_code read the controls' rules (read_rules) lazily while controls "
-        "imports Custodia: moving read_rules beside the policy in custody/app (the use cases' "
-        "refactor) ends it"
-    ),
-}
+KNOWN_CYCLES: dict[tuple[str, str], str] = {}
 
 
 def module_name(root: Path, path: Path) -> str:

@@ -1,0 +1,83 @@
+"""The rules a read is judged by (8.A, 8.B): the policy in force (the policy file plus the
+IECM's non-working days recorded in the ledger) and the devices registered per district.
+
+Used by :class:`~custody.app.custodia.Custodia` before every read and by the controls' use cases
+(:mod:`custody.app.controls`); it needs only the application's repository and the policy, so it
+imports neither of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, TypeVar
+from weakref import WeakKeyDictionary
+
+from eventsourcing.application import AggregateNotFoundError, Application
+
+from events.domain import Policy
+from events.domain.controls import (
+    DeviceNotRegisteredForDistrictError,
+    DeviceRegistry,
+    WorkingCalendar,
+)
+
+A = TypeVar("A")
+
+
+class RulesHost(Protocol):
+    """What the rules read: the event-sourced application and the policy in force."""
+
+    @property
+    def app(self) -> Application[Any]: ...
+
+    policy: Policy
+
+
+def load(custodia: RulesHost, cls: type[A], aggregate_id: Any) -> A | None:
+    try:
+        found: Any = custodia.app.repository.get(aggregate_id)
+    except AggregateNotFoundError:
+        return None
+    return found if isinstance(found, cls) else None
+
+
+def registry(custodia: RulesHost) -> DeviceRegistry | None:
+    return load(custodia, DeviceRegistry, DeviceRegistry.create_id())
+
+
+def calendar(custodia: RulesHost) -> WorkingCalendar | None:
+    return load(custodia, WorkingCalendar, WorkingCalendar.create_id())
+
+
+# The policy file's rules of each Custodia, before the ledger's calendar is merged in.
+_FILE_POLICIES: WeakKeyDictionary[RulesHost, Policy] = WeakKeyDictionary()
+
+
+def file_policy(custodia: RulesHost) -> Policy:
+    return _FILE_POLICIES.setdefault(custodia, custodia.policy)
+
+
+def policy_now(custodia: RulesHost) -> Policy:
+    """The file's policy plus the calendar recorded in the ledger (8.A): the rules in force.
+
+    It also becomes ``custodia.policy``, so every use case of this process (rotation deadlines
+    in business days, among them) counts the IECM's recorded non-working days: at once in the
+    process that recorded them, within a periodic pass in any other."""
+    base = file_policy(custodia)
+    found = calendar(custodia)
+    current = found.apply_to(base) if found is not None else base
+    custodia.policy = current
+    return current
+
+
+def read_rules(
+    custodia: RulesHost, district: str, device: str | None
+) -> tuple[Policy, frozenset[str]]:
+    """What a read of ``district``'s credentials is judged by: the policy in force and the
+    devices registered for the district. With ``[equipos] exigir_registrado``, a read from
+    any other device is refused here, before anything is asked of OpenBao (8.B)."""
+    policy = policy_now(custodia)
+    found = registry(custodia)
+    devices = found.devices_of(district) if found is not None else frozenset()
+    if policy.require_registered_device and (device is None or device.strip() not in devices):
+        raise DeviceNotRegisteredForDistrictError(device, district)
+    return policy, devices

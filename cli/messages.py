@@ -325,6 +325,14 @@ _DOMAIN: dict[str, tuple[int, Render]] = {
         EXIT_DOMAIN,
         lambda e: f"{_attr(e, 'username')} ya registró su segundo factor: no se genera otro.",
     ),
+    "FirstLoginBeforeResetError": (
+        EXIT_DENIED,
+        lambda e: (
+            f"El primer ingreso de {_attr(e, 'username')} es anterior al último"
+            " restablecimiento de su segundo factor: inicie sesión de nuevo con la"
+            " contraseña nueva."
+        ),
+    ),
     "NotSecondFactorMemberError": (
         EXIT_DOMAIN,
         lambda e: f"{_attr(e, 'username')} no usa segundo factor: no hay nada que restablecer.",

@@ -234,6 +234,15 @@ class FactorAlreadyEnrolledError(CustodyStateError):
         self.username = username
 
 
+class FirstLoginBeforeResetError(CustodyStateError):
+    """A first-login token issued before the person's factor was last reset: it cannot enrol
+    the new factor (log in on the first login again, with the new password)."""
+
+    def __init__(self, username: str) -> None:
+        super().__init__(f"{username}: first login older than the last reset")
+        self.username = username
+
+
 def enrol(custodia: Custodia, actor: Actor, first_login: bool) -> dict[str, Any]:
     """Step 2: ``actor`` is the user a first-login token was issued to (the service read it from
     OpenBao, ``first_login``); their factor is generated for their own real entity with the
@@ -251,6 +260,15 @@ def enrol(custodia: Custodia, actor: Actor, first_login: bool) -> dict[str, Any]
         raise NotSecondFactorMemberError(name)
     if not factor.has_first_login(name):
         raise FactorAlreadyEnrolledError(name)  # confirmed already: the login is gone
+    reset_at = custodia.person(name).second_factor_reset_at
+    if reset_at is not None:
+        # A first-login token outlives its user (deleting a userpass user revokes nothing): one
+        # issued before the last reset belongs to the lost factor's first login, whose password
+        # someone else may have known. Only a login made since may enrol the new factor.
+        issued = factor.client.lookup_token(actor.token).issued_at
+        if issued is None or issued < reset_at:
+            factor.revoke_first_login_token(actor.token)
+            raise FirstLoginBeforeResetError(name)
     entity_id = custodia.access.require_entity_id(name)
     actor.proceed()
     try:

@@ -87,6 +87,8 @@ class TokenInfo:
     # Issue 18: the user a token of the first-login mount (Mounts.first_login) was issued to,
     # read from the token's path (OpenBao's own); such a token names no person (username None).
     first_login_user: str | None = None
+    # When OpenBao issued the token (``issue_time``).
+    issued_at: datetime | None = None
 
     @property
     def child(self) -> bool:
@@ -599,6 +601,7 @@ class VaultClient:
             path=path,
             num_uses=int(data.get("num_uses") or 0),
             first_login_user=first_login_user,
+            issued_at=parse_time(data.get("issue_time")),
         )
 
     def create_child_token(self, role: str, *, ttl: int, num_uses: int) -> str:

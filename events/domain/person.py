@@ -358,6 +358,14 @@ class Person(Aggregate):
         self, reason: str, channel: dict[str, str | None], by: UUID, timestamp: datetime
     ) -> None:
         self._second_factor = "restablecido"
+        self._second_factor_reset_at = timestamp
+
+    @property
+    def second_factor_reset_at(self) -> datetime | None:
+        """When the person's factor was last reset (a first login issued before it may not
+        enrol: it belonged to the lost factor's time)."""
+        found: datetime | None = getattr(self, "_second_factor_reset_at", None)
+        return found
 
     def register_device(self, device_id: str, *, by: Person, at: datetime) -> None:
         """8.B: a coadministrator registers an institutional device used by this person."""

@@ -498,3 +498,51 @@ def test_a_titular_may_opt_in_and_then_openbao_asks_them_for_a_code(world: World
     again = world.run("ana", "personas", "segundo-factor", "--usuario", "luis")
     assert again.returncode == 1, again.stdout + again.stderr
     assert "ya usa segundo factor" in again.stderr
+
+
+def test_a_first_login_older_than_the_reset_cannot_enrol_the_new_factor(world: World) -> None:
+    """Someone who knew carla's initial password keeps a spare first-login token, enrols
+    "her" factor with another one and confirms it. carla reports it and a coadministrator resets
+    her factor: the spare token (issued before the reset, still within its TTL, since deleting a
+    userpass user revokes nothing) is refused by the service, which revokes it; nothing is
+    generated for it. carla then enrols with the new first-login password."""
+    world.inner.call(
+        "ana",
+        "personas.alta",
+        {
+            "usuario": "carla",
+            "nombre": "Carla",
+            "correo": "carla@iecm.mx",
+            "rol": "administrador",
+            "distrito": "DD07",
+            "contrasena": SERVICE_PASSWORD.format("carla"),
+        },
+    )
+    status, body = _password_only(world, "carla", FIRST)
+    assert status == 200, body
+    spare = body["auth"]["client_token"]
+    stolen = world.login("carla")  # the intruder's enrolment, confirmed with a code
+    assert stolen.returncode == 0, stolen.stderr
+    stolen_uri = json.loads(stolen.stdout)["otpauth"]
+    assert world.login("carla", "--codigo", code_of(stolen_uri)).returncode == 0
+
+    reset = world.run(
+        "ana", "personas", "restablecer-factor", "--usuario", "carla",
+        "--motivo", "factor registrado por alguien más", "--oficio", "UTCSyD/078/2026", "--json",
+    )  # fmt: skip
+    assert reset.returncode == 0, reset.stderr
+    new_password = json.loads(reset.stdout)["contrasena"]
+
+    answer, _, _ = _wire(world, spare, first_login_name("carla"), "segundo_factor.inscribir", spare)
+    assert isinstance(answer, protocol.RemoteError)
+    assert answer.remote_type == "FirstLoginBeforeResetError"
+    assert "otpauth" not in json.dumps(answer.attrs)
+    root = str(world.inner.root_vault()._token)
+    status, _ = world.bao("POST", "auth/token/lookup", root, token=spare)
+    assert status in (400, 403)  # revoked by the service
+
+    world.inner.session_file("carla").unlink(missing_ok=True)
+    first = world.login("carla", password=new_password)
+    assert first.returncode == 0, first.stderr
+    uri = json.loads(first.stdout)["otpauth"]
+    assert secret_of(uri) != secret_of(stolen_uri)

@@ -174,8 +174,9 @@ LOOKALIKE = "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz"  # a plain name as long as a 
 def single_event_ledger() -> list[tuple[bytes, bytes]]:
     """The usual ledger (one event per record, UUID aggregates) with the unusual mixed in."""
     out: list[tuple[bytes, bytes]] = []
-    versions = {A: 0, B: 0, LOOKALIKE: 0}
-    for i, aggregate in enumerate([A, B, A, A, LOOKALIKE, B, A, B, B, A, LOOKALIKE, A], 1):
+    versions: dict[UUID | str, int] = {A: 0, B: 0, LOOKALIKE: 0}
+    order: list[UUID | str] = [A, B, A, A, LOOKALIKE, B, A, B, B, A, LOOKALIKE, A]
+    for i, aggregate in enumerate(order, 1):
         versions[aggregate] += 1
         out.append(events_record(i, aggregate, [versions[aggregate]]))
     out.insert(7, tracking_record(8, "otra", 3))  # shares id 8 with the next entry

@@ -182,7 +182,7 @@ class RecordChecker:
         ]
         for seq, subject, data in batch:
             size = len(data)
-            if seq == last_seq + 1 and next_id is not None and size >= fast_size:
+            if seq == last_seq + 1 and size >= fast_size:
                 (
                     magic,
                     kind,
@@ -196,7 +196,7 @@ class RecordChecker:
                     state_len,
                 ) = fast(data)
                 if (
-                    first_id == next_id
+                    first_id == next_id  # never when next_id is None (after a break)
                     and count == 1
                     and magic == magic_ok
                     and kind == events_kind

@@ -2,9 +2,9 @@
 
 :func:`leaf_bytes` is the single definition of what the Merkle tree commits to for one stream
 message (format in the package docstring). Everything that hashes an entry calls it: the
-follower, bundles (which store leaf bytes as their event data) and proofs; online verification
-calls :func:`leaf_hash` (through :meth:`RecordChecker.check_batch`), the same bytes hashed
-without building them, which a unit test holds equal to ``leaf_hash(leaf_bytes(...))``.
+follower, bundles (which store leaf bytes as their event data) and proofs. Online verification
+hashes them as :func:`leaf_hash` does (inlined in :meth:`RecordChecker.check_batch`), without
+building them; a unit test holds both equal to the leaf hash of :func:`leaf_bytes`.
 """
 
 from __future__ import annotations

@@ -87,6 +87,7 @@ __all__ = [
     "leaf_hashes",
     "prove_event",
     "verify_bundle",
+    "verify_leaf_hashes",
     "verify_ledger",
     "write_bundle",
 ]
@@ -471,9 +472,12 @@ class _Verifier:
                 return
 
     def feed(self, batch: list[tuple[int, bytes]]) -> None:
-        ids = [e[0] for e in batch]
-        sha, prefix = _sha256, b"\x00"
-        hashes = [sha(prefix + e[1]).digest() for e in batch]
+        self.feed_hashes([e[0] for e in batch], leaf_hash_list(batch))
+
+    def feed_hashes(self, ids: list[int], hashes: list[bytes]) -> None:
+        """Feed leaves already hashed: ``hashes[i]`` is ``H(0x00 || leaf)`` of entry ``ids[i]``."""
+        if not ids:
+            return
         self.compare_reference(self.count, ids, hashes)
         expected = self.expected_id
         if (
@@ -641,6 +645,49 @@ def verify_ledger(
     events than the log is reported too. Every checkpoint whose root matches is consistent with
     all the others that match, since all are roots of the one recomputed tree (RFC 9162 §2.1.4).
     """
+
+    def batches() -> Iterator[tuple[list[int], list[bytes]]]:
+        it = iter(events)
+        while batch := list(islice(it, _BATCH)):
+            yield [e[0] for e in batch], leaf_hash_list(batch)
+
+    return verify_leaf_hashes(
+        batches(),
+        checkpoints,
+        keyring,
+        origin=origin,
+        expected_last_id=expected_last_id,
+        witness_checkpoints=witness_checkpoints,
+        reference_leaf_hashes=reference_leaf_hashes,
+        total=total,
+        progress=progress,
+        max_problems=max_problems,
+        anchored_checkpoints=anchored_checkpoints,
+    )
+
+
+def leaf_hash_list(events: list[tuple[int, bytes]]) -> list[bytes]:
+    """``H(0x00 || leaf)`` of each ``(notification id, leaf bytes)``."""
+    sha, prefix = _sha256, b"\x00"
+    return [sha(prefix + e[1]).digest() for e in events]
+
+
+def verify_leaf_hashes(
+    batches: Iterable[tuple[list[int], list[bytes]]],
+    checkpoints: Sequence[SignedCheckpoint | bytes],
+    keyring: PublicKeyring,
+    *,
+    origin: str | None = None,
+    expected_last_id: int | None = None,
+    witness_checkpoints: Sequence[SignedCheckpoint | bytes] = (),
+    reference_leaf_hashes: bytes | None = None,
+    total: int | None = None,
+    progress: ProgressCallback | None = None,
+    max_problems: int = 100,
+    anchored_checkpoints: Sequence[SignedCheckpoint | bytes] = (),
+) -> VerificationReport:
+    """:func:`verify_ledger` over leaves hashed by the caller, in batches of
+    ``(notification ids, leaf hashes)`` (for a caller that hashes while it reads each entry)."""
     verifier = _Verifier(
         checkpoints,
         witness_checkpoints,
@@ -651,9 +698,8 @@ def verify_ledger(
         anchored_checkpoints,
     )
     verifier.check_due()
-    it = iter(events)
-    while batch := list(islice(it, _BATCH)):
-        verifier.feed(batch)
+    for ids, hashes in batches:
+        verifier.feed_hashes(ids, hashes)
         if progress is not None:
             progress(verifier.count, total)
     verifier.finish(expected_last_id)

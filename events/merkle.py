@@ -167,15 +167,17 @@ class CompactRange:
         """
         hashes = leaves if isinstance(leaves, list) else list(leaves)
         i, n = 0, len(hashes)
-        while i < n and self._size & (_CHUNK - 1):
-            self.append(hashes[i])
-            i += 1
-        while n - i >= _CHUNK:
-            root, _ = _perfect_root(hashes[i : i + _CHUNK])
-            self._push(root, _CHUNK_BITS)
-            i += _CHUNK
-        for h in hashes[i:]:
-            self.append(h)
+        while i < n:
+            # The largest perfect subtree that can go next: aligned to the size (its lowest set
+            # bit), no larger than what is left, nor than a chunk. Hashed a level at a time.
+            size = self._size
+            take = min(size & -size or _CHUNK, _CHUNK, 1 << ((n - i).bit_length() - 1))
+            if take == 1:
+                self.append(hashes[i])
+            else:
+                root, _ = _perfect_root(hashes[i : i + take])
+                self._push(root, take.bit_length() - 1)
+            i += take
 
     def extend_data(self, items: Iterable[bytes]) -> None:
         """Hash each item as a leaf and append them all."""

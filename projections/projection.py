@@ -334,7 +334,7 @@ class ReportsProjection(Projection[ReportsView]):
 
         Nearly every event skips the domain event: :class:`FastRows` gives its handler's second
         half (:data:`_ROWS`) its parameters from the stored state, and each run of such events
-        is applied at once (:func:`_fast_run`: consecutive credential reads in one
+        is applied at once (:func:`_fast_run`: the run's credential reads in one
         ``executemany``). An event it declines, or whose parameters fail to apply, goes the
         usual way (:meth:`_catch_up_one`), which makes the same rows or records the same
         error.
@@ -838,21 +838,6 @@ def _read_row(c: Any, row: Params, position: int) -> None:
         _expose(c, row[3], version, row[6], row[1], "lectura")
 
 
-def _read_rows(c: Any, rows: list[Params], position: int) -> None:
-    """:func:`_read_row` for consecutive reads: their rows in one ``executemany``."""
-    c.executemany(_INSERT_READ, rows)
-    exposed = getattr(c, "exposed", None)
-    for row in rows:
-        version = row[5]
-        # Mostly a password its reader has seen already: _expose()'s first test, inline.
-        if (
-            row[4] == "contrasena"
-            and version is not None
-            and (exposed is None or (row[3], version, row[6]) not in exposed)
-        ):
-            _expose(c, row[3], version, row[6], row[1], "lectura")
-
-
 def _request_filed(c: Any, e: Any, position: int) -> None:
     channel = e.channel
     _FILE_REQUEST(
@@ -1087,18 +1072,31 @@ _CLOSE_INCIDENT: Final = _Statement(
 
 
 def _fast_run(c: Any, steps: list[tuple[type[Any], Params]], position: int) -> None:
-    """Applies a run of events from their :class:`FastRows` parameters, in order."""
+    """Applies a run of events from their :class:`FastRows` parameters, in order.
+
+    The run's ``reads`` rows go in one ``executemany`` at its end: no other handler here
+    touches that table, and each row names its own position (the primary key), so the rows are
+    the same; what a read changes elsewhere (its password's exposure) is done in order.
+    """
     reads: list[Params] = []
+    add_read = reads.append
+    exposed = getattr(c, "exposed", None)
+    rows = _ROWS
     for cls, params in steps:
         if cls is _READ:
-            reads.append(params)
+            add_read(params)
+            version = params[5]
+            # Mostly a password its reader has seen already: _expose()'s first test, inline.
+            if (
+                params[4] == "contrasena"
+                and version is not None
+                and (exposed is None or (params[3], version, params[6]) not in exposed)
+            ):
+                _expose(c, params[3], version, params[6], params[1], "lectura")
             continue
-        if reads:
-            _read_rows(c, reads, position)
-            reads = []
-        _ROWS[cls](c, params, position)
+        rows[cls](c, params, position)
     if reads:
-        _read_rows(c, reads, position)
+        c.executemany(_INSERT_READ, reads)
 
 
 _READ: Final = District.CredentialRead

@@ -50,6 +50,7 @@ from events.ledger_verify import (
     VerificationReport,
     Witness,
     prove_event,
+    verify_leaf_hashes,
     verify_ledger,
     write_bundle,
 )
@@ -177,14 +178,14 @@ class LedgerVerdict:
         return self.report.events_checked - (signed.size if signed else 0)
 
 
-def _checked(
+def _hashed(
     batches: Iterable[list[tuple[int, bytes, bytes]]], checker: RecordChecker
-) -> Iterator[tuple[int, bytes]]:
-    check = checker.check
+) -> Iterator[tuple[list[int], list[bytes]]]:
+    """Each batch's sequences and leaf hashes, checking its records on the way."""
+    check = checker.check_batch
     for batch in batches:
-        for seq, subject, data in batch:
-            check(seq, subject, data)
-            yield seq, leaf_bytes(subject, data)
+        hashes = check(batch)
+        yield [m[0] for m in batch], hashes
 
 
 def verify_online(
@@ -211,8 +212,8 @@ def verify_online(
     keyring, independent = _keyring_or_ledger(conn, names, keyring)
     last_seq = stream_last_sequence(conn, names.events_stream)
     checker = RecordChecker()
-    report = verify_ledger(
-        _checked(read_entries(conn, names.events_stream, stop=last_seq), checker),
+    report = verify_leaf_hashes(
+        _hashed(read_entries(conn, names.events_stream, stop=last_seq), checker),
         notes,
         keyring,
         origin=names.origin,

@@ -14,10 +14,12 @@ from custody.ledger.leaves import (
     RecordChecker,
     RecordProblemKind,
     leaf_bytes,
+    leaf_hash,
     parse_leaf,
 )
 from events.jetstream import records
 from events.jetstream.errors import InvalidRecordError
+from events.merkle import leaf_hash as merkle_leaf_hash
 
 PREFIX = b"custodia.events."
 
@@ -164,3 +166,75 @@ def test_the_checker_refuses_exactly_what_the_reader_refuses(
     checker.check(2, subject, damaged)
     invalid = any(p.kind is RecordProblemKind.INVALID_RECORD for p in checker.problems)
     assert invalid == (not reader_accepts(subject, damaged))
+
+
+LOOKALIKE = "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz"  # a plain name as long as a UUID's text
+
+
+def single_event_ledger() -> list[tuple[bytes, bytes]]:
+    """The usual ledger (one event per record, UUID aggregates) with the unusual mixed in."""
+    out: list[tuple[bytes, bytes]] = []
+    versions: dict[UUID | str, int] = {A: 0, B: 0, LOOKALIKE: 0}
+    order: list[UUID | str] = [A, B, A, A, LOOKALIKE, B, A, B, B, A, LOOKALIKE, A]
+    for i, aggregate in enumerate(order, 1):
+        versions[aggregate] += 1
+        out.append(events_record(i, aggregate, [versions[aggregate]]))
+    out.insert(7, tracking_record(8, "otra", 3))  # shares id 8 with the next entry
+    return out
+
+
+@settings(max_examples=300)
+@given(
+    st.sampled_from(["none", "flip", "swap", "delete", "duplicate", "subject", "uuid"]),
+    st.integers(0, 100),
+    st.integers(0, 10_000),
+    st.integers(0, 7),
+)
+def test_the_batch_check_finds_what_the_entry_check_finds(
+    how: str, index: int, position: int, bit: int
+) -> None:
+    """``check_batch`` (the verifier's inlined path) reports the same problems, in the same
+    order, as ``check`` entry by entry, and returns each entry's Merkle leaf hash, whatever
+    single tampering the ledger underwent (a flipped bit, swapped, deleted or repeated entries,
+    a record moved to another aggregate's subject, an id that only looks like a UUID)."""
+    entries = list(enumerate(single_event_ledger(), 1))
+    at = index % len(entries)
+    seq, (subject, data) = entries[at]
+    if how == "flip":
+        pos = position % len(data)
+        entries[at] = (
+            seq,
+            (subject, data[:pos] + bytes([data[pos] ^ (1 << bit)]) + data[pos + 1 :]),
+        )
+    elif how == "swap" and at + 1 < len(entries):
+        entries[at], entries[at + 1] = (seq, entries[at + 1][1]), (seq + 1, entries[at][1])
+    elif how == "delete":
+        del entries[at]
+    elif how == "duplicate":
+        entries.insert(at, (seq, (subject, data)))
+    elif how == "subject":
+        entries[at] = (seq, (entries[(at + 1) % len(entries)][1][0], data))
+    elif how == "uuid":  # a plain name's record turned into one that claims a UUID id
+        plain = b"\x00\x24\x00" + LOOKALIKE.encode()
+        entries[at] = (seq, (subject, data.replace(plain, b"\x01" + plain[1:])))
+    one_by_one = check(entries)
+    batched = RecordChecker()
+    triples = [(s, subj, d) for s, (subj, d) in entries]
+    hashes = batched.check_batch(triples[:5]) + batched.check_batch(triples[5:])
+    assert batched.problems == one_by_one.problems
+    assert batched.entries == one_by_one.entries
+    assert hashes == [leaf_hash(subj, d) for _, subj, d in triples]
+    assert hashes == [merkle_leaf_hash(leaf_bytes(subj, d)) for _, subj, d in triples]
+
+
+def test_a_name_that_looks_like_a_uuid_is_not_taken_for_one() -> None:
+    """A record that claims a UUID id under the subject of a plain name of the same text is
+    refused, even after that subject carried valid records (the batch check's shortcut)."""
+    ledger = [events_record(1, LOOKALIKE, [1]), events_record(2, A, [2])]
+    data = ledger[1][1]
+    forged = data.replace(str(A).encode(), LOOKALIKE.encode())
+    checker = RecordChecker()
+    checker.check_batch([(1, *ledger[0]), (2, PREFIX + LOOKALIKE.encode(), forged)])
+    assert [(p.kind, p.sequence) for p in checker.problems] == [
+        (RecordProblemKind.INVALID_RECORD, 2)
+    ]

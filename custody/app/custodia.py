@@ -487,11 +487,15 @@ class Custodia:
         return rows
 
     def _may_see_district(self, person: Person, code: str) -> bool:
+        """The one rule (projections.scope); whether an administrator holds ``code``'s accounts
+        is read from the ledger only when the rule needs it."""
         if may_see_district(person.roles, code):
             return True
-        if not person.has_role("administrador", None):
-            return False
-        return self.district(parse_district_id(code)).holder_id == person.id
+        holds = (
+            person.has_role("administrador", None)
+            and self.district(parse_district_id(code)).holder_id == person.id
+        )
+        return may_see_district(person.roles, code, holds=holds)
 
     # -- designations and absences (6.VII, 6.X) ---------------------------------------------
 

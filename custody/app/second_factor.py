@@ -243,6 +243,17 @@ class FirstLoginBeforeResetError(CustodyStateError):
         self.username = username
 
 
+def _enforced_method(factor: SecondFactor, name: str) -> str:
+    """Custodia's TOTP method, once OpenBao enforces it and ``name`` is in the enforced group."""
+    enforced = factor.enforcement()
+    if enforced is None:
+        raise SecondFactorNotEnforcedError
+    method_id, group_id = enforced
+    if not factor.is_member(name, group_id):
+        raise NotSecondFactorMemberError(name)
+    return method_id
+
+
 def enrol(custodia: Custodia, actor: Actor, first_login: bool) -> dict[str, Any]:
     """Step 2: ``actor`` is the user a first-login token was issued to (the service read it from
     OpenBao, ``first_login``); their factor is generated for their own real entity with the
@@ -252,12 +263,7 @@ def enrol(custodia: Custodia, actor: Actor, first_login: bool) -> dict[str, Any]
         raise NotFirstLoginError(actor.username)
     name = str(Username.parse(actor.username))
     factor = _factor(custodia)
-    enforced = factor.enforcement()
-    if enforced is None:
-        raise SecondFactorNotEnforcedError
-    method_id, group_id = enforced
-    if not factor.is_member(name, group_id):
-        raise NotSecondFactorMemberError(name)
+    method_id = _enforced_method(factor, name)
     if not factor.has_first_login(name):
         raise FactorAlreadyEnrolledError(name)  # confirmed already: the login is gone
     reset_at = custodia.person(name).second_factor_reset_at
@@ -320,12 +326,7 @@ def reset(
     trial = custodia.person(name)
     trial.reset_second_factor(reason, by=by, channel=channel, at=at)
     factor = _factor(custodia)
-    enforced = factor.enforcement()
-    if enforced is None:
-        raise SecondFactorNotEnforcedError
-    method_id, group_id = enforced
-    if not factor.is_member(name, group_id):
-        raise NotSecondFactorMemberError(name)
+    method_id = _enforced_method(factor, name)
     actor.proceed()
     factor.destroy(name, method_id, actor.token)
     password = secrets.token_urlsafe(18)

@@ -15,7 +15,7 @@ from html import escape
 from typing import Any, Final
 
 from events.domain import Policy
-from projections.render import ESTADOS, MESES, fecha
+from projections.labels import ESTADOS, MESES, fecha
 from projections.reports import READ_FINDINGS, Report
 
 __all__ = ["COLORS", "render_html"]

@@ -20,6 +20,9 @@ from rich.console import Console
 from rich.table import Table
 
 from events.domain import Policy
+from projections.labels import ESTADOS as ESTADOS
+from projections.labels import MESES as MESES
+from projections.labels import fecha as fecha
 from projections.reports import READ_FINDINGS, Report
 
 __all__ = [
@@ -34,23 +37,6 @@ __all__ = [
 
 Format = Literal["tabla", "json", "csv", "html"]
 FORMATS: Final = cast(tuple[Format, ...], get_args(Format))
-
-MESES: Final = ("ene", "feb", "mar", "abr", "may", "jun", "jul", "ago", "sep", "oct", "nov", "dic")
-
-ESTADOS: Final = {
-    "abierta": "abierta",
-    "vencida": "VENCIDA",
-    "cumplida": "cumplida",
-    "cumplida_tarde": "cumplida tarde",
-    "retirada": "retirada",
-}
-
-
-def fecha(value: datetime | None, policy: Policy) -> str:
-    """``03/03/2025 10:00`` in the policy's time zone; an em dash for nothing."""
-    if value is None:
-        return "—"
-    return policy.local(value).strftime("%d/%m/%Y %H:%M")
 
 
 def iso(value: datetime, policy: Policy) -> str:

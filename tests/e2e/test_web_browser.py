@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from tests.e2e.conftest import SERVICE_PASSWORD, ServiceWorld
 from tests.e2e.web_harness import WebServer, notified_incident, serving
@@ -145,8 +145,9 @@ def test_login_page_is_usable_with_the_keyboard_on_a_phone(
     page = context.new_page()
     try:
         page.goto(web.url + "/ingresar")
-        # The user field has the focus on arrival; Tab goes on to the password.
-        assert page.evaluate("document.activeElement.id") == "usuario"
+        # The user field has the focus on arrival (Chromium applies autofocus at the first
+        # rendering opportunity after load, so wait for it); Tab goes on to the password.
+        expect(page.locator("#usuario")).to_be_focused(timeout=5000)
         page.keyboard.type("sofia")
         page.keyboard.press("Tab")
         assert page.evaluate("document.activeElement.id") == "contrasena"

@@ -35,7 +35,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 from uuid import UUID, uuid5
 
 from eventsourcing.domain import Aggregate, event
@@ -94,12 +94,30 @@ from events.domain.values import (
     validate_text,
 )
 
-if TYPE_CHECKING:
-    from events.domain.change_request import ChangeRequest
-
 __all__ = ["Absence", "Account", "Designation", "District", "RotationObligation"]
 
 ChannelPayload = dict[str, str | None]
+
+
+class ApplicableRequest(Protocol):
+    """What a district reads of a change request it applies (6.XI, 11.1.b): the request is
+    :class:`events.domain.change_request.ChangeRequest`, which is filed against a district and
+    so imports this module; the district names only what it reads."""
+
+    @property
+    def id(self) -> UUID: ...
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def district(self) -> str: ...
+
+    @property
+    def account(self) -> str: ...
+
+    @property
+    def field(self) -> str: ...
 
 
 # --- state (plain data; see events.domain.transcodings for snapshots) ----------------------
@@ -1323,7 +1341,7 @@ class District(Aggregate):
     @atomic
     def change_account_setting(
         self,
-        request: ChangeRequest,
+        request: ApplicableRequest,
         value: str | None,
         *,
         by: Person,
@@ -1332,7 +1350,7 @@ class District(Aggregate):
         """6.XI, 11.1: applies an approved request to change the account's e-mail, phone or user
         name to ``value``, which is required (the request's detail is free text, not a value).
         The change may not introduce a policy violation. Mark the request applied in the same
-        save (:meth:`ChangeRequest.apply`)."""
+        save (:meth:`events.domain.change_request.ChangeRequest.apply`)."""
         at = command_time(self, at)
         require_coadministrator(by, "change account settings")
         self._require_applicable(request)
@@ -1539,7 +1557,7 @@ class District(Aggregate):
         version: int,
         by: Person,
         at: datetime,
-        change_request: ChangeRequest | None = None,
+        change_request: ApplicableRequest | None = None,
     ) -> list[UUID]:
         """The staged ``version`` was applied on the platform and becomes current. It fulfils
         the account's open obligations whose outgoing holder has not seen it (returned).
@@ -1835,7 +1853,7 @@ class District(Aggregate):
             return
         raise NotDistrictAuthorityError(by.id, action, self.code)
 
-    def _require_applicable(self, request: ChangeRequest) -> None:
+    def _require_applicable(self, request: ApplicableRequest) -> None:
         # 6.XI, 11.1.b: only an approved request, of this district, applied once.
         if request.status != "aprobada":
             raise InvalidTransitionError("change_request", request.id, request.status, "apply")

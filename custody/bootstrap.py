@@ -16,14 +16,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from custody import config
 from custody.config import Settings
 from custody.service import permissions as nats_auth
-from custody.stack.embedded import EmbeddedStack, StackInfo, StackNotRunningError
+from custody.stack import record
+from custody.stack.record import StackInfo, StackNotRunningError
 from custody.stack.secret_files import write_secret
 from events.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from custody.stack.embedded import EmbeddedStack
 
 NatsRole = Literal[
     "servicio", "escritor", "administrador", "cliente", "verificador", "autenticador"
@@ -98,9 +102,10 @@ class Endpoints:
 def resolve(settings: Settings, role: NatsRole, *, start: bool = False) -> Endpoints:
     """The endpoints for ``role``; with ``start`` the embedded servers are started if needed."""
     info: StackInfo | None = None
-    stack = EmbeddedStack(settings.home)
     if settings.embedded_nats or settings.embedded_vault:
-        info = stack.start() if start else stack.info()
+        # Reading stack.json needs none of the supervisor (a command line's path: its NATS,
+        # HTTP, TLS and subprocess machinery is imported only to start the servers).
+        info = _supervisor(settings).start() if start else record.running(settings.home)
         if info is None:
             raise StackNotRunningError(settings.home)
     if settings.nats_url:
@@ -113,7 +118,7 @@ def resolve(settings: Settings, role: NatsRole, *, start: bool = False) -> Endpo
         assert info is not None
         nats_url, user, password, creds = info.nats_url, None, None, None
         if role != "cliente":
-            user, password = role, stack.nats_user(role).password
+            user, password = role, _supervisor(settings).nats_user(role).password
     if role == "cliente":
         # A person has no NATS password: their OpenBao token is their NATS credential (the
         # auth callout checks it, custody.service.callout); see custody.service.client.
@@ -131,6 +136,13 @@ def resolve(settings: Settings, role: NatsRole, *, start: bool = False) -> Endpo
         vault_ca=settings.vault_ca,
         replicas=settings.replicas,
     )
+
+
+def _supervisor(settings: Settings) -> EmbeddedStack:
+    """The embedded stack's supervisor (custody.stack.embedded), imported when first needed."""
+    from custody.stack.embedded import EmbeddedStack
+
+    return EmbeddedStack(settings.home)
 
 
 def callout_seed(settings: Settings) -> str:
@@ -152,7 +164,7 @@ def admin_token(settings: Settings) -> str | None:
     if settings.vault_token:
         return settings.vault_token
     if settings.embedded_vault:
-        return EmbeddedStack(settings.home).vault_keys().root_token
+        return _supervisor(settings).vault_keys().root_token
     raise ConfigurationError(config.VAULT_TOKEN.key, "required with an external OpenBao/Vault")
 
 

@@ -29,13 +29,22 @@ import os
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from custody import config as custodia_config
 from custody.service import permissions as nats_auth
 from custody.stack import servers
+from custody.stack.record import (
+    ServerRecord,
+    StackInfo,
+    StackNotRunningError,
+    is_ours,
+    read_stack,
+    running,
+    server_record,
+)
 from custody.stack.secret_files import write_secret, write_secret_json
 from custody.stack.servers import (
     BaoProcess,
@@ -44,8 +53,6 @@ from custody.stack.servers import (
     free_port,
     http_get_json,
     http_put_json,
-    pid_alive,
-    pid_cmdline,
     port_is_free,
     terminate,
 )
@@ -84,43 +91,6 @@ class RootTokenGenerationError(StackError):
     def __init__(self, reason: str) -> None:
         super().__init__(f"root token generation failed: {reason}")
         self.reason = reason
-
-
-class StackNotRunningError(StackError):
-    """The embedded servers of this home are not running."""
-
-    def __init__(self, home: Path) -> None:
-        super().__init__(f"no embedded servers running for {home}")
-        self.home = home
-
-
-@dataclass(frozen=True)
-class ServerRecord:
-    """What ``stack.json`` records of one server."""
-
-    pid: int
-    port: int
-    aux_port: int  # NATS: monitoring port; OpenBao: cluster port
-
-    def to_json(self) -> dict[str, int]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class StackInfo:
-    """Addresses of the running embedded servers."""
-
-    home: Path
-    nats: ServerRecord
-    vault: ServerRecord
-
-    @property
-    def nats_url(self) -> str:
-        return f"nats://{servers.LOOPBACK}:{self.nats.port}"
-
-    @property
-    def vault_addr(self) -> str:
-        return f"http://{servers.LOOPBACK}:{self.vault.port}"
 
 
 @dataclass(frozen=True)
@@ -185,15 +155,7 @@ class EmbeddedStack:
 
     def info(self) -> StackInfo | None:
         """The recorded servers if both are alive and ours (no health check), else ``None``."""
-        record = self._read_stack()
-        nats, vault = record.get("nats"), record.get("vault")
-        if not nats or not vault:
-            return None
-        if not (
-            self._is_ours(int(nats["pid"]), "nats") and self._is_ours(int(vault["pid"]), "vault")
-        ):
-            return None
-        return StackInfo(self.home, _record(nats), _record(vault))
+        return running(self.home)
 
     def status(self) -> dict[str, Any]:
         """Health and versions of what this home runs, for ``custodia estado``."""
@@ -346,7 +308,7 @@ class EmbeddedStack:
                 self.nats_dir / "nats.log",
             )
             if proc.healthy():
-                return _record(entry)
+                return server_record(entry)
             terminate(proc.pid)
         self._kill_orphans("nats")
         port = self._choose_port(custodia_config.NATS_PORT, entry, "port", "NATS")
@@ -371,7 +333,7 @@ class EmbeddedStack:
             )
             if proc.health() in (200, 501, 503):
                 self._init_and_unseal(proc)
-                return _record(entry)
+                return server_record(entry)
             terminate(proc.pid)
         self._kill_orphans("vault")
         if self.key_file.exists():
@@ -542,11 +504,7 @@ class EmbeddedStack:
             os.close(fd)
 
     def _read_stack(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.stack_file.read_text())
-        except (OSError, ValueError):
-            return {}
-        return data if isinstance(data, dict) else {}
+        return read_stack(self.home)
 
     def _write_stack(self, info: StackInfo) -> None:
         record = self._read_stack()
@@ -562,14 +520,7 @@ class EmbeddedStack:
         os.replace(tmp, path)
 
     def _is_ours(self, pid: int, name: str) -> bool:
-        if not pid_alive(pid):
-            return False
-        argv = " ".join(pid_cmdline(pid))
-        if name == "nats":
-            return str(self.nats_dir / "nats.conf") in argv
-        if name == "vault":
-            return str(self.bao_dir / "openbao.hcl") in argv
-        return "custodia" in argv  # the service: pids are recorded only by the service itself
+        return is_ours(self.home, pid, name)
 
     def _kill_orphans(self, name: str) -> None:
         """End servers of this home that no ``stack.json`` records (a start killed midway):
@@ -601,10 +552,6 @@ class EmbeddedStack:
             if previous and previous not in exclude and port_is_free(previous):
                 return previous
         return free_port(exclude)
-
-
-def _record(entry: dict[str, Any]) -> ServerRecord:
-    return ServerRecord(int(entry["pid"]), int(entry["port"]), int(entry["aux_port"]))
 
 
 def _bao_request(

@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from custody.stack.record import LOOPBACK as LOOPBACK  # the one address; re-exported
+from custody.stack.record import pid_alive
 from events.errors import StackError
-
-LOOPBACK = "127.0.0.1"
 
 
 class BinaryNotFoundError(StackError):
@@ -203,33 +203,6 @@ def http_put_json(
 ) -> tuple[int, Any]:
     """PUT JSON to ``http://127.0.0.1:port/path``; returns the status and the decoded JSON."""
     return http_json(LOOPBACK, port, path, method="PUT", payload=payload, timeout=timeout)
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether ``pid`` names a live (non-zombie) process."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    # Field 3, after the parenthesised command name, is the state; Z is a zombie.
-    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
-
-
-def pid_cmdline(pid: int) -> list[str]:
-    """The argument vector of a live process (empty if unknown)."""
-    try:
-        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return []
-    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
 
 
 def terminate(pid: int, timeout: float = 10.0) -> None:

@@ -26,7 +26,7 @@ from custody.ledger import nats_io
 from custody.service.client import CommandClient, ServiceUnavailableError
 from custody.service.protocol import RemoteError
 from custody.stack.embedded import EmbeddedStack
-from custody.stack.servers import pid_alive
+from custody.stack.record import pid_alive
 from custody.vault.client import VaultClient
 from events.domain import District
 from events.jetstream import records

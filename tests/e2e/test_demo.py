@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from custody.stack.servers import pid_alive, pid_cmdline
+from custody.stack.record import pid_alive, pid_cmdline
 
 pytestmark = pytest.mark.e2e
 

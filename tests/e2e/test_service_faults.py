@@ -25,7 +25,8 @@ import pytest
 from custody.errors import WrappingTokenInvalidError
 from custody.service.client import CommandClient, ServiceUnavailableError
 from custody.service.protocol import RemoteError
-from custody.stack.servers import pid_alive, terminate
+from custody.stack.record import pid_alive
+from custody.stack.servers import terminate
 from custody.vault.credentials import Credentials
 from events.domain import Incident
 

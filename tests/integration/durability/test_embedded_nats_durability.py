@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from custody.stack.embedded import EmbeddedStack, StackInfo
-from custody.stack.servers import pid_alive
+from custody.stack.embedded import EmbeddedStack
+from custody.stack.record import StackInfo, pid_alive
 from tests.cluster.helpers import EventWriters, check_log, closing_app, new_entry, recorder_for
 
 pytestmark = pytest.mark.integration

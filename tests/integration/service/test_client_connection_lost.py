@@ -24,7 +24,8 @@ from nats.aio.msg import Msg
 from custody.bootstrap import Endpoints
 from custody.service import protocol
 from custody.service.client import CommandClient, ServiceUnavailableError
-from custody.stack.servers import NatsProcess, pid_alive, terminate
+from custody.stack.record import pid_alive
+from custody.stack.servers import NatsProcess, terminate
 from tests.conftest import start_test_nats
 
 pytestmark = pytest.mark.integration

@@ -9,7 +9,7 @@ import os
 import signal
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from eventsourcing.application import AggregateNotFoundError
@@ -21,7 +21,7 @@ from custody.config import Settings
 from custody.errors import VaultPermissionDeniedError, VaultTokenInvalidError
 from custody.service.commands import VaultAuthenticator, build_handlers
 from custody.service.permissions import IDEMPOTENCY_BUCKET
-from custody.service.server import CachedAuthenticator, CommandService
+from custody.service.server import CachedAuthenticator, Call, CommandService, Handler
 from custody.stack.embedded import EmbeddedStack
 from custody.stack.readside import REPORTS_DATABASE as REPORTS_DATABASE
 from custody.vault.client import VaultClient
@@ -30,6 +30,11 @@ from custody.vault.layout import create_service_token, ensure_layout
 from custody.vault.personal_data import PersonalDataVault
 from events.domain import Policy
 from events.errors import ConfigurationError
+
+if TYPE_CHECKING:
+    from custody.stack.readside import ReportPosition
+    from events.domain.person import Person
+    from projections.scope import Scope
 
 log = structlog.get_logger("custodia.runner")
 
@@ -382,7 +387,7 @@ async def _log_nats_error(exc: Exception) -> None:
     log.warning("nats_error", error=type(exc).__name__, detalle=str(exc)[:200])
 
 
-def report_scope(person: Any) -> Any:
+def report_scope(person: Person) -> Scope:
     """The caller's report scope, from their roles in the ledger (most privileged first)."""
     from custody.app.custodia import ScopeError
     from projections.scope import scope_of
@@ -393,7 +398,7 @@ def report_scope(person: Any) -> Any:
     return scope
 
 
-def make_ledger_status_handler(services: Services, settings: Settings) -> Any:
+def make_ledger_status_handler(services: Services, settings: Settings) -> Handler:
     """``bitacora.estado``: what the service last saw of the ledger's integrity (as ``estado
     --json``'s ``bitacora``) and the ledger's public keyring (as ``bitacora clave-publica``),
     for anyone registered: nothing in it is secret. The web view's ``/bitacora``."""
@@ -402,7 +407,7 @@ def make_ledger_status_handler(services: Services, settings: Settings) -> Any:
     from custody.ledger.transit_signer import fetch_public_keyring
     from events.errors import CustodiaError
 
-    def handler(call: Any) -> dict[str, Any]:
+    def handler(call: Call) -> dict[str, Any]:
         actor = Actor(call.caller.username, call.caller.token)
         services.custodia.person(actor.username)  # registered people only
         status = read_status(settings.home) or {
@@ -421,7 +426,9 @@ def make_ledger_status_handler(services: Services, settings: Settings) -> Any:
     return handler
 
 
-def make_report_handler(services: Services, projections: Any, settings: Settings) -> Any:
+def make_report_handler(
+    services: Services, projections: ReportPosition, settings: Settings
+) -> Handler:
     """``reporte``: a report from the projections, in the caller's scope (issue 8)."""
     from datetime import UTC, date, datetime, time
 
@@ -445,7 +452,7 @@ def make_report_handler(services: Services, projections: Any, settings: Settings
         moment = time.max if end else time.min
         return datetime.combine(day, moment, tzinfo=policy.zone).astimezone(UTC)
 
-    def handler(call: Any) -> dict[str, Any]:
+    def handler(call: Call) -> dict[str, Any]:
         from events.domain import InvalidChoiceError, parse_district_id
 
         kind = _text(call.args, "tipo", limit=20)

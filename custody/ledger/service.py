@@ -8,7 +8,7 @@ head (check-and-set), create witnesses. The service's token cannot sign (issue 1
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import structlog
 
@@ -21,8 +21,10 @@ from custody.stack.secret_files import write_secret
 from custody.vault.client import VaultClient
 from custody.vault.layout import SIGNER_POLICY, create_service_token
 from events.errors import ConfigurationError, CustodiaError
+from events.jetstream.factory import Factory as JetStreamFactory
 
 if TYPE_CHECKING:
+    from custody.app.custodia import CustodiaApplication
     from custody.bootstrap import Endpoints
 
 
@@ -34,7 +36,7 @@ class FollowerServices(Protocol):
     def endpoints(self) -> Endpoints: ...
 
     @property
-    def app(self) -> Any: ...
+    def app(self) -> CustodiaApplication: ...
 
 
 __all__ = ["SIGNER_TOKEN_FILE", "ensure_signer_token", "signer_token", "start_follower"]
@@ -97,6 +99,7 @@ def start_follower(settings: Settings, services: FollowerServices) -> LedgerFoll
         replicas=endpoints.replicas,
     )
     factory = services.app.factory
+    assert isinstance(factory, JetStreamFactory)  # the ledger is in JetStream
     follower = LedgerFollower(
         factory.connection,
         TransitSigner(client),

@@ -62,7 +62,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import structlog
@@ -70,6 +70,10 @@ from nats.errors import Error as NatsError
 
 from custody.config import NoticeSettings
 from custody.config import smtp_default_port as _default_port
+
+if TYPE_CHECKING:
+    from custody.app.custodia import Custodia, CustodiaApplication
+    from custody.service.server import Call, Handler
 
 log = structlog.get_logger("custodia.avisos")
 
@@ -452,7 +456,18 @@ def wait_for_outbox(db_path: Path, ledger_position: int, timeout: float = 10.0) 
         time.sleep(0.05)
 
 
-def make_notices_handler(services: Any, home: Path) -> Any:
+class NoticeServices(Protocol):
+    """What ``avisos.lista`` needs of the composition root's services (``custody.runner.Services``;
+    named here, not imported: the composition root imports this module)."""
+
+    @property
+    def custodia(self) -> Custodia: ...
+
+    @property
+    def app(self) -> CustodiaApplication: ...
+
+
+def make_notices_handler(services: NoticeServices, home: Path) -> Handler:
     """``avisos.lista`` for the coadministrators and the Secretaría Ejecutiva. Checks the
     notices' configuration first: the service refuses to start on a bad one (naming the
     variable) instead of its read side failing over and over."""
@@ -461,7 +476,7 @@ def make_notices_handler(services: Any, home: Path) -> Any:
 
     NoticeSettings.from_env()
 
-    def handler(call: Any) -> list[dict[str, Any]]:
+    def handler(call: Call) -> list[dict[str, Any]]:
         actor = Actor(call.caller.username, call.caller.token)
         person = services.custodia.person(actor.username)
         if not sees_every_district(person.roles):

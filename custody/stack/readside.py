@@ -33,6 +33,7 @@ import structlog
 from custody.config import Settings
 
 if TYPE_CHECKING:
+    from custody.app.custodia import CustodiaApplication
     from custody.bootstrap import Endpoints
 
 log = structlog.get_logger("custodia.lectura")
@@ -182,7 +183,7 @@ class ReadSideServices(Protocol):
     def endpoints(self) -> Endpoints: ...
 
     @property
-    def app(self) -> Any: ...
+    def app(self) -> CustodiaApplication: ...
 
     def close(self) -> None: ...
 

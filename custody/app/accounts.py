@@ -67,7 +67,7 @@ def record_status(
     by = custodia.person(actor.username)
     require_coadministrator(by, "record account status")
     policy = custodia.policy
-    with custodia._lock(str(account_id.district)):
+    with custodia.ledger.lock(str(account_id.district)):
         district = custodia.district(account_id.district)
         current = district.open_account(str(account_id))
         violations = district.record_account_status(
@@ -79,7 +79,7 @@ def record_status(
             by=by,
             at=custodia.clock(),
         )
-        custodia._save(district)
+        custodia.ledger.save(district)
         current = district.account(str(account_id))
     log.info("cuenta_estado", cuenta=str(account_id), violaciones=list(violations))
     return {
@@ -102,12 +102,12 @@ def close(
     require_coadministrator(by, "close accounts")
     # OpenBao decides first, with the caller's token: a refused caller records nothing.
     custodia.credentials.authorize_destruction(actor.token, name)
-    with custodia._lock(str(account_id.district)):
+    with custodia.ledger.lock(str(account_id.district)):
         district = custodia.district(account_id.district)
         resumed = name in district.accounts and district.destruction_pending(name)
         if not resumed:  # an open account closes; a closed and destroyed one is refused
             district.close_account(name, by=by, channel=channel, at=custodia.clock())
-            custodia._save(district)
+            custodia.ledger.save(district)
         try:
             custodia.credentials.destroy(actor.token, name)
         except VaultError as error:
@@ -115,7 +115,7 @@ def close(
             log.warning("cuenta_destruccion_pendiente", cuenta=name, error=type(error).__name__)
             raise AccountDestructionPendingError(name, type(error).__name__) from None
         district.record_secrets_destroyed(name, by=by, at=custodia.clock())
-        custodia._save(district)
+        custodia.ledger.save(district)
     log.info("cuenta_cerrada", cuenta=name, reanudada=resumed)
     return {
         "cuenta": name,
@@ -176,7 +176,7 @@ def request_opening(
         at=custodia.clock(),
         request_id=uuid5(REQUEST_NAMESPACE, f"cuenta:{request_id}"),
     )
-    custodia._save(request)
+    custodia.ledger.save(request)
     log.info("cuenta_solicitada", solicitud=str(request.id), distrito=request.district)
     return _request_row(custodia, request)
 
@@ -198,7 +198,7 @@ def register_requested(
     account_id = parse_account_id(account)
     by = custodia.person(actor.username)
     require_coadministrator(by, "decide account requests")
-    with custodia._lock(str(account_id.district)):
+    with custodia.ledger.lock(str(account_id.district)):
         request = _request(custodia, request_id)
         district = custodia.district(account_id.district)
         now = custodia.clock()
@@ -213,7 +213,7 @@ def register_requested(
             at=now,
         )
         request.approve(district, str(account_id), by=by, at=now)
-        custodia._save(district, request)
+        custodia.ledger.save(district, request)
     return {**_request_row(custodia, request), "violaciones": [str(v) for v in violations]}
 
 
@@ -224,7 +224,7 @@ def reject_request(
     by = custodia.person(actor.username)
     request = _request(custodia, request_id)
     request.reject(reason, by=by, at=custodia.clock())
-    custodia._save(request)
+    custodia.ledger.save(request)
     return _request_row(custodia, request)
 
 
@@ -233,6 +233,6 @@ def list_requests(custodia: Custodia, actor: Actor, state: str | None) -> list[d
     by = custodia.person(actor.username)
     return [
         _request_row(custodia, r)
-        for r in custodia._all(AccountOpeningRequest)
-        if custodia._may_see_district(by, r.district) and (not state or r.status == state)
+        for r in custodia.ledger.all_of(AccountOpeningRequest)
+        if custodia.may_see_district(by, r.district) and (not state or r.status == state)
     ]

@@ -10,21 +10,33 @@ after).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from copy import deepcopy
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
 from typing import Any, Literal, TypeVar, cast
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
-from eventsourcing.persistence import IntegrityError, Recording
+from eventsourcing.application import AggregateNotFoundError
+from eventsourcing.persistence import IntegrityError
 
 from custody.app.access import Access
+from custody.app.base import (
+    REQUEST_NAMESPACE,
+    Actor,
+    PersonAlreadyRegisteredError,
+    ScopeError,
+    UseCases,
+    channel_from,
+)
+from custody.app.ledger import (
+    ConflictError,
+    CustodiaApplication,
+    Ledger,
+    NotFoundError,
+    PersonNotRegisteredError,
+    bootstrap_ledger,
+)
 from custody.app.passwords import generate_password
 from custody.app.ports import CredentialStore, PersonalDataStore
 from custody.app.rules import read_rules
@@ -45,12 +57,25 @@ from events.domain import (
 from events.domain.incident import LEDGER_DIVERGENCES
 from events.domain.official_channel import OfficialChannel
 from events.domain.values import validate_text
-from events.errors import CustodiaError
-from projections.scope import may_see_district, sees_every_district
+from projections.scope import sees_every_district
+
+__all__ = [
+    "REQUEST_NAMESPACE",
+    "Actor",
+    "ConflictError",
+    "Custodia",
+    "CustodiaApplication",
+    "NotFoundError",
+    "PersonAlreadyRegisteredError",
+    "PersonNotRegisteredError",
+    "ScopeError",
+    "bootstrap_ledger",
+    "channel_from",
+    "ledger_incident_id",
+]
 
 log = structlog.get_logger("custodia.app")
 
-REQUEST_NAMESPACE = uuid5(NAMESPACE_URL, "https://custodia.iecm.mx/solicitudes")
 #: Namespace of the ids of the incidents opened for the ledger follower's alerts (issue 16).
 LEDGER_ALERT_NAMESPACE = uuid5(NAMESPACE_URL, "https://custodia.iecm.mx/bitacora/alertas")
 
@@ -68,106 +93,7 @@ T = TypeVar("T")
 RequestT = TypeVar("RequestT")
 
 
-class CustodiaApplication(Application[UUID]):
-    """Custodia's ledger: districts, people, change requests and incidents."""
-
-    name = "custodia"
-    # A district accumulates every credential read; snapshots keep loading it cheap.
-    snapshotting_intervals = {District: 200, Person: 100}  # noqa: RUF012  # library convention
-
-    def _record(self, processing_event: ProcessingEvent[UUID]) -> list[Recording[UUID]]:
-        """Record, then keep a copy of each saved aggregate in the cache (the library does
-        that only without fast-forward). The next ``get`` still fast-forwards it from the
-        store (another instance may have written since), but from this version, not from an
-        older cached one: one read of nothing instead of a read of the records in between."""
-        recordings = super()._record(processing_event)
-        cache = self.repository.cache
-        if cache is not None and self.repository.fastforward:
-            for aggregate_id, aggregate in processing_event.aggregates.items():
-                # A copy: the caller's object may still be mutated after the save.
-                cache.put(aggregate_id, deepcopy(aggregate))
-        return recordings
-
-    def register_transcodings(self, transcoder: Any) -> None:
-        # Snapshots hold domain value types the default transcoder does not know.
-        super().register_transcodings(transcoder)
-        from events.domain import register_transcodings
-
-        register_transcodings(transcoder)
-
-
-class PersonNotRegisteredError(CustodiaError):
-    """The user name has no registration in the ledger."""
-
-    def __init__(self, username: str) -> None:
-        super().__init__(username)
-        self.username = username
-
-
-class PersonAlreadyRegisteredError(CustodiaError):
-    """The user name is registered already, with another role or district (or erased)."""
-
-    def __init__(self, username: str) -> None:
-        super().__init__(username)
-        self.username = username
-
-
-class NotFoundError(CustodiaError):
-    """A change request or incident does not exist."""
-
-    def __init__(self, kind: str, identifier: str) -> None:
-        super().__init__(f"{kind} {identifier}")
-        self.kind = kind
-        self.identifier = identifier
-
-
-class ConflictError(CustodiaError):
-    """Someone else changed the same data first; the command was not applied."""
-
-    def __init__(self, what: str) -> None:
-        super().__init__(what)
-        self.what = what
-
-
-class ScopeError(CustodiaError):
-    """The caller may not see or act on this district."""
-
-    def __init__(self, username: str, district: str) -> None:
-        super().__init__(f"{username} {district}")
-        self.username = username
-        self.district = district
-
-
-@dataclass(frozen=True)
-class Actor:
-    """The authenticated person acting, as the application services see them."""
-
-    username: str
-    token: str
-    # Called before the command's first side effect (the service settles the request's
-    # idempotency claim there; see ``custody.service.server.claim_overlapping``).
-    proceed: Callable[[], None] = field(default=lambda: None, repr=False, compare=False)
-
-
-def channel_from(args: Mapping[str, Any]) -> OfficialChannel:
-    """A *vía oficial* from request arguments ``oficio`` | ``memorandum`` | ``correo_oficial``
-    (+ ``fecha``). Validation (iecm.mx, exactly one) is the domain's."""
-    dated = args.get("fecha")
-    when = date.fromisoformat(dated) if isinstance(dated, str) and dated else None
-    given = [(k, args.get(k)) for k in ("oficio", "memorandum", "correo_oficial") if args.get(k)]
-    if len(given) != 1:
-        from events.domain import InvalidOfficialChannelError
-
-        raise InvalidOfficialChannelError("via_oficial", "exactly one is required")
-    kind, value = given[0]
-    if kind == "oficio":
-        return OfficialChannel.oficio(str(value), when)
-    if kind == "memorandum":
-        return OfficialChannel.memorandum(str(value), when)
-    return OfficialChannel.email(str(value), when)
-
-
-class Custodia:
+class Custodia(UseCases):
     """Custodia's use cases (one per command of ``custodia --help``), on one application and
     one OpenBao."""
 
@@ -188,66 +114,8 @@ class Custodia:
         self.pii = pii
         self.policy = policy
         self.clock = clock or (lambda: datetime.now(UTC))
-        # A staged credential younger than this may be a rotation in flight: reconciliation
-        # leaves it alone (custody.app.reconcile).
         self.reconcile_grace = timedelta(seconds=60)
-        # Commands on one district are serialized in this process (the ledger's optimistic
-        # concurrency still protects against other processes).
-        self._locks: dict[str, threading.Lock] = {}
-        self._locks_guard = threading.Lock()
-        # Creation events by aggregate class name, read up to notification ``_index_next``.
-        self._index: dict[str, list[UUID]] = {}
-        self._index_next = 1
-        self._index_guard = threading.Lock()
-        # The caller's person is loaded here while the command's thread loads the district.
-        self._loads = ThreadPoolExecutor(max_workers=8, thread_name_prefix="custodia-load")
-
-    # -- loading ----------------------------------------------------------------------------
-
-    def person(self, username: str) -> Person:
-        try:
-            person: Any = self.app.repository.get(person_id(username))
-        except AggregateNotFoundError:
-            raise PersonNotRegisteredError(username) from None
-        assert isinstance(person, Person)
-        return person
-
-    def person_and_district(self, username: str, code: str | DistrictId) -> tuple[Person, District]:
-        """Both at once: two reads of the store in flight instead of one after the other. The
-        person's refusal comes first, as when they are loaded in that order."""
-        person = self._loads.submit(self.person, username)
-        try:
-            district = self.district(code)
-        except BaseException:
-            person.result()
-            raise
-        return person.result(), district
-
-    def district(self, code: str | DistrictId) -> District:
-        district: Any = self.app.repository.get(
-            District.create_id(str(parse_district_id(str(code))))
-        )
-        assert isinstance(district, District)
-        return district
-
-    def _lock(self, key: str) -> threading.Lock:
-        with self._locks_guard:
-            return self._locks.setdefault(key, threading.Lock())
-
-    def _save(self, *aggregates: Any) -> None:
-        try:
-            self.app.save(*aggregates)
-        except IntegrityError:
-            raise ConflictError("ledger") from None
-
-    def username_of(self, pid: UUID | None) -> str | None:
-        if pid is None:
-            return None
-        try:
-            person: Any = self.app.repository.get(pid)
-        except AggregateNotFoundError:
-            return None
-        return getattr(person, "username", None)
+        self.ledger = Ledger(app)
 
     # -- holder changes: designation is access (6.IX, 6.X) --------------------------------------
 
@@ -266,7 +134,7 @@ class Custodia:
         codes of districts whose holder changed (the service runs this periodically)."""
         changed = []
         for code in DistrictId.all():
-            with self._lock(str(code)):
+            with self.ledger.lock(str(code)):
                 district = self.district(code)
                 now = self.clock()
                 holder_before = district.holder_id
@@ -274,7 +142,7 @@ class Custodia:
                 if district.pending_events or self.access.district_holders(str(code)) != (
                     (self.username_of(district.holder_at(now)),) if district.holder_at(now) else ()
                 ):
-                    self._change_holder(district, partial(self._save, district), now)
+                    self._change_holder(district, partial(self.ledger.save, district), now)
                     if district.holder_id != holder_before:
                         changed.append(str(code))
         return changed
@@ -310,13 +178,13 @@ class Custodia:
 
         require_coadministrator(by, "register people")  # before any key is created in OpenBao
         # Issue 18: before anything is written (a retry finds its own person there: no refusal).
-        self._require_titular_vacancy(role, district, person_id(username))
+        self.require_titular_vacancy(role, district, person_id(username))
         now = self.clock()
         code = str(parse_district_id(district)) if district else None
         if password is not None:
             validate_text("contrasena", password, max_length=256)
         pid = person_id(username)
-        existing = self._registered(pid)
+        existing = self.ledger.registered(pid)
         if existing is not None:
             if existing.erased or role not in existing.roles or existing.roles[role] != code:
                 raise PersonAlreadyRegisteredError(username)
@@ -337,7 +205,7 @@ class Custodia:
             )
             person.grant_role(role, district=code, by=by, at=now)
             try:
-                self._save(person)
+                self.ledger.save(person)
             except BaseException:
                 if password is not None:
                     # The service may not delete a login: it stays, granting nothing, until
@@ -355,16 +223,8 @@ class Custodia:
         )
         if role == "titular" and code:
             registered = existing if existing is not None else person
-            self._appoint_registered_titular(by, registered, code)
+            self.appoint_registered_titular(by, registered, code)
         return {"usuario": str(username), "rol": role, "distrito": code}
-
-    def _registered(self, pid: UUID) -> Person | None:
-        try:
-            person: Any = self.app.repository.get(pid)
-        except AggregateNotFoundError:
-            return None
-        assert isinstance(person, Person)
-        return person
 
     def whoami(self, actor: Actor) -> dict[str, Any]:
         person = self.person(actor.username)
@@ -375,7 +235,7 @@ class Custodia:
         if not sees_every_district(by.roles):
             raise ScopeError(actor.username, "*")
         people = []
-        for item in self._all(Person):
+        for item in self.ledger.all_of(Person):
             people.append(
                 {
                     "usuario": getattr(item, "username", None),
@@ -387,40 +247,6 @@ class Custodia:
                 }
             )
         return sorted(people, key=lambda p: str(p["usuario"]))
-
-    def _all(self, cls: type[T]) -> list[T]:
-        """Every aggregate of ``cls`` (people, change requests, incidents), from an index of
-        the ledger's creation events kept in this process: each call reads only the
-        notifications recorded since the previous one (reports use the projections)."""
-        with self._index_guard:
-            start = self._index_next
-            while True:
-                page = self.app.recorder.select_notifications(start=start, limit=1000)
-                for n in page:
-                    if n.originator_version != 1:
-                        continue
-                    # Topics are "<prefix>:<Class>.<Event>".
-                    name, _, what = n.topic.rpartition(":")[2].rpartition(".")
-                    if what in (
-                        "Registered",
-                        "Filed",
-                        "Reported",
-                        "UnrecordedReadDetected",
-                        "LedgerTamperingDetected",
-                    ):
-                        self._index.setdefault(name, []).append(UUID(str(n.originator_id)))
-                if page:
-                    start = page[-1].id + 1
-                    self._index_next = start
-                if len(page) < 1000:
-                    break
-            ids = list(self._index.get(cls.__name__, ()))
-        result = []
-        for aggregate_id in ids:
-            item: Any = self.app.repository.get(aggregate_id)
-            if isinstance(item, cls):
-                result.append(item)
-        return result
 
     # -- accounts (10.I–VIII) ---------------------------------------------------------------
 
@@ -438,7 +264,7 @@ class Custodia:
     ) -> dict[str, Any]:
         account_id = parse_account_id(account)
         by = self.person(actor.username)
-        with self._lock(str(account_id.district)):
+        with self.ledger.lock(str(account_id.district)):
             district = self.district(account_id.district)
             violations = district.register_account(
                 str(account_id),
@@ -451,7 +277,7 @@ class Custodia:
                 by=by,
                 at=self.clock(),
             )
-            self._save(district)
+            self.ledger.save(district)
         return {"cuenta": str(account_id), "violaciones": [str(v) for v in violations]}
 
     def list_accounts(self, actor: Actor, district: str | None) -> list[dict[str, Any]]:
@@ -459,7 +285,7 @@ class Custodia:
         codes = [parse_district_id(district)] if district else DistrictId.all()
         rows = []
         for code in codes:
-            if not self._may_see_district(by, str(code)):
+            if not self.may_see_district(by, str(code)):
                 if district:
                     raise ScopeError(actor.username, str(code))
                 continue
@@ -486,17 +312,6 @@ class Custodia:
                 )
         return rows
 
-    def _may_see_district(self, person: Person, code: str) -> bool:
-        """The one rule (projections.scope); whether an administrator holds ``code``'s accounts
-        is read from the ledger only when the rule needs it."""
-        if may_see_district(person.roles, code):
-            return True
-        holds = (
-            person.has_role("administrador", None)
-            and self.district(parse_district_id(code)).holder_id == person.id
-        )
-        return may_see_district(person.roles, code, holds=holds)
-
     # -- designations and absences (6.VII, 6.X) ---------------------------------------------
 
     def appoint_titular(
@@ -510,7 +325,7 @@ class Custodia:
         require_coadministrator(by, "appoint titulares")  # before the idempotent answer below
         person = self.person(username)
         code = str(parse_district_id(district))
-        with self._lock(code):
+        with self.ledger.lock(code):
             item = self.district(code)
             if item.titular_id == person.id and person.is_titular_of(code):
                 # Already so (``personas alta --rol titular`` named them): nothing to record.
@@ -531,12 +346,12 @@ class Custodia:
                     outgoing = old.username
             if outgoing:  # revoke before record
                 self.access.remove_role_member("titular", outgoing, caller_token=actor.token)
-            self._save(item, *changed)
+            self.ledger.save(item, *changed)
             if person in changed:
                 self.access.add_role_member("titular", person.username, caller_token=actor.token)
         return {"distrito": code, "titular": username, "saliente": outgoing}
 
-    def _require_titular_vacancy(self, role: str, district: str | None, pid: UUID) -> None:
+    def require_titular_vacancy(self, role: str, district: str | None, pid: UUID) -> None:
         """``personas alta --rol titular --distrito DD05`` names DD05's titular only when it has
         none; otherwise the change of titular is ``custodia titular`` (refused here, before
         anything is written)."""
@@ -548,13 +363,13 @@ class Custodia:
 
             raise TitularAlreadyAppointedError(str(parse_district_id(district)), current)
 
-    def _appoint_registered_titular(self, by: Person, person: Person, code: str) -> None:
-        with self._lock(code):
+    def appoint_registered_titular(self, by: Person, person: Person, code: str) -> None:
+        with self.ledger.lock(code):
             item = self.district(code)
             if item.titular_id == person.id:  # a retried registration: appointed already
                 return
             item.appoint_titular(person, by=by, at=self.clock(), vacant_only=True)
-            self._save(item)
+            self.ledger.save(item)
 
     def appoint_acting_titular(
         self,
@@ -569,7 +384,7 @@ class Custodia:
         """6.VII: an acting titular (*encargo de despacho*) while the titular is absent."""
         by, person = self.person(actor.username), self.person(username)
         code = str(parse_district_id(district))
-        with self._lock(code):
+        with self.ledger.lock(code):
             item = self.district(code)
             item.appoint_acting_titular(
                 person,
@@ -580,7 +395,7 @@ class Custodia:
                 policy=self.policy,
                 at=self.clock(),
             )
-            self._save(item)
+            self.ledger.save(item)
         return {
             "distrito": code,
             "encargado": username,
@@ -593,10 +408,10 @@ class Custodia:
     ) -> dict[str, Any]:
         by = self.person(actor.username)
         code = str(parse_district_id(district))
-        with self._lock(code):
+        with self.ledger.lock(code):
             item = self.district(code)
             item.end_acting_titular(by=by, channel=channel, at=self.clock())
-            self._save(item)
+            self.ledger.save(item)
         return {"distrito": code, "titular": self.username_of(item.titular_id)}
 
     def designate(
@@ -610,14 +425,14 @@ class Custodia:
         by = self.person(actor.username)
         person = self.person(username)
         code = str(parse_district_id(district))
-        with self._lock(code):
+        with self.ledger.lock(code):
             item = self.district(code)
             now = self.clock()
             outgoing = self.username_of(item.holder_at(now))
             item.designate(
                 person, by=by, channel=channel, policy=self.policy, at=now, exception=exception
             )
-            self._change_holder(item, lambda: self._save(item), now)
+            self._change_holder(item, lambda: self.ledger.save(item), now)
             obligations = item.open_obligations()
         return {
             "distrito": code,
@@ -641,7 +456,7 @@ class Custodia:
         by = self.person(actor.username)
         sub = self.person(substitute)
         code = str(parse_district_id(district))
-        with self._lock(code):
+        with self.ledger.lock(code):
             item = self.district(code)
             now = self.clock()
             item.report_absence(
@@ -655,7 +470,7 @@ class Custodia:
                 at=now,
                 exception=exception,
             )
-            self._change_holder(item, lambda: self._save(item), now)
+            self._change_holder(item, lambda: self.ledger.save(item), now)
             holder = self.username_of(item.holder_at(now))
         return {
             "distrito": code,
@@ -673,14 +488,14 @@ class Custodia:
     ) -> dict[str, Any]:
         by = self.person(actor.username)
         code = str(parse_district_id(district))
-        with self._lock(code):
+        with self.ledger.lock(code):
             item = self.district(code)
             now = self.clock()
             outgoing = self.username_of(item.holder_at(now))
             item.end_absence(
                 by=by, channel=channel, policy=self.policy, at=now, exception=exception
             )
-            self._change_holder(item, lambda: self._save(item), now)
+            self._change_holder(item, lambda: self.ledger.save(item), now)
         return {
             "distrito": code,
             "administrador": self.username_of(item.holder_at(now)),
@@ -719,7 +534,7 @@ class Custodia:
     def start_rotation(self, actor: Actor, account: str) -> dict[str, Any]:
         """6.X: stage a new strong password; the password is returned to seal for the caller."""
         account_id = parse_account_id(account)
-        with self._lock(str(account_id.district)):
+        with self.ledger.lock(str(account_id.district)):
             password = generate_password(account_id.platform, self.policy_password_rules())
             # OpenBao's current version and the password's fingerprint are asked for while the
             # ledger is loaded; nothing is written before the ledger's checks below pass.
@@ -741,7 +556,7 @@ class Custodia:
                     at=now,
                     rotation_id=event_id,
                 )
-                self._save(district)
+                self.ledger.save(district)
 
             actor.proceed()  # nothing written before this point
             staged = self.credentials.stage(
@@ -765,7 +580,7 @@ class Custodia:
         account_id = parse_account_id(account)
         by = self.person(actor.username)
         request = self._change_request(change_request) if change_request else None
-        with self._lock(str(account_id.district)):
+        with self.ledger.lock(str(account_id.district)):
             district = self.district(account_id.district)
             acc = district.open_account(str(account_id))
             if acc.staged_version is None:
@@ -787,9 +602,9 @@ class Custodia:
                 )
                 if request is not None:
                     request.apply(district, by=by, at=now)
-                    self._save(district, request)
+                    self.ledger.save(district, request)
                 else:
-                    self._save(district)
+                    self.ledger.save(district)
 
             confirmed = self.credentials.confirm(
                 actor.token,
@@ -807,7 +622,7 @@ class Custodia:
     def abandon_rotation(self, actor: Actor, account: str) -> dict[str, Any]:
         account_id = parse_account_id(account)
         by = self.person(actor.username)
-        with self._lock(str(account_id.district)):
+        with self.ledger.lock(str(account_id.district)):
             district = self.district(account_id.district)
             acc = district.open_account(str(account_id))
             version = acc.staged_version
@@ -819,7 +634,7 @@ class Custodia:
 
             def record(_: Any) -> None:
                 district.abandon_rotation(str(account_id), version=version, by=by, at=now)
-                self._save(district)
+                self.ledger.save(district)
 
             try:
                 self.credentials.abandon(
@@ -851,7 +666,7 @@ class Custodia:
         # 8.A, 8.B: the rules in force and the district's devices; a read the policy refuses
         # (an unregistered device) is refused here, before OpenBao is asked anything.
         policy, devices = read_rules(self, str(account_id.district), device)
-        with self._lock(str(account_id.district)):
+        with self.ledger.lock(str(account_id.district)):
             # OpenBao's current version (and, when it is known, the wrapped read itself) are
             # asked for while the ledger is loaded; under the lock, so no rotation of this
             # process lands in between. A token made for a refused reveal is revoked.
@@ -878,7 +693,7 @@ class Custodia:
                     )
                 )
                 actor.proceed()  # a refusal here revokes the wrapping token, like any failure
-                self._save(district)
+                self.ledger.save(district)
 
             def void(version: int, error: BaseException) -> None:
                 # recorded while the wrapped read was on its way, which then failed
@@ -889,7 +704,7 @@ class Custodia:
                     reason=type(error).__name__,
                     at=self.clock(),
                 )
-                self._save(district)
+                self.ledger.save(district)
 
             try:
                 wrapped = self.credentials.reveal(
@@ -914,7 +729,7 @@ class Custodia:
     def register_totp(self, actor: Actor, account: str, uri: str) -> dict[str, Any]:
         account_id = parse_account_id(account)
         by = self.person(actor.username)
-        with self._lock(str(account_id.district)):
+        with self.ledger.lock(str(account_id.district)):
             district = self.district(account_id.district)
             district.open_account(str(account_id))
             now = self.clock()
@@ -925,7 +740,7 @@ class Custodia:
             district.register_totp(
                 str(account_id), by=by, at=now, seed_fingerprint=registration.seed_fingerprint
             )
-            self._save(district)
+            self.ledger.save(district)
         return {
             "cuenta": str(account_id),
             "digitos": registration.digits,
@@ -938,7 +753,7 @@ class Custodia:
         account_id = parse_account_id(account)
         reader = self.person(actor.username)
         policy, devices = read_rules(self, str(account_id.district), device)  # 8.A, 8.B
-        with self._lock(str(account_id.district)):
+        with self.ledger.lock(str(account_id.district)):
             district = self.district(account_id.district)
             now = self.clock()
 
@@ -952,7 +767,7 @@ class Custodia:
                     at=now,
                     district_devices=devices,
                 )
-                self._save(district)
+                self.ledger.save(district)
 
             district.open_account(str(account_id))  # 10: a closed account has no seed left
             wrapped = self.credentials.reveal_totp(actor.token, str(account_id), record)
@@ -966,13 +781,7 @@ class Custodia:
     def request_of(self, kind: type[RequestT], identifier: str) -> RequestT:
         """The request aggregate ``identifier`` of type ``kind`` (a change request, a request to
         open an account), or :class:`NotFoundError` ("solicitud")."""
-        try:
-            item: Any = self.app.repository.get(UUID(identifier))
-        except (ValueError, AggregateNotFoundError):
-            raise NotFoundError("solicitud", identifier) from None
-        if not isinstance(item, kind):
-            raise NotFoundError("solicitud", identifier)
-        return item
+        return self.ledger.find(kind, identifier, "solicitud")
 
     def file_change_request(
         self,
@@ -996,7 +805,7 @@ class Custodia:
             at=self.clock(),
             request_id=uuid5(REQUEST_NAMESPACE, request_id),
         )
-        self._save(request)
+        self.ledger.save(request)
         return self._change_request_row(request)
 
     def _change_request_row(self, request: ChangeRequest) -> dict[str, Any]:
@@ -1020,7 +829,7 @@ class Custodia:
             request.approve(by=by, at=self.clock(), reason=reason)
         else:
             request.reject(by=by, at=self.clock(), reason=reason)
-        self._save(request)
+        self.ledger.save(request)
         return self._change_request_row(request)
 
     def apply_change_request(
@@ -1034,19 +843,19 @@ class Custodia:
             self.confirm_rotation(actor, request.account, identifier)
             return self._change_request_row(self._change_request(identifier))
         account_id = parse_account_id(request.account)
-        with self._lock(str(account_id.district)):
+        with self.ledger.lock(str(account_id.district)):
             district = self.district(account_id.district)
             now = self.clock()
             district.change_account_setting(request, value, by=by, at=now)
             request.apply(district, by=by, at=now)
-            self._save(district, request)
+            self.ledger.save(district, request)
         return self._change_request_row(request)
 
     def list_change_requests(self, actor: Actor, state: str | None) -> list[dict[str, Any]]:
         by = self.person(actor.username)
         rows = []
-        for request in self._all(ChangeRequest):
-            if not self._may_see_district(by, request.district):
+        for request in self.ledger.all_of(ChangeRequest):
+            if not self.may_see_district(by, request.district):
                 continue
             if state and request.status != state:
                 continue
@@ -1056,13 +865,7 @@ class Custodia:
     # -- incidents (8.C, 9.XVIII) -----------------------------------------------------------
 
     def _incident(self, identifier: str) -> Incident:
-        try:
-            item: Any = self.app.repository.get(UUID(identifier))
-        except (ValueError, AggregateNotFoundError):
-            raise NotFoundError("incidente", identifier) from None
-        if not isinstance(item, Incident):
-            raise NotFoundError("incidente", identifier)
-        return item
+        return self.ledger.find(Incident, identifier, "incidente")
 
     def _incident_row(self, incident: Incident) -> dict[str, Any]:
         from custody.app.incidents import incident_row
@@ -1092,7 +895,7 @@ class Custodia:
             incident_id=uuid5(REQUEST_NAMESPACE, request_id),
             detected_at=detected_at,
         )
-        self._save(incident)
+        self.ledger.save(incident)
         return self._incident_row(incident)
 
     def notify_incident(
@@ -1101,7 +904,7 @@ class Custodia:
         by = self.person(actor.username)
         incident = self._incident(identifier)
         incident.notify(channel=channel, by=by, at=self.clock())
-        self._save(incident)
+        self.ledger.save(incident)
         return self._incident_row(incident)
 
     def contain_incident(self, actor: Actor, identifier: str, detail: str) -> dict[str, Any]:
@@ -1110,21 +913,21 @@ class Custodia:
         # The institution's incident (the ledger's) has no district: no rotation to check.
         district = self.district(incident.district) if incident.district else None
         incident.contain(district, detail, by=by, at=self.clock())
-        self._save(incident)
+        self.ledger.save(incident)
         return self._incident_row(incident)
 
     def close_incident(self, actor: Actor, identifier: str, detail: str) -> dict[str, Any]:
         by = self.person(actor.username)
         incident = self._incident(identifier)
         incident.close(detail, by=by, at=self.clock())
-        self._save(incident)
+        self.ledger.save(incident)
         return self._incident_row(incident)
 
     def dismiss_incident(self, actor: Actor, identifier: str, reason: str) -> dict[str, Any]:
         by = self.person(actor.username)
         incident = self._incident(identifier)
         incident.dismiss(reason, by=by, at=self.clock())
-        self._save(incident)
+        self.ledger.save(incident)
         return self._incident_row(incident)
 
     def acknowledge_incident(
@@ -1133,7 +936,7 @@ class Custodia:
         by = self.person(actor.username)
         incident = self._incident(identifier)
         incident.acknowledge(measures, by=by, at=self.clock())
-        self._save(incident)
+        self.ledger.save(incident)
         return self._incident_row(incident)
 
     def record_ledger_tampering(
@@ -1203,7 +1006,7 @@ class Custodia:
             raise ValidationError("hasta", "before desde")
         return [
             self._incident_row(i)
-            for i in sorted(self._all(Incident), key=lambda i: i.reported_at)
+            for i in sorted(self.ledger.all_of(Incident), key=lambda i: i.reported_at)
             if (code is None or i.district == code) and in_period(i.reported_at, since, until)
         ]
 
@@ -1243,7 +1046,7 @@ class Custodia:
                         totp_fingerprint=acc.totp_fingerprint or None,
                     )
         roles: dict[str, list[str]] = {"coadministrador": [], "titular": [], "secretaria": []}
-        for person in self._all(Person):
+        for person in self.ledger.all_of(Person):
             for role in person.roles:
                 if role in roles and not person.erased:
                     roles[role].append(person.username)
@@ -1285,12 +1088,12 @@ class Custodia:
     def _record_confirmation(self, by: Person, facts: Mapping[str, str]) -> None:
         """Record a rotation confirmation found in OpenBao only (``confirmed_unrecorded``)."""
         account_id = parse_account_id(facts["account"])
-        with self._lock(str(account_id.district)):
+        with self.ledger.lock(str(account_id.district)):
             district = self.district(account_id.district)
             district.confirm_rotation(
                 str(account_id), version=int(facts["version"]), by=by, at=self.clock()
             )
-            self._save(district)
+            self.ledger.save(district)
 
     def revoke_role(
         self, actor: Actor, username: str, role: str, channel: OfficialChannel | None = None
@@ -1317,7 +1120,7 @@ class Custodia:
                 person.username,  # as OpenBao stores it, whatever case was typed
                 caller_token=actor.token,
             )
-        self._save(person)
+        self.ledger.save(person)
         return {"usuario": person.username, "rol_revocado": role, "obligaciones_abiertas": owed}
 
     def depart(
@@ -1348,7 +1151,7 @@ class Custodia:
                     person.username,
                     caller_token=actor.token,
                 )
-        self._save(person)
+        self.ledger.save(person)
         return {
             "usuario": person.username,
             "motivo": reason.replace("-", "_"),
@@ -1372,7 +1175,7 @@ class Custodia:
         accounts that now owe a rotation."""
         owed: list[str] = []
         for code in codes:
-            with self._lock(str(code)):
+            with self.ledger.lock(str(code)):
                 item = self.district(code)
                 now = self.clock()
                 owed += item.release_person(
@@ -1386,7 +1189,7 @@ class Custodia:
                     at=now,
                 )
                 if item.pending_events:
-                    self._change_holder(item, partial(self._save, item), now)
+                    self._change_holder(item, partial(self.ledger.save, item), now)
         return owed
 
     def erase_person(self, actor: Actor, username: str) -> dict[str, Any]:
@@ -1395,25 +1198,6 @@ class Custodia:
         by = self.person(actor.username)
         person = self.person(username)
         person.erase_personal_data(by=by, at=self.clock())
-        self._save(person)
+        self.ledger.save(person)
         self.pii.erase(str(person.id))
         return {"usuario": username, "datos_borrados": True}
-
-
-def bootstrap_ledger(
-    app: CustodiaApplication, username: str, sealed: str, key: str, at: datetime
-) -> bool:
-    """``custodia init`` on an empty ledger: the first coadministrator and the 33 districts,
-    in one atomic save. False if the ledger already has them (idempotent)."""
-    try:
-        app.repository.get(person_id(username))
-        return False
-    except AggregateNotFoundError:
-        pass
-    first = Person.bootstrap(username, personal_data=sealed, personal_data_key=key, at=at)
-    districts = [District.register(str(code), by=first, at=at) for code in DistrictId.all()]
-    try:
-        app.save(first, *districts)
-    except IntegrityError:
-        return False
-    return True

@@ -35,7 +35,7 @@ def read_contact(custodia: Custodia, actor: Actor, username: str, purpose: str) 
     reader = custodia.person(actor.username)
     require_coadministrator(reader, "read contact data")  # before any decryption
     name = str(Username.parse(username))
-    with custodia._lock(f"person:{name}"):
+    with custodia.ledger.lock(f"person:{name}"):
         person = custodia.person(name)
         now = custodia.clock()
         person.record_contact_read(reader=reader, purpose=purpose, at=now)
@@ -43,7 +43,7 @@ def read_contact(custodia: Custodia, actor: Actor, username: str, purpose: str) 
             raise PersonalDataErasedError(person.id)
         opened = custodia.pii.open(str(person.id), person.personal_data)
         actor.proceed()
-        custodia._save(person)
+        custodia.ledger.save(person)
     log.info("custody.person.contact_read", reader=actor.username, person=person.username)
     return {
         "usuario": person.username,
@@ -85,7 +85,7 @@ def change_assignment(
         trial.revoke_role(held, by=by, at=now)
     if not keep:
         trial.grant_role(role, district=code, by=by, at=now)
-    custodia._require_titular_vacancy(role, code, person.id)
+    custodia.require_titular_vacancy(role, code, person.id)
     ended = []
     for held in ending:
         custodia.revoke_role(actor, person.username, held, channel)
@@ -93,7 +93,7 @@ def change_assignment(
     if not keep:
         person = custodia.person(person.username)
         person.grant_role(role, district=code, by=by, at=custodia.clock())
-        custodia._save(person)
+        custodia.ledger.save(person)
         vault_role = role if role in ("coadministrador", "titular", "secretaria") else None
         custodia.access.ensure_person(
             person.username,
@@ -102,7 +102,7 @@ def change_assignment(
             caller_token=actor.token,
         )
         if role == "titular" and code:
-            custodia._appoint_registered_titular(by, person, code)
+            custodia.appoint_registered_titular(by, person, code)
     return {
         "usuario": person.username,
         "rol": role,

@@ -11,7 +11,7 @@ after).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Literal, TypeVar, cast
 from uuid import NAMESPACE_URL, UUID, uuid4, uuid5
@@ -26,9 +26,9 @@ from custody.app.base import (
     Actor,
     PersonAlreadyRegisteredError,
     ScopeError,
-    UseCases,
     channel_from,
 )
+from custody.app.designations import Designations
 from custody.app.ledger import (
     ConflictError,
     CustodiaApplication,
@@ -43,7 +43,6 @@ from custody.app.rules import read_rules
 from custody.errors import NoStagedRotationError, VaultNotFoundError
 from events.domain import (
     ChangeRequest,
-    District,
     DistrictId,
     Incident,
     Person,
@@ -93,7 +92,7 @@ T = TypeVar("T")
 RequestT = TypeVar("RequestT")
 
 
-class Custodia(UseCases):
+class Custodia(Designations):
     """Custodia's use cases (one per command of ``custodia --help``), on one application and
     one OpenBao."""
 
@@ -116,36 +115,6 @@ class Custodia(UseCases):
         self.clock = clock or (lambda: datetime.now(UTC))
         self.reconcile_grace = timedelta(seconds=60)
         self.ledger = Ledger(app)
-
-    # -- holder changes: designation is access (6.IX, 6.X) --------------------------------------
-
-    def _change_holder(self, district: District, save: Callable[[], T], at: datetime) -> T:
-        """Save a district change; if it changes who holds the credentials, revoke the
-        outgoing person in OpenBao before the ledger write and grant the incoming one after."""
-        before = self.access.district_holders(district.code)
-        incoming = self.username_of(district.holder_at(at))
-        wanted = (incoming,) if incoming else ()
-        if tuple(sorted(before)) == wanted:
-            return save()
-        return self.access.designate(district.code, incoming, save)  # type: ignore[return-value]
-
-    def advance_all(self) -> list[str]:
-        """Record due absence starts and returns for every district and sync OpenBao; the
-        codes of districts whose holder changed (the service runs this periodically)."""
-        changed = []
-        for code in DistrictId.all():
-            with self.ledger.lock(str(code)):
-                district = self.district(code)
-                now = self.clock()
-                holder_before = district.holder_id
-                district.advance(policy=self.policy, at=now)
-                if district.pending_events or self.access.district_holders(str(code)) != (
-                    (self.username_of(district.holder_at(now)),) if district.holder_at(now) else ()
-                ):
-                    self._change_holder(district, partial(self.ledger.save, district), now)
-                    if district.holder_id != holder_before:
-                        changed.append(str(code))
-        return changed
 
     # -- people -----------------------------------------------------------------------------
 
@@ -311,223 +280,6 @@ class Custodia(UseCases):
                     }
                 )
         return rows
-
-    # -- designations and absences (6.VII, 6.X) ---------------------------------------------
-
-    def appoint_titular(
-        self, actor: Actor, district: str, username: str, channel: OfficialChannel | None
-    ) -> dict[str, Any]:
-        """``custodia titular``: the district's titular is now ``username``. A registered person
-        without the titular role gets it; the previous titular's role ends with the post."""
-        from events.domain import require_coadministrator
-
-        by = self.person(actor.username)
-        require_coadministrator(by, "appoint titulares")  # before the idempotent answer below
-        person = self.person(username)
-        code = str(parse_district_id(district))
-        with self.ledger.lock(code):
-            item = self.district(code)
-            if item.titular_id == person.id and person.is_titular_of(code):
-                # Already so (``personas alta --rol titular`` named them): nothing to record.
-                return {"distrito": code, "titular": username, "saliente": None}
-            now = self.clock()
-            changed: list[Person] = []
-            if not person.is_titular_of(code):
-                person.grant_role("titular", district=code, by=by, at=now)
-                changed.append(person)
-            previous = item.titular_id
-            item.appoint_titular(person, by=by, channel=channel, at=now)
-            outgoing = None
-            if previous is not None and previous != person.id:
-                old = self.person(self.username_of(previous) or "")
-                if old.is_titular_of(code):
-                    old.revoke_role("titular", by=by, at=now)
-                    changed.append(old)
-                    outgoing = old.username
-            if outgoing:  # revoke before record
-                self.access.remove_role_member("titular", outgoing, caller_token=actor.token)
-            self.ledger.save(item, *changed)
-            if person in changed:
-                self.access.add_role_member("titular", person.username, caller_token=actor.token)
-        return {"distrito": code, "titular": username, "saliente": outgoing}
-
-    def require_titular_vacancy(self, role: str, district: str | None, pid: UUID) -> None:
-        """``personas alta --rol titular --distrito DD05`` names DD05's titular only when it has
-        none; otherwise the change of titular is ``custodia titular`` (refused here, before
-        anything is written)."""
-        if role != "titular" or not district:
-            return
-        current = self.district(parse_district_id(district)).titular_id
-        if current is not None and current != pid:
-            from events.domain import TitularAlreadyAppointedError
-
-            raise TitularAlreadyAppointedError(str(parse_district_id(district)), current)
-
-    def appoint_registered_titular(self, by: Person, person: Person, code: str) -> None:
-        with self.ledger.lock(code):
-            item = self.district(code)
-            if item.titular_id == person.id:  # a retried registration: appointed already
-                return
-            item.appoint_titular(person, by=by, at=self.clock(), vacant_only=True)
-            self.ledger.save(item)
-
-    def appoint_acting_titular(
-        self,
-        actor: Actor,
-        district: str,
-        username: str,
-        *,
-        starts_on: date,
-        ends_on: date | None,
-        channel: OfficialChannel,
-    ) -> dict[str, Any]:
-        """6.VII: an acting titular (*encargo de despacho*) while the titular is absent."""
-        by, person = self.person(actor.username), self.person(username)
-        code = str(parse_district_id(district))
-        with self.ledger.lock(code):
-            item = self.district(code)
-            item.appoint_acting_titular(
-                person,
-                starts_on=starts_on,
-                ends_on=ends_on,
-                by=by,
-                channel=channel,
-                policy=self.policy,
-                at=self.clock(),
-            )
-            self.ledger.save(item)
-        return {
-            "distrito": code,
-            "encargado": username,
-            "desde": starts_on.isoformat(),
-            "hasta": ends_on.isoformat() if ends_on else None,
-        }
-
-    def end_acting_titular(
-        self, actor: Actor, district: str, channel: OfficialChannel | None
-    ) -> dict[str, Any]:
-        by = self.person(actor.username)
-        code = str(parse_district_id(district))
-        with self.ledger.lock(code):
-            item = self.district(code)
-            item.end_acting_titular(by=by, channel=channel, at=self.clock())
-            self.ledger.save(item)
-        return {"distrito": code, "titular": self.username_of(item.titular_id)}
-
-    def designate(
-        self,
-        actor: Actor,
-        district: str,
-        username: str,
-        channel: OfficialChannel,
-        exception: str | None = None,
-    ) -> dict[str, Any]:
-        by = self.person(actor.username)
-        person = self.person(username)
-        code = str(parse_district_id(district))
-        with self.ledger.lock(code):
-            item = self.district(code)
-            now = self.clock()
-            outgoing = self.username_of(item.holder_at(now))
-            item.designate(
-                person, by=by, channel=channel, policy=self.policy, at=now, exception=exception
-            )
-            self._change_holder(item, lambda: self.ledger.save(item), now)
-            obligations = item.open_obligations()
-        return {
-            "distrito": code,
-            "administrador": username,
-            "saliente": outgoing,
-            "obligaciones_abiertas": len(obligations),
-        }
-
-    def report_absence(
-        self,
-        actor: Actor,
-        district: str,
-        *,
-        reason: str,
-        starts_on: date,
-        ends_on: date | None,
-        substitute: str,
-        channel: OfficialChannel,
-        exception: str | None = None,
-    ) -> dict[str, Any]:
-        by = self.person(actor.username)
-        sub = self.person(substitute)
-        code = str(parse_district_id(district))
-        with self.ledger.lock(code):
-            item = self.district(code)
-            now = self.clock()
-            item.report_absence(
-                reason,
-                substitute=sub,
-                starts_on=starts_on,
-                ends_on=ends_on,
-                by=by,
-                channel=channel,
-                policy=self.policy,
-                at=now,
-                exception=exception,
-            )
-            self._change_holder(item, lambda: self.ledger.save(item), now)
-            holder = self.username_of(item.holder_at(now))
-        return {
-            "distrito": code,
-            "sustituto": substitute,
-            "titular_de_credenciales": holder,
-            "obligaciones_abiertas": len(item.open_obligations()),
-        }
-
-    def end_absence(
-        self,
-        actor: Actor,
-        district: str,
-        channel: OfficialChannel | None,
-        exception: str | None = None,
-    ) -> dict[str, Any]:
-        by = self.person(actor.username)
-        code = str(parse_district_id(district))
-        with self.ledger.lock(code):
-            item = self.district(code)
-            now = self.clock()
-            outgoing = self.username_of(item.holder_at(now))
-            item.end_absence(
-                by=by, channel=channel, policy=self.policy, at=now, exception=exception
-            )
-            self._change_holder(item, lambda: self.ledger.save(item), now)
-        return {
-            "distrito": code,
-            "administrador": self.username_of(item.holder_at(now)),
-            "saliente": outgoing,
-            "obligaciones_abiertas": len(item.open_obligations()),
-        }
-
-    def history(self, actor: Actor, district: str, on: date | None) -> list[dict[str, Any]]:
-        """6.VII: every holder of every role of the district (titular, acting titular,
-        administrator, substitute) with from/to and vía oficial; ``on``: who held each role
-        that day. For coadministrators, the Secretaría Ejecutiva and the district's titular."""
-        from projections.history import designation_history
-
-        by = self.person(actor.username)
-        code = str(parse_district_id(district))
-        item = self.district(code)
-        allowed = (
-            sees_every_district(by.roles)
-            or (by.is_titular_of(code) and item.titular_id == by.id)
-            or item.titular_at(self.clock()) == by.id
-        )
-        if not allowed:
-            raise ScopeError(actor.username, code)
-        names: dict[UUID, str | None] = {}
-
-        def name_of(pid: UUID) -> str | None:
-            if pid not in names:
-                names[pid] = self.username_of(pid)
-            return names[pid]
-
-        events = self.app.repository.event_store.get(item.id)
-        return designation_history(events, name_of, on=on)
 
     # -- credentials ------------------------------------------------------------------------
 

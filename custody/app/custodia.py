@@ -27,8 +27,6 @@ from custody.app.base import (
     ScopeError,
     channel_from,
 )
-from custody.app.designations import Designations
-from custody.app.leavers import Leavers
 from custody.app.ledger import (
     ConflictError,
     CustodiaApplication,
@@ -38,6 +36,7 @@ from custody.app.ledger import (
     bootstrap_ledger,
 )
 from custody.app.passwords import generate_password
+from custody.app.people import People
 from custody.app.ports import CredentialStore, PersonalDataStore
 from custody.app.rules import read_rules
 from custody.errors import NoStagedRotationError, VaultNotFoundError
@@ -47,15 +46,12 @@ from events.domain import (
     Incident,
     Person,
     Policy,
-    Username,
     ValidationError,
     parse_account_id,
     parse_district_id,
-    person_id,
 )
 from events.domain.incident import LEDGER_DIVERGENCES
 from events.domain.official_channel import OfficialChannel
-from events.domain.values import validate_text
 from projections.scope import sees_every_district
 
 __all__ = [
@@ -92,7 +88,7 @@ T = TypeVar("T")
 RequestT = TypeVar("RequestT")
 
 
-class Custodia(Designations, Leavers):
+class Custodia(People):
     """Custodia's use cases (one per command of ``custodia --help``), on one application and
     one OpenBao."""
 
@@ -115,107 +111,6 @@ class Custodia(Designations, Leavers):
         self.clock = clock or (lambda: datetime.now(UTC))
         self.reconcile_grace = timedelta(seconds=60)
         self.ledger = Ledger(app)
-
-    # -- people -----------------------------------------------------------------------------
-
-    def register_person(
-        self,
-        actor: Actor,
-        username: str,
-        *,
-        name: str,
-        email: str,
-        phone: str | None,
-        role: str,
-        district: str | None,
-        password: str | None,
-    ) -> dict[str, Any]:
-        """A coadministrator registers a person, their role and their login.
-
-        Order, so that nothing is left half-written: (1) every check — the user name (the one
-        parser, :class:`events.domain.Username`), the caller, the role and district (the
-        domain, on a trial aggregate that is never saved), the password; (2) the login,
-        created in OpenBao, whose refusal is the check that no other login has that name;
-        (3) the ledger; (4) the login's identity and role group. A failure at (2) writes
-        nothing. A failure at (3) leaves a login that grants nothing (no group, no ledger
-        registration: the service refuses every command of an unregistered person), and at
-        (4) a registration whose group reconciliation puts back; either way the same command
-        again completes the registration (the login is adopted by proving its password)."""
-        username = Username.parse(username)
-        by = self.person(actor.username)
-        from events.domain import require_coadministrator
-
-        require_coadministrator(by, "register people")  # before any key is created in OpenBao
-        # Issue 18: before anything is written (a retry finds its own person there: no refusal).
-        self.require_titular_vacancy(role, district, person_id(username))
-        now = self.clock()
-        code = str(parse_district_id(district)) if district else None
-        if password is not None:
-            validate_text("contrasena", password, max_length=256)
-        pid = person_id(username)
-        existing = self.ledger.registered(pid)
-        if existing is not None:
-            if existing.erased or role not in existing.roles or existing.roles[role] != code:
-                raise PersonAlreadyRegisteredError(username)
-        else:
-            # The domain's checks (role, district, role conflicts) on an aggregate never saved.
-            trial = Person.register(
-                username, personal_data="-", personal_data_key="-", by=by, at=now
-            )
-            trial.grant_role(role, district=code, by=by, at=now)
-        if password is not None:
-            self.access.create_login(username, password)
-        if existing is None:
-            sealed = self.pii.seal(
-                str(pid), {"nombre": name, "correo": email, "telefono": phone or ""}
-            )
-            person = Person.register(
-                username, personal_data=sealed, personal_data_key=f"pii-{pid}", by=by, at=now
-            )
-            person.grant_role(role, district=code, by=by, at=now)
-            try:
-                self.ledger.save(person)
-            except BaseException:
-                if password is not None:
-                    # The service may not delete a login: it stays, granting nothing, until
-                    # the same command is sent again.
-                    log.warning("custody.person.login_without_registration", username=username)
-                raise
-        vault_role = role if role in ("coadministrador", "titular", "secretaria") else None
-        # The login is the service's to create; a role group is written with the requesting
-        # coadministrator's own token (the service's may not touch role groups: issue 16).
-        self.access.ensure_person(
-            username,
-            None,
-            vault_role,  # type: ignore[arg-type]
-            caller_token=actor.token,
-        )
-        if role == "titular" and code:
-            registered = existing if existing is not None else person
-            self.appoint_registered_titular(by, registered, code)
-        return {"usuario": str(username), "rol": role, "distrito": code}
-
-    def whoami(self, actor: Actor) -> dict[str, Any]:
-        person = self.person(actor.username)
-        return {"usuario": actor.username, "roles": dict(person.roles)}
-
-    def list_people(self, actor: Actor) -> list[dict[str, Any]]:
-        by = self.person(actor.username)
-        if not sees_every_district(by.roles):
-            raise ScopeError(actor.username, "*")
-        people = []
-        for item in self.ledger.all_of(Person):
-            people.append(
-                {
-                    "usuario": getattr(item, "username", None),
-                    "roles": dict(item.roles),
-                    "borrado": item.erased,
-                    "baja": _iso(getattr(item, "departed_at", None)),
-                    # Issue 18: inscrito | restablecido | null (the resets are in the ledger).
-                    "segundo_factor": item.second_factor,
-                }
-            )
-        return sorted(people, key=lambda p: str(p["usuario"]))
 
     # -- accounts (10.I–VIII) ---------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Use cases of an account's life (10; issue 19): the request to open it and UTCSyD's decision
+"""Use cases of an account's life (10.I–VIII; issue 19): :class:`Accounts`, its registration
+(``cuentas alta``) and ``cuentas lista``; the request to open it and UTCSyD's decision
 (``cuentas solicitar``, ``cuentas alta --solicitud``, ``cuentas rechazar``), its settings as
 found on the platform (``cuentas estado``) and its closure (``cuentas baja``).
 
@@ -27,9 +28,14 @@ from uuid import uuid5
 
 import structlog
 
-from custody.app.custodia import REQUEST_NAMESPACE, Actor, Custodia
+from custody.app.base import REQUEST_NAMESPACE, Actor, ScopeError, UseCases
 from custody.errors import AccountDestructionPendingError
-from events.domain import AccountOpeningRequest, parse_account_id, parse_district_id
+from events.domain import (
+    AccountOpeningRequest,
+    DistrictId,
+    parse_account_id,
+    parse_district_id,
+)
 from events.domain.official_channel import OfficialChannel
 from events.domain.person import require_coadministrator
 from events.errors import VaultError
@@ -52,7 +58,7 @@ CLOSURE_CHECKLIST: Final[tuple[str, ...]] = (
 
 
 def record_status(
-    custodia: Custodia,
+    custodia: Accounts,
     actor: Actor,
     account: str,
     *,
@@ -92,7 +98,7 @@ def record_status(
 
 
 def close(
-    custodia: Custodia, actor: Actor, account: str, channel: OfficialChannel
+    custodia: Accounts, actor: Actor, account: str, channel: OfficialChannel
 ) -> dict[str, Any]:
     """10: closes the account (the final record), then destroys its password and 2FA seed in
     OpenBao and records that; a closure whose destruction is pending is finished instead."""
@@ -126,7 +132,7 @@ def close(
     }
 
 
-def destruction_pending(custodia: Custodia, account: str) -> bool:
+def destruction_pending(custodia: Accounts, account: str) -> bool:
     """Whether ``account`` is closed in the ledger with its secrets not yet destroyed."""
     account_id = parse_account_id(account)
     district = custodia.district(account_id.district)
@@ -136,11 +142,11 @@ def destruction_pending(custodia: Custodia, account: str) -> bool:
 # -- requests to open accounts (10.I–III) -----------------------------------------------------
 
 
-def _request(custodia: Custodia, identifier: str) -> AccountOpeningRequest:
-    return custodia.request_of(AccountOpeningRequest, identifier)
+def _request(custodia: Accounts, identifier: str) -> AccountOpeningRequest:
+    return custodia.ledger.find(AccountOpeningRequest, identifier, "solicitud")
 
 
-def _request_row(custodia: Custodia, request: AccountOpeningRequest) -> dict[str, Any]:
+def _request_row(custodia: Accounts, request: AccountOpeningRequest) -> dict[str, Any]:
     return {
         "solicitud": str(request.id),
         "distrito": request.district,
@@ -156,7 +162,7 @@ def _request_row(custodia: Custodia, request: AccountOpeningRequest) -> dict[str
 
 
 def request_opening(
-    custodia: Custodia,
+    custodia: Accounts,
     actor: Actor,
     district: str,
     platform: str,
@@ -182,7 +188,7 @@ def request_opening(
 
 
 def register_requested(
-    custodia: Custodia,
+    custodia: Accounts,
     actor: Actor,
     request_id: str,
     account: str,
@@ -218,7 +224,7 @@ def register_requested(
 
 
 def reject_request(
-    custodia: Custodia, actor: Actor, request_id: str, reason: str
+    custodia: Accounts, actor: Actor, request_id: str, reason: str
 ) -> dict[str, Any]:
     """10.I: UTCSyD finds opening the account not viable."""
     by = custodia.person(actor.username)
@@ -228,7 +234,7 @@ def reject_request(
     return _request_row(custodia, request)
 
 
-def list_requests(custodia: Custodia, actor: Actor, state: str | None) -> list[dict[str, Any]]:
+def list_requests(custodia: Accounts, actor: Actor, state: str | None) -> list[dict[str, Any]]:
     """The requests the caller may see (UTCSyD and the secretaria: all; a titular: theirs)."""
     by = custodia.person(actor.username)
     return [
@@ -236,3 +242,69 @@ def list_requests(custodia: Custodia, actor: Actor, state: str | None) -> list[d
         for r in custodia.ledger.all_of(AccountOpeningRequest)
         if custodia.may_see_district(by, r.district) and (not state or r.status == state)
     ]
+
+
+class Accounts(UseCases):
+    """An account registered in its district, and the accounts a person may see."""
+
+    def register_account(
+        self,
+        actor: Actor,
+        account: str,
+        *,
+        handle: str,
+        email: str,
+        phone: str | None,
+        public: bool,
+        direct_messages: bool,
+        existing: bool,
+    ) -> dict[str, Any]:
+        account_id = parse_account_id(account)
+        by = self.ledger.person(actor.username)
+        with self.ledger.lock(str(account_id.district)):
+            district = self.ledger.district(account_id.district)
+            violations = district.register_account(
+                str(account_id),
+                handle=handle,
+                email=email,
+                phone=phone,
+                public=public,
+                direct_messages=direct_messages,
+                existing=existing,
+                by=by,
+                at=self.clock(),
+            )
+            self.ledger.save(district)
+        return {"cuenta": str(account_id), "violaciones": [str(v) for v in violations]}
+
+    def list_accounts(self, actor: Actor, district: str | None) -> list[dict[str, Any]]:
+        by = self.ledger.person(actor.username)
+        codes = [parse_district_id(district)] if district else DistrictId.all()
+        rows = []
+        for code in codes:
+            if not self.may_see_district(by, str(code)):
+                if district:
+                    raise ScopeError(actor.username, str(code))
+                continue
+            item = self.ledger.district(code)
+            for acc in item.accounts.values():
+                rows.append(
+                    {
+                        "cuenta": acc.account_id,
+                        "distrito": item.code,
+                        "plataforma": acc.platform,
+                        "usuario": acc.handle,
+                        "correo": acc.email,
+                        "publica": acc.public,
+                        "mensajes": acc.direct_messages,
+                        "violaciones": list(acc.violations),
+                        "abierta": acc.is_open,
+                        # 10: closed in the ledger, its secrets not yet destroyed in OpenBao.
+                        "destruccion_pendiente": item.destruction_pending(acc.account_id),
+                        "version": acc.current_version,
+                        "version_preparada": acc.staged_version,
+                        "totp": acc.totp_registered,
+                        "obligaciones_abiertas": len(item.open_obligations(acc.account_id)),
+                    }
+                )
+        return rows

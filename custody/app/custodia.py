@@ -20,6 +20,7 @@ from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
 
 from custody.app.access import Access
+from custody.app.accounts import Accounts
 from custody.app.base import (
     REQUEST_NAMESPACE,
     Actor,
@@ -88,7 +89,7 @@ T = TypeVar("T")
 RequestT = TypeVar("RequestT")
 
 
-class Custodia(People):
+class Custodia(People, Accounts):
     """Custodia's use cases (one per command of ``custodia --help``), on one application and
     one OpenBao."""
 
@@ -111,70 +112,6 @@ class Custodia(People):
         self.clock = clock or (lambda: datetime.now(UTC))
         self.reconcile_grace = timedelta(seconds=60)
         self.ledger = Ledger(app)
-
-    # -- accounts (10.I–VIII) ---------------------------------------------------------------
-
-    def register_account(
-        self,
-        actor: Actor,
-        account: str,
-        *,
-        handle: str,
-        email: str,
-        phone: str | None,
-        public: bool,
-        direct_messages: bool,
-        existing: bool,
-    ) -> dict[str, Any]:
-        account_id = parse_account_id(account)
-        by = self.person(actor.username)
-        with self.ledger.lock(str(account_id.district)):
-            district = self.district(account_id.district)
-            violations = district.register_account(
-                str(account_id),
-                handle=handle,
-                email=email,
-                phone=phone,
-                public=public,
-                direct_messages=direct_messages,
-                existing=existing,
-                by=by,
-                at=self.clock(),
-            )
-            self.ledger.save(district)
-        return {"cuenta": str(account_id), "violaciones": [str(v) for v in violations]}
-
-    def list_accounts(self, actor: Actor, district: str | None) -> list[dict[str, Any]]:
-        by = self.person(actor.username)
-        codes = [parse_district_id(district)] if district else DistrictId.all()
-        rows = []
-        for code in codes:
-            if not self.may_see_district(by, str(code)):
-                if district:
-                    raise ScopeError(actor.username, str(code))
-                continue
-            item = self.district(code)
-            for acc in item.accounts.values():
-                rows.append(
-                    {
-                        "cuenta": acc.account_id,
-                        "distrito": item.code,
-                        "plataforma": acc.platform,
-                        "usuario": acc.handle,
-                        "correo": acc.email,
-                        "publica": acc.public,
-                        "mensajes": acc.direct_messages,
-                        "violaciones": list(acc.violations),
-                        "abierta": acc.is_open,
-                        # 10: closed in the ledger, its secrets not yet destroyed in OpenBao.
-                        "destruccion_pendiente": item.destruction_pending(acc.account_id),
-                        "version": acc.current_version,
-                        "version_preparada": acc.staged_version,
-                        "totp": acc.totp_registered,
-                        "obligaciones_abiertas": len(item.open_obligations(acc.account_id)),
-                    }
-                )
-        return rows
 
     # -- credentials ------------------------------------------------------------------------
 

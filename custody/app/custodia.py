@@ -13,11 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
-from uuid import NAMESPACE_URL, UUID, uuid5
+from uuid import uuid5
 
 import structlog
-from eventsourcing.application import AggregateNotFoundError
-from eventsourcing.persistence import IntegrityError
 
 from custody.app.access import Access
 from custody.app.accounts import Accounts
@@ -29,6 +27,7 @@ from custody.app.base import (
     channel_from,
 )
 from custody.app.change_requests import ChangeRequests
+from custody.app.incidents import Incidents, ledger_incident_id
 from custody.app.ledger import (
     ConflictError,
     CustodiaApplication,
@@ -41,16 +40,10 @@ from custody.app.people import People
 from custody.app.ports import CredentialStore, PersonalDataStore
 from events.domain import (
     DistrictId,
-    Incident,
     Person,
     Policy,
-    ValidationError,
     parse_account_id,
-    parse_district_id,
 )
-from events.domain.incident import LEDGER_DIVERGENCES
-from events.domain.official_channel import OfficialChannel
-from projections.scope import sees_every_district
 
 __all__ = [
     "REQUEST_NAMESPACE",
@@ -69,24 +62,11 @@ __all__ = [
 
 log = structlog.get_logger("custodia.app")
 
-#: Namespace of the ids of the incidents opened for the ledger follower's alerts (issue 16).
-LEDGER_ALERT_NAMESPACE = uuid5(NAMESPACE_URL, "https://custodia.iecm.mx/bitacora/alertas")
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
-
-
-def ledger_incident_id(alert_id: str) -> UUID:
-    """The id of the incident recording the ledger follower's alert ``alert_id``."""
-    return uuid5(LEDGER_ALERT_NAMESPACE, alert_id)
-
-
 T = TypeVar("T")
 RequestT = TypeVar("RequestT")
 
 
-class Custodia(People, Accounts, ChangeRequests):
+class Custodia(People, Accounts, ChangeRequests, Incidents):
     """Custodia's use cases (one per command of ``custodia --help``), on one application and
     one OpenBao."""
 
@@ -109,154 +89,6 @@ class Custodia(People, Accounts, ChangeRequests):
         self.clock = clock or (lambda: datetime.now(UTC))
         self.reconcile_grace = timedelta(seconds=60)
         self.ledger = Ledger(app)
-
-    # -- incidents (8.C, 9.XVIII) -----------------------------------------------------------
-
-    def _incident(self, identifier: str) -> Incident:
-        return self.ledger.find(Incident, identifier, "incidente")
-
-    def _incident_row(self, incident: Incident) -> dict[str, Any]:
-        from custody.app.incidents import incident_row
-
-        return incident_row(incident)
-
-    def report_incident(
-        self,
-        actor: Actor,
-        account: str,
-        kind: str,
-        description: str,
-        request_id: str,
-        detected_at: datetime | None = None,
-    ) -> dict[str, Any]:
-        account_id = parse_account_id(account)
-        by = self.person(actor.username)
-        district = self.district(account_id.district)
-        incident = Incident.report(
-            district,
-            str(account_id),
-            kind,
-            description,
-            by=by,
-            policy=self.policy,
-            at=self.clock(),
-            incident_id=uuid5(REQUEST_NAMESPACE, request_id),
-            detected_at=detected_at,
-        )
-        self.ledger.save(incident)
-        return self._incident_row(incident)
-
-    def notify_incident(
-        self, actor: Actor, identifier: str, channel: OfficialChannel
-    ) -> dict[str, Any]:
-        by = self.person(actor.username)
-        incident = self._incident(identifier)
-        incident.notify(channel=channel, by=by, at=self.clock())
-        self.ledger.save(incident)
-        return self._incident_row(incident)
-
-    def contain_incident(self, actor: Actor, identifier: str, detail: str) -> dict[str, Any]:
-        by = self.person(actor.username)
-        incident = self._incident(identifier)
-        # The institution's incident (the ledger's) has no district: no rotation to check.
-        district = self.district(incident.district) if incident.district else None
-        incident.contain(district, detail, by=by, at=self.clock())
-        self.ledger.save(incident)
-        return self._incident_row(incident)
-
-    def close_incident(self, actor: Actor, identifier: str, detail: str) -> dict[str, Any]:
-        by = self.person(actor.username)
-        incident = self._incident(identifier)
-        incident.close(detail, by=by, at=self.clock())
-        self.ledger.save(incident)
-        return self._incident_row(incident)
-
-    def dismiss_incident(self, actor: Actor, identifier: str, reason: str) -> dict[str, Any]:
-        by = self.person(actor.username)
-        incident = self._incident(identifier)
-        incident.dismiss(reason, by=by, at=self.clock())
-        self.ledger.save(incident)
-        return self._incident_row(incident)
-
-    def acknowledge_incident(
-        self, actor: Actor, identifier: str, measures: str | None
-    ) -> dict[str, Any]:
-        by = self.person(actor.username)
-        incident = self._incident(identifier)
-        incident.acknowledge(measures, by=by, at=self.clock())
-        self.ledger.save(incident)
-        return self._incident_row(incident)
-
-    def record_ledger_tampering(
-        self,
-        *,
-        alert_id: str,
-        divergence: str,
-        entry: int | None,
-        anchored_size: int,
-        anchored_root: str | None,
-        observed_size: int,
-        observed_root: str | None,
-        diverged_at: datetime,
-    ) -> tuple[UUID, bool]:
-        """Issue 16: the ledger follower's alert ``alert_id`` (it refused to sign a ledger that
-        does not extend the head anchored in OpenBao) opens the institution's incident. Its id
-        derives from the alert, so an alert read again (a restart, another instance) records
-        nothing more: the id, and whether this call recorded it."""
-        incident_id = ledger_incident_id(alert_id)
-        try:
-            self.app.repository.get(incident_id)
-            return incident_id, False
-        except AggregateNotFoundError:
-            pass
-        incident = Incident.ledger_tampering(
-            incident_id=incident_id,
-            divergence=divergence if divergence in LEDGER_DIVERGENCES else "otra",
-            entry=entry,
-            anchored_size=anchored_size,
-            anchored_root=anchored_root,
-            observed_size=observed_size,
-            observed_root=observed_root,
-            alert_id=alert_id,
-            diverged_at=diverged_at,
-            policy=self.policy,
-            at=self.clock(),
-        )
-        try:
-            self.app.save(incident)
-        except IntegrityError:
-            return incident_id, False  # another instance recorded it first
-        return incident_id, True
-
-    def incident_status(self, incident_id: UUID) -> str | None:
-        """The state of an incident (``None`` if the ledger has no such incident)."""
-        try:
-            item: Any = self.app.repository.get(incident_id)
-        except AggregateNotFoundError:
-            return None
-        return str(item.status) if isinstance(item, Incident) else None
-
-    def list_incidents(
-        self,
-        actor: Actor,
-        district: str | None,
-        since: datetime | None = None,
-        until: datetime | None = None,
-    ) -> list[dict[str, Any]]:
-        """The incident ledger; ``since``/``until`` bound when each was reported."""
-        from custody.app.incidents import in_period
-
-        by = self.person(actor.username)
-        if not sees_every_district(by.roles):
-            raise ScopeError(actor.username, district or "*")
-        code = str(parse_district_id(district)) if district else None
-        if since is not None and until is not None and since > until:
-            raise ValidationError("hasta", "before desde")
-        return [
-            self._incident_row(i)
-            for i in sorted(self.ledger.all_of(Incident), key=lambda i: i.reported_at)
-            if (code is None or i.district == code) and in_period(i.reported_at, since, until)
-        ]
 
     # -- reconciliation (ledger vs OpenBao) and erasure -------------------------------------
 

@@ -1,21 +1,31 @@
-"""The ``custodia`` eventsourcing application and the application services on top of it.
+"""Custodia's application services: :class:`Custodia`, the one object the command service and
+the tests call, putting together the use cases of each area over one ledger helper.
 
-:class:`CustodiaApplication` is a plain ``eventsourcing`` ``Application`` (named ``custodia``:
-stream ``custodia-events``) holding the domain aggregates. :class:`Custodia` is the service
-layer: each method is one use case, taking plain values and the acting user name, loading the
-aggregates, calling the domain, and keeping OpenBao in step with the ledger in the order defined
-in :mod:`custody.vault.credentials` and :mod:`custody.app.access` (revoke before recording, grant
-after).
+Each use case takes plain values and the acting person, loads the aggregates, calls the domain,
+and keeps OpenBao in step with the ledger in the order defined in
+:mod:`custody.vault.credentials` and :mod:`custody.app.access` (revoke before recording, grant
+after). The areas, each a class in its own module:
+
+- :mod:`custody.app.people`: registration, ``sesion quien``, the list of people (issue 18);
+- :mod:`custody.app.leavers`: a role revoked, a departure, an erasure (6.X; 9.IV, 9.XX);
+- :mod:`custody.app.designations`: titulares, administrators and absences (6.VII, 6.X), over
+  :mod:`custody.app.holders` (designation is access: 6.IX, 6.X);
+- :mod:`custody.app.accounts`: an account registered, the list (10.I–VIII);
+- :mod:`custody.app.credential_use`: rotation, reads, TOTP (6.IX, 6.X; 8.A, 8.B);
+- :mod:`custody.app.change_requests`: change requests (6.XI, 11.1);
+- :mod:`custody.app.incidents`: incidents (8.C, 9.XVIII);
+- :mod:`custody.app.reconcile`: reconciliation of the ledger and OpenBao (6.XII, 11.8).
+
+All of them share :class:`custody.app.base.UseCases` (the collaborators, declared once) and go
+to the ledger through :class:`custody.app.ledger.Ledger` (load, lock, save, index). The names
+other modules import from here (the errors, :class:`Actor` …) are re-exported.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
-from uuid import uuid5
-
-import structlog
+from typing import Any
 
 from custody.app.access import Access
 from custody.app.accounts import Accounts
@@ -38,12 +48,8 @@ from custody.app.ledger import (
 )
 from custody.app.people import People
 from custody.app.ports import CredentialStore, PersonalDataStore
-from events.domain import (
-    DistrictId,
-    Person,
-    Policy,
-    parse_account_id,
-)
+from custody.app.reconcile import Reconciliation
+from events.domain import Policy
 
 __all__ = [
     "REQUEST_NAMESPACE",
@@ -60,13 +66,8 @@ __all__ = [
     "ledger_incident_id",
 ]
 
-log = structlog.get_logger("custodia.app")
 
-T = TypeVar("T")
-RequestT = TypeVar("RequestT")
-
-
-class Custodia(People, Accounts, ChangeRequests, Incidents):
+class Custodia(People, Accounts, ChangeRequests, Incidents, Reconciliation):
     """Custodia's use cases (one per command of ``custodia --help``), on one application and
     one OpenBao."""
 
@@ -87,90 +88,7 @@ class Custodia(People, Accounts, ChangeRequests, Incidents):
         self.pii = pii
         self.policy = policy
         self.clock = clock or (lambda: datetime.now(UTC))
+        # A staged credential younger than this may be a rotation in flight: reconciliation
+        # leaves it alone (custody.app.reconcile).
         self.reconcile_grace = timedelta(seconds=60)
         self.ledger = Ledger(app)
-
-    # -- reconciliation (ledger vs OpenBao) and erasure -------------------------------------
-
-    def desired_state(self) -> Any:
-        """The ledger's view of OpenBao, as :class:`custody.app.reconcile.DesiredState`."""
-        from custody.app.reconcile import AccountState, DesiredState
-
-        now = self.clock()
-        holders: dict[str, str | None] = {}
-        accounts: dict[str, AccountState] = {}
-        for code in DistrictId.all():
-            district = self.district(code)
-            holders[str(code)] = self.username_of(district.holder_at(now))
-            for acc in district.accounts.values():
-                if acc.is_open:
-                    accounts[acc.account_id] = AccountState(
-                        current_version=acc.current_version or 0,
-                        # The start event's rotation id; for a version 1 event (no id),
-                        # the id that version derived for an account never abandoned.
-                        open_rotation=(
-                            (
-                                acc.staged_rotation_id
-                                or str(
-                                    uuid5(
-                                        REQUEST_NAMESPACE,
-                                        f"{acc.account_id}:{acc.staged_version}",
-                                    )
-                                )
-                            )
-                            if acc.staged_version
-                            else None
-                        ),
-                        staged_version=acc.staged_version,
-                        staged_fingerprint=acc.staged_fingerprint,
-                        totp_fingerprint=acc.totp_fingerprint or None,
-                    )
-        roles: dict[str, list[str]] = {"coadministrador": [], "titular": [], "secretaria": []}
-        for person in self.ledger.all_of(Person):
-            for role in person.roles:
-                if role in roles and not person.erased:
-                    roles[role].append(person.username)
-        return DesiredState(holders=holders, accounts=accounts, roles=roles)
-
-    def reconcile(self, actor: Actor, repair: bool) -> dict[str, Any]:
-        """Compare OpenBao with the ledger; repair both sides (coadministrators only)."""
-        from custody.app.reconcile import DriftKind, Reconciler
-        from events.domain import require_coadministrator
-
-        by = self.person(actor.username)
-        require_coadministrator(by, "reconcile")
-        # The service's own client; the role groups with the coadministrator's token.
-        reconciler = Reconciler(
-            self.access._client, role_token=actor.token, grace=self.reconcile_grace
-        )
-        report = reconciler.reconcile(self.desired_state(), repair=repair)
-        repaired, pending = len(report.repaired), len(report.pending)
-        if repair:
-            # The ledger-side repair (custody.app.reconcile): a confirmation OpenBao has and the
-            # ledger lacks (its write failed after OpenBao's) is recorded; the staged leftover
-            # it leaves is then deleted by a second, OpenBao-side pass.
-            recorded = [d for d in report.pending if d.kind == DriftKind.CONFIRMED_UNRECORDED]
-            for drift in recorded:
-                self._record_confirmation(by, drift.facts)
-            if recorded:
-                again = reconciler.reconcile(self.desired_state(), repair=True)
-                repaired += len(recorded) + len(again.repaired)
-                pending = len(again.pending)
-        return {
-            "diferencias": [
-                {"tipo": d.kind, "objeto": d.subject, "esperado": d.expected, "actual": d.actual}
-                for d in report.drifts
-            ],
-            "reparadas": repaired,
-            "pendientes": pending,
-        }
-
-    def _record_confirmation(self, by: Person, facts: Mapping[str, str]) -> None:
-        """Record a rotation confirmation found in OpenBao only (``confirmed_unrecorded``)."""
-        account_id = parse_account_id(facts["account"])
-        with self.ledger.lock(str(account_id.district)):
-            district = self.district(account_id.district)
-            district.confirm_rotation(
-                str(account_id), version=int(facts["version"]), by=by, at=self.clock()
-            )
-            self.ledger.save(district)

@@ -19,7 +19,12 @@ from custody.app.base import Actor, UseCases
 from custody.app.passwords import generate_password
 from custody.app.rules import read_rules
 from custody.errors import NoStagedRotationError, VaultNotFoundError
-from events.domain import ChangeRequest, parse_account_id
+from events.domain import (
+    ChangeRequest,
+    NoRotationInProgressError,
+    parse_account_id,
+    require_coadministrator,
+)
 
 
 class CredentialUse(UseCases):
@@ -80,8 +85,6 @@ class CredentialUse(UseCases):
             district = self.ledger.district(account_id.district)
             acc = district.open_account(str(account_id))
             if acc.staged_version is None:
-                from events.domain import NoRotationInProgressError
-
                 raise NoRotationInProgressError(str(account_id))
             now = self.clock()
             closed: list[UUID] = []
@@ -123,8 +126,6 @@ class CredentialUse(UseCases):
             acc = district.open_account(str(account_id))
             version = acc.staged_version
             if version is None:
-                from events.domain import NoRotationInProgressError
-
                 raise NoRotationInProgressError(str(account_id))
             now = self.clock()
 
@@ -231,8 +232,6 @@ class CredentialUse(UseCases):
             district = self.ledger.district(account_id.district)
             district.open_account(str(account_id))
             now = self.clock()
-            from events.domain import require_coadministrator
-
             require_coadministrator(by, "register TOTP seeds")  # before OpenBao is written
             registration = self.credentials.register_totp(actor.token, str(account_id), uri)
             district.register_totp(

@@ -14,8 +14,14 @@ from uuid import UUID
 
 from custody.app.base import Actor, ScopeError
 from custody.app.holders import HolderChanges
-from events.domain import Person, parse_district_id
+from events.domain import (
+    Person,
+    TitularAlreadyAppointedError,
+    parse_district_id,
+    require_coadministrator,
+)
 from events.domain.official_channel import OfficialChannel
+from projections.history import designation_history
 from projections.scope import sees_every_district
 
 
@@ -27,8 +33,6 @@ class Designations(HolderChanges):
     ) -> dict[str, Any]:
         """``custodia titular``: the district's titular is now ``username``. A registered person
         without the titular role gets it; the previous titular's role ends with the post."""
-        from events.domain import require_coadministrator
-
         by = self.ledger.person(actor.username)
         require_coadministrator(by, "appoint titulares")  # before the idempotent answer below
         person = self.ledger.person(username)
@@ -67,8 +71,6 @@ class Designations(HolderChanges):
             return
         current = self.ledger.district(parse_district_id(district)).titular_id
         if current is not None and current != pid:
-            from events.domain import TitularAlreadyAppointedError
-
             raise TitularAlreadyAppointedError(str(parse_district_id(district)), current)
 
     def appoint_registered_titular(self, by: Person, person: Person, code: str) -> None:
@@ -215,8 +217,6 @@ class Designations(HolderChanges):
         """6.VII: every holder of every role of the district (titular, acting titular,
         administrator, substitute) with from/to and vía oficial; ``on``: who held each role
         that day. For coadministrators, the Secretaría Ejecutiva and the district's titular."""
-        from projections.history import designation_history
-
         by = self.ledger.person(actor.username)
         code = str(parse_district_id(district))
         item = self.ledger.district(code)

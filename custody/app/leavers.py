@@ -1,10 +1,12 @@
 """Leavers (6.X; 9.IV, 9.XX): one role revoked, a departure (``personas baja``), and the erasure
 of a person's personal data.
 
-Access goes first: OpenBao's identity is disabled or the district and role groups emptied
-before the ledger records the end (revoke before record), so a retried command after a failure
-completes it. Every account the person could read, or has seen since its last rotation, then
-owes one.
+A role revoked or a departure takes access away first: OpenBao's identity is disabled (a
+departure) and the district and role groups are emptied before the ledger records the end
+(revoke before record), so the same command again after a failure completes it; every account
+the person could read, or has seen since its last rotation, then owes one. An erasure destroys
+the person's transit key: their sealed personal data become unrecoverable, and the ledger keeps
+verifying.
 """
 
 from __future__ import annotations

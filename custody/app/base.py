@@ -84,16 +84,13 @@ class UseCases:
     # leaves it alone (custody.app.reconcile).
     reconcile_grace: timedelta
 
-    # The loads callers outside the application use (the ledger's own, by another name).
+    # The ledger's loads, as the command service and the tests call them (custodia.person(…)).
 
     def person(self, username: str) -> Person:
         return self.ledger.person(username)
 
     def district(self, code: str | DistrictId) -> District:
         return self.ledger.district(code)
-
-    def person_and_district(self, username: str, code: str | DistrictId) -> tuple[Person, District]:
-        return self.ledger.person_and_district(username, code)
 
     def username_of(self, pid: UUID | None) -> str | None:
         return self.ledger.username_of(pid)

@@ -1,7 +1,8 @@
 """Custodia's outer layer: the application's use cases and every adapter, in rooms by role.
 
-- :mod:`custody.app`: the use cases (:class:`custody.app.custodia.Custodia`), designation as
-  access, incidents, the institution's controls, reconciliation, the password policy.
+- :mod:`custody.app`: the use cases by area (people, designations, accounts, credentials, change
+  requests, incidents, reconciliation, the institution's controls), put together by
+  :class:`custody.app.custodia.Custodia` over one ledger helper (:mod:`custody.app.ledger`).
 - :mod:`custody.vault`: the OpenBao (Vault API) adapter — client, transport, layout and
   policies, people's sessions, credentials and 2FA, personal data, the audit-device follower.
 - :mod:`custody.service`: the NATS command wire — protocol, client, the command service

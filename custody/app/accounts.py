@@ -1,4 +1,5 @@
-"""Use cases of an account's life (10; issue 19): the request to open it and UTCSyD's decision
+"""Use cases of an account's life (10.I–VIII; issue 19): :class:`Accounts`, its registration
+(``cuentas alta``) and ``cuentas lista``; the request to open it and UTCSyD's decision
 (``cuentas solicitar``, ``cuentas alta --solicitud``, ``cuentas rechazar``), its settings as
 found on the platform (``cuentas estado``) and its closure (``cuentas baja``).
 
@@ -27,9 +28,14 @@ from uuid import uuid5
 
 import structlog
 
-from custody.app.custodia import REQUEST_NAMESPACE, Actor, Custodia
+from custody.app.base import REQUEST_NAMESPACE, Actor, ScopeError, UseCases
 from custody.errors import AccountDestructionPendingError
-from events.domain import AccountOpeningRequest, parse_account_id, parse_district_id
+from events.domain import (
+    AccountOpeningRequest,
+    DistrictId,
+    parse_account_id,
+    parse_district_id,
+)
 from events.domain.official_channel import OfficialChannel
 from events.domain.person import require_coadministrator
 from events.errors import VaultError
@@ -52,7 +58,7 @@ CLOSURE_CHECKLIST: Final[tuple[str, ...]] = (
 
 
 def record_status(
-    custodia: Custodia,
+    custodia: Accounts,
     actor: Actor,
     account: str,
     *,
@@ -67,7 +73,7 @@ def record_status(
     by = custodia.person(actor.username)
     require_coadministrator(by, "record account status")
     policy = custodia.policy
-    with custodia._lock(str(account_id.district)):
+    with custodia.ledger.lock(str(account_id.district)):
         district = custodia.district(account_id.district)
         current = district.open_account(str(account_id))
         violations = district.record_account_status(
@@ -79,7 +85,7 @@ def record_status(
             by=by,
             at=custodia.clock(),
         )
-        custodia._save(district)
+        custodia.ledger.save(district)
         current = district.account(str(account_id))
     log.info("cuenta_estado", cuenta=str(account_id), violaciones=list(violations))
     return {
@@ -92,7 +98,7 @@ def record_status(
 
 
 def close(
-    custodia: Custodia, actor: Actor, account: str, channel: OfficialChannel
+    custodia: Accounts, actor: Actor, account: str, channel: OfficialChannel
 ) -> dict[str, Any]:
     """10: closes the account (the final record), then destroys its password and 2FA seed in
     OpenBao and records that; a closure whose destruction is pending is finished instead."""
@@ -102,12 +108,12 @@ def close(
     require_coadministrator(by, "close accounts")
     # OpenBao decides first, with the caller's token: a refused caller records nothing.
     custodia.credentials.authorize_destruction(actor.token, name)
-    with custodia._lock(str(account_id.district)):
+    with custodia.ledger.lock(str(account_id.district)):
         district = custodia.district(account_id.district)
         resumed = name in district.accounts and district.destruction_pending(name)
         if not resumed:  # an open account closes; a closed and destroyed one is refused
             district.close_account(name, by=by, channel=channel, at=custodia.clock())
-            custodia._save(district)
+            custodia.ledger.save(district)
         try:
             custodia.credentials.destroy(actor.token, name)
         except VaultError as error:
@@ -115,7 +121,7 @@ def close(
             log.warning("cuenta_destruccion_pendiente", cuenta=name, error=type(error).__name__)
             raise AccountDestructionPendingError(name, type(error).__name__) from None
         district.record_secrets_destroyed(name, by=by, at=custodia.clock())
-        custodia._save(district)
+        custodia.ledger.save(district)
     log.info("cuenta_cerrada", cuenta=name, reanudada=resumed)
     return {
         "cuenta": name,
@@ -126,7 +132,7 @@ def close(
     }
 
 
-def destruction_pending(custodia: Custodia, account: str) -> bool:
+def destruction_pending(custodia: Accounts, account: str) -> bool:
     """Whether ``account`` is closed in the ledger with its secrets not yet destroyed."""
     account_id = parse_account_id(account)
     district = custodia.district(account_id.district)
@@ -136,11 +142,11 @@ def destruction_pending(custodia: Custodia, account: str) -> bool:
 # -- requests to open accounts (10.I–III) -----------------------------------------------------
 
 
-def _request(custodia: Custodia, identifier: str) -> AccountOpeningRequest:
-    return custodia.request_of(AccountOpeningRequest, identifier)
+def _request(custodia: Accounts, identifier: str) -> AccountOpeningRequest:
+    return custodia.ledger.find(AccountOpeningRequest, identifier, "solicitud")
 
 
-def _request_row(custodia: Custodia, request: AccountOpeningRequest) -> dict[str, Any]:
+def _request_row(custodia: Accounts, request: AccountOpeningRequest) -> dict[str, Any]:
     return {
         "solicitud": str(request.id),
         "distrito": request.district,
@@ -156,7 +162,7 @@ def _request_row(custodia: Custodia, request: AccountOpeningRequest) -> dict[str
 
 
 def request_opening(
-    custodia: Custodia,
+    custodia: Accounts,
     actor: Actor,
     district: str,
     platform: str,
@@ -176,13 +182,13 @@ def request_opening(
         at=custodia.clock(),
         request_id=uuid5(REQUEST_NAMESPACE, f"cuenta:{request_id}"),
     )
-    custodia._save(request)
+    custodia.ledger.save(request)
     log.info("cuenta_solicitada", solicitud=str(request.id), distrito=request.district)
     return _request_row(custodia, request)
 
 
 def register_requested(
-    custodia: Custodia,
+    custodia: Accounts,
     actor: Actor,
     request_id: str,
     account: str,
@@ -198,7 +204,7 @@ def register_requested(
     account_id = parse_account_id(account)
     by = custodia.person(actor.username)
     require_coadministrator(by, "decide account requests")
-    with custodia._lock(str(account_id.district)):
+    with custodia.ledger.lock(str(account_id.district)):
         request = _request(custodia, request_id)
         district = custodia.district(account_id.district)
         now = custodia.clock()
@@ -213,26 +219,92 @@ def register_requested(
             at=now,
         )
         request.approve(district, str(account_id), by=by, at=now)
-        custodia._save(district, request)
+        custodia.ledger.save(district, request)
     return {**_request_row(custodia, request), "violaciones": [str(v) for v in violations]}
 
 
 def reject_request(
-    custodia: Custodia, actor: Actor, request_id: str, reason: str
+    custodia: Accounts, actor: Actor, request_id: str, reason: str
 ) -> dict[str, Any]:
     """10.I: UTCSyD finds opening the account not viable."""
     by = custodia.person(actor.username)
     request = _request(custodia, request_id)
     request.reject(reason, by=by, at=custodia.clock())
-    custodia._save(request)
+    custodia.ledger.save(request)
     return _request_row(custodia, request)
 
 
-def list_requests(custodia: Custodia, actor: Actor, state: str | None) -> list[dict[str, Any]]:
+def list_requests(custodia: Accounts, actor: Actor, state: str | None) -> list[dict[str, Any]]:
     """The requests the caller may see (UTCSyD and the secretaria: all; a titular: theirs)."""
     by = custodia.person(actor.username)
     return [
         _request_row(custodia, r)
-        for r in custodia._all(AccountOpeningRequest)
-        if custodia._may_see_district(by, r.district) and (not state or r.status == state)
+        for r in custodia.ledger.all_of(AccountOpeningRequest)
+        if custodia.may_see_district(by, r.district) and (not state or r.status == state)
     ]
+
+
+class Accounts(UseCases):
+    """An account registered in its district, and the accounts a person may see."""
+
+    def register_account(
+        self,
+        actor: Actor,
+        account: str,
+        *,
+        handle: str,
+        email: str,
+        phone: str | None,
+        public: bool,
+        direct_messages: bool,
+        existing: bool,
+    ) -> dict[str, Any]:
+        account_id = parse_account_id(account)
+        by = self.ledger.person(actor.username)
+        with self.ledger.lock(str(account_id.district)):
+            district = self.ledger.district(account_id.district)
+            violations = district.register_account(
+                str(account_id),
+                handle=handle,
+                email=email,
+                phone=phone,
+                public=public,
+                direct_messages=direct_messages,
+                existing=existing,
+                by=by,
+                at=self.clock(),
+            )
+            self.ledger.save(district)
+        return {"cuenta": str(account_id), "violaciones": [str(v) for v in violations]}
+
+    def list_accounts(self, actor: Actor, district: str | None) -> list[dict[str, Any]]:
+        by = self.ledger.person(actor.username)
+        codes = [parse_district_id(district)] if district else DistrictId.all()
+        rows = []
+        for code in codes:
+            if not self.may_see_district(by, str(code)):
+                if district:
+                    raise ScopeError(actor.username, str(code))
+                continue
+            item = self.ledger.district(code)
+            for acc in item.accounts.values():
+                rows.append(
+                    {
+                        "cuenta": acc.account_id,
+                        "distrito": item.code,
+                        "plataforma": acc.platform,
+                        "usuario": acc.handle,
+                        "correo": acc.email,
+                        "publica": acc.public,
+                        "mensajes": acc.direct_messages,
+                        "violaciones": list(acc.violations),
+                        "abierta": acc.is_open,
+                        # 10: closed in the ledger, its secrets not yet destroyed in OpenBao.
+                        "destruccion_pendiente": item.destruction_pending(acc.account_id),
+                        "version": acc.current_version,
+                        "version_preparada": acc.staged_version,
+                        "totp": acc.totp_registered,
+                        "obligaciones_abiertas": len(item.open_obligations(acc.account_id)),
+                    }
+                )
+        return rows

@@ -48,11 +48,11 @@ def register_device(
 ) -> dict[str, Any]:
     by = custodia.person(actor.username)
     require_coadministrator(by, "register devices")
-    with custodia._lock(_LOCK):
+    with custodia.ledger.lock(_LOCK):
         now = custodia.clock()
         found = registry(custodia) or DeviceRegistry.open(by=by, at=now)
         item = found.register(device, district=district, description=description, by=by, at=now)
-        custodia._save(found)
+        custodia.ledger.save(found)
     log.info("equipo_registrado", equipo=item.device_id, distrito=item.district)
     return {"equipo": item.device_id, "distrito": item.district, "descripcion": item.description}
 
@@ -60,11 +60,11 @@ def register_device(
 def retire_device(custodia: Custodia, actor: Actor, device: str) -> dict[str, Any]:
     by = custodia.person(actor.username)
     require_coadministrator(by, "retire devices")
-    with custodia._lock(_LOCK):
+    with custodia.ledger.lock(_LOCK):
         now = custodia.clock()
         found = registry(custodia) or DeviceRegistry.open(by=by, at=now)
         item = found.retire(device, by=by, at=now)
-        custodia._save(found)
+        custodia.ledger.save(found)
     return {"equipo": item.device_id, "distrito": item.district, "baja": True}
 
 
@@ -103,7 +103,7 @@ def authorize_hours(
 ) -> dict[str, Any]:
     by = custodia.person(actor.username)
     require_coadministrator(by, "authorize other hours")
-    with custodia._lock(_LOCK):
+    with custodia.ledger.lock(_LOCK):
         now = custodia.clock()
         found = _calendar_for(custodia, now)
         window = found.authorize_hours(
@@ -116,7 +116,7 @@ def authorize_hours(
             by=by,
             at=now,
         )
-        custodia._save(found)
+        custodia.ledger.save(found)
     policy_now(custodia)
     return {
         "desde": window.starts_on.isoformat(),
@@ -132,12 +132,12 @@ def declare_non_working_day(
 ) -> dict[str, Any]:
     by = custodia.person(actor.username)
     require_coadministrator(by, "declare non-working days")
-    with custodia._lock(_LOCK):
+    with custodia.ledger.lock(_LOCK):
         now = custodia.clock()
         found = _calendar_for(custodia, now)
         recorded = found.declare_non_working_day(day, channel=channel, by=by, at=now)
         if recorded:
-            custodia._save(found)
+            custodia.ledger.save(found)
     policy_now(custodia)
     return {"fecha": day.isoformat(), "registrado": recorded, "via_oficial": str(channel)}
 
@@ -146,13 +146,13 @@ def record_policy(custodia: Custodia) -> bool:
     """Records the policy the service runs under, if it differs from the last one recorded
     (every policy change is in the ledger). Idempotent: a restart with the same file records
     nothing."""
-    with custodia._lock(_LOCK):
+    with custodia.ledger.lock(_LOCK):
         now = custodia.clock()
         found = _calendar_for(custodia, now)
         if not found.adopt(file_policy(custodia), at=now):
             return False
         try:
-            custodia._save(found)
+            custodia.ledger.save(found)
         except ConflictError:
             return False  # another instance recorded it first; the next pass compares again
     log.info("politica_registrada")
@@ -168,11 +168,11 @@ def open_age_obligations(custodia: Custodia) -> list[str]:
     policy = policy_now(custodia)
     opened: list[str] = []
     for code in DistrictId.all():
-        with custodia._lock(str(code)):
+        with custodia.ledger.lock(str(code)):
             district = custodia.district(code)
             accounts = district.open_age_obligations(policy=policy, at=custodia.clock())
             if accounts:
-                custodia._save(district)
+                custodia.ledger.save(district)
                 opened.extend(accounts)
     if opened:
         log.info("obligaciones_por_antiguedad", cuentas=opened)
@@ -215,11 +215,11 @@ def open_recertification(
         if due is not None
         else now + timedelta(days=RECERTIFICATION_DAYS)
     )
-    with custodia._lock(f"recertificacion:{code}"):
+    with custodia.ledger.lock(f"recertificacion:{code}"):
         if _load(custodia, Recertification, Recertification.create_id(code)) is not None:
             raise ConflictError(f"recertificacion {code}")
         campaign = Recertification.open(code, due=deadline, by=by, at=now)
-        custodia._save(campaign)
+        custodia.ledger.save(campaign)
     return {"periodo": code, "vence": _iso(campaign.due)}
 
 
@@ -233,12 +233,14 @@ def _answer(
     by = custodia.person(actor.username)
     now = custodia.clock()
     code = parse_period(period) if period else current_period(now, custodia.policy)
-    with custodia._lock(f"recertificacion:{code}"):
+    with custodia.ledger.lock(f"recertificacion:{code}"):
         campaign = _campaign(custodia, code)
         if district is None:
-            roster = sorted(p.username for p in custodia._all(Person) if p.is_coadministrator)
+            roster = sorted(
+                p.username for p in custodia.ledger.all_of(Person) if p.is_coadministrator
+            )
             campaign.attest_roster(roster, by=by, at=now)
-            custodia._save(campaign)
+            custodia.ledger.save(campaign)
             return {"periodo": code, "distrito": UTCSYD, "estado": "confirmada", "personas": roster}
         target = custodia.district(parse_district_id(district))
         administrator = target.administrator.person_id if target.administrator else None
@@ -261,7 +263,7 @@ def _answer(
                 by=by,
                 at=now,
             )
-        custodia._save(campaign)
+        custodia.ledger.save(campaign)
         found = campaign.attestations[target.code]
     return {
         "periodo": code,

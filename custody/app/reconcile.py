@@ -34,7 +34,10 @@ What neither order explains — a version written outside Custodia, a ledger ver
 a credential for an account the ledger does not know — is reported for a person to investigate
 (``repair=MANUAL``), never "fixed" silently.
 
-The desired state is plain data, built by the caller from the ledger's projections. Only the
+:class:`Reconciliation` is the use case (``custodia reconciliar``; coadministrators only): the
+desired state read from the ledger, the check, and the ledger-side repair.
+
+The desired state is plain data, built by the caller from the ledger. Only the
 districts it names are examined (a district listed with ``None`` must have no administrator).
 """
 
@@ -45,10 +48,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
+from uuid import uuid5
 
 import structlog
 
 from custody.app.access import Access, login_name
+from custody.app.base import REQUEST_NAMESPACE, Actor, UseCases
 from custody.errors import VaultNotFoundError
 from custody.vault.client import VaultClient, parse_time
 from custody.vault.credentials import seed_tag
@@ -60,6 +65,7 @@ from custody.vault.layout import (
     district_group,
     district_id,
 )
+from events.domain import DistrictId, Person, parse_account_id, require_coadministrator
 from events.errors import CustodiaError
 
 log = structlog.get_logger()
@@ -504,3 +510,85 @@ class Reconciler:
             log.info("custody.app.reconcile.repaired", kind=str(drift.kind), subject=drift.subject)
             report.repaired.append(drift)
         return report
+
+
+class Reconciliation(UseCases):
+    """The ledger's side of reconciliation: its desired state, the check, the ledger-side repair."""
+
+    def desired_state(self) -> DesiredState:
+        """The ledger's view of OpenBao, as :class:`custody.app.reconcile.DesiredState`."""
+        now = self.clock()
+        holders: dict[str, str | None] = {}
+        accounts: dict[str, AccountState] = {}
+        for code in DistrictId.all():
+            district = self.ledger.district(code)
+            holders[str(code)] = self.ledger.username_of(district.holder_at(now))
+            for acc in district.accounts.values():
+                if acc.is_open:
+                    accounts[acc.account_id] = AccountState(
+                        current_version=acc.current_version or 0,
+                        # The start event's rotation id; for a version 1 event (no id),
+                        # the id that version derived for an account never abandoned.
+                        open_rotation=(
+                            (
+                                acc.staged_rotation_id
+                                or str(
+                                    uuid5(
+                                        REQUEST_NAMESPACE,
+                                        f"{acc.account_id}:{acc.staged_version}",
+                                    )
+                                )
+                            )
+                            if acc.staged_version
+                            else None
+                        ),
+                        staged_version=acc.staged_version,
+                        staged_fingerprint=acc.staged_fingerprint,
+                        totp_fingerprint=acc.totp_fingerprint or None,
+                    )
+        roles: dict[str, list[str]] = {"coadministrador": [], "titular": [], "secretaria": []}
+        for person in self.ledger.all_of(Person):
+            for role in person.roles:
+                if role in roles and not person.erased:
+                    roles[role].append(person.username)
+        return DesiredState(holders=holders, accounts=accounts, roles=roles)
+
+    def reconcile(self, actor: Actor, repair: bool) -> dict[str, Any]:
+        """Compare OpenBao with the ledger; repair both sides (coadministrators only)."""
+        by = self.ledger.person(actor.username)
+        require_coadministrator(by, "reconcile")
+        # The service's own client; the role groups with the coadministrator's token.
+        reconciler = Reconciler(
+            self.access._client, role_token=actor.token, grace=self.reconcile_grace
+        )
+        report = reconciler.reconcile(self.desired_state(), repair=repair)
+        repaired, pending = len(report.repaired), len(report.pending)
+        if repair:
+            # The ledger-side repair (custody.app.reconcile): a confirmation OpenBao has and the
+            # ledger lacks (its write failed after OpenBao's) is recorded; the staged leftover
+            # it leaves is then deleted by a second, OpenBao-side pass.
+            recorded = [d for d in report.pending if d.kind == DriftKind.CONFIRMED_UNRECORDED]
+            for drift in recorded:
+                self._record_confirmation(by, drift.facts)
+            if recorded:
+                again = reconciler.reconcile(self.desired_state(), repair=True)
+                repaired += len(recorded) + len(again.repaired)
+                pending = len(again.pending)
+        return {
+            "diferencias": [
+                {"tipo": d.kind, "objeto": d.subject, "esperado": d.expected, "actual": d.actual}
+                for d in report.drifts
+            ],
+            "reparadas": repaired,
+            "pendientes": pending,
+        }
+
+    def _record_confirmation(self, by: Person, facts: Mapping[str, str]) -> None:
+        """Record a rotation confirmation found in OpenBao only (``confirmed_unrecorded``)."""
+        account_id = parse_account_id(facts["account"])
+        with self.ledger.lock(str(account_id.district)):
+            district = self.ledger.district(account_id.district)
+            district.confirm_rotation(
+                str(account_id), version=int(facts["version"]), by=by, at=self.clock()
+            )
+            self.ledger.save(district)

@@ -302,11 +302,11 @@ def confirm_enrolment(custodia: Custodia, actor: Actor) -> dict[str, Any]:
     factor.forget_first_login(actor.username)
     recorded = False
     if person.second_factor != "inscrito":
-        with custodia._lock(f"persona:{person.id}"):
+        with custodia.ledger.lock(f"persona:{person.id}"):
             person = custodia.person(actor.username)
             if person.second_factor != "inscrito":
                 person.enrol_second_factor(at=custodia.clock())
-                custodia._save(person)
+                custodia.ledger.save(person)
                 recorded = True
     return {"usuario": actor.username, "segundo_factor": "inscrito", "registrado": recorded}
 
@@ -331,10 +331,10 @@ def reset(
     factor.destroy(name, method_id, actor.token)
     password = secrets.token_urlsafe(18)
     factor.prepare(name, password, caller_token=actor.token, join=False)
-    with custodia._lock(f"persona:{person.id}"):
+    with custodia.ledger.lock(f"persona:{person.id}"):
         person = custodia.person(name)
         person.reset_second_factor(reason, by=by, channel=channel, at=at)
-        custodia._save(person)
+        custodia.ledger.save(person)
     log.info("custody.second_factor.reset", username=name, by=actor.username)
     return {"usuario": name, "segundo_factor": "restablecido", "contrasena": password}
 
@@ -357,10 +357,10 @@ def require(custodia: Custodia, actor: Actor, username: str) -> dict[str, Any]:
     actor.proceed()
     password = secrets.token_urlsafe(18)
     factor.prepare(name, password, caller_token=actor.token)
-    with custodia._lock(f"persona:{trial.id}"):
+    with custodia.ledger.lock(f"persona:{trial.id}"):
         person = custodia.person(name)
         person.require_second_factor(by=by, at=at)
-        custodia._save(person)
+        custodia.ledger.save(person)
     return {"usuario": name, "segundo_factor": "exigido", "contrasena": password}
 
 

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -23,6 +23,7 @@ from custody.app.custodia import (
     CustodiaApplication,
     bootstrap_ledger,
 )
+from custody.app.ledger import Ledger
 from custody.stack.servers import start_bao_dev
 from custody.vault.client import VaultClient
 from custody.vault.credentials import Credentials
@@ -36,21 +37,37 @@ pytestmark = pytest.mark.integration
 OFICIO = OfficialChannel.oficio("RH/100/2026")
 
 
-class RacedCustodia(Custodia):
+class RacedLedger(Ledger):
     """Before the read's record is saved, another read of the same person lands in the ledger
     (another service instance): the store refuses the stale save, as it would in production."""
 
     race = False
 
-    def _save(self, *aggregates: Any) -> None:
+    def save(self, *aggregates: Any) -> None:
         if self.race and aggregates and isinstance(aggregates[0], Person):
             self.race = False
             rival = self.person(aggregates[0].username)
             rival.record_contact_read(
-                reader=self.person("ana"), purpose="otra instancia", at=self.clock()
+                reader=self.person("ana"), purpose="otra instancia", at=datetime.now(UTC)
             )
-            super()._save(rival)
-        super()._save(*aggregates)
+            super().save(rival)
+        super().save(*aggregates)
+
+
+class RacedCustodia(Custodia):
+    """A :class:`Custodia` on a :class:`RacedLedger`; ``race = True`` arms the race once."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.ledger = RacedLedger(self.app)
+
+    @property
+    def race(self) -> bool:
+        return cast(RacedLedger, self.ledger).race
+
+    @race.setter
+    def race(self, value: bool) -> None:
+        cast(RacedLedger, self.ledger).race = value
 
 
 @dataclass

@@ -199,6 +199,10 @@ class Ledger:
         with self._locks_guard:
             return self._locks.setdefault(key, threading.Lock())
 
+    def person_lock(self, pid: UUID) -> threading.Lock:
+        """The one lock of a person's own record (contact reads, the second factor)."""
+        return self.lock(f"persona:{pid}")
+
     def save(self, *aggregates: Any) -> None:
         """Save atomically; another writer first is :class:`ConflictError` (nothing saved)."""
         try:

@@ -46,7 +46,7 @@ def read_contact(custodia: People, actor: Actor, username: str, purpose: str) ->
     reader = custodia.person(actor.username)
     require_coadministrator(reader, "read contact data")  # before any decryption
     name = str(Username.parse(username))
-    with custodia.ledger.lock(f"person:{name}"):
+    with custodia.ledger.person_lock(person_id(name)):
         person = custodia.person(name)
         now = custodia.clock()
         person.record_contact_read(reader=reader, purpose=purpose, at=now)

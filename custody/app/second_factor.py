@@ -302,7 +302,7 @@ def confirm_enrolment(custodia: Custodia, actor: Actor) -> dict[str, Any]:
     factor.forget_first_login(actor.username)
     recorded = False
     if person.second_factor != "inscrito":
-        with custodia.ledger.lock(f"persona:{person.id}"):
+        with custodia.ledger.person_lock(person.id):
             person = custodia.person(actor.username)
             if person.second_factor != "inscrito":
                 person.enrol_second_factor(at=custodia.clock())
@@ -331,7 +331,7 @@ def reset(
     factor.destroy(name, method_id, actor.token)
     password = secrets.token_urlsafe(18)
     factor.prepare(name, password, caller_token=actor.token, join=False)
-    with custodia.ledger.lock(f"persona:{person.id}"):
+    with custodia.ledger.person_lock(person.id):
         person = custodia.person(name)
         person.reset_second_factor(reason, by=by, channel=channel, at=at)
         custodia.ledger.save(person)
@@ -357,7 +357,7 @@ def require(custodia: Custodia, actor: Actor, username: str) -> dict[str, Any]:
     actor.proceed()
     password = secrets.token_urlsafe(18)
     factor.prepare(name, password, caller_token=actor.token)
-    with custodia.ledger.lock(f"persona:{trial.id}"):
+    with custodia.ledger.person_lock(trial.id):
         person = custodia.person(name)
         person.require_second_factor(by=by, at=at)
         custodia.ledger.save(person)

@@ -21,7 +21,7 @@ from projections.projection import LedgerReader, UnreadableEvent, stamp
 from tests.unit.projections.scenario import build
 from tests.unit.projections.states import history, notifications, read_variants, state_of, variants
 
-U = uuid4()
+U = UUID("93c9a3c9-5257-48dc-95fd-b346deae0b82")  # fixed: the parameters show it
 STATES = [
     b'{"timestamp":{"_type_":"datetime_iso","_data_":"2025-03-03T16:00:00+00:00"},"by":null}',
     b'{"by":{"_type_":"uuid_hex","_data_":"%s"},"n":[1,2.5,-0.0,18446744073709551616]}'

@@ -25,6 +25,7 @@ from custody.stack.servers import (
     start_bao_dev,
     start_nats,
 )
+from tests.cluster.figures import Collected
 
 # -- hypothesis profiles ----------------------------------------------------------------------
 # ``ci``: no deadline (a loaded 2-core runner makes any per-example time bound flaky) and the
@@ -58,9 +59,13 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if _ON_CI el
 _skipped: list[str] = []
 
 
+_figures = Collected()
+
+
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
     if report.skipped and not hasattr(report, "wasxfail"):
         _skipped.append(report.nodeid)
+    _figures.add(report)
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
@@ -69,6 +74,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    _figures.summary(terminalreporter)
     if _ON_CI and _skipped:
         terminalreporter.write_line(
             f"CI: {len(_skipped)} prueba(s) omitida(s) cuentan como fallo: " + ", ".join(_skipped),

@@ -12,12 +12,10 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.figures import Figures
+from tests.cluster.figures import figures_of
 from tests.support.cluster import Cluster
 
 pytest.register_assert_rewrite("tests.cluster.helpers")
-
-FIGURES = Figures("cluster figures")
 
 
 @pytest.fixture(scope="session")
@@ -43,8 +41,4 @@ def cluster(cluster_session: Cluster) -> Cluster:
 @pytest.fixture
 def figures(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Where a test puts what it measured (printed at the end of the run)."""
-    return FIGURES.for_test(request.node.name)
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    FIGURES.summary(terminalreporter)
+    return figures_of(request, "cluster figures")

@@ -6,18 +6,12 @@ from typing import Any
 
 import pytest
 
-from tests.cluster.figures import Figures
+from tests.cluster.figures import figures_of
 
 pytest.register_assert_rewrite("tests.cluster.helpers")
-
-FIGURES = Figures("durability figures")
 
 
 @pytest.fixture
 def figures(request: pytest.FixtureRequest) -> dict[str, Any]:
     """Where a test puts what it measured (printed at the end of the run)."""
-    return FIGURES.for_test(request.node.name)
-
-
-def pytest_terminal_summary(terminalreporter: Any) -> None:
-    FIGURES.summary(terminalreporter)
+    return figures_of(request, "durability figures")

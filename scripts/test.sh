@@ -17,4 +17,6 @@ if [ "${CI:-}" = true ] && ! command -v chromium chromium-browser google-chrome 
 fi
 echo "== ruff"; .venv/bin/ruff check . && .venv/bin/ruff format --check .
 echo "== mypy --strict"; .venv/bin/mypy
-echo "== pytest"; .venv/bin/pytest -rs "$@"
+# Two worker processes, each taking whole files (module fixtures and a file's order kept): the
+# suite mostly waits on the servers it starts. ``-n 0`` after the script runs it in one process.
+echo "== pytest"; .venv/bin/pytest -rs -n 2 --dist loadfile "$@"

@@ -46,6 +46,7 @@ import structlog
 from custody.errors import (
     InvalidAccountError,
     InvalidDistrictError,
+    VaultInvalidRequestError,
     VaultLayoutError,
     VaultNotFoundError,
 )
@@ -562,6 +563,30 @@ def ensure_request_tokens(client: VaultClient, report: LayoutReport | None = Non
     report.updated.append("policy:default")
 
 
+# What a KV v2 engine answers while it is still setting itself up after being mounted.
+KV_UPGRADING = "Upgrading from non-versioned to versioned data"
+
+
+def await_kv_ready(client: VaultClient, mount: str, timeout: float = 60.0) -> None:
+    """Until the KV v2 engine just mounted at ``mount`` serves requests.
+
+    A new KV v2 mount first upgrades its (empty) storage, and until it is done every request to
+    it is refused with :data:`KV_UPGRADING`; on a loaded machine or a raft cluster that lasts
+    long enough for the next write of ``custodia init`` to be refused. Its configuration is read
+    until it answers (any other refusal is raised as it is)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.read(f"{mount}/config", operation="layout")
+            return
+        except VaultInvalidRequestError as exc:
+            if KV_UPGRADING not in (exc.reason or "") or time.monotonic() > deadline:
+                raise
+        time.sleep(0.1)
+
+
 def _ensure_mounts(client: VaultClient, report: LayoutReport) -> None:
     mounts = client.mounts
     body = client.read("sys/mounts", operation="layout")
@@ -583,6 +608,8 @@ def _ensure_mounts(client: VaultClient, report: LayoutReport) -> None:
             if options:
                 payload["options"] = options
             client.write(f"sys/mounts/{path}", payload, operation="layout")
+            if kind == "kv":
+                await_kv_ready(client, path)
             report.created.append(f"mount:{path}")
             continue
         if current.get("type") != kind:

@@ -11,6 +11,7 @@ from eventsourcing.persistence import OperationalError
 from eventsourcing.utils import Environment
 
 from custody.stack.servers import LOOPBACK
+from custody.vault.layout import await_kv_ready
 from events.jetstream import Factory
 from tests.cluster.helpers import APP, STREAM, closing_app, new_entry, vault_client
 from tests.support.cluster import BAO_ACTIVE, BAO_STANDBY, Cluster
@@ -76,6 +77,7 @@ def test_openbao_raft_cluster_has_three_voters_and_one_active(cluster: Cluster) 
     standby = next(i for i in range(3) if i != active)
     client = vault_client(bao.addrs[standby], bao.root_token, bao.ca_file)
     client.write("sys/mounts/topology", {"type": "kv", "options": {"version": "2"}}, operation="t")
+    await_kv_ready(client, "topology")  # a new KV v2 mount refuses requests while it sets up
     marker = uuid.uuid4().hex
     client.write("topology/data/probe", {"data": {"marker": marker}}, operation="t")
     for addr in bao.addrs:

@@ -16,11 +16,13 @@ from custody.vault.layout import (
     LEDGER_KEY,
     SIGNER_POLICY,
     LayoutReport,
+    await_kv_ready,
     create_service_token,
     ensure_layout,
     group_specs,
     policy_documents,
 )
+from events.errors import VaultError
 from tests.integration.custody.helpers import MakeUser
 
 pytestmark = pytest.mark.integration
@@ -75,6 +77,22 @@ def test_wrong_mount_type_is_refused(root_client: VaultClient) -> None:
     with pytest.raises(VaultLayoutError) as clash:
         ensure_layout(clashing)
     assert clash.value.path == "otro-kv"
+
+
+def test_a_fresh_kv_mount_is_awaited_and_other_refusals_are_raised(
+    root_client: VaultClient,
+) -> None:
+    """A KV v2 engine just mounted refuses requests while it sets up its storage; after
+    ``await_kv_ready`` a write on it succeeds at once. A refusal that is not that setup (here:
+    no engine mounted there at all) is raised, not waited on."""
+    root_client.write(
+        "sys/mounts/recien-kv", {"type": "kv", "options": {"version": "2"}}, operation="t"
+    )
+    await_kv_ready(root_client, "recien-kv")
+    root_client.write("recien-kv/data/sonda", {"data": {"x": "1"}}, operation="t")
+    assert root_client.read("recien-kv/data/sonda", operation="t")["data"]["data"] == {"x": "1"}
+    with pytest.raises(VaultError):
+        await_kv_ready(root_client, "no-montado", timeout=5)
 
 
 def test_ledger_key_signs_and_never_leaves(

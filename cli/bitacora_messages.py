@@ -1,7 +1,7 @@
 """Spanish for the ledger: what each verification finding means, and the ledger's errors.
 
 Findings come from :mod:`events.ledger_verify` (Merkle and checkpoint checks) and
-:mod:`custody.ledger.leaves` (record checks); both are rendered here into the items of
+:mod:`events.leaves` (record checks); both are rendered here into the items of
 ``custodia bitacora verificar --json``::
 
     {"tipo": ..., "evento": n | null, "desde": a | null, "hasta": b | null,
@@ -31,7 +31,7 @@ from cli.messages import (
 
 EXIT_TAMPERED = EXIT_DOMAIN  # 1: the ledger (or a file claiming to be part of it) is altered
 
-# Problem kinds of events.ledger_verify.ProblemKind and custody.ledger.leaves.RecordProblemKind.
+# Problem kinds of events.ledger_verify.ProblemKind and events.leaves.RecordProblemKind.
 TIPOS: dict[str, str] = {
     "gap": "eventos_borrados",
     "out_of_order": "fuera_de_orden",
@@ -137,7 +137,7 @@ def ledger_problem_detail(problem: Any) -> str:
 
 
 def record_problem_detail(problem: Any) -> str:
-    """Spanish text of a :class:`custody.ledger.leaves.RecordProblem`."""
+    """Spanish text of a :class:`events.leaves.RecordProblem`."""
     kind = str(problem.kind)
     seq = problem.sequence
     if kind == "malformed_leaf":

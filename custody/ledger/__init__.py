@@ -1,7 +1,7 @@
 """The tamper-evident ledger on JetStream: follower, signed checkpoints, verification, proofs.
 
 The pure core lives in ``events`` (:mod:`events.merkle`, :mod:`events.checkpoint`,
-:mod:`events.ledger_verify`); this package binds it to Custodia's streams. Everything a reader
+:mod:`events.ledger_verify`, :mod:`events.leaves`); this package binds it to Custodia's streams. Everything a reader
 needs to re-derive a root by hand is here.
 
 Streams and subjects (``custodia`` is the application name; ``<ns>-`` / ``<ns>.`` prefix them
@@ -35,7 +35,7 @@ Ledger entries ("eventos" on the command line)
     its own eventsourcing notification id, ``first_id`` onwards) or a tracking record.
     ``custodia bitacora prueba --notificacion ID`` maps a notification id to its entry.
 
-Leaf bytes (:func:`custody.ledger.leaves.leaf_bytes`, the one function used by the follower,
+Leaf bytes (:func:`events.leaves.leaf_bytes`, the one function used by the follower,
 the verifier, bundles and proofs)::
 
     leaf = 0x01 | u16 len(subject) | u32 len(data) | subject | data      (big-endian)
@@ -46,14 +46,15 @@ markers, which say nothing about the event; a header that ever carries meaning s
 format 2. The leaf hash is ``SHA-256(0x00 || leaf)`` (:func:`events.merkle.leaf_hash`).
 
 Besides the Merkle checks, verification decodes every record
-(:class:`custody.ledger.leaves.RecordChecker`): notification ids must chain from one entry to
+(:class:`events.leaves.RecordChecker`): notification ids must chain from one entry to
 the next and each aggregate's versions must follow on, which names the exact entry where
 events were reordered or inserted even between two checkpoints.
 """
 
 from __future__ import annotations
 
-from custody.ledger.leaves import (
+from custody.ledger.names import DEFAULT_ORIGIN, LedgerNames
+from events.leaves import (
     LEAF_FORMAT,
     RecordChecker,
     RecordProblem,
@@ -61,7 +62,6 @@ from custody.ledger.leaves import (
     leaf_bytes,
     parse_leaf,
 )
-from custody.ledger.names import DEFAULT_ORIGIN, LedgerNames
 
 __all__ = [
     "DEFAULT_ORIGIN",

@@ -27,14 +27,6 @@ from custody.ledger.errors import (
     NoCheckpointError,
     WitnessFileError,
 )
-from custody.ledger.leaves import (
-    MalformedLeafError,
-    RecordChecker,
-    RecordProblem,
-    entry_info,
-    leaf_bytes,
-    parse_leaf,
-)
 from custody.ledger.names import LedgerNames
 from events.checkpoint import (
     CheckpointError,
@@ -43,6 +35,14 @@ from events.checkpoint import (
     SignedCheckpoint,
 )
 from events.jetstream.connection import Connection
+from events.leaves import (
+    MalformedLeafError,
+    RecordChecker,
+    RecordProblem,
+    entry_info,
+    leaf_bytes,
+    parse_leaf,
+)
 from events.ledger_verify import (
     Bundle,
     EventProof,

@@ -65,7 +65,6 @@ import structlog
 
 from custody.ledger.anchor import AnchoredHead, Divergence, DivergenceKind
 from custody.ledger.errors import AnchorConflictError, LedgerDivergedError
-from custody.ledger.leaves import leaf_bytes
 from custody.ledger.names import FRONTIER_HEADER, LedgerNames
 from custody.ledger.nats_io import (
     EXPECTED_SUBJECT_SEQ,
@@ -102,6 +101,7 @@ from events.jetstream.errors import (
     EventStoreUnavailableError,
     JetStreamAPIError,
 )
+from events.leaves import leaf_bytes
 from events.merkle import CompactRange
 
 __all__ = [

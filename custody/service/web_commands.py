@@ -42,10 +42,10 @@ def _count(args: Mapping[str, Any], name: str, *, minimum: int) -> int | None:
 def export_page(custodia: Custodia, call: Call) -> dict[str, Any]:
     """One page of the export bundle's material for ``call``'s caller (see the module)."""
     from custody.ledger.audit import DEFAULT_KEY_NAME, ledger_keyring
-    from custody.ledger.leaves import leaf_bytes
     from custody.ledger.names import LedgerNames
     from custody.ledger.nats_io import read_entries, read_subject, stream_last_sequence
     from events.checkpoint import PublicKeyring
+    from events.leaves import leaf_bytes
 
     actor = Actor(call.caller.username, call.caller.token)
     person = custodia.person(actor.username)

@@ -9,7 +9,9 @@ from eventsourcing.persistence import StoredEvent
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from custody.ledger.leaves import (
+from events.jetstream import records
+from events.jetstream.errors import InvalidRecordError
+from events.leaves import (
     MalformedLeafError,
     RecordChecker,
     RecordProblemKind,
@@ -17,8 +19,6 @@ from custody.ledger.leaves import (
     leaf_hash,
     parse_leaf,
 )
-from events.jetstream import records
-from events.jetstream.errors import InvalidRecordError
 from events.merkle import leaf_hash as merkle_leaf_hash
 
 PREFIX = b"custodia.events."

@@ -154,6 +154,13 @@ def _hpub(subject: str, reply: str, headers: dict[str, str], payload: bytes) -> 
     )
 
 
+def _pub(subject: str, reply: str, payload: bytes) -> bytes | None:
+    """The ``PUB`` frame nats-py would send, or None where nats-py's own checks must run."""
+    if _UNSAFE_SUBJECT.search(subject):
+        return None
+    return f"PUB {subject} {reply} {len(payload)}\r\n".encode() + payload + b"\r\n"
+
+
 def _header(headers: bytes, key: bytes) -> bytes | None:
     # Server-added headers come last: search from the end, so that a header of the same name
     # smuggled in by a publisher cannot shadow them.
@@ -554,10 +561,7 @@ class Connection:
         future: asyncio.Future[bytes] = self._loop.create_future()
         self._requests[token] = future
         try:
-            transport = nc._transport
-            if not nc._pending and isinstance(transport, TcpTransport):
-                transport.write(frame)  # type: ignore[no-untyped-call]  # nothing queued first
-            else:
+            if not self._write_now(frame):
                 await self.publish(subject, payload, headers, reply)
             data = await asyncio.wait_for(future, wait)
         except TimeoutError:
@@ -568,6 +572,18 @@ class Connection:
             return {}
         answer: dict[str, Any] = json.loads(data)
         return answer
+
+    def _write_now(self, frame: bytes | None) -> bool:
+        """Write ``frame`` to the socket now, unless something queued must go before it (or
+        the client is not connected, or not on plain TCP/TLS): then False, nothing written."""
+        nc = self._nc
+        transport = nc._transport
+        if frame is None or nc._pending or not nc.is_connected:
+            return False
+        if not isinstance(transport, TcpTransport):
+            return False
+        transport.write(frame)  # type: ignore[no-untyped-call]
+        return True
 
     async def _request_parsed(
         self, subject: str, payload: bytes, headers: dict[str, str], wait: float
@@ -618,6 +634,7 @@ class Connection:
         payload = json.dumps(query).encode()
         batch = "batch" in query
         subject = f"$JS.API.DIRECT.GET.{stream}"
+        raw = self._direct_sid >= 0
         while True:
             await self.wait_connected(deadline)
             self._next_token += 1
@@ -626,7 +643,8 @@ class Connection:
             self._collectors[token] = _Collector(batch, future)
             try:
                 reply = (self._inbox_prefix + token).decode()
-                await self._nc.publish(subject, payload, reply=reply)
+                if not self._write_now(_pub(subject, reply, payload) if raw else None):
+                    await self._nc.publish(subject, payload, reply=reply)
                 remaining = deadline - time.monotonic()
                 return await asyncio.wait_for(future, max(0.01, min(remaining, 5.0)))
             except (

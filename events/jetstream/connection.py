@@ -10,6 +10,13 @@ delivers, which dominates read time; the replies to direct gets arrive on one pr
 inbox whose messages are handed over raw (subject, headers and body as bytes) by a thin wrapper
 around ``Client._process_msg``. That wrapper depends on a private method of nats-py (pinned at
 2.16); if its signature differs, the ordinary parsed-message path is used instead.
+
+Writes take the same private inbox: a save's conditional publish (a request) and a direct get's
+query are written to the socket at once when nothing is queued before them, and their answers
+are taken raw from the inbox (no wake-up of nats-py's flusher or subscription task, no parsed
+message). Otherwise, or for anything nats-py would have to check (unusual headers), they go
+through nats-py. Nothing is ever buffered while disconnected (``pending_size=0``): a write made
+then fails at once, as with nats-py's own publish.
 """
 
 from __future__ import annotations
@@ -142,7 +149,7 @@ _HEADER_LINES = re.compile(r"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: [^\r\n]*\r\n)*")
 def _hpub(subject: str, reply: str, headers: dict[str, str], payload: bytes) -> bytes | None:
     """The ``HPUB`` frame nats-py would send, or None where nats-py's own checks must run."""
     lines = "".join(f"{key}: {value}\r\n" for key, value in headers.items())
-    if _UNSAFE_SUBJECT.search(subject) or not _HEADER_LINES.fullmatch(lines):
+    if not subject or _UNSAFE_SUBJECT.search(subject) or not _HEADER_LINES.fullmatch(lines):
         return None
     head = f"NATS/1.0\r\n{lines}\r\n".encode()
     size = len(head)
@@ -156,7 +163,7 @@ def _hpub(subject: str, reply: str, headers: dict[str, str], payload: bytes) -> 
 
 def _pub(subject: str, reply: str, payload: bytes) -> bytes | None:
     """The ``PUB`` frame nats-py would send, or None where nats-py's own checks must run."""
-    if _UNSAFE_SUBJECT.search(subject):
+    if not subject or _UNSAFE_SUBJECT.search(subject):
         return None
     return f"PUB {subject} {reply} {len(payload)}\r\n".encode() + payload + b"\r\n"
 
@@ -180,7 +187,8 @@ class _DirectError(Exception):
 def _raw_path_available(nc: Client) -> bool:
     """Whether nats-py's internals are those the raw path relies on (as in nats-py 2.16)."""
     params = list(inspect.signature(nc._process_msg).parameters)
-    return params == ["sid", "subject", "reply", "data", "headers"]
+    internals = all(hasattr(nc, name) for name in ("_pending", "_max_payload"))
+    return internals and params == ["sid", "subject", "reply", "data", "headers"]
 
 
 class _Parser(Parser):

@@ -10,6 +10,13 @@ delivers, which dominates read time; the replies to direct gets arrive on one pr
 inbox whose messages are handed over raw (subject, headers and body as bytes) by a thin wrapper
 around ``Client._process_msg``. That wrapper depends on a private method of nats-py (pinned at
 2.16); if its signature differs, the ordinary parsed-message path is used instead.
+
+Writes take the same private inbox: a save's conditional publish (a request) and a direct get's
+query are written to the socket at once when nothing is queued before them, and their answers
+are taken raw from the inbox (no wake-up of nats-py's flusher or subscription task, no parsed
+message). Otherwise, or for anything nats-py would have to check (unusual headers), they go
+through nats-py. Nothing is ever buffered while disconnected (``pending_size=0``): a write made
+then fails at once, as with nats-py's own publish.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ import contextlib
 import inspect
 import json
 import logging
+import re
 import ssl
 import threading
 import time
@@ -35,6 +43,7 @@ import nats.js.errors
 from eventsourcing.persistence import ProgrammingError
 from nats.aio.client import Client
 from nats.aio.msg import Msg
+from nats.aio.transport import TcpTransport
 from nats.js.api import StreamConfig
 from nats.protocol.parser import AWAITING_CONTROL_LINE, MAX_CONTROL_LINE_SIZE, Parser
 
@@ -132,6 +141,33 @@ class _Collector:
             self.future.set_exception(error)
 
 
+# What would break a protocol line if written as it is (nats-py refuses it in publish()).
+_UNSAFE_SUBJECT = re.compile(r"[ \t\r\n]")
+_HEADER_LINES = re.compile(r"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+: [^\r\n]*\r\n)*")
+
+
+def _hpub(subject: str, reply: str, headers: dict[str, str], payload: bytes) -> bytes | None:
+    """The ``HPUB`` frame nats-py would send, or None where nats-py's own checks must run."""
+    lines = "".join(f"{key}: {value}\r\n" for key, value in headers.items())
+    if not subject or _UNSAFE_SUBJECT.search(subject) or not _HEADER_LINES.fullmatch(lines):
+        return None
+    head = f"NATS/1.0\r\n{lines}\r\n".encode()
+    size = len(head)
+    return (
+        f"HPUB {subject} {reply} {size} {size + len(payload)}\r\n".encode()
+        + head
+        + payload
+        + b"\r\n"
+    )
+
+
+def _pub(subject: str, reply: str, payload: bytes) -> bytes | None:
+    """The ``PUB`` frame nats-py would send, or None where nats-py's own checks must run."""
+    if not subject or _UNSAFE_SUBJECT.search(subject):
+        return None
+    return f"PUB {subject} {reply} {len(payload)}\r\n".encode() + payload + b"\r\n"
+
+
 def _header(headers: bytes, key: bytes) -> bytes | None:
     # Server-added headers come last: search from the end, so that a header of the same name
     # smuggled in by a publisher cannot shadow them.
@@ -151,13 +187,15 @@ class _DirectError(Exception):
 def _raw_path_available(nc: Client) -> bool:
     """Whether nats-py's internals are those the raw path relies on (as in nats-py 2.16)."""
     params = list(inspect.signature(nc._process_msg).parameters)
-    return params == ["sid", "subject", "reply", "data", "headers"]
+    internals = all(hasattr(nc, name) for name in ("_pending", "_max_payload"))
+    return internals and params == ["sid", "subject", "reply", "data", "headers"]
 
 
 class _Parser(Parser):
     """nats-py's protocol parser with a shortcut for complete ``HMSG`` frames, most of what the
-    event store receives (each message of a direct get's reply is one): a frame for the direct
-    inbox goes straight to :meth:`Connection._on_direct_raw`, any other to the client's
+    event store receives (each message of a direct get's reply is one), and for complete ``MSG``
+    frames to the private inbox (the acknowledgements of writes): a frame for the private inbox
+    goes straight to :meth:`Connection._on_direct_raw`, any other ``HMSG`` to the client's
     ``_process_msg`` as before; an incomplete frame waits in the buffer for the rest, as in
     nats-py. Everything else (other operations, anything malformed) is left to nats-py's own
     parsing, unchanged."""
@@ -170,17 +208,31 @@ class _Parser(Parser):
         buf = self.buf
         buf.extend(data)
         connection = self.connection
-        while self.state == AWAITING_CONTROL_LINE and buf[:5] == b"HMSG ":
-            end = buf.find(b"\r\n", 5, MAX_CONTROL_LINE_SIZE)
+        while self.state == AWAITING_CONTROL_LINE:
+            if buf.startswith(b"HMSG "):
+                start = 5
+            elif buf.startswith(b"MSG "):
+                start = 4
+            else:
+                break
+            end = buf.find(b"\r\n", start, MAX_CONTROL_LINE_SIZE)
             if end < 0:
                 if len(buf) < MAX_CONTROL_LINE_SIZE:
                     return  # the rest of the line is still to come
                 break
+            fields = bytes(buf[start:end]).split()
+            reply = b""
+            if start == 4:
+                # MSG <subject> <sid> <total bytes>: only those to the private inbox
+                if len(fields) != 3:
+                    break
+                subject, sid, total_size = fields
+                header_size = b"0"
+                if sid != connection._direct_sid_bytes:
+                    break
             # HMSG <subject> <sid> [reply-to] <header bytes> <total bytes>
-            fields = bytes(buf[5:end]).split()
-            if len(fields) == 4:
+            elif len(fields) == 4:
                 subject, sid, header_size, total_size = fields
-                reply = b""
             elif len(fields) == 5:
                 subject, sid, reply, header_size, total_size = fields
             else:
@@ -195,7 +247,7 @@ class _Parser(Parser):
             headers = bytes(buf[start:header_end]) if header_end > start else None
             payload = bytes(buf[header_end : start + total])
             del buf[: start + total + 2]
-            if int(sid) == connection._direct_sid:
+            if sid == connection._direct_sid_bytes:
                 connection._on_direct_raw(subject, payload, headers)
             else:
                 await self.nc._process_msg(int(sid), subject, reply, payload, headers)
@@ -220,9 +272,11 @@ class Connection:
         self._connected: asyncio.Event | None = None
         self._last_error: Exception | None = None
         self._collectors: dict[bytes, _Collector] = {}
+        self._requests: dict[bytes, asyncio.Future[bytes]] = {}
         self._next_token = 0
         self._inbox_prefix = b""
         self._direct_sid = -1
+        self._direct_sid_bytes = b""
         self._reconnect_listeners: weakref.WeakSet[Any] = weakref.WeakSet()
         self._closables: weakref.WeakSet[Any] = weakref.WeakSet()
         self._shared: dict[str, Any] = {}
@@ -383,6 +437,7 @@ class Connection:
         if _raw_path_available(self._nc):
             subscription = await self._nc.subscribe(prefix + "*")
             self._direct_sid = subscription._id
+            self._direct_sid_bytes = str(subscription._id).encode()
 
             async def process_msg(
                 sid: int, subject: bytes, reply: bytes, data: bytes, headers: bytes | None
@@ -491,9 +546,57 @@ class Connection:
     async def request(
         self, subject: str, payload: bytes, headers: dict[str, str], wait: float
     ) -> dict[str, Any]:
-        """Publish ``payload`` as a request and return the JSON reply (an ack or an error)."""
-        if self._closed or self._nc.is_closed:
+        """Publish ``payload`` as a request and return the JSON reply (an ack or an error).
+
+        The reply comes to the raw inbox of direct gets, and the request is written to the
+        socket at once when nothing is queued before it: no message object, no wake-up of
+        nats-py's flusher and subscription tasks (two loop iterations per request). Never
+        buffered while disconnected, as with nats-py's ``publish`` and ``pending_size=0``.
+        """
+        nc = self._nc
+        if self._closed or nc.is_closed:
             raise ConnectionClosedError
+        if self._direct_sid < 0 or len(payload) > nc._max_payload:
+            return await self._request_parsed(subject, payload, headers, wait)
+        if nc.is_draining_pubs or not nc.is_connected:
+            raise NotSentError
+        self._next_token += 1
+        token = b"r%d" % self._next_token
+        reply = (self._inbox_prefix + token).decode()
+        frame = _hpub(subject, reply, headers, payload)
+        if frame is None:
+            return await self._request_parsed(subject, payload, headers, wait)
+        future: asyncio.Future[bytes] = self._loop.create_future()
+        self._requests[token] = future
+        try:
+            if not self._write_now(frame):
+                await self.publish(subject, payload, headers, reply)
+            data = await asyncio.wait_for(future, wait)
+        except TimeoutError:
+            raise NoAnswerError from None
+        finally:
+            self._requests.pop(token, None)
+        if not data:
+            return {}
+        answer: dict[str, Any] = json.loads(data)
+        return answer
+
+    def _write_now(self, frame: bytes | None) -> bool:
+        """Write ``frame`` to the socket now, unless something queued must go before it (or
+        the client is not connected, or not on plain TCP/TLS): then False, nothing written."""
+        nc = self._nc
+        transport = nc._transport
+        if frame is None or nc._pending or not nc.is_connected:
+            return False
+        if not isinstance(transport, TcpTransport):
+            return False
+        transport.write(frame)  # type: ignore[no-untyped-call]
+        return True
+
+    async def _request_parsed(
+        self, subject: str, payload: bytes, headers: dict[str, str], wait: float
+    ) -> dict[str, Any]:
+        """:meth:`request` through nats-py's own request path."""
         try:
             msg = await self._nc.request(subject, payload, timeout=wait, headers=headers)
         except nats.errors.NoRespondersError:
@@ -513,10 +616,12 @@ class Connection:
         reply: dict[str, Any] = json.loads(msg.data)
         return reply
 
-    async def publish(self, subject: str, payload: bytes, headers: dict[str, str]) -> None:
+    async def publish(
+        self, subject: str, payload: bytes, headers: dict[str, str], reply: str = ""
+    ) -> None:
         """Publish without waiting for a reply (the middle messages of an atomic batch)."""
         try:
-            await self._nc.publish(subject, payload, headers=headers)
+            await self._nc.publish(subject, payload, reply=reply, headers=headers)
         except (
             nats.errors.OutboundBufferLimitError,
             nats.errors.ConnectionReconnectingError,
@@ -537,6 +642,7 @@ class Connection:
         payload = json.dumps(query).encode()
         batch = "batch" in query
         subject = f"$JS.API.DIRECT.GET.{stream}"
+        raw = self._direct_sid >= 0
         while True:
             await self.wait_connected(deadline)
             self._next_token += 1
@@ -545,7 +651,8 @@ class Connection:
             self._collectors[token] = _Collector(batch, future)
             try:
                 reply = (self._inbox_prefix + token).decode()
-                await self._nc.publish(subject, payload, reply=reply)
+                if not self._write_now(_pub(subject, reply, payload) if raw else None):
+                    await self._nc.publish(subject, payload, reply=reply)
                 remaining = deadline - time.monotonic()
                 return await asyncio.wait_for(future, max(0.01, min(remaining, 5.0)))
             except (
@@ -568,8 +675,15 @@ class Connection:
                 self._collectors.pop(token, None)
 
     def _on_direct_raw(self, subject: bytes, data: bytes, headers: bytes | None) -> None:
-        collector = self._collectors.get(subject[len(self._inbox_prefix) :])
+        token = subject[len(self._inbox_prefix) :]
+        collector = self._collectors.get(token)
         if collector is None:
+            request = self._requests.get(token)
+            if request is not None and not request.done():
+                if headers is not None and headers[8:12] == b" 503":
+                    request.set_exception(NoRespondersError())
+                else:
+                    request.set_result(data)
             return
         if headers is None:
             collector.fail(_DirectError(0, "reply without headers"))

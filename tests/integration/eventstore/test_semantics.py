@@ -22,6 +22,7 @@ from eventsourcing.persistence import (
 from eventsourcing.tests.application import BankAccounts
 from eventsourcing.tests.domain import BankAccount
 from eventsourcing.utils import Environment
+from nats.aio.msg import Msg
 
 from events.errors import ConfigurationError
 from events.jetstream import (
@@ -31,6 +32,7 @@ from events.jetstream import (
     StreamConfigError,
     records,
 )
+from events.jetstream.connection import Connection, NatsSettings, NoRespondersError
 from tests.integration.eventstore.workers import Counter
 
 pytestmark = pytest.mark.integration
@@ -400,3 +402,45 @@ def test_concurrent_writers_in_threads(es_env: dict[str, str]) -> None:
     assert verify_log(recorder) == list(range(1, final.version + 1))
     for app in apps:
         app.close()
+
+
+def test_a_request_nobody_serves_is_refused_by_the_server(nats_url: str) -> None:
+    """A request written straight to the socket (the write path of every save) to a subject
+    no stream or service listens on gets the server's own "no responders" status on the
+    private inbox, not a timeout; the connection keeps working afterwards."""
+    conn = Connection(NatsSettings(servers=(nats_url,)))
+    try:
+        with pytest.raises(NoRespondersError):
+            conn.run(conn.request(f"nobody.{uuid4().hex}", b"x", {"X-Try": "1"}, 30))
+        info = conn.run(conn.request("$JS.API.INFO", b"", {}, 30))
+        assert info["type"] == "io.nats.jetstream.api.v1.account_info_response"
+    finally:
+        conn.close()
+
+
+def test_a_header_value_cannot_smuggle_a_protocol_line(nats_url: str) -> None:
+    """A header value with a line break is not written raw (it would end the header and
+    start a forged protocol line): it goes through nats-py, which turns the break into a
+    space; the message a listener receives carries one header and the intended body."""
+    conn = Connection(NatsSettings(servers=(nats_url,)))
+    received: list[tuple[dict[str, str] | None, bytes]] = []
+
+    async def listen_and_request() -> dict[str, object]:
+        subject = f"listener.{uuid4().hex}"
+
+        async def answer(msg: Msg) -> None:
+            received.append((msg.headers, msg.data))
+            await msg.respond(b'{"ok": true}')
+
+        sub = await conn.client.subscribe(subject, cb=answer)
+        try:
+            headers = {"X-Note": "a\r\nPUB forged 1\r\nx"}
+            return await conn.request(subject, b"body", headers, 30)
+        finally:
+            await sub.unsubscribe()
+
+    try:
+        assert conn.run(listen_and_request()) == {"ok": True}
+    finally:
+        conn.close()
+    assert received == [({"X-Note": "a  PUB forged 1  x"}, b"body")]

@@ -392,3 +392,29 @@ def test_the_service_tokens_reads_are_marked_and_wait_for_their_record(tmp_path:
     clock.now += timedelta(seconds=10)
     assert f.poll() == 1
     assert ledger.recorded == ["s1"]
+
+
+def test_the_state_is_rewritten_only_when_it_changed(tmp_path: Path) -> None:
+    """The follower writes its state file (and fsyncs it) only when the state changed: a pass
+    over no new line leaves the very same file; a new line replaces it with the new position,
+    and a restarted follower resumes from there with the pending wrapped read intact."""
+    ledger, clock = Ledger(), Clock()
+    f = follower(tmp_path, ledger, clock)
+    log = tmp_path / "audit.log"
+    read = "custodia/data/cuentas/DD05/x"
+    append(log, line(read, rid="w1", auth=BETO, wrap=wrap_info("w1")))
+    f.poll()
+    state = tmp_path / "state.json"
+    first = state.stat().st_ino
+    for _ in range(2):
+        f.poll()
+        # Not replaced (a replacement is a new file, made while this one still exists).
+        assert state.stat().st_ino == first
+    append(log, line("custodia/metadata/cuentas/DD05/x", rid="m1", auth=BETO))
+    f.poll()
+    assert state.stat().st_ino != first
+    resumed = follower(tmp_path, ledger, clock)
+    assert resumed.state.offset == log.stat().st_size
+    assert resumed.state.last_request_id == "m1"
+    assert resumed.state.pending == f.state.pending
+    assert [p.access.request_id for p in resumed.state.pending] == ["w1"]

@@ -1,8 +1,8 @@
 """The tamper-evident ledger on JetStream: follower, signed checkpoints, verification, proofs.
 
 The pure core lives in ``events`` (:mod:`events.merkle`, :mod:`events.checkpoint`,
-:mod:`events.ledger_verify`, :mod:`events.leaves`); this package binds it to Custodia's streams. Everything a reader
-needs to re-derive a root by hand is here.
+:mod:`events.ledger_verify`, :mod:`events.leaves`); this package binds it to Custodia's
+streams. Everything a reader needs to re-derive a root by hand is here.
 
 Streams and subjects (``custodia`` is the application name; ``<ns>-`` / ``<ns>.`` prefix them
 when ``NATS_NAMESPACE`` is set, as in :mod:`events.jetstream`)

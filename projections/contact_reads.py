@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from events.domain import Person
+from projections.handler import Handler
 
 __all__ = [
     "CONTACT_HANDLERS",
@@ -51,7 +52,7 @@ def _contact_read(c: Any, e: Any, position: int) -> None:
     )
 
 
-CONTACT_HANDLERS: Final[dict[type, Any]] = {Person.ContactRead: _contact_read}
+CONTACT_HANDLERS: Final[dict[type, Handler]] = {Person.ContactRead: _contact_read}
 
 
 ContactReadRow = tuple[datetime, str, str, str]  # at, reader id, subject id, purpose

@@ -10,10 +10,12 @@ event, judged by the rules then in force; these tables show what those rules wer
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, datetime
 from typing import Any, Final
 
 from events.domain.controls import DeviceRegistry, Recertification, WorkingCalendar
+from projections.handler import Handler
 
 __all__ = [
     "CONTROL_HANDLERS",
@@ -88,22 +90,26 @@ def _channel(payload: dict[str, str | None]) -> str:
     return json.dumps(payload, sort_keys=True, ensure_ascii=False)
 
 
-def _nothing(c: Any, e: Any, position: int) -> None:
+def _nothing(c: sqlite3.Cursor, e: object, position: int) -> None:
     """A registry's creation: nothing to show."""
 
 
-def _device_registered(c: Any, e: Any, position: int) -> None:
+def _device_registered(
+    c: sqlite3.Cursor, e: DeviceRegistry.DeviceRegistered, position: int
+) -> None:
     c.execute(
         "INSERT OR REPLACE INTO devices VALUES (?, ?, ?, ?)",
         (e.device_id, e.district, e.description, _stamp(e.timestamp)),
     )
 
 
-def _device_retired(c: Any, e: Any, position: int) -> None:
+def _device_retired(c: sqlite3.Cursor, e: DeviceRegistry.DeviceRetired, position: int) -> None:
     c.execute("DELETE FROM devices WHERE device_id = ?", (e.device_id,))
 
 
-def _hours_authorized(c: Any, e: Any, position: int) -> None:
+def _hours_authorized(
+    c: sqlite3.Cursor, e: WorkingCalendar.SpecialHoursAuthorized, position: int
+) -> None:
     c.execute(
         "INSERT OR REPLACE INTO special_hours VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -119,29 +125,37 @@ def _hours_authorized(c: Any, e: Any, position: int) -> None:
     )
 
 
-def _day_declared(c: Any, e: Any, position: int) -> None:
+def _day_declared(
+    c: sqlite3.Cursor, e: WorkingCalendar.NonWorkingDayDeclared, position: int
+) -> None:
     c.execute(
         "INSERT OR REPLACE INTO non_working_days VALUES (?, ?, ?)",
         (e.day, _channel(e.channel), _stamp(e.timestamp)),
     )
 
 
-def _policy_adopted(c: Any, e: Any, position: int) -> None:
+def _policy_adopted(c: sqlite3.Cursor, e: WorkingCalendar.PolicyAdopted, position: int) -> None:
     c.execute(
         "INSERT OR REPLACE INTO policies VALUES (?, ?, ?)",
         (position, json.dumps(e.settings, sort_keys=True), _stamp(e.timestamp)),
     )
 
 
-def _recertification_opened(c: Any, e: Any, position: int) -> None:
+def _recertification_opened(c: sqlite3.Cursor, e: Recertification.Opened, position: int) -> None:
     c.execute(
         "INSERT OR REPLACE INTO recertifications VALUES (?, ?, ?, ?)",
         (str(e.originator_id), e.period, _stamp(e.due), _stamp(e.timestamp)),
     )
 
 
-def _answer(outcome: str) -> Any:
-    def handler(c: Any, e: Any, position: int) -> None:
+def _answer(outcome: str) -> Handler:
+    def handler(
+        c: sqlite3.Cursor,
+        e: Recertification.DistrictAttested
+        | Recertification.DistrictRevoked
+        | Recertification.RosterAttested,
+        position: int,
+    ) -> None:
         administrator = getattr(e, "administrator_id", None)
         c.execute(
             "INSERT OR REPLACE INTO recertification_answers VALUES (?, ?, ?, ?, ?)",
@@ -157,7 +171,7 @@ def _answer(outcome: str) -> Any:
     return handler
 
 
-CONTROL_HANDLERS: Final[dict[type, Any]] = {
+CONTROL_HANDLERS: Final[dict[type, Handler]] = {
     DeviceRegistry.Opened: _nothing,
     DeviceRegistry.DeviceRegistered: _device_registered,
     DeviceRegistry.DeviceRetired: _device_retired,

@@ -13,6 +13,7 @@ event is tried again on the next start).
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -84,7 +85,7 @@ def stamp(at: datetime) -> str:
     return text if at.microsecond else f"{text[:19]}.000000+00:00"
 
 
-def _update(c: Any, sql: str, params: tuple[Any, ...]) -> None:
+def _update(c: sqlite3.Cursor, sql: str, params: tuple[Any, ...]) -> None:
     """An UPDATE of exactly one row: a fact about something the view never saw is an error."""
     c.execute(sql, params)
     if c.rowcount != 1:
@@ -437,11 +438,11 @@ class ReportsProjection(Projection[ReportsView]):
 # --- handlers: (cursor, event, notification id) -------------------------------------------------
 
 
-def _ignore(c: Any, e: Any, position: int) -> None:
+def _ignore(c: sqlite3.Cursor, e: object, position: int) -> None:
     """Sealed personal data is not projected (8.D, 11.7)."""
 
 
-def _person_registered(c: Any, e: Any, position: int) -> None:
+def _person_registered(c: sqlite3.Cursor, e: Person.Registered, position: int) -> None:
     # The OpenBao user name is recorded in clear (it names who did what); erasure removes the row.
     c.execute(
         "INSERT INTO people VALUES (?, ?, ?)",
@@ -449,14 +450,14 @@ def _person_registered(c: Any, e: Any, position: int) -> None:
     )
 
 
-def _role_granted(c: Any, e: Any, position: int) -> None:
+def _role_granted(c: sqlite3.Cursor, e: Person.RoleGranted, position: int) -> None:
     c.execute(
         "INSERT OR REPLACE INTO person_roles VALUES (?, ?, ?, ?)",
         (str(e.originator_id), e.role, e.district, stamp(e.timestamp)),
     )
 
 
-def _role_revoked(c: Any, e: Any, position: int) -> None:
+def _role_revoked(c: sqlite3.Cursor, e: Person.RoleRevoked, position: int) -> None:
     c.execute(
         "DELETE FROM person_roles WHERE person_id = ? AND role = ?", (str(e.originator_id), e.role)
     )
@@ -464,7 +465,7 @@ def _role_revoked(c: Any, e: Any, position: int) -> None:
         raise LookupError(f"role {e.role} of {e.originator_id} was not granted")
 
 
-def _device_registered(c: Any, e: Any, position: int) -> None:
+def _device_registered(c: sqlite3.Cursor, e: Person.DeviceRegistered, position: int) -> None:
     _REGISTER_DEVICE(c, (str(e.originator_id), e.device_id, stamp(e.timestamp)), position)
 
 
@@ -473,14 +474,14 @@ _REGISTER_DEVICE: Final = _Statement(
 )
 
 
-def _device_retired(c: Any, e: Any, position: int) -> None:
+def _device_retired(c: sqlite3.Cursor, e: Person.DeviceRetired, position: int) -> None:
     c.execute(
         "DELETE FROM person_devices WHERE person_id = ? AND device_id = ?",
         (str(e.originator_id), e.device_id),
     )
 
 
-def _personal_data_erased(c: Any, e: Any, position: int) -> None:
+def _personal_data_erased(c: sqlite3.Cursor, e: Person.PersonalDataErased, position: int) -> None:
     # 9.XX: the person's id leaves every table; an alias keeps counts and histories whole.
     person = str(e.originator_id)
     exposed = getattr(c, "exposed", None)
@@ -495,14 +496,14 @@ def _personal_data_erased(c: Any, e: Any, position: int) -> None:
         c.execute(f"UPDATE {table} SET {column} = ? WHERE {column} = ?", (alias, person))  # noqa: S608
 
 
-def _code(e: Any) -> str:
+def _code(e: DomainEventProtocol[UUID]) -> str:
     try:
         return _CODES[e.originator_id.int]
     except (AttributeError, KeyError):
         return _DISTRICTS[e.originator_id]  # the error as it always was
 
 
-def _district_registered(c: Any, e: Any, position: int) -> None:
+def _district_registered(c: sqlite3.Cursor, e: District.Registered, position: int) -> None:
     if _DISTRICTS.get(e.originator_id) != e.code:
         raise ValueError(f"district {e.code} has an unexpected id")
     c.execute(
@@ -510,7 +511,7 @@ def _district_registered(c: Any, e: Any, position: int) -> None:
     )
 
 
-def _titular_appointed(c: Any, e: Any, position: int) -> None:
+def _titular_appointed(c: sqlite3.Cursor, e: District.TitularAppointed, position: int) -> None:
     _update(
         c,
         "UPDATE districts SET titular_id = ?, titular_since = ? WHERE code = ?",
@@ -518,7 +519,7 @@ def _titular_appointed(c: Any, e: Any, position: int) -> None:
     )
 
 
-def _titular_ended(c: Any, e: Any, position: int) -> None:
+def _titular_ended(c: sqlite3.Cursor, e: District.TitularEnded, position: int) -> None:
     _update(
         c,
         "UPDATE districts SET titular_id = NULL, titular_since = NULL WHERE code = ?",
@@ -526,12 +527,18 @@ def _titular_ended(c: Any, e: Any, position: int) -> None:
     )
 
 
-def _history_only(c: Any, e: Any, position: int) -> None:
+def _history_only(
+    c: sqlite3.Cursor,
+    e: District.ActingTitularAppointed | District.ActingTitularEnded,
+    position: int,
+) -> None:
     """Acting titulares: read by the designation history
     (projections.history), straight from the district's events (6.VII)."""
 
 
-def _authority_exception(c: Any, e: Any, position: int) -> None:
+def _authority_exception(
+    c: sqlite3.Cursor, e: District.AuthorityExceptionRecorded, position: int
+) -> None:
     c.execute(
         "INSERT OR REPLACE INTO authority_exceptions VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
@@ -546,12 +553,14 @@ def _authority_exception(c: Any, e: Any, position: int) -> None:
     )
 
 
-def _departed(c: Any, e: Any, position: int) -> None:
+def _departed(c: sqlite3.Cursor, e: Person.Departed, position: int) -> None:
     # 6.X: every role ended at once.
     c.execute("DELETE FROM person_roles WHERE person_id = ?", (str(e.originator_id),))
 
 
-def _administrator_designated(c: Any, e: Any, position: int) -> None:
+def _administrator_designated(
+    c: sqlite3.Cursor, e: District.AdministratorDesignated, position: int
+) -> None:
     _DESIGNATE_ADMINISTRATOR(c, (_text(e.person_id), stamp(e.timestamp), _code(e)), position)
 
 
@@ -560,7 +569,7 @@ _DESIGNATE_ADMINISTRATOR: Final = _Statement(
 )
 
 
-def _designation_ended(c: Any, e: Any, position: int) -> None:
+def _designation_ended(c: sqlite3.Cursor, e: District.DesignationEnded, position: int) -> None:
     _END_DESIGNATION(c, (_code(e),), position)
 
 
@@ -569,7 +578,7 @@ _END_DESIGNATION: Final = _Statement(
 )
 
 
-def _absence_reported(c: Any, e: Any, position: int) -> None:
+def _absence_reported(c: sqlite3.Cursor, e: District.AbsenceReported, position: int) -> None:
     _REPORT_ABSENCE(
         c, (e.reason, _text(e.substitute_id), e.starts_on, e.ends_on, _code(e)), position
     )
@@ -581,14 +590,14 @@ _REPORT_ABSENCE: Final = _Statement(
 )
 
 
-def _absence_started(c: Any, e: Any, position: int) -> None:
+def _absence_started(c: sqlite3.Cursor, e: District.AbsenceStarted, position: int) -> None:
     _START_ABSENCE(c, (_code(e),), position)
 
 
 _START_ABSENCE: Final = _Statement("UPDATE districts SET absence_in_course = 1 WHERE code = ?")
 
 
-def _absence_ended(c: Any, e: Any, position: int) -> None:
+def _absence_ended(c: sqlite3.Cursor, e: District.AbsenceEnded, position: int) -> None:
     _END_ABSENCE(c, (_code(e),), position)
 
 
@@ -599,7 +608,7 @@ _END_ABSENCE: Final = _Statement(
 )
 
 
-def _holder_changed(c: Any, e: Any, position: int) -> None:
+def _holder_changed(c: sqlite3.Cursor, e: District.CredentialHolderChanged, position: int) -> None:
     _CHANGE_HOLDER(c, (_uid(e.holder_id), stamp(e.timestamp), e.cause, _code(e)), position)
 
 
@@ -608,7 +617,9 @@ _CHANGE_HOLDER: Final = _Statement(
 )
 
 
-def _obligation_opened(c: Any, e: Any, position: int) -> None:
+def _obligation_opened(
+    c: sqlite3.Cursor, e: District.RotationObligationOpened, position: int
+) -> None:
     _OPEN_OBLIGATION(
         c,
         (
@@ -634,7 +645,9 @@ _OPEN_OBLIGATION: Final = _Statement(
 )
 
 
-def _obligation_withdrawn(c: Any, e: Any, position: int) -> None:
+def _obligation_withdrawn(
+    c: sqlite3.Cursor, e: District.RotationObligationWithdrawn, position: int
+) -> None:
     _WITHDRAW_OBLIGATION(c, (stamp(e.timestamp), e.reason, str(e.obligation_id)), position)
 
 
@@ -643,7 +656,7 @@ _WITHDRAW_OBLIGATION: Final = _Statement(
 )
 
 
-def _account_registered(c: Any, e: Any, position: int) -> None:
+def _account_registered(c: sqlite3.Cursor, e: District.AccountRegistered, position: int) -> None:
     _REGISTER_ACCOUNT(
         c,
         (
@@ -670,7 +683,9 @@ _REGISTER_ACCOUNT: Final = _Statement(
 )
 
 
-def _account_status_recorded(c: Any, e: Any, position: int) -> None:
+def _account_status_recorded(
+    c: sqlite3.Cursor, e: District.AccountStatusRecorded, position: int
+) -> None:
     _RECORD_ACCOUNT_STATUS(
         c,
         (int(e.public), int(e.direct_messages), json.dumps(list(e.violations)), e.account),
@@ -683,7 +698,9 @@ _RECORD_ACCOUNT_STATUS: Final = _Statement(
 )
 
 
-def _account_setting_changed(c: Any, e: Any, position: int) -> None:
+def _account_setting_changed(
+    c: sqlite3.Cursor, e: District.AccountSettingChanged, position: int
+) -> None:
     column = {"correo": "email", "usuario": "handle"}.get(e.setting)
     if column is None:  # the phone is not projected
         c.execute(
@@ -698,7 +715,7 @@ def _account_setting_changed(c: Any, e: Any, position: int) -> None:
     )
 
 
-def _account_closed(c: Any, e: Any, position: int) -> None:
+def _account_closed(c: sqlite3.Cursor, e: District.AccountClosed, position: int) -> None:
     _CLOSE_ACCOUNT(c, (stamp(e.timestamp), e.account), position)
 
 
@@ -708,7 +725,7 @@ _CLOSE_ACCOUNT: Final = _Statement(
 )
 
 
-def _totp_registered(c: Any, e: Any, position: int) -> None:
+def _totp_registered(c: sqlite3.Cursor, e: District.TotpRegistered, position: int) -> None:
     _REGISTER_TOTP(c, (e.account,), position)
 
 
@@ -718,7 +735,7 @@ _REGISTER_TOTP: Final = _Statement("UPDATE accounts SET totp_registered = 1 WHER
 _EXPOSED_REMEMBERED: Final = 100_000
 
 
-def _expose(c: Any, account: str, version: int, person: str, at: str, how: str) -> None:
+def _expose(c: sqlite3.Cursor, account: str, version: int, person: str, at: str, how: str) -> None:
     # The first exposure of a version to a person is the one kept: later ones change nothing,
     # and the view remembers which it holds (:class:`~projections.view.ViewCursor`).
     known = getattr(c, "exposed", None)
@@ -734,12 +751,12 @@ def _expose(c: Any, account: str, version: int, person: str, at: str, how: str) 
         known.add(key)
 
 
-def _rotation_started(c: Any, e: Any, position: int) -> None:
+def _rotation_started(c: sqlite3.Cursor, e: District.RotationStarted, position: int) -> None:
     at = stamp(e.timestamp)
     _start_rotation(c, (e.version, at, e.account, _text(e.by)), position)
 
 
-def _start_rotation(c: Any, params: Params, position: int) -> None:
+def _start_rotation(c: sqlite3.Cursor, params: Params, position: int) -> None:
     version, at, account, by = params
     _update(
         c,
@@ -749,14 +766,14 @@ def _start_rotation(c: Any, params: Params, position: int) -> None:
     _expose(c, account, version, by, at, "generacion")
 
 
-def _rotation_confirmed(c: Any, e: Any, position: int) -> None:
+def _rotation_confirmed(c: sqlite3.Cursor, e: District.RotationConfirmed, position: int) -> None:
     at = stamp(e.timestamp)
     version, account, by = e.version, e.account, _text(e.by)
     obligations = tuple([str(obligation) for obligation in e.closed_obligation_ids])
     _confirm_rotation(c, (version, at, account, by, obligations), position)
 
 
-def _confirm_rotation(c: Any, params: Params, position: int) -> None:
+def _confirm_rotation(c: sqlite3.Cursor, params: Params, position: int) -> None:
     version, at, account, by, obligations = params
     _update(
         c,
@@ -773,7 +790,7 @@ def _confirm_rotation(c: Any, params: Params, position: int) -> None:
         )
 
 
-def _rotation_abandoned(c: Any, e: Any, position: int) -> None:
+def _rotation_abandoned(c: sqlite3.Cursor, e: District.RotationAbandoned, position: int) -> None:
     _ABANDON_ROTATION(c, (e.account,), position)
 
 
@@ -782,7 +799,7 @@ _ABANDON_ROTATION: Final = _Statement(
 )
 
 
-def _credential_read(c: Any, e: Any, position: int) -> None:
+def _credential_read(c: sqlite3.Cursor, e: District.CredentialRead, position: int) -> None:
     # _text() and _code(), inline for their usual case: most of the ledger is reads.
     at = stamp(e.timestamp)
     by = _TEXTS.get(e.by.int) if type(e.by) is UUID else None
@@ -814,7 +831,7 @@ def _credential_read(c: Any, e: Any, position: int) -> None:
 _INSERT_READ: Final = "INSERT INTO reads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 
-def _read_voided(c: Any, e: Any, position: int) -> None:
+def _read_voided(c: sqlite3.Cursor, e: District.ReadVoided, position: int) -> None:
     c.execute(
         "INSERT INTO voided_reads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
         (
@@ -830,7 +847,7 @@ def _read_voided(c: Any, e: Any, position: int) -> None:
     )
 
 
-def _read_row(c: Any, row: Params, position: int) -> None:
+def _read_row(c: sqlite3.Cursor, row: Params, position: int) -> None:
     """A credential read, as its ``reads`` row."""
     c.execute(_INSERT_READ, row)
     kind, version = row[4], row[5]
@@ -838,7 +855,7 @@ def _read_row(c: Any, row: Params, position: int) -> None:
         _expose(c, row[3], version, row[6], row[1], "lectura")
 
 
-def _request_filed(c: Any, e: Any, position: int) -> None:
+def _request_filed(c: sqlite3.Cursor, e: ChangeRequest.Filed, position: int) -> None:
     channel = e.channel
     _FILE_REQUEST(
         c,
@@ -867,7 +884,12 @@ _FILE_REQUEST: Final = _Statement(
 )
 
 
-def _decided(c: Any, e: Any, status: str, position: int) -> None:
+def _decided(
+    c: sqlite3.Cursor,
+    e: ChangeRequest.Approved | ChangeRequest.Rejected,
+    status: str,
+    position: int,
+) -> None:
     _DECIDE_REQUEST(
         c, (status, stamp(e.timestamp), _text(e.by), e.reason, _text(e.originator_id)), position
     )
@@ -879,15 +901,15 @@ _DECIDE_REQUEST: Final = _Statement(
 )
 
 
-def _request_approved(c: Any, e: Any, position: int) -> None:
+def _request_approved(c: sqlite3.Cursor, e: ChangeRequest.Approved, position: int) -> None:
     _decided(c, e, "aprobada", position)
 
 
-def _request_rejected(c: Any, e: Any, position: int) -> None:
+def _request_rejected(c: sqlite3.Cursor, e: ChangeRequest.Rejected, position: int) -> None:
     _decided(c, e, "rechazada", position)
 
 
-def _request_applied(c: Any, e: Any, position: int) -> None:
+def _request_applied(c: sqlite3.Cursor, e: ChangeRequest.Applied, position: int) -> None:
     _APPLY_REQUEST(
         c, (stamp(e.timestamp), _text(e.by), e.rotation_version, _text(e.originator_id)), position
     )
@@ -899,7 +921,7 @@ _APPLY_REQUEST: Final = _Statement(
 )
 
 
-def _incident_reported(c: Any, e: Any, position: int) -> None:
+def _incident_reported(c: sqlite3.Cursor, e: Incident.Reported, position: int) -> None:
     _REPORT_INCIDENT(
         c,
         (
@@ -923,7 +945,7 @@ _STEP_DETECTED: Final = _Statement(
 )
 
 
-def _incident_dismissed(c: Any, e: Any, position: int) -> None:
+def _incident_dismissed(c: sqlite3.Cursor, e: Incident.Dismissed, position: int) -> None:
     """Issue 19: a false alarm, closed with its reason."""
     incident = _text(e.originator_id)
     _update(c, "UPDATE incidents SET status = 'descartado' WHERE incident_id = ?", (incident,))
@@ -936,7 +958,7 @@ def _incident_dismissed(c: Any, e: Any, position: int) -> None:
     )
 
 
-def _incident_acknowledged(c: Any, e: Any, position: int) -> None:
+def _incident_acknowledged(c: sqlite3.Cursor, e: Incident.Acknowledged, position: int) -> None:
     """8.C, issue 19: the Secretaría Ejecutiva's acknowledgement and measures."""
     incident = _text(e.originator_id)
     c.execute(
@@ -952,7 +974,7 @@ def _incident_acknowledged(c: Any, e: Any, position: int) -> None:
 DETECTED_BY: Final = "custodia-servicio"
 
 
-def _unrecorded_read(c: Any, e: Any, position: int) -> None:
+def _unrecorded_read(c: sqlite3.Cursor, e: Incident.UnrecordedReadDetected, position: int) -> None:
     """Issue 16: a secret read found in OpenBao's audit log with no ledger record. It opens an
     incident, and it is a read like any other in the reads report (no purpose, no registered
     device) and, for a password, in the exposure report."""
@@ -1005,7 +1027,9 @@ def _unrecorded_read(c: Any, e: Any, position: int) -> None:
 INSTITUTION: Final = ""
 
 
-def _ledger_tampering(c: Any, e: Any, position: int) -> None:
+def _ledger_tampering(
+    c: sqlite3.Cursor, e: Incident.LedgerTamperingDetected, position: int
+) -> None:
     """Issue 16: the ledger follower refused to sign a ledger that does not extend the head
     anchored in OpenBao. The institution's incident: no district, no account."""
     _REPORT_INCIDENT(
@@ -1025,7 +1049,7 @@ def _ledger_tampering(c: Any, e: Any, position: int) -> None:
     )
 
 
-def _ledger_contained(c: Any, e: Any, position: int) -> None:
+def _ledger_contained(c: sqlite3.Cursor, e: Incident.LedgerContained, position: int) -> None:
     _CONTAIN_INCIDENT(c, (stamp(e.timestamp), None, _text(e.originator_id)), position)
 
 
@@ -1037,7 +1061,7 @@ _REPORT_INCIDENT: Final = _Statement(
 )
 
 
-def _incident_notified(c: Any, e: Any, position: int) -> None:
+def _incident_notified(c: sqlite3.Cursor, e: Incident.Notified, position: int) -> None:
     _NOTIFY_INCIDENT(
         c,
         (stamp(e.timestamp), int(e.on_time), channel_text(e.channel), _text(e.originator_id)),
@@ -1052,7 +1076,7 @@ _NOTIFY_INCIDENT: Final = _Statement(
 )
 
 
-def _incident_contained(c: Any, e: Any, position: int) -> None:
+def _incident_contained(c: sqlite3.Cursor, e: Incident.Contained, position: int) -> None:
     _CONTAIN_INCIDENT(c, (stamp(e.timestamp), e.rotation_version, _text(e.originator_id)), position)
 
 
@@ -1062,7 +1086,7 @@ _CONTAIN_INCIDENT: Final = _Statement(
 )
 
 
-def _incident_closed(c: Any, e: Any, position: int) -> None:
+def _incident_closed(c: sqlite3.Cursor, e: Incident.Closed, position: int) -> None:
     _CLOSE_INCIDENT(c, (stamp(e.timestamp), _text(e.originator_id)), position)
 
 
@@ -1071,7 +1095,7 @@ _CLOSE_INCIDENT: Final = _Statement(
 )
 
 
-def _fast_run(c: Any, steps: list[tuple[type[Any], Params]], position: int) -> None:
+def _fast_run(c: sqlite3.Cursor, steps: list[tuple[type[Any], Params]], position: int) -> None:
     """Applies a run of events from their :class:`FastRows` parameters, in order.
 
     The run's ``reads`` rows go in one ``executemany`` at its end: no other handler here

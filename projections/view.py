@@ -21,19 +21,16 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from typing import Any, ClassVar
 
 from eventsourcing.persistence import Tracking
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteTrackingRecorder
 
 from projections.errors import ProjectionDatabaseError
+from projections.handler import Handler
 from projections.schema import CREATE_STATEMENTS, INDEX_STATEMENTS, TABLE_KEYS
 
 __all__ = ["Handler", "ProjectionError", "RebuildView", "ReportsView", "ViewCursor"]
-
-Handler = Callable[[sqlite3.Cursor, Any, int], None]
-"""Applies one event to the view: ``handler(cursor, event, notification id)``."""
 
 
 class ViewCursor(sqlite3.Cursor):

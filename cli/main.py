@@ -2,15 +2,43 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from cli.messages import EXIT_USAGE, describe
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Run ``custodia``; any Custodia error becomes a Spanish message and a non-zero exit."""
-    sys.exit(run(list(sys.argv[1:] if argv is None else argv)))
+    leave(run(list(sys.argv[1:] if argv is None else argv)))
+
+
+def leave(code: int) -> NoReturn:
+    """End the process with ``code`` once the command is done, without tearing the interpreter
+    down object by object (what mypy's ``hard_exit`` does too): that teardown frees memory the
+    operating system takes back at once anyway, and costs a one-record command (``sesion
+    quien``) a tenth of its time.
+
+    Only when nothing else needs the exit: the output is flushed and the logs shut down first;
+    with another thread alive, an exit hook beyond the logs' own, or an output that cannot be
+    flushed, the process exits the usual way (``sys.exit``)."""
+    import atexit
+    import logging
+    import threading
+
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        sys.exit(code)
+    hooks = getattr(atexit, "_ncallbacks", None)
+    expected = 1 if "logging" in sys.modules else 0  # logging registers its shutdown at import
+    if threading.active_count() != 1 or hooks is None or hooks() != expected:
+        sys.exit(code)
+    logging.shutdown()
+    os._exit(code)
 
 
 def run(args: list[str]) -> int:

@@ -171,8 +171,7 @@ def request_opening(
     request_id: str,
 ) -> dict[str, Any]:
     """10.II–III: the district's titular asks UTCSyD, by vía oficial, to open an account."""
-    by = custodia.person(actor.username)
-    item = custodia.district(parse_district_id(district))
+    by, item = custodia.ledger.person_and_district(actor.username, parse_district_id(district))
     request = AccountOpeningRequest.file(
         item,
         platform,

@@ -38,8 +38,7 @@ class ChangeRequests(CredentialUse):
         request_id: str,
     ) -> dict[str, Any]:
         account_id = parse_account_id(account)
-        by = self.ledger.person(actor.username)
-        district = self.ledger.district(account_id.district)
+        by, district = self.ledger.person_and_district(actor.username, account_id.district)
         request = ChangeRequest.file(
             district,
             str(account_id),

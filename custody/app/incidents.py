@@ -120,8 +120,7 @@ class Incidents(UseCases):
         detected_at: datetime | None = None,
     ) -> dict[str, Any]:
         account_id = parse_account_id(account)
-        by = self.ledger.person(actor.username)
-        district = self.ledger.district(account_id.district)
+        by, district = self.ledger.person_and_district(actor.username, account_id.district)
         incident = Incident.report(
             district,
             str(account_id),

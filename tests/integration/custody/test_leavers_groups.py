@@ -11,21 +11,17 @@ import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from custody.app.access import Access
-from custody.app.custodia import Actor, Custodia, CustodiaApplication, bootstrap_ledger
+from custody.app.custodia import Actor, Custodia
 from custody.errors import VaultTokenInvalidError
 from custody.stack.servers import start_bao_dev
 from custody.vault.client import VaultClient
-from custody.vault.credentials import Credentials
-from custody.vault.layout import create_service_token, ensure_layout
-from custody.vault.personal_data import PersonalDataVault
-from events.domain import DomainError, OfficialChannel, Policy, person_id
+from events.domain import DomainError, OfficialChannel, Policy
+from tests.integration.custody.helpers import ledger_world
 
 pytestmark = pytest.mark.integration
 
@@ -62,32 +58,11 @@ class World:
 def world(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     bao = start_bao_dev(tmp_path_factory.mktemp("openbao-leavers"))
     try:
-        assert bao.root_token
-        root = VaultClient(bao.addr, bao.root_token)
-        ensure_layout(root)
-        vault = root.with_token(create_service_token(root))
-        app = CustodiaApplication(
-            env={
-                "PERSISTENCE_MODULE": "events.jetstream",
-                "NATS_URL": nats_url,
-                "NATS_NAMESPACE": "lv" + uuid.uuid4().hex[:8],
-            }
-        )
-        try:
-            pii = PersonalDataVault(vault)
-            custodia = Custodia(app, Access(vault), Credentials(vault), pii, Policy())
-            sealed = pii.seal(str(person_id("ana")), {"nombre": "Ana", "correo": "ana@iecm.mx"})
-            now = datetime.now(UTC)
-            assert bootstrap_ledger(app, "ana", sealed, f"pii-{person_id('ana')}", now)
-            password = secrets.token_urlsafe(18)
-            Access(root).ensure_person("ana", password, "coadministrador")  # as init does
-            ana = Actor("ana", vault.with_token(None).login_userpass("ana", password))
-            world = World(vault, custodia, ana, ana)
+        with ledger_world(bao, nats_url, "lv" + uuid.uuid4().hex[:8]) as made:
+            world = World(made.vault, made.custodia, made.ana, made.ana)
             luis = world.add("titular")  # personas alta names DD05's titular (issue 18)
             world.luis = Actor(luis, world.tokens[luis])
             yield world
-        finally:
-            app.close()
     finally:
         bao.stop()
 

@@ -34,8 +34,7 @@ import hvac
 import pytest
 from eventsourcing.application import AggregateNotFoundError
 
-from custody.app.access import Access
-from custody.app.custodia import Actor, Custodia, CustodiaApplication, bootstrap_ledger
+from custody.app.custodia import Actor, Custodia, CustodiaApplication
 from custody.stack.servers import (
     LOOPBACK,
     BaoProcess,
@@ -52,9 +51,8 @@ from custody.vault.audit_follower import (
 )
 from custody.vault.client import VaultClient
 from custody.vault.credentials import Credentials
-from custody.vault.layout import create_service_token, ensure_layout
-from custody.vault.personal_data import PersonalDataVault
-from events.domain import Incident, OfficialChannel, Policy, person_id
+from events.domain import Incident, OfficialChannel, person_id
+from tests.integration.custody.helpers import ledger_world
 
 pytestmark = pytest.mark.integration
 
@@ -184,32 +182,25 @@ def _rotate(custodia: Custodia, ana: Actor, account: str) -> None:
     custodia.confirm_rotation(ana, account)  # the service reads the staged password for ana
 
 
+def _application(nats_url: str, namespace: str) -> CustodiaApplication:
+    return CustodiaApplication(
+        env={
+            "PERSISTENCE_MODULE": "events.jetstream",
+            "NATS_URL": nats_url,
+            "NATS_NAMESPACE": namespace,
+            "AGGREGATE_CACHE_MAXSIZE": "1000",  # as the service runs it
+        }
+    )
+
+
 @pytest.fixture(scope="module")
 def world(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     workdir = tmp_path_factory.mktemp("openbao-audit")
     bao, audit_log = start_bao_with_audit(workdir / "bao")
     try:
-        assert bao.root_token
-        root = VaultClient(bao.addr, bao.root_token)
-        ensure_layout(root)
-        vault = root.with_token(create_service_token(root))
-        app = CustodiaApplication(
-            env={
-                "PERSISTENCE_MODULE": "events.jetstream",
-                "NATS_URL": nats_url,
-                "NATS_NAMESPACE": "oba" + uuid.uuid4().hex[:8],
-                "AGGREGATE_CACHE_MAXSIZE": "1000",
-            }
-        )
-        try:
-            pii = PersonalDataVault(vault)
-            access = Access(vault)
-            custodia = Custodia(app, access, Credentials(vault), pii, Policy())
-            sealed = pii.seal(str(person_id("ana")), {"nombre": "Ana", "correo": "ana@iecm.mx"})
-            assert bootstrap_ledger(app, "ana", sealed, f"pii-{person_id('ana')}", _now())
-            password = secrets.token_urlsafe(18)
-            access.ensure_person("ana", password, "coadministrador", caller_token=bao.root_token)
-            ana = Actor("ana", vault.with_token(None).login_userpass("ana", password))
+        namespace = "oba" + uuid.uuid4().hex[:8]
+        with ledger_world(bao, nats_url, namespace, application=_application) as made:
+            vault, app, custodia, ana = made.vault, made.app, made.custodia, made.ana
             beto_password = secrets.token_urlsafe(18)
             custodia.register_person(
                 ana,
@@ -247,8 +238,6 @@ def world(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
                 beto,
                 beto_password,
             )
-        finally:
-            app.close()
     finally:
         bao.stop()
 

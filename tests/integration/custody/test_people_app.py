@@ -15,22 +15,17 @@ from typing import Any, cast
 import pytest
 
 from custody.app import people
-from custody.app.access import Access
 from custody.app.custodia import (
     Actor,
     ConflictError,
     Custodia,
-    CustodiaApplication,
-    bootstrap_ledger,
 )
 from custody.app.ledger import Ledger
 from custody.stack.servers import start_bao_dev
 from custody.vault.client import VaultClient
-from custody.vault.credentials import Credentials
-from custody.vault.layout import create_service_token, ensure_layout
-from custody.vault.personal_data import PersonalDataVault
-from events.domain import OfficialChannel, Person, Policy, person_id
+from events.domain import OfficialChannel, Person, person_id
 from events.domain.errors import PersonDepartedError
+from tests.integration.custody.helpers import ledger_world
 
 pytestmark = pytest.mark.integration
 
@@ -90,30 +85,10 @@ class World:
 def world(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     bao = start_bao_dev(tmp_path_factory.mktemp("openbao-people"))
     try:
-        assert bao.root_token
-        root = VaultClient(bao.addr, bao.root_token)
-        ensure_layout(root)
-        vault = root.with_token(create_service_token(root))
-        app = CustodiaApplication(
-            env={
-                "PERSISTENCE_MODULE": "events.jetstream",
-                "NATS_URL": nats_url,
-                "NATS_NAMESPACE": "pp" + uuid.uuid4().hex[:8],
-            }
-        )
-        try:
-            pii = PersonalDataVault(vault)
-            custodia = RacedCustodia(app, Access(vault), Credentials(vault), pii, Policy())
-            sealed = pii.seal(str(person_id("ana")), {"nombre": "Ana", "correo": "ana@iecm.mx"})
-            assert bootstrap_ledger(
-                app, "ana", sealed, f"pii-{person_id('ana')}", datetime.now(UTC)
-            )
-            password = secrets.token_urlsafe(18)
-            Access(root).ensure_person("ana", password, "coadministrador")  # as init does
-            ana = Actor("ana", vault.with_token(None).login_userpass("ana", password))
-            yield World(vault, custodia, ana)
-        finally:
-            app.close()
+        namespace = "pp" + uuid.uuid4().hex[:8]
+        with ledger_world(bao, nats_url, namespace, make=RacedCustodia) as made:
+            assert isinstance(made.custodia, RacedCustodia)
+            yield World(made.vault, made.custodia, made.ana)
     finally:
         bao.stop()
 

@@ -15,26 +15,24 @@ behind); the ledger is a namespace of its own on the session's NATS.
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from eventsourcing.persistence import StoredEvent
 
-from custody.app.access import Access
-from custody.app.custodia import Actor, Custodia, CustodiaApplication, bootstrap_ledger
+from custody.app.custodia import Actor, Custodia, CustodiaApplication
 from custody.errors import VaultPermissionDeniedError
 from custody.stack.servers import start_bao_dev
 from custody.vault.client import VaultClient
 from custody.vault.credentials import Credentials
-from custody.vault.layout import AccountRef, create_service_token, ensure_layout
-from custody.vault.personal_data import PersonalDataVault
-from events.domain import District, Policy, person_id
+from custody.vault.layout import AccountRef
+from events.domain import District
 from events.jetstream import EventStoreUnavailableError
+from tests.integration.custody.helpers import ledger_world
 
 pytestmark = pytest.mark.integration
 
@@ -71,25 +69,9 @@ def _application(nats_url: str, namespace: str) -> CustodiaApplication:
 def world(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     bao = start_bao_dev(tmp_path_factory.mktemp("openbao-reconcile"))
     try:
-        assert bao.root_token
-        root = VaultClient(bao.addr, bao.root_token)
-        ensure_layout(root)
-        vault = root.with_token(create_service_token(root))
         namespace = "rcu" + uuid.uuid4().hex[:8]
-        app = _application(nats_url, namespace)
-        try:
-            pii = PersonalDataVault(vault)
-            access = Access(vault)
-            custodia = Custodia(app, access, Credentials(vault), pii, Policy())
-            sealed = pii.seal(str(person_id("ana")), {"nombre": "Ana", "correo": "ana@iecm.mx"})
-            now = datetime.now(UTC)
-            assert bootstrap_ledger(app, "ana", sealed, f"pii-{person_id('ana')}", now)
-            password = secrets.token_urlsafe(18)
-            Access(root).ensure_person("ana", password, "coadministrador")  # as init does
-            token = vault.with_token(None).login_userpass("ana", password)
-            yield World(nats_url, namespace, vault, app, custodia, Actor("ana", token))
-        finally:
-            app.close()
+        with ledger_world(bao, nats_url, namespace, application=_application) as made:
+            yield World(nats_url, namespace, made.vault, made.app, made.custodia, made.ana)
     finally:
         bao.stop()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -119,6 +120,13 @@ class ServiceWorld:
         """The real ``custodia`` executable, as ``user`` (their session file)."""
         env = {"CUSTODIA_SESION": str(self.session_file(user))} if user else {}
         return run_custodia(*args, home=self.home, env=env, stdin=stdin)
+
+    def json(self, user: str | None, *args: str, stdin: str | None = None) -> Any:
+        """``custodia ARGS --json`` as ``user``: it succeeds, with no traceback; its answer."""
+        result = self.run(user, *args, "--json", stdin=stdin)
+        assert result.returncode == 0, f"{args}: {result.stderr}"
+        assert "Traceback" not in result.stderr
+        return json.loads(result.stdout)
 
     def root_vault(self) -> VaultClient:
         """OpenBao as root, for revoking tokens and wrapping: ``init`` revoked its root token,

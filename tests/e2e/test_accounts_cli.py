@@ -75,10 +75,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceWorld]:
 
 
 def ok(world: ServiceWorld, user: str, *args: str) -> Any:
-    result = world.run(user, *args, "--json")
-    assert result.returncode == 0, f"{args}: {result.stderr}"
-    assert "Traceback" not in result.stderr
-    return json.loads(result.stdout)
+    return world.json(user, *args)
 
 
 def listed(world: ServiceWorld, account: str) -> dict[str, Any]:

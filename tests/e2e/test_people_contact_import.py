@@ -30,10 +30,7 @@ def _unique(prefix: str) -> str:
 
 
 def ok(world: ServiceWorld, user: str, *args: str, stdin: str | None = None) -> Any:
-    result = world.run(user, *args, "--json", stdin=stdin)
-    assert result.returncode == 0, f"{args}: {result.stderr}"
-    assert "Traceback" not in result.stderr
-    return json.loads(result.stdout)
+    return world.json(user, *args, stdin=stdin)
 
 
 def refused(world: ServiceWorld, user: str, code: int, *args: str, stdin: str | None = None) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -16,7 +16,6 @@ from custody.app.access import Access
 from custody.app.ledger import CustodiaApplication, Ledger
 from custody.app.ports import CredentialStore, PersonalDataStore
 from events.domain import District, DistrictId, Person, Policy, parse_district_id
-from events.domain.official_channel import OfficialChannel
 from events.errors import CustodiaError
 from projections.scope import may_see_district
 
@@ -49,24 +48,6 @@ class Actor:
     # Called before the command's first side effect (the service settles the request's
     # idempotency claim there; see ``custody.service.server.claim_overlapping``).
     proceed: Callable[[], None] = field(default=lambda: None, repr=False, compare=False)
-
-
-def channel_from(args: Mapping[str, Any]) -> OfficialChannel:
-    """A *vía oficial* from request arguments ``oficio`` | ``memorandum`` | ``correo_oficial``
-    (+ ``fecha``). Validation (iecm.mx, exactly one) is the domain's."""
-    dated = args.get("fecha")
-    when = date.fromisoformat(dated) if isinstance(dated, str) and dated else None
-    given = [(k, args.get(k)) for k in ("oficio", "memorandum", "correo_oficial") if args.get(k)]
-    if len(given) != 1:
-        from events.domain import InvalidOfficialChannelError
-
-        raise InvalidOfficialChannelError("via_oficial", "exactly one is required")
-    kind, value = given[0]
-    if kind == "oficio":
-        return OfficialChannel.oficio(str(value), when)
-    if kind == "memorandum":
-        return OfficialChannel.memorandum(str(value), when)
-    return OfficialChannel.email(str(value), when)
 
 
 class UseCases:

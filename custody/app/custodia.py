@@ -34,7 +34,6 @@ from custody.app.base import (
     Actor,
     PersonAlreadyRegisteredError,
     ScopeError,
-    channel_from,
 )
 from custody.app.change_requests import ChangeRequests
 from custody.app.incidents import Incidents, ledger_incident_id
@@ -62,7 +61,6 @@ __all__ = [
     "PersonNotRegisteredError",
     "ScopeError",
     "bootstrap_ledger",
-    "channel_from",
     "ledger_incident_id",
 ]
 

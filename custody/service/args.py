@@ -14,9 +14,8 @@ from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from custody.app.custodia import Actor
-from custody.app.custodia import channel_from as _channel_from
 from custody.service.protocol import MAX_TEXT
-from events.domain import OfficialChannel, ValidationError
+from events.domain import InvalidOfficialChannelError, OfficialChannel, ValidationError
 from events.domain.values import validate_phone
 
 if TYPE_CHECKING:
@@ -82,7 +81,17 @@ def channel_from(args: Mapping[str, Any]) -> OfficialChannel:
     for name in ("oficio", "memorandum", "correo_oficial"):
         opt(args, name, 200)
     day(args, "fecha", required=False)
-    return _channel_from(args)
+    dated = args.get("fecha")
+    when = date.fromisoformat(dated) if isinstance(dated, str) and dated else None
+    given = [(k, args.get(k)) for k in ("oficio", "memorandum", "correo_oficial") if args.get(k)]
+    if len(given) != 1:  # the domain checks the rest (iecm.mx, the reference's form)
+        raise InvalidOfficialChannelError("via_oficial", "exactly one is required")
+    kind, value = given[0]
+    if kind == "oficio":
+        return OfficialChannel.oficio(str(value), when)
+    if kind == "memorandum":
+        return OfficialChannel.memorandum(str(value), when)
+    return OfficialChannel.email(str(value), when)
 
 
 def has_channel(args: Mapping[str, Any]) -> bool:

@@ -13,6 +13,7 @@ change request, incident …).
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from copy import deepcopy
 from datetime import datetime
@@ -134,6 +135,20 @@ class Ledger:
             person.result()
             raise
         return person.result(), district
+
+    def together(self, *loads: Callable[[], Any]) -> list[Any]:
+        """Each load's result, in order, with the reads in flight at once: all but the last run
+        on the loading threads while the last runs here. Once all are done, the first error in
+        order is raised (as when they are loaded one after the other)."""
+        ahead = [self._loads.submit(load) for load in loads[:-1]]
+        try:
+            here: tuple[bool, Any] = (True, loads[-1]())
+        except BaseException as error:
+            here = (False, error)
+        results = [f.result() for f in ahead]
+        if not here[0]:
+            raise here[1]
+        return [*results, here[1]]
 
     def registered(self, pid: UUID) -> Person | None:
         """The person of id ``pid``, or ``None`` if the ledger has none."""

@@ -8,6 +8,7 @@ imports neither of them.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Protocol, TypeVar
 from weakref import WeakKeyDictionary
 
@@ -23,11 +24,19 @@ from events.domain.controls import (
 A = TypeVar("A")
 
 
+class Loader(Protocol):
+    def together(self, *loads: Callable[[], Any]) -> list[Any]: ...
+
+
 class RulesHost(Protocol):
-    """What the rules read: the event-sourced application and the policy in force."""
+    """What the rules read: the event-sourced application (loaded through its ledger helper,
+    :meth:`custody.app.ledger.Ledger.together`) and the policy in force."""
 
     @property
     def app(self) -> Application[Any]: ...
+
+    @property
+    def ledger(self) -> Loader: ...
 
     policy: Policy
 
@@ -62,8 +71,11 @@ def policy_now(custodia: RulesHost) -> Policy:
     It also becomes ``custodia.policy``, so every use case of this process (rotation deadlines
     in business days, among them) counts the IECM's recorded non-working days: at once in the
     process that recorded them, within a periodic pass in any other."""
+    return _policy_with(custodia, calendar(custodia))
+
+
+def _policy_with(custodia: RulesHost, found: WorkingCalendar | None) -> Policy:
     base = file_policy(custodia)
-    found = calendar(custodia)
     current = found.apply_to(base) if found is not None else base
     custodia.policy = current
     return current
@@ -75,8 +87,11 @@ def read_rules(
     """What a read of ``district``'s credentials is judged by: the policy in force and the
     devices registered for the district. With ``[equipos] exigir_registrado``, a read from
     any other device is refused here, before anything is asked of OpenBao (8.B)."""
-    policy = policy_now(custodia)
-    found = registry(custodia)
+    # Both read at once (issue 21: two ledger reads in flight, not one after the other).
+    in_force, found = custodia.ledger.together(
+        lambda: calendar(custodia), lambda: registry(custodia)
+    )
+    policy = _policy_with(custodia, in_force)
     devices = found.devices_of(district) if found is not None else frozenset()
     if policy.require_registered_device and (device is None or device.strip() not in devices):
         raise DeviceNotRegisteredForDistrictError(device, district)

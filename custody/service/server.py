@@ -34,6 +34,7 @@ from custody.service.permissions import (
     inbox_prefix,
 )
 from custody.service.permissions import IDEMPOTENCY_BUCKET as IDEMPOTENCY_BUCKET
+from custody.service.spec import CALLER_AUTHORIZED
 from custody.service.spec import READ_ONLY as READ_ONLY  # change nothing: no idempotency record
 from events.errors import ConfigurationError, CustodiaError, InfrastructureError
 
@@ -426,7 +427,8 @@ class CommandService:
                     await request.respond(replay)
                     self._log(command, username, "repetida", None, started, args)
                     return
-            except CustodiaError as exc:
+            except CustodiaError as refused:
+                exc = await self._dead_session(command, headers, refused)
                 outcome, error_type, attrs = (
                     "rechazada",
                     type(exc).__name__,
@@ -597,13 +599,40 @@ class CommandService:
             # The command is done; only a retry's answer is affected (it will say "in progress").
             self.log.warning("idempotencia_no_registrada", comando=command)
 
+    async def _dead_session(
+        self, command: str, headers: Mapping[str, str], refused: CustodiaError
+    ) -> CustodiaError:
+        """``refused``, or :class:`NotAuthenticatedError` when a command that let OpenBao judge
+        the caller's token itself (:data:`CALLER_AUTHORIZED`) was refused because that token is
+        no longer valid: the caller is told the session ended, not that a permission is
+        missing. Asked of OpenBao only on a refusal, so a command that succeeds pays nothing."""
+        token = headers.get(protocol.TOKEN_HEADER)
+        if (
+            command not in CALLER_AUTHORIZED
+            or not token
+            or isinstance(refused, NotAuthenticatedError)
+            or not isinstance(self.authenticator, CachedAuthenticator)
+        ):
+            return refused
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._pool, self.authenticator.fresh, token)
+        except NotAuthenticatedError as dead:
+            return dead
+        except Exception:  # OpenBao unreachable now: the first refusal stands
+            return refused
+        return refused
+
     async def _authenticate(
         self, command: str, token: str | None
     ) -> tuple[Caller, asyncio.Future[Caller] | None]:
         """The caller, and for a command that writes whose token came from the cache, the check
         with OpenBao still running (awaited before the first side effect, see :meth:`_run`): a
         command that writes is never served from the cache alone, so a token revoked a moment
-        ago writes nothing (issue 16, finding 10)."""
+        ago writes nothing (issue 16, finding 10). A command whose use case has OpenBao judge
+        the caller's own token before its first side effect (:data:`CALLER_AUTHORIZED`: a
+        reveal, a code, a rotation's start) needs no second look: OpenBao refuses a dead token
+        there, and :meth:`_dead_session` says so."""
         if command in self.public:
             return Caller("anónimo", "", (), token=""), None
         if not token:
@@ -615,6 +644,8 @@ class CommandService:
                 if hit is None:
                     fresh = self.authenticator.fresh
                     return await loop.run_in_executor(self._pool, fresh, token), None
+                if command in CALLER_AUTHORIZED:
+                    return hit, None
                 recheck = loop.run_in_executor(self._pool, self.authenticator.fresh, token)
                 return hit, recheck
             if hit is not None:

@@ -47,6 +47,11 @@ class CommandSpec:
     recorded in the ledger would be reported to its caller as failed.
     ``overlapping``: its use case calls ``actor.proceed()`` before any side effect, so its reads
     run while the request id is being claimed (:func:`custody.service.server.claim_overlapping`).
+    ``caller_authorized``: its use case has OpenBao judge the caller's own token (its
+    capabilities on the operation's marker, :mod:`custody.vault.credentials`) before its first
+    side effect, and a dead token is refused there; so a token the service's cache holds is not
+    looked up again first (one OpenBao call less per command). A refusal is then checked with
+    OpenBao, so a revoked or expired session is still told as such.
     """
 
     name: str
@@ -55,13 +60,14 @@ class CommandSpec:
     sealed: Set[str] = frozenset()
     sealed_reply: bool = False
     overlapping: bool = False
+    caller_authorized: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arguments", frozenset(self.arguments))
         object.__setattr__(self, "sealed", frozenset(self.sealed))
         if not self.sealed <= self.arguments:
             raise ValueError(f"{self.name}: sealed arguments it does not take")
-        if self.read_only and (self.overlapping or self.sealed):
+        if self.read_only and (self.overlapping or self.sealed or self.caller_authorized):
             raise ValueError(f"{self.name}: a read-only command neither claims nor seals")
 
 
@@ -133,14 +139,22 @@ COMMANDS = registry(
     CommandSpec("ausencia.terminar", {"distrito", "excepcion"} | CHANNEL),
     CommandSpec("historial", {"distrito", "fecha"}),
     # -- credentials: rotation, reveal, verification codes --
-    CommandSpec("rotar.iniciar", {"cuenta"}, sealed_reply=True, overlapping=True),
+    CommandSpec(
+        "rotar.iniciar", {"cuenta"}, sealed_reply=True, overlapping=True, caller_authorized=True
+    ),
     CommandSpec("rotar.confirmar", {"cuenta", "solicitud"}),
     CommandSpec("rotar.abandonar", {"cuenta"}),
     CommandSpec(
-        "revelar", {"cuenta", "motivo", "dispositivo"}, sealed_reply=True, overlapping=True
+        "revelar",
+        {"cuenta", "motivo", "dispositivo"},
+        sealed_reply=True,
+        overlapping=True,
+        caller_authorized=True,
     ),
     CommandSpec("totp.registrar", {"cuenta", "uri"}),
-    CommandSpec("codigo", {"cuenta", "motivo", "dispositivo"}, sealed_reply=True),
+    CommandSpec(
+        "codigo", {"cuenta", "motivo", "dispositivo"}, sealed_reply=True, caller_authorized=True
+    ),
     # -- change requests --
     CommandSpec("cambios.solicitar", {"cuenta", "campo", "detalle"} | CHANNEL),
     CommandSpec("cambios.aprobar", {"solicitud", "motivo"}),
@@ -173,6 +187,7 @@ COMMANDS = registry(
 
 # Derived, for the server's hot path (a set lookup per request).
 READ_ONLY = frozenset(name for name, spec in COMMANDS.items() if spec.read_only)
+CALLER_AUTHORIZED = frozenset(name for name, spec in COMMANDS.items() if spec.caller_authorized)
 SEALED_ARGUMENTS: Mapping[str, frozenset[str]] = MappingProxyType(
     {name: frozenset(spec.sealed) for name, spec in COMMANDS.items() if spec.sealed}
 )

@@ -86,6 +86,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, Protocol, cast
 from uuid import UUID, uuid5
@@ -170,6 +171,19 @@ class WrappedRead:
     access: SecretAccess
     keys: tuple[str, ...]
     expires: datetime
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "access": self.access.to_json(),
+            "keys": list(self.keys),
+            "expires": self.expires.isoformat(),
+        }
+
+    @cached_property
+    def json_text(self) -> str:
+        """:meth:`to_json` encoded, once: the follower writes every pending read at each save,
+        and under a burst of reveals hundreds wait for their unwrap (issue 21)."""
+        return json.dumps(self.to_json())
 
 
 @dataclass(frozen=True)
@@ -332,20 +346,16 @@ class FollowerState:
     consumed: dict[str, str] = field(default_factory=dict)  # ledger record → OpenBao time
 
     def to_json(self) -> dict[str, Any]:
+        return {**self._rest(), "pending": [p.to_json() for p in self.pending]}
+
+    def _rest(self) -> dict[str, Any]:
+        """Everything but ``pending``."""
         return {
             "device": self.device,
             "inode": self.inode,
             "head": self.head,
             "offset": self.offset,
             "last_request_id": self.last_request_id,
-            "pending": [
-                {
-                    "access": p.access.to_json(),
-                    "keys": list(p.keys),
-                    "expires": p.expires.isoformat(),
-                }
-                for p in self.pending
-            ],
             "deferred": [a.to_json() for a in self.deferred],
             "consumed": self.consumed,
         }
@@ -386,8 +396,11 @@ class FollowerState:
         self.write(path, self.text())
 
     def text(self) -> str:
-        """The state as :meth:`save` writes it."""
-        return json.dumps(self.to_json())  # one C call; json.dump() encodes in Python
+        """The state as :meth:`save` writes it: :meth:`to_json` encoded, each pending read's
+        part encoded once and kept (:attr:`WrappedRead.json_text`)."""
+        pending = ", ".join(p.json_text for p in self.pending)
+        # json.dumps: one C call (json.dump() encodes in Python); "}" closes the object.
+        return json.dumps(self._rest())[:-1] + f', "pending": [{pending}]}}'
 
     @staticmethod
     def write(path: Path, text: str) -> None:
@@ -428,6 +441,10 @@ class Ledger(Protocol):
 class ApplicationLedger:
     """:class:`Ledger` on Custodia's event-sourced application (the JetStream ledger)."""
 
+    # Newest first, in pages growing from FIRST_PAGE to PAGE: the record a read stands for is
+    # nearly always among the district's last few events (it is written before the secret
+    # leaves), so an unwrap costs a read of a few events, not of PAGE (issue 21).
+    FIRST_PAGE = 16
     PAGE = 200
 
     def __init__(self, app: Any, policy: Any) -> None:
@@ -451,8 +468,10 @@ class ApplicationLedger:
         except Exception:  # no such district in the ledger: nothing can match
             return
         top = int(district.version)
+        page = self.FIRST_PAGE
         while top > 0:
-            low = max(0, top - self.PAGE)
+            low = max(0, top - page)
+            page = min(4 * page, self.PAGE)
             events = list(self._app.events.get(district_id, gt=low, lte=top, desc=True))
             for event in events:
                 stamp: datetime = event.timestamp

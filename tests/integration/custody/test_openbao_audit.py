@@ -558,3 +558,39 @@ def _drain(follower: AuditFollower) -> int:
         time.sleep(0.2)
         total += follower.poll()
     return total
+
+
+def test_a_record_far_below_the_districts_newest_events_is_still_found(world: World) -> None:
+    """The ledger side reads a district's events newest first in growing pages (issue 21: an
+    unwrap usually matches among the last few events). beto's reveal of DD05-legit, followed
+    by 40 reads of DD05-x by ana (well past the first pages), is still found as the record of
+    his read, exactly once, with the key of its own event; nothing older than ``since`` is
+    offered."""
+    credentials = Credentials(world.vault)
+    started = _now()
+    revealed = world.custodia.reveal(world.beto, LEGIT, "publicación", None)
+    credentials.revoke_wrapped(revealed["envoltorio"])
+    district: Any = world.app.repository.get(world.custodia.district("DD05").id)
+    beto_read = f"{district.id}:{district.version}"
+    for _ in range(40):
+        other = world.custodia.reveal(world.ana, ACCOUNT, "revisión", None)
+        credentials.revoke_wrapped(other["envoltorio"])
+    access = SecretAccess(
+        request_id="prueba",
+        at=_now(),
+        district="DD05",
+        account=LEGIT,
+        kind="contrasena",
+        staged=False,
+        version=revealed["version"],
+        wrapped=True,
+        entity_id="",
+        username="beto",
+        display_name="userpass-beto",
+        remote_address="127.0.0.1",
+    )
+    ledger = ApplicationLedger(world.app, world.custodia.policy)
+    found = list(ledger.records(access, started))
+    assert [key for key, _ in found] == [beto_read]
+    assert all(stamp >= started for _, stamp in found)
+    assert list(ledger.records(access, _now())) == []

@@ -282,6 +282,99 @@ def test_a_write_with_a_revoked_token_is_refused_at_once(
     asyncio.run(scenario())
 
 
+def test_a_reveal_with_a_revoked_token_from_the_cache_is_refused_by_openbao_itself(
+    world: tuple[NatsProcess, Accounts, BaoProcess, dict[str, str]],
+) -> None:
+    """Issue 21: ``revelar`` has OpenBao judge the caller's own token before any side effect
+    (the capabilities on the operation's marker, asked with that token), so the service runs it
+    with a token from its cache without looking the token up again first. rosa's token is
+    cached by a read, then revoked: her ``revelar`` gets OpenBao's own refusal of that token
+    (403), does nothing after it, and she is told NotAuthenticatedError (a dead session), not
+    a missing permission. With a live token, the same refusal for a missing permission stays
+    VaultPermissionDeniedError."""
+    from custody.errors import VaultPermissionDeniedError
+    from custody.service.server import CachedAuthenticator
+
+    proc, accounts, bao, _ = world
+    tokens = people_tokens(bao, ("rosa", "raul"))
+    marker = "custodia-acceso/DD05/revelar/x"
+    refused_by_openbao: list[str] = []
+    after_refusal: list[str] = []
+
+    def reveal(call: Call) -> dict[str, str]:
+        client = VaultClient(bao.addr, call.caller.token)
+        try:
+            answer = client.request(
+                "POST",
+                "sys/capabilities-self",
+                json={"paths": [marker]},
+                operation="authorize-revelar",
+            )
+        except VaultPermissionDeniedError:
+            refused_by_openbao.append(call.caller.username)
+            raise
+        after_refusal.append(call.caller.username)  # a live token: judged, no permission
+        assert "read" not in ((answer or {}).get("data") or {}).get(marker, [])
+        raise VaultPermissionDeniedError("authorize-revelar", marker, "DD05-x")
+
+    async def scenario() -> None:
+        responder = await nats.connect(
+            proc.url, user="servicio", password=accounts.password("servicio")
+        )
+        writer = await nats.connect(
+            proc.url, user="escritor", password=accounts.password("escritor")
+        )
+        authenticator = CachedAuthenticator(
+            VaultAuthenticator(VaultClient(bao.addr, bao.root_token))
+        )
+        service = CommandService(
+            {"sesion.quien": _whoami, "revelar": reveal}, authenticator, person_inboxes=True
+        )
+        await _bucket(proc.url, accounts)
+        await service.start(responder, writer)
+        async with running_callout(proc.url, accounts, bao):
+            rosa = await connect_person(proc.url, "rosa", tokens["rosa"])
+            raul = await connect_person(proc.url, "raul", tokens["raul"])
+        try:
+            for person, token in ((rosa, tokens["rosa"]), (raul, tokens["raul"])):
+                first = await person.request(
+                    protocol.subject_for("sesion.quien"), b"{}", timeout=5, headers=_headers(token)
+                )
+                assert "usuario" in protocol.decode_reply(first.data)  # now cached
+            VaultClient(bao.addr, bao.root_token).write(
+                "auth/token/revoke", {"token": tokens["rosa"]}, operation="revoke-token"
+            )
+            args = b'{"cuenta": "DD05-x", "motivo": "prueba"}'
+            answers = {}
+            for name, person, token in (
+                ("rosa", rosa, tokens["rosa"]),
+                ("raul", raul, tokens["raul"]),
+            ):
+                answer = await person.request(
+                    protocol.subject_for("revelar"), args, timeout=5, headers=_headers(token)
+                )
+                with pytest.raises(protocol.RemoteError) as refused:
+                    protocol.decode_reply(answer.data)
+                answers[name] = refused.value.remote_type
+            assert answers == {
+                "rosa": "NotAuthenticatedError",
+                "raul": "VaultPermissionDeniedError",
+            }
+            # rosa's command ran on the cached token (unless the machine took longer than the
+            # cache's 5 s), and OpenBao refused it; it never got past that refusal.
+            assert "rosa" not in after_refusal
+            assert set(refused_by_openbao) <= {"rosa"}
+            assert after_refusal == ["raul"]
+        finally:
+            await rosa.close()
+            await raul.close()
+            await service.stop()
+            await responder.close()
+            await writer.close()
+
+    asyncio.run(scenario())
+
+
 def test_no_other_identity_reads_a_persons_replies(
     world: tuple[NatsProcess, Accounts, BaoProcess, dict[str, str]],
 ) -> None:

@@ -418,3 +418,47 @@ def test_the_state_is_rewritten_only_when_it_changed(tmp_path: Path) -> None:
     assert resumed.state.last_request_id == "m1"
     assert resumed.state.pending == f.state.pending
     assert [p.access.request_id for p in resumed.state.pending] == ["w1"]
+
+
+def test_the_state_file_holds_every_pending_read_as_it_stands(tmp_path: Path) -> None:
+    """The state file is written with each pending wrapped read encoded once and kept (issue
+    21: a burst of reveals leaves hundreds waiting for their unwrap); it still says exactly
+    what the state holds: after reads arrive, one is unwrapped and one rewrapped, the file
+    decodes to the state's own JSON, and a restarted follower has the same pending reads, in
+    order, with their new keys."""
+    ledger, clock = Ledger(), Clock()
+    f = follower(tmp_path, ledger, clock)
+    log = tmp_path / "audit.log"
+    read = "custodia/data/cuentas/DD05/x"
+    for n in range(1, 6):
+        append(log, line(read, rid=f"w{n}", auth=BETO, wrap=wrap_info(f"w{n}")))
+    f.poll()
+    state = tmp_path / "state.json"
+    assert json.loads(state.read_text()) == f.state.to_json()
+    assert [p.access.request_id for p in f.state.pending] == ["w1", "w2", "w3", "w4", "w5"]
+    append(
+        log,
+        line(
+            "sys/wrapping/unwrap",
+            rid="u2",
+            operation="update",
+            data=kv_answer(3),
+            cta="hmac-sha256:w2",
+        ),
+    )
+    append(
+        log,
+        line(
+            "sys/wrapping/rewrap",
+            rid="r4",
+            operation="update",
+            cta="hmac-sha256:w4",
+            wrap=wrap_info("w4-new"),
+        ),
+    )
+    f.poll()
+    assert json.loads(state.read_text()) == f.state.to_json()
+    resumed = follower(tmp_path, ledger, clock)
+    assert resumed.state == f.state
+    assert [p.access.request_id for p in resumed.state.pending] == ["w1", "w3", "w5", "w4"]
+    assert "hmac-sha256:w4-new" in resumed.state.pending[-1].keys

@@ -17,7 +17,13 @@ from uuid import UUID, uuid4
 
 from custody.app.base import Actor, UseCases
 from custody.app.passwords import generate_password
-from custody.app.rules import read_rules
+from custody.app.rules import (
+    calendar,
+    read_rules,
+    refused_before_openbao,
+    registry,
+    rules_from,
+)
 from custody.errors import NoStagedRotationError, VaultNotFoundError
 from events.domain import (
     ChangeRequest,
@@ -160,18 +166,29 @@ class CredentialUse(UseCases):
         """6.IX, 8.A, 8.B: the read is recorded in the ledger first; only then the single-use
         wrapping token (sealed for the caller) leaves the service. The server decides access."""
         account_id = parse_account_id(account)
-        # 8.A, 8.B: the rules in force and the district's devices; a read the policy refuses
-        # (an unregistered device) is refused here, before OpenBao is asked anything.
-        policy, devices = read_rules(self, str(account_id.district), device)
-        with self.ledger.lock(str(account_id.district)):
+        code = str(account_id.district)
+        # 8.A, 8.B: the rules in force and the district's devices. When the policy may refuse
+        # a read (only registered devices), they are read first: a refused read is refused
+        # here, before OpenBao is asked anything. Otherwise they are read with the caller
+        # and the district, once OpenBao's calls are on their way (issue 21).
+        early = read_rules(self, code, device) if refused_before_openbao(self) else None
+        with self.ledger.lock(code):
             # OpenBao's current version (and, when it is known, the wrapped read itself) are
             # asked for while the ledger is loaded; under the lock, so no rotation of this
             # process lands in between. A token made for a refused reveal is revoked.
             pinned = self.credentials.prefetch_reveal(actor.token, str(account_id))
             try:
-                reader, district = self.ledger.person_and_district(
-                    actor.username, account_id.district
-                )
+                if early is None:
+                    reader, district, in_force, found = self.ledger.together(
+                        lambda: self.ledger.person(actor.username),
+                        lambda: self.ledger.district(code),
+                        lambda: calendar(self),
+                        lambda: registry(self),
+                    )
+                    policy, devices = rules_from(self, code, device, in_force, found)
+                else:
+                    policy, devices = early
+                    reader, district = self.ledger.person_and_district(actor.username, code)
             except BaseException:
                 pinned.drop()
                 raise

@@ -91,6 +91,25 @@ def read_rules(
     in_force, found = custodia.ledger.together(
         lambda: calendar(custodia), lambda: registry(custodia)
     )
+    return rules_from(custodia, district, device, in_force, found)
+
+
+def refused_before_openbao(custodia: RulesHost) -> bool:
+    """Whether a read may be refused by the rules (``[equipos] exigir_registrado`` in the policy
+    file; the ledger's calendar never changes it): then :func:`read_rules` must run before
+    OpenBao is asked anything; otherwise the rules may be read alongside the read's other
+    loads (:func:`rules_from`)."""
+    return file_policy(custodia).require_registered_device
+
+
+def rules_from(
+    custodia: RulesHost,
+    district: str,
+    device: str | None,
+    in_force: WorkingCalendar | None,
+    found: DeviceRegistry | None,
+) -> tuple[Policy, frozenset[str]]:
+    """:func:`read_rules` on a calendar and a device registry already loaded."""
     policy = _policy_with(custodia, in_force)
     devices = found.devices_of(district) if found is not None else frozenset()
     if policy.require_registered_device and (device is None or device.strip() not in devices):

@@ -222,13 +222,18 @@ class VaultClient:
         self._session = session if session is not None else Transport(verify)
         # hvac sends through this session: its ``verify`` is what applies (a private CA file).
         self._session.verify = verify
-        self._hvac = hvac.Client(
-            url=self.members.current,
+        # hvac's adapter alone (issue 21): a whole ``hvac.Client`` builds dozens of API objects,
+        # and a client is made per caller token on every command (:meth:`with_token`). Made
+        # here, not by hvac.Client, a client without a token is anonymous: hvac would take
+        # VAULT_TOKEN or ~/.vault-token from whoever runs the process.
+        self._adapter = hvac.adapters.JSONAdapter(
+            base_uri=self.members.current,
             token=token,
             timeout=timeout,
             verify=verify,
             session=self._session,
         )
+        self._hvac: hvac.Client | None = None
 
     def __repr__(self) -> str:  # the token never reaches a log line
         return f"VaultClient(addr={self.addr!r}, token={'set' if self._token else 'none'})"
@@ -243,7 +248,12 @@ class VaultClient:
 
     @property
     def hvac(self) -> Any:
-        """The underlying ``hvac.Client``, for benchmarks and tests; errors are NOT translated."""
+        """An ``hvac.Client`` on this client's adapter, for benchmarks and tests; errors are NOT
+        translated."""
+        if self._hvac is None:
+            made = hvac.Client(url=self._adapter.base_uri, session=self._session)
+            made.adapter = self._adapter
+            self._hvac = made
         return self._hvac
 
     def with_token(self, token: str | None) -> VaultClient:
@@ -285,7 +295,7 @@ class VaultClient:
             kwargs["params"] = dict(params)
         if wrap_ttl is not None:
             kwargs["wrap_ttl"] = f"{wrap_ttl}s" if isinstance(wrap_ttl, int) else wrap_ttl
-        adapter = self._hvac.adapter
+        adapter = self._adapter
 
         def attempt(addr: str) -> tuple[Any, VaultError | None]:
             adapter.base_uri = addr
@@ -333,7 +343,7 @@ class VaultClient:
                     secret_body=secret_body,
                 )
             )
-        adapter = self._hvac.adapter
+        adapter = self._adapter
         headers = {"X-Vault-Request": "true"} if adapter.request_header else {}
         if self._token:
             headers["X-Vault-Token"] = self._token

@@ -79,6 +79,27 @@ def test_revoked_and_unknown_tokens(service_client: VaultClient, make_user: Make
             bad.lookup_self()
 
 
+def test_a_client_without_a_token_is_anonymous_whatever_the_environment(
+    service_client: VaultClient, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A client made without a token sends none, even when whoever runs the process has an
+    OpenBao token in VAULT_TOKEN or ~/.vault-token (which hvac would pick up by itself): the
+    service's token set there is not used by an anonymous client, and OpenBao refuses it."""
+    assert service_client.token
+    monkeypatch.setenv("VAULT_TOKEN", service_client.token)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".vault-token").write_text(service_client.token)
+    anonymous = service_client.with_token(None)
+    with pytest.raises(VaultTokenInvalidError):
+        anonymous.lookup_self()
+    for client in (anonymous, VaultClient(service_client.addr, verify=service_client.verify)):
+        with pytest.raises(VaultPermissionDeniedError):
+            client.request("GET", "auth/token/lookup-self", operation="lookup-self")
+    own = service_client.request("GET", "auth/token/lookup-self", operation="lookup-self")
+    assert own is not None
+    assert own["data"]["id"] == service_client.token
+
+
 def test_wrong_password_login(service_client: VaultClient, make_user: MakeUser) -> None:
     """A wrong userpass password is a permission error that never contains the password."""
     user = make_user("err-login")

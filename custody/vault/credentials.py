@@ -464,9 +464,15 @@ class Credentials:
         ref = AccountRef.parse(account)
         ttl = _check_ttl(ttl)
         guess = self._known_current.get(ref.name)
-        authorized = self._send_authorization(caller_token, ref, "revelar")
-        # The wrapped read next: it is the slow one (OpenBao stores a token for it).
+        # The wrapped read first: it is the slow one (OpenBao stores a token for it), and
+        # nothing of it leaves before the caller's authorization below is granted.
         ahead = self._send_wrapped_read(ref, guess, ttl) if guess else None
+        try:
+            authorized = self._send_authorization(caller_token, ref, "revelar")
+        except BaseException:
+            if ahead is not None:
+                self.revoke_when_done(ahead, ref.name)
+            raise
         return RevealPrefetch(
             self, ref.name, authorized, self._send_metadata(self._client, ref, False), guess, ahead
         )

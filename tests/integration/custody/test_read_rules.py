@@ -25,7 +25,8 @@ from tests.integration.custody.helpers import LedgerWorld, ledger_world
 
 pytestmark = pytest.mark.integration
 
-ACCOUNT = "DD05-x"
+# Its own account: the session's OpenBao is shared with other modules.
+ACCOUNT = f"DD05-reglas{uuid.uuid4().hex[:6]}"
 
 
 @pytest.fixture(scope="module")

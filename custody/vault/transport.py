@@ -1,26 +1,29 @@
-"""hvac's HTTP transport, on urllib3 directly instead of a ``requests.Session``.
+"""hvac's HTTP transport: HTTP/1.1 written and read directly on kept-alive sockets, instead
+of a ``requests.Session``.
 
 hvac sends every request through ``session.request(method, url, headers=..., json=...,
 params=..., timeout=..., allow_redirects=...)`` and reads ``status_code``, ``ok``, ``headers``,
 ``text``, ``content`` and ``json()`` of the answer. :class:`Transport` is that much of a
-session, on a urllib3 pool (which ``requests`` itself uses underneath): the command service
-makes several OpenBao calls per command on two cores, and requests' own work per call (merging
-settings, hooks, cookies, building a prepared request, a response object) was about half the
-client's CPU time per call (``bench/bench_custody.py``).
+session. The command service makes several OpenBao calls per command on two cores: requests'
+own work per call (settings, hooks, cookies, a prepared request) was about half the client's
+CPU per call (``bench/bench_custody.py``), and ``http.client`` with urllib3 under it still
+about 0.35 ms; written and read here (:class:`_Wire`), a call costs about 0.13 ms of the
+caller's CPU, all of :class:`custody.vault.client.VaultClient` included (issue 21, measured on
+a dev OpenBao). :meth:`Transport.send` writes a request and returns (its answer is read later,
+from any thread: the calls of one command are served at once); :meth:`Transport.request` is
+``send`` and its answer.
+
+Header names and values are checked for line breaks before anything is written (no request
+can be smuggled in a token). A chunked answer, an answer without a length (read to the end of
+the connection), informational answers, a connection the server closed while it was idle and
+a body cut short are handled as urllib3 handles them. TLS verifies as urllib3 did: the
+system's CAs, a CA bundle's, or none when told so.
 
 Failures are raised as the ``requests`` exceptions hvac's users expect (``ConnectionError``,
-``ConnectTimeout``, ``ReadTimeout``, ``SSLError``), with the urllib3 error as their argument,
-as ``requests`` does: :mod:`custody.vault.client` tells from it whether a request was never sent.
-Redirects (a standby that redirects instead of forwarding) are followed, keeping the method and
-body on a 307/308, as ``requests`` does.
-
-:meth:`Transport.send` (every call of a command: ``VaultClient.send``) writes its HTTP/1.1
-request on a kept-alive socket of its own and reads the answer straight from it
-(:class:`_Wire`): ``http.client`` and urllib3 cost about 0.35 ms of CPU per call, this about
-0.06 ms (issue 21, measured on a dev OpenBao). Header names and values are checked for line
-breaks before anything is written (no request can be smuggled in a token); a chunked answer,
-an answer without a length, a connection the server closed while idle and a timeout are
-handled as urllib3 handles them.
+``ConnectTimeout``, ``ReadTimeout``, ``SSLError``), with a urllib3 error as their argument
+where ``requests`` has one: :mod:`custody.vault.client` tells from it whether a request was
+never sent. Redirects (a standby that redirects instead of forwarding) are followed, keeping
+the method and body on a 307/308, as ``requests`` does.
 """
 
 from __future__ import annotations
@@ -40,10 +43,7 @@ import urllib3
 from urllib3._collections import HTTPHeaderDict
 from urllib3.exceptions import (
     ConnectTimeoutError,
-    HTTPError,
-    MaxRetryError,
     NewConnectionError,
-    ReadTimeoutError,
 )
 from urllib3.exceptions import SSLError as Urllib3SSLError
 
@@ -90,7 +90,6 @@ class Transport:
         self.trust_env = False
         self._lock = threading.Lock()
         self._verify: bool | str = True
-        self._pool = self._make_pool(verify)
         # Connections of requests sent with :meth:`send`, idle, per (scheme, host, port).
         self._idle: dict[tuple[str, str, int | None], list[_Wire]] = {}
         self._contexts: dict[bool | str, ssl.SSLContext] = {}
@@ -106,24 +105,12 @@ class Transport:
         if value == self._verify:
             return
         with self._lock:
-            old, self._pool = self._pool, self._make_pool(value)
             idle, self._idle = self._idle, {}  # made under the old setting
             self._contexts = {}
             self._verify = value
-        old.clear()
         for conns in idle.values():
             for conn in conns:
                 conn.close()
-
-    @staticmethod
-    def _make_pool(verify: bool | str) -> urllib3.PoolManager:
-        if verify is False:
-            return urllib3.PoolManager(maxsize=POOL_SIZE, cert_reqs="CERT_NONE")
-        if isinstance(verify, str):
-            return urllib3.PoolManager(
-                maxsize=POOL_SIZE, cert_reqs="CERT_REQUIRED", ca_certs=verify
-            )
-        return urllib3.PoolManager(maxsize=POOL_SIZE, cert_reqs="CERT_REQUIRED")
 
     def request(
         self,
@@ -136,32 +123,11 @@ class Transport:
         timeout: float | None = None,
         **unused: Any,  # cert, verify, proxies: hvac passes the session's own back
     ) -> Response:
-        url, sent, body = _prepare(url, headers, json, params)
-        retries = urllib3.Retry(
-            total=None,
-            connect=0,
-            read=0,
-            status=0,
-            other=0,
-            redirect=MAX_REDIRECTS if allow_redirects else 0,
-            raise_on_redirect=False,
-            raise_on_status=False,
+        """hvac's ``session.request``: :meth:`send`, then its answer (redirects followed, at
+        most ``MAX_REDIRECTS``, unless ``allow_redirects`` is false)."""
+        return self.send(method, url, headers, json, params, timeout).result(
+            MAX_REDIRECTS if allow_redirects else 0
         )
-        try:
-            answer = self._pool.request(
-                method.upper(),
-                url,
-                body=body,
-                headers=sent,
-                timeout=urllib3.Timeout(connect=timeout, read=timeout),
-                retries=retries,
-                redirect=allow_redirects,
-            )
-        except MaxRetryError as exc:
-            raise _requests_error(exc.reason, exc) from None
-        except HTTPError as exc:
-            raise _requests_error(exc, exc) from None
-        return Response(answer.status, answer.data, answer.headers, answer.reason, url)
 
     def send(
         self,
@@ -220,7 +186,6 @@ class Transport:
         conn.close()
 
     def close(self) -> None:
-        self._pool.clear()
         with self._lock:
             idle, self._idle = self._idle, {}
         for conns in idle.values():
@@ -249,18 +214,19 @@ class Pending:
         self._lock = threading.Lock()
         self._outcome: Response | requests.RequestException | None = None
 
-    def result(self) -> Response:
-        """The answer; a redirect is followed as :meth:`Transport.request` follows it. Raises
-        the ``requests`` exception of a failure (a timeout: the request may have been done)."""
+    def result(self, redirects: int = MAX_REDIRECTS) -> Response:
+        """The answer; up to ``redirects`` redirects followed (method and body kept on a
+        307/308, as ``requests`` does), the last one returned as it is. Raises the
+        ``requests`` exception of a failure (a timeout: the request may have been done)."""
         with self._lock:
             if self._outcome is None:
-                self._outcome = self._read()
+                self._outcome = self._read(redirects)
             outcome = self._outcome
         if isinstance(outcome, requests.RequestException):
             raise outcome
         return outcome
 
-    def _read(self) -> Response | requests.RequestException:
+    def _read(self, redirects: int) -> Response | requests.RequestException:
         conn = self._conn
         method, url, headers, json, timeout = self._request
         try:
@@ -271,25 +237,24 @@ class Pending:
         except (OSError, http.client.HTTPException, ValueError) as exc:
             conn.close()
             return requests.exceptions.ConnectionError(exc)
-        if answer.status in REDIRECTS and answer.headers.get("Location"):
-            conn.close()
-            follow = "GET" if answer.status == 303 else method
-            location = urljoin(url, answer.headers["Location"])
-            try:
-                return self._transport.request(
-                    follow,
-                    location,
-                    headers=headers,
-                    json=None if follow == "GET" and method != "GET" else json,
-                    timeout=timeout,
-                )
-            except requests.RequestException as exc:
-                return exc
         response = Response(answer.status, answer.data, answer.headers, answer.reason, url)
         if answer.keep_alive:
             self._transport._release(self._origin, conn)
         else:
             conn.close()
+        if answer.status in REDIRECTS and answer.headers.get("Location") and redirects > 0:
+            follow = "GET" if answer.status == 303 else method
+            location = urljoin(url, answer.headers["Location"])
+            try:
+                return self._transport.send(
+                    follow,
+                    location,
+                    headers=headers,
+                    json=None if follow == "GET" and method != "GET" else json,
+                    timeout=timeout,
+                ).result(redirects - 1)
+            except requests.RequestException as exc:
+                return exc
         return response
 
 
@@ -487,17 +452,3 @@ def _prepare(
         if query:
             url = f"{url}{'&' if '?' in url else '?'}{query}"
     return url, sent, body
-
-
-def _requests_error(reason: Any, error: HTTPError) -> requests.RequestException:
-    """The ``requests`` exception ``requests`` raises for ``reason``, carrying ``error``."""
-    # NewConnectionError is a ConnectTimeoutError too (urllib3's history): tested first.
-    if isinstance(reason, NewConnectionError):
-        return requests.exceptions.ConnectionError(error)
-    if isinstance(reason, ConnectTimeoutError):
-        return requests.exceptions.ConnectTimeout(error)
-    if isinstance(reason, ReadTimeoutError):
-        return requests.exceptions.ReadTimeout(error)
-    if isinstance(reason, Urllib3SSLError):
-        return requests.exceptions.SSLError(error)
-    return requests.exceptions.ConnectionError(error)

@@ -441,11 +441,11 @@ class Ledger(Protocol):
 class ApplicationLedger:
     """:class:`Ledger` on Custodia's event-sourced application (the JetStream ledger)."""
 
-    # Newest first, in pages growing from FIRST_PAGE to PAGE: the record a read stands for is
-    # nearly always among the district's last few events (it is written before the secret
-    # leaves), so an unwrap costs a read of a few events, not of PAGE (issue 21).
-    FIRST_PAGE = 16
-    PAGE = 200
+    # The window is read by the stream's clock (when each record was stored), then judged by
+    # each event's own time: this much earlier, so a clock a little off on either host loses
+    # nothing.
+    CLOCK_MARGIN = timedelta(minutes=2)
+    _KINDS = (".CredentialRead", ".RotationConfirmed")
 
     def __init__(self, app: Any, policy: Any) -> None:
         self._app = app
@@ -463,23 +463,37 @@ class ApplicationLedger:
             except Exception:
                 return
         district_id = District.create_id(access.district)
-        try:
-            district: Any = self._app.repository.get(district_id)
-        except Exception:  # no such district in the ledger: nothing can match
-            return
-        top = int(district.version)
-        page = self.FIRST_PAGE
-        while top > 0:
-            low = max(0, top - page)
-            page = min(4 * page, self.PAGE)
-            events = list(self._app.events.get(district_id, gt=low, lte=top, desc=True))
-            for event in events:
-                stamp: datetime = event.timestamp
-                if stamp < since:
-                    return
-                if _stands_for(event, access, reader):
-                    yield f"{district_id}:{event.originator_version}", stamp
-            top = low
+        recorder = self._app.recorder  # events.jetstream's: reads by the stream's clock
+        # Issue 21: the district's last record first (one read: usually the match), then the
+        # records stored in the window, never the district's whole history.
+        seen: set[int] = set()
+        for stored in reversed(recorder.select_last_record_events(district_id)):
+            seen.add(stored.originator_version)
+            event = self._event(stored)
+            if event is None:
+                continue
+            if event.timestamp < since:
+                return
+            if _stands_for(event, access, reader):
+                yield f"{district_id}:{event.originator_version}", event.timestamp
+        window = recorder.select_events_since(district_id, since - self.CLOCK_MARGIN)
+        for stored in reversed(window):
+            if stored.originator_version in seen:
+                continue
+            event = self._event(stored)
+            if (
+                event is not None
+                and event.timestamp >= since
+                and _stands_for(event, access, reader)
+            ):
+                yield f"{district_id}:{event.originator_version}", event.timestamp
+
+    def _event(self, stored: Any) -> Any:
+        """The domain event of a stored one that could be a read's record; None for any other
+        kind (not decoded at all)."""
+        if not stored.topic.endswith(self._KINDS):
+            return None
+        return self._app.mapper.to_domain_event(stored)
 
     def record_unrecorded(self, access: SecretAccess, detected_at: datetime) -> bool:
         from eventsourcing.application import AggregateNotFoundError

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 from uuid import UUID
 
@@ -189,6 +190,19 @@ class JetStreamAggregateRecorder(JetStreamRecorder, AggregateRecorder):
         return self._run(
             stream.select_events(originator_id, gt, lte, desc, limit, stream.deadline())
         )
+
+    def select_last_record_events(self, originator_id: UUID | str) -> Sequence[StoredEvent]:
+        """The events of the aggregate's last record (the last save), in order."""
+        stream = self._stream
+        return self._run(stream.last_record_events(originator_id, stream.deadline()))
+
+    def select_events_since(
+        self, originator_id: UUID | str, start: datetime
+    ) -> Sequence[StoredEvent]:
+        """The aggregate's events recorded at or after ``start`` (the server's clock), in
+        order, without reading its older records."""
+        stream = self._stream
+        return self._run(stream.select_events_since(originator_id, start, stream.deadline()))
 
 
 class JetStreamApplicationRecorder(JetStreamAggregateRecorder, ApplicationRecorder):

@@ -35,6 +35,7 @@ import uuid
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent
@@ -753,6 +754,51 @@ class EventStream:
         if desc:
             events.reverse()
         return events[:limit] if limit is not None else events
+
+    async def last_record_events(
+        self, originator_id: UUID | str, deadline: float
+    ) -> list[StoredEvent]:
+        """The events of the aggregate's last record, in order (one direct get)."""
+        subject = self.event_subject(originator_id)
+        reply = await self.conn.direct_get(self.name, {"last_by_subj": subject}, deadline)
+        if not reply.messages:
+            return []
+        seq, subj, data = reply.messages[0]
+        record = self._events_record(seq, subj, data, originator_id)
+        return list(record.events) if record is not None else []
+
+    async def select_events_since(
+        self, originator_id: UUID | str, start: datetime, deadline: float
+    ) -> list[StoredEvent]:
+        """The events of the aggregate's records stored at or after ``start`` (by the server's
+        clock), in order: the recent history of a long-lived aggregate without reading it from
+        its first record. A record whose versions do not follow the previous one's is reported
+        and left out, as :meth:`select_events` does."""
+        subject = self.event_subject(originator_id)
+        query = {
+            "start_time": start.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+            "next_by_subj": subject,
+            "batch": _READ_BATCH,
+            "max_bytes": _READ_MAX_BYTES,
+        }
+        reply = await self.conn.direct_get(self.name, query, deadline)
+        messages = list(reply.messages)
+        if messages and reply.pending:
+            messages.extend(await self.read_subject(subject, deadline, messages[-1][0] + 1))
+        events: list[StoredEvent] = []
+        top: int | None = None
+        for seq, subj, data in messages:
+            record = self._events_record(seq, subj, data, originator_id)
+            if record is None:
+                continue
+            if self.numbered and top is not None and record.events[0].originator_version <= top:
+                self.report(seq, subj, "versions do not follow the previous record's")
+                continue
+            events.extend(record.events)
+            top = max(top or record.last_version, record.last_version)
+        if not self.numbered:
+            events.sort(key=lambda e: e.originator_version)
+        return events
 
     def _events_record(
         self, seq: int, subject: bytes, data: bytes, originator_id: UUID | str

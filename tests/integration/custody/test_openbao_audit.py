@@ -561,11 +561,11 @@ def _drain(follower: AuditFollower) -> int:
 
 
 def test_a_record_far_below_the_districts_newest_events_is_still_found(world: World) -> None:
-    """The ledger side reads a district's events newest first in growing pages (issue 21: an
-    unwrap usually matches among the last few events). beto's reveal of DD05-legit, followed
-    by 40 reads of DD05-x by ana (well past the first pages), is still found as the record of
-    his read, exactly once, with the key of its own event; nothing older than ``since`` is
-    offered."""
+    """The ledger side reads a district's last record, then only the records stored in the
+    window, never the district's whole history (issue 21). beto's reveal of DD05-legit,
+    followed by 40 reads of DD05-x by ana (so it is not the last record), is still found as
+    the record of his read, exactly once, with the key of its own event; nothing older than
+    ``since`` is offered."""
     credentials = Credentials(world.vault)
     started = _now()
     revealed = world.custodia.reveal(world.beto, LEGIT, "publicación", None)

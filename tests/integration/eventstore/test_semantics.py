@@ -444,3 +444,34 @@ def test_a_header_value_cannot_smuggle_a_protocol_line(nats_url: str) -> None:
     finally:
         conn.close()
     assert received == [({"X-Note": "a  PUB forged 1  x"}, b"body")]
+
+
+def test_an_aggregates_recent_records_are_read_without_its_history(factory: Factory) -> None:
+    """``select_last_record_events`` gives the events of the aggregate's last save (all of
+    them, in order); ``select_events_since`` gives the events of the saves stored at or after
+    a time, in order, and none before it; an aggregate with no record gives nothing."""
+    from datetime import UTC, datetime
+
+    recorder = factory.application_recorder()
+    assert isinstance(recorder, JetStreamApplicationRecorder)
+    aggregate, other = uuid4(), uuid4()
+    for version in range(1, 4):
+        recorder.insert_events([event(aggregate, version)])
+        recorder.insert_events([event(other, version)])
+    time.sleep(0.05)
+    start = datetime.now(UTC)
+    time.sleep(0.05)
+    recorder.insert_events([event(aggregate, 4), event(aggregate, 5)])
+    recorder.insert_events([event(other, 4)])
+    recorder.insert_events([event(aggregate, 6)])
+
+    assert [e.originator_version for e in recorder.select_last_record_events(aggregate)] == [6]
+    recent = recorder.select_events_since(aggregate, start)
+    assert [e.originator_version for e in recent] == [4, 5, 6]
+    assert {e.originator_id for e in recent} == {aggregate}
+    everything = recorder.select_events_since(aggregate, datetime(2020, 1, 1, tzinfo=UTC))
+    assert [e.originator_version for e in everything] == [1, 2, 3, 4, 5, 6]
+    assert recorder.select_events_since(aggregate, datetime.now(UTC)) == []
+    nobody = uuid4()
+    assert recorder.select_last_record_events(nobody) == []
+    assert recorder.select_events_since(nobody, start) == []

@@ -12,7 +12,7 @@ process:
   with the notifications: the floor of any projection that reads through the event store;
 - **rebuild**: :func:`projections.runner.rebuild` — the JetStream subscription (read a page at
   a time, unfiltered direct gets); nearly every event (all but rare kinds such as registrations
-  and role changes: 99 % of this ledger) read from its stored state straight into its handler's
+  and role changes: 99.7 % of this ledger) read from its stored state straight into its handler's
   SQL parameters, no domain event made (``projections.fastrows``), each run of such events
   applied at once (consecutive reads in one ``executemany``); any other event, or one the
   shortcut declines, mapped to its domain event and applied by the projection's handler; all

@@ -3,7 +3,8 @@
 A rebuild maps every event of the ledger: JSON to a dict, instants to ``datetime`` and ids to
 ``UUID``, a domain event, and then the handler turns them back into text for the view. For the
 events that make a ledger (credential reads above all; every kind but the rare ones: district
-and person registrations, roles, erasures, account settings), :class:`FastRows` gives the
+and person registrations, roles, erasures, and the controls and contact-data reads of issues 18
+and 19), :class:`FastRows` gives the
 handler's parameters from the stored bytes instead: ``msgspec`` checks the state against the
 event class's fields as it reads it (:func:`projections.decoding.state_decoder`), a stored ISO
 instant in the canonical UTC form is already the view's stamp, and an id becomes text once

@@ -3,7 +3,8 @@
 A rebuild maps every event of the ledger: JSON to a dict, instants to ``datetime`` and ids to
 ``UUID``, a domain event, and then the handler turns them back into text for the view. For the
 events that make a ledger (credential reads above all; every kind but the rare ones: district
-and person registrations, roles, erasures, account settings), :class:`FastRows` gives the
+and person registrations, roles, erasures, and the controls and contact-data reads of issues 18
+and 19), :class:`FastRows` gives the
 handler's parameters from the stored bytes instead: ``msgspec`` checks the state against the
 event class's fields as it reads it (:func:`projections.decoding.state_decoder`), a stored ISO
 instant in the canonical UTC form is already the view's stamp, and an id becomes text once
@@ -313,6 +314,18 @@ def _account_closed(rows: FastRows, n: Notification, s: Any, district: str) -> P
     return (rows.instant(s.timestamp), s.account)
 
 
+def _account_setting_changed(rows: FastRows, n: Notification, s: Any, district: str) -> Params:
+    rows.check_instant(s.timestamp)
+    rows.id(s.change_request_id)
+    rows.person(s.by)
+    return (s.setting, s.value, json.dumps(list(s.violations)), s.account)
+
+
+def _read_voided(rows: FastRows, n: Notification, s: Any, district: str) -> Params:
+    at = rows.instant(s.timestamp)
+    return (n.id, at, district, s.account, s.kind, s.version, rows.person(s.by), s.reason)
+
+
 def _totp_registered(rows: FastRows, n: Notification, s: Any, district: str) -> Params:
     rows.check_instant(s.timestamp)
     rows.person(s.by)
@@ -351,6 +364,21 @@ def _request_decided(status: str) -> Build:
 
 def _request_applied(rows: FastRows, n: Notification, s: Any, district: str) -> Params:
     return (rows.instant(s.timestamp), rows.person(s.by), s.rotation_version, rows.originator(n))
+
+
+def _incident_reported(rows: FastRows, n: Notification, s: Any, district: str) -> Params:
+    return (
+        rows.originator(n),
+        n.id,
+        s.district,
+        s.account,
+        s.incident_type,
+        s.description,
+        rows.instant(s.timestamp),
+        rows.person(s.by),
+        rows.instant(s.notify_by),
+        rows.instant(s.detected_at),
+    )
 
 
 def _incident_notified(rows: FastRows, n: Notification, s: Any, district: str) -> Params:
@@ -519,6 +547,23 @@ _BUILDS: Final[dict[type[Any], tuple[dict[str, str], Build, bool]]] = {
         _account_closed,
         True,
     ),
+    District.AccountSettingChanged: (
+        _fields(
+            account="str",
+            setting="str",
+            value="str",
+            violations="list[str]",
+            change_request_id="UUID",
+            by="UUID",
+        ),
+        _account_setting_changed,
+        True,
+    ),
+    District.ReadVoided: (
+        _fields(account="str", kind="str", version="int | None", reason="str", by="UUID"),
+        _read_voided,
+        True,
+    ),
     District.TotpRegistered: (
         _fields(account="str", replaced="bool", seed_fingerprint="str", by="UUID"),
         _totp_registered,
@@ -549,7 +594,20 @@ _BUILDS: Final[dict[type[Any], tuple[dict[str, str], Build, bool]]] = {
         _request_applied,
         False,
     ),
-    # Incident.Reported (version 2, issue 19) also writes incident_steps: the usual path.
+    Incident.Reported: (  # version 2 (issue 19): also its step «detected»
+        _fields(
+            originator_topic="str",
+            district="str",
+            account="str",
+            incident_type="str",
+            description="str",
+            notify_by="datetime",
+            detected_at="datetime",
+            by="UUID",
+        ),
+        _incident_reported,
+        False,
+    ),
     Incident.Notified: (
         _fields(channel="ChannelPayload", on_time="bool", by="UUID"),
         _incident_notified,

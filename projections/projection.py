@@ -701,17 +701,19 @@ _RECORD_ACCOUNT_STATUS: Final = _Statement(
 def _account_setting_changed(
     c: sqlite3.Cursor, e: District.AccountSettingChanged, position: int
 ) -> None:
-    column = {"correo": "email", "usuario": "handle"}.get(e.setting)
+    _change_setting(c, (e.setting, e.value, json.dumps(list(e.violations)), e.account), position)
+
+
+def _change_setting(c: sqlite3.Cursor, params: Params, position: int) -> None:
+    setting, value, violations, account = params
+    column = {"correo": "email", "usuario": "handle"}.get(setting)
     if column is None:  # the phone is not projected
-        c.execute(
-            "UPDATE accounts SET violations = ? WHERE account = ?",
-            (json.dumps(list(e.violations)), e.account),
-        )
+        c.execute("UPDATE accounts SET violations = ? WHERE account = ?", (violations, account))
         return
     _update(
         c,
         f"UPDATE accounts SET {column} = ?, violations = ? WHERE account = ?",  # noqa: S608
-        (e.value, json.dumps(list(e.violations)), e.account),
+        (value, violations, account),
     )
 
 
@@ -832,8 +834,8 @@ _INSERT_READ: Final = "INSERT INTO reads VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
 
 
 def _read_voided(c: sqlite3.Cursor, e: District.ReadVoided, position: int) -> None:
-    c.execute(
-        "INSERT INTO voided_reads VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+    _VOID_READ(
+        c,
         (
             position,
             stamp(e.timestamp),
@@ -844,7 +846,13 @@ def _read_voided(c: sqlite3.Cursor, e: District.ReadVoided, position: int) -> No
             _text(e.by),
             e.reason,
         ),
+        position,
     )
+
+
+_VOID_READ: Final = _Statement(
+    "INSERT INTO voided_reads VALUES (?, ?, ?, ?, ?, ?, ?, ?)", one_row=False
+)
 
 
 def _read_row(c: sqlite3.Cursor, row: Params, position: int) -> None:
@@ -922,7 +930,7 @@ _APPLY_REQUEST: Final = _Statement(
 
 
 def _incident_reported(c: sqlite3.Cursor, e: Incident.Reported, position: int) -> None:
-    _REPORT_INCIDENT(
+    _report_incident(
         c,
         (
             _text(e.originator_id),
@@ -934,10 +942,16 @@ def _incident_reported(c: sqlite3.Cursor, e: Incident.Reported, position: int) -
             stamp(e.timestamp),
             _text(e.by),
             stamp(e.notify_by),
+            stamp(e.detected_at),
         ),
         position,
     )
-    _STEP_DETECTED(c, (_text(e.originator_id), stamp(e.detected_at)), position)
+
+
+def _report_incident(c: sqlite3.Cursor, params: Params, position: int) -> None:
+    """The incident's row, and its step «detected» (the last parameter)."""
+    _REPORT_INCIDENT(c, params[:-1], position)
+    _STEP_DETECTED(c, (params[0], params[-1]), position)
 
 
 _STEP_DETECTED: Final = _Statement(
@@ -1140,6 +1154,8 @@ _ROWS: Final[dict[type[Any], Handler]] = {
     District.AccountRegistered: _REGISTER_ACCOUNT,
     District.AccountStatusRecorded: _RECORD_ACCOUNT_STATUS,
     District.AccountClosed: _CLOSE_ACCOUNT,
+    District.AccountSettingChanged: _change_setting,
+    District.ReadVoided: _VOID_READ,
     District.TotpRegistered: _REGISTER_TOTP,
     District.RotationAbandoned: _ABANDON_ROTATION,
     Person.DeviceRegistered: _REGISTER_DEVICE,
@@ -1147,6 +1163,7 @@ _ROWS: Final[dict[type[Any], Handler]] = {
     ChangeRequest.Approved: _DECIDE_REQUEST,
     ChangeRequest.Rejected: _DECIDE_REQUEST,
     ChangeRequest.Applied: _APPLY_REQUEST,
+    Incident.Reported: _report_incident,
     Incident.Notified: _NOTIFY_INCIDENT,
     Incident.Contained: _CONTAIN_INCIDENT,
     Incident.Closed: _CLOSE_INCIDENT,

@@ -36,6 +36,8 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from itertools import repeat
+from operator import itemgetter
 from uuid import UUID
 
 from eventsourcing.persistence import Notification, StoredEvent
@@ -74,6 +76,7 @@ _SUBJECT_CACHE_SIZE = 100_000
 # to date by reading only the records after it (see ``select_events``).
 _MARKS_PER_SUBJECT = 4
 _SCAN_SLACK = 32
+_SUBJECT = itemgetter(1)  # of a RawMessage (seq, subject, data)
 # A reply not here by then is treated as lost: the fence resolves the outcome.
 _ATTEMPT_TIMEOUT = 2.0
 _CHAIN_CHECK_LIMIT = 10_000  # records a writer re-checks before numbering after others wrote
@@ -878,9 +881,11 @@ class EventStream:
 
     def mostly_foreign(self, messages: list[RawMessage]) -> bool:
         """Whether most of an unfiltered read's ``messages`` are not events records."""
-        prefix = self.events_prefix_bytes
-        foreign = sum(1 for _, subject, _ in messages if not subject.startswith(prefix))
-        return foreign * 2 > len(messages)
+        # Counted without a Python frame per message (a fifth of a generator's time; every
+        # page a subscription reads is counted).
+        subjects = map(_SUBJECT, messages)
+        events = sum(map(bytes.startswith, subjects, repeat(self.events_prefix_bytes)))
+        return (len(messages) - events) * 2 > len(messages)
 
     def decode_batch(
         self,

@@ -83,7 +83,7 @@ import os
 import re
 import tempfile
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
@@ -450,6 +450,21 @@ class ApplicationLedger:
     def __init__(self, app: Any, policy: Any) -> None:
         self._app = app
         self._policy = policy
+        # Each district's window, read once per pass of the follower (a burst of reads on one
+        # district is matched against one read of its window, not one each).
+        self._windows: dict[UUID, tuple[datetime, Sequence[Any]]] = {}
+
+    def begin_pass(self) -> None:
+        """A new pass of the follower: windows read before are read again (new records)."""
+        self._windows.clear()
+
+    def _window(self, district_id: UUID, start: datetime) -> Sequence[Any]:
+        cached = self._windows.get(district_id)
+        if cached is not None and cached[0] <= start:
+            return cached[1]
+        events: Sequence[Any] = self._app.recorder.select_events_since(district_id, start)
+        self._windows[district_id] = (start, events)
+        return events
 
     def records(self, access: SecretAccess, since: datetime) -> Iterator[tuple[str, datetime]]:
         from events.domain import District, person_id
@@ -476,8 +491,7 @@ class ApplicationLedger:
                 return
             if _stands_for(event, access, reader):
                 yield f"{district_id}:{event.originator_version}", event.timestamp
-        window = recorder.select_events_since(district_id, since - self.CLOCK_MARGIN)
-        for stored in reversed(window):
+        for stored in reversed(self._window(district_id, since - self.CLOCK_MARGIN)):
             if stored.originator_version in seen:
                 continue
             event = self._event(stored)
@@ -616,6 +630,9 @@ class AuditFollower:
         """Read what the log has since the saved position, record the unrecorded reads, save
         the position. The number of reads recorded as unrecorded."""
         recorded = 0
+        begin = getattr(self.ledger, "begin_pass", None)
+        if begin is not None:
+            begin()  # the ledger's reads of this pass start fresh
         for path, fresh in self._sources():
             if fresh:
                 self._switch(path)

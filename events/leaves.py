@@ -143,8 +143,10 @@ class RecordChecker:
         self._after_hole = False
         self._next_id: int | None = None
         self._prefix: bytes | None = None
+        # Each aggregate's (or tracking subject's) last version, in two parts by the subject's
+        # form alone: ``<prefix>.events.<UUID text>`` (what check_batch looks up), and others.
+        self._uuid_versions: dict[bytes, int] = {}
         self._versions: dict[bytes, int] = {}
-        self._uuid_subjects: dict[bytes, bytes] = {}
 
     def _add(self, problem: RecordProblem) -> None:
         if len(self.problems) >= self.max_problems:
@@ -166,75 +168,64 @@ class RecordChecker:
     def check_batch(self, batch: list[tuple[int, bytes, bytes]]) -> list[bytes]:
         """:meth:`check` every entry of ``batch`` in order; return their leaf hashes.
 
-        Same findings as :meth:`check`, entry by entry. The usual entry (the next sequence and
-        notification id, one event of a UUID aggregate whose subject was validated before, the
-        aggregate's next version) is checked inline here; any other goes through :meth:`check`.
+        Same findings and state as :meth:`check`, entry by entry (unit tests hold them equal,
+        on valid and on tampered ledgers): the usual entry is checked inline
+        (:meth:`_usual`), any other goes through :meth:`check`.
         """
         sha, pack_head = _sha256, _HASH_HEAD.pack
-        join = b"".join
-        fast, fast_size = _REC_FAST.unpack_from, _REC_FAST_SIZE
-        magic_ok, events_kind = records.MAGIC, records.KIND_EVENTS
-        versions, known = self._versions, self._uuid_subjects
-        uuid_text = _UUID_TEXT.fullmatch
-        prefix = self._prefix
-        last_seq, next_id, entries = self._last_seq, self._next_id, self.entries
         hashes = [
-            sha(join((pack_head(0, LEAF_FORMAT, len(subject), len(data)), subject, data))).digest()
+            sha(pack_head(0, LEAF_FORMAT, len(subject), len(data)) + subject + data).digest()
             for _, subject, data in batch
         ]
+        self._usual(batch)
+        return hashes
+
+    def _usual(self, batch: list[tuple[int, bytes, bytes]]) -> None:
+        """Check each entry: the usual one inline (the next sequence and notification id; one
+        event of a UUID aggregate on its own subject; the aggregate's next version, or its
+        first), any other through :meth:`check`."""
+        fast, fast_size = _REC_FAST.unpack_from, _REC_FAST_SIZE
+        usual_head, usual_id, usual_count = _USUAL_HEAD, _USUAL_ID, _USUAL_COUNT
+        versions = self._uuid_versions
+        version_of = versions.get
+        uuid_text = _UUID_TEXT.fullmatch
+        last_seq, next_id, entries = self._last_seq, self._next_id, self.entries
+        prefix = self._prefix
+        events = b"" if prefix is None else prefix + b".events."
         for seq, subject, data in batch:
             size = len(data)
             if seq == last_seq + 1 and size >= fast_size:
-                (
-                    magic,
-                    kind,
-                    first_id,
-                    id_kind,
-                    id_len,
-                    uid,
-                    count,
-                    version,
-                    topic_len,
-                    state_len,
-                ) = fast(data)
+                head, first_id, id_head, uid, count, version, topic_len, state_len = fast(data)
                 if (
-                    first_id == next_id  # never when next_id is None (after a break)
-                    and count == 1
-                    and magic == magic_ok
-                    and kind == events_kind
-                    and id_kind == 1
-                    and id_len == 36
+                    first_id == next_id  # never when next_id is None (then prefix may be too)
+                    and head == usual_head
+                    and id_head == usual_id
+                    and count == usual_count
                     and fast_size + topic_len + state_len == size
+                    and subject == events + uid
                 ):
-                    usual = known.get(uid) == subject
+                    previous = version_of(subject)
                     if (
-                        not usual
-                        # A new aggregate: the UUID and subject checks of _parse_record and check.
-                        and prefix is not None
-                        and uuid_text(uid) is not None
-                        and subject == prefix + b".events." + uid
+                        version == previous + 1
+                        if previous is not None
+                        else uuid_text(uid) is not None  # a new aggregate: the UUID check
                     ):
-                        known[uid] = subject
-                        usual = True
-                    if usual:
-                        previous = versions.get(subject)
-                        if previous is None or version == previous + 1:
-                            try:
-                                data[fast_size : fast_size + topic_len].decode()
-                            except UnicodeDecodeError:
-                                pass
-                            else:
-                                versions[subject] = version
-                                next_id = first_id + 1
-                                last_seq = seq
-                                entries += 1
-                                continue
+                        try:
+                            data[fast_size : fast_size + topic_len].decode()
+                        except UnicodeDecodeError:
+                            pass
+                        else:
+                            versions[subject] = version
+                            next_id = first_id + 1
+                            last_seq = seq
+                            entries += 1
+                            continue
             self._last_seq, self._next_id, self.entries = last_seq, next_id, entries
             self.check(seq, subject, data)
             last_seq, next_id, entries = self._last_seq, self._next_id, self.entries
             prefix = self._prefix
+            events = b"" if prefix is None else prefix + b".events."
         self._last_seq, self._next_id, self.entries = last_seq, next_id, entries
-        return hashes
 
     def check(self, sequence: int, subject: bytes, data: bytes) -> None:
         self.entries += 1
@@ -264,13 +255,15 @@ class RecordChecker:
         else:
             self._numbering(sequence, subject, first_id, count)
         if count:
-            previous = self._versions.get(subject)
+            versions = self._uuid_versions if _is_uuid_tail(tail) else self._versions
+            previous = versions.get(subject)
             if previous is None or first_version == previous + 1:
-                self._versions[subject] = last_version
+                versions[subject] = last_version
             elif first_version > previous and self._after_hole:
-                self._versions[subject] = last_version  # the missing entries may hold them
+                versions[subject] = last_version  # the missing entries may hold them
             else:
-                self._version(sequence, subject, previous, first_version, last_version)
+                self._version(sequence, subject, previous, first_version)
+                versions[subject] = max(previous, last_version)
 
     def _invalid(self, sequence: int, subject: bytes, reason: str) -> None:
         self._next_id = None
@@ -297,7 +290,7 @@ class RecordChecker:
         )
         self._next_id = max(expected, first_id + count)
 
-    def _version(self, sequence: int, subject: bytes, previous: int, first: int, last: int) -> None:
+    def _version(self, sequence: int, subject: bytes, previous: int, first: int) -> None:
         self._add(
             RecordProblem(
                 RecordProblemKind.VERSION_ORDER,
@@ -308,7 +301,6 @@ class RecordChecker:
                 subject=subject.decode(errors="replace"),
             )
         )
-        self._versions[subject] = max(previous, last)
 
 
 # The record layout of events.jetstream.records (format CSR1), parsed only as far as the checks
@@ -320,10 +312,19 @@ _REC_COUNT = struct.Struct("<I")
 _REC_EVENT = struct.Struct("<qHI")
 _REC_TRACKING = struct.Struct("<HQI")
 _EVENT_SIZE = _REC_EVENT.size
-# The usual record in one unpack: head, UUID originator id, one event's head (check_batch).
-_REC_FAST = struct.Struct("<4sBQBH36sIqHI")
+# The usual record in one unpack (check_batch): magic and kind; first id; originator id kind
+# (1, UUID) and length (36); the UUID; the event count (1); the event's head.
+_REC_FAST = struct.Struct("<5sQ3s36s4sqHI")
 _REC_FAST_SIZE = _REC_FAST.size
+_USUAL_HEAD = records.MAGIC + bytes([records.KIND_EVENTS])
+_USUAL_ID = _REC_ID.pack(1, 36)
+_USUAL_COUNT = _REC_COUNT.pack(1)
 _UUID_TEXT = re.compile(rb"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _is_uuid_tail(tail: bytes) -> bool:
+    """Whether a subject tail is ``.events.<UUID text>`` (check_batch's part of the versions)."""
+    return len(tail) == 44 and tail.startswith(b".events.") and bool(_UUID_TEXT.fullmatch(tail, 8))
 
 
 def _parse_record(data: bytes) -> tuple[int, int, bytes, int, int]:

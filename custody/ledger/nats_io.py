@@ -2,7 +2,8 @@
 
 Reads are batched direct gets handed over raw (no header parsing in nats-py: the fastest path in
 Python; bench/bench_ledger.py), pipelined one batch ahead so the network fetch of the next batch
-overlaps the hashing of the current one. Every call is synchronous: one hop to the connection's
+overlaps the hashing of the current one (the next request leaves before the current batch is
+handed over, see :func:`read_entries`). Every call is synchronous: one hop to the connection's
 event-loop thread per batch.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import Future
@@ -49,6 +51,7 @@ WRONG_LAST_SEQUENCE = frozenset({10071, 10164})
 READ_BATCH = 1000
 _MAX_BYTES = 8 * 1024 * 1024
 _TIMEOUT = 30.0
+_SEND_WAIT = 1.0
 
 
 def connect(
@@ -161,7 +164,18 @@ def read_entries(
 
     def submit(seq: int) -> Future[DirectReply]:
         query: dict[str, object] = {"seq": seq, "batch": batch, "max_bytes": _MAX_BYTES}
-        return conn.submit(_direct(conn, stream, query))
+        sent = threading.Event()
+
+        async def fetch() -> DirectReply:
+            sent.set()  # the request is written in this same step of the loop thread
+            return await _direct(conn, stream, query)
+
+        future = conn.submit(fetch())
+        # Hand the GIL over (by blocking) until the loop thread is on its way to send the
+        # request. Otherwise it waits for the GIL while the caller works on the current batch,
+        # and the server starts on the next batch only once the caller is done with this one.
+        sent.wait(_SEND_WAIT)
+        return future
 
     if stop is not None and stop < start:
         return

@@ -169,34 +169,73 @@ def test_the_checker_refuses_exactly_what_the_reader_refuses(
 
 
 LOOKALIKE = "zzzzzzzz-zzzz-zzzz-zzzz-zzzzzzzzzzzz"  # a plain name as long as a UUID's text
+C = UUID(int=3, version=4)
+TWIN = str(C)  # a plain name that is a UUID's text: its subject is C's
 
 
 def single_event_ledger() -> list[tuple[bytes, bytes]]:
     """The usual ledger (one event per record, UUID aggregates) with the unusual mixed in."""
     out: list[tuple[bytes, bytes]] = []
-    versions: dict[UUID | str, int] = {A: 0, B: 0, LOOKALIKE: 0}
-    order: list[UUID | str] = [A, B, A, A, LOOKALIKE, B, A, B, B, A, LOOKALIKE, A]
+    versions: dict[UUID | str, int] = {A: 0, B: 0, C: 0, LOOKALIKE: 0}
+    order: list[UUID | str] = [A, B, A, C, A, LOOKALIKE, B, TWIN, A, B, C, B, A, LOOKALIKE, A]
     for i, aggregate in enumerate(order, 1):
-        versions[aggregate] += 1
-        out.append(events_record(i, aggregate, [versions[aggregate]]))
-    out.insert(7, tracking_record(8, "otra", 3))  # shares id 8 with the next entry
+        key = C if aggregate == TWIN else aggregate  # one subject, one line of versions
+        versions[key] += 1
+        out.append(events_record(i, aggregate, [versions[key]]))
+    out.insert(9, tracking_record(10, "otra", 3))  # shares id 10 with the next entry
+    out.append(events_record(len(order) + 1, B, [versions[B] + 1, versions[B] + 2]))
+    out.append(events_record(len(order) + 3, A, [versions[A] + 1]))
     return out
 
 
-@settings(max_examples=300)
+def test_the_single_event_ledger_is_honest() -> None:
+    """The ledger the batch check is compared on has no problem, entry by entry or batched,
+    whichever way it is cut into batches."""
+    entries = list(enumerate(single_event_ledger(), 1))
+    assert check(entries).problems == []
+    triples = [(s, subj, d) for s, (subj, d) in entries]
+    for cut in range(len(triples) + 1):
+        batched = RecordChecker()
+        batched.check_batch(triples[:cut])
+        batched.check_batch(triples[cut:])
+        assert batched.problems == []
+        assert batched.entries == len(triples)
+
+
+@settings(max_examples=400)
 @given(
-    st.sampled_from(["none", "flip", "swap", "delete", "duplicate", "subject", "uuid"]),
+    st.sampled_from(
+        [
+            "none",
+            "flip",
+            "swap",
+            "delete",
+            "duplicate",
+            "subject",
+            "uuid",
+            "twin",
+            "version",
+            "count",
+            "id kind",
+            "topic",
+        ]
+    ),
     st.integers(0, 100),
     st.integers(0, 10_000),
     st.integers(0, 7),
+    st.lists(st.integers(0, 25), max_size=4),
 )
 def test_the_batch_check_finds_what_the_entry_check_finds(
-    how: str, index: int, position: int, bit: int
+    how: str, index: int, position: int, bit: int, cuts: list[int]
 ) -> None:
     """``check_batch`` (the verifier's inlined path) reports the same problems, in the same
     order, as ``check`` entry by entry, and returns each entry's Merkle leaf hash, whatever
     single tampering the ledger underwent (a flipped bit, swapped, deleted or repeated entries,
-    a record moved to another aggregate's subject, an id that only looks like a UUID)."""
+    a record moved to another aggregate's subject, an id that only looks like a UUID, a UUID
+    record moved onto a plain name's subject or the other way, a version bumped, an event
+    count or the kind of id changed, a topic that is not UTF-8) and however
+    the entries are cut into batches; and it goes on in the same state (the same findings on
+    the entries that follow)."""
     entries = list(enumerate(single_event_ledger(), 1))
     at = index % len(entries)
     seq, (subject, data) = entries[at]
@@ -217,14 +256,68 @@ def test_the_batch_check_finds_what_the_entry_check_finds(
     elif how == "uuid":  # a plain name's record turned into one that claims a UUID id
         plain = b"\x00\x24\x00" + LOOKALIKE.encode()
         entries[at] = (seq, (subject, data.replace(plain, b"\x01" + plain[1:])))
+    elif how == "twin":  # C's records and TWIN's (one subject) swap their kind of id
+        uuid_id, plain_id = b"\x01\x24\x00" + TWIN.encode(), b"\x00\x24\x00" + TWIN.encode()
+        swapped = data.replace(uuid_id, b"\x02").replace(plain_id, uuid_id)
+        entries[at] = (seq, (subject, swapped.replace(b"\x02", plain_id)))
+    elif how == "version":  # the first event's version (single-event records) one higher
+        head = records.HEAD_SIZE + 3 + 36 + 4
+        if len(data) > head + 8 and data[records.HEAD_SIZE] == 1:
+            version = int.from_bytes(data[head : head + 8], "little", signed=True)
+            bumped = (version + 1 + bit).to_bytes(8, "little", signed=True)
+            entries[at] = (seq, (subject, data[:head] + bumped + data[head + 8 :]))
+    elif how == "count":  # a single-event record that claims none, or more than one
+        at_count = records.HEAD_SIZE + 3 + 36
+        if data[records.HEAD_SIZE] == 1:
+            claimed = (bit % 3).to_bytes(4, "little") if bit % 3 != 1 else b"\x01\x00\x00\x01"
+            entries[at] = (seq, (subject, data[:at_count] + claimed + data[at_count + 4 :]))
+    elif how == "id kind":  # an unknown kind of id, or a plain name's, or a length off by one
+        at_id = records.HEAD_SIZE
+        forged = [b"\x02\x24\x00", b"\x00\x24\x00", b"\x01\x23\x00", b"\x01\x25\x00"][bit % 4]
+        entries[at] = (seq, (subject, data[:at_id] + forged + data[at_id + 3 :]))
+    elif how == "topic":  # a topic that is not UTF-8
+        at_topic = records.HEAD_SIZE + 3 + 36 + 4 + 14
+        if data[records.HEAD_SIZE] == 1 and len(data) > at_topic:
+            entries[at] = (seq, (subject, data[:at_topic] + b"\xff" + data[at_topic + 1 :]))
+    last = entries[-1][0]
+    entries += [(last + 1 + i, e) for i, e in enumerate(single_event_ledger())]  # and more
     one_by_one = check(entries)
     batched = RecordChecker()
     triples = [(s, subj, d) for s, (subj, d) in entries]
-    hashes = batched.check_batch(triples[:5]) + batched.check_batch(triples[5:])
+    hashes: list[bytes] = []
+    start = 0
+    for cut in sorted({min(c, len(triples)) for c in cuts} | {len(triples)}):
+        hashes += batched.check_batch(triples[start:cut])
+        start = cut
     assert batched.problems == one_by_one.problems
     assert batched.entries == one_by_one.entries
     assert hashes == [leaf_hash(subj, d) for _, subj, d in triples]
     assert hashes == [merkle_leaf_hash(leaf_bytes(subj, d)) for _, subj, d in triples]
+
+
+def test_a_hole_that_keeps_the_ids_following_on_still_excuses_a_version_jump() -> None:
+    """A deleted tracking record leaves a hole in the sequences but none in the notification ids
+    (it holds none of its own): the batch check notices the hole as the entry check does, and
+    excuses an aggregate's version jump after it, put down to the missing entries."""
+    ledger = single_event_ledger()
+    entries = list(enumerate(ledger, 1))
+    del entries[9]  # the tracking record
+    a_next = [e for e in entries if e[1][0] == PREFIX + str(A).encode()][-1]
+    last_seq, (_, last_data) = entries[-1]
+    first_id = int.from_bytes(last_data[5:13], "little") + 1
+    version = int.from_bytes(a_next[1][1][56:64], "little") + 5  # A jumps forward
+    entries.append((last_seq + 1, events_record(first_id, A, [version])))
+    assert check(entries).problems == []
+    batched = RecordChecker()
+    batched.check_batch([(s, subj, d) for s, (subj, d) in entries])
+    assert batched.problems == []
+    entries[-1] = (last_seq + 1, events_record(first_id, A, [1]))  # going back is still wrong
+    batched = RecordChecker()
+    batched.check_batch([(s, subj, d) for s, (subj, d) in entries])
+    assert [(p.kind, p.sequence) for p in batched.problems] == [
+        (RecordProblemKind.VERSION_ORDER, last_seq + 1)
+    ]
+    assert batched.problems == check(entries).problems
 
 
 def test_a_name_that_looks_like_a_uuid_is_not_taken_for_one() -> None:

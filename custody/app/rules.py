@@ -42,11 +42,29 @@ class RulesHost(Protocol):
 
 
 def load(custodia: RulesHost, cls: type[A], aggregate_id: Any) -> A | None:
+    if not _may_exist(custodia.app, aggregate_id):
+        return None
     try:
         found: Any = custodia.app.repository.get(aggregate_id)
     except AggregateNotFoundError:
         return None
     return found if isinstance(found, cls) else None
+
+
+def _may_exist(app: Application[Any], aggregate_id: Any) -> bool:
+    """Whether the aggregate may exist: held in the cache, or with a record in the store. The
+    rules' aggregates (the calendar, the device registry) are never made where the IECM uses
+    neither: one read says so (its last record, none) instead of the library's two (its
+    snapshot, then its events) before every reveal (issue 21)."""
+    cache = app.repository.cache
+    if cache is not None:
+        try:
+            cache.get(aggregate_id)
+            return True
+        except KeyError:
+            pass
+    last = getattr(app.recorder, "select_last_record_events", None)
+    return last is None or bool(last(aggregate_id))
 
 
 def registry(custodia: RulesHost) -> DeviceRegistry | None:

@@ -17,10 +17,12 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from custody.app import controls
-from custody.app.custodia import Custodia
+from custody.app.access import Access
+from custody.app.custodia import Custodia, CustodiaApplication
 from custody.stack.servers import BaoProcess
 from custody.vault.credentials import Credentials
-from events.domain import District, OfficialChannel
+from custody.vault.personal_data import PersonalDataVault
+from events.domain import District, OfficialChannel, Policy
 from tests.integration.custody.helpers import LedgerWorld, ledger_world
 
 pytestmark = pytest.mark.integration
@@ -29,9 +31,12 @@ pytestmark = pytest.mark.integration
 ACCOUNT = f"DD05-reglas{uuid.uuid4().hex[:6]}"
 
 
+NAMESPACE = "rules" + uuid.uuid4().hex[:8]
+
+
 @pytest.fixture(scope="module")
 def world(openbao: BaoProcess, nats_url: str) -> Iterator[LedgerWorld]:
-    with ledger_world(openbao, nats_url, "rules" + uuid.uuid4().hex[:8]) as made:
+    with ledger_world(openbao, nats_url, NAMESPACE) as made:
         made.custodia.register_account(
             made.ana,
             ACCOUNT,
@@ -80,3 +85,36 @@ def test_a_read_is_judged_by_the_recorded_calendar_and_devices(world: LedgerWorl
     assert shown["fuera_de_horario"] is True
     shown, read = _reveal(world, "PC-OTRA")
     assert (read.registered_device, read.outside_working_hours) == (False, True)
+
+
+def test_another_process_reads_the_rules_recorded_by_this_one(
+    world: LedgerWorld, nats_url: str
+) -> None:
+    """A second instance of the use cases (another ``custodia servicio``: its own cache, empty)
+    judges its reads by the calendar and the devices this one recorded: a read from the
+    registered device is recorded as such, and outside working hours on the declared day."""
+    controls.register_device(world.custodia, world.ana, "PC-DD05-02", "DD05", "segunda PC")
+    today = datetime.now(ZoneInfo("America/Mexico_City")).date()
+    controls.declare_non_working_day(
+        world.custodia, world.ana, today, OfficialChannel.oficio("OF-22/2026")
+    )
+    app = CustodiaApplication(
+        env={
+            "PERSISTENCE_MODULE": "events.jetstream",
+            "NATS_URL": nats_url,
+            "NATS_NAMESPACE": NAMESPACE,
+            "AGGREGATE_CACHE_MAXSIZE": "1000",
+        }
+    )
+    try:
+        other = Custodia(
+            app, Access(world.vault), Credentials(world.vault), PersonalDataVault(world.vault),
+            Policy(),
+        )  # fmt: skip
+        shown = other.reveal(world.ana, ACCOUNT, "revisión", "PC-DD05-02")
+        Credentials(world.vault).revoke_wrapped(shown["envoltorio"])
+        read = _last_read(world)
+        assert (read.device_id, read.registered_device) == ("PC-DD05-02", True)
+        assert read.outside_working_hours is True
+    finally:
+        app.close()

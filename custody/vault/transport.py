@@ -358,10 +358,12 @@ class _Wire:
         try:
             if isinstance(self.sock, ssl.SSLSocket) and self.sock.pending():
                 return False
-            readable, _, _ = select.select([self.sock], [], [], 0)
+            # poll, not select: a busy service's descriptors go past select's 1024.
+            waiting = select.poll()
+            waiting.register(self.sock, select.POLLIN | select.POLLERR | select.POLLHUP)
+            return not waiting.poll(0)
         except (OSError, ValueError):
             return False
-        return not readable
 
     def read_response(self, method: str) -> _Answer:
         """The answer to the request just written (informational answers skipped)."""

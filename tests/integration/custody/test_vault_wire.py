@@ -177,3 +177,26 @@ def test_tls_is_verified_against_the_ca_given(make_server: list[Scripted], tmp_p
     unverified = VaultClient(server.addr, "tok", timeout=5, verify=False)
     assert unverified.send("GET", "x", operation="t").result() == {"a": 1}
     assert len(server.requests) == 2
+
+
+def test_connections_are_kept_past_descriptor_1024(make_server: list[Scripted]) -> None:
+    """In a busy process a connection's descriptor can be past 1024 (where ``select`` stops):
+    it is still checked and kept for the next request, not replaced by a new one each time."""
+    import os
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard != resource.RLIM_INFINITY and hard < 2048:
+        pytest.skip(f"this machine allows {hard} descriptors")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, 2048), hard))
+    filler = [os.open(os.devnull, os.O_RDONLY) for _ in range(1100)]
+    try:
+        server = _server(make_server, [(JSON_OK, False)] * 3)
+        client = VaultClient(server.addr, "tok", timeout=5)
+        for _ in range(3):
+            assert client.send("GET", "x", operation="t").result() == {"a": 1}
+        assert server.connections == 1
+    finally:
+        for fd in filler:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -301,6 +301,8 @@ def _request_bytes(
     authority = host if port in (None, default) else f"{host}:{port}"
     if "[" not in authority and host.count(":") > 1:  # an IPv6 literal
         authority = f"[{host}]" if port in (None, default) else f"[{host}]:{port}"
+    if any(c in f"{method}{target}{authority}" for c in (*_FORBIDDEN, " ", "\t")):
+        raise ValueError("invalid HTTP request line (space or line break)")
     lines = [f"{method} {target} HTTP/1.1", f"Host: {authority}", "Accept-Encoding: identity"]
     for name, value in headers.items():
         text = f"{name}{value}"

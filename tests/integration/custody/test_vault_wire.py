@@ -141,7 +141,8 @@ def test_a_connection_the_server_closed_while_idle_is_not_used(
 
 def test_a_header_with_a_line_break_is_never_written(make_server: list[Scripted]) -> None:
     """A token carrying a line break (a second request or header smuggled in it) is refused
-    before anything is written; the error does not repeat the token."""
+    before anything is written, and the error does not repeat the token; a path with a space or
+    a line break never splits the request line or adds a header."""
     server = _server(make_server, [(JSON_OK, False)])
     smuggled = "s.tok\r\nX-Vault-Token: s.root\r\n\r\nGET /v1/sys/raw HTTP/1.1"
     for token in (smuggled, "s.tok\nX: y", "s.tok\x00"):
@@ -149,6 +150,18 @@ def test_a_header_with_a_line_break_is_never_written(make_server: list[Scripted]
             VaultClient(server.addr, token, timeout=5).send("GET", "x", operation="t")
         assert token not in str(refused.value)
     assert server.requests == []
+    # A path with a line break or a space is written percent-encoded: one request line of
+    # three parts, and no header of its own.
+    paths = ("x HTTP/1.1\r\nX-Evil: 1\r\n\r\nGET /y", "x\ny", "a b")
+    server.answers = [(JSON_OK, False)] * len(paths)
+    client = VaultClient(server.addr, "tok", timeout=5)
+    for path in paths:
+        assert client.send("GET", path, operation="t").result() == {"a": 1}
+    assert len(server.requests) == len(paths)  # each written once, percent-encoded
+    for request in server.requests:
+        head = request.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+        assert len(head[0].split(b" ")) == 3
+        assert not any(line.lower().startswith(b"x-evil") for line in head)
 
 
 def test_a_cut_answer_is_a_failure_not_a_short_body(make_server: list[Scripted]) -> None:

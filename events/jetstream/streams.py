@@ -725,28 +725,16 @@ class EventStream:
                     gt is not None and record.events[0].originator_version <= gt
                 ):
                     return wanted[:limit]
-        events: list[StoredEvent] = []
         top: int | None = None
-        last_seq = 0
         start_seq = 1
         mark = self._start_after(subject, gt) if self.numbered and gt is not None else None
         if mark is not None:
             # Fast-forwarding a cached aggregate: only the records after a known position.
             start_seq, top = mark[0] + 1, mark[1]
-        for seq, subj, data in await self.read_subject(subject, deadline, start_seq):
-            last_seq = seq
-            record = self._events_record(seq, subj, data, originator_id)
-            if record is None:
-                continue
-            if self.numbered and top is not None and record.events[0].originator_version <= top:
-                self.report(seq, subj, "versions do not follow the previous record's")
-                continue
-            events.extend(record.events)
-            top = max(top or record.last_version, record.last_version)
-        if last_seq:
-            self._remember(subject, last_seq, top)
-        if not self.numbered:
-            events.sort(key=lambda e: e.originator_version)  # late records: versions unique only
+        messages = await self.read_subject(subject, deadline, start_seq)
+        events, top = self._events_of(messages, originator_id, top)
+        if messages:
+            self._remember(subject, messages[-1][0], top)
         if gt is not None or lte is not None:
             events = [
                 e
@@ -788,8 +776,15 @@ class EventStream:
         messages = list(reply.messages)
         if messages and reply.pending:
             messages.extend(await self.read_subject(subject, deadline, messages[-1][0] + 1))
+        return self._events_of(messages, originator_id, None)[0]
+
+    def _events_of(
+        self, messages: Sequence[RawMessage], originator_id: UUID | str, top: int | None
+    ) -> tuple[list[StoredEvent], int | None]:
+        """The events of an aggregate's records in ``messages`` (in order) and the last version
+        among them; a record whose versions do not follow ``top`` or the previous record's is
+        reported and left out."""
         events: list[StoredEvent] = []
-        top: int | None = None
         for seq, subj, data in messages:
             record = self._events_record(seq, subj, data, originator_id)
             if record is None:
@@ -800,8 +795,8 @@ class EventStream:
             events.extend(record.events)
             top = max(top or record.last_version, record.last_version)
         if not self.numbered:
-            events.sort(key=lambda e: e.originator_version)
-        return events
+            events.sort(key=lambda e: e.originator_version)  # late records: versions unique only
+        return events, top
 
     def _events_record(
         self, seq: int, subject: bytes, data: bytes, originator_id: UUID | str

@@ -99,3 +99,18 @@ def ledger_world(
         yield LedgerWorld(vault, app, custodia, ana)
     finally:
         app.close()
+
+
+def register_account(custodia: Custodia, actor: Actor, account: str) -> None:
+    """Register ``account`` (a public account with direct messages, handle DD05IECM) as
+    ``actor``, as the Vault-side tests need one."""
+    custodia.register_account(
+        actor,
+        account,
+        handle="DD05IECM",
+        email="dd05.x@iecm.mx",
+        phone=None,
+        public=True,
+        direct_messages=True,
+        existing=False,
+    )

@@ -52,7 +52,7 @@ from custody.vault.audit_follower import (
 from custody.vault.client import VaultClient
 from custody.vault.credentials import Credentials
 from events.domain import Incident, OfficialChannel, person_id
-from tests.integration.custody.helpers import ledger_world
+from tests.integration.custody.helpers import ledger_world, register_account
 
 pytestmark = pytest.mark.integration
 
@@ -164,19 +164,6 @@ class World:
         return [i for i in found if i.incident_type == "lectura_no_registrada"]
 
 
-def _register(custodia: Custodia, ana: Actor, account: str) -> None:
-    custodia.register_account(
-        ana,
-        account,
-        handle="DD05IECM",
-        email="dd05.x@iecm.mx",
-        phone=None,
-        public=True,
-        direct_messages=True,
-        existing=False,
-    )
-
-
 def _rotate(custodia: Custodia, ana: Actor, account: str) -> None:
     custodia.start_rotation(ana, account)
     custodia.confirm_rotation(ana, account)  # the service reads the staged password for ana
@@ -221,7 +208,7 @@ def world(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
                 exception="prueba: sin titular en DD05",
             )
             for account in (ACCOUNT, LEGIT):
-                _register(custodia, ana, account)
+                register_account(custodia, ana, account)
                 _rotate(custodia, ana, account)
                 _rotate(custodia, ana, account)  # version 2 current, version 1 older
             custodia.register_totp(ana, ACCOUNT, OTPAUTH)

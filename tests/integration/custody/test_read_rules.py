@@ -23,7 +23,7 @@ from custody.stack.servers import BaoProcess
 from custody.vault.credentials import Credentials
 from custody.vault.personal_data import PersonalDataVault
 from events.domain import District, OfficialChannel, Policy
-from tests.integration.custody.helpers import LedgerWorld, ledger_world
+from tests.integration.custody.helpers import LedgerWorld, ledger_world, register_account
 
 pytestmark = pytest.mark.integration
 
@@ -37,16 +37,7 @@ NAMESPACE = "rules" + uuid.uuid4().hex[:8]
 @pytest.fixture(scope="module")
 def world(openbao: BaoProcess, nats_url: str) -> Iterator[LedgerWorld]:
     with ledger_world(openbao, nats_url, NAMESPACE) as made:
-        made.custodia.register_account(
-            made.ana,
-            ACCOUNT,
-            handle="DD05IECM",
-            email="dd05.x@iecm.mx",
-            phone=None,
-            public=True,
-            direct_messages=True,
-            existing=False,
-        )
+        register_account(made.custodia, made.ana, ACCOUNT)
         made.custodia.start_rotation(made.ana, ACCOUNT)
         made.custodia.confirm_rotation(made.ana, ACCOUNT)
         yield made

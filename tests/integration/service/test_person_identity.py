@@ -79,12 +79,26 @@ def _whoami(call: Call) -> dict[str, str]:
     return {"usuario": call.caller.username}
 
 
-async def _service(url: str, accounts: Accounts, bao: BaoProcess) -> tuple[CommandService, Any]:
-    """The command service as ``custodia servicio`` runs it: per-person inboxes enforced."""
+async def _service(
+    url: str,
+    accounts: Accounts,
+    bao: BaoProcess,
+    handlers: dict[str, Any] | None = None,
+    *,
+    cached: bool = False,
+) -> tuple[CommandService, Any]:
+    """The command service as ``custodia servicio`` runs it: per-person inboxes enforced;
+    ``sesion.quien`` and ``handlers``; with ``cached``, its token cache too."""
+    from custody.service.server import Authenticator, CachedAuthenticator
+
     responder = await nats.connect(url, user="servicio", password=accounts.password("servicio"))
     writer = await nats.connect(url, user="escritor", password=accounts.password("escritor"))
-    authenticator = VaultAuthenticator(VaultClient(bao.addr, bao.root_token))
-    service = CommandService({"sesion.quien": _whoami}, authenticator, person_inboxes=True)
+    authenticator: Authenticator = VaultAuthenticator(VaultClient(bao.addr, bao.root_token))
+    if cached:
+        authenticator = CachedAuthenticator(authenticator)
+    service = CommandService(
+        {"sesion.quien": _whoami, **(handlers or {})}, authenticator, person_inboxes=True
+    )
     await _bucket(url, accounts)
     await service.start(responder, writer)
     return service, (responder, writer)
@@ -161,13 +175,18 @@ def test_a_person_reads_only_their_own_inbox_and_sends_only_commands(
                         reply=f"{inbox_prefix('bob')}.robado",
                         headers=_headers(tokens["alice"]),
                     )
-                    # Her next (legitimate) request is answered: the forged one was handled.
+                    # Her next (legitimate) request is answered; the forged one is handled
+                    # alongside (each request has a task of its own): waited for in the log.
                     await alice.request(
                         protocol.subject_for("sesion.quien"),
                         b"{}",
                         timeout=5,
                         headers=_headers(tokens["alice"]),
                     )
+                    for _ in range(500):
+                        if any(e["event"] == "respuesta_rechazada" for e in logs):
+                            break
+                        await asyncio.sleep(0.02)
                 await bob.flush()
                 assert got_by_bob == []
                 assert [e["event"] for e in logs].count("respuesta_rechazada") == 1
@@ -231,8 +250,6 @@ def test_a_write_with_a_revoked_token_is_refused_at_once(
     """Finding 10: rosa's token is checked (and cached) by a read, then revoked in OpenBao; on
     her connection, still open, the very next command that writes is refused
     (NotAuthenticatedError) and does not run; the token cache serves reads only."""
-    from custody.service.server import CachedAuthenticator
-
     proc, accounts, bao, _ = world
     token = people_tokens(bao, ("rosa",))["rosa"]
     ran: list[str] = []
@@ -242,20 +259,9 @@ def test_a_write_with_a_revoked_token_is_refused_at_once(
         return {"hecho": "sí"}
 
     async def scenario() -> None:
-        responder = await nats.connect(
-            proc.url, user="servicio", password=accounts.password("servicio")
+        service, connections = await _service(
+            proc.url, accounts, bao, {"cuentas.alta": write}, cached=True
         )
-        writer = await nats.connect(
-            proc.url, user="escritor", password=accounts.password("escritor")
-        )
-        authenticator = CachedAuthenticator(
-            VaultAuthenticator(VaultClient(bao.addr, bao.root_token))
-        )
-        service = CommandService(
-            {"sesion.quien": _whoami, "cuentas.alta": write}, authenticator, person_inboxes=True
-        )
-        await _bucket(proc.url, accounts)
-        await service.start(responder, writer)
         async with running_callout(proc.url, accounts, bao):
             rosa = await connect_person(proc.url, "rosa", token)
         try:
@@ -276,8 +282,8 @@ def test_a_write_with_a_revoked_token_is_refused_at_once(
         finally:
             await rosa.close()
             await service.stop()
-            await responder.close()
-            await writer.close()
+            for connection in connections:
+                await connection.close()
 
     asyncio.run(scenario())
 
@@ -293,7 +299,6 @@ def test_a_reveal_with_a_revoked_token_from_the_cache_is_refused_by_openbao_itse
     a missing permission. With a live token, the same refusal for a missing permission stays
     VaultPermissionDeniedError."""
     from custody.errors import VaultPermissionDeniedError
-    from custody.service.server import CachedAuthenticator
 
     proc, accounts, bao, _ = world
     tokens = people_tokens(bao, ("rosa", "raul"))
@@ -318,20 +323,9 @@ def test_a_reveal_with_a_revoked_token_from_the_cache_is_refused_by_openbao_itse
         raise VaultPermissionDeniedError("authorize-revelar", marker, "DD05-x")
 
     async def scenario() -> None:
-        responder = await nats.connect(
-            proc.url, user="servicio", password=accounts.password("servicio")
+        service, connections = await _service(
+            proc.url, accounts, bao, {"revelar": reveal}, cached=True
         )
-        writer = await nats.connect(
-            proc.url, user="escritor", password=accounts.password("escritor")
-        )
-        authenticator = CachedAuthenticator(
-            VaultAuthenticator(VaultClient(bao.addr, bao.root_token))
-        )
-        service = CommandService(
-            {"sesion.quien": _whoami, "revelar": reveal}, authenticator, person_inboxes=True
-        )
-        await _bucket(proc.url, accounts)
-        await service.start(responder, writer)
         async with running_callout(proc.url, accounts, bao):
             rosa = await connect_person(proc.url, "rosa", tokens["rosa"])
             raul = await connect_person(proc.url, "raul", tokens["raul"])
@@ -369,8 +363,8 @@ def test_a_reveal_with_a_revoked_token_from_the_cache_is_refused_by_openbao_itse
             await rosa.close()
             await raul.close()
             await service.stop()
-            await responder.close()
-            await writer.close()
+            for connection in connections:
+                await connection.close()
 
     asyncio.run(scenario())
 

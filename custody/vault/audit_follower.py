@@ -630,9 +630,7 @@ class AuditFollower:
         """Read what the log has since the saved position, record the unrecorded reads, save
         the position. The number of reads recorded as unrecorded."""
         recorded = 0
-        begin = getattr(self.ledger, "begin_pass", None)
-        if begin is not None:
-            begin()  # the ledger's reads of this pass start fresh
+        self._fresh_reads()  # the ledger's reads of this pass start fresh
         for path, fresh in self._sources():
             if fresh:
                 self._switch(path)
@@ -648,6 +646,12 @@ class AuditFollower:
         recorded += self._settle()
         self._save()
         return recorded
+
+    def _fresh_reads(self) -> None:
+        """Have the ledger read anew what it kept from earlier in this pass (if it keeps any)."""
+        begin = getattr(self.ledger, "begin_pass", None)
+        if begin is not None:
+            begin()
 
     def _save(self) -> None:
         """Write the state, unless the file holds this very state already (an idle pass, or a
@@ -803,7 +807,11 @@ class AuditFollower:
                 continue
             if now - access.at < self.grace:
                 waiting.append(access)
-            else:
+                continue
+            # Before a read is called unrecorded: the ledger as it is now, not as this pass
+            # first read it (its record may have landed since).
+            self._fresh_reads()
+            if not self._matches(access):
                 recorded += self._record(access)
         self.state.deferred = waiting
         self.state.pending = [p for p in self.state.pending if p.expires > now - self.grace]

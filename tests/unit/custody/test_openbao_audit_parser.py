@@ -462,3 +462,59 @@ def test_the_state_file_holds_every_pending_read_as_it_stands(tmp_path: Path) ->
     assert resumed.state == f.state
     assert [p.access.request_id for p in resumed.state.pending] == ["w1", "w3", "w5", "w4"]
     assert "hmac-sha256:w4-new" in resumed.state.pending[-1].keys
+
+
+class PassLedger(Ledger):
+    """:class:`Ledger` that, like the real one, keeps what it read during a pass: records are
+    looked up in the entries as they were at the pass's first lookup, until ``begin_pass``.
+    ``landing`` is added to the entries just after that first lookup (a record written then)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.kept: list[tuple[str, datetime, str, str, str, int | None]] | None = None
+        self.landing: list[tuple[str, datetime, str, str, str, int | None]] = []
+
+    def begin_pass(self) -> None:
+        self.kept = None
+
+    def records(self, access: SecretAccess, since: datetime) -> Iterable[tuple[str, datetime]]:
+        if self.kept is None:
+            self.kept = list(self.entries)
+            self.entries.extend(self.landing)
+            self.landing = []
+        now, self.entries = self.entries, self.kept
+        try:
+            return super().records(access, since)
+        finally:
+            self.entries = now
+
+
+def test_a_read_is_called_unrecorded_only_against_the_ledger_as_it_is_then(
+    tmp_path: Path,
+) -> None:
+    """A ledger that keeps what it read during a pass (the real one reads each district's
+    window once per pass) is read anew before a deferred read past its grace is called
+    unrecorded: a record that landed after the pass's first lookup still matches it, and no
+    incident is opened."""
+    ledger, clock = PassLedger(), Clock()
+    f = follower(tmp_path, ledger, clock)
+    log = tmp_path / "audit.log"
+    read = "custodia/data/cuentas/DD05/x"
+    append(log, line(read, rid="w1", auth=BETO, wrap=wrap_info("w1")))
+    append(
+        log,
+        line(
+            "sys/wrapping/unwrap",
+            rid="u1",
+            operation="update",
+            data=kv_answer(2),
+            cta="hmac-sha256:w1",
+        ),
+    )
+    assert f.poll() == 0
+    assert [a.request_id for a in f.state.deferred] == ["w1"]
+    clock.now += timedelta(seconds=10)  # past the grace
+    ledger.landing = [("DD05:7", T0, "contrasena", "DD05-x", "beto", 2)]
+    assert f.poll() == 0
+    assert ledger.recorded == []
+    assert f.state.deferred == []

@@ -128,13 +128,8 @@ class Ledger:
     def person_and_district(self, username: str, code: str | DistrictId) -> tuple[Person, District]:
         """Both at once: two reads of the store in flight instead of one after the other. The
         person's refusal comes first, as when they are loaded in that order."""
-        person = self._loads.submit(self.person, username)
-        try:
-            district = self.district(code)
-        except BaseException:
-            person.result()
-            raise
-        return person.result(), district
+        person, district = self.together(lambda: self.person(username), lambda: self.district(code))
+        return person, district
 
     def together(self, *loads: Callable[[], Any]) -> list[Any]:
         """Each load's result, in order, with the reads in flight at once: all but the last run

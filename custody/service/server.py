@@ -605,12 +605,15 @@ class CommandService:
         """``refused``, or :class:`NotAuthenticatedError` when a command that let OpenBao judge
         the caller's token itself (:data:`CALLER_AUTHORIZED`) was refused because that token is
         no longer valid: the caller is told the session ended, not that a permission is
-        missing. Asked of OpenBao only on a refusal, so a command that succeeds pays nothing."""
+        missing. Asked of OpenBao only on OpenBao's refusal of the caller, so a command that
+        succeeds, or is refused for anything else, pays nothing."""
+        from custody.errors import VaultPermissionDeniedError, VaultTokenInvalidError
+
         token = headers.get(protocol.TOKEN_HEADER)
         if (
             command not in CALLER_AUTHORIZED
             or not token
-            or isinstance(refused, NotAuthenticatedError)
+            or not isinstance(refused, VaultPermissionDeniedError | VaultTokenInvalidError)
             or not isinstance(self.authenticator, CachedAuthenticator)
         ):
             return refused

@@ -158,8 +158,8 @@ def _never_sent(exc: requests.RequestException) -> bool:
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return True
     cause = exc.args[0] if exc.args else None
-    # The pool's MaxRetryError names the cause as its ``reason``; a sent request's own
-    # connection (custody.vault.transport.Transport.send) raises the cause itself.
+    # custody.vault.transport raises the cause itself; a requests session (tests, benchmarks)
+    # wraps it in a MaxRetryError that names it as its ``reason``.
     reason = getattr(cause, "reason", cause)
     return isinstance(reason, NewConnectionError | ConnectTimeoutError)
 

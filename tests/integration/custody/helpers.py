@@ -60,6 +60,19 @@ class LedgerWorld:
     ana: Actor
 
 
+def service_application(nats_url: str, namespace: str) -> CustodiaApplication:
+    """The ledger application on JetStream (namespace ``namespace``) with the aggregate cache
+    ``custodia servicio`` runs it with (fast-forward on)."""
+    return CustodiaApplication(
+        env={
+            "PERSISTENCE_MODULE": "events.jetstream",
+            "NATS_URL": nats_url,
+            "NATS_NAMESPACE": namespace,
+            "AGGREGATE_CACHE_MAXSIZE": "1000",  # as the service runs it
+        }
+    )
+
+
 @contextmanager
 def ledger_world(
     bao: BaoProcess,

@@ -52,7 +52,7 @@ from custody.vault.audit_follower import (
 from custody.vault.client import VaultClient
 from custody.vault.credentials import Credentials
 from events.domain import Incident, OfficialChannel, person_id
-from tests.integration.custody.helpers import ledger_world, register_account
+from tests.integration.custody.helpers import ledger_world, register_account, service_application
 
 pytestmark = pytest.mark.integration
 
@@ -169,24 +169,13 @@ def _rotate(custodia: Custodia, ana: Actor, account: str) -> None:
     custodia.confirm_rotation(ana, account)  # the service reads the staged password for ana
 
 
-def _application(nats_url: str, namespace: str) -> CustodiaApplication:
-    return CustodiaApplication(
-        env={
-            "PERSISTENCE_MODULE": "events.jetstream",
-            "NATS_URL": nats_url,
-            "NATS_NAMESPACE": namespace,
-            "AGGREGATE_CACHE_MAXSIZE": "1000",  # as the service runs it
-        }
-    )
-
-
 @pytest.fixture(scope="module")
 def world(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     workdir = tmp_path_factory.mktemp("openbao-audit")
     bao, audit_log = start_bao_with_audit(workdir / "bao")
     try:
         namespace = "oba" + uuid.uuid4().hex[:8]
-        with ledger_world(bao, nats_url, namespace, application=_application) as made:
+        with ledger_world(bao, nats_url, namespace, application=service_application) as made:
             vault, app, custodia, ana = made.vault, made.app, made.custodia, made.ana
             beto_password = secrets.token_urlsafe(18)
             custodia.register_person(

@@ -18,12 +18,17 @@ import pytest
 
 from custody.app import controls
 from custody.app.access import Access
-from custody.app.custodia import Custodia, CustodiaApplication
+from custody.app.custodia import Custodia
 from custody.stack.servers import BaoProcess
 from custody.vault.credentials import Credentials
 from custody.vault.personal_data import PersonalDataVault
 from events.domain import District, OfficialChannel, Policy
-from tests.integration.custody.helpers import LedgerWorld, ledger_world, register_account
+from tests.integration.custody.helpers import (
+    LedgerWorld,
+    ledger_world,
+    register_account,
+    service_application,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -89,14 +94,7 @@ def test_another_process_reads_the_rules_recorded_by_this_one(
     controls.declare_non_working_day(
         world.custodia, world.ana, today, OfficialChannel.oficio("OF-22/2026")
     )
-    app = CustodiaApplication(
-        env={
-            "PERSISTENCE_MODULE": "events.jetstream",
-            "NATS_URL": nats_url,
-            "NATS_NAMESPACE": NAMESPACE,
-            "AGGREGATE_CACHE_MAXSIZE": "1000",
-        }
-    )
+    app = service_application(nats_url, NAMESPACE)
     try:
         other = Custodia(
             app, Access(world.vault), Credentials(world.vault), PersonalDataVault(world.vault),

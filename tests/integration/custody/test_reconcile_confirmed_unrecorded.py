@@ -32,7 +32,7 @@ from custody.vault.credentials import Credentials
 from custody.vault.layout import AccountRef
 from events.domain import District
 from events.jetstream import EventStoreUnavailableError
-from tests.integration.custody.helpers import ledger_world
+from tests.integration.custody.helpers import ledger_world, service_application
 
 pytestmark = pytest.mark.integration
 
@@ -51,18 +51,7 @@ class World:
     ana: Actor
 
     def fresh_app(self) -> CustodiaApplication:
-        return _application(self.nats_url, self.namespace)
-
-
-def _application(nats_url: str, namespace: str) -> CustodiaApplication:
-    return CustodiaApplication(
-        env={
-            "PERSISTENCE_MODULE": "events.jetstream",
-            "NATS_URL": nats_url,
-            "NATS_NAMESPACE": namespace,
-            "AGGREGATE_CACHE_MAXSIZE": "1000",  # as the service runs it
-        }
-    )
+        return service_application(self.nats_url, self.namespace)
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +59,7 @@ def world(nats_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[W
     bao = start_bao_dev(tmp_path_factory.mktemp("openbao-reconcile"))
     try:
         namespace = "rcu" + uuid.uuid4().hex[:8]
-        with ledger_world(bao, nats_url, namespace, application=_application) as made:
+        with ledger_world(bao, nats_url, namespace, application=service_application) as made:
             yield World(nats_url, namespace, made.vault, made.app, made.custodia, made.ana)
     finally:
         bao.stop()

@@ -10,21 +10,24 @@ process:
   fastest way to read it in Python; the floor of any projection);
 - **subscribe**: the event store's own ``recorder.subscribe()`` iterated to the end, doing nothing
   with the notifications: the floor of any projection that reads through the event store;
-- **rebuild**: :func:`projections.runner.rebuild` — the JetStream subscription (read a page at
-  a time, unfiltered direct gets); nearly every event (all but rare kinds such as registrations
-  and role changes: 99.7 % of this ledger) read from its stored state straight into its handler's
-  SQL parameters, no domain event made (``projections.fastrows``), each run of such events
-  applied at once (consecutive reads in one ``executemany``); any other event, or one the
-  shortcut declines, mapped to its domain event and applied by the projection's handler; all
-  into the SQLite view, tracked in the same transactions (batches of about 10,000 into a side
-  file, secondary indexes built at the end), from the first event to the last; its time
-  includes connecting, the indexes and the final checkpoint.
+- **rebuild**: :func:`projections.runner.rebuild` — a forked reading process
+  (``projections.reading``) reads the JetStream subscription (a page at a time, unfiltered
+  direct gets) and prepares nearly every event (all but rare kinds such as registrations and
+  role changes: 99.7 % of this ledger) from its stored state straight into its handler's SQL
+  parameters, no domain event made (``projections.fastrows``), and sends each page down a pipe;
+  the rebuilding process applies each run of such events at once (consecutive reads in one
+  ``executemany``), and maps any other event, or one the shortcut declines, to its domain event
+  for the projection's handler; all into the SQLite view, tracked in the same transactions
+  (batches of about 10,000 into a side file, secondary indexes built at the end), from the first
+  event to the last; its time includes connecting, the fork, the indexes and the final
+  checkpoint.
 
 Prints events/s of each, the rebuild's ratio to the raw read measured in the same run (target
-≥ 50 %), the time a 1,000,000-event ledger would take to rebuild at the measured rate, each
-child's CPU time per event over the same span (all its threads; on a machine shared with other
-work it varies less than the rates), and the children's peak memory (``VmHWM``). Asserts
-nothing.
+≥ 80 %), the time a 1,000,000-event ledger would take to rebuild at the measured rate, each
+child's CPU time per event over the same span (all its threads, and for the rebuild its reading
+process's too; on a machine shared with other work it varies less than the rates), and the
+children's peak memory (``VmHWM``; the rebuild's reading process: its ``ru_maxrss``, which
+counts the pages it shares with the rebuilding process it was forked from). Asserts nothing.
 
     .venv/bin/python bench/bench_projections.py                # 100,000 events
     .venv/bin/python bench/bench_projections.py --n 1000000    # the full-size ledger
@@ -213,13 +216,17 @@ def child_rebuild(url: str, namespace: str, db: str) -> dict[str, Any]:
     from projections.runner import rebuild
 
     cpu_started = time.process_time()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = rebuild(Path(db), app_env(url, namespace))
+    reader = resource.getrusage(resource.RUSAGE_CHILDREN)  # the reading process, reaped
+    reader_cpu = (reader.ru_utime - children.ru_utime) + (reader.ru_stime - children.ru_stime)
     return {
         "seconds": result.seconds,
-        "cpu": time.process_time() - cpu_started,
+        "cpu": time.process_time() - cpu_started + reader_cpu,
         "events": result.events,
         "errors": result.errors,
         "maxrss_kib": peak_rss_kib(),
+        "reader_maxrss_kib": reader.ru_maxrss,
     }
 
 
@@ -272,7 +279,7 @@ def main() -> None:
         raw_s: list[float] = []
         subscribe_s: list[float] = []
         rebuild_s: list[float] = []
-        rss: dict[str, int] = {"raw": 0, "rebuild": 0}
+        rss: dict[str, int] = {"raw": 0, "rebuild": 0, "reader": 0}
         cpu: dict[str, list[float]] = {"raw": [], "subscribe": [], "rebuild": []}
         for round_ in range(args.rounds):
             raw = in_child(
@@ -294,6 +301,7 @@ def main() -> None:
                 cpu[name].append(child["cpu"])
             rss["raw"] = max(rss["raw"], raw["maxrss_kib"])
             rss["rebuild"] = max(rss["rebuild"], built["maxrss_kib"])
+            rss["reader"] = max(rss["reader"], built["reader_maxrss_kib"])
             print(
                 f"  round {round_ + 1}: raw {events / raw['seconds']:9,.0f} events/s "
                 f"({len(recs) / raw['seconds']:,.0f} msgs/s)   "
@@ -311,7 +319,7 @@ def main() -> None:
         )
         print(
             f"projection rebuild      {rebuild_rate:10,.0f} events/s  "
-            f"({rebuild_rate / raw_rate:.0%} of raw, target ≥ 50 %; "
+            f"({rebuild_rate / raw_rate:.0%} of raw, target ≥ 80 %; "
             f"{rebuild_rate / subscribe_rate:.0%} of subscribe())"
         )
         print(
@@ -326,7 +334,8 @@ def main() -> None:
             f"{per_event['subscribe']:.1f} µs, rebuild {per_event['rebuild']:.1f} µs"
         )
         print(
-            f"peak memory (max RSS): rebuild {rss['rebuild'] / 1024:.0f} MiB, "
+            f"peak memory (max RSS): rebuild {rss['rebuild'] / 1024:.0f} MiB "
+            f"(its reading process {rss['reader'] / 1024:.0f} MiB, shared pages included), "
             f"raw read {rss['raw'] / 1024:.0f} MiB"
         )
         size = sum(p.stat().st_size for p in Path(tmp).glob("r*.sqlite")) / max(1, len(rebuild_s))

@@ -58,6 +58,14 @@ def _register_messages() -> None:
         lambda e: f"No existe el reporte «{getattr(e, 'report', '')}».",
     )
     message(
+        "RebuildFailedError",
+        EXIT_CONFIG,
+        lambda e: (
+            f"La reconstrucción de las proyecciones no terminó: {getattr(e, 'problem', '')}. "
+            "Las proyecciones anteriores no se modificaron; vuelva a intentarlo."
+        ),
+    )
+    message(
         "ProjectionHaltedError",
         EXIT_CONFIG,
         lambda e: (

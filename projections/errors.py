@@ -6,6 +6,7 @@
     └── ProjectionsError
         ├── ProjectionHaltedError       a poison event stopped the projection (policy "detener")
         ├── ProjectionDatabaseError     the projection database is missing or unusable
+        ├── RebuildFailedError          a rebuild stopped half-way (the view is as it was)
         ├── ReportScopeError            the viewer may not see this report or district
         └── UnknownReportError          no report of that kind
 """
@@ -18,6 +19,7 @@ __all__ = [
     "ProjectionDatabaseError",
     "ProjectionHaltedError",
     "ProjectionsError",
+    "RebuildFailedError",
     "ReportScopeError",
     "UnknownReportError",
 ]
@@ -43,6 +45,15 @@ class ProjectionDatabaseError(ProjectionsError):
     def __init__(self, path: str, problem: str) -> None:
         super().__init__(f"{path}: {problem}")
         self.path = path
+        self.problem = problem
+
+
+class RebuildFailedError(ProjectionsError):
+    """A rebuild stopped half-way (``problem`` says why, in Spanish: it is shown as is); the
+    view it was to replace is as it was."""
+
+    def __init__(self, problem: str) -> None:
+        super().__init__(problem)
         self.problem = problem
 
 

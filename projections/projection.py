@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Literal
@@ -53,11 +53,14 @@ from projections.view import Handler, ProjectionError, ReportsView
 
 __all__ = [
     "APPLICATION_NAME",
+    "FAST_KINDS",
     "LedgerReader",
     "OnError",
+    "Prepared",
     "ReportsProjection",
     "TolerantMapper",
     "UnreadableEvent",
+    "fast_rows_for",
     "stamp",
 ]
 
@@ -135,6 +138,21 @@ class UnreadableEvent:
     topic: str
     kind: str  # "tema_desconocido" | "estado_ilegible"
     reason: str
+
+
+def fast_rows_for(mapper: Mapper[UUID]) -> FastRows | None:
+    """:meth:`FastRows.for_mapper` with the districts' codes."""
+    return FastRows.for_mapper(mapper, _CODES)
+
+
+Prepared = tuple[int, tuple[type[Any], Params] | None, Any]
+"""An event of a page as :meth:`ReportsProjection.apply_prepared` takes it: its position, its
+event class and :class:`FastRows` parameters (``None``: it goes the usual way), and its source
+(the notification, or what makes one)."""
+
+
+def _itself(notification: Notification) -> Notification:
+    return notification
 
 
 class TolerantMapper(Mapper[UUID]):
@@ -334,59 +352,84 @@ class ReportsProjection(Projection[ReportsView]):
         event (the view's batch ends at the last event's position all the same).
 
         Nearly every event skips the domain event: :class:`FastRows` gives its handler's second
-        half (:data:`_ROWS`) its parameters from the stored state, and each run of such events
-        is applied at once (:func:`_fast_run`: the run's credential reads in one
-        ``executemany``). An event it declines, or whose parameters fail to apply, goes the
-        usual way (:meth:`_catch_up_one`), which makes the same rows or records the same
-        error.
+        half (:data:`_ROWS`) its parameters from the stored state (see :meth:`apply_prepared`).
         """
-        if self._fast_rows_mapper is not mapper:
-            self._fast_rows = FastRows.for_mapper(mapper, _CODES)
-            self._fast_rows_mapper = mapper
-        if self._fast_rows is None:
+        fast_rows = self.fast_rows(mapper)
+        if fast_rows is None:
             for notification in notifications:
                 self._catch_up_one(notification, mapper, application_name)
             return
-        fast_params = self._fast_rows.params
+        fast_params = fast_rows.params
+        self.apply_prepared(
+            [(n.id, fast_params(n), n) for n in notifications], mapper, application_name
+        )
+
+    def fast_rows(self, mapper: Mapper[UUID]) -> FastRows | None:
+        """The :class:`FastRows` for events mapped by ``mapper`` (``None``: it maps them in a
+        way the shortcut does not assume)."""
+        if self._fast_rows_mapper is not mapper:
+            self._fast_rows = fast_rows_for(mapper)
+            self._fast_rows_mapper = mapper
+        return self._fast_rows
+
+    def apply_prepared(
+        self,
+        items: Sequence[Prepared],
+        mapper: Mapper[UUID],
+        application_name: str,
+        notification_of: Callable[[Any], Notification] = _itself,
+    ) -> None:
+        """Applies a page of events, each ``(position, (class, FastRows parameters) or None,
+        source)``: the source is the notification, or what ``notification_of`` makes it of
+        (only for an event that goes the usual way). A rebuild prepares its pages in the
+        reading process and applies them in another (:mod:`.applier`); :meth:`catch_up`
+        prepares them here.
+
+        Each run of events with parameters is applied at once (:func:`_fast_run`: the run's
+        credential reads in one ``executemany``). An event without, or whose parameters fail
+        to apply, goes the usual way (:meth:`_catch_up_one`), which makes the same rows or
+        records the same error.
+        """
         steps: list[tuple[type[Any], Params]] = []
-        run: list[Notification] = []
-        for notification in notifications:
-            fast = fast_params(notification)
+        run: list[Prepared] = []
+        for item in items:
+            fast = item[1]
             if fast is not None:
                 steps.append(fast)
-                run.append(notification)
+                run.append(item)
                 continue
             if run:
-                self._apply_fast(steps, run, mapper, application_name)
+                self._apply_fast(steps, run, mapper, application_name, notification_of)
                 steps, run = [], []
-            self._catch_up_one(notification, mapper, application_name)
+            self._catch_up_one(notification_of(item[2]), mapper, application_name)
         if run:
-            self._apply_fast(steps, run, mapper, application_name)
+            self._apply_fast(steps, run, mapper, application_name, notification_of)
 
     def _apply_fast(
         self,
         steps: list[tuple[type[Any], Params]],
-        run: list[Notification],
+        run: list[Prepared],
         mapper: Mapper[UUID],
         application_name: str,
+        notification_of: Callable[[Any], Notification],
     ) -> None:
         """Applies a run of events :class:`FastRows` gave parameters for, at once; if that
         fails, one at a time, each the usual way if its parameters fail to apply."""
         try:
-            self.view.apply_run(_fast_run, steps, application_name, run[-1].id, len(run))
+            self.view.apply_run(_fast_run, steps, application_name, run[-1][0], len(run))
             return
         except ProjectionDatabaseError:
             raise
         except Exception:  # noqa: S110 - the run again, one event at a time
             pass
         apply_at = self.view.apply_at
-        for (cls, params), notification in zip(steps, run, strict=True):
+        for (cls, params), (position, _, source) in zip(steps, run, strict=True):
             try:
-                apply_at(_ROWS[cls], params, application_name, notification.id)
+                apply_at(_ROWS[cls], params, application_name, position)
             except ProjectionDatabaseError:
                 raise
             except Exception:
-                self._catch_up_one(notification, mapper, application_name)
+                self._catch_up_one(notification_of(source), mapper, application_name)
 
     def _catch_up_one(
         self, notification: Notification, mapper: Mapper[UUID], application_name: str
@@ -1168,3 +1211,5 @@ _ROWS: Final[dict[type[Any], Handler]] = {
     Incident.Contained: _CONTAIN_INCIDENT,
     Incident.Closed: _CLOSE_INCIDENT,
 }
+# The same classes in a fixed order: a rebuild names them by their index between processes.
+FAST_KINDS: Final[tuple[type[Any], ...]] = tuple(_ROWS)

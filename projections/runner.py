@@ -40,12 +40,27 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from eventsourcing.persistence import InfrastructureFactory, Notification
+from eventsourcing.persistence import InfrastructureFactory
 from eventsourcing.projection import ProjectionRunner
 from eventsourcing.utils import Environment
 
 from projections.errors import ProjectionHaltedError
-from projections.projection import APPLICATION_NAME, LedgerReader, OnError, ReportsProjection
+from projections.projection import (
+    APPLICATION_NAME,
+    FAST_KINDS,
+    LedgerReader,
+    OnError,
+    ReportsProjection,
+)
+from projections.reading import (
+    InvalidReport,
+    LedgerEvents,
+    ReadingProcess,
+    can_fork,
+    decode_item,
+    new_invalid,
+    pages,
+)
 from projections.view import ProjectionError, RebuildView, ReportsView
 
 __all__ = [
@@ -145,13 +160,12 @@ class ProjectionService:
         """Records the invalid messages the reader reported since the last call; returns how
         many. With the policy ``detener``, a new one stops the projection."""
         with self._invalid_lock:
-            new, halt = _record_invalid(
-                self.view, self.runner.app.recorder, self._seen_invalid, self.on_error
-            )
+            new = new_invalid(self.runner.app.recorder, self._seen_invalid)
+            halt = record_invalid(self.view, new, self.on_error)
             if halt is not None and self._halted is None:
                 self._halted = halt
                 self.runner.stop()
-        return new
+        return len(new)
 
     def _watch_invalid(self) -> None:
         while not self._closed.wait(self.INVALID_POLL):
@@ -190,32 +204,24 @@ class ProjectionService:
         self.close()
 
 
-def _record_invalid(
-    view: ReportsView, recorder: object, seen: set[tuple[str, int]], on_error: OnError
-) -> tuple[int, ProjectionHaltedError | None]:
-    """Records in ``view`` the invalid messages ``recorder`` reported that are not in ``seen``
-    (which is updated); returns how many, and with the policy ``detener`` the error that halts
-    the projection if there was any."""
-    reported = getattr(recorder, "invalid_messages", None) or []
-    new = 0
+def record_invalid(
+    view: ReportsView, messages: Sequence[InvalidReport], on_error: OnError
+) -> ProjectionHaltedError | None:
+    """Records each of ``messages`` in ``view``; with the policy ``detener``, returns the error
+    that halts the projection (the first message's) if there was any."""
     halt = None
-    for message in reported:
-        key = (message.stream, message.seq)
-        if key in seen:
-            continue
-        seen.add(key)
-        new += 1
+    for _stream, seq, subject, reason in messages:
         error = ProjectionError(
             "mensaje_invalido",
-            str(message.reason)[:500],
+            str(reason)[:500],
             action="detenida" if on_error == "detener" else "omitido",
-            stream_seq=message.seq,
-            topic=message.subject,
+            stream_seq=seq,
+            topic=subject,
         )
         view.record_error(error, None)
         if on_error == "detener" and halt is None:
             halt = ProjectionHaltedError(error.kind, error.ref, error.reason)
-    return new, halt
+    return halt
 
 
 def start_projections(
@@ -263,20 +269,23 @@ def rebuild(
     *,
     progress: Progress | None = None,
     on_error: OnError = "continuar",
+    reading_process: bool = True,
 ) -> RebuildResult:
     """Builds the view from the ledger's first event into ``<db_path>.reconstruccion`` and,
     once it reflects every event recorded when the rebuild started, moves it to ``db_path``.
 
     ``progress(done, total)`` is called while it runs (a progress bar hook; ``done`` counts
     the events applied). Stop the live projections on ``db_path`` first. Raises
-    :class:`ProjectionHaltedError` if a poison event halts it (policy ``detener``); ``db_path``
-    is then left as it was.
+    :class:`ProjectionHaltedError` if a poison event halts it (policy ``detener``), and
+    :class:`RebuildFailedError` if the reading stopped half-way; ``db_path`` is then left as it
+    was. ``reading_process=False``: read and write in this process alone (the same view,
+    slower; where the platform cannot fork, that is what happens).
     """
     started = time.perf_counter()
     side = db_path.with_name(db_path.name + ".reconstruccion")
     _remove(side)
     with _fewer_collections():
-        total, errors = _build(side, app_env, progress, on_error)
+        total, errors = _build(side, app_env, progress, on_error, reading_process)
     with contextlib.closing(sqlite3.connect(side)) as conn:
         # The default, fsyncing checkpoint: the file is complete and durable before it moves.
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -290,70 +299,113 @@ def rebuild(
 
 
 def _build(
-    side: Path, app_env: Mapping[str, str], progress: Progress | None, on_error: OnError
+    side: Path,
+    app_env: Mapping[str, str],
+    progress: Progress | None,
+    on_error: OnError,
+    reading_process: bool,
 ) -> tuple[int, int]:
     """Projects the ledger, as recorded now, into the fresh file ``side``; returns the number of
     events and of projection errors.
 
-    No runner thread: this thread reads the subscription a page at a time and hands each page
-    to :meth:`ReportsProjection.catch_up` (the same handlers, poison policy, batches and
-    tracking as the live service, with less bookkeeping per event).
+    No runner thread: the events come a page at a time, each prepared (FastRows parameters),
+    and :meth:`ReportsProjection.apply_prepared` applies them (the same handlers, poison
+    policy, batches and tracking as the live service, with less bookkeeping per event). With
+    ``reading_process`` (where the platform forks), a child process reads and prepares the
+    pages while this one writes (:mod:`.reading`); else this process does both.
     """
     side.parent.mkdir(parents=True, exist_ok=True)
     env = projection_env(app_env, side)
-    view = (
+    # First contact here, so that an unreachable server or a missing ledger fails as usual;
+    # closed before any fork (the child must not inherit a running connection).
+    reader = LedgerReader(env=env)
+    try:
+        total = reader.recorder.max_notification_id() or 0
+        if not (reading_process and can_fork()) or not total:
+            return _build_here(side, env, reader, total, progress, on_error)
+        mapper = reader.mapper
+    finally:
+        reader.close()
+    if progress is not None:
+        progress(0, total)
+    ledger = LedgerEvents(env)
+    view = _rebuild_view(side)
+    try:
+        projection = ReportsProjection.with_policy(on_error)(view)
+        kinds = FAST_KINDS
+        done = 0
+        with ReadingProcess(env, total) as child:
+            for message in child:
+                if message[0] == "page":
+                    items = [decode_item(item, kinds) for item in message[1]]
+                    if items:
+                        projection.apply_prepared(
+                            items, mapper, APPLICATION_NAME, ledger.notification
+                        )
+                        done = items[-1][0]
+                        if progress is not None and done < total:
+                            progress(done, total)
+                else:  # "invalid"
+                    halt = record_invalid(view, [tuple(m) for m in message[1]], on_error)
+                    if halt is not None:
+                        raise halt
+        return total, _finish(view, total, progress)
+    finally:
+        ledger.close()
+        view.close()
+
+
+def _rebuild_view(side: Path) -> RebuildView:
+    env = projection_env({}, side)
+    return (
         InfrastructureFactory[RebuildView]
         .construct(env=Environment(ReportsProjection.name, {**os.environ, **env}))
         .tracking_recorder(RebuildView)
     )
-    projection = ReportsProjection.with_policy(on_error)(view)
-    seen_invalid: set[tuple[str, int]] = set()
+
+
+def _finish(view: RebuildView, total: int, progress: Progress | None) -> int:
+    """Commits the last batch, builds the indexes; returns the number of projection errors."""
+    view.flush()
+    view.create_indexes()
+    if progress is not None and total:
+        progress(total, total)
+    with view.datastore.transaction(commit=False) as cursor:
+        cursor.execute("SELECT COUNT(*) FROM projection_errors")
+        return int(cursor.fetchone()[0])
+
+
+def _build_here(
+    side: Path,
+    env: Mapping[str, str],
+    reader: LedgerReader,
+    total: int,
+    progress: Progress | None,
+    on_error: OnError,
+) -> tuple[int, int]:
+    """:func:`_build` in this process alone: this thread reads the subscription a page at a
+    time and hands each page to :meth:`ReportsProjection.catch_up`."""
+    view = _rebuild_view(side)
     try:
-        reader = LedgerReader(env=env)
-        try:
-            recorder = reader.recorder
-            total = recorder.max_notification_id() or 0
-            done = view.max_tracking_id(APPLICATION_NAME) or 0
-            if progress is not None:
-                progress(done, total)
-            if done < total:
-                with recorder.subscribe(gt=done) as subscription:
-                    for page in _pages(subscription):
-                        projection.catch_up(page, reader.mapper, APPLICATION_NAME)
-                        done = page[-1].id
-                        _, halt = _record_invalid(view, recorder, seen_invalid, on_error)
-                        if halt is not None:
-                            raise halt
-                        if done >= total:
-                            break
-                        if progress is not None:
-                            progress(done, total)
-            view.flush()
-            _, halt = _record_invalid(view, recorder, seen_invalid, on_error)
-            if halt is not None:
-                raise halt
-            view.create_indexes()
-            if progress is not None and total:
-                progress(total, total)
-            with view.datastore.transaction(commit=False) as cursor:
-                cursor.execute("SELECT COUNT(*) FROM projection_errors")
-                errors = int(cursor.fetchone()[0])
-        finally:
-            reader.close()
+        projection = ReportsProjection.with_policy(on_error)(view)
+        recorder = reader.recorder
+        seen_invalid: set[tuple[str, int]] = set()
+        if progress is not None:
+            progress(0, total)
+        if total:
+            with recorder.subscribe(gt=0) as subscription:
+                for page in pages(subscription):
+                    projection.catch_up(page, reader.mapper, APPLICATION_NAME)
+                    halt = record_invalid(view, new_invalid(recorder, seen_invalid), on_error)
+                    if halt is not None:
+                        raise halt
+                    if page[-1].id >= total:
+                        break
+                    if progress is not None:
+                        progress(page[-1].id, total)
+        halt = record_invalid(view, new_invalid(recorder, seen_invalid), on_error)
+        if halt is not None:
+            raise halt
+        return total, _finish(view, total, progress)
     finally:
         view.close()
-    return total, errors
-
-
-def _pages(subscription: Iterator[Notification]) -> Iterator[Sequence[Notification]]:
-    """A subscription's notifications a page at a time (one at a time if it has no pages)."""
-    next_page = getattr(subscription, "next_page", None)
-    if next_page is None:
-        for notification in subscription:
-            yield (notification,)
-        return
-    while True:
-        try:
-            yield next_page()
-        except StopIteration:
-            return

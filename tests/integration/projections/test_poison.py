@@ -123,10 +123,12 @@ def test_halt_policy_stops_at_the_poison_event(
             service.close()
 
 
+@pytest.mark.parametrize("reading_process", [True, False], ids=["two-processes", "one-process"])
 def test_rebuild_records_poison_and_halts_by_policy(
-    ledger: Ledger, app_env: dict[str, str], tmp_path: Path
+    ledger: Ledger, app_env: dict[str, str], tmp_path: Path, reading_process: bool
 ) -> None:
-    """A rebuild (no runner: pages of the subscription) treats poison as the live service does:
+    """A rebuild (no runner: pages of the subscription), read in a process of its own or not,
+    treats poison as the live service does:
     «continuar» records garbage, an unknown topic and undecodable state and goes on; «detener»
     stops at the first and leaves the existing view untouched."""
     w = make_world(collect=False)
@@ -151,7 +153,7 @@ def test_rebuild_records_poison_and_halts_by_policy(
     assert last == position + 3
 
     db = tmp_path / "p.sqlite"
-    result = rebuild(db, app_env)
+    result = rebuild(db, app_env, reading_process=reading_process)
     assert result.events == last
     assert result.errors == 3
     view = open_view(db)
@@ -170,5 +172,5 @@ def test_rebuild_records_poison_and_halts_by_policy(
 
     before = db.read_bytes()
     with pytest.raises(ProjectionHaltedError):
-        rebuild(db, app_env, on_error="detener")
+        rebuild(db, app_env, on_error="detener", reading_process=reading_process)
     assert db.read_bytes() == before

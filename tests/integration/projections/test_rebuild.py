@@ -34,7 +34,8 @@ def dump(db: Path) -> dict[str, list[tuple[object, ...]]]:
 def test_rebuild_from_zero_equals_the_live_view(
     ledger: Ledger, app_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """Live (with a restart) and rebuilt views hold the same rows in every table."""
+    """Live (with a restart) and rebuilt views hold the same rows in every table, whether the
+    rebuild reads in a process of its own or not."""
 
     def save(aggregates: Sequence[Aggregate]) -> None:
         ledger.save(*aggregates)
@@ -71,6 +72,15 @@ def test_rebuild_from_zero_equals_the_live_view(
     assert live["tracking"] == [("custodia", last)]
     rebuild(live_db, app_env)  # in place of the live file, as ``reporte reconstruir`` does
     assert dump(live_db) == rebuilt
+    # Read and written in one process (where the platform cannot fork): the same view.
+    alone: list[tuple[int, int]] = []
+    one_db = tmp_path / "un-proceso.sqlite"
+    rebuild(one_db, app_env, progress=lambda done, total: alone.append((done, total)),
+            reading_process=False)  # fmt: skip
+    assert dump(one_db) == rebuilt
+    assert alone[-1] == (last, last)
+    for progress in (seen, alone):
+        assert [done for done, _ in progress] == sorted(done for done, _ in progress)
     # The history is long and varied enough to mean something.
     assert last > 1500
     assert history.erased >= 1

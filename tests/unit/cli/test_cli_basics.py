@@ -79,3 +79,18 @@ def test_instants_are_shown_in_mexico_city_time_spanish_style() -> None:
     assert spanish_datetime("2026-07-01T18:00:00Z") == "1 jul 2026 12:00"
     assert spanish_datetime("DD05-x") is None
     assert spanish_datetime("2026-11-28T05:16:00") is None  # naive: not an instant
+
+
+def test_a_rebuild_that_did_not_finish_is_told_in_spanish() -> None:
+    """What stopped the rebuild is said (it is Spanish already), with the reassurance that the
+    projections in use were not touched; exit code 7, as for a halted rebuild."""
+    import cli.reporte_cmds  # noqa: F401 - registers the reports' messages
+    from projections.errors import RebuildFailedError
+
+    code, text = messages.describe(
+        RebuildFailedError("el proceso lector terminó antes del final (estado -9)")
+    )
+    assert code == 7
+    assert "La reconstrucción de las proyecciones no terminó" in text
+    assert "terminó antes del final (estado -9)" in text
+    assert "no se modificaron" in text

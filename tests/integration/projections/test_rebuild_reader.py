@@ -1,0 +1,198 @@
+"""A rebuild reads the ledger in a child process of its own (``projections.reading``): what the
+writing process does when an event it was sent ready does not apply, and when the reader fails,
+dies or is no longer wanted. Against a real NATS server; the child is a real fork.
+
+Whatever happens to the reader, the view being replaced stays as it was, and no reader is left
+running (or unreaped) behind the rebuild.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import IO, Any
+
+import msgspec
+import pytest
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.utils import get_topic
+
+import projections.reading as reading
+from events.domain import District
+from events.jetstream import records
+from projections.errors import ProjectionHaltedError, RebuildFailedError
+from projections.projection import LedgerReader
+from projections.runner import rebuild
+from tests.integration.projections.conftest import Ledger
+from tests.integration.projections.test_poison import append_raw
+from tests.unit.domain.domain_world import later, make_world
+from tests.unit.projections.local import open_view
+
+pytestmark = pytest.mark.integration
+
+
+def tables(db: Path) -> dict[str, list[tuple[object, ...]]]:
+    view = open_view(db)
+    try:
+        return view.dump()
+    finally:
+        view.close()
+
+
+@pytest.fixture
+def readers(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The pids of the reading processes the rebuilds of the test start."""
+    pids: list[int] = []
+    start = reading.ReadingProcess.__init__
+
+    def recorded(self: reading.ReadingProcess, *args: Any) -> None:
+        start(self, *args)
+        pids.append(self.pid)
+
+    monkeypatch.setattr(reading.ReadingProcess, "__init__", recorded)
+    return pids
+
+
+def gone(pid: int) -> bool:
+    """Whether ``pid`` is neither running nor waiting to be reaped."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def saved_world(ledger: Ledger) -> None:
+    w = make_world(collect=False)
+    ledger.save(*w.people, w.district)
+
+
+def test_an_event_sent_ready_that_does_not_apply_is_read_again_and_recorded(
+    ledger: Ledger, app_env: dict[str, str], tmp_path: Path, readers: list[int]
+) -> None:
+    """A rotation of an account the district never registered: its stored state is ordinary,
+    so the reader sends it with its parameters, but its update finds no row. The writer reads
+    that event from the ledger itself and records it as the one-process rebuild does (topic,
+    aggregate and version: taken from the ledger, not from the parameters)."""
+    saved_world(ledger)
+    dd05 = District.create_id("DD05")
+    reader = LedgerReader(env=app_env)
+    try:
+        started = [
+            n
+            for n in reader.recorder.select_notifications(start=1, limit=1000)
+            if n.topic == get_topic(District.RotationStarted)
+        ]
+    finally:
+        reader.close()
+    state = json.loads(started[0].state)
+    assert state["account"] == "DD05-x"
+    ghost = json.dumps({**state, "account": "DD05-fantasma"}).encode()
+    version = max(n.originator_version for n in started) + 100
+    position = (ledger.recorder.max_notification_id() or 0) + 1
+    body = records.encode_events_body(
+        dd05, [StoredEvent(dd05, version, get_topic(District.RotationStarted), ghost)]
+    )
+    append_raw(app_env, str(dd05), records.head(records.KIND_EVENTS, position) + body)
+
+    two, one = tmp_path / "dos.sqlite", tmp_path / "uno.sqlite"
+    assert rebuild(two, app_env).errors == 1
+    assert rebuild(one, app_env, reading_process=False).errors == 1
+    assert tables(two) == tables(one)
+    error = tables(two)["projection_errors"][0]
+    assert error[1:3] == ("evento_no_aplicable", position)
+    assert get_topic(District.RotationStarted) in error
+    assert str(dd05) in error
+    assert version in error
+    assert readers
+    assert all(gone(pid) for pid in readers)
+
+
+def test_a_reader_that_fails_leaves_the_view_as_it_was(
+    ledger: Ledger,
+    app_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    readers: list[int],
+) -> None:
+    """The reader's own error ends the rebuild with a Spanish explanation; the existing view is
+    untouched and the reader reaped."""
+    saved_world(ledger)
+    db = tmp_path / "p.sqlite"
+    rebuild(db, app_env)
+    before = db.read_bytes()
+
+    def failing(stream: IO[bytes], env: dict[str, str], total: int) -> None:
+        raise ConnectionError("sin conexión con la bitácora")
+
+    monkeypatch.setattr(reading, "_read_ledger", failing)
+    with pytest.raises(RebuildFailedError) as raised:
+        rebuild(db, app_env)
+    assert "falló la lectura de la bitácora" in raised.value.problem
+    assert "sin conexión con la bitácora" in raised.value.problem
+    assert db.read_bytes() == before
+    assert len(readers) == 2
+    assert all(gone(pid) for pid in readers)
+
+
+def test_a_reader_that_dies_half_way_leaves_the_view_as_it_was(
+    ledger: Ledger,
+    app_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    readers: list[int],
+) -> None:
+    """Killed after sending its first page (as by the OOM killer): the writer does not take
+    the pages it got for the whole ledger; it stops, says so, and keeps the old view."""
+    saved_world(ledger)
+    db = tmp_path / "p.sqlite"
+    rebuild(db, app_env)
+    before = db.read_bytes()
+    real_write = reading._write
+
+    def dying(stream: IO[bytes], body: bytes) -> None:
+        real_write(stream, body)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    monkeypatch.setattr(reading, "_write", dying)
+    with pytest.raises(RebuildFailedError) as raised:
+        rebuild(db, app_env)
+    assert "terminó antes del final" in raised.value.problem
+    assert f"{-signal.SIGKILL}" in raised.value.problem
+    assert db.read_bytes() == before
+    assert len(readers) == 2
+    assert all(gone(pid) for pid in readers)
+
+
+def test_a_rebuild_that_halts_stops_its_reader(
+    ledger: Ledger,
+    app_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    readers: list[int],
+) -> None:
+    """«detener» at a message that is not a record, while the reader still has events to send
+    (it is made to wait there for ever): the reader is stopped and reaped, not left reading,
+    and no view is written."""
+    w = make_world(collect=False)
+    ledger.save(*w.people, w.district)
+    append_raw(app_env, "basura", b"this is not a record")
+    w.district.register_account(
+        "DD05-tiktok", handle="dd05iecm", email="dd05.tt@iecm.mx", by=w.coadmin, at=later(9)
+    )
+    ledger.save(w.district)
+    real_write = reading._write
+
+    def stuck_after_reporting(stream: IO[bytes], body: bytes) -> None:
+        real_write(stream, body)
+        if msgspec.msgpack.decode(body)[0] == "invalid":
+            signal.pause()
+
+    monkeypatch.setattr(reading, "_write", stuck_after_reporting)
+    with pytest.raises(ProjectionHaltedError):
+        rebuild(tmp_path / "p.sqlite", app_env, on_error="detener")
+    assert len(readers) == 1
+    assert gone(readers[0])
+    assert not (tmp_path / "p.sqlite").exists()

@@ -6,16 +6,16 @@ Entry points for the service and the command line:
   ledger's ``subscribe()`` into an SQLite view; :class:`ProjectionService` waits, reports
   errors, stops.
 - :func:`rebuild`: the view again from the first event, with a progress hook (read a page at a
-  time, without the runner; the same tables).
+  time in a forked process, written in this one, without the runner; the same tables).
 - :func:`load_report` (with :class:`Scope` and :class:`ReportFilter`): a report, scope checked
   first; :func:`render` turns it into ``tabla``, ``json``, ``csv`` or ``html``.
 
 Modules: :mod:`.schema` (tables), :mod:`.view` (tracking recorder + batches),
 :mod:`.projection` (event handlers, poison events), :mod:`.decoding` (faster reading of event
 state, same domain events), :mod:`.fastrows` (a rebuild's shortcut from stored state to rows for
-nearly every event), :mod:`.runner`, :mod:`.model` (typed rows),
-:mod:`.reports` (pure builders), :mod:`.render` and :mod:`.html`, :mod:`.business_time`,
-:mod:`.names`, :mod:`.errors`.
+nearly every event), :mod:`.reading` (a rebuild's reading process), :mod:`.runner`,
+:mod:`.model` (typed rows), :mod:`.reports` (pure builders), :mod:`.render` and :mod:`.html`,
+:mod:`.business_time`, :mod:`.names`, :mod:`.errors`.
 """
 
 from projections.errors import (

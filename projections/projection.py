@@ -382,7 +382,7 @@ class ReportsProjection(Projection[ReportsView]):
         """Applies a page of events, each ``(position, (class, FastRows parameters) or None,
         source)``: the source is the notification, or what ``notification_of`` makes it of
         (only for an event that goes the usual way). A rebuild prepares its pages in the
-        reading process and applies them in another (:mod:`.applier`); :meth:`catch_up`
+        reading process and applies them in this one (:mod:`.reading`); :meth:`catch_up`
         prepares them here.
 
         Each run of events with parameters is applied at once (:func:`_fast_run`: the run's

@@ -13,17 +13,21 @@ lives in the SQLite file ``db_path`` (its own environment, prefixed ``REPORTES_`
 here). :func:`rebuild` builds a fresh view from the first event into a side file, then puts it in
 place of ``db_path`` (stop the live projections first).
 
-The live service is eventsourcing's ``ProjectionRunner``. A rebuild has no runner: it reads the
-subscription a page at a time in the calling thread (:meth:`ReportsProjection.catch_up`: the same
-handlers, poison policy and tracking; nearly every event goes straight from its stored state
-to its handler's SQL, :mod:`projections.fastrows`) into a :class:`~projections.view.RebuildView`
-(larger batches, no fsync until the end, indexes built last); both give the same tables
+The live service is eventsourcing's ``ProjectionRunner``. A rebuild has no runner: a forked
+reading process (:mod:`projections.reading`) reads the subscription a page at a time and
+prepares each event (nearly every one goes straight from its stored state to its handler's SQL
+parameters, :mod:`projections.fastrows`), and the calling thread applies the pages
+(:meth:`ReportsProjection.apply_prepared`: the same handlers, poison policy and tracking) to a
+:class:`~projections.view.RebuildView` (larger batches, no fsync until the end, indexes built
+last). Where the platform cannot fork, or with ``reading_process=False``, the calling thread
+does both (:meth:`ReportsProjection.catch_up`). All give the same tables
 (``tests/integration/projections/test_rebuild.py``, ``tests/unit/projections/test_fastrows.py``).
 
 Messages of the stream that are not valid records never reach the projection: the event store's
 reader skips and reports them (``recorder.invalid_messages``). A watcher thread (a rebuild: after
-each page) copies each such report into ``projection_errors`` (kind ``mensaje_invalido``), so
-they are not silently skipped either, and with the policy ``detener`` stops the projections.
+each page, as the reading process sends them) copies each such report into
+``projection_errors`` (kind ``mensaje_invalido``), so they are not silently skipped either, and
+with the policy ``detener`` stops the projections.
 """
 
 from __future__ import annotations

@@ -257,23 +257,26 @@ class ReadingProcess:
                 raise RebuildFailedError(f"falló la lectura de la bitácora: {message[1]}")
             yield message
 
-    def _wait(self) -> int:
+    def _wait(self, *, kill: bool = False) -> int:
+        """Reaps the child (killing it first with ``kill``, if it still runs); its exit status
+        (negative: the signal that ended it), or ``-1`` if someone else reaped it."""
         if self._status is None:
-            _, status = os.waitpid(self.pid, 0)
-            self._status = os.waitstatus_to_exitcode(status)
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG if kill else 0)
+                if pid == 0:
+                    with contextlib.suppress(ProcessLookupError):
+                        os.kill(self.pid, signal.SIGKILL)
+                    _, status = os.waitpid(self.pid, 0)
+                self._status = os.waitstatus_to_exitcode(status)
+            except ChildProcessError:  # reaped elsewhere (a handler that waits for any child)
+                self._status = -1
         return self._status
 
     def close(self) -> None:
         """Stops the child if it still runs (the rebuild stopped early) and reaps it."""
         with contextlib.suppress(OSError):
             self._stream.close()
-        if self._status is None:
-            pid, status = os.waitpid(self.pid, os.WNOHANG)
-            if pid == 0:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(self.pid, signal.SIGKILL)
-                _, status = os.waitpid(self.pid, 0)
-            self._status = os.waitstatus_to_exitcode(status)
+        self._wait(kill=True)
 
     def __enter__(self) -> ReadingProcess:
         return self

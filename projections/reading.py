@@ -5,13 +5,17 @@ event (:class:`~projections.fastrows.FastRows`: its handler's parameters straigh
 state) and writes the view. In one process these take turns on the interpreter's lock, so
 :class:`ReadingProcess` forks a child that reads, decodes and prepares, while the rebuilding
 process only writes (:meth:`ReportsProjection.apply_prepared`: the same handlers, poison
-policy, batches and tracking, in the same order). Each half has a core.
+policy, batches and tracking, in the same order). Each half can have a core of its own.
 
-The child is forked, not started afresh: a fresh interpreter would spend longer importing the
-domain than the reading takes. It is forked before the rebuild opens any connection or file,
-it reads with a connection of its own, it never writes to the terminal or to a file (its only
-output is the pipe to its parent), and it ends with ``os._exit``, so nothing it inherited (the
-caller's buffers, its ``atexit`` handlers, a test runner's stack) runs twice.
+The child is forked, not started afresh: a fresh interpreter would spend about as long
+importing the domain as the writing takes. It is forked while the rebuild holds no connection
+or file open (the first contact with the ledger, which reports an unreachable server as usual,
+is closed first), it reads with a connection of its own, its only output is the pipe to its
+parent (and the event store's warnings about skipped messages, which go wherever the caller's
+logging sends them, as in one process), and it ends with ``os._exit``, so nothing it inherited
+(the caller's buffers, its ``atexit`` handlers, a test runner's stack) runs twice. Other
+threads of the caller (a progress bar's) are not in the child, and it takes none of their
+locks.
 
 The pipe carries frames: a 4-byte big-endian length and a MessagePack body (``msgspec``), plain
 values only, so nothing in a frame can make the parent run code (unlike pickle); nobody but the
@@ -36,7 +40,6 @@ import os
 import signal
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
-from types import TracebackType
 from typing import IO, Any, Final
 from uuid import UUID
 
@@ -217,8 +220,8 @@ def _describe(error: BaseException) -> str:
 class ReadingProcess:
     """The forked child that reads the ledger configured by ``env``, from its first event to
     at least ``total``; iterate over it for its ``page`` and ``invalid`` messages, in order.
-    Iteration raises :class:`RebuildFailedError` if the child failed or ended early; leaving
-    the ``with`` block stops it if it still runs."""
+    Iteration raises :class:`RebuildFailedError` if the child failed or ended early;
+    :meth:`close` stops it if it still runs, and reaps it."""
 
     def __init__(self, env: Mapping[str, str], total: int) -> None:
         read_end, write_end = os.pipe()
@@ -277,17 +280,6 @@ class ReadingProcess:
         with contextlib.suppress(OSError):
             self._stream.close()
         self._wait(kill=True)
-
-    def __enter__(self) -> ReadingProcess:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class LedgerEvents:

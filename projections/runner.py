@@ -338,7 +338,7 @@ def _build(
         projection = ReportsProjection.with_policy(on_error)(view)
         kinds = FAST_KINDS
         done = 0
-        with ReadingProcess(env, total) as child:
+        with contextlib.closing(ReadingProcess(env, total)) as child:
             for message in child:
                 if message[0] == "page":
                     items = [decode_item(item, kinds) for item in message[1]]

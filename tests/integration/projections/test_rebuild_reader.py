@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -110,6 +111,28 @@ def test_an_event_sent_ready_that_does_not_apply_is_read_again_and_recorded(
     assert all(gone(pid) for pid in readers)
 
 
+def rebuild_that_fails(
+    ledger: Ledger,
+    app_env: dict[str, str],
+    tmp_path: Path,
+    readers: list[int],
+    spoil: Callable[[], None],
+) -> str:
+    """Rebuilds once, then spoils the reader (``spoil``) and rebuilds again: the second must
+    fail with the view as the first left it and both readers reaped. What it says."""
+    saved_world(ledger)
+    db = tmp_path / "p.sqlite"
+    rebuild(db, app_env)
+    before = db.read_bytes()
+    spoil()
+    with pytest.raises(RebuildFailedError) as raised:
+        rebuild(db, app_env)
+    assert db.read_bytes() == before
+    assert len(readers) == 2
+    assert all(gone(pid) for pid in readers)
+    return raised.value.problem
+
+
 def test_a_reader_that_fails_leaves_the_view_as_it_was(
     ledger: Ledger,
     app_env: dict[str, str],
@@ -119,22 +142,19 @@ def test_a_reader_that_fails_leaves_the_view_as_it_was(
 ) -> None:
     """The reader's own error ends the rebuild with a Spanish explanation; the existing view is
     untouched and the reader reaped."""
-    saved_world(ledger)
-    db = tmp_path / "p.sqlite"
-    rebuild(db, app_env)
-    before = db.read_bytes()
 
     def failing(stream: IO[bytes], env: dict[str, str], total: int) -> None:
         raise ConnectionError("sin conexión con la bitácora")
 
-    monkeypatch.setattr(reading, "_read_ledger", failing)
-    with pytest.raises(RebuildFailedError) as raised:
-        rebuild(db, app_env)
-    assert "falló la lectura de la bitácora" in raised.value.problem
-    assert "sin conexión con la bitácora" in raised.value.problem
-    assert db.read_bytes() == before
-    assert len(readers) == 2
-    assert all(gone(pid) for pid in readers)
+    problem = rebuild_that_fails(
+        ledger,
+        app_env,
+        tmp_path,
+        readers,
+        lambda: monkeypatch.setattr(reading, "_read_ledger", failing),
+    )
+    assert "falló la lectura de la bitácora" in problem
+    assert "sin conexión con la bitácora" in problem
 
 
 def test_a_reader_that_dies_half_way_leaves_the_view_as_it_was(
@@ -146,24 +166,17 @@ def test_a_reader_that_dies_half_way_leaves_the_view_as_it_was(
 ) -> None:
     """Killed after sending its first page (as by the OOM killer): the writer does not take
     the pages it got for the whole ledger; it stops, says so, and keeps the old view."""
-    saved_world(ledger)
-    db = tmp_path / "p.sqlite"
-    rebuild(db, app_env)
-    before = db.read_bytes()
     real_write = reading._write
 
     def dying(stream: IO[bytes], body: bytes) -> None:
         real_write(stream, body)
         os.kill(os.getpid(), signal.SIGKILL)
 
-    monkeypatch.setattr(reading, "_write", dying)
-    with pytest.raises(RebuildFailedError) as raised:
-        rebuild(db, app_env)
-    assert "terminó antes del final" in raised.value.problem
-    assert f"{-signal.SIGKILL}" in raised.value.problem
-    assert db.read_bytes() == before
-    assert len(readers) == 2
-    assert all(gone(pid) for pid in readers)
+    problem = rebuild_that_fails(
+        ledger, app_env, tmp_path, readers, lambda: monkeypatch.setattr(reading, "_write", dying)
+    )
+    assert "terminó antes del final" in problem
+    assert f"{-signal.SIGKILL}" in problem
 
 
 def test_a_rebuild_that_halts_stops_its_reader(

@@ -11,11 +11,10 @@ The child is forked, not started afresh: a fresh interpreter would spend about a
 importing the domain as the writing takes. It is forked while the rebuild holds no connection
 or file open (the first contact with the ledger, which reports an unreachable server as usual,
 is closed first), it reads with a connection of its own, its only output is the pipe to its
-parent (and the event store's warnings about skipped messages, which go wherever the caller's
-logging sends them, as in one process), and it ends with ``os._exit``, so nothing it inherited
-(the caller's buffers, its ``atexit`` handlers, a test runner's stack) runs twice. Other
-threads of the caller (a progress bar's) are not in the child, and it takes none of their
-locks.
+parent (it logs nothing: the parent logs the messages it skipped), and it ends with
+``os._exit``, so nothing it inherited (the caller's buffers, its ``atexit`` handlers, a test
+runner's stack) runs twice. Other threads of the caller (a progress bar's) are not in the
+child, and it takes none of their locks.
 
 The pipe carries frames: a 4-byte big-endian length and a MessagePack body (``msgspec``), plain
 values only, so nothing in a frame can make the parent run code (unlike pickle); nobody but the
@@ -36,6 +35,7 @@ one process would have had it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import warnings
@@ -57,6 +57,8 @@ __all__ = [
     "new_invalid",
     "pages",
 ]
+
+logger = logging.getLogger(__name__)
 
 InvalidReport = tuple[str, int, str, str]
 """A message the reader skipped: ``(stream, sequence, subject, reason)``."""
@@ -196,6 +198,10 @@ def _read_ledger(stream: IO[bytes], env: Mapping[str, str], total: int) -> None:
 
 
 def _child(fd: int, env: Mapping[str, str], total: int) -> int:
+    # The child logs nothing: a stream it inherited may have been locked, mid-write, by another
+    # thread of the caller at the fork, and that lock is never released in the child. What it
+    # would have logged (messages the reader skipped) the parent logs as it receives them.
+    logging.disable(logging.CRITICAL)
     stream = os.fdopen(fd, "wb", buffering=_BUFFER)
     try:
         try:
@@ -258,6 +264,15 @@ class ReadingProcess:
                 return
             if message[0] == "failed":
                 raise RebuildFailedError(f"falló la lectura de la bitácora: {message[1]}")
+            if message[0] == "invalid":
+                for stream, seq, subject, reason in message[1]:
+                    logger.warning(
+                        "the reading process skipped message %s/%d on %r: %s",
+                        stream,
+                        seq,
+                        subject,
+                        reason,
+                    )
             yield message
 
     def _wait(self, *, kill: bool = False) -> int:

@@ -8,9 +8,13 @@ running (or unreaped) behind the rebuild.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import signal
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -209,3 +213,80 @@ def test_a_rebuild_that_halts_stops_its_reader(
     assert len(readers) == 1
     assert gone(readers[0])
     assert not (tmp_path / "p.sqlite").exists()
+
+
+def test_a_log_stream_locked_at_the_fork_does_not_hang_the_reader(
+    ledger: Ledger,
+    app_env: dict[str, str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    readers: list[int],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """When the rebuild forks, another thread of the caller is blocked writing to the event
+    store's log stream (a pipe nobody reads yet), holding that stream's lock: in the child no
+    thread will ever release it. The ledger holds a message that is not a record, which the
+    reader skips: had the child logged that, it would wait for the lock for ever. It logs
+    nothing; the parent (whose stream is drained once it has forked) logs what was skipped, to
+    its own logger, records it, and the rebuild finishes."""
+    w = make_world(collect=False)
+    ledger.save(*w.people, w.district)
+    garbage_seq = append_raw(app_env, "basura", b"this is not a record")
+    w.district.register_account(
+        "DD05-tiktok", handle="dd05iecm", email="dd05.tt@iecm.mx", by=w.coadmin, at=later(9)
+    )
+    ledger.save(w.district)  # the last message is a record: the first contact logs nothing
+    read_end, write_end = os.pipe()
+    stream = os.fdopen(write_end, "w")
+    handler = logging.StreamHandler(stream)
+    store_logger = logging.getLogger("events.jetstream")
+
+    def flood() -> None:
+        with contextlib.suppress(OSError, ValueError):
+            stream.write("x" * (1 << 20))  # the pipe holds 64 KiB: blocks inside the write
+            stream.flush()
+
+    def drain() -> None:
+        with open(read_end, "rb") as pipe:
+            while pipe.read(1 << 16):
+                pass
+
+    # A stack far larger than the default, so that no thread the child starts reuses it (and
+    # its identity: the lock would then say "reentrant call" instead of waiting).
+    default = threading.stack_size(64 << 20)
+    try:
+        writer = threading.Thread(target=flood, daemon=True)
+        writer.start()
+    finally:
+        threading.stack_size(default)
+    drainer = threading.Thread(target=drain, daemon=True)
+    forked = reading.ReadingProcess.__init__
+
+    def fork_then_drain(self: reading.ReadingProcess, *args: Any) -> None:
+        assert writer.is_alive()  # blocked in the write when the child is forked
+        forked(self, *args)
+        drainer.start()
+
+    monkeypatch.setattr(reading.ReadingProcess, "__init__", fork_then_drain)
+    time.sleep(0.3)
+    store_logger.addHandler(handler)
+    try:
+        with caplog.at_level(logging.WARNING, logger="projections.reading"):
+            result = rebuild(tmp_path / "p.sqlite", app_env)
+    finally:
+        store_logger.removeHandler(handler)
+        writer.join(timeout=5)
+        with contextlib.suppress(OSError):
+            stream.close()
+        drainer.join(timeout=5)
+    assert result.errors == 1
+    assert tables(tmp_path / "p.sqlite")["projection_errors"][0][1:4] == (
+        "mensaje_invalido",
+        None,
+        garbage_seq,
+    )
+    assert f"skipped message {app_env['NATS_NAMESPACE']}-custodia-events/{garbage_seq}" in (
+        caplog.text
+    )
+    assert len(readers) == 1
+    assert gone(readers[0])

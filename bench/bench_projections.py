@@ -20,7 +20,8 @@ process:
   for the projection's handler; all into the SQLite view, tracked in the same transactions
   (batches of about 10,000 into a side file, secondary indexes built at the end), from the first
   event to the last; its time includes connecting, the fork, the indexes and the final
-  checkpoint.
+  checkpoint. For comparison, the same rebuild in one process (``reading_process=False``:
+  reading and writing take turns on one interpreter lock), into another file.
 
 Prints events/s of each, the rebuild's ratio to the raw read measured in the same run (target
 ≥ 80 %), the time a 1,000,000-event ledger would take to rebuild at the measured rate, each
@@ -212,12 +213,12 @@ def child_subscribe(url: str, namespace: str, events: int) -> dict[str, Any]:
     return {"seconds": seconds, "cpu": cpu, "maxrss_kib": peak_rss_kib()}
 
 
-def child_rebuild(url: str, namespace: str, db: str) -> dict[str, Any]:
+def child_rebuild(url: str, namespace: str, db: str, *, one_process: bool) -> dict[str, Any]:
     from projections.runner import rebuild
 
     cpu_started = time.process_time()
     children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    result = rebuild(Path(db), app_env(url, namespace))
+    result = rebuild(Path(db), app_env(url, namespace), reading_process=not one_process)
     reader = resource.getrusage(resource.RUSAGE_CHILDREN)  # the reading process, reaped
     reader_cpu = (reader.ru_utime - children.ru_utime) + (reader.ru_stime - children.ru_stime)
     return {
@@ -245,7 +246,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternating measurements")
     parser.add_argument("--seed", type=int, default=11)
     parser.add_argument("--url", help="an existing NATS server (default: start one)")
-    parser.add_argument("--child", choices=["raw", "subscribe", "rebuild"], help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--child", choices=["raw", "subscribe", "rebuild", "one"], help=argparse.SUPPRESS
+    )
     parser.add_argument("--namespace", help=argparse.SUPPRESS)
     parser.add_argument("--messages", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--events", type=int, help=argparse.SUPPRESS)
@@ -258,8 +261,9 @@ def main() -> None:
     if args.child == "subscribe":
         print(json.dumps(child_subscribe(args.url, args.namespace, args.events)))
         return
-    if args.child == "rebuild":
-        print(json.dumps(child_rebuild(args.url, args.namespace, args.db)))
+    if args.child in ("rebuild", "one"):
+        built = child_rebuild(args.url, args.namespace, args.db, one_process=args.child == "one")
+        print(json.dumps(built))
         return
 
     with nats_server(args.url) as url, tempfile.TemporaryDirectory(prefix="bench-proj-") as tmp:
@@ -279,6 +283,7 @@ def main() -> None:
         raw_s: list[float] = []
         subscribe_s: list[float] = []
         rebuild_s: list[float] = []
+        one_s: list[float] = []
         rss: dict[str, int] = {"raw": 0, "rebuild": 0, "reader": 0}
         cpu: dict[str, list[float]] = {"raw": [], "subscribe": [], "rebuild": []}
         for round_ in range(args.rounds):
@@ -295,8 +300,12 @@ def main() -> None:
             built = in_child(
                 "--child", "rebuild", "--url", url, "--namespace", namespace, "--db", db
             )
+            alone = in_child(
+                "--child", "one", "--url", url, "--namespace", namespace, "--db", db + ".1"
+            )
             raw_s.append(raw["seconds"])
             rebuild_s.append(built["seconds"])
+            one_s.append(alone["seconds"])
             for name, child in (("raw", raw), ("subscribe", subscribed), ("rebuild", built)):
                 cpu[name].append(child["cpu"])
             rss["raw"] = max(rss["raw"], raw["maxrss_kib"])
@@ -307,7 +316,8 @@ def main() -> None:
                 f"({len(recs) / raw['seconds']:,.0f} msgs/s)   "
                 f"subscribe() {events / subscribed['seconds']:9,.0f} events/s   "
                 f"rebuild {events / built['seconds']:9,.0f} events/s   "
-                f"errors {built['errors']}"
+                f"(one process {events / alone['seconds']:9,.0f})   "
+                f"errors {built['errors']}, {alone['errors']}"
             )
         raw_rate = events * len(raw_s) / sum(raw_s)
         subscribe_rate = events * len(subscribe_s) / sum(subscribe_s)
@@ -321,6 +331,12 @@ def main() -> None:
             f"projection rebuild      {rebuild_rate:10,.0f} events/s  "
             f"({rebuild_rate / raw_rate:.0%} of raw, target ≥ 80 %; "
             f"{rebuild_rate / subscribe_rate:.0%} of subscribe())"
+        )
+        one_rate = events * len(one_s) / sum(one_s)
+        print(
+            f"  the same in one process {one_rate:10,.0f} events/s  "
+            f"({one_rate / raw_rate:.0%} of raw: reading and writing take turns on one "
+            f"interpreter lock)"
         )
         print(
             f"rebuild of {events:,} events: {min(rebuild_s):.1f} s; "

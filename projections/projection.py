@@ -145,14 +145,11 @@ def fast_rows_for(mapper: Mapper[UUID]) -> FastRows | None:
     return FastRows.for_mapper(mapper, _CODES)
 
 
-Prepared = tuple[int, tuple[type[Any], Params] | None, Any]
-"""An event of a page as :meth:`ReportsProjection.apply_prepared` takes it: its position, its
-event class and :class:`FastRows` parameters (``None``: it goes the usual way), and its source
-(the notification, or what makes one)."""
-
-
-def _itself(notification: Notification) -> Notification:
-    return notification
+Prepared = Sequence[Any]
+"""An event of a page as :meth:`ReportsProjection.apply_prepared` takes it:
+``[position, kind, params, ...]``: ``kind`` is the index of its class in :data:`FAST_KINDS` and
+``params`` its :class:`FastRows` parameters, or ``kind`` is ``-1`` (it goes the usual way, its
+notification made by the caller's ``notification_of``). What follows is the caller's."""
 
 
 class TolerantMapper(Mapper[UUID]):
@@ -360,9 +357,12 @@ class ReportsProjection(Projection[ReportsView]):
                 self._catch_up_one(notification, mapper, application_name)
             return
         fast_params = fast_rows.params
-        self.apply_prepared(
-            [(n.id, fast_params(n), n) for n in notifications], mapper, application_name
-        )
+        items: list[Prepared] = []
+        add = items.append
+        for n in notifications:
+            fast = fast_params(n)
+            add((n.id, -1, None, n) if fast is None else (n.id, _KIND[fast[0]], fast[1], n))
+        self.apply_prepared(items, mapper, application_name, _notification_at_3)
 
     def fast_rows(self, mapper: Mapper[UUID]) -> FastRows | None:
         """The :class:`FastRows` for events mapped by ``mapper`` (``None``: it maps them in a
@@ -377,12 +377,11 @@ class ReportsProjection(Projection[ReportsView]):
         items: Sequence[Prepared],
         mapper: Mapper[UUID],
         application_name: str,
-        notification_of: Callable[[Any], Notification] = _itself,
+        notification_of: Callable[[Any], Notification],
     ) -> None:
-        """Applies a page of events, each ``(position, (class, FastRows parameters) or None,
-        source)``: the source is the notification, or what ``notification_of`` makes it of
-        (only for an event that goes the usual way). A rebuild prepares its pages in the
-        reading process and applies them in this one (:mod:`.reading`); :meth:`catch_up`
+        """Applies a page of events, each as :data:`Prepared` says; ``notification_of(item)``
+        makes the notification of one that goes the usual way. A rebuild prepares its pages in
+        its reading process and applies them in this one (:mod:`.reading`); :meth:`catch_up`
         prepares them here.
 
         Each run of events with parameters is applied at once (:func:`_fast_run`: the run's
@@ -390,24 +389,20 @@ class ReportsProjection(Projection[ReportsView]):
         to apply, goes the usual way (:meth:`_catch_up_one`), which makes the same rows or
         records the same error.
         """
-        steps: list[tuple[type[Any], Params]] = []
         run: list[Prepared] = []
         for item in items:
-            fast = item[1]
-            if fast is not None:
-                steps.append(fast)
+            if item[1] >= 0:
                 run.append(item)
                 continue
             if run:
-                self._apply_fast(steps, run, mapper, application_name, notification_of)
-                steps, run = [], []
-            self._catch_up_one(notification_of(item[2]), mapper, application_name)
+                self._apply_fast(run, mapper, application_name, notification_of)
+                run = []
+            self._catch_up_one(notification_of(item), mapper, application_name)
         if run:
-            self._apply_fast(steps, run, mapper, application_name, notification_of)
+            self._apply_fast(run, mapper, application_name, notification_of)
 
     def _apply_fast(
         self,
-        steps: list[tuple[type[Any], Params]],
         run: list[Prepared],
         mapper: Mapper[UUID],
         application_name: str,
@@ -416,20 +411,20 @@ class ReportsProjection(Projection[ReportsView]):
         """Applies a run of events :class:`FastRows` gave parameters for, at once; if that
         fails, one at a time, each the usual way if its parameters fail to apply."""
         try:
-            self.view.apply_run(_fast_run, steps, application_name, run[-1][0], len(run))
+            self.view.apply_run(_fast_run, run, application_name, run[-1][0], len(run))
             return
         except ProjectionDatabaseError:
             raise
         except Exception:  # noqa: S110 - the run again, one event at a time
             pass
         apply_at = self.view.apply_at
-        for (cls, params), (position, _, source) in zip(steps, run, strict=True):
+        for item in run:
             try:
-                apply_at(_ROWS[cls], params, application_name, position)
+                apply_at(_ROWS_BY_KIND[item[1]], item[2], application_name, item[0])
             except ProjectionDatabaseError:
                 raise
             except Exception:
-                self._catch_up_one(notification_of(source), mapper, application_name)
+                self._catch_up_one(notification_of(item), mapper, application_name)
 
     def _catch_up_one(
         self, notification: Notification, mapper: Mapper[UUID], application_name: str
@@ -1152,7 +1147,7 @@ _CLOSE_INCIDENT: Final = _Statement(
 )
 
 
-def _fast_run(c: sqlite3.Cursor, steps: list[tuple[type[Any], Params]], position: int) -> None:
+def _fast_run(c: sqlite3.Cursor, run: list[Prepared], position: int) -> None:
     """Applies a run of events from their :class:`FastRows` parameters, in order.
 
     The run's ``reads`` rows go in one ``executemany`` at its end: no other handler here
@@ -1162,9 +1157,12 @@ def _fast_run(c: sqlite3.Cursor, steps: list[tuple[type[Any], Params]], position
     reads: list[Params] = []
     add_read = reads.append
     exposed = getattr(c, "exposed", None)
-    rows = _ROWS
-    for cls, params in steps:
-        if cls is _READ:
+    rows = _ROWS_BY_KIND
+    read = _READ_KIND
+    for item in run:
+        kind = item[1]
+        params = item[2]
+        if kind == read:
             add_read(params)
             version = params[5]
             # Mostly a password its reader has seen already: _expose()'s first test, inline.
@@ -1175,7 +1173,7 @@ def _fast_run(c: sqlite3.Cursor, steps: list[tuple[type[Any], Params]], position
             ):
                 _expose(c, params[3], version, params[6], params[1], "lectura")
             continue
-        rows[cls](c, params, position)
+        rows[kind](c, params, position)
     if reads:
         c.executemany(_INSERT_READ, reads)
 
@@ -1211,5 +1209,14 @@ _ROWS: Final[dict[type[Any], Handler]] = {
     Incident.Contained: _CONTAIN_INCIDENT,
     Incident.Closed: _CLOSE_INCIDENT,
 }
-# The same classes in a fixed order: a rebuild names them by their index between processes.
+# The same classes in a fixed order: an event's kind is its class's index (a rebuild's reading
+# process sends the index), and _ROWS_BY_KIND its handler's second half.
 FAST_KINDS: Final[tuple[type[Any], ...]] = tuple(_ROWS)
+_ROWS_BY_KIND: Final[tuple[Handler, ...]] = tuple(_ROWS.values())
+_KIND: Final[dict[type[Any], int]] = {cls: kind for kind, cls in enumerate(FAST_KINDS)}
+_READ_KIND: Final = _KIND[_READ]
+
+
+def _notification_at_3(item: Prepared) -> Notification:
+    notification: Notification = item[3]
+    return notification

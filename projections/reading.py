@@ -160,12 +160,6 @@ def encode_page(
         return bytes(encode(["page", items]))
 
 
-def decode_item(item: list[Any], kinds: Sequence[type[Any]]) -> tuple[int, Any, list[Any]]:
-    """An item of a ``page`` frame as :meth:`ReportsProjection.apply_prepared` takes it."""
-    kind = item[1]
-    return item[0], (None if kind < 0 else (kinds[kind], tuple(item[2]))), item
-
-
 # -- the child -----------------------------------------------------------------------------------
 
 

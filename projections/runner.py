@@ -51,7 +51,6 @@ from eventsourcing.utils import Environment
 from projections.errors import ProjectionHaltedError
 from projections.projection import (
     APPLICATION_NAME,
-    FAST_KINDS,
     LedgerReader,
     OnError,
     ReportsProjection,
@@ -61,7 +60,6 @@ from projections.reading import (
     LedgerEvents,
     ReadingProcess,
     can_fork,
-    decode_item,
     new_invalid,
     pages,
 )
@@ -336,12 +334,10 @@ def _build(
     view = _rebuild_view(side)
     try:
         projection = ReportsProjection.with_policy(on_error)(view)
-        kinds = FAST_KINDS
-        done = 0
         with contextlib.closing(ReadingProcess(env, total)) as child:
             for message in child:
                 if message[0] == "page":
-                    items = [decode_item(item, kinds) for item in message[1]]
+                    items = message[1]
                     if items:
                         projection.apply_prepared(
                             items, mapper, APPLICATION_NAME, ledger.notification

@@ -13,8 +13,10 @@ or file open (the first contact with the ledger, which reports an unreachable se
 is closed first), it reads with a connection of its own, its only output is the pipe to its
 parent (it logs nothing: the parent logs the messages it skipped), and it ends with
 ``os._exit``, so nothing it inherited (the caller's buffers, its ``atexit`` handlers, a test
-runner's stack) runs twice. Other threads of the caller (a progress bar's) are not in the
-child, and it takes none of their locks.
+runner's stack) runs twice. Other threads of the caller are not in the child, and a lock one
+of them held at the fork stays held there: hence the child logs nothing, and the caller must
+not be using the event store or the domain in another thread while it forks (the command
+line's progress bar does neither; see :func:`projections.runner.rebuild`).
 
 The pipe carries frames: a 4-byte big-endian length and a MessagePack body (``msgspec``), plain
 values only, so nothing in a frame can make the parent run code (unlike pickle); nobody but the

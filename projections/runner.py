@@ -281,7 +281,10 @@ def rebuild(
     :class:`ProjectionHaltedError` if a poison event halts it (policy ``detener``), and
     :class:`RebuildFailedError` if the reading stopped half-way; ``db_path`` is then left as it
     was. ``reading_process=False``: read and write in this process alone (the same view,
-    slower; where the platform cannot fork, that is what happens).
+    slower; where the platform cannot fork, that is what happens). The reading process is
+    forked: call this while no other thread of the process uses the event store or the domain
+    (a thread holding one of their locks at the fork would leave it held in the child); the
+    command line's progress bar does neither.
     """
     started = time.perf_counter()
     side = db_path.with_name(db_path.name + ".reconstruccion")

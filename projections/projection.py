@@ -53,6 +53,7 @@ from projections.view import Handler, ProjectionError, ReportsView
 
 __all__ = [
     "APPLICATION_NAME",
+    "FAST_KIND",
     "FAST_KINDS",
     "LedgerReader",
     "OnError",
@@ -361,7 +362,7 @@ class ReportsProjection(Projection[ReportsView]):
         add = items.append
         for n in notifications:
             fast = fast_params(n)
-            add((n.id, -1, None, n) if fast is None else (n.id, _KIND[fast[0]], fast[1], n))
+            add((n.id, -1, None, n) if fast is None else (n.id, FAST_KIND[fast[0]], fast[1], n))
         self.apply_prepared(items, mapper, application_name, _notification_at_3)
 
     def fast_rows(self, mapper: Mapper[UUID]) -> FastRows | None:
@@ -1209,12 +1210,12 @@ _ROWS: Final[dict[type[Any], Handler]] = {
     Incident.Contained: _CONTAIN_INCIDENT,
     Incident.Closed: _CLOSE_INCIDENT,
 }
-# The same classes in a fixed order: an event's kind is its class's index (a rebuild's reading
-# process sends the index), and _ROWS_BY_KIND its handler's second half.
+# The same classes in a fixed order: an event's kind is its class's index (FAST_KIND; a
+# rebuild's reading process sends the index), and _ROWS_BY_KIND its handler's second half.
 FAST_KINDS: Final[tuple[type[Any], ...]] = tuple(_ROWS)
 _ROWS_BY_KIND: Final[tuple[Handler, ...]] = tuple(_ROWS.values())
-_KIND: Final[dict[type[Any], int]] = {cls: kind for kind, cls in enumerate(FAST_KINDS)}
-_READ_KIND: Final = _KIND[_READ]
+FAST_KIND: Final[dict[type[Any], int]] = {cls: kind for kind, cls in enumerate(FAST_KINDS)}
+_READ_KIND: Final = FAST_KIND[_READ]
 
 
 def _notification_at_3(item: Prepared) -> Notification:

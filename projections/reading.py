@@ -167,10 +167,9 @@ def encode_page(
 
 def _read_ledger(stream: IO[bytes], env: Mapping[str, str], total: int) -> None:
     """The child's work: every event up to ``total`` (at least), a page at a time."""
-    from projections.projection import FAST_KINDS, LedgerReader, fast_rows_for
+    from projections.projection import FAST_KIND, LedgerReader, fast_rows_for
 
     encode = msgspec.msgpack.Encoder().encode
-    kinds = {cls: index for index, cls in enumerate(FAST_KINDS)}
     reader = LedgerReader(env=env)
     try:
         recorder = reader.recorder
@@ -179,7 +178,7 @@ def _read_ledger(stream: IO[bytes], env: Mapping[str, str], total: int) -> None:
         seen: set[tuple[str, int]] = set()
         with recorder.subscribe(gt=0) as subscription:
             for page in pages(subscription):
-                _write(stream, encode_page(page, params, kinds, encode))
+                _write(stream, encode_page(page, params, FAST_KIND, encode))
                 invalid = new_invalid(recorder, seen)
                 if invalid:
                     _write(stream, encode(["invalid", invalid]))

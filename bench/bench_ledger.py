@@ -182,7 +182,7 @@ def run(url: str, names: LedgerNames, args: argparse.Namespace, work: Path) -> N
 
     ratio = raw_s / verify_s
     print()
-    print(f"online verification = {ratio:.0%} of raw read + SHA-256 (target >= 50%)")
+    print(f"online verification = {ratio:.0%} of raw read + SHA-256 (goal >= 75 %)")
     print(
         f"  (this process's CPU time: {raw_cpu / verify_cpu:.0%} of raw read + SHA-256's;"
         " steadier than wall time on a loaded machine)"

@@ -18,7 +18,9 @@ as a subprocess, embedded NATS and OpenBao), then measures, warm:
 - for context, the idempotency record the service keeps per command (a KV create + put);
 - ``custodia --help`` against ``python -c pass`` (``bench_cli.py``).
 
-Target: p50 through the service <= 1.5 x the sum of the parts' p50s. Stops everything it started.
+Goal: p50 through the service <= 1.25 x the sum of the parts' p50s on one connection (issue 21),
+<= 1.5 x with CommandClient (a connection and a request token per command). Stops everything it
+started.
 
 Run: ``.venv/bin/python bench/bench_service.py [--runs 150] [--rounds 5]``.
 """
@@ -494,18 +496,20 @@ def main() -> None:
         reveal_parts = f["rtt"] + f["kv_reveal" + suffix] + f["publish"]
         rotate_parts = f["rtt"] + f["kv_rotate" + suffix] + f["publish"]
         print(
-            f"\nRatios, {title}; p50 through the service / sum of the parts' p50s, target <= 1.5:"
+            f"\nRatios, {title}; p50 through the service / sum of the parts' p50s "
+            "(goal: <= 1.25 on one connection, <= 1.5 with CommandClient):"
         )
-        for name, total, parts in (
-            ("revelar", f["revelar"], reveal_parts),
-            ("rotar iniciar", f["rotar"], rotate_parts),
+        for name, total, parts, goal in (
+            ("revelar", f["revelar"], reveal_parts, 1.25),
+            ("rotar iniciar", f["rotar"], rotate_parts, 1.25),
             (
                 "revelar, CommandClient",
                 f["revelar_cc"],
                 reveal_parts + f["connect"] + f["request_token"],
+                1.5,
             ),
         ):
-            verdict = "ok" if total <= 1.5 * parts else "OVER"
+            verdict = "ok" if total <= goal * parts else "OVER"
             print(f"  {name:<24} {total:7.2f} / {parts:7.2f} ms = {total / parts:4.2f}x  {verdict}")
     print("\ncustodia --help against python -c pass:")
     sys.stdout.flush()

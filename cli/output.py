@@ -16,14 +16,21 @@ def print_json(data: Any) -> None:
 
 
 def console() -> Console:
-    """A rich console on stdout that fits an 80-column terminal when the width is unknown."""
+    """A rich console on stdout that fits an 80-column terminal when the width is unknown.
+
+    It reads no markup: what it prints comes from the ledger and from people (an oficio
+    number, a name, a device id), and brackets in it must show as written, never style it,
+    link it or (unbalanced) make rich raise. Styled text is a :class:`rich.text.Text`, and
+    so is every table cell and title (:func:`text`): a table renders its title with the
+    console's setting but not with ``print``'s."""
     from rich.console import Console
 
     # On a terminal rich uses its width; otherwise (pipes, files) 80 columns.
-    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 80)
+    return Console(soft_wrap=False, width=None if sys.stdout.isatty() else 80, markup=False)
 
 
-def error_console() -> Console:
-    from rich.console import Console
+def text(value: str, style: str = "") -> Any:
+    """``value`` as rich text, shown as written (no markup), in ``style``."""
+    from rich.text import Text
 
-    return Console(stderr=True)
+    return Text(value, style=style)

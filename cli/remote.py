@@ -74,21 +74,22 @@ def show(data: Any, json_output: bool, title: str | None = None) -> None:
         for key, value in data.items():
             typer.echo(f"  {key.replace('_', ' ')}: {_cell(value)}")
         return
-    from cli.output import console
+    from cli.output import console, text
 
     out = console()
     if isinstance(data, list):
         if not data:
-            out.print("[dim]Sin resultados.[/dim]")
+            out.print(text("Sin resultados.", "dim"))
             return
         from rich.table import Table
 
-        table = Table(title=title, title_justify="left")
+        # Cells and title as rich text: a value is shown as written, never read as markup.
+        table = Table(title=None if title is None else text(title), title_justify="left")
         keys = list(data[0].keys())
         for key in keys:
-            table.add_column(key.replace("_", " "), overflow="fold")
+            table.add_column(text(key.replace("_", " ")), overflow="fold")
         for row in data:
-            table.add_row(*(_cell(row.get(k)) for k in keys))
+            table.add_row(*(text(_cell(row.get(k))) for k in keys))
         out.print(table)
         return
     typer.echo(str(data))

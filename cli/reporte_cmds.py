@@ -435,6 +435,7 @@ def designaciones(
     import json
 
     from cli.remote import call, show
+    from projections.render import spreadsheet_safe
 
     if formato not in ("tabla", "json", "csv"):
         raise typer.BadParameter("use tabla, json o csv.", param_hint="--formato")
@@ -449,7 +450,10 @@ def designaciones(
         keys = ["rol", "persona", "desde", "hasta", "via_oficial", "excepcion"]
         writer = csv.DictWriter(out, fieldnames=keys, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(rows)
+        writer.writerows(
+            {k: spreadsheet_safe(v) if isinstance(v, str) else v for k, v in row.items()}
+            for row in rows
+        )
         content = out.getvalue()
     if salida is not None:
         salida.write_text(content, encoding="utf-8")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 import typer
 
@@ -47,7 +47,7 @@ def estado(json_output: JsonOption = False) -> None:
 
     Ejemplo: [cyan]custodia estado --json[/cyan]
     """
-    from cli.output import console, print_json
+    from cli.output import console, print_json, text
     from custody.config import Settings
     from custody.stack.embedded import EmbeddedStack
 
@@ -72,28 +72,28 @@ def estado(json_output: JsonOption = False) -> None:
         return
     from rich.table import Table
 
-    table = Table(title=f"Custodia en {settings.home}", title_justify="left")
-    table.add_column("Componente")
-    table.add_column("Dirección")
-    table.add_column("Embebido")
-    table.add_column("Salud")
-    table.add_column("Versión")
+    # Every cell as rich text (the console reads no markup; a table title would): the home's
+    # path, an address or a server's version is shown as written.
+    table = Table(title=text(f"Custodia en {settings.home}"), title_justify="left")
+    for header in ("Componente", "Dirección", "Embebido", "Salud", "Versión"):
+        table.add_column(text(header))
     for label, key, addr_key in (("NATS JetStream", "nats", "url"), ("OpenBao", "vault", "addr")):
         item = status[key]
         table.add_row(
-            label,
-            str(item.get(addr_key) or "—"),
-            "sí" if item.get("embebido") else "no",
+            text(label),
+            text(str(item.get(addr_key) or "—")),
+            text("sí" if item.get("embebido") else "no"),
             _salud(str(item.get("salud"))),
-            str(item.get("version") or "—"),
+            text(str(item.get("version") or "—")),
         )
     servicio = status["servicio"]
-    table.add_row("Servicio", "—", "—", "activo" if servicio["activo"] else "detenido", "—")
+    row = ("Servicio", "—", "—", "activo" if servicio["activo"] else "detenido", "—")
+    table.add_row(*(text(cell) for cell in row))
     ledger, detail = _ledger_text(status["bitacora"])
-    table.add_row("Bitácora", "—", "—", ledger, "—")
+    table.add_row(text("Bitácora"), text("—"), text("—"), ledger, text("—"))
     console().print(table)
     if detail:
-        console().print(detail, highlight=False)
+        console().print(text(detail))
 
 
 # -- the ledger's integrity (issue 16): what the service last saw of the follower's alerts ------
@@ -125,11 +125,13 @@ _DIVERGENCES = {
 }
 
 
-def _ledger_text(ledger: dict[str, Any]) -> tuple[str, str]:
-    """The ``Bitácora`` row's health, and a line on the last alert (if any)."""
+def _ledger_text(ledger: dict[str, Any]) -> tuple[Any, str]:
+    """The ``Bitácora`` row's health (rich text), and a line on the last alert (if any)."""
+    from cli.output import text
+
     integra = ledger.get("integra")
     if integra is None:
-        return "[dim]sin revisar[/dim]", ""
+        return text("sin revisar", "dim"), ""
     last = ledger.get("ultima_alerta") or None
     line = ""
     if isinstance(last, dict):
@@ -141,19 +143,27 @@ def _ledger_text(ledger: dict[str, Any]) -> tuple[str, str]:
             f"incidente {last.get('incidente')}."
         )
     if integra:
-        return "[green]íntegra[/green]", line
+        return text("íntegra", "green"), line
     count = ledger.get("alertas") or 0
-    return f"[red]ALTERADA[/red] ({count} alerta{'s' if count != 1 else ''})", line
+    shown = text("ALTERADA", "red")
+    shown.append(f" ({count} alerta{'s' if count != 1 else ''})")
+    return shown, line
 
 
-def _salud(value: str) -> str:
-    return {
-        "ok": "[green]en línea[/green]",
-        "detenido": "[dim]detenido[/dim]",
-        "sellado": "[red]sellado[/red]",
-        "sin_inicializar": "[yellow]sin inicializar[/yellow]",
-        "sin_respuesta": "[red]sin respuesta[/red]",
-    }.get(value, value)
+_SALUD: Final = {
+    "ok": ("en línea", "green"),
+    "detenido": ("detenido", "dim"),
+    "sellado": ("sellado", "red"),
+    "sin_inicializar": ("sin inicializar", "yellow"),
+    "sin_respuesta": ("sin respuesta", "red"),
+}
+
+
+def _salud(value: str) -> Any:
+    """A component's health as rich text (anything unknown, as written)."""
+    from cli.output import text
+
+    return text(*_SALUD.get(value, (value, "")))
 
 
 def _probe_nats(url: str) -> str:

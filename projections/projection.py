@@ -269,6 +269,10 @@ class ReportsProjection(Projection[ReportsView]):
             Person.DeviceRegistered: _device_registered,
             Person.DeviceRetired: _device_retired,
             Person.PersonalDataReplaced: _ignore,
+            # Issue 18's login second factor: in no report (the ledger and OpenBao keep it).
+            Person.SecondFactorEnrolled: _ignore,
+            Person.SecondFactorRequired: _ignore,
+            Person.SecondFactorReset: _ignore,
             Person.PersonalDataErased: _personal_data_erased,
             District.Registered: _district_registered,
             District.TitularAppointed: _titular_appointed,
@@ -478,7 +482,7 @@ class ReportsProjection(Projection[ReportsView]):
 
 
 def _ignore(c: sqlite3.Cursor, e: object, position: int) -> None:
-    """Sealed personal data is not projected (8.D, 11.7)."""
+    """Not projected: sealed personal data (8.D, 11.7), and what no report shows."""
 
 
 def _person_registered(c: sqlite3.Cursor, e: Person.Registered, position: int) -> None:

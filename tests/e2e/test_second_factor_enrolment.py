@@ -498,6 +498,13 @@ def test_a_titular_may_opt_in_and_then_openbao_asks_them_for_a_code(world: World
     again = world.run("ana", "personas", "segundo-factor", "--usuario", "luis")
     assert again.returncode == 1, again.stdout + again.stderr
     assert "ya usa segundo factor" in again.stderr
+    # Enrolling is normal use: the projections apply its events (no "may be incomplete" note).
+    errors = world.run("ana", "reporte", "errores", "--json")
+    assert errors.returncode == 0, errors.stderr
+    assert "SecondFactor" not in errors.stdout
+    report = world.run("ana", "reporte", "cambios")
+    assert report.returncode == 0, report.stderr
+    assert "no se pudieron proyectar" not in report.stdout
 
 
 def test_a_first_login_older_than_the_reset_cannot_enrol_the_new_factor(world: World) -> None:

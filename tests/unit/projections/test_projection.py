@@ -165,3 +165,42 @@ def test_erased_person_vanishes_from_every_table(tmp_path: Path) -> None:
     assert dump["erased_people"][0][0] == "suprimida-1"
     assert ("DD05-facebook", 1, "suprimida-1") in [row[:3] for row in dump["exposure"]]
     assert str(w.beto.id) in text  # only the erased person goes
+
+
+def _domain_event_classes() -> set[type]:
+    """Every event class an aggregate of the domain can record (its nested event classes,
+    without the ``Event`` base, the unused default ``Created`` and ``Snapshot``, which is never
+    in the ledger)."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    from eventsourcing.domain import Aggregate, DomainEvent
+
+    import events.domain
+
+    found: set[type] = set()
+    for info in pkgutil.iter_modules(events.domain.__path__):
+        module = importlib.import_module(f"events.domain.{info.name}")
+        for aggregate in vars(module).values():
+            if not (inspect.isclass(aggregate) and issubclass(aggregate, Aggregate)):
+                continue
+            for name, cls in vars(aggregate).items():
+                if (
+                    inspect.isclass(cls)
+                    and issubclass(cls, DomainEvent)
+                    and name not in ("Event", "Created", "Snapshot")
+                ):
+                    found.add(cls)
+    return found
+
+
+def test_every_domain_event_has_a_handler(view: ReportsView) -> None:
+    """An event with no handler is recorded as a projection error, and every report then warns
+    that it may be incomplete: a normal event (a person enrolling their login second factor)
+    must never do that, or reviewers learn to ignore the warning."""
+    handlers = ReportsProjection(view)._handlers
+    classes = _domain_event_classes()
+    assert len(classes) > 50
+    missing = sorted(cls.__qualname__ for cls in classes if cls not in handlers)
+    assert missing == []

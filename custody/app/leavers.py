@@ -18,6 +18,7 @@ from custody.app.base import Actor
 from custody.app.holders import HolderChanges
 from events.domain import DistrictId, Person
 from events.domain.official_channel import OfficialChannel
+from events.domain.values import ROLES, choice
 
 
 class Leavers(HolderChanges):
@@ -31,6 +32,7 @@ class Leavers(HolderChanges):
         district group is emptied at once; every account the person could read or has seen
         since its last rotation owes one (for a coadministrator: every one they revealed or
         generated). OpenBao first, then the ledger (revoke before record)."""
+        role = choice("rol", role, ROLES)  # the one spelling every check below compares with
         by = self.ledger.person(actor.username)
         person = self.ledger.person(username)
         district = person.roles.get(role)

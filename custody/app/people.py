@@ -23,7 +23,7 @@ from custody.app.leavers import Leavers
 from events.domain import Person, Username, parse_district_id, person_id, require_coadministrator
 from events.domain.errors import PersonalDataErasedError, PersonDepartedError
 from events.domain.official_channel import OfficialChannel
-from events.domain.values import validate_text
+from events.domain.values import ROLES, choice, validate_text
 from projections.scope import sees_every_district
 
 log = structlog.get_logger("custodia.app.people")
@@ -79,6 +79,7 @@ def change_assignment(
     post recorded in the district). Checked on a copy first, so a refused transfer changes
     nothing. Idempotent: a person already holding exactly that role is left alone
     (``sin_cambios``); after a crash between the two halves, the same command completes it."""
+    role = choice("rol", role, ROLES)  # the one spelling every check below compares with
     by = custodia.person(actor.username)
     require_coadministrator(by, "change assignments")
     person = custodia.person(username)
@@ -150,6 +151,9 @@ class People(Leavers, Designations):
         (4) a registration whose group reconciliation puts back; either way the same command
         again completes the registration (the login is adopted by proving its password)."""
         username = Username.parse(username)
+        # The one spelling the checks below compare with: "Coadministrador" must not be a
+        # coadministrator for the ledger but no one for OpenBao's groups and the second factor.
+        role = choice("rol", role, ROLES)
         by = self.ledger.person(actor.username)
         require_coadministrator(by, "register people")  # before any key is created in OpenBao
         # Issue 18: before anything is written (a retry finds its own person there: no refusal).

@@ -553,3 +553,39 @@ def test_a_first_login_older_than_the_reset_cannot_enrol_the_new_factor(world: W
     assert first.returncode == 0, first.stderr
     uri = json.loads(first.stdout)["otpauth"]
     assert secret_of(uri) != secret_of(stolen_uri)
+
+
+def test_a_role_spelt_with_capitals_is_the_same_role_everywhere(world: World) -> None:
+    """Attack: ``--rol Coadministrador``. The ledger read it as coadministrador, while the
+    service's OpenBao group, second-factor and one-titular checks compared the raw text: the
+    person became a coadministrator for the ledger whose password alone gave OpenBao a token,
+    and ``Titular`` gave a district a second titular. One spelling now reaches every check:
+    OpenBao demands the factor, and the second titular is refused."""
+    world.inner.call(
+        "ana",
+        "personas.alta",
+        {
+            "usuario": "quique",
+            "nombre": "Quique",
+            "correo": "quique@iecm.mx",
+            "rol": "Coadministrador",
+            "contrasena": SERVICE_PASSWORD.format("quique"),
+        },
+    )
+    people = {p["usuario"]: p for p in world.inner.call("ana", "personas.lista")}
+    assert "coadministrador" in people["quique"]["roles"]
+    status, body = _password_only(world, "quique")
+    assert status == 200, body
+    assert body["auth"]["client_token"] == ""  # OpenBao asks for the second factor
+    assert body["auth"].get("mfa_requirement")
+
+    assert people["luis"]["roles"].get("titular") == "DD05"
+    second = world.inner.run(
+        "ana", "personas", "alta", "--usuario", "tere", "--nombre", "Tere",
+        "--correo", "tere@iecm.mx", "--rol", " Titular", "--distrito", "DD05",
+        "--password-stdin", stdin=SERVICE_PASSWORD.format("tere") + "\n",
+    )  # fmt: skip
+    assert second.returncode != 0
+    assert "DD05" in second.stderr
+    people = {p["usuario"]: p for p in world.inner.call("ana", "personas.lista")}
+    assert "tere" not in people

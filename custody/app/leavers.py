@@ -46,7 +46,7 @@ class Leavers(HolderChanges):
             )
         if role in ("coadministrador", "titular", "secretaria"):
             self.access.remove_role_member(
-                role,  # type: ignore[arg-type]
+                role,
                 person.username,  # as OpenBao stores it, whatever case was typed
                 caller_token=actor.token,
             )

@@ -110,7 +110,7 @@ def change_assignment(
         custodia.access.ensure_person(
             person.username,
             None,
-            vault_role,  # type: ignore[arg-type]
+            vault_role,
             caller_token=actor.token,
         )
         if role == "titular" and code:
@@ -197,7 +197,7 @@ class People(Leavers, Designations):
         self.access.ensure_person(
             username,
             None,
-            vault_role,  # type: ignore[arg-type]
+            vault_role,
             caller_token=actor.token,
         )
         if role == "titular" and code:

@@ -11,7 +11,14 @@ from cli.messages import EXIT_USAGE, describe
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Run ``custodia``; any Custodia error becomes a Spanish message and a non-zero exit."""
+    """Run ``custodia``; any Custodia error becomes a Spanish message and a non-zero exit.
+
+    Everything it creates (and the servers it starts create) is its owner's alone: the home
+    holds the projections (incident details, who read which account when) and the logs, which
+    other local users must not read."""
+    import os
+
+    os.umask(0o077)
     leave(run(list(sys.argv[1:] if argv is None else argv)))
 
 

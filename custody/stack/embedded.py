@@ -391,10 +391,14 @@ class EmbeddedStack:
 
     def _prepare_home(self) -> None:
         try:
-            for directory in (self.home, self.run_dir, self.nats_dir, self.bao_dir):
-                directory.mkdir(parents=True, exist_ok=True)
-            self.secrets_dir.mkdir(mode=0o700, exist_ok=True)
-            os.chmod(self.secrets_dir, 0o700)
+            # The home and all in it are its owner's alone: besides secrets/, it holds the
+            # projections (incident details, who read which account when) and the logs.
+            self.home.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if self.home.stat().st_uid == os.getuid():
+                os.chmod(self.home, 0o700)
+            for directory in (self.run_dir, self.nats_dir, self.bao_dir, self.secrets_dir):
+                directory.mkdir(mode=0o700, exist_ok=True)
+                os.chmod(directory, 0o700)
             probe = self.run_dir / ".write-probe"
             probe.write_text("")
             probe.unlink()

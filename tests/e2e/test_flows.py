@@ -9,6 +9,7 @@ import io
 import json
 import os
 import signal
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -558,6 +559,21 @@ def test_erasing_personal_data_keeps_the_ledger_verifiable(world: World) -> None
     assert verdict.returncode == 0, verdict.stderr
     assert json.loads(verdict.stdout)["ok"] is True
     assert "Zoe Luna" not in verdict.stdout
+
+
+def test_nothing_in_the_home_is_open_to_other_local_users(world: World) -> None:
+    """Attack: another local account reads the projections (incident details, who read which
+    account when), the notices or the logs straight from the disk, with no record anywhere.
+    Every folder and file that ``custodia`` and its servers made in the home (after init, the
+    service, commands and reports) has no permission for group or others."""
+    # This module's own files (the service's output, the test policy of conftest.init_home).
+    made_by_tests = {world.home / "servicio.log", world.home / "politica-sin-segundo-factor.toml"}
+    opened = [
+        f"{oct(stat.S_IMODE(p.lstat().st_mode))} {p.relative_to(world.home)}"
+        for p in [world.home, *world.home.rglob("*")]
+        if p not in made_by_tests and not p.is_symlink() and p.lstat().st_mode & 0o077
+    ]
+    assert opened == []
 
 
 def test_free_text_in_reports_is_shown_as_written(world: World) -> None:

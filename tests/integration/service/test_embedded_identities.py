@@ -55,3 +55,20 @@ def test_the_administrative_password_is_not_read_when_nothing_changed(tmp_path: 
     stack._prepare_home()
     assert (tmp_path / "home" / "nats" / "auth.conf").read_text() == conf
     admin_file.write_text(real)
+
+
+def test_the_home_is_its_owners_alone(tmp_path: Path) -> None:
+    """Besides ``secrets/``, the home holds the projections (incident details, who read which
+    account when) and the logs: a home Custodia creates, and every folder in it, is 0700 (no
+    other local user may list or read it), and an existing home of the same owner is closed
+    to others when it is prepared."""
+    home = tmp_path / "nueva" / ".local" / "share" / "custodia"
+    stack = EmbeddedStack(home)
+    stack._prepare_home()
+    for folder in (home, stack.run_dir, stack.nats_dir, stack.bao_dir, stack.secrets_dir):
+        assert _mode(folder) == 0o700, folder
+    open_home = tmp_path / "abierta"
+    open_home.mkdir(mode=0o755)
+    open_home.chmod(0o755)
+    EmbeddedStack(open_home)._prepare_home()
+    assert _mode(open_home) == 0o700

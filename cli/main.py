@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 from typing import NoReturn
 
-from cli.messages import EXIT_USAGE, describe
+from cli.messages import EXIT_USAGE, describe, file_problem
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -16,8 +16,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     Everything it creates (and the servers it starts create) is its owner's alone: the home
     holds the projections (incident details, who read which account when) and the logs, which
     other local users must not read."""
-    import os
-
     os.umask(0o077)
     leave(run(list(sys.argv[1:] if argv is None else argv)))
 
@@ -86,6 +84,11 @@ def run(args: list[str]) -> int:
         code, message = describe(exc)
         _error(message)
         return code
+    except OSError as exc:
+        if exc.filename is None:  # not a file the user named (a socket, say): not ours to word
+            raise
+        _error(file_problem(exc))
+        return EXIT_USAGE
     if isinstance(result, int):
         return result
     return 0

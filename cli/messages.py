@@ -14,6 +14,8 @@ Exit codes::
 
 from __future__ import annotations
 
+import errno
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -185,6 +187,9 @@ _FIELDS = {
 
 # What a state machine refused to do (InvalidTransitionError.action), in Spanish.
 _ACTIONS = {
+    "approve": "aprobar",
+    "reject": "rechazar",
+    "apply": "aplicar",
     "notify": "notificar",
     "contain": "contener",
     "close": "cerrar",
@@ -737,3 +742,27 @@ _INFRA: dict[str, tuple[int, Render]] = {
 
 MESSAGES.update(_DOMAIN)
 MESSAGES.update(_INFRA)
+
+
+_ERRNO_REASONS: dict[int, str] = {
+    errno.ENOENT: "no existe (o no existe la carpeta que lo contiene)",
+    errno.EACCES: "no tiene permiso",
+    errno.EPERM: "no tiene permiso",
+    errno.EISDIR: "es una carpeta, no un archivo",
+    errno.ENOTDIR: "una parte de la ruta no es una carpeta",
+    errno.ENOSPC: "no queda espacio en el disco",
+    errno.EROFS: "el sistema de archivos es de solo lectura",
+    errno.EEXIST: "ya existe",
+    errno.ENAMETOOLONG: "el nombre es demasiado largo",
+}
+
+
+def file_problem(exc: OSError) -> str:
+    """A file the user named (``--salida``, ``--archivo``) that could not be written or read,
+    in Spanish: which file and why (nothing was written: writers use a temporary file)."""
+    reason = _ERRNO_REASONS.get(exc.errno or 0, f"error del sistema {exc.errno}")
+    name = os.fsdecode(exc.filename)
+    folder, base = os.path.split(name)
+    if base.startswith(".") and base.endswith(".partial"):  # the writer's temporary file
+        name = os.path.join(folder, base[1 : -len(".partial")])
+    return f"No se pudo usar «{name}»: {reason}."

@@ -78,10 +78,15 @@ def importar(
 
     try:
         text = archivo.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
+    except UnicodeDecodeError:
         raise typer.BadParameter(
-            "no se pudo leer como texto UTF-8.", param_hint="--archivo"
+            "no es texto UTF-8; en la hoja de cálculo, guárdelo como «CSV UTF-8».",
+            param_hint="--archivo",
         ) from None
+    except OSError as error:
+        from cli.messages import file_problem
+
+        raise typer.BadParameter(file_problem(error), param_hint="--archivo") from None
     try:
         movements = parse_movements(text)
         people = call("personas.lista")

@@ -149,6 +149,10 @@ _USAGE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
         re.compile(r"^No such option: (?P<a>\S+?)(?: Did you mean (?P<b>.+)\?)?$"),
         "No existe la opción {a}.",
     ),
+    (
+        re.compile(r"^No such command '(?P<a>[^']+)'\.? Did you mean '(?P<c>[^']+)'\?$"),
+        "No existe el comando «{a}». ¿Quiso decir «{c}»?",
+    ),
     (re.compile(r"^No such command '(?P<a>[^']+)'\.?$"), "No existe el comando «{a}»."),
     (re.compile(r"^Got unexpected extra arguments? \((?P<a>.*)\)$"), "Sobran argumentos: {a}."),
     (
@@ -159,7 +163,10 @@ _USAGE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
         re.compile(r"^Option '(?P<a>[^']+)' does not take a value\.?$"),
         "La opción {a} no admite valor.",
     ),
-    (re.compile(r"^Invalid value for '(?P<a>[^']+)': (?P<b>.*)$"), "Valor no válido para {a}: {b}"),
+    (
+        re.compile(r"^Invalid value for '?(?P<a>[^':]+)'?: (?P<b>.*)$"),
+        "Valor no válido para {a}: {b}",
+    ),
     (re.compile(r"^Invalid value: (?P<b>.*)$"), "Valor no válido: {b}"),
     (re.compile(r"^Missing command\.?$"), "Falta el comando."),
 ]
@@ -172,6 +179,29 @@ _VALUE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
         "«{v}» no tiene el formato {c}.",
     ),
     (re.compile(r"^Value '?(?P<v>.*?)'? is not a valid (?P<c>.*)\.$"), "«{v}» no es válido."),
+    # click.Path
+    (
+        re.compile(r"^(?i:file|directory|path) '(?P<v>.*)' is a directory\.$"),
+        "«{v}» es una carpeta; indique un archivo.",
+    ),
+    (
+        re.compile(r"^(?i:file|directory|path) '(?P<v>.*)' is a file\.$"),
+        "«{v}» es un archivo; indique una carpeta.",
+    ),
+    (re.compile(r"^(?i:file|directory|path) '(?P<v>.*)' does not exist\.$"), "«{v}» no existe."),
+    (
+        re.compile(r"^(?i:file|directory|path) '(?P<v>.*)' is not readable\.$"),
+        "«{v}» no se puede leer (permisos).",
+    ),
+    (
+        re.compile(r"^(?i:file|directory|path) '(?P<v>.*)' is not writable\.$"),
+        "«{v}» no se puede escribir (permisos).",
+    ),
+    # typer's own checks of typed options (pydantic's wording)
+    (re.compile(r"^Input should be a valid integer\b.*$"), "debe ser un número entero."),
+    (re.compile(r"^Input should be a valid number\b.*$"), "debe ser un número."),
+    (re.compile(r"^Input should be a valid date\b.*$"), "debe ser una fecha (AAAA-MM-DD)."),
+    (re.compile(r"^Input should be a valid (?P<c>\w+)\b.*$"), "no es un valor válido."),
 ]
 
 

@@ -576,6 +576,23 @@ def test_nothing_in_the_home_is_open_to_other_local_users(world: World) -> None:
     assert opened == []
 
 
+def test_an_output_file_that_cannot_be_written_is_told_in_spanish(world: World) -> None:
+    """``--salida`` into a folder that does not exist, or onto a place nothing can be written:
+    a Spanish message naming the file and why, exit 2, no traceback, nothing left behind."""
+    missing = world.home / "no-existe" / "cumplimiento.csv"
+    for args in (
+        ("reporte", "cumplimiento", "--formato", "csv", "--salida", str(missing)),
+        ("bitacora", "exportar", "--salida", str(missing.with_name("bitacora.jsonl.gz"))),
+        ("bitacora", "exportar", "--salida", "/proc/custodia.jsonl.gz"),
+    ):
+        result = world.run("sofia", *args)
+        assert result.returncode == 2, result.stderr
+        assert "Traceback" not in result.stderr
+        assert result.stderr.startswith("Error: No se pudo usar «")
+        assert args[-1] in result.stderr
+    assert not missing.parent.exists()
+
+
 def test_free_text_in_reports_is_shown_as_written(world: World) -> None:
     """Attack: a titular writes rich markup and a spreadsheet formula into a change request
     (its detail and oficio), texts the ledger keeps for good. The reviewer's table shows them as

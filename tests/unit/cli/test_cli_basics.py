@@ -53,6 +53,36 @@ def test_usage_error_is_spanish_with_exit_2(capsys: pytest.CaptureFixture[str]) 
 
 
 @pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["reporte", "inexistente"], "No existe el comando «inexistente». ¿Quiso decir «"),
+        (["bitacora", "prueba", "--evento", "abc"], "--evento: debe ser un número entero."),
+        (["personas", "importar", "--archivo", "/no/existe.csv"], "«/no/existe.csv»: no existe"),
+        (["personas", "importar", "--archivo", "/"], "«/»: es una carpeta"),
+        (["reporte", "cumplimiento", "--salida", "/"], "«/» es una carpeta; indique un archivo."),
+    ],
+)
+def test_mistyped_commands_and_files_are_told_in_spanish(
+    args: list[str], fragment: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """What click and typer say in English (a command suggestion, a typed option, a path that
+    is a folder) reaches the user in Spanish, exit 2, before anything is asked of a server."""
+    assert run(args) == 2
+    err = capsys.readouterr().err
+    assert fragment in err, err
+    for english in ("No such", "Did you mean", "Input should", "Invalid value", " is a "):
+        assert english not in err, err
+
+
+def test_a_file_not_in_utf8_gets_a_hint(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """A latin-1 CSV (a common spreadsheet export): told how to save it."""
+    latin1 = tmp_path / "movimientos.csv"
+    latin1.write_bytes("movimiento,usuario\nalta,josé\n".encode("latin-1"))
+    assert run(["personas", "importar", "--archivo", str(latin1)]) == 2
+    assert "guárdelo como «CSV UTF-8»" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
     ("error", "code", "fragment"),
     [
         (HomeNotWritableError(__import__("pathlib").Path("/x"), "Permission denied"), 7, "/x"),
@@ -126,3 +156,25 @@ def test_status_shows_the_home_path_as_written(
     assert run(["estado"]) == 0
     out = "".join(capsys.readouterr().out.split())  # the title wraps at 80 columns
     assert f"Custodiaen{home}" in out
+
+
+def test_every_refused_transition_is_told_with_a_spanish_verb() -> None:
+    """Each action the domain can refuse for the state it is in (``_require_status(…,
+    "apply")``, ``InvalidTransitionError(…, "notify")``) reads as a Spanish verb: never «No se
+    puede apply en estado «solicitada»»."""
+    import re
+    import uuid
+
+    import events.domain
+    from events.domain.errors import InvalidTransitionError
+
+    source = "".join(path.read_text() for path in Path(events.domain.__file__).parent.glob("*.py"))
+    actions = set(re.findall(r'_require_(?:status|pending)\((?:"\w+", )?"(\w+)"\)', source))
+    actions |= set(re.findall(r'InvalidTransitionError\([^()]*"(\w+)"\)', source))
+    assert {"apply", "approve", "notify", "acknowledge"} <= actions
+    for action in actions:
+        _, text = messages.describe(
+            InvalidTransitionError("change_request", uuid.uuid4(), "solicitada", action)
+        )
+        assert f" {action} " not in text or action in ("aprobar", "rechazar"), text
+        assert text.startswith("No se puede "), text

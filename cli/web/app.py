@@ -34,10 +34,16 @@ from zoneinfo import ZoneInfo
 import anyio
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
-from starlette.datastructures import MutableHeaders
+from starlette.datastructures import Headers, MutableHeaders
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -516,7 +522,9 @@ def create_app(
             for path, (kind, title) in REPORT_PAGES.items()
         ),
     ]
-    return Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)])
+    return Starlette(
+        routes=routes, middleware=[Middleware(SecurityHeaders), Middleware(SmallForms)]
+    )
 
 
 class SecurityHeaders:
@@ -542,6 +550,62 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, sending)
+
+
+# Every form of this application is a few fields (the largest, the measures of an
+# acknowledgement, 2,000 characters): a request body beyond this is not one of them.
+FORM_LIMIT = 64 * 1024
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+class SmallForms:
+    """A request with a body reaches the application only as a small URL-encoded form, read
+    whole here first. Anything else is refused before it is read: no upload is spooled to
+    disk (a multipart body would be, before any login or CSRF check) and no memory is held
+    for a body that cannot be a form of this application."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in ("GET", "HEAD"):
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        kind = headers.get("content-type", "").split(";")[0].strip().lower()
+        length = headers.get("content-length")
+        if kind and kind != FORM_TYPE:
+            await _refuse(scope, receive, send, 415, "Solo se aceptan formularios de esta página.")
+            return
+        if length is not None and (not length.isdigit() or int(length) > FORM_LIMIT):
+            await _refuse(scope, receive, send, 413, "El formulario es demasiado grande.")
+            return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > FORM_LIMIT:
+                await _refuse(scope, receive, send, 413, "El formulario es demasiado grande.")
+                return
+            more = message.get("more_body", False)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": bytes(body), "more_body": False}
+
+        await self.app(scope, replay, send)
+
+
+async def _refuse(scope: Scope, receive: Receive, send: Send, status: int, text: str) -> None:
+    response = PlainTextResponse(text, status_code=status, headers={"Connection": "close"})
+    await response(scope, receive, send)
 
 
 # -- helpers ----------------------------------------------------------------------------------

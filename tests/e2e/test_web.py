@@ -86,6 +86,38 @@ def test_login_form_without_its_csrf_token_is_refused(web: WebServer) -> None:
         assert "custodia_sesion" not in response.cookies
 
 
+def test_only_small_forms_are_read_and_nothing_is_spooled(web: WebServer) -> None:
+    """Attack: without a session, POST a large multipart upload to the login page (Starlette
+    spools a multipart file to disk before any CSRF check: an outsider could fill /tmp) or a
+    huge form, with or without its length. Refused before the body is read: 415 for anything
+    but a URL-encoded form, 413 past 64 KiB; the login form itself still works."""
+    with web.client() as client:
+        client.get("/ingresar")
+        upload = client.post(
+            "/ingresar",
+            files={"archivo": ("a.bin", b"x" * (2 * 1024 * 1024))},
+            data={"usuario": "sofia"},
+        )
+        assert upload.status_code == 415  # before: read and spooled, then 403 (no CSRF token)
+        assert "Content-Security-Policy" in upload.headers
+        big = client.post("/ingresar", data={"usuario": "x" * (100 * 1024)})
+        assert big.status_code == 413
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: the size is only known as read
+            yield b"usuario="
+            for _ in range(100):
+                yield b"x" * 1024
+
+        streamed = client.post(
+            "/ingresar",
+            content=chunks(),
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert streamed.status_code == 413
+        wrong = login(client, "sofia", "mal")  # a real form still reaches the login
+        assert wrong.status_code == 401
+
+
 def test_the_session_cookie_is_httponly_and_strict(web: WebServer) -> None:
     """The session cookie: HttpOnly, SameSite=Strict, path /; not Secure over plain HTTP (it
     is over TLS, see the unit tests); every page carries the security headers."""

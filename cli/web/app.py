@@ -422,21 +422,24 @@ def create_app(
                 request, siguiente, 400, "Escriba su usuario y su contraseña.", usuario
             )
         address = request.client.host if request.client else "?"
-        wait = limiter.delay(usuario, address)
-        if wait:
-            await anyio.sleep(wait)
-        try:
-            identity = await backend.login(usuario, contrasena, codigo)
-        except Exception as exc:
-            refusal = _login_refusal(exc)
-            if refusal is None:
-                error = _page_error(exc)
-                return login_form(request, siguiente, error.status, error.message, usuario)
-            counts, message = refusal
-            if counts:
-                limiter.failed(usuario, address)
-            return login_form(request, siguiente, 401, message, usuario)
-        limiter.succeeded(usuario)
+        async with limiter.gate(usuario):
+            if limiter.exhausted(usuario):
+                return login_form(request, siguiente, 429, TOO_MANY_ATTEMPTS, usuario)
+            wait = limiter.delay(usuario, address)
+            if wait:
+                await anyio.sleep(wait)
+            try:
+                identity = await backend.login(usuario, contrasena, codigo)
+            except Exception as exc:
+                refusal = _login_refusal(exc)
+                if refusal is None:
+                    error = _page_error(exc)
+                    return login_form(request, siguiente, error.status, error.message, usuario)
+                counts, message = refusal
+                if counts:
+                    limiter.failed(usuario, address)
+                return login_form(request, siguiente, 401, message, usuario)
+            limiter.succeeded(usuario)
         session = sessions.open(identity)
         response = RedirectResponse(siguiente, status_code=303)
         response.set_cookie(
@@ -551,6 +554,12 @@ class SecurityHeaders:
 
         await self.app(scope, receive, sending)
 
+
+TOO_MANY_ATTEMPTS = (
+    "Demasiados intentos fallidos con este usuario: la vista web no lo intentará de nuevo por "
+    "15 minutos (así OpenBao no bloquea su acceso). Puede entrar por la línea de órdenes, o "
+    "avisar a la UTCSyD si no fue usted."
+)
 
 # Every form of this application is a few fields (the largest, the measures of an
 # acknowledgement, 2,000 characters): a request body beyond this is not one of them.

@@ -8,12 +8,16 @@ own CSRF token, checked on every form.
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+
+import anyio
 
 from cli.web.backend import Identity
 
@@ -67,13 +71,43 @@ class SessionStore:
 class LoginThrottle:
     """Failed logins, per user name and per client address: after ``free`` failures each new
     attempt waits ``base * 2**(n - free)`` seconds (at most ``cap``) before it is even tried;
-    a success clears the user's count. Counts are forgotten after ``window`` seconds."""
+    a success clears the user's count. Counts are forgotten after ``window`` seconds.
+
+    The web never brings a user to OpenBao's own lockout (5 failures lock the login for 15
+    minutes, on every path: the command line too): after ``limit`` failures for a user name
+    within the window, the web stops asking OpenBao for that name (:meth:`exhausted`), and
+    attempts for one name are made one at a time (:meth:`gate`), so that a burst sent at once
+    cannot pass the count before it is updated. Someone hammering the login page can at worst
+    keep that name off the web for a while; the command line still works."""
 
     def __init__(
-        self, *, free: int = 3, base: float = 0.5, cap: float = 8.0, window: float = 900.0
+        self,
+        *,
+        free: int = 3,
+        base: float = 0.5,
+        cap: float = 8.0,
+        window: float = 900.0,
+        limit: int = 3,
     ) -> None:
-        self.free, self.base, self.cap, self.window = free, base, cap, window
+        self.free, self.base, self.cap, self.window, self.limit = free, base, cap, window, limit
         self._failures: dict[str, tuple[int, float]] = {}
+        self._gates: dict[str, anyio.Lock] = {}
+
+    @contextlib.asynccontextmanager
+    async def gate(self, username: str) -> AsyncIterator[None]:
+        """Attempts for ``username`` one at a time (each sees the count the previous left)."""
+        key = username.lower()
+        lock = self._gates.setdefault(key, anyio.Lock())
+        try:
+            async with lock:
+                yield
+        finally:
+            if not lock.locked() and not lock.statistics().tasks_waiting:
+                self._gates.pop(key, None)
+
+    def exhausted(self, username: str) -> bool:
+        """Whether ``username`` failed ``limit`` times within the window (stop asking)."""
+        return self._count(f"u:{username.lower()}") >= self.limit
 
     def _count(self, key: str) -> int:
         count, last = self._failures.get(key, (0, 0.0))

@@ -371,7 +371,7 @@ def test_no_token_or_password_in_any_page(web: WebServer) -> None:
 def test_repeated_failures_slow_the_next_attempt_down(service_world: ServiceWorld) -> None:
     """After ``free`` failed logins for a user name, the throttle asks each next attempt to wait,
     more each time; a success clears it."""
-    throttle = LoginThrottle(free=2, base=0.01, cap=0.05)
+    throttle = LoginThrottle(free=2, base=0.01, cap=0.05, limit=4)
     with serving(service_world, throttle) as server, server.client() as client:
         for _ in range(2):
             assert login(client, "mario", "mal").status_code == 401
@@ -380,6 +380,51 @@ def test_repeated_failures_slow_the_next_attempt_down(service_world: ServiceWorl
         assert throttle.delay("mario", "otra-direccion") == pytest.approx(0.02)
         assert login(client, "mario", SERVICE_PASSWORD.format("mario")).status_code == 303
         assert throttle.delay("mario", "otra-direccion") == 0.0
+
+
+def test_a_burst_of_bad_logins_cannot_lock_the_user_out_of_openbao(
+    service_world: ServiceWorld,
+) -> None:
+    """Attack: anyone who reaches the login page sends 12 wrong passwords for a user name at
+    once. OpenBao locks a login out for 15 minutes after 5 failures, on every path (the
+    command line too), and nobody in operation may unlock it. The web asks OpenBao at most
+    three times for that name (attempts for one name go one at a time, each seeing the count
+    the previous left) and answers the rest 429 itself; OpenBao still takes the right
+    password, and the web tells the user to use the command line for a while."""
+    import asyncio
+
+    service_world.add_person("rafa", "secretaria")
+
+    async def burst(url: str) -> list[int]:
+        async def attempt() -> int:
+            async with httpx.AsyncClient(base_url=url, timeout=60) as client:
+                form = await client.get("/ingresar")
+                answer = await client.post(
+                    "/ingresar",
+                    data={"usuario": "rafa", "contrasena": "mal", "csrf": csrf_of(form.text)},
+                )
+                return answer.status_code
+
+        return list(await asyncio.gather(*(attempt() for _ in range(12))))
+
+    with serving(service_world) as server:
+        statuses = asyncio.run(burst(server.url))
+        assert sorted(statuses) == [401] * 3 + [429] * 9
+        status, body = _openbao_login(service_world, "rafa", SERVICE_PASSWORD.format("rafa"))
+        assert status == 200, body  # not locked out
+        with server.client() as client:
+            refused = login(client, "rafa", SERVICE_PASSWORD.format("rafa"))
+            assert refused.status_code == 429
+            assert "línea de órdenes" in refused.text
+
+
+def _openbao_login(world: ServiceWorld, user: str, password: str) -> tuple[int, Any]:
+    answer = httpx.post(
+        f"{world.endpoints().vault_addr}/v1/auth/userpass/login/{user}",
+        json={"password": password},
+        timeout=30,
+    )
+    return answer.status_code, answer.json()
 
 
 def test_over_tls_the_cookie_is_secure_and_hsts_is_sent(

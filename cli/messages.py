@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import errno
 import os
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -39,7 +40,7 @@ MESSAGES: dict[str, tuple[int, Render]] = {
     "CustodiaError": (EXIT_DOMAIN, lambda e: "La operación no se pudo completar."),
     "ConfigurationError": (
         EXIT_CONFIG,
-        lambda e: f"Configuración no válida en {_attr(e, 'name')}: {_attr(e, 'problem')}.",
+        lambda e: f"Configuración no válida en {_attr(e, 'name')}: {_spanish_problem(e)}.",
     ),
     "DomainError": (
         EXIT_DOMAIN,
@@ -95,6 +96,14 @@ MESSAGES: dict[str, tuple[int, Render]] = {
             "pertenece a otra instalación."
         ),
     ),
+    "ServiceAlreadyRunningError": (
+        EXIT_CONFLICT,
+        lambda e: (
+            f"Ya hay un servicio de Custodia en ejecución para {_attr(e, 'home')}"
+            + (f" (pid {_attr(e, 'pid')})" if _attr(e, "pid") else "")
+            + ": use ese, o deténgalo antes con «custodia detener». No se inició nada."
+        ),
+    ),
     "StackNotRunningError": (
         EXIT_UNAVAILABLE,
         lambda e: (
@@ -121,6 +130,64 @@ MESSAGES: dict[str, tuple[int, Render]] = {
         lambda e: f"{_attr(e, 'server')} no arrancó. Consulte su registro: {_attr(e, 'log')}.",
     ),
 }
+
+
+# What a configuration error says (``ConfigurationError.problem``: the code's words), in Spanish.
+_PROBLEMS: dict[str, str] = {
+    "file not found": "el archivo no existe",
+    "must be a port number": "debe ser un número de puerto",
+    "not a number": "no es un número",
+    "must be a whole number": "debe ser un número entero",
+    "must start with nats:// or tls://": "debe empezar con nats:// o tls://",
+    "must start with http:// or https:// (each address)": (
+        "cada dirección debe empezar con http:// o https://"
+    ),
+    "must be 1, 3 or 5": "debe ser 1, 3 o 5",
+    "must start with smtp:// or smtps://": "debe empezar con smtp:// o smtps://",
+    "must contain {distrito}": "debe contener {distrito}",
+    "quotes, backslash, spaces not allowed": "no admite comillas, diagonal invertida ni espacios",
+    "shorter than the required classes": "es menor que las clases de caracteres exigidas",
+    "rules too tight to draw a password": "las reglas no permiten generar una contraseña",
+    "must be a table": "debe ser una tabla",
+    "unknown key": "clave desconocida",
+    "missing: the NATS auth callout needs it": "no existe (lo necesita el autenticador de NATS)",
+    "not an account nkey seed": "no es una semilla de cuenta NATS",
+    "required with an external OpenBao/Vault": "es obligatorio con un OpenBao externo",
+    "missing: run «custodia init» first": "no existe: ejecute primero «custodia init»",
+    "missing: run «custodia init» again": "no existe: ejecute de nuevo «custodia init»",
+    "empty": "está vacío",
+    "must be positive": "debe ser positivo",
+    "letters, digits, '_' and '-' only": "solo letras, dígitos, '_' y '-'",
+    "no character class enabled": "ninguna clase de caracteres activada",
+}
+_PROBLEM_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^must be at least (?P<n>\S+)$"), "debe ser al menos {n}"),
+    (re.compile(r"^must be (?P<t>int|str|bool|float|list)$"), "tipo de valor incorrecto ({t})"),
+    (re.compile(r"^not a number: (?P<v>.*)$"), "no es un número: {v}"),
+    (re.compile(r"^not an integer: (?P<v>.*)$"), "no es un número entero: {v}"),
+    (re.compile(r"^not set \(looked for (?P<v>.*)\)$"), "no está definida (se buscó {v})"),
+    (
+        re.compile(r"^'file' or 'memory', not (?P<v>.*)$"),
+        "debe ser 'file' o 'memory', no {v}",
+    ),
+    (
+        re.compile(r"^(?P<v>\d+) outside the platform's (?P<a>\d+)\.\.(?P<b>\d+)$"),
+        "{v} fuera del intervalo de la plataforma ({a} a {b})",
+    ),
+]
+
+
+def _spanish_problem(e: Any) -> str:
+    """A configuration error's problem in Spanish (as it came, if it is new: it is then the
+    code's own words, which a test keeps from reaching users)."""
+    problem = _attr(e, "problem")
+    if problem in _PROBLEMS:
+        return _PROBLEMS[problem]
+    for pattern, template in _PROBLEM_PATTERNS:
+        match = pattern.match(problem)
+        if match:
+            return template.format(**match.groupdict())
+    return problem
 
 
 def _spanish_key_problem(reason: str) -> str:

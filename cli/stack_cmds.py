@@ -284,8 +284,11 @@ def servicio() -> None:
 
     configure(level="INFO")
     settings = Settings.from_env()
-    typer.echo("Servicio de Custodia en ejecución (Ctrl-C para detener).", err=True)
-    asyncio.run(serve(settings))
+
+    def ready() -> None:
+        typer.echo("Servicio de Custodia en ejecución (Ctrl-C para detener).", err=True)
+
+    asyncio.run(serve(settings, ready=ready))
 
 
 def servicio_lectura() -> None:

@@ -281,6 +281,12 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
     """Run the command service until SIGINT/SIGTERM."""
     import nats
 
+    from custody.stack.embedded import EmbeddedStack
+
+    # Before anything is started: not initialized, or another service for this home, is said
+    # at once (nothing to stop afterwards).
+    bootstrap.service_token(settings)
+    claim = EmbeddedStack(settings.home).claim_service()
     services = build(settings, start=settings.embedded_nats or settings.embedded_vault)
     from custody.stack.readside import ReadSide, ReportPosition
 
@@ -342,8 +348,6 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    from custody.stack.embedded import EmbeddedStack
-
     stack = EmbeddedStack(settings.home)
     stack.record_service(os.getpid())
     from custody.app.controls import record_policy
@@ -380,6 +384,7 @@ async def serve(settings: Settings, *, ready: Any = None) -> None:
         projections.close()
         services.close()
         stack.record_service(None)
+        claim.close()
 
 
 async def _log_nats_error(exc: Exception) -> None:

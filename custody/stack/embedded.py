@@ -59,6 +59,15 @@ from custody.stack.servers import (
 from events.errors import StackError
 
 
+class ServiceAlreadyRunningError(StackError):
+    """Another ``custodia servicio`` runs for this home (``pid``, if it recorded one)."""
+
+    def __init__(self, home: Path, pid: int | None) -> None:
+        super().__init__(f"a service already runs for {home} (pid {pid})")
+        self.home = home
+        self.pid = pid
+
+
 class HomeNotWritableError(StackError):
     """``CUSTODIA_HOME`` cannot be created or written."""
 
@@ -271,11 +280,34 @@ class EmbeddedStack:
         raw = base64.b64decode(encoded + "=" * (-len(encoded) % 4))
         return bytes(a ^ b for a, b in zip(raw, otp.encode(), strict=False)).decode()
 
+    def claim_service(self) -> Any:
+        """This home's one ``custodia servicio``: an exclusive lock on ``run/servicio.lock``,
+        held while the returned file stays open (the system releases it when the process
+        ends, however it ends). A second one is refused (:class:`ServiceAlreadyRunningError`)
+        before it starts anything: two would take turns on the home's records (one stopping
+        would forget the other, which ``custodia detener`` would then leave running)."""
+        try:
+            self.run_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+            handle = open(self.run_dir / "servicio.lock", "a+b")  # noqa: SIM115 - held open
+        except OSError as exc:
+            raise HomeNotWritableError(self.home, exc.strerror or str(exc)) from None
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            with self._locked():
+                service = self._read_stack().get("service") or {}
+            raise ServiceAlreadyRunningError(self.home, service.get("pid")) from None
+        return handle
+
     def record_service(self, pid: int | None) -> None:
-        """Record (or forget) the pid of a running ``custodia servicio`` for this home."""
+        """Record the pid of the running ``custodia servicio`` for this home; ``None``: this
+        process's record is forgotten (a record of another process is left alone)."""
         with self._locked():
             record = self._read_stack()
             if pid is None:
+                if (record.get("service") or {}).get("pid") not in (None, os.getpid()):
+                    return
                 record.pop("service", None)
             else:
                 record["service"] = {"pid": pid, "port": 0, "aux_port": 0}

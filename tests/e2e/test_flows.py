@@ -593,6 +593,29 @@ def test_an_output_file_that_cannot_be_written_is_told_in_spanish(world: World) 
     assert not missing.parent.exists()
 
 
+def test_one_service_per_home_and_none_before_init(world: World, tmp_path: Path) -> None:
+    """A second ``custodia servicio`` for a home whose service runs is refused at once, exit 5,
+    and the first one is still the one on record (before: the second ran, and stopping it made
+    the home forget the first, which ``custodia detener`` then left running). On a home never
+    initialized, ``servicio`` says so in Spanish, exit 7, and starts no server."""
+    second = world.run(None, "servicio")
+    assert second.returncode == 5, second.stderr
+    assert "Ya hay un servicio de Custodia en ejecución" in second.stderr
+    assert f"pid {world.service.pid}" in second.stderr
+    status = world.ok(None, "estado")
+    assert isinstance(status, dict)
+    assert status["servicio"]["activo"] is True
+    assert world.ok("sofia", "sesion", "quien")
+
+    empty = tmp_path / "sin-init"
+    fresh = run_custodia("servicio", home=empty)
+    assert fresh.returncode == 7, fresh.stderr
+    assert "ejecute primero «custodia init»" in fresh.stderr
+    assert "Traceback" not in fresh.stderr
+    assert "en ejecución" not in fresh.stderr
+    assert not (empty / "run" / "stack.json").exists()
+
+
 def test_free_text_in_reports_is_shown_as_written(world: World) -> None:
     """Attack: a titular writes rich markup and a spreadsheet formula into a change request
     (its detail and oficio), texts the ledger keeps for good. The reviewer's table shows them as

@@ -178,3 +178,37 @@ def test_every_refused_transition_is_told_with_a_spanish_verb() -> None:
         )
         assert f" {action} " not in text or action in ("aprobar", "rechazar"), text
         assert text.startswith("No se puede "), text
+
+
+def test_every_configuration_problem_is_told_in_spanish() -> None:
+    """What a ConfigurationError says is wrong (the code's words, often English: "file not
+    found", "must be a port number") reaches the operator in Spanish: every literal problem
+    raised anywhere in the code, and the shapes of the computed ones."""
+    import re
+
+    root = Path(__file__).resolve().parents[3]
+    raised = re.compile(r'ConfigurationError\(\s*[^,()]+,\s*"([^"{]*)"', re.S)
+    problems = {
+        problem
+        for folder in ("cli", "custody", "events", "projections")
+        for path in (root / folder).rglob("*.py")
+        for problem in raised.findall(path.read_text())
+    }
+    assert {"file not found", "missing: run «custodia init» first"} <= problems
+    english = re.compile(
+        r"\b(must|not|missing|only|letters|file|empty|unknown|enabled|outside|required|"
+        r"first|again|table|number|allowed|shorter|start|contain|needs|looked)\b"
+    )
+    computed = {
+        "must be at least 2",
+        "not a number: 'x'",
+        "not an integer: 'x'",
+        "not set (looked for CUSTODIA_NATS_URL)",
+        "'file' or 'memory', not 'disk'",
+        "4 outside the platform's 8..128",
+        "must be int",
+    }
+    for problem in problems | computed:
+        _, text = messages.describe(ConfigurationError("CUSTODIA_X", problem))
+        said = re.sub(r"'[^']*'|«[^»]*»", "", text.split(": ", 1)[1])  # values as written
+        assert not english.search(said), text

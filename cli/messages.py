@@ -265,6 +265,44 @@ _ACTIONS = {
 }
 
 
+# What a ValidationError or InvalidTextError says is wrong, in Spanish (unknown: not said).
+_VALIDATION_PROBLEMS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^(?:\w+: )?(?:required|empty)$"), "falta o está vacío"),
+    (re.compile(r"^(?:\w+: )?(?:must be text|not text)$"), "debe ser texto"),
+    (
+        re.compile(r"^(?:\w+: )?longer than (?P<n>\d+) characters$"),
+        "pasa de {n} caracteres",
+    ),
+    (re.compile(r"^(?:\w+: )?control characters$"), "tiene caracteres de control"),
+    (
+        re.compile(r"^a titular's role names their district$"),
+        "una persona titular lleva --distrito",
+    ),
+    (
+        re.compile(r"^role (?P<r>\w+) is not tied to a district$"),
+        "el rol {r} no lleva distrito",
+    ),
+    (re.compile(r"^(?:\w+ )?must be true or false$"), "debe ser sí o no"),
+    (
+        re.compile(r"^must be an integer of at least (?P<n>\d+)$"),
+        "debe ser un número entero de al menos {n}",
+    ),
+]
+
+
+def _validation_problem(problem: str) -> str:
+    for pattern, template in _VALIDATION_PROBLEMS:
+        match = pattern.match(problem)
+        if match:
+            return " (" + template.format(**match.groupdict()) + ")"
+    return ""
+
+
+def _of(noun: str) -> str:
+    """«de» + ``noun``, contracted as Spanish does (``de el`` → ``del``)."""
+    return "del" + noun[2:] if noun.startswith("el ") else f"de {noun}"
+
+
 def _field(e: Any, name: str = "field") -> str:
     value = _attr(e, name)
     return _FIELDS.get(value, value or "un dato")
@@ -285,7 +323,10 @@ def _violations(e: Any) -> str:
 
 
 _DOMAIN: dict[str, tuple[int, Render]] = {
-    "ValidationError": (EXIT_USAGE, lambda e: f"Dato no válido: {_field(e)}."),
+    "ValidationError": (
+        EXIT_USAGE,
+        lambda e: f"Dato no válido: {_field(e)}{_validation_problem(_attr(e, 'problem'))}.",
+    ),
     "UnknownArgumentError": (
         EXIT_USAGE,
         lambda e: (
@@ -308,7 +349,10 @@ _DOMAIN: dict[str, tuple[int, Render]] = {
             f"Use uno de: {', '.join(str(v) for v in getattr(e, 'allowed', []) or [])}."
         ),
     ),
-    "InvalidTextError": (EXIT_USAGE, lambda e: f"Texto no válido en {_field(e)}."),
+    "InvalidTextError": (
+        EXIT_USAGE,
+        lambda e: f"Texto no válido en {_field(e)}{_validation_problem(_attr(e, 'problem'))}.",
+    ),
     "InvalidEmailError": (
         EXIT_USAGE,
         lambda e: f"{_field(e).capitalize()} no es un correo válido.",
@@ -510,7 +554,10 @@ _DOMAIN: dict[str, tuple[int, Render]] = {
     ),
     "TotpNotRegisteredError": (
         EXIT_DOMAIN,
-        lambda e: f"{_attr(e, 'account')} no tiene 2FA registrado.",
+        lambda e: (
+            f"{_attr(e, 'account')} no tiene segundo factor (2FA) registrado; la UTCSyD lo "
+            "registra con «custodia totp registrar»."
+        ),
     ),
     "TotpAlreadyRegisteredError": (
         EXIT_CONFLICT,
@@ -561,7 +608,7 @@ _DOMAIN: dict[str, tuple[int, Render]] = {
     "ChangeValueRequiredError": (
         EXIT_USAGE,
         lambda e: (
-            f"Indique el valor nuevo de {_field(e, 'field')} con --valor: el detalle de la "
+            f"Indique el valor nuevo {_of(_field(e, 'field'))} con --valor: el detalle de la "
             "solicitud es texto libre, no un valor. No se registró nada."
         ),
     ),
@@ -596,6 +643,13 @@ _INFRA: dict[str, tuple[int, Render]] = {
         lambda e: "OpenBao no puede atender ahora; intente de nuevo.",
     ),
     "VaultServerError": (EXIT_UNAVAILABLE, lambda e: "OpenBao falló al atender la operación."),
+    "LoginRefusedError": (
+        EXIT_DENIED,
+        lambda e: (
+            f"OpenBao no aceptó el usuario «{_attr(e, 'username')}» con esa contraseña: revise "
+            "ambos. Tras varios intentos fallidos, OpenBao bloquea el acceso 15 minutos."
+        ),
+    ),
     "VaultPermissionDeniedError": (
         EXIT_DENIED,
         lambda e: (
@@ -755,7 +809,12 @@ _INFRA: dict[str, tuple[int, Render]] = {
     ),
     "ScopeError": (
         EXIT_DENIED,
-        lambda e: f"No tiene acceso a la información de {_attr(e, 'district')}.",
+        lambda e: (
+            "Su función no da acceso a esta información (es de la coadministración y de la "
+            "Secretaría Ejecutiva)."
+            if _attr(e, "district") in ("", "*")
+            else f"No tiene acceso a la información de {_attr(e, 'district')}."
+        ),
     ),
     "NotAuthenticatedError": (
         EXIT_DENIED,

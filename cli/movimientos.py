@@ -261,12 +261,34 @@ def plan(movements: list[Movement], people: list[dict[str, Any]]) -> list[Step]:
     known = {str(p.get("usuario")): p for p in people}
     steps: list[Step] = []
     problems: list[str] = []
+    # Each district's titular as the movements leave it, in the order they are applied: a
+    # district has one (a second is refused when applied; said here, before anything is).
+    titulars = {
+        str(district): str(p.get("usuario"))
+        for p in people
+        if not p.get("baja")
+        for role, district in dict(p.get("roles") or {}).items()
+        if role == "titular" and district
+    }
     for m in movements:
         where = f"línea {m.line}"
         person = known.get(m.usuario)
         roles: dict[str, Any] = dict((person or {}).get("roles") or {})
         departed = bool(person and person.get("baja"))
         erased = bool(person and person.get("borrado"))
+        if m.kind in ("baja", "cambio"):
+            for district, holder in list(titulars.items()):
+                if holder == m.usuario:
+                    del titulars[district]
+        if m.kind in ("alta", "cambio") and m.rol == "titular" and m.distrito:
+            current = titulars.get(m.distrito)
+            if current not in (None, m.usuario):
+                problems.append(
+                    f"{where}: {m.distrito} ya tiene persona titular ({current}); registre antes "
+                    "su baja o su cambio."
+                )
+                continue
+            titulars[m.distrito] = m.usuario
         if m.kind == "alta":
             if person is None:
                 steps.append(Step(m, "alta", f"alta como {_role_text(m.rol, m.distrito)}"))

@@ -30,7 +30,9 @@ Fecha = Annotated[
 
 
 def _read_secret_stdin(flag: bool, prompt: str) -> str:
-    value = sys.stdin.readline().rstrip("\n") if flag else typer.prompt(prompt, hide_input=True)
+    from cli.output import ask_secret
+
+    value = sys.stdin.readline().rstrip("\n") if flag else ask_secret(prompt)
     if not value:
         from events.domain import ValidationError
 
@@ -532,7 +534,7 @@ def designar(
     la tenía pierde el acceso de inmediato y se abren obligaciones de rotación. Solo la persona
     titular (o quien la supla por encargo); la UTCSyD solo como excepción (--excepcion).
 
-    Ejemplo: [cyan]custodia designar --distrito DD05 --persona ana --oficio DD05/045/2026[/cyan]
+    Ejemplo: [cyan]custodia designar --distrito DD05 --persona bety --oficio DD05/045/2026[/cyan]
     """
     data = call(
         "designar",
@@ -579,9 +581,10 @@ DistritoGrupo = Annotated[
 
 titular_app = App(
     name="titular",
-    help="La persona titular del distrito y su encargo de despacho.",
+    # The help is the callback's docstring (with its example); a subcommand is optional.
     invoke_without_command=True,
     no_args_is_help=False,
+    subcommand_metavar="[COMANDO [ARGUMENTOS]...]",
 )
 
 
@@ -673,9 +676,10 @@ def titular_fin_encargo(
 
 ausencia_app = App(
     name="ausencia",
-    help="Ausencias temporales de la persona administradora y su sustitución (6.X).",
+    # The help is the callback's docstring (with its example); a subcommand is optional.
     invoke_without_command=True,
     no_args_is_help=False,
+    subcommand_metavar="[COMANDO [ARGUMENTOS]...]",
 )
 
 

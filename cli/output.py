@@ -1,4 +1,4 @@
-"""Rendering helpers: JSON for scripts, rich tables and panels for people."""
+"""Rendering helpers: JSON for scripts, rich tables and panels for people; hidden prompts."""
 
 from __future__ import annotations
 
@@ -34,3 +34,16 @@ def text(value: str, style: str = "") -> Any:
     from rich.text import Text
 
     return Text(value, style=style)
+
+
+def ask_secret(prompt: str, *, confirm: bool = False, option: str = "--password-stdin") -> str:
+    """A password typed at the terminal, hidden. When the input is not a terminal it cannot be
+    hidden (Python would warn, in English, that it may be echoed): the user is told to give it
+    with ``option`` instead (a usage error, exit 2)."""
+    import typer
+    from typer._click.exceptions import UsageError
+
+    if not sys.stdin.isatty():
+        raise UsageError(f"La entrada no es una terminal: dé la contraseña con {option}.")
+    value: str = typer.prompt(prompt, hide_input=True, confirmation_prompt=confirm)
+    return value

@@ -127,5 +127,5 @@ def _cell(value: Any) -> str:
     if isinstance(value, list):
         return ", ".join(str(v) for v in value) or "—"
     if isinstance(value, dict):
-        return ", ".join(f"{k}={v}" for k, v in value.items()) or "—"
+        return ", ".join(k if v is None else f"{k}={v}" for k, v in value.items()) or "—"
     return str(value)

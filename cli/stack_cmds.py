@@ -232,9 +232,9 @@ def init(
     if password_stdin:
         password = sys.stdin.readline().rstrip("\n")
     else:
-        password = typer.prompt(
-            "Contraseña de la persona coadministradora", hide_input=True, confirmation_prompt=True
-        )
+        from cli.output import ask_secret
+
+        password = ask_secret("Contraseña de la persona coadministradora", confirm=True)
     if len(password) < 12:
         from events.domain import ValidationError
 

@@ -93,6 +93,15 @@ class VaultPermissionDeniedError(VaultError):
         self.status = 403
 
 
+class LoginRefusedError(VaultPermissionDeniedError):
+    """OpenBao refused a login: a wrong user name or password, or a login locked out for a
+    while after failed attempts (OpenBao does not say which)."""
+
+    def __init__(self, username: str, path: str) -> None:
+        super().__init__("login", path)
+        self.username = username
+
+
 class SecondFactorRequiredError(VaultError):
     """OpenBao requires a second factor (login MFA, TOTP) for this login and none was given."""
 

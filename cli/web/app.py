@@ -95,6 +95,7 @@ SECURITY_HEADERS = {
         "frame-ancestors 'none'; base-uri 'none'"
     ),
     "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",  # frame-ancestors for browsers that predate it
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
@@ -197,6 +198,12 @@ def create_app(
     def current(request: Request) -> WebSession | None:
         return sessions.get(request.cookies.get(COOKIE))
 
+    async def revoke_retired() -> None:
+        """Revokes in OpenBao the tokens of sessions the store ended (idle, a person's oldest
+        past their limit): no token outlives its session."""
+        for retired in sessions.retired():
+            await backend.logout(retired.identity)
+
     def error_page(request: Request, session: WebSession | None, error: PageError) -> Response:
         if wants_json(request):
             return JSONResponse({"error": error.message}, status_code=error.status)
@@ -218,6 +225,7 @@ def create_app(
         async def endpoint(request: Request) -> Response:
             session = current(request)
             if session is None:
+                await revoke_retired()  # this one, if it ended idle
                 if wants_json(request):
                     return JSONResponse({"error": "Inicie sesión."}, status_code=401)
                 target = request.url.path
@@ -441,6 +449,7 @@ def create_app(
                 return login_form(request, siguiente, 401, message, usuario)
             limiter.succeeded(usuario)
         session = sessions.open(identity)
+        await revoke_retired()
         response = RedirectResponse(siguiente, status_code=303)
         response.set_cookie(
             COOKIE,
@@ -493,6 +502,7 @@ def create_app(
                 )
             sessions.close(session.sid)
             await backend.logout(session.identity)
+            await revoke_retired()
         elif request.method == "GET" and session is not None:
             return render(request, "salir.html", sesion=session)
         response = RedirectResponse("/ingresar", status_code=303)

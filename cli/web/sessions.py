@@ -24,6 +24,11 @@ from cli.web.backend import Identity
 __all__ = ["LoginThrottle", "SessionStore", "WebSession"]
 
 MAX_SESSIONS = 10_000
+# A person's open sessions (browsers); a new login past it ends their oldest.
+MAX_PER_PERSON = 5
+# A session unused this long ends (its OpenBao token is revoked), as a reviewer expects of a
+# tool that shows evidence; the token's own TTL bounds it in any case.
+IDLE_SECONDS = 30 * 60
 
 
 @dataclass
@@ -31,29 +36,42 @@ class WebSession:
     sid: str = field(repr=False)
     identity: Identity
     csrf: str = field(repr=False)
+    last_used: float = field(default_factory=time.monotonic)
 
     def expired(self, now: datetime | None = None) -> bool:
         return (now or datetime.now(UTC)) >= self.identity.expires_at
+
+    def idle(self) -> bool:
+        return time.monotonic() - self.last_used >= IDLE_SECONDS
 
     def csrf_ok(self, presented: str | None) -> bool:
         return bool(presented) and hmac.compare_digest(self.csrf, str(presented))
 
 
 class SessionStore:
-    """Sessions by id; the oldest are dropped past :data:`MAX_SESSIONS`."""
+    """Sessions by id. A person has at most :data:`MAX_PER_PERSON` (a new login ends their
+    oldest: one person logging in over and over cannot push everyone else out), a session
+    unused for :data:`IDLE_SECONDS` ends, and past :data:`MAX_SESSIONS` the oldest end. A
+    session that ends this way is kept in :meth:`retired` until the application revokes its
+    token in OpenBao (no token outlives the session it was for)."""
 
     def __init__(self) -> None:
         self._sessions: OrderedDict[str, WebSession] = OrderedDict()
+        self._retired: list[WebSession] = []
 
     def open(self, identity: Identity) -> WebSession:
         session = WebSession(secrets.token_urlsafe(32), identity, secrets.token_urlsafe(32))
+        own = [s for s in self._sessions.values() if s.identity.username == identity.username]
+        for old in own[: max(0, len(own) - MAX_PER_PERSON + 1)]:
+            self._retire(old.sid)
         self._sessions[session.sid] = session
         while len(self._sessions) > MAX_SESSIONS:
-            self._sessions.popitem(last=False)
+            self._retire(next(iter(self._sessions)))
         return session
 
     def get(self, sid: str | None) -> WebSession | None:
-        """The live session ``sid`` (None: unknown or expired; an expired one is forgotten)."""
+        """The live session ``sid`` (None: unknown, expired or idle; such a one is forgotten,
+        and an idle one retired)."""
         if not sid:
             return None
         session = self._sessions.get(sid)
@@ -62,10 +80,24 @@ class SessionStore:
         if session.expired():
             del self._sessions[sid]
             return None
+        if session.idle():
+            self._retire(sid)
+            return None
+        session.last_used = time.monotonic()
         return session
 
     def close(self, sid: str) -> WebSession | None:
         return self._sessions.pop(sid, None)
+
+    def retired(self) -> list[WebSession]:
+        """The sessions ended here since the last call (their tokens to revoke)."""
+        out, self._retired = self._retired, []
+        return out
+
+    def _retire(self, sid: str) -> None:
+        session = self._sessions.pop(sid, None)
+        if session is not None:
+            self._retired.append(session)
 
 
 class LoginThrottle:

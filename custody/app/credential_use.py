@@ -28,6 +28,8 @@ from custody.errors import NoStagedRotationError, VaultNotFoundError
 from events.domain import (
     ChangeRequest,
     NoRotationInProgressError,
+    NotEntitledToReadError,
+    TotpNotRegisteredError,
     parse_account_id,
     require_coadministrator,
 )
@@ -283,6 +285,10 @@ class CredentialUse(UseCases):
                 )
                 self.ledger.save(district)
 
-            district.open_account(str(account_id))  # 10: a closed account has no seed left
+            account_state = district.open_account(str(account_id))  # 10: closed: no seed left
+            if not account_state.totp_registered:  # said before OpenBao is asked ("unknown key")
+                if district.reader_role(reader, now) is None:  # and only to who may read it
+                    raise NotEntitledToReadError(reader.id, str(account_id))
+                raise TotpNotRegisteredError(str(account_id))
             wrapped = self.credentials.reveal_totp(actor.token, str(account_id), record)
         return {"cuenta": str(account_id), "envoltorio": wrapped.token}

@@ -30,6 +30,7 @@ import structlog
 from hvac import exceptions as hvac_exceptions
 
 from custody.errors import (
+    LoginRefusedError,
     SecondFactorRefusedError,
     SecondFactorRequiredError,
     VaultCasConflictError,
@@ -662,13 +663,15 @@ class VaultClient:
         except VaultInvalidRequestError:
             # userpass answers 400 "invalid username or password" in some versions.
             body = None
+        except VaultPermissionDeniedError:  # a wrong password, or a login locked out
+            raise LoginRefusedError(username, f"auth/{mount}/login/{username}") from None
         auth = (body or {}).get("auth") or {}
         token = auth.get("client_token")
         requirement = auth.get("mfa_requirement")
         if not token and requirement:
             return self._second_factor(username, requirement, code)
         if not token:
-            raise VaultPermissionDeniedError("login", f"auth/{mount}/login/{username}")
+            raise LoginRefusedError(username, f"auth/{mount}/login/{username}")
         return str(token)
 
     def _second_factor(self, username: str, requirement: dict[str, Any], code: str | None) -> str:

@@ -139,11 +139,15 @@ __all__ = [
 
 
 class ValidationError(DomainError):
-    """An argument is malformed; ``field`` names it."""
+    """An argument is malformed; ``field`` names it, and ``problem`` (for this class itself:
+    its subclasses say more in their own attributes) what is wrong, in the code's words:
+    fixed texts that name no value, so they may be told to the caller."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(message)
         self.field = field
+        if type(self) is ValidationError:
+            self.problem = message
 
 
 class InvalidIdentifierError(ValidationError):

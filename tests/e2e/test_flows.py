@@ -616,6 +616,30 @@ def test_one_service_per_home_and_none_before_init(world: World, tmp_path: Path)
     assert not (empty / "run" / "stack.json").exists()
 
 
+def test_a_code_for_an_account_without_2fa_is_told_plainly(world: World) -> None:
+    """``codigo`` for an account with no registered seed: a coadministrator is told so in
+    Spanish with what to do (before: OpenBao's English "unknown key" and an internal path);
+    someone who may not read the account is told only that (whether it has 2FA is not theirs
+    to learn)."""
+    refused = world.refused("ana", 1, "codigo", "--cuenta", "DD05-x", "--motivo", "publicar")
+    assert "no tiene segundo factor (2FA) registrado" in refused
+    assert "custodia totp registrar" in refused
+    assert "unknown key" not in refused
+    outsider = world.refused("luis", 3, "codigo", "--cuenta", "DD05-x", "--motivo", "publicar")
+    assert "2FA" not in outsider
+
+
+def test_a_refused_login_is_told_as_a_login(world: World) -> None:
+    """A wrong password (or an unknown user): said as a refused login, with OpenBao's lockout
+    after repeated failures; not as a permission of the session (6.IX)."""
+    result = world.run(
+        None, "sesion", "iniciar", "--usuario", "nadie", "--password-stdin", stdin="mala\n"
+    )
+    assert result.returncode == 3, result.stderr
+    assert "OpenBao no aceptó el usuario «nadie» con esa contraseña" in result.stderr
+    assert "6.IX" not in result.stderr
+
+
 def test_free_text_in_reports_is_shown_as_written(world: World) -> None:
     """Attack: a titular writes rich markup and a spreadsheet formula into a change request
     (its detail and oficio), texts the ledger keeps for good. The reviewer's table shows them as

@@ -135,6 +135,7 @@ def test_the_session_cookie_is_httponly_and_strict(web: WebServer) -> None:
         assert "script-src" not in page.headers["content-security-policy"]
         assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
         assert page.headers["x-content-type-options"] == "nosniff"
+        assert page.headers["x-frame-options"] == "DENY"
 
 
 def test_every_page_for_the_secretaria_in_html_and_json(
@@ -272,7 +273,7 @@ def test_the_export_bundle_is_only_for_roles_that_may_see_the_ledger(
             assert 'href="/bitacora/clave-publica.json"' in page.text
             refused = client.get("/bitacora/paquete.jsonl.gz")
             assert refused.status_code == 403
-            assert "No tiene acceso" in refused.text
+            assert "Su función no da acceso a esta información" in refused.text
             assert "attachment" not in refused.headers.get("content-disposition", "")
         with pytest.raises(CustodiaError) as raised:
             service_world.call(user, "bitacora.exportar")
@@ -330,6 +331,35 @@ def test_logout_revokes_the_token_in_openbao(web: WebServer, service_world: Serv
             VaultClient(service_world.endpoints().vault_addr, token).lookup_self()
         with httpx.Client(base_url=web.url, cookies={"custodia_sesion": sid}) as stale:
             assert stale.get("/", follow_redirects=False).status_code == 303
+
+
+def test_logging_in_again_and_again_ends_only_ones_own_oldest_sessions(
+    web: WebServer, service_world: ServiceWorld
+) -> None:
+    """Attack: one person logs in over and over (before: past 10,000 sessions the oldest of
+    anyone's were dropped, everyone logged out, their tokens left alive in OpenBao). A person
+    keeps at most five sessions: the sixth login ends their own oldest, whose token OpenBao
+    then refuses; another person's session is untouched."""
+    vault = service_world.endpoints().vault_addr
+    with web.logged_in("sofia") as other:
+        assert other.get("/").status_code == 200
+        clients = [web.client() for _ in range(6)]
+        try:
+            for client in clients:
+                assert login(client, "luis", SERVICE_PASSWORD.format("luis")).status_code == 303
+                if client is clients[0]:
+                    first = web.store.get(client.cookies["custodia_sesion"])
+                    assert first is not None
+                    token = first.identity.token
+                    VaultClient(vault, token).lookup_self()
+            assert clients[0].get("/").status_code == 303  # its session ended
+            assert all(c.get("/").status_code == 200 for c in clients[1:])
+            with pytest.raises(CustodiaError):
+                VaultClient(vault, token).lookup_self()  # revoked in OpenBao
+            assert other.get("/").status_code == 200
+        finally:
+            for client in clients:
+                client.close()
 
 
 def test_redirect_after_login_stays_on_this_site(web: WebServer) -> None:

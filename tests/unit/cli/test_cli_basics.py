@@ -212,3 +212,63 @@ def test_every_configuration_problem_is_told_in_spanish() -> None:
         _, text = messages.describe(ConfigurationError("CUSTODIA_X", problem))
         said = re.sub(r"'[^']*'|«[^»]*»", "", text.split(": ", 1)[1])  # values as written
         assert not english.search(said), text
+
+
+def test_roles_without_a_district_and_scopes_of_everything_read_plainly(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``roles: coadministrador`` (not ``coadministrador=None``), and a scope refused for
+    everything (``*``) says whose information it is, not «la información de *»."""
+    from cli.remote import show
+    from custody.app.custodia import ScopeError
+
+    show({"roles": {"coadministrador": None, "titular": "DD05"}}, False)
+    assert "roles: coadministrador, titular=DD05" in capsys.readouterr().out
+    _, text = messages.describe(ScopeError("bety", "*"))
+    assert "*" not in text
+    assert "Secretaría Ejecutiva" in text
+
+
+def test_a_password_is_never_asked_where_it_would_show(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Asked for a password with an input that is not a terminal, Python would read it
+    unhidden and warn in English that it may be echoed: the user is told to use
+    ``--password-stdin`` instead, exit 2, and nothing is read."""
+    import io
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("secreta\n"))
+    assert run(["sesion", "iniciar", "--usuario", "ana"]) == 2
+    captured = capsys.readouterr()
+    assert "La entrada no es una terminal: dé la contraseña con --password-stdin." in captured.err
+    assert "Warning" not in captured.err
+    assert sys.stdin.read() == "secreta\n"  # not consumed
+
+
+def test_de_el_is_contracted() -> None:
+    """«el valor nuevo del teléfono», never «de el»."""
+    import uuid
+
+    from events.domain.errors import ChangeValueRequiredError
+
+    _, text = messages.describe(ChangeValueRequiredError(uuid.uuid4(), "telefono"))
+    assert "del teléfono" in text
+    assert "de el" not in text
+
+
+@pytest.mark.parametrize(
+    ("field", "problem", "said"),
+    [
+        ("district", "a titular's role names their district", "una persona titular lleva"),
+        ("nombre", "longer than 200 characters", "pasa de 200 caracteres"),
+        ("motivo", "required", "falta o está vacío"),
+    ],
+)
+def test_an_invalid_datum_says_what_is_wrong(field: str, problem: str, said: str) -> None:
+    """Not only which datum (``Dato no válido: el distrito.``) but why, when the code says so
+    in fixed words; and never the code's English."""
+    from events.domain.errors import ValidationError
+
+    _, text = messages.describe(ValidationError(field, problem))
+    assert said in text
+    assert problem not in text

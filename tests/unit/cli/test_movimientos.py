@@ -162,6 +162,32 @@ def test_the_plan_refuses_the_whole_file_when_a_row_cannot_apply() -> None:
     ]
 
 
+def test_the_plan_keeps_one_titular_per_district_in_the_files_order() -> None:
+    """A second titular for a district is refused in the preview, as applying it would be
+    (before: shown as "alta como titular DD05", then refused half-way through --aplicar); a
+    titular whose baja or cambio comes first in the file leaves the post free."""
+    second = parse_movements(_file("alta,jose,José,jose@iecm.mx,,titular,DD05,,,"))
+    with pytest.raises(MovementFileError) as refused:
+        plan(second, PEOPLE)
+    assert refused.value.problems == [
+        "línea 2: DD05 ya tiene persona titular (luis); registre antes su baja o su cambio."
+    ]
+    replaced = parse_movements(
+        _file(
+            "baja,luis,,,,,,promocion,RH/1,",
+            "alta,jose,José,jose@iecm.mx,,titular,DD05,,,",
+            "cambio,bety,,,,titular,DD05,,RH/2,",
+        )
+    )
+    with pytest.raises(MovementFileError) as refused:
+        plan(replaced, PEOPLE)
+    assert refused.value.problems == [
+        "línea 4: DD05 ya tiene persona titular (jose); registre antes su baja o su cambio."
+    ]
+    steps = plan(replaced[:2], PEOPLE)
+    assert [s.accion for s in steps] == ["baja", "alta"]
+
+
 def test_a_step_row_never_carries_contact_data() -> None:
     """What the dry run and the report show of a hire: no name, e-mail or phone."""
     hire = Movement(2, "alta", "nuevo", "Nombre Secreto", "secreto@iecm.mx", "5512345678",

@@ -375,17 +375,22 @@ def test_an_invalid_file_is_refused_whole_with_line_numbers(
 def test_a_row_the_service_refuses_is_reported_and_the_rest_applies(
     service_world: ServiceWorld, tmp_path: Path
 ) -> None:
-    """A hire as titular of DD05 (which has one) is refused by the service; the other row is
-    applied; the exit is non-zero and the re-run applies nothing twice. Only a coadministrator
-    may import: a titular is refused by the service before anything is written."""
+    """A hire whose user name is already an OpenBao login with another password (made outside
+    Custodia: nothing the preview can see) is refused by the service; the other row is applied;
+    the exit is non-zero and the re-run applies nothing twice. Only a coadministrator may
+    import: a titular is refused by the service before anything is written. (A second titular
+    for a district is caught by the preview: test_movimientos.)"""
     world = service_world
     hire = _unique("it")
     other = _unique("io")
+    world.root_vault().write(
+        f"auth/userpass/users/{hire}", {"password": "otra-clave-ajena-1"}, operation="test"
+    )
     path = _csv(
         tmp_path,
         "parcial.csv",
         [
-            f"alta,{hire},Otra Titular,{hire}@iecm.mx,,titular,DD05,,,",
+            f"alta,{hire},Otra Persona,{hire}@iecm.mx,,secretaria,,,,",
             f"alta,{other},Otra Persona,{other}@iecm.mx,,secretaria,,,,",
         ],
     )
@@ -395,7 +400,7 @@ def test_a_row_the_service_refuses_is_reported_and_the_rest_applies(
     assert first.returncode == 1, first.stderr
     rows = json.loads(first.stdout)["filas"]
     assert [r["resultado"] for r in rows] == ["rechazado", "aplicado"]
-    assert "titular" in rows[0]["mensaje"].lower()
+    assert f"Ya existe en OpenBao un acceso con el usuario {hire}" in rows[0]["mensaje"]
     assert SERVICE_PASSWORD.format(hire) not in first.stdout + first.stderr
     second = world.run("ana", *args, "--json", stdin=stdin)
     assert second.returncode == 1
@@ -403,3 +408,7 @@ def test_a_row_the_service_refuses_is_reported_and_the_rest_applies(
     assert [r["resultado"] for r in rows] == ["rechazado", "sin_cambios"]
     refused(world, "luis", 3, "personas", "importar", "--archivo", str(path), "--aplicar",
             "--contrasenas-stdin", stdin=stdin)  # fmt: skip
+    titular = _csv(tmp_path, "titular.csv", [f"alta,{_unique('tt')},T,t@iecm.mx,,titular,DD05,,,"])
+    preview = world.run("ana", "personas", "importar", "--archivo", str(titular))
+    assert preview.returncode != 0
+    assert "DD05 ya tiene persona titular" in preview.stderr  # said before --aplicar

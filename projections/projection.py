@@ -321,6 +321,14 @@ class ReportsProjection(Projection[ReportsView]):
             **CONTACT_HANDLERS,  # issue 18 (projections.contact_reads)
         }
 
+    def ignored_topics(self) -> list[str]:
+        """The topics of events this projection applies as nothing (:func:`_ignore`)."""
+        return sorted(
+            getattr(cls, "TOPIC", f"{cls.__module__}:{cls.__qualname__}")
+            for cls, handler in self._handlers.items()
+            if handler is _ignore
+        )
+
     def process_event(self, domain_event: Any, tracking: Tracking) -> None:
         handler = self._handlers.get(type(domain_event))
         if handler is None:

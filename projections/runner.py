@@ -111,6 +111,10 @@ class ProjectionService:
         )
         self.runner.__enter__()
         self.view: ReportsView = self.runner.view
+        # Errors of events skipped for want of a handler that now projects them as nothing.
+        projection = self.runner.projection
+        assert isinstance(projection, ReportsProjection)
+        self.view.forget_no_handler_errors(projection.ignored_topics())
         self._closed = threading.Event()
         self._watcher = threading.Thread(
             target=self._watch_invalid, name="reportes-invalidos", daemon=True

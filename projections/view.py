@@ -228,6 +228,24 @@ class ReportsView(SQLiteTrackingRecorder):
             if tracking is None:
                 self._commit()
 
+    def forget_no_handler_errors(self, topics: list[str]) -> int:
+        """Deletes the errors recorded for events of ``topics`` as having no handler, now that
+        they have one that projects nothing (an event that was skipped then is exactly as
+        applied now: nothing to project). The count deleted. A view built before the handler
+        existed then stops warning that its reports may be incomplete, with no rebuild."""
+        if not topics:
+            return 0
+        with self._lock:
+            self._commit()
+            cursor = self._begin()
+            cursor.executemany(
+                "DELETE FROM projection_errors WHERE kind = 'evento_sin_tratamiento' AND topic = ?",
+                [(topic,) for topic in topics],
+            )
+            deleted = int(cursor.rowcount)
+            self._commit()
+        return deleted
+
     def flush(self) -> None:
         """Commits the current batch, if any."""
         with self._lock:

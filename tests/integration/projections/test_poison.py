@@ -174,3 +174,38 @@ def test_rebuild_records_poison_and_halts_by_policy(
     with pytest.raises(ProjectionHaltedError):
         rebuild(db, app_env, on_error="detener", reading_process=reading_process)
     assert db.read_bytes() == before
+
+
+def test_errors_of_events_now_projected_as_nothing_are_forgotten_at_start(
+    ledger: Ledger, app_env: dict[str, str], tmp_path: Path
+) -> None:
+    """A view built by a version with no handler for an event (a person enrolling their login
+    second factor) recorded it as "no handler", and every report warned that it might be
+    incomplete. That event projects nothing now, so skipping it then was the same as applying
+    it: the live projections forget that error when they start, with no rebuild; an error of
+    an event still unknown stays."""
+    from projections.projection import ReportsProjection
+    from projections.view import ProjectionError
+
+    w = make_world(collect=False)
+    ledger.save(*w.people, w.district)
+    db = tmp_path / "p.sqlite"
+    view = open_view(db)
+    enrolled = "custodia:Person.SecondFactorEnrolled"
+    for ref, topic in ((1, enrolled), (2, "custodia:Desconocido.X")):
+        view.record_error(
+            ProjectionError(
+                "evento_sin_tratamiento",
+                "no handler",
+                action="omitido",
+                notification_id=ref,
+                topic=topic,
+            ),
+            None,
+        )
+    view.close()
+    assert enrolled in ReportsProjection(open_view(tmp_path / "other.sqlite")).ignored_topics()
+    with start_projections(app_env, db) as service:
+        service.wait(ledger.recorder.max_notification_id() or 0, timeout=20)
+        topics = [e["topic"] for e in service.errors()]
+    assert topics == ["custodia:Desconocido.X"]

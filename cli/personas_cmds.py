@@ -242,12 +242,13 @@ def _table(rows: list[dict[str, Any]], title: str) -> None:
     from rich.table import Table
 
     from cli.output import console, text
+    from cli.remote import label
 
     # Cells and title as rich text: a value is shown as written, never read as markup.
     table = Table(title=text(title), title_justify="left")
     keys = [k for k in rows[0] if k not in ("rol", "distrito")] if rows else []
     for key in keys:
-        table.add_column(text(key.replace("_", " ")), overflow="fold")
+        table.add_column(text(label(key)), overflow="fold")
     for row in rows:
         table.add_row(*(text("—" if row[k] is None else str(row[k])) for k in keys))
     console().print(table)

@@ -58,6 +58,32 @@ def channel_args(
     }
 
 
+# Keys (JSON, unaccented for scripts) as a person reads them in a table or a key: value line.
+_LABELS = {
+    "codigo": "código",
+    "descripcion": "descripción",
+    "destruccion_pendiente": "destrucción pendiente",
+    "excepcion": "excepción",
+    "lista_verificacion": "lista de verificación",
+    "linea": "línea",
+    "motivo_decision": "motivo de la decisión",
+    "periodo": "periodo",
+    "telefono": "teléfono",
+    "ultima_alerta": "última alerta",
+    "ultimo_error": "último error",
+    "version": "versión",
+    "version_descartada": "versión descartada",
+    "version_preparada": "versión preparada",
+    "via_oficial": "vía oficial",
+    "violaciones": "incumplimientos",
+}
+
+
+def label(key: str) -> str:
+    """How ``key`` is shown to a person (``via_oficial`` → ``vía oficial``)."""
+    return _LABELS.get(key) or key.replace("_", " ")
+
+
 def show(data: Any, json_output: bool, title: str | None = None) -> None:
     """``--json``: the data as is; otherwise a rich table (lists) or key: value lines."""
     from cli.output import print_json
@@ -72,7 +98,7 @@ def show(data: Any, json_output: bool, title: str | None = None) -> None:
         if title:
             typer.echo(typer.style(title, bold=True))
         for key, value in data.items():
-            typer.echo(f"  {key.replace('_', ' ')}: {_cell(value)}")
+            typer.echo(f"  {label(key)}: {_cell(value)}")
         return
     from cli.output import console, text
 
@@ -87,7 +113,7 @@ def show(data: Any, json_output: bool, title: str | None = None) -> None:
         table = Table(title=None if title is None else text(title), title_justify="left")
         keys = list(data[0].keys())
         for key in keys:
-            table.add_column(text(key.replace("_", " ")), overflow="fold")
+            table.add_column(text(label(key)), overflow="fold")
         for row in data:
             table.add_row(*(text(_cell(row.get(k))) for k in keys))
         out.print(table)

@@ -366,7 +366,11 @@ def _compliance(
     if not rows:
         line = f"{subject}: sin direcciones distritales registradas en la bitácora."
     elif not failing:
-        line = f"{subject}: cumple — las {len(rows)} direcciones distritales cumplen."
+        line = (
+            f"{subject}: cumple."
+            if len(rows) == 1
+            else f"{subject}: cumple — las {len(rows)} direcciones distritales cumplen."
+        )
     else:
         line = (
             f"{subject}: no cumple — {len(failing)} de {len(rows)} direcciones distritales no "

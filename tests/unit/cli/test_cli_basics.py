@@ -272,3 +272,13 @@ def test_an_invalid_datum_says_what_is_wrong(field: str, problem: str, said: str
     _, text = messages.describe(ValidationError(field, problem))
     assert said in text
     assert problem not in text
+
+
+def test_keys_read_as_spanish_words_in_tables(capsys: pytest.CaptureFixture[str]) -> None:
+    """JSON keys stay unaccented for scripts; a person reads «vía oficial», «versión»."""
+    from cli.remote import show
+
+    show({"via_oficial": "oficio X", "version": 2}, False)
+    out = capsys.readouterr().out
+    assert "vía oficial: oficio X" in out
+    assert "versión: 2" in out

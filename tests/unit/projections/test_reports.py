@@ -71,6 +71,8 @@ def test_compliance_verdicts_per_district_and_for_the_institute(scenario: Scenar
     assert dd06["veredicto"] == "cumple"
     assert r.summary["veredicto"] == "no_cumple"
     assert "1 de 2" in r.summary["linea"]
+    own = report(scenario, "cumplimiento", Scope("titular", "DD06"))
+    assert own.summary["linea"] == "Dirección Distrital DD06: cumple."  # not «las 1 … cumplen»
 
 
 def test_exposure_lists_who_saw_each_live_version_and_who_lost_access(

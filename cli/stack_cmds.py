@@ -66,6 +66,9 @@ def estado(json_output: JsonOption = False) -> None:
             "salud": _probe_vault(settings.vault_addr),
         }
     status["home"] = str(settings.home)
+    status["inicializado"] = bool(
+        settings.vault_token or (settings.home / "secrets" / "servicio-token").exists()
+    )
     status["bitacora"] = _ledger_integrity(settings.home)
     if json_output:
         print_json(status)
@@ -94,6 +97,10 @@ def estado(json_output: JsonOption = False) -> None:
     console().print(table)
     if detail:
         console().print(text(detail))
+    if not status["inicializado"]:
+        console().print(
+            text("Custodia no está inicializado aquí: ejecute «custodia init --usuario U».")
+        )
 
 
 # -- the ledger's integrity (issue 16): what the service last saw of the follower's alerts ------

@@ -605,6 +605,7 @@ def test_one_service_per_home_and_none_before_init(world: World, tmp_path: Path)
     status = world.ok(None, "estado")
     assert isinstance(status, dict)
     assert status["servicio"]["activo"] is True
+    assert status["inicializado"] is True
     assert world.ok("sofia", "sesion", "quien")
 
     empty = tmp_path / "sin-init"

@@ -156,6 +156,7 @@ def test_status_shows_the_home_path_as_written(
     assert run(["estado"]) == 0
     out = "".join(capsys.readouterr().out.split())  # the title wraps at 80 columns
     assert f"Custodiaen{home}" in out
+    assert "Custodianoestáinicializadoaquí" in out  # a home never initialized says so
 
 
 def test_every_refused_transition_is_told_with_a_spanish_verb() -> None:

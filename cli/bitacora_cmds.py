@@ -204,7 +204,8 @@ def verificar(
     json_output: JsonOption = False,
 ) -> None:
     """Verifica toda la bitácora: cada evento presente, sin alterar y en orden, y coherente con
-    cada punto de control firmado. Sale con código 1 si encuentra alteraciones.
+    cada punto de control firmado. Sale con código 1 si encuentra alteraciones, y con 8 si los
+    últimos eventos de un paquete no están firmados (no prueban nada).
 
     Ejemplos: [cyan]custodia bitacora verificar[/cyan] ·
     [cyan]custodia bitacora verificar --paquete bitacora.jsonl.gz --clave-publica clave.json[/cyan]
@@ -319,7 +320,8 @@ def run_verify_bundle(
     referencia: Path | None = None,
     json_output: bool = False,
 ) -> int:
-    """Verify a bundle offline (never connects); print the verdict; 0 if intact, 1 if altered."""
+    """Verify a bundle offline (never connects); print the verdict; 0 if intact and signed to
+    its end, 1 if altered, 8 if events at its end are covered by no signed checkpoint."""
     from custody.ledger.audit import verify_bundle_file
     from events.ledger_verify import Bundle
 
@@ -338,7 +340,7 @@ def run_verify_bundle(
             reference_leaf_hashes=reference,
             progress=progress,
         )
-    return render_verdict(verdict, json_output)
+    return render_verdict(verdict, json_output, bundle=True)
 
 
 def verdict_json(verdict: LedgerVerdict) -> dict[str, Any]:
@@ -378,13 +380,28 @@ def verdict_json(verdict: LedgerVerdict) -> dict[str, Any]:
     }
 
 
-def render_verdict(verdict: LedgerVerdict, json_output: bool, *, online: bool = False) -> int:
+def render_verdict(
+    verdict: LedgerVerdict, json_output: bool, *, online: bool = False, bundle: bool = False
+) -> int:
     doc = verdict_json(verdict)
     code = 0 if verdict.ok else bitacora_messages.EXIT_TAMPERED
+    # A bundle is a closed file: events at its end that no signed checkpoint covers prove
+    # nothing (they may have been rewritten, with the checkpoints that covered them removed).
+    unsigned = bool(bundle and verdict.ok and doc["eventos_sin_punto_de_control"])
+    if unsigned:
+        code = bitacora_messages.EXIT_UNSIGNED
     if json_output:
         _print_json(doc)
         return code
-    if verdict.ok:
+    if unsigned:
+        signed = doc["eventos"] - doc["eventos_sin_punto_de_control"]
+        typer.echo(
+            f"SIN FIRMA AL FINAL: el paquete está íntegro hasta el evento {signed}, pero sus "
+            f"{doc['eventos_sin_punto_de_control']} últimos eventos no están cubiertos por "
+            "ningún punto de control firmado: nada prueba que no se alteraron. Pida un paquete "
+            "exportado de nuevo, o compárelo con --testigo o --referencia."
+        )
+    elif verdict.ok:
         typer.echo(
             f"Bitácora íntegra: {doc['eventos']} eventos, "
             f"{doc['puntos_de_control_verificados']} puntos de control verificados."
@@ -476,6 +493,7 @@ def run_export(
                 "eventos": result.entries,
                 "puntos_de_control": result.checkpoints,
                 "ultimo_evento": result.last_sequence,
+                "firmado_hasta": result.signed_to,
                 "versiones_de_clave": list(result.key_versions),
             }
         )
@@ -484,6 +502,12 @@ def run_export(
         f"Paquete escrito en {result.path}: {result.entries} eventos, "
         f"{result.checkpoints} puntos de control."
     )
+    if result.signed_to < result.last_sequence:
+        typer.echo(
+            f"  Atención: el último punto de control firma {result.signed_to} eventos; los "
+            f"{result.last_sequence - result.signed_to} siguientes aún no están firmados y el "
+            "paquete no los prueba. ¿Está detenido el servicio? Exporte de nuevo cuando lo estén."
+        )
     typer.echo(
         f"Verifíquelo sin conexión con: custodia bitacora verificar --paquete {result.path} "
         "--clave-publica CLAVE.json"

@@ -30,6 +30,7 @@ from cli.messages import (
 )
 
 EXIT_TAMPERED = EXIT_DOMAIN  # 1: the ledger (or a file claiming to be part of it) is altered
+EXIT_UNSIGNED = 8  # a bundle whose last events no signed checkpoint covers: not proven
 
 # Problem kinds of events.ledger_verify.ProblemKind and events.leaves.RecordProblemKind.
 TIPOS: dict[str, str] = {
@@ -241,6 +242,11 @@ _BUNDLE_REASONS = (
     ("the end record's counts", "sus cuentas finales no coinciden con su contenido"),
     ("data after the end record", "tiene datos después del final"),
     ("a line is not", "una línea no es JSON válido"),
+    (
+        "a line longer than",
+        "tiene una línea demasiado larga (¿un archivo armado para agotar la memoria?)",
+    ),
+    ("nests too deeply", "una línea anida demasiado su JSON"),
     ("bad keyring", "la clave pública que incluye no es válida"),
     ("events can be read only once", "no se pudo leer"),
 )

@@ -48,7 +48,7 @@ from enum import StrEnum
 from itertools import islice
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Protocol, Self
+from typing import Final, Literal, Protocol, Self
 
 from events.checkpoint import (
     BadSignatureError,
@@ -776,6 +776,8 @@ class Witness:
             seen = [SignedCheckpoint.from_text(t) for t in data["checkpoints"]]
             for signed in seen:
                 signed.verify(self.keyring, origin=self.origin)
+        except RecursionError:  # JSON nested beyond what the parser follows
+            raise LedgerError(f"witness file {self.path}: nested too deeply") from None
         except (ValueError, KeyError, TypeError, AttributeError, CheckpointError) as exc:
             raise LedgerError(f"witness file {self.path}: {exc}") from None
         self._seen = sorted(seen, key=lambda s: s.size)
@@ -892,6 +894,8 @@ class EventProof:
                 tuple(base64.b64decode(p, validate=True) for p in doc["path"]),
                 SignedCheckpoint.from_text(doc["checkpoint"]),
             )
+        except RecursionError:  # JSON nested beyond what the parser follows
+            raise InvalidProofError("malformed event proof: nested too deeply") from None
         except (ValueError, KeyError, TypeError, binascii.Error, CheckpointError) as exc:
             raise InvalidProofError(f"malformed event proof: {exc}") from None
 
@@ -1071,10 +1075,16 @@ class Bundle:
         return BundleError(self.path, reason)
 
     def _readline(self) -> bytes:
+        """The next line, at most :data:`MAX_BUNDLE_LINE` bytes: a longer one (a few hundred
+        kilobytes of gzip can inflate to gigabytes on one line) is refused before it fills the
+        memory of the auditor's machine."""
         try:
-            return self._file.readline()
+            line: bytes = self._file.readline(MAX_BUNDLE_LINE + 1)
         except (OSError, EOFError, zlib.error) as exc:
             raise self._error(f"damaged file: {exc}") from None
+        if len(line) > MAX_BUNDLE_LINE:
+            raise self._error(f"a line longer than {MAX_BUNDLE_LINE // 2**20} MiB")
+        return line
 
     def _next_record(self) -> dict[str, object] | None:
         return self._parse(self._readline())
@@ -1086,6 +1096,8 @@ class Bundle:
             record = json.loads(line)
         except ValueError:
             raise self._error("a line is not JSON") from None
+        except RecursionError:  # nested beyond what the parser follows
+            raise self._error("a line nests too deeply") from None
         if not isinstance(record, dict):
             raise self._error("a line is not a JSON object")
         return record
@@ -1144,6 +1156,11 @@ class Bundle:
     def leaf_hashes(self) -> bytes:
         """Packed leaf hashes of all events (consumes :meth:`events`)."""
         return leaf_hashes(self.events())
+
+
+# The longest line a bundle may hold: an event is one NATS message (1 MiB as Custodia runs
+# NATS, split into several records beyond it) in base64 (4/3); the other records are small.
+MAX_BUNDLE_LINE: Final = 16 * 2**20
 
 
 def verify_bundle(

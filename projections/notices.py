@@ -240,11 +240,17 @@ _CALENDAR: Final = Policy()
 
 def reminder_time(deadline: datetime) -> datetime:
     """When a deadline is near: the opening of working hours of the business day the deadline
-    falls on (its last instant's day, or the business day before it)."""
+    falls on (its last instant's day, or the business day before it); for a deadline before
+    that day's opening (Tuesday 08:00), the business day before (a "vence hoy" reminder after
+    the deadline would be one more overdue notice)."""
     day = _CALENDAR.local(deadline - timedelta(microseconds=1)).date()
-    while not _CALENDAR.is_business_day(day):
+    while True:
+        while not _CALENDAR.is_business_day(day):
+            day -= timedelta(days=1)
+        moment = datetime.combine(day, _CALENDAR.working_hours_start, tzinfo=_CALENDAR.zone)
+        if moment < deadline:
+            return moment
         day -= timedelta(days=1)
-    return datetime.combine(day, _CALENDAR.working_hours_start, tzinfo=_CALENDAR.zone)
 
 
 def cancellations_for(event: Any) -> list[tuple[str, datetime]]:

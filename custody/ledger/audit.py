@@ -12,9 +12,11 @@ Which key to trust
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -94,7 +96,7 @@ def load_keyring_file(path: Path) -> PublicKeyring:
         raise KeyringFileError(path, "missing") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise KeyringFileError(path, f"unreadable: {type(exc).__name__}") from None
-    except ValueError:
+    except (ValueError, RecursionError):
         raise KeyringFileError(path, "not JSON") from None
     if isinstance(doc, dict) and isinstance(doc.get("data"), dict):
         doc = {"name": doc["data"].get("name") or DEFAULT_KEY_NAME, "keys": doc["data"].get("keys")}
@@ -296,6 +298,7 @@ class ExportResult:
     checkpoints: int
     last_sequence: int
     key_versions: tuple[int, ...]
+    signed_to: int = 0  # the largest checkpoint's size: entries after it are not signed
 
 
 def export_bundle(
@@ -305,13 +308,30 @@ def export_bundle(
     keyring: PublicKeyring | None = None,
     *,
     progress: ProgressCallback | None = None,
+    wait_signed: float = 10.0,
 ) -> ExportResult:
-    """Write a bundle (:func:`events.ledger_verify.write_bundle`) of the whole ledger."""
+    """Write a bundle (:func:`events.ledger_verify.write_bundle`) of the whole ledger.
+
+    A bundle is evidence only as far as a signed checkpoint covers it, and the service signs
+    about a second after the last write: the export waits up to ``wait_signed`` seconds for a
+    checkpoint covering the last entry (``signed_to`` in the result says how far it got)."""
     from custody.ledger.nats_io import read_entries, read_subject, stream_last_sequence
 
-    notes = [data for _, data in read_subject(conn, names.checkpoints_stream, names.notes_subject)]
+    def signed_notes() -> tuple[list[bytes], int]:
+        notes = [d for _, d in read_subject(conn, names.checkpoints_stream, names.notes_subject)]
+        sizes = [0]
+        for note in notes:
+            with contextlib.suppress(CheckpointError):
+                sizes.append(SignedCheckpoint.from_bytes(note).size)
+        return notes, max(sizes)
+
     keyring, _ = _keyring_or_ledger(conn, names, keyring)
     last_seq = stream_last_sequence(conn, names.events_stream)
+    notes, signed_to = signed_notes()
+    deadline = time.monotonic() + wait_signed
+    while signed_to < last_seq and time.monotonic() < deadline:
+        time.sleep(0.25)
+        notes, signed_to = signed_notes()
     events = (
         (seq, leaf_bytes(subject, data))
         for batch in read_entries(conn, names.events_stream, stop=last_seq)
@@ -327,7 +347,7 @@ def export_bundle(
         progress=progress,
         total=last_seq,
     )
-    return ExportResult(path, count, len(notes), last_seq, keyring.versions)
+    return ExportResult(path, count, len(notes), last_seq, keyring.versions, signed_to)
 
 
 # -- inclusion proofs ----------------------------------------------------------------------------

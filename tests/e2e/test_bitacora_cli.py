@@ -203,6 +203,46 @@ def edit_bundle_event(path: Path, entry: int) -> None:
     path.write_bytes(gzip.compress(b"".join(lines)))
 
 
+def test_a_bundle_whose_end_is_not_signed_proves_nothing(
+    world: LedgerWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Attack on a bundle handed to an auditor: drop the checkpoints that cover its end, then
+    rewrite an event there (the counts fixed, the file well formed). Before, the verdict was
+    «Bitácora íntegra» and exit 0 («quedarán firmados en el próximo», for a closed file). Now:
+    how far it is signed, that the rest proves nothing, exit 8; an honest export is signed to
+    its end (the export waits for the checkpoint), exit 0."""
+    key = tmp_path / "clave.json"
+    bundle = tmp_path / "bitacora.jsonl.gz"
+    custodia(capsys, "bitacora", "clave-publica", "--salida", str(key))
+    code, out, _ = custodia(capsys, "bitacora", "exportar", "--salida", str(bundle), "--json")
+    assert code == 0
+    exported = json.loads(out)
+    assert exported["firmado_hasta"] == exported["ultimo_evento"] == 50
+    lines = gzip.decompress(bundle.read_bytes()).splitlines(keepends=True)
+    kept: list[bytes] = []
+    checkpoints = 0
+    for line in lines:
+        record = json.loads(line)
+        if record.get("type") == "checkpoint":
+            checkpoints += 1
+            if checkpoints > 3:  # sizes 10, 20, 30 stay; 40 and 50 go
+                continue
+        if record.get("type") == "end":
+            record["checkpoints"] = 3
+            line = (json.dumps(record, separators=(",", ":")) + "\n").encode()
+        kept.append(line)
+    bundle.write_bytes(gzip.compress(b"".join(kept)))
+    edit_bundle_event(bundle, 45)
+    args = ["bitacora", "verificar", "--paquete", str(bundle), "--clave-publica", str(key)]
+    code, out, _ = custodia(capsys, *args)
+    assert code == 8
+    assert out.startswith("SIN FIRMA AL FINAL: el paquete está íntegro hasta el evento 30")
+    assert "20 últimos eventos" in out
+    assert "Bitácora íntegra" not in out
+    code, out, _ = custodia(capsys, *args, "--json")
+    assert (code, json.loads(out)["eventos_sin_punto_de_control"]) == (8, 20)
+
+
 def test_offline_verification_never_connects(
     world: LedgerWorld, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

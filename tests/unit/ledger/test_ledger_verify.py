@@ -497,6 +497,33 @@ def test_damaged_bundle_raises(tmp_path: Path, log: Log) -> None:
         Bundle(not_bundle)
 
 
+def test_a_bomb_or_a_deeply_nested_line_is_a_bundle_error(tmp_path: Path, log: Log) -> None:
+    """Attack on the auditor's machine: a small gzip file inflating to one huge line, or a
+    line of JSON nested a hundred thousand deep. Each is refused as a damaged bundle (a line
+    is never read past MAX_BUNDLE_LINE; no RecursionError traceback), never a memory blow-up."""
+    from events.ledger_verify import MAX_BUNDLE_LINE
+
+    lines = gzip.decompress(write(tmp_path / "b.jsonl.gz", log).read_bytes()).splitlines(True)
+    bomb = tmp_path / "bomb.jsonl.gz"
+    with gzip.open(bomb, "wb") as out:
+        out.write(lines[0])  # the header
+        chunk = b" " * 2**20
+        for _ in range(MAX_BUNDLE_LINE // len(chunk) + 2):
+            out.write(chunk)
+        out.write(b"\n")
+    assert bomb.stat().st_size < 100_000
+    with pytest.raises(BundleError, match="longer than"):
+        verify_bundle(bomb, log[2])
+    nested = tmp_path / "nested.jsonl.gz"
+    nested.write_bytes(gzip.compress(lines[0] + b"[" * 100_000 + b"\n"))
+    with pytest.raises(BundleError, match="nests too deeply"):
+        verify_bundle(nested, log[2])
+    proof = tmp_path / "prueba.json"
+    proof.write_text("[" * 100_000)
+    with pytest.raises(InvalidProofError, match="nested too deeply"):
+        EventProof.from_json(proof.read_text())
+
+
 def test_bundle_keyring_is_only_used_when_none_is_given(
     tmp_path: Path, log: Log, signer: Ed25519Signer
 ) -> None:

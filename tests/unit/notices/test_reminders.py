@@ -92,6 +92,11 @@ def test_the_near_reminder_skips_non_working_days_and_is_dropped_when_too_late()
     after that moment (a same-day deadline) gets only the overdue reminder."""
     saturday_end = datetime(2026, 3, 8, 0, 0, tzinfo=ZONE)
     assert reminder_time(saturday_end) == datetime(2026, 3, 6, 9, 0, tzinfo=ZONE)
+    # Due on a Tuesday at 08:00 (before its working hours): near on Monday, not after it.
+    tuesday_early = datetime(2026, 3, 10, 8, 0, tzinfo=ZONE)
+    assert reminder_time(tuesday_early) == datetime(2026, 3, 9, 9, 0, tzinfo=ZONE)
+    monday_early = datetime(2026, 3, 9, 0, 20, tzinfo=ZONE)
+    assert reminder_time(monday_early) == datetime(2026, 3, 6, 9, 0, tzinfo=ZONE)
     late = opened(
         datetime(2026, 3, 3, 0, 0, tzinfo=ZONE), at=datetime(2026, 3, 2, 15, 0, tzinfo=ZONE)
     )

@@ -77,6 +77,7 @@ from custody.ledger.nats_io import (
     read_entries,
     read_subject,
     stream_exists,
+    stream_holds_every_entry,
     stream_last_sequence,
 )
 from events.checkpoint import (
@@ -503,7 +504,11 @@ class LedgerFollower:
                 kind="truncada",
                 against=signed,
             )
-        compact = self._from_frontier(signed, frontier)
+        # An entry gone from the signed range (deleted, or dropped by the server after its file
+        # was edited while stopped) is not on the path from the frontier: then the tree is read
+        # again from entry 1, which names the missing entry.
+        whole = stream_holds_every_entry(self._conn, names.events_stream)
+        compact = self._from_frontier(signed, frontier) if whole else None
         if compact is None:
             compact = self._read_tree(CompactRange(), signed.size)
             if compact.root() != signed.root:

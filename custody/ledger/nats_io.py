@@ -137,6 +137,24 @@ def stream_last_sequence(conn: Connection, stream: str) -> int:
     return conn.run(info())
 
 
+def stream_holds_every_entry(conn: Connection, stream: str) -> bool:
+    """Whether the stream holds every entry from 1 to its last sequence: none deleted, none
+    dropped (the server drops a message whose stored bytes no longer match their checksum,
+    and its last sequence stays where it was)."""
+
+    async def info() -> bool:
+        js = conn.client.jetstream(timeout=conn.settings.timeout)
+        try:
+            state = (await js.stream_info(stream)).state
+        except nats.js.errors.NotFoundError:
+            raise StreamNotFoundError(stream) from None
+        except (nats.errors.Error, TimeoutError):
+            raise EventStoreUnavailableError(f"no stream information for {stream}") from None
+        return int(state.messages or 0) == int(state.last_seq or 0)
+
+    return conn.run(info())
+
+
 def stream_exists(conn: Connection, stream: str) -> bool:
     try:
         stream_last_sequence(conn, stream)

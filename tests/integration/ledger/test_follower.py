@@ -143,6 +143,23 @@ def test_a_hole_stops_the_follower(world: LedgerWorld) -> None:
     assert [s.size for s in stored(world)] == [10, 20]
 
 
+def test_an_entry_gone_from_the_signed_range_is_caught_on_restart(world: LedgerWorld) -> None:
+    """Attack: with the service stopped, an entry inside the signed range disappears (deleted
+    by an administrator of the stream, or dropped by the server after its file was edited).
+    A follower resuming from the last checkpoint's frontier never read it again and went on
+    signing; now it sees the stream lacks an entry, reads the tree again from entry 1, and
+    refuses to sign, naming the entry."""
+    world.build(20)
+    insider.delete(world.url, world.names.events_stream, 15)
+    world.write(5)
+    follower = world.follower()
+    with pytest.raises(LedgerDivergedError) as caught:
+        follower.checkpoint_now()
+    assert caught.value.sequence == 15
+    assert follower.status().diverged
+    assert [s.size for s in stored(world)] == [10, 20]
+
+
 def test_a_rewritten_tail_is_caught_on_restart(world: LedgerWorld) -> None:
     """Entry 24 rewritten under the last checkpoint (size 24): a restarted follower re-reads the
     frontier's last subtree (entries 17..24), sees the difference and refuses to sign."""

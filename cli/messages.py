@@ -792,6 +792,10 @@ _INFRA: dict[str, tuple[int, Render]] = {
             "o distrito; no se cambió nada."
         ),
     ),
+    "PersonNotFoundError": (
+        EXIT_NOT_FOUND,
+        lambda e: f"La persona {_attr(e, 'username')} no está registrada en Custodia.",
+    ),
     "PersonNotRegisteredError": (
         EXIT_DENIED,
         lambda e: f"El usuario {_attr(e, 'username')} no está registrado en Custodia.",

@@ -74,6 +74,10 @@ class PersonNotRegisteredError(CustodiaError):
         self.username = username
 
 
+class PersonNotFoundError(PersonNotRegisteredError):
+    """A person a command names (not its caller) has no registration in the ledger."""
+
+
 class NotFoundError(CustodiaError):
     """A change request or incident does not exist."""
 

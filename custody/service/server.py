@@ -232,6 +232,20 @@ def answerable(reply: str | None) -> bool:
     )
 
 
+def _named_person(error: CustodiaError, caller: str | None) -> CustodiaError:
+    """An unregistered person who is not the caller is someone the command names: not found
+    (exit 4), not a refusal of the caller (exit 3)."""
+    from custody.app.ledger import PersonNotFoundError, PersonNotRegisteredError
+
+    if (
+        type(error) is PersonNotRegisteredError
+        and caller is not None
+        and error.username.lower() != caller.lower()
+    ):
+        return PersonNotFoundError(error.username)
+    return error
+
+
 def _drop(what: str, reply: str | None) -> None:
     # The subject is logged cut short: it is attacker-chosen text.
     structlog.get_logger("custodia.servicio").warning(
@@ -429,6 +443,7 @@ class CommandService:
                     return
             except CustodiaError as refused:
                 exc = await self._dead_session(command, headers, refused)
+                exc = _named_person(exc, username)
                 outcome, error_type, attrs = (
                     "rechazada",
                     type(exc).__name__,

@@ -639,6 +639,11 @@ def test_a_refused_login_is_told_as_a_login(world: World) -> None:
     assert result.returncode == 3, result.stderr
     assert "OpenBao no aceptó el usuario «nadie» con esa contraseña" in result.stderr
     assert "6.IX" not in result.stderr
+    # A person the command names who does not exist: not found (4), not a refusal (3).
+    err = world.refused(
+        "luis", 4, "designar", "--distrito", "DD05", "--persona", "nadie", "--oficio", "X/1/2026"
+    )
+    assert "La persona nadie no está registrada en Custodia." in err
 
 
 def test_free_text_in_reports_is_shown_as_written(world: World) -> None:

@@ -356,6 +356,7 @@ def verdict_json(verdict: LedgerVerdict) -> dict[str, Any]:
         "puntos_de_control": report.checkpoints_checked,
         "puntos_de_control_verificados": report.checkpoints_verified,
         "eventos_sin_punto_de_control": verdict.unsigned_entries if verdict.ok else None,
+        "firmada_hasta": verdict.entries - verdict.unsigned_entries if verdict.ok else None,
         "ultimo_punto_de_control": _checkpoint_json(last) if last else None,
         "raiz": _b64(report.root),
         "clave_independiente": verdict.independent_key,

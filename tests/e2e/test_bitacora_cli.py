@@ -240,7 +240,13 @@ def test_a_bundle_whose_end_is_not_signed_proves_nothing(
     assert "20 últimos eventos" in out
     assert "Bitácora íntegra" not in out
     code, out, _ = custodia(capsys, *args, "--json")
-    assert (code, json.loads(out)["eventos_sin_punto_de_control"]) == (8, 20)
+    doc = json.loads(out)
+    assert (code, doc["ok"], doc["eventos_sin_punto_de_control"], doc["firmada_hasta"]) == (
+        8,
+        True,  # nothing found altered: the end is not proven, which exit 8 says
+        20,
+        30,
+    )
 
 
 def test_offline_verification_never_connects(

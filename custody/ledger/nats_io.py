@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import nats.errors
 import nats.js.errors
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
+from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig, StreamState
 
 from custody.ledger.names import FRONTIER_HEADER, LedgerNames
 from events.jetstream.connection import Connection, DirectReply, NatsSettings, RawMessage
@@ -118,41 +118,35 @@ def ensure_checkpoints_stream(conn: Connection, names: LedgerNames, *, replicas:
     conn.run(conn.ensure_stream(checkpoints_stream_config(names, replicas=replicas), create=True))
 
 
+def _stream_state(conn: Connection, stream: str) -> StreamState:
+    """The stream's state as the server reports it now."""
+
+    async def info() -> StreamState:
+        js = conn.client.jetstream(timeout=conn.settings.timeout)
+        try:
+            return (await js.stream_info(stream)).state
+        except nats.js.errors.NotFoundError:
+            raise StreamNotFoundError(stream) from None
+        except (nats.errors.Error, TimeoutError):
+            raise EventStoreUnavailableError(f"no stream information for {stream}") from None
+
+    return conn.run(info())
+
+
 def stream_last_sequence(conn: Connection, stream: str) -> int:
     """The stream's last sequence as the server reports it (0 if empty).
 
     Deleting messages does not lower it, so it exposes a deleted tail.
     """
-
-    async def info() -> int:
-        js = conn.client.jetstream(timeout=conn.settings.timeout)
-        try:
-            state = (await js.stream_info(stream)).state
-        except nats.js.errors.NotFoundError:
-            raise StreamNotFoundError(stream) from None
-        except (nats.errors.Error, TimeoutError):
-            raise EventStoreUnavailableError(f"no stream information for {stream}") from None
-        return int(state.last_seq or 0)
-
-    return conn.run(info())
+    return int(_stream_state(conn, stream).last_seq or 0)
 
 
 def stream_holds_every_entry(conn: Connection, stream: str) -> bool:
     """Whether the stream holds every entry from 1 to its last sequence: none deleted, none
     dropped (the server drops a message whose stored bytes no longer match their checksum,
     and its last sequence stays where it was)."""
-
-    async def info() -> bool:
-        js = conn.client.jetstream(timeout=conn.settings.timeout)
-        try:
-            state = (await js.stream_info(stream)).state
-        except nats.js.errors.NotFoundError:
-            raise StreamNotFoundError(stream) from None
-        except (nats.errors.Error, TimeoutError):
-            raise EventStoreUnavailableError(f"no stream information for {stream}") from None
-        return int(state.messages or 0) == int(state.last_seq or 0)
-
-    return conn.run(info())
+    state = _stream_state(conn, stream)
+    return int(state.messages or 0) == int(state.last_seq or 0)
 
 
 def stream_exists(conn: Connection, stream: str) -> bool:

@@ -177,17 +177,23 @@ _PROBLEM_PATTERNS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+def translated(patterns: list[tuple[re.Pattern[str], str]], text: str) -> str | None:
+    """The template of the first of ``patterns`` that ``text`` matches, filled with the
+    match's named groups; ``None`` if none matches."""
+    for pattern, template in patterns:
+        match = pattern.match(text)
+        if match:
+            return template.format(**match.groupdict())
+    return None
+
+
 def _spanish_problem(e: Any) -> str:
     """A configuration error's problem in Spanish (as it came, if it is new: it is then the
     code's own words, which a test keeps from reaching users)."""
     problem = _attr(e, "problem")
     if problem in _PROBLEMS:
         return _PROBLEMS[problem]
-    for pattern, template in _PROBLEM_PATTERNS:
-        match = pattern.match(problem)
-        if match:
-            return template.format(**match.groupdict())
-    return problem
+    return translated(_PROBLEM_PATTERNS, problem) or problem
 
 
 def _spanish_key_problem(reason: str) -> str:
@@ -291,11 +297,8 @@ _VALIDATION_PROBLEMS: list[tuple[re.Pattern[str], str]] = [
 
 
 def _validation_problem(problem: str) -> str:
-    for pattern, template in _VALIDATION_PROBLEMS:
-        match = pattern.match(problem)
-        if match:
-            return " (" + template.format(**match.groupdict()) + ")"
-    return ""
+    said = translated(_VALIDATION_PROBLEMS, problem)
+    return f" ({said})" if said else ""
 
 
 def _of(noun: str) -> str:

@@ -219,8 +219,6 @@ def translate_usage_error(message: str) -> str:
 
 
 def _translate_value(message: str) -> str:
-    for pattern, template in _VALUE_PATTERNS:
-        match = pattern.match(message.strip())
-        if match:
-            return template.format(**match.groupdict())
-    return message
+    from cli.messages import translated
+
+    return translated(_VALUE_PATTERNS, message.strip()) or message

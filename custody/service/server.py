@@ -18,6 +18,7 @@ import asyncio
 import functools
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -246,7 +247,7 @@ def _named_person(error: CustodiaError, caller: str | None) -> CustodiaError:
     return error
 
 
-def _drop(what: str, reply: str | None) -> None:
+def _log_drop(what: str, reply: str | None) -> None:
     # The subject is logged cut short: it is attacker-chosen text.
     structlog.get_logger("custodia.servicio").warning(
         "respuesta_rechazada", comando=what, respuesta=str(reply or "")[:80]
@@ -273,29 +274,33 @@ def _inbox_only_service() -> type:
     class InboxOnlyService(Service):
         """A micro service whose discovery verbs ($SRV PING/INFO/STATS) answer only inboxes."""
 
+        on_drop: Callable[[str, str | None], None] = staticmethod(_log_drop)
+
         async def _handle_ping_request(self, msg: Any) -> None:
             if answerable(msg.reply):
                 await super()._handle_ping_request(msg)
             else:
-                _drop("$SRV.PING", msg.reply)
+                self.on_drop("$SRV.PING", msg.reply)
 
         async def _handle_info_request(self, msg: Any) -> None:
             if answerable(msg.reply):
                 await super()._handle_info_request(msg)
             else:
-                _drop("$SRV.INFO", msg.reply)
+                self.on_drop("$SRV.INFO", msg.reply)
 
         async def _handle_stats_request(self, msg: Any) -> None:
             if answerable(msg.reply):
                 await super()._handle_stats_request(msg)
             else:
-                _drop("$SRV.STATS", msg.reply)
+                self.on_drop("$SRV.STATS", msg.reply)
 
     return InboxOnlyService
 
 
-def _make_micro_service(nc: Any, config: Any) -> Any:
-    return _inbox_only_service()(nc, config)
+def _make_micro_service(nc: Any, config: Any, on_drop: Callable[[str, str | None], None]) -> Any:
+    service = _inbox_only_service()(nc, config)
+    service.on_drop = on_drop
+    return service
 
 
 class CommandService:
@@ -330,6 +335,9 @@ class CommandService:
         self._service: Any = None
         self._kv: Any = None
         self._nc: Any = None
+        # Requests and $SRV verbs dropped for a reply subject that is not an inbox, by command
+        # (each is logged too: ``respuesta_rechazada``).
+        self.dropped: Counter[str] = Counter()
 
     async def start(self, nc: Any, writer: Any = None) -> None:
         """Register the micro service and one endpoint per command on connection ``nc`` (the
@@ -362,6 +370,7 @@ class CommandService:
                 description="Custodia: órdenes autenticadas sobre la bitácora",
                 queue_group=protocol.QUEUE_GROUP,
             ),
+            self._drop,
         )
         await self._service.start()
         for command in sorted(self.handlers):
@@ -388,7 +397,7 @@ class CommandService:
             # A reply subject that is not an inbox is an attempt to make the service publish
             # somewhere else (a ledger or KV subject): nothing is run, nothing is answered.
             if not answerable(request._msg.reply):
-                _drop(command, request._msg.reply)
+                self._drop(command, request._msg.reply)
                 return
             await self._in_progress.acquire()
             task = asyncio.create_task(serve(request))
@@ -396,6 +405,10 @@ class CommandService:
             task.add_done_callback(self._done)
 
         return endpoint
+
+    def _drop(self, what: str, reply: str | None) -> None:
+        self.dropped[what] += 1
+        _log_drop(what, reply)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -426,7 +439,7 @@ class CommandService:
                     raise NotAuthenticatedError("first-login")
                 if not self._own_inbox(command, caller, request._msg.reply):
                     # Someone else's inbox: the answer would reach another person.
-                    _drop(command, request._msg.reply)
+                    self._drop(command, request._msg.reply)
                     return
                 call = Call(
                     command=command,

@@ -13,6 +13,13 @@ import typer
 log = structlog.get_logger()
 
 
+# Said at a first login: whoever registered the person knows the initial password.
+_CHANGE_IT = (
+    "Cambie su contraseña inicial con «custodia sesion contrasena»: quien le dio el acceso "
+    "también la conoce."
+)
+
+
 def qr_text(uri: str) -> str:
     """The otpauth URI as a QR code drawn with block characters (for a terminal)."""
     import segno
@@ -74,11 +81,13 @@ def login_or_enrol(username: str, password: str, code: str | None, json_output: 
             )
             _confirm()
             typer.echo(f"Segundo factor registrado. Sesión iniciada como {opened.username}.")
+            typer.echo(_CHANGE_IT)
             return
         typer.echo(
             "Después inicie sesión con «custodia sesion iniciar --usuario "
             f"{username} --codigo NNNNNN» y el código que muestre su aplicación."
         )
+        typer.echo(_CHANGE_IT)
         return
     if code:
         _confirm()
@@ -126,3 +135,61 @@ def _confirm() -> None:
         call("segundo_factor.confirmar")
     except CustodiaError as exc:
         log.info("segundo_factor.confirmacion_omitida", error=type(exc).__name__)
+
+
+def change_password(
+    username: str | None, password_stdin: bool, code: str | None, json_output: bool
+) -> None:
+    """``sesion contrasena``: the current password (and the second factor's code when OpenBao
+    asks for it) and the new one, from a hidden prompt or two lines of standard input."""
+    from cli.output import ask_secret, print_json
+    from cli.remote import settings
+    from custody.bootstrap import resolve
+    from custody.errors import SecondFactorRequiredError
+    from custody.vault import session as sessions
+    from events.domain import Username
+
+    current_settings = settings()
+    name = str(Username.parse(username or _session_user(sessions.session_path(current_settings))))
+    if password_stdin:
+        current = sys.stdin.readline().rstrip("\n")
+        new = sys.stdin.readline().rstrip("\n")
+    else:
+        current = ask_secret("Contraseña actual")
+        new = ask_secret("Contraseña nueva", confirm=True)
+    if not current:
+        from events.domain import ValidationError
+
+        raise ValidationError("contrasena", "empty")
+    sessions.check_new_password(current, new)
+    endpoints = resolve(current_settings, "cliente")
+    code = code.strip() if code else None
+
+    def change(code: str | None) -> None:
+        sessions.change_password(
+            endpoints.vault_addr, name, current, new, verify=endpoints.vault_verify, code=code
+        )
+
+    try:
+        change(code)
+    except SecondFactorRequiredError:
+        if code or not sys.stdin.isatty():
+            raise
+        change(typer.prompt("Código de seis dígitos de su aplicación").strip())
+    if json_output:
+        print_json({"usuario": name, "contrasena_cambiada": True})
+        return
+    typer.echo(
+        f"Contraseña de {name} cambiada. Úsela desde su próximo inicio de sesión; "
+        "la sesión abierta sigue vigente."
+    )
+
+
+def _session_user(path: Any) -> str:
+    """The user of the saved session (expired or not), or :class:`NoSessionError`."""
+    from custody.vault import session as sessions
+
+    try:
+        return sessions.load(path).username
+    except sessions.SessionExpiredError as expired:
+        return expired.username

@@ -281,6 +281,11 @@ _VALIDATION_PROBLEMS: list[tuple[re.Pattern[str], str]] = [
     ),
     (re.compile(r"^(?:\w+: )?control characters$"), "tiene caracteres de control"),
     (
+        re.compile(r"^shorter than (?P<n>\d+) characters$"),
+        "debe tener al menos {n} caracteres",
+    ),
+    (re.compile(r"^same as the current one$"), "es igual a la actual"),
+    (
         re.compile(r"^a titular's role names their district$"),
         "una persona titular lleva --distrito",
     ),
@@ -659,6 +664,14 @@ _INFRA: dict[str, tuple[int, Render]] = {
             "OpenBao negó el acceso: su sesión no tiene permiso para esta operación"
             + (f" sobre {_attr(e, 'account')}" if _attr(e, "account") else "")
             + " (6.IX). Si acaba de iniciar sesión, revise su usuario y contraseña."
+        ),
+    ),
+    "OwnPasswordDeniedError": (
+        EXIT_DENIED,
+        lambda e: (
+            f"OpenBao no permite a «{_attr(e, 'username')}» cambiar su contraseña: su acceso se "
+            "creó antes de esta función. La contraseña no cambió. Pida a la coadministración que "
+            "ejecute «custodia init» con el token administrativo."
         ),
     ),
     "SecondFactorRequiredError": (

@@ -74,6 +74,41 @@ def sesion_iniciar(
     login_or_enrol(usuario, _read_secret_stdin(password_stdin, "Contraseña"), codigo, json_output)
 
 
+@sesion.command("contrasena")
+def sesion_contrasena(
+    usuario: Annotated[
+        str | None,
+        typer.Option("--usuario", help="Su usuario (por omisión, el de la sesión abierta)."),
+    ] = None,
+    password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--password-stdin",
+            help="Lee de la entrada estándar dos líneas: la contraseña actual y la nueva.",
+        ),
+    ] = False,
+    codigo: Annotated[
+        str | None,
+        typer.Option(
+            "--codigo", help="Código de seis dígitos de su segundo factor, si OpenBao lo exige."
+        ),
+    ] = None,
+    json_output: Json = False,
+) -> None:
+    """Cambia su propia contraseña de OpenBao (al menos 12 caracteres, distinta de la actual).
+
+    Pide la contraseña actual (y el código del segundo factor, si lo usa): una sesión abierta
+    sola no basta. Cámbiela en su primer ingreso: así nadie más, tampoco quien le dio la
+    contraseña inicial, la conoce. Nadie puede cambiar la contraseña de otra persona.
+
+    Ejemplo: [cyan]custodia sesion contrasena[/cyan]
+    Con segundo factor: [cyan]custodia sesion contrasena --codigo 123456[/cyan]
+    """
+    from cli.factor import change_password
+
+    change_password(usuario, password_stdin, codigo, json_output)
+
+
 @sesion.command("cerrar")
 def sesion_cerrar() -> None:
     """Revoca el token de la sesión en OpenBao y lo olvida.
@@ -136,6 +171,11 @@ def personas_alta(
         },
     )
     show(data, json_output, "Persona registrada")
+    if not json_output:
+        typer.echo(
+            "Pida a la persona que cambie esa contraseña inicial en su primer ingreso, con "
+            "«custodia sesion contrasena»: mientras no lo haga, usted también la conoce."
+        )
 
 
 @personas.command("lista")

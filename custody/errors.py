@@ -102,6 +102,16 @@ class LoginRefusedError(VaultPermissionDeniedError):
         self.username = username
 
 
+class OwnPasswordDeniedError(VaultPermissionDeniedError):
+    """OpenBao refused a person's change of their own password: their login lacks the token
+    policy ``custodia-contrasena-propia`` (made before it existed, and ``custodia init`` has not
+    run since with the administrative token)."""
+
+    def __init__(self, username: str, path: str) -> None:
+        super().__init__("own-password", path)
+        self.username = username
+
+
 class SecondFactorRequiredError(VaultError):
     """OpenBao requires a second factor (login MFA, TOTP) for this login and none was given."""
 

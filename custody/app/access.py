@@ -48,7 +48,7 @@ from custody.errors import (
     VaultPermissionDeniedError,
 )
 from custody.vault.client import VaultClient, check_username
-from custody.vault.layout import ROLE_GROUPS, district_group, district_id
+from custody.vault.layout import OWN_PASSWORD_POLICY, ROLE_GROUPS, district_group, district_id
 
 log = structlog.get_logger()
 
@@ -124,7 +124,7 @@ class Access:
         if password is not None:
             self._client.write(
                 f"auth/{self._auth_mount}/users/{username}",
-                {"password": password},
+                {"password": password, "token_policies": OWN_PASSWORD_POLICY},
                 operation="ensure-person",
                 secret_body=True,
             )
@@ -148,7 +148,7 @@ class Access:
         try:
             self._client.write(
                 f"auth/{self._auth_mount}/users/{name}",
-                {"password": password},
+                {"password": password, "token_policies": OWN_PASSWORD_POLICY},
                 operation="ensure-person",
                 secret_body=True,
             )

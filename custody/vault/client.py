@@ -31,6 +31,7 @@ from hvac import exceptions as hvac_exceptions
 
 from custody.errors import (
     LoginRefusedError,
+    OwnPasswordDeniedError,
     SecondFactorRefusedError,
     SecondFactorRequiredError,
     VaultCasConflictError,
@@ -640,6 +641,17 @@ class VaultClient:
     def revoke_self(self) -> None:
         """Revoke this client's token (``custodia sesion cerrar``)."""
         self.write("auth/token/revoke-self", operation="revoke-self")
+
+    def change_own_password(self, username: str, password: str) -> None:
+        """Change this token's own userpass login's password (policy
+        ``custodia-contrasena-propia``: OpenBao refuses any other login's, and any token but the
+        login's own: :class:`OwnPasswordDeniedError`)."""
+        name = Username.parse(username)
+        path = f"auth/{self.mounts.userpass}/users/{name}/password"
+        try:
+            self.write(path, {"password": password}, operation="own-password", secret_body=True)
+        except VaultPermissionDeniedError:
+            raise OwnPasswordDeniedError(str(name), path) from None
 
     def login_userpass(
         self, username: str, password: str, *, mount: str | None = None, code: str | None = None

@@ -112,6 +112,8 @@ MFA_ENFORCEMENT = "custodia-segundo-factor"
 FIRST_LOGIN_TOKEN_TTL = "15m"  # noqa: S105  # a duration, not a secret
 MFA_ENROL_POLICY = "custodia-segundo-factor-inscripcion"  # the service's token
 MFA_RESET_POLICY = "custodia-segundo-factor-restablecer"  # the coadministradores group
+# A token policy of every userpass login: its own password, nothing else (sesion contrasena).
+OWN_PASSWORD_POLICY = "custodia-contrasena-propia"  # noqa: S105  # a policy name, not a secret
 
 KV_MAX_VERSIONS = 10
 # People's tokens: a working day, renewable up to a day (userpass mounts Custodia creates).
@@ -241,6 +243,7 @@ def policy_documents(mounts: Mounts | None = None) -> dict[str, str]:
         "mfa_group": MFA_GROUP,
         "mfa_enforcement": MFA_ENFORCEMENT,
         "access": ACCESS_PREFIX,
+        "own_password": OWN_PASSWORD_POLICY,
     }
     # People's own policies: markers only, and an explicit deny on every secret path.
     people_denies = _deny_blocks(secret_paths(mounts))
@@ -284,6 +287,19 @@ def second_factor_policies(method_id: str) -> dict[str, str]:
         MFA_RESET_POLICY: _template("segundo-factor-restablecer.hcl").substitute(
             method_id=method_id
         ),
+    }
+
+
+def own_password_policy(accessor: str, mounts: Mounts | None = None) -> dict[str, str]:
+    """:data:`OWN_PASSWORD_POLICY`, pinned to the userpass mount's accessor (OpenBao's choice,
+    known once the mount exists): a login may change its own password and no other."""
+    if not re.fullmatch(r"auth_userpass_[0-9a-f]{8}", accessor):
+        raise ValueError("not an OpenBao userpass accessor")
+    mounts = mounts or Mounts()
+    return {
+        OWN_PASSWORD_POLICY: _template("contrasena-propia.hcl").substitute(
+            userpass=mounts.userpass, accessor=accessor
+        )
     }
 
 
@@ -436,6 +452,7 @@ def ensure_layout(client: VaultClient, *, second_factor: bool = False) -> Layout
     )
     for name, text in policy_documents(mounts).items():
         _ensure_policy(client, report, name, text)
+    ensure_own_password(client, report)
     ensure_request_tokens(client, report)
     for spec in group_specs():
         _ensure_group(client, report, spec)
@@ -525,11 +542,40 @@ def mfa_method_id(client: VaultClient) -> str | None:
     return None
 
 
+def ensure_own_password(client: VaultClient, report: LayoutReport | None = None) -> None:
+    """:data:`OWN_PASSWORD_POLICY`, and that token policy on every userpass login made before it
+    existed (an upgrade; the service makes every new login with it, and cannot add it to an
+    existing one). Needs the administrative token, like the rest of the layout."""
+    report = report if report is not None else LayoutReport()
+    mount = client.mounts.userpass
+    body = client.read("sys/auth", operation="layout")
+    entry = (body.get("data") or body).get(mount + "/") or {}
+    accessor = str(entry.get("accessor") or "")
+    for name, text in own_password_policy(accessor, client.mounts).items():
+        _ensure_policy(client, report, name, text)
+    try:
+        listed = client.request(
+            "GET", f"auth/{mount}/users", operation="layout", params={"list": "true"}
+        )
+    except VaultNotFoundError:  # no login yet
+        return
+    for user in ((listed or {}).get("data") or {}).get("keys") or []:
+        path = f"auth/{mount}/users/{user}"
+        current = (client.read(path, operation="layout").get("data") or {}).get("token_policies")
+        policies = [str(p) for p in current or []]
+        if OWN_PASSWORD_POLICY in policies:
+            continue
+        client.write(path, {"token_policies": [*policies, OWN_PASSWORD_POLICY]}, operation="layout")
+        report.updated.append(f"login:{user}")
+
+
 def ensure_request_tokens(client: VaultClient, report: LayoutReport | None = None) -> None:
     """The token role ``custodia-solicitud`` and its grant in the ``default`` policy."""
     report = report if report is not None else LayoutReport()
     wanted: dict[str, Any] = {
         "allowed_policies": [],  # empty: a child's policies are a subset of its parent's
+        # ...but never a login's own password: the service holds request tokens.
+        "disallowed_policies": [OWN_PASSWORD_POLICY],
         "orphan": False,  # revoking the session revokes its request tokens
         "renewable": False,
         "token_type": "service",
@@ -542,7 +588,7 @@ def ensure_request_tokens(client: VaultClient, report: LayoutReport | None = Non
     except VaultNotFoundError:
         current_role = None
     if current_role is not None and all(
-        (current_role.get(k) or []) == v if k == "allowed_policies" else current_role.get(k) == v
+        (current_role.get(k) or []) == v if k.endswith("_policies") else current_role.get(k) == v
         for k, v in wanted.items()
     ):
         report.unchanged.append(f"token-role:{REQUEST_TOKEN_ROLE}")

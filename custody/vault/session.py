@@ -97,6 +97,51 @@ def login(
     return session
 
 
+MIN_PASSWORD_LENGTH = 12
+MAX_PASSWORD_LENGTH = 256
+
+
+def check_new_password(current: str, new: str) -> None:
+    """A new password: 12 to 256 characters, no control characters, not the current one
+    (:class:`~events.domain.ValidationError` on ``contrasena``, which never holds the value)."""
+    from events.domain import ValidationError
+
+    if len(new) < MIN_PASSWORD_LENGTH:
+        raise ValidationError("contrasena", f"shorter than {MIN_PASSWORD_LENGTH} characters")
+    if len(new) > MAX_PASSWORD_LENGTH:
+        raise ValidationError("contrasena", f"longer than {MAX_PASSWORD_LENGTH} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in new):
+        raise ValidationError("contrasena", "control characters")
+    if new == current:
+        raise ValidationError("contrasena", "same as the current one")
+
+
+def change_password(
+    vault_addr: str,
+    username: str,
+    current: str,
+    new: str,
+    *,
+    verify: bool | str = True,
+    code: str | None = None,
+) -> None:
+    """Change ``username``'s own password (``custodia sesion contrasena``). A fresh login with
+    the current password (and the second factor's ``code`` when OpenBao enforces it) proves it
+    is the person, not whoever finds an open session; that login's own token, which alone holds
+    the policy ``custodia-contrasena-propia``, makes the change and is revoked. Sessions already
+    open stay open."""
+    from custody.vault.client import VaultClient
+
+    check_new_password(current, new)
+    client = VaultClient(vault_addr, verify=verify)
+    own = client.with_token(client.login_userpass(username, current, code=code))
+    try:
+        own.change_own_password(username, new)
+    finally:
+        with contextlib.suppress(VaultError):
+            own.revoke_self()
+
+
 def load(path: Path) -> Session:
     """The saved session, or :class:`NoSessionError`; an expired one raises
     :class:`SessionExpiredError` (the file is left for ``sesion cerrar``)."""
@@ -148,7 +193,9 @@ def request_token(
         vault_addr,
         path,
         session_token,
-        {"ttl": f"{ttl}s", "num_uses": uses, "renewable": False},
+        # Only ``default`` among the session's token policies (the identity groups' policies
+        # come with the person): never the login's own password (the role refuses it too).
+        {"ttl": f"{ttl}s", "num_uses": uses, "renewable": False, "policies": ["default"]},
         verify,
         "create-child-token",
     )

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,11 +48,11 @@ def secret_of(uri: str) -> str:
     return parse_qs(urlparse(uri).query)["secret"][0]
 
 
-def code_of(uri: str) -> str:
+def code_of(uri: str, ahead: int = 0) -> str:
     secret = secret_of(uri)
     key = base64.b32decode(secret + "=" * (-len(secret) % 8))
     totp = TOTP(key, 6, SHA1(), 30, enforce_key_length=False)  # noqa: S303  # RFC 6238
-    return totp.generate(int(time.time())).decode()
+    return totp.generate(int(time.time()) + ahead).decode()
 
 
 class World:
@@ -589,3 +590,111 @@ def test_a_role_spelt_with_capitals_is_the_same_role_everywhere(world: World) ->
     assert "DD05" in second.stderr
     people = {p["usuario"]: p for p in world.inner.call("ana", "personas.lista")}
     assert "tere" not in people
+
+
+def _mfa_members(world: World, token: str) -> list[str]:
+    status, body = world.bao("GET", f"identity/group/name/{MFA_GROUP}", token)
+    assert status == 200, body
+    return list(body["data"].get("member_entity_ids") or [])
+
+
+def _set_mfa_members(world: World, token: str, members: list[str]) -> None:
+    status, body = world.bao(
+        "POST", f"identity/group/name/{MFA_GROUP}", token, member_entity_ids=members
+    )
+    assert status in (200, 204), body
+
+
+def test_once_she_changed_her_password_a_coadministrator_cannot_log_in_as_her(
+    world: World,
+) -> None:
+    """The attack of the threat model. ana, a coadministrator, gave dalia her initial password
+    (``personas alta``) and may, with her own token, take dalia out of the second-factor group:
+    then that password alone gives ana a token as dalia (shown first: the attack works). dalia
+    changes her password (``sesion contrasena``: the current one and a code); ana's attempt
+    now fails, OpenBao refuses the initial password. Neither password reaches any output or
+    the service's log."""
+    initial = SERVICE_PASSWORD.format("dalia")
+    world.inner.call(
+        "ana",
+        "personas.alta",
+        {
+            "usuario": "dalia",
+            "nombre": "Dalia",
+            "correo": "dalia@iecm.mx",
+            "rol": "coadministrador",
+            "contrasena": initial,
+        },
+    )
+    first = world.login("dalia")
+    assert first.returncode == 0, first.stderr
+    uri = json.loads(first.stdout)["otpauth"]
+    assert world.login("dalia", "--codigo", code_of(uri)).returncode == 0
+    ana = world.inner.token("ana")
+    dalia = _entity_of(world, "dalia")
+    members = _mfa_members(world, ana)
+    assert dalia in members
+
+    def impersonate(password: str) -> tuple[int, Any]:
+        _set_mfa_members(world, ana, [m for m in members if m != dalia])
+        try:
+            return world.bao(  # type: ignore[no-any-return]
+                "POST", "auth/userpass/login/dalia", password=password
+            )
+        finally:
+            _set_mfa_members(world, ana, members)
+
+    status, body = impersonate(initial)
+    assert status == 200, body  # the attack, before: it works
+    assert body["auth"]["client_token"]
+    world.bao("POST", "auth/token/revoke-self", body["auth"]["client_token"])
+
+    new = "nueva-de-dalia-" + secrets.token_urlsafe(12)
+    # The code of the next 30 s window (OpenBao allows one step of skew): the enrolment's
+    # login just used this window's code, and OpenBao takes a code once.
+    changed = world.inner.run(
+        "dalia", "sesion", "contrasena", "--password-stdin",
+        "--codigo", code_of(uri, ahead=30),
+        stdin=f"{initial}\n{new}\n",
+    )  # fmt: skip
+    assert changed.returncode == 0, changed.stdout + changed.stderr
+    assert changed.stdout.startswith("Contraseña de dalia cambiada.")
+
+    status, body = impersonate(initial)
+    assert status in (400, 403), body  # the attack, after: the initial password is dead
+    assert not (body.get("auth") or {}).get("client_token")
+    status, body = _password_only_with(world, "dalia", new)
+    assert status == 200, body  # her new password, with the factor still asked for
+    assert body["auth"]["mfa_requirement"]
+    for text in (changed.stdout + changed.stderr, world.inner.log_text()):
+        assert initial not in text
+        assert new not in text
+
+
+def _password_only_with(world: World, user: str, password: str) -> tuple[int, Any]:
+    return world.bao("POST", f"auth/userpass/login/{user}", password=password)  # type: ignore[no-any-return]
+
+
+def test_changing_a_password_refuses_bad_input_in_spanish(world: World) -> None:
+    """A wrong current password (OpenBao's refusal, exit 3), a short or unchanged new one
+    (exit 2, before OpenBao), no terminal and no ``--password-stdin`` (exit 2): each says what
+    to do, and the password that works stays the same."""
+    current = SERVICE_PASSWORD.format("quique")
+    cases = [
+        (f"no-es-esta\n{'x' * 20}\n", 3, "OpenBao no aceptó el usuario «quique»"),
+        (f"{current}\ncorta\n", 2, "debe tener al menos 12 caracteres"),
+        (f"{current}\n{current}\n", 2, "es igual a la actual"),
+    ]
+    for stdin, code, said in cases:
+        result = world.inner.run(
+            None, "sesion", "contrasena", "--usuario", "quique", "--password-stdin", stdin=stdin
+        )
+        assert result.returncode == code, result.stdout + result.stderr
+        assert said in result.stderr, result.stderr
+        assert "Traceback" not in result.stderr
+    prompt = world.inner.run(None, "sesion", "contrasena", "--usuario", "quique", stdin="")
+    assert prompt.returncode == 2, prompt.stdout + prompt.stderr
+    assert "--password-stdin" in prompt.stderr
+    status, body = _password_only_with(world, "quique", current)
+    assert status == 200, body
+    assert body["auth"]["mfa_requirement"]

@@ -102,11 +102,14 @@ path "custodia/metadata/pii-borrados/*" {
 # People (finding 5 of issue 16: the service token must not be a coadministrator in disguise).
 # A NEW login only: "create" without "update" means an existing login cannot be changed (no
 # password reset: users/<name>/password is an update), nor deleted and created again; only a
-# password can be given, never a policy or a token setting.
+# password can be given, and one token policy, required and pinned: custodia-contrasena-propia, with which
+# the person changes that password (custodia sesion contrasena). Never another policy or setting.
 path "auth/userpass/users/+" {
   capabilities = ["create"]
+  required_parameters = ["password", "token_policies"]
   allowed_parameters = {
-    "password" = []
+    "password"       = []
+    "token_policies" = ["custodia-contrasena-propia"]
   }
 }
 

@@ -20,7 +20,13 @@ import requests
 from custody.app.access import Access
 from custody.vault.client import VaultClient
 from custody.vault.credentials import Credentials
-from custody.vault.layout import COADMIN_GROUP, SECRETARIA_GROUP, TITULAR_GROUP, district_group
+from custody.vault.layout import (
+    COADMIN_GROUP,
+    OWN_PASSWORD_POLICY,
+    SECRETARIA_GROUP,
+    TITULAR_GROUP,
+    district_group,
+)
 from tests.integration.custody.helpers import MakeUser, User, set_credential
 
 pytestmark = pytest.mark.integration
@@ -64,9 +70,8 @@ def test_service_cannot_make_a_coadministrator(
     existing coadministrator's entity; the new login reads nothing."""
     set_credential(credentials, coadmin.token, "DD33-x", "priv-" + secrets.token_urlsafe(12))
     name, password = new_name("mallory"), secrets.token_urlsafe(18)
-    assert (
-        bao(service_client, "POST", f"auth/userpass/users/{name}", {"password": password})[0] == 204
-    )
+    new_login = {"password": password, "token_policies": OWN_PASSWORD_POLICY}
+    assert bao(service_client, "POST", f"auth/userpass/users/{name}", new_login)[0] == 204
     accessor = userpass_accessor(root_client)
     coadmin_entity = Access(service_client).require_entity_id(coadmin.username)
     # An alias on the coadministrator's entity would inherit their groups: refused.

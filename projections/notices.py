@@ -62,6 +62,7 @@ _TYPES: Final = {
     "otro": "otro incidente",
     "lectura_no_registrada": "lectura de credenciales sin registro en la bitácora",
     "bitacora_alterada": "bitácora alterada",
+    "cambio_de_acceso_no_registrado": "cambio de acceso sin registro en la bitácora",
 }
 
 
@@ -267,6 +268,7 @@ _RULES: Final[dict[type[Any], Callable[[Any], list[Notice]]]] = {
     Incident.Reported: _incident,
     Incident.UnrecordedReadDetected: _incident,
     Incident.LedgerTamperingDetected: _incident,
+    Incident.UnrecordedAccessChangeDetected: _incident,
     District.AdministratorDesignated: _designation,
     District.DesignationEnded: _designation,
     District.RotationObligationOpened: _obligation,

@@ -311,6 +311,7 @@ class ReportsProjection(Projection[ReportsView]):
             Incident.Reported: _incident_reported,
             Incident.UnrecordedReadDetected: _unrecorded_read,
             Incident.LedgerTamperingDetected: _ledger_tampering,
+            Incident.UnrecordedAccessChangeDetected: _ledger_tampering,
             Incident.LedgerContained: _ledger_contained,
             Incident.Notified: _incident_notified,
             Incident.Contained: _incident_contained,
@@ -1093,10 +1094,13 @@ INSTITUTION: Final = ""
 
 
 def _ledger_tampering(
-    c: sqlite3.Cursor, e: Incident.LedgerTamperingDetected, position: int
+    c: sqlite3.Cursor,
+    e: Incident.LedgerTamperingDetected | Incident.UnrecordedAccessChangeDetected,
+    position: int,
 ) -> None:
     """Issue 16: the ledger follower refused to sign a ledger that does not extend the head
-    anchored in OpenBao. The institution's incident: no district, no account."""
+    anchored in OpenBao; or OpenBao's audit log shows a change of who must use the second
+    factor that no command recorded. The institution's incident: no district, no account."""
     _REPORT_INCIDENT(
         c,
         (

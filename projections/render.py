@@ -300,6 +300,7 @@ def _tabla_incidentes(report: Report, policy: Policy, console: Console) -> None:
         "suplantacion": "suplantación",
         "filtracion": "filtración",
         "lectura_no_registrada": "lectura no registrada",
+        "cambio_de_acceso_no_registrado": "acceso sin registro",
     }
     for r in report.rows:
         notified = Text(_corta(r["notificado"], policy))

@@ -292,6 +292,15 @@ class Access:
         body = client.read(f"identity/group/name/{group}", operation="read-group")
         return [str(i) for i in ((body.get("data") or {}).get("member_entity_ids") or [])]
 
+    def username_of_entity(self, entity_id: str) -> str | None:
+        """The login name of the person whose entity is ``entity_id`` (None: no such entity).
+        A request token carries no login metadata, only its person's entity."""
+        try:
+            body = self._client.read(f"identity/entity/id/{entity_id}", operation="read-entity")
+        except VaultNotFoundError:
+            return None
+        return login_name(body.get("data") or {}, self.mount_accessor())
+
     def _names_of(self, entity_ids: Iterable[str]) -> list[str]:
         accessor = self.mount_accessor()
         names = []

@@ -35,6 +35,7 @@ _CREATIONS = (
     "Reported",
     "UnrecordedReadDetected",
     "LedgerTamperingDetected",
+    "UnrecordedAccessChangeDetected",
 )
 
 

@@ -88,22 +88,26 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal, Protocol, cast
+from typing import Any, Final, Literal, Protocol, cast
 from uuid import UUID, uuid5
 
 import structlog
 
 from custody.vault.client import Mounts
-from custody.vault.layout import SERVICE_POLICY
+from custody.vault.layout import MFA_GROUP, SERVICE_POLICY
 
 log = structlog.get_logger("custodia.openbao_audit")
 
 Kind = Literal["contrasena", "codigo_totp"]
+AccessChangeKind = Literal["grupo_segundo_factor", "factor_destruido"]
 
 #: Namespace of the ids of incidents opened for unrecorded reads (from OpenBao's request id).
 UNRECORDED_NAMESPACE = UUID("6f1d3c52-51a7-4d8e-9a0e-2b7c1f0a9e16")
 
 DEFAULT_WINDOW = 300.0
+# A command that changes access writes OpenBao and the ledger within the same request: its
+# record is seconds away from the write, and a record further away covers nothing.
+DEFAULT_CHANGE_WINDOW = 60.0
 DEFAULT_GRACE = 10.0
 DEFAULT_POLL = 1.0
 _CHUNK = 4 * 1024 * 1024
@@ -207,7 +211,39 @@ class Rewrap:
     expires: datetime
 
 
-Observation = SecretAccess | WrappedRead | Unwrap | Revoke | Rewrap
+@dataclass(frozen=True)
+class AccessChange:
+    """A change of who must use the second factor (the members of the group
+    ``custodia-segundo-factor``, or the group deleted) or a destroyed factor, as the audit log
+    shows it. ``entity_id``/``username`` are empty for a token of no person (a root token)."""
+
+    request_id: str
+    at: datetime
+    change: AccessChangeKind
+    entity_id: str
+    username: str
+    display_name: str
+    remote_address: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "request_id": self.request_id,
+            "at": self.at.isoformat(),
+            "change": self.change,
+            "entity_id": self.entity_id,
+            "username": self.username,
+            "display_name": self.display_name,
+            "remote_address": self.remote_address,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> AccessChange:
+        values = dict(data)
+        values["at"] = datetime.fromisoformat(str(values["at"]))
+        return cls(**values)
+
+
+Observation = SecretAccess | WrappedRead | Unwrap | Revoke | Rewrap | AccessChange
 
 
 def parse_time(text: str) -> datetime:
@@ -276,6 +312,8 @@ class AuditParser:
             else:
                 keys = (_str(body.get("accessor")), _str(body.get("token")))
             return Revoke(tuple(k for k in keys if k))
+        if operation in ("create", "update", "delete"):
+            return self._access_change(entry, request, path, operation)
         if operation != "read":
             return None
         target = self._target(path)
@@ -317,6 +355,32 @@ class AuditParser:
             return None  # nothing there (a deleted version, or no such secret)
         return replace(access, version=_version(data))
 
+    def _access_change(
+        self, entry: dict[str, Any], request: dict[str, Any], path: str, operation: str
+    ) -> AccessChange | None:
+        """A write to the second-factor group that changes its members (the layout's own
+        writes set its metadata only) or deletes it; a factor destroyed."""
+        change: AccessChangeKind
+        if path == f"identity/group/name/{MFA_GROUP}":
+            body = _dict(request.get("data"))
+            if operation != "delete" and "member_entity_ids" not in body:
+                return None
+            change = "grupo_segundo_factor"
+        elif path == "identity/mfa/method/totp/admin-destroy":
+            change = "factor_destruido"
+        else:
+            return None
+        auth = _dict(entry.get("auth"))
+        return AccessChange(
+            request_id=_str(request.get("id")),
+            at=parse_time(_str(entry.get("time"))),
+            change=change,
+            entity_id=_str(auth.get("entity_id")),
+            username=_str(_dict(auth.get("metadata")).get("username")),
+            display_name=_str(auth.get("display_name")),
+            remote_address=_str(request.get("remote_address")),
+        )
+
     def _target(self, path: str) -> tuple[str, str, Kind, bool] | None:
         match = self._kv.match(path)
         if match:
@@ -344,6 +408,8 @@ class FollowerState:
     pending: list[WrappedRead] = field(default_factory=list)
     deferred: list[SecretAccess] = field(default_factory=list)
     consumed: dict[str, str] = field(default_factory=dict)  # ledger record → OpenBao time
+    # Changes of access whose command's record may not be visible yet (within ``grace``).
+    deferred_changes: list[AccessChange] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {**self._rest(), "pending": [p.to_json() for p in self.pending]}
@@ -358,6 +424,7 @@ class FollowerState:
             "last_request_id": self.last_request_id,
             "deferred": [a.to_json() for a in self.deferred],
             "consumed": self.consumed,
+            "deferred_changes": [c.to_json() for c in self.deferred_changes],
         }
 
     @classmethod
@@ -378,6 +445,9 @@ class FollowerState:
             ],
             deferred=[SecretAccess.from_json(a) for a in data.get("deferred") or []],
             consumed=dict(data.get("consumed") or {}),
+            deferred_changes=[
+                AccessChange.from_json(c) for c in data.get("deferred_changes") or []
+            ],
         )
 
     @classmethod
@@ -437,6 +507,18 @@ class Ledger(Protocol):
         recorded already (idempotent)."""
         ...
 
+    def change_records(
+        self, change: AccessChange, since: datetime
+    ) -> Iterable[tuple[str, datetime]]:
+        """Keys and times of the ledger records, at or after ``since``, of a command of the
+        person who made ``change`` that makes such a change (``None``'s, the bootstrap's, for a
+        token of no person)."""
+        ...
+
+    def record_unrecorded_change(self, change: AccessChange, detected_at: datetime) -> bool:
+        """Record ``change`` (and the institution's incident); ``False`` if recorded already."""
+        ...
+
 
 class ApplicationLedger:
     """:class:`Ledger` on Custodia's event-sourced application (the JetStream ledger)."""
@@ -453,6 +535,10 @@ class ApplicationLedger:
         # Each district's window, read once per pass of the follower (a burst of reads on one
         # district is matched against one read of its window, not one each).
         self._windows: dict[UUID, tuple[datetime, Sequence[Any]]] = {}
+        # Every person's id (their registrations, read incrementally from the notification log):
+        # a change of access is matched against the people's recent records.
+        self._people: list[UUID] = []
+        self._people_next = 1
 
     def begin_pass(self) -> None:
         """A new pass of the follower: windows read before are read again (new records)."""
@@ -508,6 +594,88 @@ class ApplicationLedger:
         if not stored.topic.endswith(self._KINDS):
             return None
         return self._app.mapper.to_domain_event(stored)
+
+    # The records of the commands that change who must use the factor (a credential reader's
+    # registration, a titular's or the Secretaría's opt-in), or destroy one (a reset).
+    _CHANGES: Final = {
+        "grupo_segundo_factor": ("Person.RoleGranted", "Person.SecondFactorRequired"),
+        "factor_destruido": ("Person.SecondFactorReset",),
+    }
+    _FACTOR_ROLES: Final = ("coadministrador", "administrador")
+
+    def _person_ids(self) -> list[UUID]:
+        recorder = self._app.recorder
+        while True:
+            page = recorder.select_notifications(start=self._people_next, limit=1000, topics=())
+            for n in page:
+                if n.originator_version == 1 and n.topic.endswith("Person.Registered"):
+                    self._people.append(UUID(str(n.originator_id)))
+            if page:
+                self._people_next = page[-1].id + 1
+            if len(page) < 1000:
+                return self._people
+
+    def change_records(
+        self, change: AccessChange, since: datetime
+    ) -> Iterator[tuple[str, datetime]]:
+        from events.domain import person_id
+
+        actor: UUID | None = None
+        if change.entity_id:
+            if not change.username:
+                return  # a token of a person unknown to Custodia: no command of theirs
+            try:
+                actor = person_id(change.username)
+            except Exception:
+                return
+        kinds = self._CHANGES.get(change.change, ())
+        recorder = self._app.recorder
+        for pid in self._person_ids():
+            for stored in recorder.select_events_since(pid, since - self.CLOCK_MARGIN):
+                if not stored.topic.endswith(kinds):
+                    continue
+                event = self._app.mapper.to_domain_event(stored)
+                if event.timestamp < since or getattr(event, "by", None) != actor:
+                    continue
+                if getattr(event, "role", None) not in (None, *self._FACTOR_ROLES):
+                    continue  # a role that reads no credential puts nobody under the factor
+                yield f"{pid}:{event.originator_version}", event.timestamp
+
+    def record_unrecorded_change(self, change: AccessChange, detected_at: datetime) -> bool:
+        from eventsourcing.application import AggregateNotFoundError
+        from eventsourcing.persistence import IntegrityError
+
+        from events.domain import Incident, person_id
+
+        incident_id = incident_id_for(change.request_id)
+        try:
+            self._app.repository.get(incident_id)
+            return False
+        except AggregateNotFoundError:
+            pass
+        actor: UUID | None = None
+        if change.username:
+            with contextlib.suppress(Exception):
+                candidate = person_id(change.username)
+                self._app.repository.get(candidate)
+                actor = candidate
+        identity = change.entity_id if actor is not None else change.display_name
+        incident = Incident.unrecorded_access_change(
+            incident_id=incident_id,
+            change=change.change,
+            actor=actor,
+            identity=identity or change.entity_id or "desconocida",
+            remote_address=change.remote_address,
+            audit_request_id=change.request_id,
+            changed_at=change.at,
+            policy=self._policy,
+            at=detected_at,
+        )
+        try:
+            self._app.save(incident)
+        except IntegrityError:
+            return False
+        return True
 
     def record_unrecorded(self, access: SecretAccess, detected_at: datetime) -> bool:
         from eventsourcing.application import AggregateNotFoundError
@@ -585,6 +753,8 @@ class AuditFollower:
         *,
         window: float = DEFAULT_WINDOW,
         grace: float = DEFAULT_GRACE,
+        change_window: float = DEFAULT_CHANGE_WINDOW,
+        entity_names: Callable[[str], str | None] | None = None,
         poll_seconds: float = DEFAULT_POLL,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
@@ -594,6 +764,10 @@ class AuditFollower:
         self.parser = AuditParser(mounts)
         self.window = timedelta(seconds=window)
         self.grace = timedelta(seconds=grace)
+        self.change_window = timedelta(seconds=change_window)
+        # A request token (how Custodia's commands reach OpenBao for a person) carries the
+        # person's entity but no login name: the name is looked up by the entity.
+        self.entity_names = entity_names
         self.poll_seconds = poll_seconds
         self.clock = clock
         self.state = FollowerState.load(state_file)
@@ -737,6 +911,8 @@ class AuditFollower:
             self.state.last_request_id = request_id
         if observation is None:
             return 0
+        if isinstance(observation, AccessChange):
+            return self._change(observation)
         if isinstance(observation, SecretAccess):
             return self._access(observation)
         if isinstance(observation, WrappedRead):
@@ -755,6 +931,35 @@ class AuditFollower:
             return 0
         version = observation.version if found.access.kind == "contrasena" else None
         return self._access(replace(found.access, version=version))
+
+    def _change(self, change: AccessChange) -> int:
+        """A change of access: matched by a record of its maker's command, or deferred for
+        ``grace`` (the command records after it writes), then recorded as unrecorded."""
+        if change.entity_id and not change.username and self.entity_names is not None:
+            change = replace(change, username=self.entity_names(change.entity_id) or "")
+        if self._change_matches(change):
+            return 0
+        self.state.deferred_changes.append(change)
+        return 0
+
+    def _change_matches(self, change: AccessChange) -> bool:
+        since = change.at - self.change_window
+        until = change.at + self.change_window
+        for key, stamp in self.ledger.change_records(change, since):
+            if stamp <= until and key not in self.state.consumed:
+                self.state.consumed[key] = change.at.isoformat()
+                return True
+        return False
+
+    def _record_change(self, change: AccessChange) -> int:
+        recorded = self.ledger.record_unrecorded_change(change, self.clock())
+        log.warning(
+            "cambio_de_acceso_no_registrado",
+            cambio=change.change,
+            solicitud=change.request_id,
+            nueva=recorded,
+        )
+        return 1 if recorded else 0
 
     def _take_pending(self, keys: tuple[str, ...]) -> WrappedRead | None:
         for index, pending in enumerate(self.state.pending):
@@ -814,6 +1019,17 @@ class AuditFollower:
             if not self._matches(access):
                 recorded += self._record(access)
         self.state.deferred = waiting
+        changes: list[AccessChange] = []
+        for change in self.state.deferred_changes:
+            if self._change_matches(change):
+                continue
+            if now - change.at < self.grace:
+                changes.append(change)
+                continue
+            self._fresh_reads()
+            if not self._change_matches(change):
+                recorded += self._record_change(change)
+        self.state.deferred_changes = changes
         self.state.pending = [p for p in self.state.pending if p.expires > now - self.grace]
         horizon = (now - 2 * self.window).isoformat()
         self.state.consumed = {k: v for k, v in self.state.consumed.items() if v >= horizon}
@@ -839,6 +1055,8 @@ def audit_log_path(settings: Any) -> Path | None:
 
 def start_audit_follower(services: Any, settings: Any) -> AuditFollower | None:
     """Start following OpenBao's audit log, if the service can read it (``None`` otherwise)."""
+    from custody.app.access import Access
+
     path = audit_log_path(settings)
     if path is None:
         log.warning("auditoria_openbao_sin_archivo")
@@ -849,6 +1067,7 @@ def start_audit_follower(services: Any, settings: Any) -> AuditFollower | None:
             Path(settings.home) / "run" / STATE_FILE,
             ApplicationLedger(services.app, services.custodia.policy),
             services.vault.mounts,
+            entity_names=Access(services.vault).username_of_entity,
         )
         follower.start()
     except Exception:

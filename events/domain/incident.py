@@ -63,7 +63,14 @@ from events.domain.values import (
     validate_text,
 )
 
-__all__ = ["LEDGER_DIVERGENCES", "LEDGER_TAMPERING", "UNRECORDED_READ", "Incident"]
+__all__ = [
+    "ACCESS_CHANGES",
+    "LEDGER_DIVERGENCES",
+    "LEDGER_TAMPERING",
+    "UNRECORDED_ACCESS_CHANGE",
+    "UNRECORDED_READ",
+    "Incident",
+]
 
 #: The type of an incident opened for a secret read the ledger does not record (issue 16).
 UNRECORDED_READ: Final = "lectura_no_registrada"
@@ -93,7 +100,24 @@ _DIVERGENCE_TEXT: Final = {
     "otra": "la bitácora contradice lo ya firmado",
 }
 
-IncidentKind = IncidentType | Literal["lectura_no_registrada", "bitacora_alterada"]
+#: The type of an incident opened when OpenBao's audit log shows a change to who must use the
+#: second factor, or a destroyed factor, made with a person's token and recorded by no command of
+#: theirs: the whole institution's, no district (a person's login, not an account, is at stake).
+UNRECORDED_ACCESS_CHANGE: Final = "cambio_de_acceso_no_registrado"
+
+#: What such a change was.
+AccessChange = Literal["grupo_segundo_factor", "factor_destruido"]
+ACCESS_CHANGES: Final[tuple[AccessChange, ...]] = ("grupo_segundo_factor", "factor_destruido")
+_ACCESS_CHANGE_TEXT: Final = {
+    "grupo_segundo_factor": "cambió quién debe usar el segundo factor (el grupo "
+    "custodia-segundo-factor de OpenBao)",
+    "factor_destruido": "destruyó el segundo factor de una persona",
+}
+
+IncidentKind = (
+    IncidentType
+    | Literal["lectura_no_registrada", "bitacora_alterada", "cambio_de_acceso_no_registrado"]
+)
 
 _KIND_TEXT: Final = {"contrasena": "la contraseña", "codigo_totp": "un código 2FA"}
 
@@ -201,6 +225,34 @@ class Incident(Aggregate):
             incident.divergence = self.divergence
             incident.diverged_at = self.diverged_at
             incident.ledger_alert = self.alert_id
+
+    class UnrecordedAccessChangeDetected(Aggregate.Created):
+        """OpenBao's audit log shows, made with a person's own token, a change of the group of
+        people who must use the second factor, or a destroyed factor, and the ledger records no
+        command of that person that makes it (``personas alta``, ``personas segundo-factor``,
+        ``personas restablecer-factor``). Someone who can take a person out of that group and
+        knows their password can log in as them: the institution's incident (``district`` and
+        ``account`` are ``None``).
+
+        ``change`` is what changed (:data:`ACCESS_CHANGES`); ``actor`` the person whose token
+        made it (``None``: not a registered person; ``identity`` then names it as OpenBao
+        does); ``audit_request_id`` OpenBao's request id (the incident's id derives from it);
+        ``changed_at`` OpenBao's time of the change. ``by`` is ``None``: the service opened it.
+        No secret, token, accessor or HMAC.
+        """
+
+        district: str | None
+        account: str | None
+        incident_type: str
+        description: str
+        notify_by: datetime
+        by: UUID | None
+        change: str
+        actor: UUID | None
+        identity: str
+        remote_address: str
+        audit_request_id: str
+        changed_at: datetime
 
     class Notified(Aggregate.Event):
         """8.C: the Secretaría Ejecutiva was notified, by ``channel``."""
@@ -338,6 +390,57 @@ class Incident(Aggregate):
             ),
             audit_request_id=validate_text("audit_request_id", audit_request_id, max_length=100),
             accessed_at=as_utc(accessed_at),
+            timestamp=at,
+        )
+        return incident
+
+    @classmethod
+    def unrecorded_access_change(
+        cls,
+        *,
+        incident_id: UUID,
+        change: AccessChange,
+        actor: UUID | None,
+        identity: str,
+        remote_address: str,
+        audit_request_id: str,
+        changed_at: datetime,
+        policy: Policy,
+        at: datetime,
+    ) -> Incident:
+        """Record a change of access found in OpenBao's audit log with no command in the ledger
+        that makes it, and open the institution's incident for the Secretaría Ejecutiva
+        (deadline counted from ``at``, when it was detected)."""
+        at = as_utc(at)
+        what = _ACCESS_CHANGE_TEXT[choice("change", change, ACCESS_CHANGES)]
+        who = f"la persona {actor}" if actor is not None else f"la identidad «{identity}»"
+        description = validate_text(
+            "description",
+            f"Cambio de acceso sin registro en la bitácora: {who} {what} directamente en "
+            f"OpenBao, desde {remote_address or 'una dirección desconocida'} (registro de "
+            "auditoría de OpenBao). Quien saca a una persona de ese grupo y conoce su "
+            "contraseña puede entrar como ella: revise sus lecturas desde entonces.",
+            max_length=4000,
+            multiline=True,
+        )
+        event: type[Incident.UnrecordedAccessChangeDetected] = cls.UnrecordedAccessChangeDetected
+        incident: Incident = cls._create(
+            event,
+            id=incident_id,
+            district=None,
+            account=None,
+            incident_type=UNRECORDED_ACCESS_CHANGE,
+            description=description,
+            notify_by=policy.notification_deadline(at),
+            by=None,
+            change=change,
+            actor=actor,
+            identity=validate_text("identity", identity or "desconocida", max_length=200),
+            remote_address=validate_text(
+                "remote_address", remote_address or "desconocida", max_length=100
+            ),
+            audit_request_id=validate_text("audit_request_id", audit_request_id, max_length=100),
+            changed_at=as_utc(changed_at),
             timestamp=at,
         )
         return incident

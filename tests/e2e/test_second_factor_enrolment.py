@@ -613,7 +613,10 @@ def test_once_she_changed_her_password_a_coadministrator_cannot_log_in_as_her(
     then that password alone gives ana a token as dalia (shown first: the attack works). dalia
     changes her password (``sesion contrasena``: the current one and a code); ana's attempt
     now fails, OpenBao refuses the initial password. Neither password reaches any output or
-    the service's log."""
+    the service's log. And each of ana's direct changes of the group is detected: the service
+    (its OpenBao audit follower) opens an incident for each, while every change made by this
+    module's legitimate commands (registrations, an opt-in, a reset) opened none."""
+    assert _access_incidents(world) == []
     initial = SERVICE_PASSWORD.format("dalia")
     world.inner.call(
         "ana",
@@ -669,6 +672,18 @@ def test_once_she_changed_her_password_a_coadministrator_cannot_log_in_as_her(
     for text in (changed.stdout + changed.stderr, world.inner.log_text()):
         assert initial not in text
         assert new not in text
+    deadline = time.monotonic() + 60
+    while len(_access_incidents(world)) < 4:  # 2 attempts, each out of the group and back
+        assert time.monotonic() < deadline, _access_incidents(world)
+        time.sleep(0.5)
+    time.sleep(2)
+    assert len(_access_incidents(world)) == 4
+    assert {i["distrito"] for i in _access_incidents(world)} == {None}
+
+
+def _access_incidents(world: World) -> list[dict[str, Any]]:
+    rows = world.inner.call("ana", "incidentes.bitacora", {})
+    return [r for r in rows if r["tipo"] == "cambio_de_acceso_no_registrado"]
 
 
 def _password_only_with(world: World, user: str, password: str) -> tuple[int, Any]:

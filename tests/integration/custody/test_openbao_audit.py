@@ -44,6 +44,7 @@ from custody.stack.servers import (
     free_port_pair,
 )
 from custody.vault.audit_follower import (
+    AccessChange,
     ApplicationLedger,
     AuditFollower,
     SecretAccess,
@@ -113,6 +114,14 @@ class SpyLedger:
             self.recorded.append(access.request_id)
         return recorded
 
+    def change_records(
+        self, change: AccessChange, since: datetime
+    ) -> Iterable[tuple[str, datetime]]:
+        return self.inner.change_records(change, since)
+
+    def record_unrecorded_change(self, change: AccessChange, detected_at: datetime) -> bool:
+        return self.inner.record_unrecorded_change(change, detected_at)
+
 
 @dataclass
 class World:
@@ -134,6 +143,7 @@ class World:
             self.vault.mounts,
             grace=3.0,
             poll_seconds=0.2,
+            change_window=10.0,  # the records made at the module's start cover no change
         )
 
     def as_beto(self) -> hvac.Client:
@@ -570,3 +580,63 @@ def test_a_record_far_below_the_districts_newest_events_is_still_found(world: Wo
     assert [key for key, _ in found] == [beto_read]
     assert all(stamp >= started for _, stamp in found)
     assert list(ledger.records(access, _now())) == []
+
+
+def _access_changes(world: World) -> list[Any]:
+    """The creation events of the incidents opened for unrecorded changes of access."""
+    rows = world.custodia.list_incidents(world.ana, None)
+    found: list[Any] = [world.app.repository.get(uuid.UUID(r["incidente"])) for r in rows]
+    return [
+        next(iter(world.app.events.get(i.id)))
+        for i in found
+        if i.incident_type == "cambio_de_acceso_no_registrado"
+    ]
+
+
+def test_a_coadministrator_changing_the_second_factor_group_directly_opens_an_incident(
+    world: World, running: AuditFollower
+) -> None:
+    """Behaviour: ana, a coadministrator, uses her own token outside Custodia to put beto in
+    the group of people who must use the second factor and take him out again (her policy
+    allows it: that is how Custodia writes it, for her). Each write is recorded as a change of
+    access with no command, naming ana, with the institution's incident. A legitimate change
+    through Custodia (a titular's opt-in, ``personas segundo-factor``: recorded) opens none."""
+    from custody.app import second_factor
+    from custody.vault.layout import MFA_GROUP, ensure_second_factor
+
+    root = VaultClient(world.bao.addr, world.bao.root_token)
+    ensure_second_factor(root, enforce=True)  # the opt-in needs it; nobody here logs in after
+    before = len(_access_changes(world))
+    world.custodia.register_person(
+        world.ana,
+        "tina",
+        name="Tina",
+        email="tina@iecm.mx",
+        phone=None,
+        role="titular",
+        district="DD07",
+        password=secrets.token_urlsafe(18),
+    )
+    second_factor.require(world.custodia, world.ana, "tina")  # through Custodia: recorded
+
+    ana = VaultClient(world.bao.addr, world.ana.token)
+    group = f"identity/group/name/{MFA_GROUP}"
+    members = list(ana.read(group, operation="t")["data"].get("member_entity_ids") or [])
+    beto = root.lookup_self(world.beto.token).entity_id
+    assert beto not in members
+    ana.write(group, {"member_entity_ids": [*members, beto]}, operation="t")
+    ana.write(group, {"member_entity_ids": members}, operation="t")
+
+    deadline = time.monotonic() + BOUND
+    while len(_access_changes(world)) < before + 2:
+        assert time.monotonic() < deadline, "the direct changes were not recorded"
+        time.sleep(0.2)
+    time.sleep(4.0)  # past the grace: the legitimate change would have been recorded by now
+    found = _access_changes(world)[before:]
+    assert len(found) == 2
+    for event in found:
+        assert event.change == "grupo_segundo_factor"
+        assert event.actor == person_id("ana")
+        assert event.district is None
+        assert event.account is None
+        assert "Cambio de acceso sin registro" in event.description

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from custody.vault.audit_follower import (
+    AccessChange,
     AuditFollower,
     AuditParser,
     SecretAccess,
@@ -162,6 +163,9 @@ class Ledger:
     def __init__(self) -> None:
         self.entries: list[tuple[str, datetime, str, str, str, int | None]] = []
         self.recorded: list[str] = []
+        # Records of people's commands that change access: (key, time, change, by whom).
+        self.commands: list[tuple[str, datetime, str, str]] = []
+        self.recorded_changes: list[str] = []
 
     def records(self, access: SecretAccess, since: datetime) -> Iterable[tuple[str, datetime]]:
         return [
@@ -177,6 +181,21 @@ class Ledger:
         if access.request_id in self.recorded:
             return False
         self.recorded.append(access.request_id)
+        return True
+
+    def change_records(
+        self, change: AccessChange, since: datetime
+    ) -> Iterable[tuple[str, datetime]]:
+        return [
+            (key, at)
+            for key, at, kind, by in reversed(self.commands)
+            if at >= since and (kind, by) == (change.change, change.username)
+        ]
+
+    def record_unrecorded_change(self, change: AccessChange, detected_at: datetime) -> bool:
+        if change.request_id in self.recorded_changes:
+            return False
+        self.recorded_changes.append(change.request_id)
         return True
 
 
@@ -518,3 +537,104 @@ def test_a_read_is_called_unrecorded_only_against_the_ledger_as_it_is_then(
     assert f.poll() == 0
     assert ledger.recorded == []
     assert f.state.deferred == []
+
+
+# -- changes of who must use the second factor -------------------------------------------------
+
+MFA = "identity/group/name/custodia-segundo-factor"
+DESTROY = "identity/mfa/method/totp/admin-destroy"
+ANA_ENTITY = "0f5e2c1a-1111-2222-3333-444455556666"
+ANA = {
+    "entity_id": ANA_ENTITY,
+    "display_name": "userpass-ana",
+    "metadata": {"username": "ana"},
+}
+
+
+def members_changed(rid: str, at: datetime = T0, auth: dict[str, Any] | None = None) -> Any:
+    return line(
+        MFA,
+        rid=rid,
+        at=at,
+        auth=ANA if auth is None else auth,
+        operation="update",
+        body={"member_entity_ids": ["hmac-sha256:e1"]},
+    )
+
+
+def test_changes_of_the_second_factor_group_and_destroyed_factors_are_access_changes() -> None:
+    """A write of the group's members (or its deletion) and a destroyed factor, with who made
+    them; the layout's own write of the group (metadata, no members), a refused write, another
+    group and a read are not."""
+    change = PARSER.classify(members_changed("g1"))
+    assert change == AccessChange(
+        "g1",
+        T0,
+        "grupo_segundo_factor",
+        ANA_ENTITY,
+        "ana",
+        "userpass-ana",
+        "127.0.0.1",
+    )
+    deleted = PARSER.classify(line(MFA, rid="g2", auth=ANA, operation="delete"))
+    assert isinstance(deleted, AccessChange)
+    assert deleted.change == "grupo_segundo_factor"
+    destroyed = PARSER.classify(
+        line(DESTROY, rid="g3", auth=ANA, operation="update", body={"entity_id": "hmac-sha256:x"})
+    )
+    assert isinstance(destroyed, AccessChange)
+    assert destroyed.change == "factor_destruido"
+    root = {"display_name": "root", "metadata": None}
+    by_root = PARSER.classify(members_changed("g4", auth=root))
+    assert isinstance(by_root, AccessChange)
+    assert (by_root.entity_id, by_root.username, by_root.display_name) == ("", "", "root")
+    layout = line(MFA, rid="n1", auth=root, operation="update", body={"metadata": {"a": "b"}})
+    assert PARSER.classify(layout) is None
+    refused = members_changed("n2")
+    refused["error"] = "1 error occurred: permission denied"
+    assert PARSER.classify(refused) is None
+    other = line("identity/group/name/otro", rid="n3", auth=ANA, operation="update")
+    assert PARSER.classify(other) is None
+    assert PARSER.classify(line(MFA, rid="n4", auth=ANA, data={"id": "x"})) is None
+
+
+def test_a_change_with_no_command_of_its_maker_is_recorded_once(tmp_path: Path) -> None:
+    """A change of the group made by ana with no recorded command of hers: recorded once its
+    grace is over (a command records after it writes); one matched by her command's record
+    (even one recorded after the change, within the grace) is not; a record stands for one
+    change only; a change by someone else is not covered by ana's record."""
+    ledger, clock = Ledger(), Clock()
+    f = follower(tmp_path, ledger, clock)
+    log = tmp_path / "audit.log"
+    append(log, members_changed("c1"))
+    assert f.poll() == 0  # within its grace
+    assert [c.request_id for c in f.state.deferred_changes] == ["c1"]
+    clock.now += timedelta(seconds=10)
+    assert f.poll() == 1
+    assert ledger.recorded_changes == ["c1"]
+
+    at = clock.now
+    append(log, members_changed("c2", at=at), members_changed("c3", at=at))
+    f.poll()
+    ledger.commands.append(("alta:1", at, "grupo_segundo_factor", "ana"))  # recorded after
+    clock.now += timedelta(seconds=10)
+    assert f.poll() == 1
+    assert ledger.recorded_changes == ["c1", "c3"]  # c2 had ana's command; c3 none left
+
+    at = clock.now
+    ledger.commands.append(("alta:2", at, "grupo_segundo_factor", "ana"))
+    beto = {**ANA, "entity_id": "e-beto", "metadata": {"username": "beto"}}
+    append(log, members_changed("c4", at=at, auth=beto))
+    f.poll()
+    clock.now += timedelta(seconds=10)
+    assert f.poll() == 1
+    assert ledger.recorded_changes == ["c1", "c3", "c4"]
+
+
+def test_changes_waiting_for_their_grace_survive_a_restart(tmp_path: Path) -> None:
+    ledger, clock = Ledger(), Clock()
+    append(tmp_path / "audit.log", members_changed("r1"))
+    assert follower(tmp_path, ledger, clock).poll() == 0
+    clock.now += timedelta(seconds=10)
+    assert follower(tmp_path, ledger, clock).poll() == 1
+    assert ledger.recorded_changes == ["r1"]

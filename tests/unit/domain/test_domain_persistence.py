@@ -239,6 +239,7 @@ EXPECTED_TOPICS = {
         "LedgerTamperingDetected",
         "Notified",
         "Reported",
+        "UnrecordedAccessChangeDetected",
         "UnrecordedReadDetected",
     ],
     "custodia:Person": [

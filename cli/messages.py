@@ -437,6 +437,15 @@ _DOMAIN: dict[str, tuple[int, Render]] = {
             "([segundo_factor] obligatorio = false)."
         ),
     ),
+    "SecondFactorFirstError": (
+        EXIT_DOMAIN,
+        lambda e: (
+            f"{_attr(e, 'username')} aún no usa el segundo factor, y el rol "
+            f"{_attr(e, 'role')} lee credenciales: primero exíjaselo con «custodia personas "
+            f"segundo-factor --usuario {_attr(e, 'username')}» (entréguele la contraseña de "
+            "primer ingreso que se muestra) y repita el cambio. No se cambió nada."
+        ),
+    ),
     "AlreadySecondFactorMemberError": (
         EXIT_DOMAIN,
         lambda e: f"{_attr(e, 'username')} ya usa segundo factor.",

@@ -75,6 +75,17 @@ class OwnFactorResetError(CustodyStateError):
         self.username = username
 
 
+class SecondFactorFirstError(CustodyStateError):
+    """A transfer into a role that reads credentials, of a person OpenBao does not yet ask a
+    second factor of: the factor comes first (``personas segundo-factor``), or the new role
+    would open every credential with the password alone."""
+
+    def __init__(self, username: str, role: str) -> None:
+        super().__init__(f"{username} must use the second factor before becoming {role}")
+        self.username = username
+        self.role = role
+
+
 class NotSecondFactorMemberError(CustodyStateError):
     """The person is not among those OpenBao asks a second factor of."""
 
@@ -362,6 +373,21 @@ def require(custodia: Custodia, actor: Actor, username: str) -> dict[str, Any]:
         person.require_second_factor(by=by, at=at)
         custodia.ledger.save(person)
     return {"usuario": name, "segundo_factor": "exigido", "contrasena": password}
+
+
+def require_factor_for(custodia: Custodia, username: str, role: str) -> None:
+    """Before a transfer (``personas cambiar``) gives ``username`` a role that reads credentials:
+    :class:`SecondFactorFirstError` unless OpenBao already asks them for the factor (or enforces
+    none here). ``personas alta`` puts a new credential reader under it itself; a transfer has
+    no password to make a first login with, so the opt-in (which gives one) comes first."""
+    if role not in CREDENTIAL_READERS:
+        return
+    factor = _factor(custodia)
+    enforced = factor.enforcement()
+    if enforced is None:
+        return
+    if not factor.is_member(username, enforced[1]):
+        raise SecondFactorFirstError(str(Username.parse(username)), role)
 
 
 def on_registered(

@@ -26,6 +26,7 @@ import requests
 from cryptography.hazmat.primitives.hashes import SHA1
 from cryptography.hazmat.primitives.twofactor.totp import TOTP
 
+from cli.messages import describe
 from custody.service import protocol
 from custody.service.permissions import first_login_name, inbox_prefix
 from custody.vault.layout import MFA_GROUP
@@ -712,4 +713,48 @@ def test_changing_a_password_refuses_bad_input_in_spanish(world: World) -> None:
     assert "--password-stdin" in prompt.stderr
     status, body = _password_only_with(world, "quique", current)
     assert status == 200, body
+    assert body["auth"]["mfa_requirement"]
+
+
+def test_a_transfer_into_a_credential_role_needs_the_second_factor_first(world: World) -> None:
+    """Attack (a mover): tito, a titular, has no second factor. Transferred to
+    coadministrador (``personas cambiar``, what ``personas importar`` sends), he would have
+    read every credential with his password alone: the transfer is refused, in Spanish, and
+    nothing changes (still titular; his password alone still opens no coadministrator's
+    token). Once a coadministrator put him under the factor (``personas segundo-factor``),
+    the same transfer goes through, and OpenBao asks him for a code."""
+    world.inner.call(
+        "ana",
+        "personas.alta",
+        {
+            "usuario": "tito",
+            "nombre": "Tito",
+            "correo": "tito@iecm.mx",
+            "rol": "titular",
+            "distrito": "DD11",
+            "contrasena": SERVICE_PASSWORD.format("tito"),
+        },
+    )
+    move = {"usuario": "tito", "rol": "coadministrador", "oficio": "UTCSyD/088/2026"}
+    with pytest.raises(protocol.RemoteError) as refused:
+        world.inner.call("ana", "personas.cambiar", move)
+    assert refused.value.remote_type == "SecondFactorFirstError"
+    code, said = describe(refused.value)
+    assert code != 0
+    assert "primero exíjaselo con «custodia personas segundo-factor --usuario tito»" in said
+    people = {p["usuario"]: p for p in world.inner.call("ana", "personas.lista")}
+    assert people["tito"]["roles"] == {"titular": "DD11"}
+    status, body = _password_only(world, "tito")
+    assert status == 200, body
+    assert "custodia-coadministrador" not in body["auth"]["identity_policies"]
+
+    opted = world.inner.json(
+        "ana", "personas", "segundo-factor", "--usuario", "tito"
+    )  # the first-login password is shown to ana
+    assert opted["usuario"] == "tito"
+    moved = world.inner.call("ana", "personas.cambiar", move)
+    assert moved["rol"] == "coadministrador"
+    status, body = _password_only(world, "tito")
+    assert status == 200, body
+    assert body["auth"]["client_token"] == ""
     assert body["auth"]["mfa_requirement"]

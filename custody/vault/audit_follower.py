@@ -60,6 +60,24 @@ staged password was indeed read outside the ledger); a ledger whose clock is mor
 ``grace`` seconds before it is declared unrecorded (the service records a confirmation just
 after its read).
 
+Changes of access (found 2026-12-07): the audit log also shows who changes the members of the
+group ``custodia-segundo-factor`` (who must use the second factor) or deletes it, and who
+destroys a person's factor (``identity/mfa/method/totp/admin-destroy``). A coadministrator's own
+token may do both — that is how Custodia writes them, for her, inside a recorded command — so
+outside Custodia she could take someone out of the group and log in with their password alone.
+Each such change must be matched by a record of a command *of the person whose token made it*
+(by ``Person.RoleGranted`` of a role that reads credentials — a registration —, by
+``Person.SecondFactorRequired`` — an opt-in — for the group; by ``Person.SecondFactorReset`` for
+a destroyed factor; for a token of no person, e.g. ``custodia init``'s root token, a record by
+nobody, the bootstrap's), within ``change_window`` seconds either side (one request writes
+both), each record standing for one change. A request token carries the person's entity and no
+login name: the name is looked up by the entity (``entity_names``). An unmatched change, past its
+grace, is recorded as the institution's incident :meth:`~events.domain.Incident.unrecorded_access_change`.
+The layout's own writes of the group (its metadata and policies, never its members) are not
+changes. A coadministrator who makes a legitimate registration and, within the window, a change
+of her own outside Custodia has the second covered by the first's record only if the first made
+no change itself (every registration of a credential reader does, when the factor is enforced).
+
 Durability: the follower's state (file identity: device, inode and a digest of the first line;
 the byte offset after the last whole line processed; the last request id; pending wrapped reads;
 reads awaiting their grace; consumed ledger records) is written atomically to ``state_file``

@@ -48,7 +48,7 @@ from custody.errors import (
     VaultNotFoundError,
     VaultPermissionDeniedError,
 )
-from custody.vault.layout import MFA_ENFORCEMENT, MFA_GROUP
+from custody.vault.layout import MFA_ENFORCEMENT, MFA_GROUP, MFA_ISSUER
 from events.domain import OfficialChannel, Username
 from events.domain.person import CREDENTIAL_READERS
 from events.errors import ConfigurationError, VaultError
@@ -295,7 +295,21 @@ def enrol(custodia: Custodia, actor: Actor, first_login: bool) -> dict[str, Any]
     if uri is None:
         raise FactorAlreadyEnrolledError(name)
     log.info("custody.second_factor.generated", username=name)
-    return {"usuario": name, "otpauth": uri}
+    return {"usuario": name, "otpauth": labelled(uri, name)}
+
+
+def labelled(uri: str, account: str) -> str:
+    """``uri`` with the person's login name as its account label (OpenBao labels the key with
+    the entity's id, which tells a person with several keys nothing). The label is what the
+    authenticator app shows; the secret, issuer and parameters are untouched."""
+    from urllib.parse import quote, unquote, urlsplit, urlunsplit
+
+    parts = urlsplit(uri)
+    if parts.scheme != "otpauth":
+        return uri
+    current = unquote(parts.path.lstrip("/"))
+    issuer = current.partition(":")[0] if ":" in current else MFA_ISSUER
+    return urlunsplit(parts._replace(path="/" + quote(f"{issuer}:{account}")))
 
 
 def confirm_enrolment(custodia: Custodia, actor: Actor) -> dict[str, Any]:

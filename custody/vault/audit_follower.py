@@ -72,7 +72,8 @@ a destroyed factor; for a token of no person, e.g. ``custodia init``'s root toke
 nobody, the bootstrap's), within ``change_window`` seconds either side (one request writes
 both), each record standing for one change. A request token carries the person's entity and no
 login name: the name is looked up by the entity (``entity_names``). An unmatched change, past its
-grace, is recorded as the institution's incident :meth:`~events.domain.Incident.unrecorded_access_change`.
+grace, is recorded as the institution's incident
+(:meth:`~events.domain.Incident.unrecorded_access_change`).
 The layout's own writes of the group (its metadata and policies, never its members) are not
 changes. A coadministrator who makes a legitimate registration and, within the window, a change
 of her own outside Custodia has the second covered by the first's record only if the first made

@@ -72,3 +72,23 @@ def test_the_switch_defaults_to_required(tmp_path: Path) -> None:
     wrong.write_text('[segundo_factor]\nobligatorio = "no"\n')
     with pytest.raises(ConfigurationError):
         required_by_policy(wrong)
+
+
+def test_the_otpauth_label_names_the_person_and_nothing_else_changes() -> None:
+    """OpenBao labels the key with the entity's id; the authenticator app should show the
+    login name. The secret, the issuer and every parameter stay as OpenBao made them."""
+    from urllib.parse import parse_qs, unquote, urlsplit
+
+    from custody.app.second_factor import labelled
+
+    made = (
+        "otpauth://totp/IECM%20Custodia:6ab4380b-9077-b379-1af4-da3432ab4d62"
+        "?algorithm=SHA1&digits=6&issuer=IECM+Custodia&period=30&secret=JBSWY3DPEHPK3PXP"
+    )
+    shown = labelled(made, "ana")
+    assert unquote(urlsplit(shown).path) == "/IECM Custodia:ana"
+    assert parse_qs(urlsplit(shown).query) == parse_qs(urlsplit(made).query)
+    assert shown.startswith("otpauth://totp/")
+    assert labelled("https://example.org/x", "ana") == "https://example.org/x"
+    unlabelled = labelled("otpauth://totp/sinemisor?secret=JBSWY3DPEHPK3PXP", "luis")
+    assert unquote(urlsplit(unlabelled).path) == "/IECM Custodia:luis"

@@ -301,6 +301,25 @@ class ExportResult:
     signed_to: int = 0  # the largest checkpoint's size: entries after it are not signed
 
 
+def signed_checkpoints(
+    conn: Connection, names: LedgerNames, last: int, wait: float
+) -> tuple[list[bytes], int]:
+    """The checkpoint notes, once one covers entry ``last`` (or after ``wait`` seconds: the
+    service signs about a second after the last write), and the largest size they sign."""
+    from custody.ledger.nats_io import read_subject
+
+    deadline = time.monotonic() + wait
+    while True:
+        notes = [d for _, d in read_subject(conn, names.checkpoints_stream, names.notes_subject)]
+        sizes = [0]
+        for note in notes:
+            with contextlib.suppress(CheckpointError):
+                sizes.append(SignedCheckpoint.from_bytes(note).size)
+        if max(sizes) >= last or time.monotonic() >= deadline:
+            return notes, max(sizes)
+        time.sleep(0.25)
+
+
 def export_bundle(
     conn: Connection,
     names: LedgerNames,
@@ -315,23 +334,11 @@ def export_bundle(
     A bundle is evidence only as far as a signed checkpoint covers it, and the service signs
     about a second after the last write: the export waits up to ``wait_signed`` seconds for a
     checkpoint covering the last entry (``signed_to`` in the result says how far it got)."""
-    from custody.ledger.nats_io import read_entries, read_subject, stream_last_sequence
-
-    def signed_notes() -> tuple[list[bytes], int]:
-        notes = [d for _, d in read_subject(conn, names.checkpoints_stream, names.notes_subject)]
-        sizes = [0]
-        for note in notes:
-            with contextlib.suppress(CheckpointError):
-                sizes.append(SignedCheckpoint.from_bytes(note).size)
-        return notes, max(sizes)
+    from custody.ledger.nats_io import read_entries, stream_last_sequence
 
     keyring, _ = _keyring_or_ledger(conn, names, keyring)
     last_seq = stream_last_sequence(conn, names.events_stream)
-    notes, signed_to = signed_notes()
-    deadline = time.monotonic() + wait_signed
-    while signed_to < last_seq and time.monotonic() < deadline:
-        time.sleep(0.25)
-        notes, signed_to = signed_notes()
+    notes, signed_to = signed_checkpoints(conn, names, last_seq, wait_signed)
     events = (
         (seq, leaf_bytes(subject, data))
         for batch in read_entries(conn, names.events_stream, stop=last_seq)

@@ -28,6 +28,9 @@ from events.domain import ValidationError
 # NATS's 1 MiB ``max_payload`` with the JSON around it.
 PAGE_BYTES = 384 * 1024
 EXPORT_ROLES = frozenset({"coadministrador", "secretaria"})
+# How long the first page waits for a checkpoint covering the last entry (the service signs
+# about a second after a write); well within the web view's wait for an answer.
+SIGNED_WAIT = 8.0
 
 
 def _count(args: Mapping[str, Any], name: str, *, minimum: int) -> int | None:
@@ -41,7 +44,7 @@ def _count(args: Mapping[str, Any], name: str, *, minimum: int) -> int | None:
 
 def export_page(custodia: Custodia, call: Call) -> dict[str, Any]:
     """One page of the export bundle's material for ``call``'s caller (see the module)."""
-    from custody.ledger.audit import DEFAULT_KEY_NAME, ledger_keyring
+    from custody.ledger.audit import DEFAULT_KEY_NAME, ledger_keyring, signed_checkpoints
     from custody.ledger.names import LedgerNames
     from custody.ledger.nats_io import read_entries, read_subject, stream_last_sequence
     from events.checkpoint import PublicKeyring
@@ -55,12 +58,16 @@ def export_page(custodia: Custodia, call: Call) -> dict[str, Any]:
     first_note = _count(call.args, "punto", minimum=0) or 0
     names = LedgerNames.for_app("custodia", "")
     conn = custodia.app.factory.connection  # type: ignore[attr-defined]
-    notes = [data for _, data in read_subject(conn, names.checkpoints_stream, names.notes_subject)]
     fixed_notes = _count(call.args, "puntos", minimum=0)
-    note_count = len(notes) if fixed_notes is None else min(fixed_notes, len(notes))
     last = _count(call.args, "hasta", minimum=0)
     if last is None:
+        # The first page fixes the extent: the last entry now, and (as the command line's
+        # export does) the checkpoints once one covers it, so the bundle verifies to its end.
         last = stream_last_sequence(conn, names.events_stream)
+        notes, _ = signed_checkpoints(conn, names, last, SIGNED_WAIT)
+    else:
+        notes = [d for _, d in read_subject(conn, names.checkpoints_stream, names.notes_subject)]
+    note_count = len(notes) if fixed_notes is None else min(fixed_notes, len(notes))
     keyring = ledger_keyring(conn, names) or PublicKeyring(DEFAULT_KEY_NAME, {})
 
     budget = PAGE_BYTES

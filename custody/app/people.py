@@ -98,10 +98,6 @@ def change_assignment(
     if not keep:
         trial.grant_role(role, district=code, by=by, at=now)
     custodia.require_titular_vacancy(role, code, person.id)
-    if not keep:
-        from custody.app.second_factor import require_factor_for
-
-        require_factor_for(custodia, person.username, role)  # type: ignore[arg-type]
     ended = []
     for held in ending:
         custodia.revoke_role(actor, person.username, held, channel)

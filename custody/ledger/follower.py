@@ -174,6 +174,10 @@ class FollowerSettings:
     replicas: int = 1
     create_stream: bool = True
     request_timeout: float = 5.0
+    # How often a running follower checks that the stream still holds every entry (one
+    # stream-info request): an entry deleted from the signed range is otherwise not read again
+    # until a restart.
+    integrity_seconds: float = 10.0
 
     def __post_init__(self) -> None:
         if self.every_events < 1 or min(self.every_seconds, self.quiet_seconds) <= 0:
@@ -224,6 +228,7 @@ class LedgerFollower:
         self._keyring_seq: int | None = None
         self._published_keyring: PublicKeyring | None = None
         self._last_publish = time.monotonic()
+        self._last_integrity = time.monotonic()
         self._diverged: str | None = None
         self._unsent_alert: Divergence | None = None  # retried until OpenBao has it
         self._published = 0
@@ -321,6 +326,14 @@ class LedgerFollower:
             raise LedgerDivergedError(self._diverged)
         if self._compact is None:
             self._resume()
+        elif time.monotonic() - self._last_integrity >= self.settings.integrity_seconds:
+            self._last_integrity = time.monotonic()
+            if not stream_holds_every_entry(self._conn, self.names.events_stream):
+                # An entry vanished while running: resume as after a restart, which reads the
+                # tree again from entry 1 and names the missing entry (or signs nothing more).
+                log.warning("ledger.follower.entry_missing_while_running")
+                self._compact = None
+                self._resume()
         before = self._tree().size
         self._catch_up()
         compact = self._tree()

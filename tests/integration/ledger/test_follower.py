@@ -202,3 +202,24 @@ def test_a_garbage_last_checkpoint_is_skipped_on_restart(world: LedgerWorld) -> 
     ]
     # 40 is not signed again: the head anchored in OpenBao holds it, and the stream matches it.
     assert [s.size for s in stored_valid(world)] == [10, 20, 30, 50, 55]
+
+
+def test_an_entry_gone_from_the_signed_range_is_caught_while_running(world: LedgerWorld) -> None:
+    """Attack: while the service runs, an administrator of the stream deletes an entry the
+    follower already signed (it never reads it again). Within its integrity period the running
+    follower sees the stream lacks an entry, reads the tree again and refuses to sign, naming
+    the entry; entries written meanwhile are not signed."""
+    world.build(20)
+    follower = world.follower(poll_seconds=0.05, integrity_seconds=0.2)
+    follower.start()
+    try:
+        world.write(3)
+        wait_for(lambda: follower.status().size == 23)
+        assert not follower.status().diverged
+        insider.delete(world.url, world.names.events_stream, 15)
+        world.write(2)
+        wait_for(lambda: follower.status().diverged)
+    finally:
+        follower.stop()
+    assert "15" in str(follower.status().diverged)
+    assert max(s.size for s in stored(world)) <= 23

@@ -53,11 +53,11 @@ class ServiceBackend:
 
     async def login(self, username: str, password: str, code: str | None) -> Identity:
         def work() -> Identity:
+            from custody.vault.session import session_token
+
             client = self._vault()
-            token = _login(client, username, password, code)
-            info = client.with_token(token).lookup_self()
-            expires = info.expire_time or datetime.now(UTC) + timedelta(hours=1)
-            return Identity(username, token, expires)
+            token, expires = session_token(client, _login(client, username, password, code))
+            return Identity(username, token, expires or datetime.now(UTC) + timedelta(hours=1))
 
         return await asyncio.to_thread(work)
 

@@ -637,7 +637,7 @@ class ApplicationLedger:
     def change_records(
         self, change: AccessChange, since: datetime
     ) -> Iterator[tuple[str, datetime]]:
-        from events.domain import person_id
+        from events.domain import Person, person_id
 
         actor: UUID | None = None
         if change.entity_id:
@@ -656,8 +656,13 @@ class ApplicationLedger:
                 event = self._app.mapper.to_domain_event(stored)
                 if event.timestamp < since or getattr(event, "by", None) != actor:
                     continue
-                if getattr(event, "role", None) not in (None, *self._FACTOR_ROLES):
-                    continue  # a role that reads no credential puts nobody under the factor
+                if isinstance(event, Person.RoleGranted) and (
+                    event.role not in self._FACTOR_ROLES or event.originator_version != 2
+                ):
+                    # Only a registration (its role follows the Registered event) of someone
+                    # who reads credentials puts them under the factor; a transfer writes no
+                    # group (the person must be there already), so it covers no change.
+                    continue
                 yield f"{pid}:{event.originator_version}", event.timestamp
 
     def record_unrecorded_change(self, change: AccessChange, detected_at: datetime) -> bool:
@@ -678,7 +683,8 @@ class ApplicationLedger:
                 candidate = person_id(change.username)
                 self._app.repository.get(candidate)
                 actor = candidate
-        identity = change.entity_id if actor is not None else change.display_name
+        # The entity names the token's person even when no registered person has it.
+        identity = change.entity_id or change.display_name
         incident = Incident.unrecorded_access_change(
             incident_id=incident_id,
             change=change.change,
@@ -930,6 +936,7 @@ class AuditFollower:
             self.state.last_request_id = request_id
         if observation is None:
             return 0
+        observation = self._named(observation)
         if isinstance(observation, AccessChange):
             return self._change(observation)
         if isinstance(observation, SecretAccess):
@@ -951,11 +958,25 @@ class AuditFollower:
         version = observation.version if found.access.kind == "contrasena" else None
         return self._access(replace(found.access, version=version))
 
+    def _named(self, observation: Observation) -> Observation:
+        """A person's token is named by its entity's login, never by its metadata: the maker of
+        a token chooses its metadata (a request token has none), so it could name someone
+        else. Without a lookup (``entity_names`` None) the metadata stands."""
+        names = self.entity_names
+        if names is None:
+            return observation
+        if isinstance(observation, AccessChange | SecretAccess) and observation.entity_id:
+            return replace(observation, username=names(observation.entity_id) or "")
+        if isinstance(observation, WrappedRead) and observation.access.entity_id:
+            access = observation.access
+            return replace(
+                observation, access=replace(access, username=names(access.entity_id) or "")
+            )
+        return observation
+
     def _change(self, change: AccessChange) -> int:
         """A change of access: matched by a record of its maker's command, or deferred for
         ``grace`` (the command records after it writes), then recorded as unrecorded."""
-        if change.entity_id and not change.username and self.entity_names is not None:
-            change = replace(change, username=self.entity_names(change.entity_id) or "")
         if self._change_matches(change):
             return 0
         self.state.deferred_changes.append(change)

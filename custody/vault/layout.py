@@ -132,15 +132,25 @@ from custody.vault.session import (  # noqa: E402
 from custody.vault.session import (  # noqa: E402
     REQUEST_TOKEN_ROLE as REQUEST_TOKEN_ROLE,
 )
+from custody.vault.session import (  # noqa: E402
+    SESSION_TOKEN_ROLE as SESSION_TOKEN_ROLE,
+)
 
 # Appended to OpenBao's ``default`` policy, so every login (whatever its groups, or none) may
 # make request tokens through the role, and nothing else: not ``auth/token/create`` itself.
 # A request token has the default policy too, but OpenBao refuses any child of a use-limited
 # token ("restricted use token cannot generate child tokens").
 REQUEST_TOKEN_GRANT = f"""
-# custodia: request tokens (custody.vault.session.request_token)
+# custodia: request tokens (custody.vault.session.request_token); nothing but their bounds: no
+# metadata or display name a token's maker could choose to name someone else in the audit log
 path "auth/token/create/{REQUEST_TOKEN_ROLE}" {{
   capabilities = ["update"]
+  allowed_parameters = {{
+    "policies"  = []
+    "ttl"       = []
+    "num_uses"  = []
+    "renewable" = []
+  }}
 }}
 """
 
@@ -298,7 +308,7 @@ def own_password_policy(accessor: str, mounts: Mounts | None = None) -> dict[str
     mounts = mounts or Mounts()
     return {
         OWN_PASSWORD_POLICY: _template("contrasena-propia.hcl").substitute(
-            userpass=mounts.userpass, accessor=accessor
+            userpass=mounts.userpass, accessor=accessor, session_role=SESSION_TOKEN_ROLE
         )
     }
 
@@ -570,19 +580,70 @@ def ensure_own_password(client: VaultClient, report: LayoutReport | None = None)
 
 
 def ensure_request_tokens(client: VaultClient, report: LayoutReport | None = None) -> None:
-    """The token role ``custodia-solicitud`` and its grant in the ``default`` policy."""
+    """The token roles ``custodia-solicitud`` (request tokens) and ``custodia-sesion`` (the
+    session a login keeps), and the request tokens' grant in the ``default`` policy (the
+    session's is in :data:`OWN_PASSWORD_POLICY`: only a login's own token makes a session)."""
     report = report if report is not None else LayoutReport()
-    wanted: dict[str, Any] = {
-        "allowed_policies": [],  # empty: a child's policies are a subset of its parent's
-        # ...but never a login's own password: the service holds request tokens.
-        "disallowed_policies": [OWN_PASSWORD_POLICY],
-        "orphan": False,  # revoking the session revokes its request tokens
-        "renewable": False,
-        "token_type": "service",
-        "token_explicit_max_ttl": REQUEST_TOKEN_MAX_TTL,
-        "token_num_uses": REQUEST_TOKEN_MAX_USES,
-    }
-    role = f"auth/token/roles/{REQUEST_TOKEN_ROLE}"
+    _ensure_token_role(
+        client,
+        report,
+        REQUEST_TOKEN_ROLE,
+        {
+            # Only ``default`` (the person's groups' policies come with their entity). NOT an
+            # empty list with ``disallowed_policies`` set: OpenBao then lets a child have ANY
+            # policy but the disallowed ones, including a coadministrator's.
+            "allowed_policies": ["default"],
+            # ...never a login's own password, however asked: the service holds request tokens.
+            "disallowed_policies": [OWN_PASSWORD_POLICY],
+            "orphan": False,  # revoking the session revokes its request tokens
+            "renewable": False,
+            "token_type": "service",
+            "token_explicit_max_ttl": REQUEST_TOKEN_MAX_TTL,
+            "token_num_uses": REQUEST_TOKEN_MAX_USES,
+        },
+    )
+    _ensure_token_role(
+        client,
+        report,
+        SESSION_TOKEN_ROLE,
+        {
+            "allowed_policies": ["default"],  # as the request tokens' role, and why
+            # A session found open, or its file copied, cannot change the password.
+            "disallowed_policies": [OWN_PASSWORD_POLICY],
+            # Not an orphan: an orphan would lose the person's entity (and every group policy).
+            "orphan": False,
+            "renewable": False,
+            "token_type": "service",
+            "token_explicit_max_ttl": 24 * 3600,  # USER_TOKEN_MAX_TTL, as OpenBao answers it
+        },
+    )
+    body = client.read("sys/policies/acl/default", operation="layout") or {}
+    current = str((body.get("data") or {}).get("policy") or "")
+    if REQUEST_TOKEN_GRANT.strip() in current:
+        report.unchanged.append("policy:default")
+        return
+    # The grant as an earlier version wrote it (no parameter bounds) goes: one block per path.
+    current = current.replace(_OLD_REQUEST_TOKEN_GRANT.strip(), "").rstrip()
+    client.write(
+        "sys/policies/acl/default",
+        {"policy": current + "\n" + REQUEST_TOKEN_GRANT},
+        operation="layout",
+    )
+    report.updated.append("policy:default")
+
+
+_OLD_REQUEST_TOKEN_GRANT = f"""
+# custodia: request tokens (custody.vault.session.request_token)
+path "auth/token/create/{REQUEST_TOKEN_ROLE}" {{
+  capabilities = ["update"]
+}}
+"""
+
+
+def _ensure_token_role(
+    client: VaultClient, report: LayoutReport, name: str, wanted: dict[str, Any]
+) -> None:
+    role = f"auth/token/roles/{name}"
     try:
         current_role = client.read(role, operation="layout").get("data") or {}
     except VaultNotFoundError:
@@ -591,22 +652,10 @@ def ensure_request_tokens(client: VaultClient, report: LayoutReport | None = Non
         (current_role.get(k) or []) == v if k.endswith("_policies") else current_role.get(k) == v
         for k, v in wanted.items()
     ):
-        report.unchanged.append(f"token-role:{REQUEST_TOKEN_ROLE}")
-    else:
-        client.write(role, wanted, operation="layout")
-        name = f"token-role:{REQUEST_TOKEN_ROLE}"
-        (report.created if current_role is None else report.updated).append(name)
-    body = client.read("sys/policies/acl/default", operation="layout") or {}
-    current = str((body.get("data") or {}).get("policy") or "")
-    if REQUEST_TOKEN_GRANT.strip() in current:
-        report.unchanged.append("policy:default")
+        report.unchanged.append(f"token-role:{name}")
         return
-    client.write(
-        "sys/policies/acl/default",
-        {"policy": current.rstrip() + "\n" + REQUEST_TOKEN_GRANT},
-        operation="layout",
-    )
-    report.updated.append("policy:default")
+    client.write(role, wanted, operation="layout")
+    (report.created if current_role is None else report.updated).append(f"token-role:{name}")
 
 
 # What a KV v2 engine answers while it is still setting itself up after being mounted.

@@ -30,6 +30,7 @@ from events.errors import CustodiaError, VaultError
 # custody.vault.layout) bounds them whatever the client asks: OpenBao caps TTL and uses, never an
 # orphan.
 REQUEST_TOKEN_ROLE = "custodia-solicitud"  # noqa: S105  # a role name, not a secret
+SESSION_TOKEN_ROLE = "custodia-sesion"  # noqa: S105  # a role name, not a secret
 REQUEST_TOKEN_MAX_TTL = 120  # seconds
 REQUEST_TOKEN_MAX_USES = 32
 
@@ -90,11 +91,36 @@ def login(
     from custody.vault.client import VaultClient
 
     client = VaultClient(vault_addr, verify=verify)
-    token = client.login_userpass(username, password, code=code)
-    info = client.with_token(token).lookup_self()
-    session = Session(username, token, vault_addr, info.expire_time)
+    token, expires = session_token(client, client.login_userpass(username, password, code=code))
+    session = Session(username, token, vault_addr, expires)
     write_secret(path, session.to_json())
     return session
+
+
+def session_token(client: Any, login_token: str) -> tuple[str, datetime | None]:
+    """The token a session keeps, and when it expires: a child of the login's token made through
+    the role ``custodia-sesion``, which may not carry the login's own policy
+    ``custodia-contrasena-propia`` (OpenBao refuses it). So a session found open, or its file
+    copied, cannot change the person's password; only a fresh login can (``sesion contrasena``).
+    The child has the person's entity (their groups' policies) and dies with the login's token,
+    which is kept nowhere. A login whose token may not make one (made before the role existed,
+    or not userpass) keeps its own token."""
+    from custody.errors import VaultPermissionDeniedError
+
+    own = client.with_token(login_token)
+    info = own.lookup_self()
+    try:
+        body = own.write(
+            f"auth/token/create/{SESSION_TOKEN_ROLE}",
+            {"policies": ["default"], "ttl": f"{max(info.ttl, 1)}s", "renewable": False},
+            operation="create-session-token",
+        )
+    except VaultPermissionDeniedError:
+        return login_token, info.expire_time
+    token = ((body or {}).get("auth") or {}).get("client_token")
+    if not isinstance(token, str) or not token:
+        return login_token, info.expire_time
+    return token, info.expire_time
 
 
 MIN_PASSWORD_LENGTH = 12

@@ -235,21 +235,23 @@ def test_peoples_policy_refuses_making_tokens_directly(service_world: ServiceWor
 
 
 def test_a_request_token_cannot_name_someone_else(service_world: ServiceWorld) -> None:
-    """bety makes a request token whose metadata claims ``username: ana`` (OpenBao lets the
-    creator set metadata): the service names her by her entity's login, so ``sesion.quien``
-    answers bety, and the auth callout put her connection in bety's inbox (ana's would not
-    have received the reply)."""
+    """bety asks for a request token whose metadata claims ``username: ana``, or whose display
+    name is ana's: OpenBao refuses (the default policy bounds the role's parameters; a forged
+    name would also mislead OpenBao's audit log). Her plain request token is named bety by the
+    service (by her entity's login), and the auth callout put her connection in bety's inbox
+    (ana's would not have received the reply)."""
     world = service_world
+    for named in ({"meta": {"username": "ana"}}, {"display_name": "userpass-ana"}):
+        status, _ = _bao(
+            world, "POST", ROLE_PATH, world.token("bety"), {"ttl": "60s", "num_uses": 5, **named}
+        )
+        assert status == 403, named
     status, body = _bao(
-        world,
-        "POST",
-        ROLE_PATH,
-        world.token("bety"),
-        {"ttl": "60s", "num_uses": 5, "meta": {"username": "ana"}},
+        world, "POST", ROLE_PATH, world.token("bety"), {"ttl": "60s", "num_uses": 5}
     )
     assert status == 200
-    forged = body["auth"]["client_token"]
-    [reply] = asyncio.run(_raw_request(world, "bety", forged, [("sesion.quien", {})]))
+    token = body["auth"]["client_token"]
+    [reply] = asyncio.run(_raw_request(world, "bety", token, [("sesion.quien", {})]))
     assert isinstance(reply, bytes)
     assert decode_reply(reply)["usuario"] == "bety"
 

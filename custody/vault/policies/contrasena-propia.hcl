@@ -14,3 +14,15 @@ path "auth/${userpass}/users/{{identity.entity.aliases.${accessor}.name}}/passwo
     "password" = []
   }
 }
+
+# The session a login keeps (custody.vault.session.session_token): a child made through the role
+# custodia-sesion, which refuses this policy, so a session cannot change the password, and
+# cannot make another session. Only a login's own token holds this policy.
+path "auth/token/create/${session_role}" {
+  capabilities = ["update"]
+  allowed_parameters = {
+    "policies"  = []
+    "ttl"       = []
+    "renewable" = []
+  }
+}

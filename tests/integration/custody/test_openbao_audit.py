@@ -34,6 +34,7 @@ import hvac
 import pytest
 from eventsourcing.application import AggregateNotFoundError
 
+from custody.app.access import Access
 from custody.app.custodia import Actor, Custodia, CustodiaApplication
 from custody.stack.servers import (
     LOOPBACK,
@@ -143,7 +144,8 @@ class World:
             self.vault.mounts,
             grace=3.0,
             poll_seconds=0.2,
-            change_window=10.0,  # the records made at the module's start cover no change
+            change_window=2.0,  # the module's earlier records cover no change made 2 s later
+            entity_names=Access(self.vault).username_of_entity,  # as the service runs it
         )
 
     def as_beto(self) -> hvac.Client:
@@ -599,9 +601,10 @@ def test_a_coadministrator_changing_the_second_factor_group_directly_opens_an_in
     """Behaviour: ana, a coadministrator, uses her own token outside Custodia to put beto in
     the group of people who must use the second factor and take him out again (her policy
     allows it: that is how Custodia writes it, for her). Each write is recorded as a change of
-    access with no command, naming ana, with the institution's incident. A legitimate change
+    access with no command, naming ana, with the institution's incident — even right after a
+    transfer of hers, whose record writes no group and covers none. A legitimate change
     through Custodia (a titular's opt-in, ``personas segundo-factor``: recorded) opens none."""
-    from custody.app import second_factor
+    from custody.app import people, second_factor
     from custody.vault.layout import MFA_GROUP, ensure_second_factor
 
     root = VaultClient(world.bao.addr, world.bao.root_token)
@@ -618,6 +621,17 @@ def test_a_coadministrator_changing_the_second_factor_group_directly_opens_an_in
         password=secrets.token_urlsafe(18),
     )
     second_factor.require(world.custodia, world.ana, "tina")  # through Custodia: recorded
+    time.sleep(2.5)  # past the change window of every record above (the module's start too)
+    # A transfer of hers just before (tina is under the factor now, so it writes no group):
+    # its record covers none of the direct changes below.
+    people.change_assignment(
+        world.custodia,
+        world.ana,
+        "tina",
+        "coadministrador",
+        None,
+        OfficialChannel.oficio("UTCSyD/099/2026"),
+    )
 
     ana = VaultClient(world.bao.addr, world.ana.token)
     group = f"identity/group/name/{MFA_GROUP}"

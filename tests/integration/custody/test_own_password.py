@@ -15,13 +15,19 @@ from __future__ import annotations
 
 import secrets
 import uuid
+from pathlib import Path
 
 import pytest
 
 from custody.errors import LoginRefusedError, OwnPasswordDeniedError
 from custody.vault import session as sessions
 from custody.vault.client import VaultClient
-from custody.vault.layout import OWN_PASSWORD_POLICY, REQUEST_TOKEN_ROLE, ensure_own_password
+from custody.vault.layout import (
+    OWN_PASSWORD_POLICY,
+    REQUEST_TOKEN_ROLE,
+    SESSION_TOKEN_ROLE,
+    ensure_own_password,
+)
 from events.domain import ValidationError
 from tests.integration.custody.helpers import MakeUser, User
 from tests.integration.custody.test_service_privilege import bao, login
@@ -120,13 +126,63 @@ def test_a_request_token_cannot_change_the_password(
     child_client = service_client.with_token(child)
     assert bao(child_client, "POST", path, {"password": _new_password()})[0] == 403
     assert OWN_PASSWORD_POLICY not in child_client.lookup_self().policies
-    session = service_client.with_token(person.token)
+    session = service_client.with_token(person.token)  # the login's own token: it has the policy
     create = f"auth/token/create/{REQUEST_TOKEN_ROLE}"
-    for body in ({"ttl": "30s"}, {"ttl": "30s", "policies": ["default", OWN_PASSWORD_POLICY]}):
-        status, answer = bao(session, "POST", create, body)
-        assert status == 400, answer
-        assert "disallowed" in str(answer.get("errors"))
+    status, answer = bao(session, "POST", create, {"ttl": "30s"})
+    assert status == 200, answer
+    assert answer["auth"]["policies"] == ["default"]  # inherited? no: the role's only policy
+    status, answer = bao(
+        session, "POST", create, {"ttl": "30s", "policies": ["default", OWN_PASSWORD_POLICY]}
+    )
+    assert status == 400, answer
     assert login(service_client, person.username, person.password)[0] == 200
+
+
+@pytest.mark.parametrize("role", [REQUEST_TOKEN_ROLE, SESSION_TOKEN_ROLE])
+def test_no_token_made_through_the_roles_gets_a_policy_its_maker_chooses(
+    service_client: VaultClient, make_user: MakeUser, role: str
+) -> None:
+    """Attack: a person asks either role for a child with a coadministrator's policy, or the
+    own-password policy, or a name of someone else's (metadata, display name): OpenBao refuses
+    each (an earlier layout of this change, with ``disallowed_policies`` and no
+    ``allowed_policies``, granted ANY policy). Only ``default`` is ever given."""
+    person = make_user("rol")
+    create = f"auth/token/create/{role}"
+    session = service_client.with_token(person.token)
+    for policies in (["custodia-coadministrador"], ["default", OWN_PASSWORD_POLICY], ["root"]):
+        status, answer = bao(session, "POST", create, {"ttl": "30s", "policies": policies})
+        assert status == 400, (policies, answer)
+        assert "subset" in str(answer.get("errors")), answer
+    for named in ({"meta": {"username": "ana"}}, {"display_name": "ana"}):
+        assert bao(session, "POST", create, {"ttl": "30s", **named})[0] == 403, named
+    status, answer = bao(session, "POST", create, {"ttl": "30s"})
+    assert status == 200, answer
+    assert answer["auth"]["policies"] == ["default"]
+
+
+def test_a_session_cannot_change_the_password_nor_make_another_session(
+    service_client: VaultClient, make_user: MakeUser, tmp_path: Path
+) -> None:
+    """Attack: whoever finds a session open, or copies its file, tries to change the password
+    (to lock the person out, or to keep a login for later): OpenBao refuses, the session is a
+    child without the own-password policy. Nor can it make another session. It still has the
+    person's entity (their groups' policies) and makes request tokens; a fresh login (the
+    current password) can change the password."""
+    person = make_user("sesion")
+    opened = sessions.login(
+        service_client.addr, person.username, person.password, tmp_path / "sesion.json"
+    )
+    stolen = service_client.with_token(opened.token)
+    info = stolen.lookup_self()
+    assert OWN_PASSWORD_POLICY not in info.policies
+    assert info.entity_id == service_client.with_token(person.token).lookup_self().entity_id
+    path = f"auth/userpass/users/{person.username}/password"
+    assert bao(stolen, "POST", path, {"password": _new_password()})[0] == 403
+    assert bao(stolen, "POST", f"auth/token/create/{SESSION_TOKEN_ROLE}", {})[0] == 403
+    assert sessions.request_token(service_client.addr, opened.token, uses=2, ttl=30)
+    assert login(service_client, person.username, person.password)[0] == 200
+    sessions.change_password(service_client.addr, person.username, person.password, "z" * 16)
+    assert login(service_client, person.username, "z" * 16)[0] == 200
 
 
 def test_the_service_gives_every_login_that_policy_and_no_other(

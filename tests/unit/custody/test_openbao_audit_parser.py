@@ -166,6 +166,7 @@ class Ledger:
         # Records of people's commands that change access: (key, time, change, by whom).
         self.commands: list[tuple[str, datetime, str, str]] = []
         self.recorded_changes: list[str] = []
+        self.named: dict[str, str] = {}  # request id → who the recorded change is named after
 
     def records(self, access: SecretAccess, since: datetime) -> Iterable[tuple[str, datetime]]:
         return [
@@ -196,6 +197,7 @@ class Ledger:
         if change.request_id in self.recorded_changes:
             return False
         self.recorded_changes.append(change.request_id)
+        self.named[change.request_id] = change.username
         return True
 
 
@@ -638,3 +640,30 @@ def test_changes_waiting_for_their_grace_survive_a_restart(tmp_path: Path) -> No
     clock.now += timedelta(seconds=10)
     assert follower(tmp_path, ledger, clock).poll() == 1
     assert ledger.recorded_changes == ["r1"]
+
+
+def test_a_persons_token_is_named_by_its_entity_not_by_the_metadata_its_maker_chose(
+    tmp_path: Path,
+) -> None:
+    """Attack: ana makes a token whose metadata names dalia and changes the group with it. The
+    follower names the token's person by its entity (``entity_names``), so dalia's record does
+    not cover it and the change is recorded as ana's, not dalia's."""
+    ledger, clock = Ledger(), Clock()
+    log = tmp_path / "audit.log"
+    f = AuditFollower(
+        log,
+        tmp_path / "state.json",
+        ledger,
+        Mounts(),
+        grace=5,
+        clock=clock,
+        entity_names={ANA_ENTITY: "ana"}.get,
+    )
+    ledger.commands.append(("dalia:2", T0, "grupo_segundo_factor", "dalia"))
+    forged = {**ANA, "metadata": {"username": "dalia"}, "display_name": "token"}
+    append(log, members_changed("f1", auth=forged))
+    f.poll()
+    clock.now += timedelta(seconds=10)
+    assert f.poll() == 1
+    assert ledger.recorded_changes == ["f1"]
+    assert ledger.named == {"f1": "ana"}

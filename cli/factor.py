@@ -179,10 +179,22 @@ def change_password(
     if json_output:
         print_json({"usuario": name, "contrasena_cambiada": True})
         return
+    still = _open_session_of(sessions.session_path(current_settings), name)
     typer.echo(
-        f"Contraseña de {name} cambiada. Úsela desde su próximo inicio de sesión; "
-        "la sesión abierta sigue vigente."
+        f"Contraseña de {name} cambiada. Úsela desde su próximo inicio de sesión"
+        + ("; la sesión abierta sigue vigente." if still else ".")
     )
+
+
+def _open_session_of(path: Any, name: str) -> bool:
+    """Whether the saved session is ``name``'s and has not expired."""
+    from custody.vault import session as sessions
+    from events.errors import CustodiaError
+
+    try:
+        return sessions.load(path).username == name
+    except CustodiaError:
+        return False
 
 
 def _session_user(path: Any) -> str:

@@ -687,7 +687,8 @@ _INFRA: dict[str, tuple[int, Render]] = {
         EXIT_DENIED,
         lambda e: (
             f"OpenBao exige el segundo factor de {_attr(e, 'username')}: repita con "
-            "«--codigo» y el código de seis dígitos de su aplicación autenticadora."
+            "«--codigo» y el código de seis dígitos de su aplicación autenticadora. Si aún no "
+            "lo registra, hágalo primero con «custodia sesion iniciar»."
         ),
     ),
     "SecondFactorRefusedError": (

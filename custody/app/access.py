@@ -41,6 +41,7 @@ import structlog
 
 from custody.errors import (
     LoginTakenError,
+    SecondFactorRequiredError,
     UnknownPersonError,
     UnknownRoleError,
     VaultInvalidRequestError,
@@ -164,6 +165,10 @@ class Access:
         anonymous = self._client.with_token(None)
         try:
             token = anonymous.login_userpass(username, password, mount=self._auth_mount)
+        except SecondFactorRequiredError:
+            # OpenBao took the password and asks for the person's factor (a retry of the
+            # registration of someone who reads credentials): the password is proven.
+            return True
         except (VaultPermissionDeniedError, VaultInvalidRequestError, VaultNotFoundError):
             return False
         anonymous.with_token(token).revoke_self()

@@ -372,13 +372,18 @@ def require(custodia: Custodia, actor: Actor, username: str) -> dict[str, Any]:
     by = custodia.person(actor.username)
     at: datetime = custodia.clock()
     trial = custodia.person(name)
+    # Already under the factor, by the ledger: an opt-in recorded, or a role that reads
+    # credentials (its registration put them there).
+    recorded = trial.second_factor is not None or bool(CREDENTIAL_READERS & set(trial.roles))
     trial.require_second_factor(by=by, at=at)  # the domain's checks, nothing saved
     factor = _factor(custodia)
     enforced = factor.enforcement()
     if enforced is None:
         raise SecondFactorNotEnforcedError
-    if factor.is_member(name, enforced[1]):
+    if recorded and factor.is_member(name, enforced[1]):
         raise AlreadySecondFactorMemberError(name)
+    # In the group with nothing recorded: an opt-in that failed after joining the group (its
+    # first login not made, or the ledger not written). Sent again, it completes.
     actor.proceed()
     password = secrets.token_urlsafe(18)
     factor.prepare(name, password, caller_token=actor.token)

@@ -138,7 +138,7 @@ class CommandClient:
         assert self._token is not None
         vault = VaultClient(self.endpoints.vault_addr, None, verify=self.endpoints.vault_verify)
         try:
-            owner = vault.lookup_self(self._token).username
+            owner = vault.with_token(self._token).own_login_name()
         except VaultTokenInvalidError:
             raise _not_authenticated() from None
         except InfrastructureError as exc:  # OpenBao sealed or down: said as the service says it

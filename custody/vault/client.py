@@ -539,6 +539,27 @@ class VaultClient:
 
     # -- tokens ----------------------------------------------------------------------------
 
+    def own_login_name(self) -> str | None:
+        """The login name of this client's own token's person: its metadata's for a login's
+        token; for a child (a session, custody.vault.session.session_token) the name of its
+        entity's alias on the people's mount (OpenBao's default policy lets a token read its
+        own entity). Only for a token's holder asking about itself: a child's metadata is its
+        maker's choice, so the service never trusts it (:meth:`lookup_self` leaves it out)."""
+        info = self.lookup_self()
+        if info.username or not info.entity_id:
+            return info.username
+        try:
+            body = self.read(f"identity/entity/id/{info.entity_id}", operation="lookup-self")
+        except VaultError:
+            return None
+        entity = body.get("data") or {}
+        mount = f"auth/{self.mounts.userpass}/"
+        for alias in entity.get("aliases") or []:
+            if alias.get("mount_path") == mount and alias.get("name"):
+                return str(alias["name"])
+        name = entity.get("name")
+        return str(name) if name else None
+
     def lookup_self(self, caller_token: str | None = None) -> TokenInfo:
         """Who a token belongs to — ``caller_token``, else this client's own; revoked, expired or
         unknown tokens raise :class:`VaultTokenInvalidError`.

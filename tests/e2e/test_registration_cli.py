@@ -21,6 +21,7 @@ import pytest
 from custody.app.access import Access
 from custody.app.custodia import Actor
 from custody.vault.client import VaultClient
+from custody.vault.layout import OWN_PASSWORD_POLICY
 from events.domain import Person
 from events.jetstream import EventStoreUnavailableError, OutcomeUnknownError
 
@@ -170,7 +171,8 @@ def test_a_failed_ledger_write_leaves_a_login_granting_nothing_and_the_same_comm
     anonymous = faults.root_vault().with_token(None)
     token = anonymous.login_userpass("elena", SERVICE_PASSWORD.format("elena"))
     info = anonymous.with_token(token).lookup_self()
-    assert set(info.policies) | set(info.identity_policies) <= {"default"}
+    # OpenBao's default, and the login's own password (nothing else: custodia-contrasena-propia)
+    assert set(info.policies) | set(info.identity_policies) <= {"default", OWN_PASSWORD_POLICY}
     anonymous.with_token(token).revoke_self()
 
     code, output = alta(faults, "elena")

@@ -11,6 +11,12 @@ from cli.remote import call, channel_args, show
 from cli.spanish import App
 
 Json = Annotated[bool, typer.Option("--json", help="Salida JSON para scripts.")]
+Codigo = Annotated[
+    str | None,
+    typer.Option(
+        "--codigo", help="Código de seis dígitos de su segundo factor, si OpenBao lo exige."
+    ),
+]
 Distrito = Annotated[str, typer.Option("--distrito", help="Distrito: DD05, 5, 05 o dd05.")]
 DistritoOpc = Annotated[
     str | None, typer.Option("--distrito", help="Limita a un distrito (DD05, 5, 05, dd05).")
@@ -51,12 +57,7 @@ def sesion_iniciar(
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Lee la contraseña de la entrada estándar.")
     ] = False,
-    codigo: Annotated[
-        str | None,
-        typer.Option(
-            "--codigo", help="Código de seis dígitos de su segundo factor, si OpenBao lo exige."
-        ),
-    ] = None,
+    codigo: Codigo = None,
     json_output: Json = False,
 ) -> None:
     """Se autentica contra OpenBao y guarda el token (modo 0600) en CUSTODIA_HOME.
@@ -87,12 +88,7 @@ def sesion_contrasena(
             help="Lee de la entrada estándar dos líneas: la contraseña actual y la nueva.",
         ),
     ] = False,
-    codigo: Annotated[
-        str | None,
-        typer.Option(
-            "--codigo", help="Código de seis dígitos de su segundo factor, si OpenBao lo exige."
-        ),
-    ] = None,
+    codigo: Codigo = None,
     json_output: Json = False,
 ) -> None:
     """Cambia su propia contraseña de OpenBao (al menos 12 caracteres, distinta de la actual).

@@ -129,6 +129,23 @@ def _root_text(field: str, root: str | None) -> str | None:
     return validate_text(field, root, max_length=100)
 
 
+def _who(person: UUID | None, identity: str) -> str:
+    """Who an audit log entry names: a registered person by id, else OpenBao's name for it."""
+    return f"la persona {person}" if person is not None else f"la identidad «{identity}»"
+
+
+def _audit_origin(identity: str, remote_address: str, audit_request_id: str) -> dict[str, str]:
+    """The fields of an incident the service opened from OpenBao's audit log: who and from
+    where as OpenBao logged them, and its request id."""
+    return {
+        "identity": validate_text("identity", identity or "desconocida", max_length=200),
+        "remote_address": validate_text(
+            "remote_address", remote_address or "desconocida", max_length=100
+        ),
+        "audit_request_id": validate_text("audit_request_id", audit_request_id, max_length=100),
+    }
+
+
 def _detail(detail: str) -> str:
     return validate_text("detail", detail, max_length=4000, multiline=True)
 
@@ -361,12 +378,11 @@ class Incident(Aggregate):
             what = "la contraseña preparada"
         if version is not None:
             what += f" (versión {version})"
-        who = f"la persona {reader}" if reader is not None else f"la identidad «{identity}»"
         description = validate_text(
             "description",
-            f"Lectura sin registro en la bitácora: {who} leyó {what} de {account} "
-            f"directamente en OpenBao, desde {remote_address or 'una dirección desconocida'} "
-            "(registro de auditoría de OpenBao).",
+            f"Lectura sin registro en la bitácora: {_who(reader, identity)} leyó {what} de "
+            f"{account} directamente en OpenBao, desde "
+            f"{remote_address or 'una dirección desconocida'} (registro de auditoría de OpenBao).",
             max_length=4000,
             multiline=True,
         )
@@ -384,11 +400,7 @@ class Incident(Aggregate):
             version=version,
             staged=staged,
             reader=reader,
-            identity=validate_text("identity", identity or "desconocida", max_length=200),
-            remote_address=validate_text(
-                "remote_address", remote_address or "desconocida", max_length=100
-            ),
-            audit_request_id=validate_text("audit_request_id", audit_request_id, max_length=100),
+            **_audit_origin(identity, remote_address, audit_request_id),
             accessed_at=as_utc(accessed_at),
             timestamp=at,
         )
@@ -413,10 +425,10 @@ class Incident(Aggregate):
         (deadline counted from ``at``, when it was detected)."""
         at = as_utc(at)
         what = _ACCESS_CHANGE_TEXT[choice("change", change, ACCESS_CHANGES)]
-        who = f"la persona {actor}" if actor is not None else f"la identidad «{identity}»"
         description = validate_text(
             "description",
-            f"Cambio de acceso sin registro en la bitácora: {who} {what} directamente en "
+            f"Cambio de acceso sin registro en la bitácora: {_who(actor, identity)} {what} "
+            "directamente en "
             f"OpenBao, desde {remote_address or 'una dirección desconocida'} (registro de "
             "auditoría de OpenBao). Quien saca a una persona de ese grupo y conoce su "
             "contraseña puede entrar como ella: revise sus lecturas desde entonces.",
@@ -435,11 +447,7 @@ class Incident(Aggregate):
             by=None,
             change=change,
             actor=actor,
-            identity=validate_text("identity", identity or "desconocida", max_length=200),
-            remote_address=validate_text(
-                "remote_address", remote_address or "desconocida", max_length=100
-            ),
-            audit_request_id=validate_text("audit_request_id", audit_request_id, max_length=100),
+            **_audit_origin(identity, remote_address, audit_request_id),
             changed_at=as_utc(changed_at),
             timestamp=at,
         )

@@ -666,77 +666,75 @@ class ApplicationLedger:
                 yield f"{pid}:{event.originator_version}", event.timestamp
 
     def record_unrecorded_change(self, change: AccessChange, detected_at: datetime) -> bool:
-        from eventsourcing.application import AggregateNotFoundError
-        from eventsourcing.persistence import IntegrityError
-
-        from events.domain import Incident, person_id
+        from events.domain import Incident
 
         incident_id = incident_id_for(change.request_id)
+        if self._exists(incident_id):
+            return False
+        return self._save_new(
+            Incident.unrecorded_access_change(
+                incident_id=incident_id,
+                change=change.change,
+                actor=self._person(change.username),
+                # The entity names a person's token even when it is no registered person's.
+                identity=change.entity_id or change.display_name or "desconocida",
+                remote_address=change.remote_address,
+                audit_request_id=change.request_id,
+                changed_at=change.at,
+                policy=self._policy,
+                at=detected_at,
+            )
+        )
+
+    def record_unrecorded(self, access: SecretAccess, detected_at: datetime) -> bool:
+        from events.domain import Incident
+
+        incident_id = incident_id_for(access.request_id)
+        if self._exists(incident_id):
+            return False
+        return self._save_new(
+            Incident.unrecorded_read(
+                incident_id=incident_id,
+                district=access.district,
+                account=access.account,
+                kind=access.kind,
+                version=access.version,
+                staged=access.staged,
+                reader=self._person(access.username),
+                # A person's token by its entity; anything else as OpenBao names it (``root``).
+                identity=access.entity_id or access.display_name or "desconocida",
+                remote_address=access.remote_address,
+                audit_request_id=access.request_id,
+                accessed_at=access.at,
+                policy=self._policy,
+                at=detected_at,
+            )
+        )
+
+    def _exists(self, incident_id: UUID) -> bool:
+        from eventsourcing.application import AggregateNotFoundError
+
         try:
             self._app.repository.get(incident_id)
-            return False
         except AggregateNotFoundError:
-            pass
-        actor: UUID | None = None
-        if change.username:
-            with contextlib.suppress(Exception):
-                candidate = person_id(change.username)
-                self._app.repository.get(candidate)
-                actor = candidate
-        # The entity names the token's person even when no registered person has it.
-        identity = change.entity_id or change.display_name
-        incident = Incident.unrecorded_access_change(
-            incident_id=incident_id,
-            change=change.change,
-            actor=actor,
-            identity=identity or change.entity_id or "desconocida",
-            remote_address=change.remote_address,
-            audit_request_id=change.request_id,
-            changed_at=change.at,
-            policy=self._policy,
-            at=detected_at,
-        )
-        try:
-            self._app.save(incident)
-        except IntegrityError:
             return False
         return True
 
-    def record_unrecorded(self, access: SecretAccess, detected_at: datetime) -> bool:
-        from eventsourcing.application import AggregateNotFoundError
+    def _person(self, username: str) -> UUID | None:
+        """The registered person of ``username`` (None: nobody Custodia knows)."""
+        from events.domain import person_id
+
+        if not username:
+            return None
+        with contextlib.suppress(Exception):
+            candidate = person_id(username)
+            self._app.repository.get(candidate)
+            return candidate
+        return None
+
+    def _save_new(self, incident: Any) -> bool:
         from eventsourcing.persistence import IntegrityError
 
-        from events.domain import Incident, person_id
-
-        incident_id = incident_id_for(access.request_id)
-        try:
-            self._app.repository.get(incident_id)
-            return False
-        except AggregateNotFoundError:
-            pass
-        reader: UUID | None = None
-        if access.username:
-            with contextlib.suppress(Exception):
-                candidate = person_id(access.username)
-                self._app.repository.get(candidate)
-                reader = candidate
-        # A person is named by their id; anything else as OpenBao names it (e.g. ``root``).
-        identity = access.entity_id if reader is not None else access.display_name
-        incident = Incident.unrecorded_read(
-            incident_id=incident_id,
-            district=access.district,
-            account=access.account,
-            kind=access.kind,
-            version=access.version,
-            staged=access.staged,
-            reader=reader,
-            identity=identity or access.entity_id or "desconocida",
-            remote_address=access.remote_address,
-            audit_request_id=access.request_id,
-            accessed_at=access.at,
-            policy=self._policy,
-            at=detected_at,
-        )
         try:
             self._app.save(incident)
         except IntegrityError:

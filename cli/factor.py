@@ -198,10 +198,15 @@ def _open_session_of(path: Any, name: str) -> bool:
 
 
 def _session_user(path: Any) -> str:
-    """The user of the saved session (expired or not), or :class:`NoSessionError`."""
+    """The user of the saved session (expired or not); with none, a usage error (exit 2)
+    asking for ``--usuario``."""
+    from typer._click.exceptions import UsageError
+
     from custody.vault import session as sessions
 
     try:
         return sessions.load(path).username
     except sessions.SessionExpiredError as expired:
         return expired.username
+    except sessions.NoSessionError:
+        raise UsageError("No hay sesión abierta: indique su usuario con --usuario.") from None

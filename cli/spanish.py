@@ -146,9 +146,14 @@ _USAGE_PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^Missing option '(?P<a>[^']+)'.*$"), "Falta la opción obligatoria {a}."),
     (re.compile(r"^Missing argument '(?P<a>[^']+)'.*$"), "Falta el argumento obligatorio {a}."),
     (
-        re.compile(r"^No such option: (?P<a>\S+?)(?: Did you mean (?P<b>.+)\?)?$"),
-        "No existe la opción {a}.",
+        re.compile(r"^No such option: (?P<a>\S+) \(Possible options: (?P<p>.+)\)$"),
+        "No existe la opción {a}. ¿Quiso decir una de: {p}?",
     ),
+    (
+        re.compile(r"^No such option: (?P<a>\S+?) Did you mean (?P<b>.+)\?$"),
+        "No existe la opción {a}. ¿Quiso decir {b}?",
+    ),
+    (re.compile(r"^No such option: (?P<a>\S+)$"), "No existe la opción {a}."),
     (
         re.compile(r"^No such command '(?P<a>[^']+)'\.? Did you mean '(?P<c>[^']+)'\?$"),
         "No existe el comando «{a}». ¿Quiso decir «{c}»?",

@@ -157,6 +157,7 @@ class SecondFactor:
         *,
         caller_token: str | None = None,
         join: bool = True,
+        rewrite: bool = False,
     ) -> bool:
         """Steps 1 of the module docstring for ``username``; False when not enforced."""
         enforced = self.enforcement()
@@ -168,7 +169,9 @@ class SecondFactor:
             # Members only, with the coadministrator's token; from now on OpenBao asks this
             # person for a code at every login.
             members = self.access.members(MFA_GROUP, caller_token=caller_token)
-            if name not in members:
+            if name not in members or rewrite:
+                # ``rewrite``: written even when already there, so the command's record stands
+                # for a write of its own (the OpenBao audit follower pairs them one to one).
                 self.access.set_members(MFA_GROUP, {*members, name}, caller_token=caller_token)
         self._create_first_login(name, password)
         log.info("custody.second_factor.first_login_ready", username=name)
@@ -380,13 +383,15 @@ def require(custodia: Custodia, actor: Actor, username: str) -> dict[str, Any]:
     enforced = factor.enforcement()
     if enforced is None:
         raise SecondFactorNotEnforcedError
-    if recorded and factor.is_member(name, enforced[1]):
+    member = factor.is_member(name, enforced[1])
+    if recorded and member:
         raise AlreadySecondFactorMemberError(name)
     # In the group with nothing recorded: an opt-in that failed after joining the group (its
-    # first login not made, or the ledger not written). Sent again, it completes.
+    # first login not made, or the ledger not written). Sent again, it completes, and writes
+    # the group again: its record must not be left to cover someone else's change.
     actor.proceed()
     password = secrets.token_urlsafe(18)
-    factor.prepare(name, password, caller_token=actor.token)
+    factor.prepare(name, password, caller_token=actor.token, rewrite=member)
     with custodia.ledger.person_lock(trial.id):
         person = custodia.person(name)
         person.require_second_factor(by=by, at=at)

@@ -93,6 +93,7 @@ def login(
     client = VaultClient(vault_addr, verify=verify)
     token, expires = session_token(client, client.login_userpass(username, password, code=code))
     session = Session(username, token, vault_addr, expires)
+    logout(path)  # the session this file held, if any, is revoked: not left alive unreferenced
     write_secret(path, session.to_json())
     return session
 

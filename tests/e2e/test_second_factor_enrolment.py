@@ -711,6 +711,9 @@ def test_changing_a_password_refuses_bad_input_in_spanish(world: World) -> None:
     prompt = world.inner.run(None, "sesion", "contrasena", "--usuario", "quique", stdin="")
     assert prompt.returncode == 2, prompt.stdout + prompt.stderr
     assert "--password-stdin" in prompt.stderr
+    nobody = world.inner.run(None, "sesion", "contrasena", "--password-stdin", stdin="a\nb\n")
+    assert nobody.returncode == 2, nobody.stdout + nobody.stderr
+    assert "No hay sesión abierta: indique su usuario con --usuario." in nobody.stderr
     status, body = _password_only_with(world, "quique", current)
     assert status == 200, body
     assert body["auth"]["mfa_requirement"]
@@ -752,10 +755,19 @@ def test_a_transfer_into_a_credential_role_needs_the_second_factor_first(world: 
     # recorded), as ana's token leaves it: sent again, it completes (not "ya usa").
     ana = world.inner.token("ana")
     members = _mfa_members(world, ana)
+    before = len(_access_incidents(world))
     _set_mfa_members(world, ana, [*members, _entity_of(world, "tito")])
     opted = world.inner.json(
         "ana", "personas", "segundo-factor", "--usuario", "tito"
     )  # the first-login password is shown to ana
+    # The completed opt-in wrote the group again, with its record: the direct write above is
+    # still an unrecorded change (the opt-in's record does not cover it).
+    deadline = time.monotonic() + 60
+    while len(_access_incidents(world)) < before + 1:
+        assert time.monotonic() < deadline, "the direct write was not detected"
+        time.sleep(0.5)
+    time.sleep(2)
+    assert len(_access_incidents(world)) == before + 1
     assert opted["usuario"] == "tito"
     moved = world.inner.call("ana", "personas.cambiar", move)
     assert moved["rol"] == "coadministrador"

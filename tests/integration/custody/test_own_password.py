@@ -215,3 +215,16 @@ def test_init_gives_the_policy_to_logins_made_before_it(
     new = _new_password()
     sessions.change_password(service_client.addr, name, password, new)
     assert login(service_client, name, new)[0] == 200
+
+
+def test_a_second_login_to_the_same_session_file_revokes_the_first_session(
+    service_client: VaultClient, make_user: MakeUser, tmp_path: Path
+) -> None:
+    """``sesion iniciar`` twice: the session the file held is revoked, not left alive with
+    nothing referring to it."""
+    person = make_user("dos")
+    path = tmp_path / "sesion.json"
+    first = sessions.login(service_client.addr, person.username, person.password, path)
+    second = sessions.login(service_client.addr, person.username, person.password, path)
+    assert bao(service_client.with_token(first.token), "GET", "auth/token/lookup-self")[0] == 403
+    assert bao(service_client.with_token(second.token), "GET", "auth/token/lookup-self")[0] == 200

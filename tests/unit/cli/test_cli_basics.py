@@ -52,6 +52,19 @@ def test_usage_error_is_spanish_with_exit_2(capsys: pytest.CaptureFixture[str]) 
     assert "custodia estado --help" in err
 
 
+def test_a_misspelt_option_is_answered_in_spanish_with_the_options_that_exist(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """click lists the options close to a misspelt one in English ("Possible options"): said
+    in Spanish, the options kept."""
+    assert run(["sesion", "contrasena", "--password-stdn"]) == 2
+    err = capsys.readouterr().err
+    assert "No existe la opción --password-stdn." in err
+    assert "--password-stdin" in err
+    assert "Possible" not in err
+    assert "Did you mean" not in err
+
+
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [

@@ -492,6 +492,49 @@ def create_app(
         )
         return response
 
+    async def contrasena(request: Request, session: WebSession) -> Response:
+        """Change one's own password (``custodia sesion contrasena``): the current one (and the
+        second factor's code) proves it is the person, not whoever found the session open.
+        Failed attempts count as failed logins (the same throttle: no lockout in OpenBao)."""
+        if request.method == "GET":
+            return render(request, "contrasena.html", sesion=session)
+        form = await request.form()
+        if not session.csrf_ok(_text(form.get("csrf"))):
+            raise PageError(403, "El formulario caducó o no es de esta sesión; recargue la página.")
+        actual = _text(form.get("actual")) or ""
+        nueva = _text(form.get("nueva")) or ""
+        codigo = (_text(form.get("codigo")) or "").strip() or None
+
+        def again(status: int, message: str) -> Response:
+            return render(request, "contrasena.html", status, sesion=session, mensaje=message)
+
+        if not actual or not nueva:
+            return again(400, "Escriba su contraseña actual y la nueva.")
+        if nueva != (_text(form.get("confirmacion")) or ""):
+            return again(400, "La contraseña nueva y su confirmación no coinciden.")
+        who = session.identity.username
+        address = request.client.host if request.client else "?"
+        async with limiter.gate(who):
+            if limiter.exhausted(who):
+                return again(429, TOO_MANY_ATTEMPTS)
+            wait = limiter.delay(who, address)
+            if wait:
+                await anyio.sleep(wait)
+            try:
+                await backend.change_password(session.identity, actual, nueva, codigo)
+            except Exception as exc:
+                refusal = None if _named(exc, "OwnPasswordDeniedError") else _login_refusal(exc)
+                if refusal is None:
+                    error = _page_error(exc)
+                    return again(error.status, error.message)
+                counts, message = refusal
+                if counts:
+                    limiter.failed(who, address)
+                    message = "La contraseña actual o el código no son correctos."
+                return again(401, message)
+            limiter.succeeded(who)
+        return render(request, "contrasena.html", sesion=session, cambiada=True)
+
     async def salir(request: Request) -> Response:
         session = current(request)
         if request.method == "POST" and session is not None:
@@ -522,6 +565,7 @@ def create_app(
     routes = [
         Route("/ingresar", ingresar, methods=["GET", "POST"]),
         Route("/salir", salir, methods=["GET", "POST"]),
+        Route("/contrasena", page(contrasena), methods=["GET", "POST"]),
         Route("/estatico/{nombre}", static),
         Route("/", page(resumen)),
         Route("/incidentes", page(incidentes)),
@@ -689,13 +733,18 @@ def _open_incident(row: dict[str, Any]) -> bool:
     return row.get("estado") not in ("cerrado", "descartado") and not row.get("cerrado")
 
 
+def _named(exc: BaseException, name: str) -> bool:
+    """Whether ``exc`` is (or, from the service, stands for) the error class ``name``."""
+    names = getattr(exc, "remote_chain", None) or [c.__name__ for c in type(exc).__mro__]
+    return name in names
+
+
 def _login_refusal(exc: BaseException) -> tuple[bool, str] | None:
     """What the login form says when OpenBao refused the login, and whether it counts as a
     failure for the throttle (None: not a refusal, e.g. OpenBao unreachable)."""
-    names = getattr(exc, "remote_chain", None) or [c.__name__ for c in type(exc).__mro__]
-    if "SecondFactorRequiredError" in names:  # the password was right
+    if _named(exc, "SecondFactorRequiredError"):  # the password was right
         return False, "OpenBao exige su segundo factor: escriba el código de seis dígitos."
-    if "SecondFactorRefusedError" in names:
+    if _named(exc, "SecondFactorRefusedError"):
         return True, "OpenBao rechazó el código (incorrecto o ya usado); espere el siguiente."
     if _page_error(exc).status in (401, 403):
         return True, "Usuario, contraseña o código incorrectos."

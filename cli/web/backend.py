@@ -31,6 +31,10 @@ class Backend(Protocol):
 
     async def logout(self, who: Identity) -> None: ...
 
+    async def change_password(
+        self, who: Identity, current: str, new: str, code: str | None
+    ) -> None: ...
+
 
 class ServiceBackend:
     """The real thing: OpenBao's userpass login (with its second factor when the person has
@@ -67,6 +71,25 @@ class ServiceBackend:
         clean = {k: v for k, v in args.items() if v is not None}
         client = CommandClient(self.endpoints(), who.token, username=who.username)
         return await asyncio.to_thread(client.call, command, clean)
+
+    async def change_password(
+        self, who: Identity, current: str, new: str, code: str | None
+    ) -> None:
+        """``sesion contrasena`` for the person of ``who``: a fresh login with ``current`` (and
+        ``code``) changes it; the web session's own token cannot (custody.vault.session)."""
+        from custody.vault.session import change_password
+
+        ca = self.settings.vault_ca
+        verify: bool | str = str(ca) if ca else True
+        await asyncio.to_thread(
+            change_password,
+            self.endpoints().vault_addr,
+            who.username,
+            current,
+            new,
+            verify=verify,
+            code=code,
+        )
 
     async def logout(self, who: Identity) -> None:
         def work() -> None:

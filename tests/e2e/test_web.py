@@ -574,3 +574,45 @@ def test_every_page_answers_each_role_in_its_scope(
                 continue
             assert got.status_code == 200, (user, path)
             assert _shape(got.json()) == _shape(expected)
+
+
+def test_a_reviewer_changes_her_own_password_on_the_web(service_world: ServiceWorld) -> None:
+    """The Secretaría may use only the web view: it changes her initial password too. The page
+    asks for the current one (an open session alone is not enough); a wrong current password is
+    refused by OpenBao (401, in Spanish), a confirmation that differs and a short password are
+    refused before OpenBao (400); a form from elsewhere (no CSRF token) is refused (403). After
+    the change OpenBao refuses the initial password and takes the new one; the session stays."""
+    service_world.add_person("wanda", "secretaria")
+    initial = SERVICE_PASSWORD.format("wanda")
+    new = "nueva-de-wanda-" + "x" * 8
+    with serving(service_world) as server, server.logged_in("wanda") as client:
+        page = client.get("/")
+        assert 'href="/contrasena"' in page.text
+        form = client.get("/contrasena")
+        assert form.status_code == 200
+        token = csrf_of(form.text)
+
+        def change(**fields: str) -> httpx.Response:
+            return client.post("/contrasena", data={"csrf": token, **fields})
+
+        wrong = change(actual="no-es-la-actual", nueva=new, confirmacion=new)
+        assert wrong.status_code == 401, wrong.text
+        assert "La contraseña actual o el código no son correctos." in wrong.text
+        differs = change(actual=initial, nueva=new, confirmacion=new + "y")
+        assert differs.status_code == 400
+        assert "no coinciden" in differs.text
+        short = change(actual=initial, nueva="corta", confirmacion="corta")
+        assert short.status_code == 400
+        assert "al menos 12 caracteres" in short.text
+        forged = client.post("/contrasena", data={"actual": initial, "nueva": new})
+        assert forged.status_code == 403
+        assert _openbao_login(service_world, "wanda", initial)[0] == 200  # nothing changed yet
+
+        done = change(actual=initial, nueva=new, confirmacion=new)
+        assert done.status_code == 200, done.text
+        assert "Contraseña cambiada" in done.text
+        assert new not in done.text
+        assert initial not in done.text
+        assert client.get("/").status_code == 200  # the session stays
+    assert _openbao_login(service_world, "wanda", initial)[0] in (400, 403)
+    assert _openbao_login(service_world, "wanda", new)[0] == 200

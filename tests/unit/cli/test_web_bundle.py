@@ -65,6 +65,11 @@ class PagedLedger:
     async def logout(self, who: Identity) -> None:
         return None
 
+    async def change_password(
+        self, who: Identity, current: str, new: str, code: str | None
+    ) -> None:
+        raise AssertionError("these tests change no password")
+
 
 def test_the_bundle_is_assembled_from_every_page_once(tmp_path: Path) -> None:
     """Eight small pages become one bundle: the five notes the first page counted and every

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
 from custody.stack.servers import (
+    PORT_PARTITION_VAR,
     BaoProcess,
     NatsConfig,
     NatsProcess,
@@ -52,6 +53,21 @@ _ON_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE") or ("ci" if _ON_CI else "default"))
 
 
+# -- each xdist worker listens on ports of its own -----------------------------------------------
+# A test that stops a server may leave a client reconnecting to its port for minutes (nats-py
+# does by default). Were the other worker to start a server on that port, the client would join
+# it: a stray member of the service's queue group took two of a test's requests once. So each
+# worker (and every process it starts: the variable is inherited) takes only its share of ports.
+def _partition_ports() -> None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
+    if worker.startswith("gw") and worker[2:].isdigit() and count.isdigit():
+        os.environ[PORT_PARTITION_VAR] = f"{int(worker[2:])}/{int(count)}"
+
+
+_partition_ports()
+
+
 # -- on CI a skipped test is a failed run -------------------------------------------------------
 # Every skip in the suite is conditional on the machine (today only the HTML report's browser
 # test, without chromium); scripts/test.sh installs what they need, so on CI a skip means a
@@ -82,11 +98,14 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         )
 
 
-def start_test_nats(workdir: Path) -> NatsProcess:
-    """A fresh single-node JetStream server on file storage under ``workdir``."""
+def start_test_nats(workdir: Path, extra: str = "") -> NatsProcess:
+    """A fresh single-node JetStream server on file storage under ``workdir`` (``extra``: raw
+    configuration appended, e.g. an ``authorization`` block)."""
     port = free_port()
     http_port = free_port(exclude={port})
-    config = NatsConfig(store_dir=workdir / "jetstream", port=port, http_port=http_port)
+    config = NatsConfig(
+        store_dir=workdir / "jetstream", port=port, http_port=http_port, extra=extra
+    )
     return start_nats(config, workdir / "nats.conf", workdir / "nats.log")
 
 

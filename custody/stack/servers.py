@@ -89,6 +89,23 @@ _HANDED_OUT: set[int] = set()
 _LOWEST_PORT = 20000
 
 
+#: ``i/n``: this process (and the processes it starts) takes only ports ``p`` with
+#: ``p % n == i``. Set by the test suite per worker process: a server one worker stopped may
+#: leave a client that keeps reconnecting to its port, and must never find another worker's
+#: server there. Unset (everywhere else): every port.
+PORT_PARTITION_VAR = "CUSTODIA_PORT_PARTITION"
+
+
+def port_partition() -> tuple[int, int]:
+    """``(i, n)`` from :data:`PORT_PARTITION_VAR`; ``(0, 1)`` when unset or malformed."""
+    share, _, shares = os.environ.get(PORT_PARTITION_VAR, "").partition("/")
+    try:
+        i, n = int(share), int(shares)
+    except ValueError:
+        return 0, 1
+    return (i, n) if 0 <= i < n else (0, 1)
+
+
 def ephemeral_port_range() -> tuple[int, int]:
     """The kernel's range for the local ports of outgoing connections (Linux: ``/proc``)."""
     try:
@@ -111,6 +128,9 @@ def free_port(exclude: set[int] | None = None) -> int:
         *range(_LOWEST_PORT, max(_LOWEST_PORT, low)),
         *range(max(_LOWEST_PORT, high + 1), 65536),
     ]
+    share, shares = port_partition()
+    if shares > 1:
+        candidates = [p for p in candidates if p % shares == share]
     avoid = _HANDED_OUT | (exclude or set())
     rng = secrets.SystemRandom()
     for _ in range(200 if candidates else 0):

@@ -12,6 +12,7 @@ did not, its responder identity may publish only to inboxes: the server refuses.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -158,12 +159,13 @@ async def _counts(nc: Client) -> dict[str, int]:
 
 
 async def _start_service(
-    url: str, users: Mapping[str, Any] | None
+    url: str, users: Mapping[str, Any] | None, token: str | None = None
 ) -> tuple[CommandService, tuple[Client, Client, Errors]]:
-    """The command service with its two identities (or anonymous on an open server)."""
+    """The command service with its two identities (or one connection with ``token`` on a
+    server without permissions)."""
     errors = Errors()
     if users is None:
-        responder = await nats.connect(url)
+        responder = await nats.connect(url, token=token)
         writer = responder
     else:
         responder = await _connect(url, "servicio", users["servicio"].password, errors)
@@ -230,16 +232,18 @@ def test_service_answers_only_inboxes_even_where_the_server_would_let_it(
 ) -> None:
     """On a server with no permissions at all (the service's code is the only defence), the
     service drops every request and every $SRV verb whose reply subject is not an inbox: it
-    runs nothing, publishes nothing there, and logs the refusal. (A server of its own: no other
-    test's service shares the queue group.)"""
-    nats_server = start_test_nats(tmp_path)
+    runs nothing, publishes nothing there, and logs the refusal. (A server of its own, with a
+    token of its own: no other test's service, nor a client of an earlier server on the same
+    port still reconnecting, shares the queue group.)"""
+    token = secrets.token_hex(16)
+    nats_server = start_test_nats(tmp_path, f'authorization {{ token: "{token}" }}\n')
 
     async def scenario() -> None:
-        watcher = await nats.connect(nats_server.url)
+        watcher = await nats.connect(nats_server.url, token=token)
         js = watcher.jetstream(timeout=2)
         stream = f"trampa-{uuid.uuid4().hex[:8]}"
         await js.add_stream(name=stream, subjects=[f"{stream}.>"])
-        service, (responder, _, _) = await _start_service(nats_server.url, None)
+        service, (responder, _, _) = await _start_service(nats_server.url, None, token)
         try:
             with capture_logs() as logs:
                 await _attack(watcher, f"{stream}.respuesta")

@@ -43,3 +43,20 @@ def test_pairs_are_adjacent_and_distinct() -> None:
     flat = [port for pair in pairs for port in pair]
     assert all(second == first + 1 for first, second in pairs)
     assert len(set(flat)) == len(flat)
+
+
+def test_a_port_partition_gives_each_worker_ports_of_its_own(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """``CUSTODIA_PORT_PARTITION=i/n`` (set by the test suite for each xdist worker, inherited by
+    the processes it starts): every port handed out is ``i`` modulo ``n``; malformed or unset,
+    any port."""
+    from custody.stack import servers
+
+    for share in (0, 1):
+        monkeypatch.setenv(servers.PORT_PARTITION_VAR, f"{share}/2")
+        assert servers.port_partition() == (share, 2)
+        assert {servers.free_port() % 2 for _ in range(20)} == {share}
+    for bad in ("", "x", "3/2", "-1/2", "1/0"):
+        monkeypatch.setenv(servers.PORT_PARTITION_VAR, bad)
+        assert servers.port_partition() == (0, 1)

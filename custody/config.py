@@ -132,6 +132,12 @@ AVANCE_SECONDS = Variable(
 LOG_LEVEL = Variable(
     "LOG_LEVEL", "nivel del registro estructurado (JSON fuera de una terminal)", "`WARNING`"
 )
+PORT_PARTITION = Variable(
+    "PORT_PARTITION",
+    "`i/n`: los servidores embebidos escuchan solo en puertos `p` con `p % n == i` (las pruebas"
+    " dan a cada proceso los suyos)",
+    "todos",
+)
 
 VARIABLES: tuple[Variable, ...] = (
     HOME,
@@ -161,6 +167,7 @@ VARIABLES: tuple[Variable, ...] = (
     AVISOS_ESPERA_MAXIMA,
     AVANCE_SECONDS,
     LOG_LEVEL,
+    PORT_PARTITION,
 )
 
 
@@ -213,6 +220,17 @@ def fixed_port(variable: Variable, env: Mapping[str, str] | None = None) -> int 
         return int(text)
     except ValueError:
         raise ConfigurationError(variable.key, "must be a port number") from None
+
+
+def port_partition(env: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """``CUSTODIA_PORT_PARTITION`` as ``(i, n)``; ``(0, 1)`` (every port) when unset or
+    malformed."""
+    share, _, shares = (PORT_PARTITION.raw(env) or "").partition("/")
+    try:
+        i, n = int(share), int(shares)
+    except ValueError:
+        return 0, 1
+    return (i, n) if 0 <= i < n else (0, 1)
 
 
 def log_level(env: Mapping[str, str] | None = None) -> str:

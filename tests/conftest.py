@@ -17,8 +17,8 @@ import structlog
 from hypothesis import HealthCheck, settings
 from hypothesis.database import DirectoryBasedExampleDatabase
 
+from custody.config import PORT_PARTITION
 from custody.stack.servers import (
-    PORT_PARTITION_VAR,
     BaoProcess,
     NatsConfig,
     NatsProcess,
@@ -62,7 +62,7 @@ def _partition_ports() -> None:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "")
     count = os.environ.get("PYTEST_XDIST_WORKER_COUNT", "")
     if worker.startswith("gw") and worker[2:].isdigit() and count.isdigit():
-        os.environ[PORT_PARTITION_VAR] = f"{int(worker[2:])}/{int(count)}"
+        os.environ[PORT_PARTITION.key] = f"{int(worker[2:])}/{int(count)}"
 
 
 _partition_ports()

@@ -89,21 +89,14 @@ _HANDED_OUT: set[int] = set()
 _LOWEST_PORT = 20000
 
 
-#: ``i/n``: this process (and the processes it starts) takes only ports ``p`` with
-#: ``p % n == i``. Set by the test suite per worker process: a server one worker stopped may
-#: leave a client that keeps reconnecting to its port, and must never find another worker's
-#: server there. Unset (everywhere else): every port.
-PORT_PARTITION_VAR = "CUSTODIA_PORT_PARTITION"
-
-
 def port_partition() -> tuple[int, int]:
-    """``(i, n)`` from :data:`PORT_PARTITION_VAR`; ``(0, 1)`` when unset or malformed."""
-    share, _, shares = os.environ.get(PORT_PARTITION_VAR, "").partition("/")
-    try:
-        i, n = int(share), int(shares)
-    except ValueError:
-        return 0, 1
-    return (i, n) if 0 <= i < n else (0, 1)
+    """``(i, n)``: this process (and the processes it starts) takes only ports ``p`` with
+    ``p % n == i`` (``CUSTODIA_PORT_PARTITION``, custody.config). Set by the test suite per
+    worker process: a server one worker stopped may leave a client that keeps reconnecting to
+    its port, and must never find another worker's server there. Unset: every port."""
+    from custody.config import port_partition as configured
+
+    return configured()
 
 
 def ephemeral_port_range() -> tuple[int, int]:

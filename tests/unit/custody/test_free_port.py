@@ -25,6 +25,9 @@ def test_free_ports_avoid_the_ephemeral_range_and_repeat_never() -> None:
 
 
 def test_a_port_in_use_is_not_chosen(monkeypatch: pytest.MonkeyPatch) -> None:
+    from custody.config import PORT_PARTITION
+
+    monkeypatch.delenv(PORT_PARTITION.key, raising=False)  # both ports of the pair may be chosen
     first, second = servers.free_port_pair()
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as held:
         held.bind((servers.LOOPBACK, first))
@@ -51,12 +54,13 @@ def test_a_port_partition_gives_each_worker_ports_of_its_own(
     """``CUSTODIA_PORT_PARTITION=i/n`` (set by the test suite for each xdist worker, inherited by
     the processes it starts): every port handed out is ``i`` modulo ``n``; malformed or unset,
     any port."""
+    from custody.config import PORT_PARTITION
     from custody.stack import servers
 
     for share in (0, 1):
-        monkeypatch.setenv(servers.PORT_PARTITION_VAR, f"{share}/2")
+        monkeypatch.setenv(PORT_PARTITION.key, f"{share}/2")
         assert servers.port_partition() == (share, 2)
         assert {servers.free_port() % 2 for _ in range(20)} == {share}
     for bad in ("", "x", "3/2", "-1/2", "1/0"):
-        monkeypatch.setenv(servers.PORT_PARTITION_VAR, bad)
+        monkeypatch.setenv(PORT_PARTITION.key, bad)
         assert servers.port_partition() == (0, 1)

@@ -28,7 +28,7 @@ import re
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import anyio
@@ -53,6 +53,7 @@ from cli.web.sessions import LoginThrottle, SessionStore, WebSession
 __all__ = ["PAGES", "create_app"]
 
 COOKIE = "custodia_sesion"
+T = TypeVar("T")
 LOGIN_CSRF_COOKIE = "custodia_ingreso"
 MEXICO_CITY = ZoneInfo("America/Mexico_City")
 TEMPLATES = Path(__file__).with_name("templates")
@@ -429,25 +430,12 @@ def create_app(
             return login_form(
                 request, siguiente, 400, "Escriba su usuario y su contraseña.", usuario
             )
-        address = request.client.host if request.client else "?"
-        async with limiter.gate(usuario):
-            if limiter.exhausted(usuario):
-                return login_form(request, siguiente, 429, TOO_MANY_ATTEMPTS, usuario)
-            wait = limiter.delay(usuario, address)
-            if wait:
-                await anyio.sleep(wait)
-            try:
-                identity = await backend.login(usuario, contrasena, codigo)
-            except Exception as exc:
-                refusal = _login_refusal(exc)
-                if refusal is None:
-                    error = _page_error(exc)
-                    return login_form(request, siguiente, error.status, error.message, usuario)
-                counts, message = refusal
-                if counts:
-                    limiter.failed(usuario, address)
-                return login_form(request, siguiente, 401, message, usuario)
-            limiter.succeeded(usuario)
+        identity, error = await throttled(
+            request, usuario, lambda: backend.login(usuario, contrasena, codigo)
+        )
+        if error is not None:
+            return login_form(request, siguiente, error.status, error.message, usuario)
+        assert identity is not None  # no error: the login's identity
         session = sessions.open(identity)
         await revoke_retired()
         response = RedirectResponse(siguiente, status_code=303)
@@ -492,6 +480,35 @@ def create_app(
         )
         return response
 
+    async def throttled(
+        request: Request,
+        user: str,
+        attempt: Callable[[], Awaitable[T]],
+        wrong: str | None = None,
+    ) -> tuple[T | None, PageError | None]:
+        """``attempt`` (a login to OpenBao as ``user``) through the login throttle: its result,
+        or the page's error. A refused password counts as a failure (said ``wrong``, when
+        given); past the throttle's limit OpenBao is not asked (429)."""
+        address = request.client.host if request.client else "?"
+        async with limiter.gate(user):
+            if limiter.exhausted(user):
+                return None, PageError(429, TOO_MANY_ATTEMPTS)
+            wait = limiter.delay(user, address)
+            if wait:
+                await anyio.sleep(wait)
+            try:
+                result = await attempt()
+            except Exception as exc:
+                refusal = _login_refusal(exc)
+                if refusal is None:
+                    return None, _page_error(exc)
+                counts, message = refusal
+                if counts:
+                    limiter.failed(user, address)
+                return None, PageError(401, (wrong or message) if counts else message)
+            limiter.succeeded(user)
+            return result, None
+
     async def contrasena(request: Request, session: WebSession) -> Response:
         """Change one's own password (``custodia sesion contrasena``): the current one (and the
         second factor's code) proves it is the person, not whoever found the session open.
@@ -512,27 +529,14 @@ def create_app(
             return again(400, "Escriba su contraseña actual y la nueva.")
         if nueva != (_text(form.get("confirmacion")) or ""):
             return again(400, "La contraseña nueva y su confirmación no coinciden.")
-        who = session.identity.username
-        address = request.client.host if request.client else "?"
-        async with limiter.gate(who):
-            if limiter.exhausted(who):
-                return again(429, TOO_MANY_ATTEMPTS)
-            wait = limiter.delay(who, address)
-            if wait:
-                await anyio.sleep(wait)
-            try:
-                await backend.change_password(session.identity, actual, nueva, codigo)
-            except Exception as exc:
-                refusal = None if _named(exc, "OwnPasswordDeniedError") else _login_refusal(exc)
-                if refusal is None:
-                    error = _page_error(exc)
-                    return again(error.status, error.message)
-                counts, message = refusal
-                if counts:
-                    limiter.failed(who, address)
-                    message = "La contraseña actual o el código no son correctos."
-                return again(401, message)
-            limiter.succeeded(who)
+        _, error = await throttled(
+            request,
+            session.identity.username,
+            lambda: backend.change_password(session.identity, actual, nueva, codigo),
+            wrong="La contraseña actual o el código no son correctos.",
+        )
+        if error is not None:
+            return again(error.status, error.message)
         return render(request, "contrasena.html", sesion=session, cambiada=True)
 
     async def salir(request: Request) -> Response:
@@ -741,7 +745,10 @@ def _named(exc: BaseException, name: str) -> bool:
 
 def _login_refusal(exc: BaseException) -> tuple[bool, str] | None:
     """What the login form says when OpenBao refused the login, and whether it counts as a
-    failure for the throttle (None: not a refusal, e.g. OpenBao unreachable)."""
+    failure for the throttle (None: not a refusal, e.g. OpenBao unreachable, or a login that
+    may not change its own password)."""
+    if _named(exc, "OwnPasswordDeniedError"):
+        return None
     if _named(exc, "SecondFactorRequiredError"):  # the password was right
         return False, "OpenBao exige su segundo factor: escriba el código de seis dígitos."
     if _named(exc, "SecondFactorRefusedError"):

@@ -386,23 +386,48 @@ class Incident(Aggregate):
             max_length=4000,
             multiline=True,
         )
-        event: type[Incident.UnrecordedReadDetected] = cls.UnrecordedReadDetected
-        incident: Incident = cls._create(
-            event,
-            id=incident_id,
-            district=district,
-            account=account,
-            incident_type=UNRECORDED_READ,
-            description=description,
-            notify_by=policy.notification_deadline(at),
-            by=None,
+        return cls._detected(
+            cls.UnrecordedReadDetected,
+            incident_id,
+            (district, account),
+            UNRECORDED_READ,
+            description,
+            policy,
+            at,
             kind=kind,
             version=version,
             staged=staged,
             reader=reader,
             **_audit_origin(identity, remote_address, audit_request_id),
             accessed_at=as_utc(accessed_at),
+        )
+
+    @classmethod
+    def _detected(
+        cls,
+        event: type[Aggregate.Created],
+        incident_id: UUID,
+        where: tuple[str | None, str | None],
+        incident_type: str,
+        description: str,
+        policy: Policy,
+        at: datetime,
+        **fields: Any,
+    ) -> Incident:
+        """An incident the service opened itself (``by`` None), at ``at``: its district and
+        account (``where``; none for the institution's), the notification deadline counted
+        from ``at``, and the creation ``event``'s own ``fields``."""
+        incident: Incident = cls._create(
+            event,
+            id=incident_id,
+            district=where[0],
+            account=where[1],
+            incident_type=incident_type,
+            description=description,
+            notify_by=policy.notification_deadline(at),
+            by=None,
             timestamp=at,
+            **fields,
         )
         return incident
 
@@ -435,23 +460,19 @@ class Incident(Aggregate):
             max_length=4000,
             multiline=True,
         )
-        event: type[Incident.UnrecordedAccessChangeDetected] = cls.UnrecordedAccessChangeDetected
-        incident: Incident = cls._create(
-            event,
-            id=incident_id,
-            district=None,
-            account=None,
-            incident_type=UNRECORDED_ACCESS_CHANGE,
-            description=description,
-            notify_by=policy.notification_deadline(at),
-            by=None,
+        return cls._detected(
+            cls.UnrecordedAccessChangeDetected,
+            incident_id,
+            (None, None),
+            UNRECORDED_ACCESS_CHANGE,
+            description,
+            policy,
+            at,
             change=change,
             actor=actor,
             **_audit_origin(identity, remote_address, audit_request_id),
             changed_at=as_utc(changed_at),
-            timestamp=at,
         )
-        return incident
 
     @classmethod
     def ledger_tampering(
@@ -487,16 +508,14 @@ class Incident(Aggregate):
             max_length=4000,
             multiline=True,
         )
-        event: type[Incident.LedgerTamperingDetected] = cls.LedgerTamperingDetected
-        incident: Incident = cls._create(
-            event,
-            id=incident_id,
-            district=None,
-            account=None,
-            incident_type=LEDGER_TAMPERING,
-            description=description,
-            notify_by=policy.notification_deadline(at),
-            by=None,
+        return cls._detected(
+            cls.LedgerTamperingDetected,
+            incident_id,
+            (None, None),
+            LEDGER_TAMPERING,
+            description,
+            policy,
+            at,
             divergence=kind,
             entry=entry,
             anchored_size=anchored_size,
@@ -505,9 +524,7 @@ class Incident(Aggregate):
             observed_root=_root_text("observed_root", observed_root),
             alert_id=alert,
             diverged_at=as_utc(diverged_at),
-            timestamp=at,
         )
-        return incident
 
     @classmethod
     def report(

@@ -1,9 +1,10 @@
-"""One NATS connection and the private event-loop thread that owns it (the sync/async seam).
+"""One NATS connection and the event loop that owns it (the sync/async seam).
 
-``eventsourcing`` is synchronous and nats-py is asyncio. Each :class:`Connection` runs its own
-event loop in a daemon thread; a recorder operation is one coroutine submitted to that loop
-(:meth:`Connection.run`), so it can be called from any thread except the loop's own (which is
-refused rather than left to deadlock).
+``eventsourcing`` is synchronous and nats-py is asyncio. Each :class:`Connection` has its own
+event loop; a recorder operation is one coroutine run on that loop (:meth:`Connection.run`),
+by the calling thread itself when no other thread runs the loop, else handed over (see
+:mod:`events.jetstream.driver`). It can be called from any thread, except from the loop's own
+callbacks (refused rather than left to deadlock).
 
 Reads use JetStream *direct get* (batched). nats-py parses every header of every message it
 delivers, which dominates read time; the replies to direct gets arrive on one private wildcard
@@ -47,6 +48,7 @@ from nats.aio.transport import TcpTransport
 from nats.js.api import StreamConfig
 from nats.protocol.parser import AWAITING_CONTROL_LINE, MAX_CONTROL_LINE_SIZE, Parser
 
+from events.jetstream.driver import InsideLoopError, LoopDriver, LoopStoppedError
 from events.jetstream.errors import (
     ConnectionClosedError,
     EventStoreUnavailableError,
@@ -260,11 +262,8 @@ class Connection:
 
     def __init__(self, settings: NatsSettings) -> None:
         self.settings = settings
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._loop.run_forever, name="custodia-nats-loop", daemon=True
-        )
-        self._thread.start()
+        self._driver = LoopDriver("custodia-nats-loop")
+        self._loop = self._driver.loop
         self._closed = False
         self._closing = False
         self._close_lock = threading.Lock()
@@ -299,51 +298,34 @@ class Connection:
         if self._closed:
             coro.close()
             raise ConnectionClosedError
-        if threading.get_ident() == self._thread.ident:
-            coro.close()
-            raise ProgrammingError("a recorder was called from its own event-loop thread")
-        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return self._driver.submit(coro)
+        except InsideLoopError:
+            raise ProgrammingError("a recorder was called from its own event loop") from None
+        except LoopStoppedError:
+            raise ConnectionClosedError from None
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
-        """Run ``coro`` on the connection's loop and wait for its result (one hop).
+        """Run ``coro`` on the connection's loop and wait for its result.
 
-        Leaner than ``run_coroutine_threadsafe(...).result()``: a plain lock released by the
-        task's done-callback (on this VM every thread wake-up costs tens of microseconds).
+        The calling thread runs the loop itself when no other thread does (see
+        :mod:`events.jetstream.driver`): no thread wake-up on the way there or back.
         """
         if self._closed:
             coro.close()
             raise ConnectionClosedError
-        if threading.get_ident() == self._thread.ident:
-            coro.close()
-            raise ProgrammingError("a recorder was called from its own event-loop thread")
-        done = threading.Lock()
-        done.acquire()
-        outcome: list[Any] = []
-
-        async def run_and_release() -> None:
-            try:
-                outcome.append((True, await coro))
-            except BaseException as e:
-                outcome.append((False, e))
-                if not isinstance(e, Exception):
-                    raise
-            finally:
-                done.release()  # at once: no extra loop iteration for a done-callback
-
         try:
-            self._loop.call_soon_threadsafe(self._loop.create_task, run_and_release())
-        except RuntimeError:  # the loop is closed
-            coro.close()
+            return self._driver.run(coro)
+        except InsideLoopError:
+            raise ProgrammingError("a recorder was called from its own event loop") from None
+        except LoopStoppedError:
             raise ConnectionClosedError from None
-        while not done.acquire(timeout=1.0):
-            if self._closed and not self._thread.is_alive():
-                raise ConnectionClosedError
-        ok, value = outcome[0]
-        if ok:
-            return value  # type: ignore[no-any-return]
-        if isinstance(value, asyncio.CancelledError):
+        except asyncio.CancelledError:
             raise ConnectionClosedError from None
-        raise value
+
+    def call_soon(self, callback: Callable[[], object]) -> None:
+        """Call ``callback`` in the connection's loop soon (from any thread)."""
+        self._driver.call_soon(callback)
 
     def shared(self, key: str, create: Callable[[], T]) -> T:
         """A per-connection singleton (e.g. the writer state of one stream)."""
@@ -476,21 +458,20 @@ class Connection:
             listener.reconnected()
 
     def close(self) -> None:
-        """Drain the connection, stop the loop and join its thread. Idempotent."""
+        """Drain the connection, stop the loop and its keeper thread. Idempotent."""
         with self._close_lock:
             if self._closed:
                 return
             self._closing = True
             for closable in list(self._closables):
                 closable.connection_closing()
-            if threading.get_ident() == self._thread.ident:
+            if self._driver.inside():
                 # Called from the loop itself (say, by the garbage collector): finish there.
                 self._closed = True
                 self._loop.create_task(self._drain_and_stop())
                 return
             try:
-                future = asyncio.run_coroutine_threadsafe(self._drain(), self._loop)
-                future.result(timeout=10)
+                self._driver.run(self._drain())
             except Exception as e:  # closing must not raise
                 logger.debug("NATS drain failed: %s", e)
             self._closed = True
@@ -499,7 +480,7 @@ class Connection:
     async def _drain_and_stop(self) -> None:
         with contextlib.suppress(Exception):
             await self._drain()
-        self._loop.stop()
+        self._driver.stop_soon()
 
     async def _drain(self) -> None:
         for collector in list(self._collectors.values()):
@@ -510,19 +491,8 @@ class Connection:
             await asyncio.wait_for(self._nc.close(), 5)
 
     def _stop_loop(self) -> None:
-        async def cancel_all() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-        with contextlib.suppress(Exception):
-            asyncio.run_coroutine_threadsafe(cancel_all(), self._loop).result(timeout=5)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        if threading.get_ident() != self._thread.ident:
-            self._thread.join(timeout=10)
-            if not self._thread.is_alive() and not self._loop.is_running():
-                self._loop.close()
+        """Cancel what is left on the loop, close it and join the keeper thread."""
+        self._driver.stop()
 
     # -- waiting for the connection -------------------------------------------------------------
 

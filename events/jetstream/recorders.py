@@ -332,7 +332,7 @@ class JetStreamSubscription(Subscription[ApplicationRecorder]):
             self._index = 0
             if not self._conn.closed:
                 with contextlib.suppress(RuntimeError):  # the loop is gone
-                    self._conn.loop.call_soon_threadsafe(self._slots.release)
+                    self._conn.call_soon(self._slots.release)
 
     def next_page(self) -> list[Notification]:
         """The notifications :meth:`__next__` would return next, as many as are at hand (at

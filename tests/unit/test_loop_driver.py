@@ -1,0 +1,215 @@
+"""The loop driver: callers run the loop themselves, the keeper runs it between calls.
+
+Pure asyncio (no server): who runs the loop, when, and that it is never two threads at once.
+The same seam against a real NATS server is in ``tests/integration/eventstore``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from events.jetstream.driver import InsideLoopError, LoopDriver, LoopStoppedError
+
+
+@pytest.fixture
+def driver() -> Iterator[LoopDriver]:
+    d = LoopDriver("test-loop", grace=0.005)
+    yield d
+    d.stop()
+
+
+async def runner_thread() -> threading.Thread:
+    await asyncio.sleep(0)  # a real suspension: the answer comes after the loop ran again
+    return threading.current_thread()
+
+
+def wait_until(condition: object, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.001)
+
+
+def test_a_caller_runs_the_loop_in_its_own_thread(driver: LoopDriver) -> None:
+    assert driver.run(runner_thread()) is threading.current_thread()
+
+    results: list[threading.Thread] = []
+    other = threading.Thread(target=lambda: results.append(driver.run(runner_thread())))
+    other.start()
+    other.join()
+    assert results == [other]
+
+
+def test_between_calls_the_keeper_runs_the_loop(driver: LoopDriver) -> None:
+    driver.run(runner_thread())
+    ran_in: list[threading.Thread] = []
+    driver.loop.call_soon_threadsafe(lambda: ran_in.append(threading.current_thread()))
+    wait_until(lambda: ran_in)
+    assert ran_in[0].name == "test-loop"
+
+    # A task started by one call keeps going while nobody calls.
+    ticks: list[int] = []
+
+    async def tick() -> None:
+        for _ in range(1_000_000):
+            ticks.append(1)
+            await asyncio.sleep(0.002)
+
+    driver.submit(tick())
+    time.sleep(0.2)
+    assert len(ticks) > 20
+    # ...and a caller still takes the loop over from the keeper.
+    assert driver.run(runner_thread()) is threading.current_thread()
+
+
+def test_submitted_work_is_taken_up_at_once_even_within_the_grace() -> None:
+    driver = LoopDriver("test-loop", grace=30.0)  # the keeper would otherwise wait 30 s
+    try:
+        driver.run(runner_thread())
+        started = time.monotonic()
+        future = driver.submit(runner_thread())
+        assert future.result(timeout=5).name == "test-loop"
+        assert time.monotonic() - started < 5
+
+        seen = threading.Event()
+        driver.call_soon(seen.set)
+        assert seen.wait(5)
+    finally:
+        driver.stop()
+
+
+def test_a_caller_inside_another_running_loop_is_served_by_the_keeper(
+    driver: LoopDriver,
+) -> None:
+    async def main() -> threading.Thread:
+        return driver.run(runner_thread())
+
+    assert asyncio.run(main()).name == "test-loop"
+
+
+def test_a_call_from_the_loops_own_callback_is_refused(driver: LoopDriver) -> None:
+    async def nested() -> None:
+        driver.run(runner_thread())
+
+    with pytest.raises(InsideLoopError):
+        driver.run(nested())
+    with pytest.raises(InsideLoopError):
+        driver.run(_submit_from_inside(driver))
+    assert driver.run(runner_thread()) is threading.current_thread()  # still serving
+
+
+async def _submit_from_inside(driver: LoopDriver) -> None:
+    driver.submit(runner_thread())
+
+
+def test_errors_reach_the_caller_and_the_loop_keeps_serving(driver: LoopDriver) -> None:
+    async def fail() -> None:
+        await asyncio.sleep(0)
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        driver.run(fail())
+    assert driver.run(runner_thread()) is threading.current_thread()
+
+
+def test_many_threads_share_the_loop_one_at_a_time(driver: LoopDriver) -> None:
+    """asyncio refuses to run a loop that runs already: any overlap would be an error here."""
+    inside = 0
+    overlaps = 0
+    done = 0
+    errors: list[BaseException] = []
+    lock = asyncio.Lock()  # bound to the driver's loop on first use
+
+    async def step() -> None:
+        nonlocal inside, overlaps, done
+        async with lock:
+            inside += 1
+            overlaps += inside > 1
+            await asyncio.sleep(0)
+            inside -= 1
+            done += 1
+
+    async def background() -> None:
+        for _ in range(1_000_000):
+            await asyncio.sleep(0.001)
+
+    driver.submit(background())
+
+    def work() -> None:
+        try:
+            for i in range(300):
+                driver.run(step())
+                if i % 50 == 0:
+                    time.sleep(0.01)  # let the keeper take the loop back now and then
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors
+    assert done == 6 * 300
+    assert overlaps == 0
+
+
+def test_stopping_cancels_what_is_left_and_refuses_new_calls() -> None:
+    driver = LoopDriver("test-loop", grace=0.005)
+    cancelled = threading.Event()
+
+    async def forever() -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    future = driver.submit(forever())
+    driver.run(runner_thread())
+    driver.stop()
+    assert cancelled.is_set()
+    assert future.cancelled()
+    assert driver.loop.is_closed()
+    assert not any(t.name == "test-loop" for t in threading.enumerate())
+    coro = runner_thread()
+    with pytest.raises(LoopStoppedError):
+        driver.run(coro)
+    with pytest.raises(LoopStoppedError):
+        driver.submit(runner_thread())
+    driver.stop()  # idempotent
+
+
+def test_a_caller_finding_the_loop_busy_hands_its_call_in(driver: LoopDriver) -> None:
+    """Its call runs within the current run at once, not after the long call it found."""
+    started = threading.Event()
+    release = threading.Event()
+
+    async def long_call() -> None:
+        started.set()
+        for _ in range(2000):
+            if release.is_set():
+                return
+            await asyncio.sleep(0.005)
+
+    first = threading.Thread(target=lambda: driver.run(long_call()))
+    first.start()
+    assert started.wait(5)
+    outcome: list[threading.Thread] = []
+    second = threading.Thread(target=lambda: outcome.append(driver.run(runner_thread())))
+    second.start()
+    second.join(5)
+    assert outcome == [first]  # run by the first caller, while its own call still ran
+    assert not release.is_set()
+    release.set()
+    first.join(10)
+    time.sleep(0.05)  # ten times the grace: nobody else called lately
+    assert driver.run(runner_thread()) is threading.current_thread()  # taken over again
+    driver.stop()
+    with pytest.raises(LoopStoppedError):
+        driver.run(runner_thread())

@@ -331,7 +331,7 @@ def bench_writes(args: argparse.Namespace, url: str, namespace: str, tmp: Path) 
     )
     print(
         f"    (the same, timed inside the loop)      {t.rate('in loop'):9.0f}   "
-        f"{t.ratio('in loop', 'raw new'):5.0%} of raw: the rest is the thread hop"
+        f"{t.ratio('in loop', 'raw new'):5.0%} of raw: the rest is the sync/async seam"
     )
     print(
         f"  single-event save, existing aggregate    {t.rate('existing'):9.0f}   "

@@ -3,8 +3,8 @@
 Reads are batched direct gets handed over raw (no header parsing in nats-py: the fastest path in
 Python; bench/bench_ledger.py), pipelined one batch ahead so the network fetch of the next batch
 overlaps the hashing of the current one (the next request leaves before the current batch is
-handed over, see :func:`read_entries`). Every call is synchronous: one hop to the connection's
-event-loop thread per batch.
+handed over, see :func:`read_entries`). Every call is synchronous: one run of the connection's
+event loop per batch (see :mod:`events.jetstream.driver`).
 """
 
 from __future__ import annotations
@@ -179,11 +179,11 @@ def read_entries(
         sent = threading.Event()
 
         async def fetch() -> DirectReply:
-            sent.set()  # the request is written in this same step of the loop thread
+            sent.set()  # the request is written in this same step of the loop
             return await _direct(conn, stream, query)
 
         future = conn.submit(fetch())
-        # Hand the GIL over (by blocking) until the loop thread is on its way to send the
+        # Hand the GIL over (by blocking) until the loop's runner is on its way to send the
         # request. Otherwise it waits for the GIL while the caller works on the current batch,
         # and the server starts on the next batch only once the caller is done with this one.
         sent.wait(_SEND_WAIT)

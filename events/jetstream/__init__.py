@@ -46,8 +46,10 @@ Faults
     (``recorder.invalid_messages``, log warnings), never raised from a reader.
 
 The seam
-    One connection per factory, owned by a private event-loop thread; each recorder operation
-    is one hop to it. Reads are batched direct gets handed over raw (see ``connection``).
+    One connection per factory, with an event loop of its own; each recorder operation is one
+    coroutine on it, run by the calling thread itself when no other thread runs the loop (no
+    thread hop), else handed in to whoever does (see ``driver``). Reads are batched direct gets
+    handed over raw (see ``connection``).
 """
 
 from events.jetstream.errors import (

@@ -1,4 +1,4 @@
-"""The ``eventsourcing`` recorders on JetStream: each operation is one hop to the loop thread."""
+"""The ``eventsourcing`` recorders on JetStream: each operation is one run of the connection's loop."""
 
 from __future__ import annotations
 
@@ -262,7 +262,7 @@ class JetStreamTrackingRecorder(JetStreamRecorder, TrackingRecorder):
     ) -> None:
         """Record ``tracking`` with the state ``update(latest state)``, atomically.
 
-        ``update`` runs in the connection's loop thread and may run more than once (when
+        ``update`` runs in the connection's event loop and may run more than once (when
         another writer got in first): it must be quick and free of side effects.
         """
         stream = self._stream

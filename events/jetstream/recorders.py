@@ -1,4 +1,5 @@
-"""The ``eventsourcing`` recorders on JetStream: each operation is one run of the connection's loop."""
+"""The ``eventsourcing`` recorders on JetStream: each operation is one run of the connection's
+event loop."""
 
 from __future__ import annotations
 

@@ -42,6 +42,7 @@ from events.jetstream.streams import Item
 T = TypeVar("T")
 TOPIC = "bench.domain:Event"
 STATE = b'{"timestamp":"2025-01-01T00:00:00+00:00","amount":"10.00","reference":"abc"}'
+ISOLATION = 0.02  # seconds of idleness before each "isolated" save (four times the keeper's grace)
 
 
 @contextmanager
@@ -106,6 +107,7 @@ class RawClient:
             )
         )
         self.last = 0
+        self.isolated = 0
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
@@ -122,6 +124,25 @@ class RawClient:
                 if existing:
                     self.last = ack.seq
             return time.perf_counter() - started
+
+        return self.run(publish())
+
+    def publish_isolated(self, count: int, pause: float) -> float:
+        """Seconds of ``count`` publishes to one subject, each after ``pause`` s of idleness."""
+
+        async def publish() -> float:
+            total = 0.0
+            for _ in range(count):
+                await asyncio.sleep(pause)
+                started = time.perf_counter()
+                ack = await self.js.publish(
+                    f"{self.stream}.events.isolated",
+                    STATE,
+                    headers={"Nats-Expected-Last-Subject-Sequence": str(self.isolated)},
+                )
+                total += time.perf_counter() - started
+                self.isolated = ack.seq
+            return total
 
         return self.run(publish())
 
@@ -200,6 +221,21 @@ def existing_saves(
     """Saves of one more event of the same aggregate."""
     for _ in range(count):
         recorder.insert_events([StoredEvent(originator_id, next(versions), TOPIC, STATE)])
+
+
+def isolated_saves(
+    recorder: ApplicationRecorder, originator_id: UUID, versions: Iterator[int], count: int
+) -> float:
+    """Seconds of ``count`` saves of one aggregate, each after ``ISOLATION`` s of idleness (the
+    connection's keeper runs the loop by then: each save takes it over)."""
+    total = 0.0
+    for _ in range(count):
+        time.sleep(ISOLATION)
+        event = StoredEvent(originator_id, next(versions), TOPIC, STATE)
+        started = time.perf_counter()
+        recorder.insert_events([event])
+        total += time.perf_counter() - started
+    return total
 
 
 def select_all(recorder: ApplicationRecorder, count: int, page: int) -> None:
@@ -319,6 +355,10 @@ def bench_writes(args: argparse.Namespace, url: str, namespace: str, tmp: Path) 
         t.time("sqlite existing", n, lambda: existing_saves(sqlite, sql_existing, sql_versions, n))
         t.time("sqlite multi", n, lambda: saves(sqlite, n, args.multi))
     t.time("batch", 100, lambda: saves(recorder, 100, 1, aggregates=2))
+    lone, lone_versions = uuid4(), itertools.count(1)
+    for _ in range(3):
+        t.add("raw isolated", 30, raw.publish_isolated(30, ISOLATION))
+        t.add("isolated", 30, isolated_saves(recorder, lone, lone_versions, 30))
     raw.close()
     factory.close()
     total = args.blocks * n
@@ -343,6 +383,12 @@ def bench_writes(args: argparse.Namespace, url: str, namespace: str, tmp: Path) 
         f"({t.rate('multi') * args.multi:.0f} events/s)"
     )
     print(f"  2-aggregate save (atomic batch)          {t.rate('batch'):9.0f}")
+    raw_ms, save_ms = 1e3 / t.rate("raw isolated"), 1e3 / t.rate("isolated")
+    print(
+        f"  (context) each after {ISOLATION * 1000:.0f} ms idle: raw {raw_ms:.2f} ms, save"
+        f" {save_ms:.2f} ms: {t.ratio('isolated', 'raw isolated'):4.0%} of raw (the save takes"
+        " the loop over from the keeper)"
+    )
     print(
         f"  SQLite single-event save, new/existing   {t.rate('sqlite'):9.0f} /"
         f" {t.rate('sqlite existing'):.0f}   JetStream/SQLite {t.ratio('new', 'sqlite'):.2f}"

@@ -266,7 +266,8 @@ class Connection:
         self._loop = self._driver.loop
         self._closed = False
         self._closing = False
-        self._close_lock = threading.Lock()
+        self._close_lock = threading.RLock()  # a finalizer may close while this thread closes
+        self._draining: asyncio.Task[None] | None = None
         self._nc = Client()
         self._connected: asyncio.Event | None = None
         self._last_error: Exception | None = None
@@ -460,15 +461,17 @@ class Connection:
     def close(self) -> None:
         """Drain the connection, stop the loop and its keeper thread. Idempotent."""
         with self._close_lock:
-            if self._closed:
-                return
+            if self._closed or self._closing:
+                return  # closed, or closing further up this thread's stack (a finalizer)
             self._closing = True
             for closable in list(self._closables):
                 closable.connection_closing()
-            if self._driver.inside():
-                # Called from the loop itself (say, by the garbage collector): finish there.
+            if self._driver.reentrant():
+                # Called where waiting would wait for itself (the loop's own callbacks, or a
+                # finalizer the garbage collector ran there): finish in the loop, later.
                 self._closed = True
-                self._loop.create_task(self._drain_and_stop())
+                with contextlib.suppress(RuntimeError):  # the loop is closed already
+                    self._loop.call_soon_threadsafe(self._start_drain_and_stop)
                 return
             try:
                 self._driver.run(self._drain())
@@ -476,6 +479,9 @@ class Connection:
                 logger.debug("NATS drain failed: %s", e)
             self._closed = True
             self._stop_loop()
+
+    def _start_drain_and_stop(self) -> None:
+        self._draining = self._loop.create_task(self._drain_and_stop())
 
     async def _drain_and_stop(self) -> None:
         with contextlib.suppress(Exception):

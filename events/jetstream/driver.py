@@ -7,16 +7,30 @@ itself (``run_until_complete``) for the time of its call, and is woken directly 
 it waits on. The *keeper* thread runs the loop whenever no caller does, so that the connection
 still answers the server's pings, reconnects, and feeds subscriptions between calls.
 
-One thread at a time runs the loop (the *drive* lock). A caller that finds the keeper running
-it asks it to stop (a callback that stops the loop only in the keeper's thread) and waits for
-the lock: that hand-over costs what the two wake-ups cost before, once per burst of calls. The
-keeper takes the loop back only after ``grace`` seconds without callers, so back-to-back calls
-never hand over; work for the loop that arrives in between (a subscription's message, a
-timer) waits at most that long. Work handed in by :meth:`LoopDriver.submit` (a caller that
-waits for it without running the loop) is taken up at once.
+Taking turns
+    One thread at a time runs the loop. The keeper takes it back only after ``grace`` seconds
+    without callers, so back-to-back calls of one thread never hand over; work for the loop
+    that arrives in between (a subscription's message, a timer) waits at most that long. Work
+    handed in (:meth:`LoopDriver.submit`, :meth:`LoopDriver.call_soon`) is taken up at once.
 
-A caller already inside a running event loop (a coroutine calling synchronous code) cannot run
-another one in its thread: its call is handed to the keeper and waited for, as before.
+    A caller that finds the keeper running the loop with nothing else to do asks it to stop (a
+    callback that stops only the keeper's own ``run_forever``) and waits at a gate of its own,
+    in turn: that costs what the two wake-ups cost, once per burst. A caller that finds the
+    loop busy otherwise (another caller runs it, or calls are under way) hands its coroutine in
+    and waits for it, as a plain loop thread would have it: under contention calls go through
+    the loop back to back, with no hand-over between them.
+
+    A caller already inside a running event loop (a coroutine calling synchronous code) cannot
+    run another one in its thread: its call is handed in. A call from the loop's own callbacks,
+    from the keeper thread, or from a finalizer run while this thread is inside the driver's
+    bookkeeping, is refused (:class:`InsideLoopError`) rather than left to deadlock.
+
+Interruptions
+    Ctrl-C in the main thread while it runs the loop would land in whatever task the loop is
+    stepping, perhaps another thread's call. Like :class:`asyncio.Runner`, the driver takes
+    SIGINT for the time of such a call (when its handler is Python's default): the caller's own
+    call is cancelled and the caller gets ``KeyboardInterrupt``; a second Ctrl-C interrupts at
+    once. A caller interrupted while it waits has its call cancelled too.
 """
 
 from __future__ import annotations
@@ -25,10 +39,13 @@ import asyncio
 import concurrent.futures
 import contextlib
 import logging
+import signal
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine
+from types import FrameType
 from typing import Any, TypeVar
 
 logger = logging.getLogger("events.jetstream")
@@ -39,6 +56,8 @@ T = TypeVar("T")
 GRACE = 0.005
 # A caller waiting for the loop checks this often whether the driver was stopped meanwhile.
 _WAIT_CHECK = 1.0
+# Rounds of cancelling what is left on the loop when it stops (tasks may start others).
+_CANCEL_ROUNDS = 10
 
 
 class LoopStoppedError(RuntimeError):
@@ -46,7 +65,7 @@ class LoopStoppedError(RuntimeError):
 
 
 class InsideLoopError(RuntimeError):
-    """A blocking call was made from a callback of the very loop it needs."""
+    """A blocking call was made where it would wait for itself (see the module)."""
 
 
 class LoopDriver:
@@ -57,18 +76,22 @@ class LoopDriver:
         self._loop = asyncio.new_event_loop()
         # Who runs the loop: ``_busy`` while someone does (a caller or the keeper); callers that
         # wait for it queue up, oldest first, each blocked on a gate of its own that the one
-        # running the loop opens when done (the loop passes in turn: nobody waits forever).
-        self._cond = threading.Condition(threading.Lock())
+        # running the loop opens when done. Reentrant only so that :meth:`held_here` can tell
+        # a finalizer that this thread is inside the bookkeeping (it then must not come in).
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
         self._busy = False
         self._queue: deque[threading.Lock] = deque()
         self._keeper_owns = False  # the keeper is the one running the loop
-        self._handed_in = 0  # calls handed in by callers that found the loop busy, not done
         self._serving = False  # the keeper runs the loop, until asked to stop
+        self._handed_in = 0  # calls handed in by callers that found the loop busy, not done
         self._urgent = False  # work was handed in: the keeper should run the loop now
         self._released = time.monotonic()  # when a caller last ended a call, and who
         self._last_caller = 0
         self._stopping = False
         self._stopped = False
+        # Futures of work handed in: cancelled if the loop closes before running them.
+        self._futures: weakref.WeakSet[concurrent.futures.Future[Any]] = weakref.WeakSet()
         self._keeper = threading.Thread(target=self._keep, name=name, daemon=True)
         self._keeper.start()
 
@@ -84,6 +107,13 @@ class LoopDriver:
         """Whether the calling thread is running this driver's loop (in one of its callbacks)."""
         return asyncio._get_running_loop() is self._loop
 
+    def reentrant(self) -> bool:
+        """Whether a blocking call from here would wait for itself: from the loop's callbacks,
+        the keeper thread, or a finalizer run inside the driver's own bookkeeping."""
+        return (
+            self.inside() or threading.current_thread() is self._keeper or self._lock._is_owned()  # type: ignore[attr-defined]
+        )
+
     # -- calls ---------------------------------------------------------------------------------
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
@@ -91,11 +121,10 @@ class LoopDriver:
         if self._stopping:
             coro.close()
             raise LoopStoppedError
-        running = asyncio._get_running_loop()
-        if running is self._loop:
+        if self.reentrant():
             coro.close()
             raise InsideLoopError
-        if running is not None:
+        if asyncio._get_running_loop() is not None:
             return self._hand_in(coro, counted=False)
         try:
             runs_loop = self._take()
@@ -108,15 +137,33 @@ class LoopDriver:
             if self._loop.is_closed():
                 coro.close()
                 raise LoopStoppedError
-            result = self._loop.run_until_complete(coro)
-            if self._handed_in:
-                # Calls handed in may have been woken in the last step (say, by a lock our call
-                # released): let them go on to their next wait (a publish is sent) first.
-                self._loop.stop()
-                self._loop.run_forever()
-            return result
+            return self._run_here(coro)
         finally:
             self._give(caller=True)
+
+    def _run_here(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run the loop in this thread until ``coro`` is done (this thread holds the turn)."""
+        loop = self._loop
+        task = loop.create_task(coro)
+        with _SigintToCancel(task):
+            try:
+                while True:
+                    try:
+                        result = loop.run_until_complete(task)
+                        break
+                    except RuntimeError:
+                        if task.done():
+                            raise
+                        # A stop left over from an interrupted run ended this one: go on.
+            except BaseException:
+                task.cancel()  # interrupted: the call is not left to run on its own
+                raise
+        if self._handed_in:
+            # Calls handed in may have been woken in the last step (say, by a lock this call
+            # released): let them go on to their next wait (a publish is sent) first.
+            loop.stop()
+            loop.run_forever()
+        return result
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
         """Schedule ``coro`` without waiting for it; the loop runs it at once (a thread-safe
@@ -132,12 +179,16 @@ class LoopDriver:
         except RuntimeError:  # the loop is closed
             coro.close()
             raise LoopStoppedError from None
+        self._track(future)
         self._nudge()
         return future
 
     def call_soon(self, callback: Callable[[], object]) -> None:
         """Call ``callback`` in the loop soon (from any thread)."""
-        self._loop.call_soon_threadsafe(callback)
+        try:
+            self._loop.call_soon_threadsafe(callback)
+        except RuntimeError:  # the loop is closed
+            raise LoopStoppedError from None
         if not self.inside():
             self._nudge()
 
@@ -146,23 +197,31 @@ class LoopDriver:
         found the loop busy, already counted in ``_handed_in``)."""
         try:
             future = asyncio.run_coroutine_threadsafe(coro, self._loop)
-        except RuntimeError:  # the loop is closed
-            coro.close()
+        except BaseException as e:
             if counted:
                 self._handed_done(None)
-            raise LoopStoppedError from None
+            if asyncio.iscoroutine(coro):
+                coro.close()
+            if isinstance(e, RuntimeError):  # the loop is closed
+                raise LoopStoppedError from None
+            raise
         if counted:
             future.add_done_callback(self._handed_done)
+        self._track(future)
         self._nudge()
         try:
             while True:
-                try:
-                    return future.result(timeout=_WAIT_CHECK)
-                except concurrent.futures.TimeoutError:
-                    if self._stopped:
-                        raise LoopStoppedError from None
-                except concurrent.futures.CancelledError:
-                    raise LoopStoppedError from None
+                # Not future.result(timeout): its TimeoutError is the call's own TimeoutError.
+                concurrent.futures.wait([future], timeout=_WAIT_CHECK)
+                if future.cancelled():
+                    raise LoopStoppedError
+                if future.done():
+                    return future.result()
+                if self._stopped:
+                    raise LoopStoppedError
+        except BaseException:
+            future.cancel()  # interrupted: the call is not left to run on its own
+            raise
         finally:
             with self._cond:
                 self._released = time.monotonic()
@@ -172,14 +231,21 @@ class LoopDriver:
         with self._cond:
             self._handed_in -= 1
 
+    def _track(self, future: concurrent.futures.Future[Any]) -> None:
+        with self._cond:
+            if not self._stopped:
+                self._futures.add(future)
+                return
+        future.cancel()  # the loop closed meanwhile: it will never run
+
     # -- taking turns --------------------------------------------------------------------------
 
     def _take(self) -> bool:
         """Become the one who runs the loop (True), or be told to hand the call in (False).
 
-        The loop is free: take it. The keeper runs it with nothing handed in: ask it to let go,
-        and wait for it. Someone else runs it, or work handed in is under way: hand the call in,
-        so that it is sent as soon as the loop runs, without waiting for a hand-over.
+        The loop is free: take it. The keeper runs it with nothing handed in and nobody else
+        called lately: ask it to let go, and wait for it. Otherwise hand the call in, so that it
+        is sent as soon as the loop runs, without waiting for a hand-over.
         """
         with self._cond:
             if not self._busy:
@@ -195,19 +261,21 @@ class LoopDriver:
             gate = threading.Lock()
             gate.acquire()
             self._queue.append(gate)
-        while True:
-            with contextlib.suppress(RuntimeError):  # closed meanwhile: seen below
-                self._loop.call_soon_threadsafe(self._yield_keeper)
-            if gate.acquire(timeout=_WAIT_CHECK):
-                return True  # handed over
-            if self._stopped:
-                with self._cond:
-                    if gate in self._queue:
-                        self._queue.remove(gate)
-                        raise LoopStoppedError
-                gate.acquire()  # handed over just now: take it, and pass it on
-                self._give(caller=True)
-                raise LoopStoppedError
+        try:
+            while True:
+                with contextlib.suppress(RuntimeError):  # closed meanwhile: seen below
+                    self._loop.call_soon_threadsafe(self._yield_keeper)
+                if gate.acquire(timeout=_WAIT_CHECK):
+                    return True  # handed over
+                if self._stopped:
+                    raise LoopStoppedError
+        except BaseException:  # stopped, or interrupted while waiting
+            with self._cond:
+                if gate in self._queue:
+                    self._queue.remove(gate)
+                    raise
+            self._give(caller=True)  # it was handed over meanwhile: pass it on
+            raise
 
     def _give(self, *, caller: bool) -> None:
         """Stop running the loop: hand it to the oldest waiting caller, if any."""
@@ -237,16 +305,18 @@ class LoopDriver:
     # -- the keeper ----------------------------------------------------------------------------
 
     def _keep(self) -> None:
-        while self._wait_for_turn():
-            try:
-                self._serving = True
-                self._loop.run_forever()
-            except Exception:  # a callback's error escaped the loop: keep serving
-                logger.exception("error in the NATS event loop")
-            finally:
-                self._serving = False
-                self._give(caller=False)
-        self._finish()
+        try:
+            while self._wait_for_turn():
+                try:
+                    self._serving = True
+                    self._loop.run_forever()
+                except BaseException:  # escaped a callback (even SystemExit): keep serving
+                    logger.exception("error in the NATS event loop")
+                finally:
+                    self._serving = False
+                    self._give(caller=False)
+        finally:
+            self._finish()
 
     def _wait_for_turn(self) -> bool:
         """Wait until the keeper should run the loop, and take it; False once stopping."""
@@ -268,10 +338,14 @@ class LoopDriver:
         """Cancel what is left on the loop and close it (in the keeper, once stopping)."""
 
         async def cancel_all() -> None:
-            tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            for _ in range(_CANCEL_ROUNDS):  # tasks may start others as they unwind
+                await asyncio.sleep(0)
+                tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+                if not tasks:
+                    return
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
         with self._cond:
             while self._busy:
@@ -280,11 +354,15 @@ class LoopDriver:
             self._keeper_owns = True
         try:
             self._loop.run_until_complete(cancel_all())
-        except Exception as e:  # stopping must not raise
+        except BaseException as e:  # stopping must not raise
             logger.debug("cancelling the NATS loop's tasks failed: %s", e)
         finally:
-            self._stopped = True
+            with self._cond:
+                self._stopped = True  # from now on, nothing handed in can run
+                left = list(self._futures)
             self._loop.close()
+            for future in left:  # handed in too late to run: their waiters must not hang
+                future.cancel()
             self._give(caller=False)  # a caller still queued sees the loop closed, and so on
 
     # -- stopping ------------------------------------------------------------------------------
@@ -300,5 +378,38 @@ class LoopDriver:
     def stop(self, timeout: float = 10.0) -> None:
         """Cancel the loop's tasks, close it and join the keeper. Idempotent."""
         self.stop_soon()
-        if threading.current_thread() is not self._keeper:
+        if not self.reentrant():
             self._keeper.join(timeout)
+
+
+class _SigintToCancel:
+    """For a call the main thread runs: Ctrl-C cancels that call (then ``KeyboardInterrupt``)
+    instead of landing in whatever task the loop steps. As :class:`asyncio.Runner` does; only
+    where SIGINT has Python's default handler."""
+
+    def __init__(self, task: asyncio.Task[Any]) -> None:
+        self._task = task
+        self._installed = False
+        self._interrupted = False
+
+    def __enter__(self) -> None:
+        if (
+            threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+        ):
+            with contextlib.suppress(ValueError, OSError):
+                signal.signal(signal.SIGINT, self._on_sigint)
+                self._installed = True
+
+    def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
+        if self._interrupted or self._task.done():
+            raise KeyboardInterrupt
+        self._interrupted = True
+        self._task.cancel()
+        self._task.get_loop().call_soon_threadsafe(lambda: None)  # wake the selector
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        if self._installed:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if self._interrupted:
+            raise KeyboardInterrupt  # as the default handler would have, right after the call

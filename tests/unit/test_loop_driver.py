@@ -7,9 +7,12 @@ The same seam against a real NATS server is in ``tests/integration/eventstore``.
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import os
+import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -26,6 +29,24 @@ def driver() -> Iterator[LoopDriver]:
 async def runner_thread() -> threading.Thread:
     await asyncio.sleep(0)  # a real suspension: the answer comes after the loop ran again
     return threading.current_thread()
+
+
+def in_thread(call: Callable[[], object], within: float) -> object:
+    """``call()``'s result or exception, from another thread; a failure, not a hang, if it
+    takes longer than ``within`` seconds."""
+    outcome: list[object] = []
+
+    def body() -> None:
+        try:
+            outcome.append(call())
+        except BaseException as e:
+            outcome.append(e)
+
+    t = threading.Thread(target=body, daemon=True)
+    t.start()
+    t.join(within)
+    assert outcome, f"still waiting after {within} s"
+    return outcome[0]
 
 
 def wait_until(condition: object, timeout: float = 5.0) -> None:
@@ -213,3 +234,139 @@ def test_a_caller_finding_the_loop_busy_hands_its_call_in(driver: LoopDriver) ->
     driver.stop()
     with pytest.raises(LoopStoppedError):
         driver.run(runner_thread())
+
+
+# -- found by an attack review of the driver: each mounted, each must fail on the old code --
+
+
+def test_a_handed_in_call_raising_timeout_error_returns_it(driver: LoopDriver) -> None:
+    """A call's own TimeoutError is not mistaken for the waiter's poll timing out (it spun)."""
+
+    async def times_out() -> None:
+        await asyncio.sleep(0)
+        raise TimeoutError("the call's own")
+
+    async def caller_in_a_loop() -> None:
+        driver.run(times_out())  # handed in: this thread runs another loop
+
+    outcome = in_thread(lambda: asyncio.run(caller_in_a_loop()), within=5)
+    assert isinstance(outcome, TimeoutError)
+    assert str(outcome) == "the call's own"
+
+
+class Interrupted(BaseException):
+    pass
+
+
+def test_an_interrupted_wait_for_the_keeper_leaves_the_loop_usable(driver: LoopDriver) -> None:
+    """A caller interrupted while queued for the keeper's hand-over does not strand the loop."""
+    keeper_busy = threading.Event()
+
+    def slow_callback() -> None:
+        keeper_busy.set()
+        time.sleep(0.3)  # the keeper is inside the loop: a caller must queue
+
+    time.sleep(0.05)  # the keeper runs the loop by now
+    driver.loop.call_soon_threadsafe(slow_callback)
+    assert keeper_busy.wait(5)
+
+    outcome: list[BaseException] = []
+
+    def caller() -> None:
+        try:
+            driver.run(runner_thread())
+        except BaseException as e:
+            outcome.append(e)
+
+    t = threading.Thread(target=caller)
+    t.start()
+    time.sleep(0.05)  # queued at the gate by now
+    assert len(driver._queue) == 1
+    # What Ctrl-C does to a waiting thread: an exception at its next step.
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(t.ident or 0), ctypes.py_object(Interrupted)
+    )
+    t.join(5)
+    assert outcome
+    assert isinstance(outcome[0], Interrupted)
+    assert isinstance(in_thread(lambda: driver.run(runner_thread()), within=5), threading.Thread)
+    seen = threading.Event()
+    driver.call_soon(seen.set)
+    assert seen.wait(5)
+
+
+def test_a_task_raising_system_exit_does_not_end_the_keeper(driver: LoopDriver) -> None:
+    async def exits() -> None:
+        await asyncio.sleep(0)
+        raise SystemExit(3)  # say, sys.exit() in a subscription's callback
+
+    driver.submit(exits())
+    time.sleep(0.2)
+    assert driver._keeper.is_alive()
+    seen = threading.Event()
+    driver.call_soon(seen.set)
+    assert seen.wait(5)  # the keeper still runs the loop between calls
+
+
+def test_a_stop_left_by_an_interrupted_call_does_not_end_the_next(driver: LoopDriver) -> None:
+    """An interruption in the step where a call finished leaves asyncio's stop pending."""
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt  # Ctrl-C landing in another callback (asyncio lets it out)
+
+    async def first() -> int:
+        asyncio.get_running_loop().call_soon(interrupt)
+        return 1
+
+    with pytest.raises(KeyboardInterrupt):
+        driver.run(first())
+
+    async def second() -> str:
+        await asyncio.sleep(0.05)
+        return "second"
+
+    assert driver.run(second()) == "second"
+
+
+@pytest.mark.skipif(
+    signal.getsignal(signal.SIGINT) is not signal.default_int_handler,
+    reason="SIGINT is taken by the test runner here",
+)
+def test_ctrl_c_in_the_main_thread_cancels_its_own_call_only(driver: LoopDriver) -> None:
+    """Ctrl-C while the main thread runs the loop: its call is cancelled and it gets
+    KeyboardInterrupt; another thread's call that the main thread was running goes on."""
+    assert threading.current_thread() is threading.main_thread()
+    cancelled = threading.Event()
+
+    async def main_call() -> None:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async def worker_call() -> str:
+        await asyncio.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGINT)  # arrives while this step runs in the main thread
+        for _ in range(10_000):
+            pass
+        await asyncio.sleep(0.05)
+        return "worker result"
+
+    results: list[object] = []
+
+    def worker() -> None:
+        time.sleep(0.02)  # the main thread runs the loop by now: this call is handed in
+        try:
+            results.append(driver.run(worker_call()))
+        except BaseException as e:
+            results.append(e)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    with pytest.raises(KeyboardInterrupt):
+        driver.run(main_call())
+    t.join(5)
+    assert cancelled.is_set()
+    assert results == ["worker result"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler

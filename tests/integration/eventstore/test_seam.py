@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from uuid import uuid4
 
+import pytest
 from eventsourcing.persistence import InterfaceError, PersistenceError, StoredEvent
 
 from custody.stack.servers import NatsProcess
@@ -116,3 +117,29 @@ def test_closing_while_other_threads_save_ends_them_cleanly(factory: Factory) ->
     assert outcomes.count("closed") >= 3, outcomes[-8:]  # at most one caught mid-save
     assert set(outcomes) <= {"saved", "closed", "OutcomeUnknownError"}, set(outcomes)
     assert not driver._keeper.is_alive()
+
+
+def test_a_close_from_a_finalizer_inside_the_drivers_bookkeeping_is_deferred(
+    nats_url: str, namespace: str
+) -> None:
+    """eventsourcing's ``Application.__del__`` closes the factory wherever a collection starts,
+    perhaps while this thread holds the driver's lock: the close must not wait for itself."""
+    factory = make_factory(nats_url, namespace)
+    recorder = factory.application_recorder()
+    recorder.insert_events([event()])
+    conn = factory.connection
+    driver = conn._driver
+    returned = threading.Event()
+
+    def finalizer_inside_bookkeeping() -> None:
+        with driver._lock:  # where the collection started
+            conn.close()
+        returned.set()
+
+    threading.Thread(target=finalizer_inside_bookkeeping, daemon=True).start()
+    assert returned.wait(5)
+    driver._keeper.join(10)
+    assert not driver._keeper.is_alive()
+    assert driver.loop.is_closed()
+    with pytest.raises(InterfaceError):
+        recorder.insert_events([event()])

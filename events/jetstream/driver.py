@@ -354,6 +354,7 @@ class LoopDriver:
             self._keeper_owns = True
         try:
             self._loop.run_until_complete(cancel_all())
+            self._loop.run_until_complete(self._loop.shutdown_asyncgens())
         except BaseException as e:  # stopping must not raise
             logger.debug("cancelling the NATS loop's tasks failed: %s", e)
         finally:

@@ -460,7 +460,11 @@ class Connection:
 
     def close(self) -> None:
         """Drain the connection, stop the loop and its keeper thread. Idempotent."""
-        with self._close_lock:
+        # Where waiting would wait for itself, so would waiting for another thread's close (it
+        # waits for the loop this thread holds): leave it to that one, which then finishes.
+        if not self._close_lock.acquire(blocking=not self._driver.reentrant()):
+            return
+        try:
             if self._closed or self._closing:
                 return  # closed, or closing further up this thread's stack (a finalizer)
             self._closing = True
@@ -477,8 +481,11 @@ class Connection:
                 self._driver.run(self._drain())
             except Exception as e:  # closing must not raise
                 logger.debug("NATS drain failed: %s", e)
-            self._closed = True
-            self._stop_loop()
+            finally:  # even when interrupted (Ctrl-C): a later close() would return at once
+                self._closed = True
+                self._stop_loop()
+        finally:
+            self._close_lock.release()
 
     def _start_drain_and_stop(self) -> None:
         self._draining = self._loop.create_task(self._drain_and_stop())

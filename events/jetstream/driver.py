@@ -38,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import importlib
 import logging
 import signal
 import threading
@@ -92,6 +93,8 @@ class LoopDriver:
         self._stopped = False
         # Futures of work handed in: cancelled if the loop closes before running them.
         self._futures: weakref.WeakSet[concurrent.futures.Future[Any]] = weakref.WeakSet()
+        self._calling = threading.local()  # ``on`` while this thread is inside run()
+        self._finishing = False  # the keeper cancels what is left: stop_soon's own pass is off
         self._keeper = threading.Thread(target=self._keep, name=name, daemon=True)
         self._keeper.start()
 
@@ -109,9 +112,13 @@ class LoopDriver:
 
     def reentrant(self) -> bool:
         """Whether a blocking call from here would wait for itself: from the loop's callbacks,
-        the keeper thread, or a finalizer run inside the driver's own bookkeeping."""
+        the keeper thread, or a finalizer run while this thread is inside :meth:`run` (in the
+        driver's own bookkeeping, say)."""
         return (
-            self.inside() or threading.current_thread() is self._keeper or self._lock._is_owned()  # type: ignore[attr-defined]
+            self.inside()
+            or threading.current_thread() is self._keeper
+            or self._lock._is_owned()  # type: ignore[attr-defined]
+            or getattr(self._calling, "on", False)
         )
 
     # -- calls ---------------------------------------------------------------------------------
@@ -125,39 +132,51 @@ class LoopDriver:
             coro.close()
             raise InsideLoopError
         if asyncio._get_running_loop() is not None:
-            return self._hand_in(coro, counted=False)
+            return self._hand_in(coro, counted=False, guard=None)
+        # From here until the turn is given back, a finalizer's call from this thread would wait
+        # for itself, and Ctrl-C in the main thread must not cut the bookkeeping in two.
+        self._calling.on = True
         try:
-            runs_loop = self._take()
-        except BaseException:
-            coro.close()
-            raise
-        if not runs_loop:
-            return self._hand_in(coro, counted=True)
-        try:
-            if self._loop.is_closed():
-                coro.close()
-                raise LoopStoppedError
-            return self._run_here(coro)
+            with _SigintGuard() as guard:
+                try:
+                    runs_loop = self._take()
+                except BaseException:
+                    coro.close()
+                    raise
+                if not runs_loop:
+                    return self._hand_in(coro, counted=True, guard=guard)
+                try:
+                    if self._loop.is_closed():
+                        coro.close()
+                        raise LoopStoppedError
+                    return self._run_here(coro, guard)
+                finally:
+                    self._give(caller=True)
         finally:
-            self._give(caller=True)
+            self._calling.on = False
 
-    def _run_here(self, coro: Coroutine[Any, Any, T]) -> T:
+    def _run_here(self, coro: Coroutine[Any, Any, T], guard: _SigintGuard) -> T:
         """Run the loop in this thread until ``coro`` is done (this thread holds the turn)."""
         loop = self._loop
         task = loop.create_task(coro)
-        with _SigintToCancel(task):
-            try:
-                while True:
-                    try:
-                        result = loop.run_until_complete(task)
-                        break
-                    except RuntimeError:
-                        if task.done():
-                            raise
-                        # A stop left over from an interrupted run ended this one: go on.
-            except BaseException:
-                task.cancel()  # interrupted: the call is not left to run on its own
-                raise
+        guard.cancel = task.cancel
+        try:
+            while True:
+                try:
+                    result = loop.run_until_complete(task)
+                    break
+                except RuntimeError:
+                    if task.done():
+                        raise
+                    # A stop left over from an interrupted run ended this one: go on.
+                except SystemExit:
+                    if task.done():
+                        raise
+                    # Another task's (the keeper logs those too): not this caller's business.
+                    logger.exception("error in the NATS event loop")
+        except BaseException:
+            task.cancel()  # interrupted: the call is not left to run on its own
+            raise
         if self._handed_in:
             # Calls handed in may have been woken in the last step (say, by a lock this call
             # released): let them go on to their next wait (a publish is sent) first.
@@ -192,7 +211,9 @@ class LoopDriver:
         if not self.inside():
             self._nudge()
 
-    def _hand_in(self, coro: Coroutine[Any, Any, T], *, counted: bool) -> T:
+    def _hand_in(
+        self, coro: Coroutine[Any, Any, T], *, counted: bool, guard: _SigintGuard | None
+    ) -> T:
         """Have whoever runs the loop run ``coro``, and wait for it (``counted``: a caller that
         found the loop busy, already counted in ``_handed_in``)."""
         try:
@@ -207,6 +228,8 @@ class LoopDriver:
             raise
         if counted:
             future.add_done_callback(self._handed_done)
+        if guard is not None:
+            guard.cancel = future.cancel
         self._track(future)
         self._nudge()
         try:
@@ -352,8 +375,17 @@ class LoopDriver:
                 self._cond.wait(0.05)
             self._busy = True
             self._keeper_owns = True
+            self._finishing = True
         try:
-            self._loop.run_until_complete(cancel_all())
+            cancelling = self._loop.create_task(cancel_all())
+            while True:
+                try:
+                    self._loop.run_until_complete(cancelling)
+                    break
+                except RuntimeError:
+                    if cancelling.done():
+                        raise
+                    # A stop left over from an interrupted run ended this one: go on.
             self._loop.run_until_complete(self._loop.shutdown_asyncgens())
         except BaseException as e:  # stopping must not raise
             logger.debug("cancelling the NATS loop's tasks failed: %s", e)
@@ -369,12 +401,19 @@ class LoopDriver:
     # -- stopping ------------------------------------------------------------------------------
 
     def stop_soon(self) -> None:
-        """Stop without waiting (from anywhere, the loop's own callbacks included)."""
+        """Stop without waiting (from anywhere, the loop's own callbacks included): calls under
+        way are cancelled now, by whoever runs the loop, rather than waited for."""
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
         with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._cancel_calls)
             self._loop.call_soon_threadsafe(self._yield_keeper)
+
+    def _cancel_calls(self) -> None:
+        if not self._finishing:
+            for task in asyncio.all_tasks(self._loop):
+                task.cancel()
 
     def stop(self, timeout: float = 10.0) -> None:
         """Cancel the loop's tasks, close it and join the keeper. Idempotent."""
@@ -383,34 +422,45 @@ class LoopDriver:
             self._keeper.join(timeout)
 
 
-class _SigintToCancel:
-    """For a call the main thread runs: Ctrl-C cancels that call (then ``KeyboardInterrupt``)
-    instead of landing in whatever task the loop steps. As :class:`asyncio.Runner` does; only
-    where SIGINT has Python's default handler."""
+# The C functions behind ``signal.getsignal``/``signal.signal``: the Python wrappers convert
+# to enums (raising and catching a ValueError each time), ten times the cost, on every call.
+_raw_signal = importlib.import_module("_signal")
 
-    def __init__(self, task: asyncio.Task[Any]) -> None:
-        self._task = task
-        self._installed = False
+
+class _SigintGuard:
+    """While the main thread is inside :meth:`LoopDriver.run`: Ctrl-C cancels its call (then
+    ``KeyboardInterrupt``, right after the call, as the default handler would have) instead of
+    landing in whatever task the loop steps, or between two steps of the driver's bookkeeping.
+    As :class:`asyncio.Runner` does; only where SIGINT has Python's default handler. A second
+    Ctrl-C interrupts at once."""
+
+    __slots__ = ("_handler", "_interrupted", "cancel")
+
+    def __init__(self) -> None:
+        self._handler: Callable[[int, FrameType | None], None] | None = None
         self._interrupted = False
+        self.cancel: Callable[[], object] | None = None  # the call, once under way
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> _SigintGuard:
         if (
             threading.current_thread() is threading.main_thread()
-            and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+            and _raw_signal.getsignal(signal.SIGINT) is signal.default_int_handler
         ):
+            handler = self._on_sigint
             with contextlib.suppress(ValueError, OSError):
-                signal.signal(signal.SIGINT, self._on_sigint)
-                self._installed = True
+                _raw_signal.signal(signal.SIGINT, handler)
+                self._handler = handler
+        return self
 
     def _on_sigint(self, signum: int, frame: FrameType | None) -> None:
-        if self._interrupted or self._task.done():
-            raise KeyboardInterrupt
+        if self._interrupted:
+            raise KeyboardInterrupt  # a second Ctrl-C
         self._interrupted = True
-        self._task.cancel()
-        self._task.get_loop().call_soon_threadsafe(lambda: None)  # wake the selector
+        if self.cancel is not None:
+            self.cancel()
 
     def __exit__(self, kind: object, error: object, trace: object) -> None:
-        if self._installed:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if self._handler is not None and _raw_signal.getsignal(signal.SIGINT) is self._handler:
+            _raw_signal.signal(signal.SIGINT, signal.default_int_handler)
         if self._interrupted:
-            raise KeyboardInterrupt  # as the default handler would have, right after the call
+            raise KeyboardInterrupt

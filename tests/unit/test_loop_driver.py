@@ -7,6 +7,7 @@ The same seam against a real NATS server is in ``tests/integration/eventstore``.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import ctypes
 import os
 import signal
@@ -370,3 +371,114 @@ def test_ctrl_c_in_the_main_thread_cancels_its_own_call_only(driver: LoopDriver)
     assert cancelled.is_set()
     assert results == ["worker result"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+# -- found by a second attack review ------------------------------------------------------------
+
+
+@pytest.mark.skipif(
+    signal.getsignal(signal.SIGINT) is not signal.default_int_handler,
+    reason="SIGINT is taken by the test runner here",
+)
+def test_ctrl_c_after_the_main_threads_call_ended_stays_in_the_main_thread(
+    driver: LoopDriver,
+) -> None:
+    """Ctrl-C in the extra step a call runs for calls handed in: still not the worker's."""
+    woken: list[asyncio.Event] = []
+
+    async def make_event() -> None:
+        woken.append(asyncio.Event())
+
+    driver.run(make_event())
+
+    async def main_call() -> str:
+        await asyncio.sleep(0.1)  # the worker hands its call in meanwhile
+        asyncio.get_running_loop().call_soon(woken[0].set)  # runs after this call ended
+        return "main result"
+
+    async def worker_call() -> str:
+        await woken[0].wait()
+        os.kill(os.getpid(), signal.SIGINT)  # while this step runs in the main thread
+        for _ in range(20_000):
+            pass
+        return "worker result"
+
+    results: list[object] = []
+
+    def worker() -> None:
+        time.sleep(0.03)
+        try:
+            results.append(driver.run(worker_call()))
+        except BaseException as e:
+            results.append(e)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    with pytest.raises(KeyboardInterrupt):
+        driver.run(main_call())
+    t.join(5)
+    assert results == ["worker result"]
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_a_finalizer_calling_in_while_its_thread_holds_the_loop_does_not_wait_for_itself(
+    driver: LoopDriver,
+) -> None:
+    """eventsourcing's ``__del__`` closes a factory wherever the garbage collector runs it."""
+    outcome: list[object] = []
+    holder: contextvars.ContextVar[object] = contextvars.ContextVar("holder")
+
+    async def noop() -> str:
+        return "the finalizer's call"
+
+    class Finalized:
+        def __del__(self) -> None:
+            try:
+                outcome.append(driver.run(noop()))
+            except BaseException as e:
+                outcome.append(e)
+
+    async def call() -> str:
+        holder.set(Finalized())  # lives in the task's context: freed with the task
+        return "the call"
+
+    assert in_thread(lambda: driver.run(call()), within=5) == "the call"
+    assert len(outcome) == 1
+    assert outcome[0] == "the finalizer's call" or isinstance(outcome[0], InsideLoopError)
+
+
+def test_another_tasks_system_exit_does_not_reach_a_caller(driver: LoopDriver) -> None:
+    async def background() -> None:
+        await asyncio.sleep(0.05)
+        raise SystemExit(3)
+
+    async def my_call() -> str:
+        await asyncio.sleep(0.2)
+        return "my result"
+
+    driver.submit(background())
+    assert in_thread(lambda: driver.run(my_call()), within=5) == "my result"
+
+
+def test_stopping_cancels_a_call_a_caller_runs_instead_of_waiting_for_it() -> None:
+    driver = LoopDriver("test-loop", grace=0.005)
+    started = threading.Event()
+
+    async def long_call() -> str:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+            return "finished"
+        except asyncio.CancelledError:
+            return "cancelled"
+
+    results: list[object] = []
+    t = threading.Thread(target=lambda: results.append(driver.run(long_call())))
+    t.start()
+    assert started.wait(5)
+    began = time.monotonic()
+    driver.stop(timeout=5)
+    assert time.monotonic() - began < 5
+    assert not driver._keeper.is_alive()
+    t.join(5)
+    assert results == ["cancelled"]

@@ -143,3 +143,22 @@ def test_a_close_from_a_finalizer_inside_the_drivers_bookkeeping_is_deferred(
     assert driver.loop.is_closed()
     with pytest.raises(InterfaceError):
         recorder.insert_events([event()])
+
+
+def test_a_close_interrupted_while_draining_still_closes(nats_url: str, namespace: str) -> None:
+    """Ctrl-C during close's drain: the connection still ends closed, not half-closed (a later
+    close() would have returned at once, leaving the loop running for good)."""
+    factory = make_factory(nats_url, namespace)
+    factory.application_recorder().insert_events([event()])
+    conn = factory.connection
+    driver = conn._driver
+
+    async def interrupted_drain() -> None:
+        raise KeyboardInterrupt
+
+    conn._drain = interrupted_drain  # type: ignore[method-assign]
+    with pytest.raises(KeyboardInterrupt):
+        conn.close()
+    assert conn.closed
+    driver._keeper.join(10)
+    assert driver.loop.is_closed()

@@ -22,15 +22,17 @@ Taking turns
 
     A caller already inside a running event loop (a coroutine calling synchronous code) cannot
     run another one in its thread: its call is handed in. A call from the loop's own callbacks,
-    from the keeper thread, or from a finalizer run while this thread is inside the driver's
-    bookkeeping, is refused (:class:`InsideLoopError`) rather than left to deadlock.
+    from the keeper thread, or from a finalizer the garbage collector runs while this thread is
+    inside :meth:`LoopDriver.run`, is refused (:class:`InsideLoopError`) rather than left to
+    wait for itself. Stopping cancels the calls under way instead of waiting for them.
 
 Interruptions
     Ctrl-C in the main thread while it runs the loop would land in whatever task the loop is
-    stepping, perhaps another thread's call. Like :class:`asyncio.Runner`, the driver takes
-    SIGINT for the time of such a call (when its handler is Python's default): the caller's own
-    call is cancelled and the caller gets ``KeyboardInterrupt``; a second Ctrl-C interrupts at
-    once. A caller interrupted while it waits has its call cancelled too.
+    stepping, perhaps another thread's call, or between two steps of the driver's bookkeeping.
+    Like :class:`asyncio.Runner`, the driver takes SIGINT while the main thread is inside
+    :meth:`LoopDriver.run` (when its handler is Python's default): the caller's own call is
+    cancelled, and ``KeyboardInterrupt`` is raised once the turn is given back; a second Ctrl-C
+    interrupts at once. A caller interrupted otherwise while it waits has its call cancelled.
 """
 
 from __future__ import annotations
@@ -77,8 +79,8 @@ class LoopDriver:
         self._loop = asyncio.new_event_loop()
         # Who runs the loop: ``_busy`` while someone does (a caller or the keeper); callers that
         # wait for it queue up, oldest first, each blocked on a gate of its own that the one
-        # running the loop opens when done. Reentrant only so that :meth:`held_here` can tell
-        # a finalizer that this thread is inside the bookkeeping (it then must not come in).
+        # running the loop opens when done. Reentrant only so that :meth:`reentrant` can tell a
+        # finalizer that this thread is inside the bookkeeping (it then must not come in).
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._busy = False
@@ -166,8 +168,8 @@ class LoopDriver:
                     result = loop.run_until_complete(task)
                     break
                 except RuntimeError:
-                    if task.done():
-                        raise
+                    if task.done() or loop.is_running():
+                        raise  # the call's own error, or another runner (never: a bug)
                     # A stop left over from an interrupted run ended this one: go on.
                 except SystemExit:
                     if task.done():
@@ -383,7 +385,7 @@ class LoopDriver:
                     self._loop.run_until_complete(cancelling)
                     break
                 except RuntimeError:
-                    if cancelling.done():
+                    if cancelling.done() or self._loop.is_running():
                         raise
                     # A stop left over from an interrupted run ended this one: go on.
             self._loop.run_until_complete(self._loop.shutdown_asyncgens())

@@ -13,7 +13,8 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
 
 import pytest
 
@@ -48,6 +49,30 @@ def in_thread(call: Callable[[], object], within: float) -> object:
     t.join(within)
     assert outcome, f"still waiting after {within} s"
     return outcome[0]
+
+
+def ctrl_c_in_main_while_a_worker_calls(
+    driver: LoopDriver,
+    main_call: Coroutine[Any, Any, object],
+    worker_call: Callable[[], Coroutine[Any, Any, object]],
+) -> list[object]:
+    """The main thread runs ``main_call`` (expecting Ctrl-C to end it) while a worker thread's
+    call, made 20 ms later, is handed in to it; returns what the worker got."""
+    results: list[object] = []
+
+    def worker() -> None:
+        time.sleep(0.02)  # the main thread runs the loop by now: this call is handed in
+        try:
+            results.append(driver.run(worker_call()))
+        except BaseException as e:
+            results.append(e)
+
+    t = threading.Thread(target=worker)
+    t.start()
+    with pytest.raises(KeyboardInterrupt):
+        driver.run(main_call)
+    t.join(5)
+    return results
 
 
 def wait_until(condition: object, timeout: float = 5.0) -> None:
@@ -354,20 +379,7 @@ def test_ctrl_c_in_the_main_thread_cancels_its_own_call_only(driver: LoopDriver)
         await asyncio.sleep(0.05)
         return "worker result"
 
-    results: list[object] = []
-
-    def worker() -> None:
-        time.sleep(0.02)  # the main thread runs the loop by now: this call is handed in
-        try:
-            results.append(driver.run(worker_call()))
-        except BaseException as e:
-            results.append(e)
-
-    t = threading.Thread(target=worker)
-    t.start()
-    with pytest.raises(KeyboardInterrupt):
-        driver.run(main_call())
-    t.join(5)
+    results = ctrl_c_in_main_while_a_worker_calls(driver, main_call(), worker_call)
     assert cancelled.is_set()
     assert results == ["worker result"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
@@ -403,20 +415,7 @@ def test_ctrl_c_after_the_main_threads_call_ended_stays_in_the_main_thread(
             pass
         return "worker result"
 
-    results: list[object] = []
-
-    def worker() -> None:
-        time.sleep(0.03)
-        try:
-            results.append(driver.run(worker_call()))
-        except BaseException as e:
-            results.append(e)
-
-    t = threading.Thread(target=worker)
-    t.start()
-    with pytest.raises(KeyboardInterrupt):
-        driver.run(main_call())
-    t.join(5)
+    results = ctrl_c_in_main_while_a_worker_calls(driver, main_call(), worker_call)
     assert results == ["worker result"]
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 

@@ -267,7 +267,7 @@ class Connection:
         self._closed = False
         self._closing = False
         self._close_lock = threading.RLock()  # a finalizer may close while this thread closes
-        self._draining: asyncio.Task[None] | None = None
+        self._draining: asyncio.Task[None] | None = None  # a deferred close's (kept referenced)
         self._nc = Client()
         self._connected: asyncio.Event | None = None
         self._last_error: Exception | None = None

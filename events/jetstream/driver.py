@@ -104,10 +104,6 @@ class LoopDriver:
     def loop(self) -> asyncio.AbstractEventLoop:
         return self._loop
 
-    @property
-    def stopped(self) -> bool:
-        return self._stopping
-
     def inside(self) -> bool:
         """Whether the calling thread is running this driver's loop (in one of its callbacks)."""
         return asyncio._get_running_loop() is self._loop
